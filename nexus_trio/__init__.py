@@ -1,0 +1,3 @@
+"""nexus-trio: an OpenAI-compatible LLM gateway daemon on Trio."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,369 @@
+"""The configuration of nexus-trio: typed, frozen, strict (SPEC §8).
+
+Layers, lowest first; each later layer wins:
+
+1. **Defaults** — the field defaults of the Structs below; ``etc/nexus.toml`` shows every one.
+2. **File** — TOML decoded by msgspec straight into :class:`Config`. Unknown keys, wrong types
+   and out-of-range values fail in the decoder (constraints live in the types); rules that span
+   fields run in ``__post_init__``, which msgspec also runs while decoding. Either way the
+   first error is reported with its key path (``$.backends[1].url``).
+3. **Environment** — ``NEXUS_HOST``, ``NEXUS_PORT``, ``NEXUS_LOG_LEVEL``, ``NEXUS_LOG_FORMAT``.
+4. **Command line** — :class:`Overrides` (``--host``, ``--port``, ``--log-level``).
+
+Overrides are applied with ``msgspec.structs.replace`` after converting the value to the
+field's annotated type, so they pass the same constraints and ``__post_init__`` checks as the
+file. Every failure is a :class:`~nexus_trio.errors.ConfigError` with a one-line message. The
+schema-agnostic machinery (decoding, error translation, discovery) is in
+``nexus_trio.config_load``; import everything from here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+import msgspec.json
+import msgspec.structs
+
+from nexus_trio.config_load import (
+    InvalidKey,
+    check_alias_chains,
+    check_base_url,
+    decode_toml,
+    read_config_file,
+    replace_field,
+    resolve_config_path,
+)
+from nexus_trio.errors import ConfigError
+
+__all__ = [
+    "BackendConfig",
+    "Config",
+    "HealthCheckConfig",
+    "LoggingConfig",
+    "ModelCapabilities",
+    "Overrides",
+    "QualityConfig",
+    "QueueConfig",
+    "RoutingConfig",
+    "RoutingPolicy",
+    "RoutingWeights",
+    "ServerConfig",
+    "load_config",
+    "parse_config",
+    "render_config",
+    "resolve_config_path",
+]
+
+NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+Tier = Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+BackendType = Literal["ollama", "vllm", "llamacpp", "lmstudio", "openai", "generic"]
+PRIVACY_ZONES = ("restricted", "open")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+CLOUD_TYPES = frozenset({"openai"})
+
+
+class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[server]``: listener, timeouts (§3.3, §3.4), drain (§9), limits (§3.1, §5.8)."""
+
+    host: NonEmptyStr = "127.0.0.1"
+    port: Port = 8000
+    reuse_port: bool = False
+    connect_timeout_seconds: Seconds = 5.0
+    attempt_timeout_seconds: Seconds = 120.0
+    request_timeout_seconds: Seconds = 300.0
+    first_token_timeout_seconds: Seconds = 60.0
+    stream_idle_timeout_seconds: Seconds = 60.0
+    #: 0 = no limit.
+    max_stream_seconds: NonNegativeSeconds = 0.0
+    drain_timeout_seconds: NonNegativeSeconds = 30.0
+    drain_delay_seconds: NonNegativeSeconds = 0.0
+    keep_alive_timeout_seconds: Seconds = 5.0
+    max_request_body_bytes: AtLeastOne = 10_485_760
+    max_response_body_bytes: AtLeastOne = 67_108_864
+    #: 0 = unlimited.
+    max_in_flight_requests: NonNegativeInt = 1024
+    #: Name of the variable holding comma-separated inbound API keys; None = no auth.
+    api_keys_env: NonEmptyStr | None = None
+
+
+class HealthCheckConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[health_check]`` (§4.2)."""
+
+    enabled: bool = True
+    interval_seconds: Seconds = 30.0
+    timeout_seconds: Seconds = 5.0
+    failure_threshold: AtLeastOne = 3
+    recovery_threshold: AtLeastOne = 2
+
+
+class RoutingWeights(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[routing.weights]`` of the ``smart`` score (§5.6): each >= 0, finite sum > 0."""
+
+    priority: NonNegativeFloat = 50.0
+    load: NonNegativeFloat = 30.0
+    latency: NonNegativeFloat = 20.0
+
+    def __post_init__(self) -> None:
+        total = self.priority + self.load + self.latency
+        if not (total > 0 and math.isfinite(total)):
+            raise ValueError(f"the weights must have a finite sum > 0, got {total}")
+
+
+class RoutingPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One ``[[routing.policies]]`` entry (§5.4); the first matching ``model_pattern`` wins."""
+
+    model_pattern: NonEmptyStr
+    privacy: Literal["restricted", "open"] | None = None
+    min_tier: Tier | None = None
+
+
+class RoutingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[routing]`` with its weights, aliases (§5.2), fallbacks (§5.7) and policies (§5.4)."""
+
+    strategy: Literal["smart", "round_robin", "priority_only", "random"] = "smart"
+    max_retries: NonNegativeInt = 2
+    weights: RoutingWeights = msgspec.field(default_factory=RoutingWeights)
+    aliases: dict[NonEmptyStr, NonEmptyStr] = msgspec.field(default_factory=dict)
+    fallbacks: dict[NonEmptyStr, list[NonEmptyStr]] = msgspec.field(default_factory=dict)
+    policies: list[RoutingPolicy] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_alias_chains(self.aliases)
+
+
+class QualityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[quality]`` (§6.5)."""
+
+    error_rate_threshold: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    #: 0 disables the TTFT penalty.
+    ttft_penalty_threshold_ms: NonNegativeFloat = 3000.0
+    metrics_interval_seconds: Seconds = 30.0
+    min_requests: AtLeastOne = 10
+    consecutive_failures: AtLeastOne = 5
+    probe_interval_seconds: Seconds = 30.0
+
+
+class QueueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[queue]`` (§5.8)."""
+
+    enabled: bool = True
+    max_size: NonNegativeInt = 100
+    max_wait_seconds: Seconds = 30.0
+
+
+class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[backends.capabilities."model-id"]`` (§4.3); None = detect or guess from the name."""
+
+    vision: bool | None = None
+    tools: bool | None = None
+    json_mode: bool | None = None
+    embeddings: bool | None = None
+    context_length: AtLeastOne | None = None
+
+
+class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One ``[[backends]]`` entry (§4.1); ``name`` is its identity.
+
+    ``url`` is stored without trailing slashes and ``zone`` in lower case.
+    """
+
+    name: NonEmptyStr
+    url: str
+    type: BackendType
+    #: Lower = preferred (§5.6).
+    priority: int = 50
+    #: "restricted" or "open", any case; None = the default of the type (see privacy_zone).
+    zone: str | None = None
+    tier: Tier = 1
+    api_key_env: NonEmptyStr | None = None
+    forward_authorization: bool = False
+    #: 0 = unlimited.
+    max_concurrent_requests: NonNegativeInt = 0
+    models: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    embedding_models: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    capabilities: dict[NonEmptyStr, ModelCapabilities] = msgspec.field(default_factory=dict)
+    tls_ca_file: NonEmptyStr | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            msgspec.structs.force_setattr(self, "url", check_base_url(self.url))
+        except ValueError as exc:
+            raise InvalidKey("url", f"url {exc}") from exc
+        if self.zone is not None:
+            zone = self.zone.lower()
+            if zone not in PRIVACY_ZONES:
+                raise InvalidKey("zone", f"zone must be 'restricted' or 'open', got {self.zone!r}")
+            msgspec.structs.force_setattr(self, "zone", zone)
+        if self.forward_authorization and self.api_key_env is not None:
+            raise InvalidKey(
+                "forward_authorization",
+                "forward_authorization = true cannot be combined with api_key_env on the same "
+                "backend: choose the client's key or the backend key",
+            )
+
+    def privacy_zone(self) -> str:
+        """The effective zone: ``zone``, else ``open`` for cloud types, else ``restricted``."""
+        if self.zone is not None:
+            return self.zone
+        return "open" if self.type in CLOUD_TYPES else "restricted"
+
+    def location(self) -> str:
+        """``cloud`` for the ``openai`` type, ``local`` for every other type (§4.1)."""
+        return "cloud" if self.type in CLOUD_TYPES else "local"
+
+
+class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[logging]`` (§10); ``level`` is case-insensitive and stored in lower case."""
+
+    level: str = "info"
+    format: Literal["text", "json"] = "text"
+
+    def __post_init__(self) -> None:
+        level = self.level.lower()
+        if level not in LOG_LEVELS:
+            raise InvalidKey(
+                "level", f"level must be one of {', '.join(LOG_LEVELS)}, got {self.level!r}"
+            )
+        msgspec.structs.force_setattr(self, "level", level)
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole configuration; every section is optional."""
+
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    health_check: HealthCheckConfig = msgspec.field(default_factory=HealthCheckConfig)
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
+    quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
+    queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
+    backends: list[BackendConfig] = msgspec.field(default_factory=list)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+
+    def __post_init__(self) -> None:
+        first_index: dict[str, int] = {}
+        for index, backend in enumerate(self.backends):
+            if backend.name in first_index:
+                raise InvalidKey(
+                    f"backends[{index}].name",
+                    f"duplicate backend name {backend.name!r} "
+                    f"(also $.backends[{first_index[backend.name]}].name)",
+                )
+            first_index[backend.name] = index
+            if backend.forward_authorization and self.server.api_keys_env is not None:
+                raise InvalidKey(
+                    f"backends[{index}].forward_authorization",
+                    "forward_authorization = true cannot be used while inbound auth "
+                    "(server.api_keys_env) is enabled: it would forward the gateway's own keys",
+                )
+
+
+class Overrides(msgspec.Struct, frozen=True, kw_only=True):
+    """Values given on the command line; None = not given."""
+
+    host: str | None = None
+    port: int | None = None
+    log_level: str | None = None
+
+
+#: (variable, section, key) of each environment override (SPEC §8).
+_ENV_OVERRIDES = (
+    ("NEXUS_HOST", "server", "host"),
+    ("NEXUS_PORT", "server", "port"),
+    ("NEXUS_LOG_LEVEL", "logging", "level"),
+    ("NEXUS_LOG_FORMAT", "logging", "format"),
+)
+
+
+def parse_config(text: str | bytes) -> Config:
+    """Decode and validate a TOML config document.
+
+    Args:
+        text: The TOML text; bytes must be UTF-8.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: The first error, naming its key path or its line and column.
+    """
+    return decode_toml(text, Config)
+
+
+def load_config(path: Path | None, *, env: Mapping[str, str], overrides: Overrides) -> Config:
+    """Build the effective config: defaults < file < environment < command line (SPEC §8).
+
+    Blocks while reading the file (small). Call it again on reload with the same ``env`` and
+    ``overrides`` to re-apply the start-up overrides.
+
+    Args:
+        path: The file from :func:`resolve_config_path`; None = built-in defaults.
+        env: The process environment; empty override variables count as unset.
+        overrides: The command-line values.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: The file is missing, unreadable or invalid (the message starts with the
+            path), or an override is invalid (the message names the variable or flag).
+    """
+    config = Config()
+    if path is not None:
+        text = read_config_file(path)
+        try:
+            config = parse_config(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    layers: list[tuple[str, str, str, object]] = [
+        (source, sec, key, env.get(source) or None) for source, sec, key in _ENV_OVERRIDES
+    ]
+    layers += [
+        ("--host", "server", "host", overrides.host),
+        ("--port", "server", "port", overrides.port),
+        ("--log-level", "logging", "level", overrides.log_level),
+    ]
+    for source, section_name, key, value in layers:
+        if value is not None:
+            section = replace_field(getattr(config, section_name), key, value, source)
+            config = msgspec.structs.replace(config, **{section_name: section})
+    return config
+
+
+def render_config(config: Config, env: Mapping[str, str]) -> str:
+    """The effective config for ``nexus-trio check-config``, with key sources but no keys.
+
+    Args:
+        config: The config to show.
+        env: The environment, only to say whether each key variable is set.
+
+    Returns:
+        Indented JSON, then one line per key variable saying whether it is set; key values
+        are never included.
+    """
+    rendered = msgspec.json.format(msgspec.json.encode(config), indent=2).decode()
+    lines = [rendered]
+    for backend in config.backends:
+        if backend.api_key_env is not None:
+            lines.append(
+                f"backend {backend.name!r}: key from {_key_source(backend.api_key_env, env)}"
+            )
+    if config.server.api_keys_env is not None:
+        lines.append(
+            f"server: inbound API keys from {_key_source(config.server.api_keys_env, env)}"
+        )
+    return "\n".join(lines)
+
+
+def _key_source(variable: str, env: Mapping[str, str]) -> str:
+    state = "set, value redacted" if env.get(variable, "").strip() else "NOT SET"
+    return f"${variable} ({state})"
