@@ -1,0 +1,90 @@
+"""Accounting for one finished proxy request: totals, metrics and the access-log line.
+
+Called exactly once per proxy request, when its last byte was sent or the client went away
+(SPEC §10: streams are logged when they end).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+import trio
+
+from nexus_trio.api.context import RequestContext
+from nexus_trio.metrics import status_class
+from nexus_trio.services import Services
+
+access_log = logging.getLogger("nexus_trio.access")
+
+
+class AccessRecord(msgspec.Struct, omit_defaults=False):
+    """One access-log line (SPEC §10). Never message contents, never keys."""
+
+    request_id: str
+    method: str
+    path: str
+    requested_model: str | None
+    served_model: str | None
+    backend: str | None
+    attempts: int
+    status: int | None
+    stream: bool
+    ttft_ms: float | None
+    latency_ms: float
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    route_reason: str | None
+    error_code: str | None
+
+
+def record_request(services: Services, ctx: RequestContext) -> None:
+    """Count the request by final result, observe metrics, write the access-log line."""
+    elapsed = trio.current_time() - ctx.started
+    cancelled = not ctx.completed
+    totals = services.totals
+    status = ctx.status
+    if cancelled:
+        totals.cancelled += 1
+    elif status is not None and 400 <= status < 500:
+        totals.client_errors += 1
+    elif status is None or status >= 500 or ctx.truncated:
+        totals.errors += 1
+    else:
+        totals.success += 1
+
+    model = ctx.served_model if ctx.backend is not None else None
+    backend = ctx.backend or "none"
+    model_label = model or "none"
+    stream = "true" if ctx.stream else "false"
+    metrics = services.metrics
+    metrics.requests.labels(
+        model_label, backend, status_class(status, cancelled=cancelled), stream
+    ).inc()
+    metrics.request_duration.labels(model_label, backend, stream).observe(elapsed)
+    metrics.gateway_overhead.labels(stream).observe(max(elapsed - ctx.upstream_seconds, 0.0))
+    if ctx.backend is not None:
+        if ctx.prompt_tokens:
+            metrics.tokens.labels(model_label, backend, "prompt").inc(ctx.prompt_tokens)
+        if ctx.completion_tokens:
+            metrics.tokens.labels(model_label, backend, "completion").inc(ctx.completion_tokens)
+
+    if access_log.isEnabledFor(logging.INFO):
+        record = AccessRecord(
+            request_id=ctx.request_id,
+            method=ctx.method,
+            path=ctx.path,
+            requested_model=ctx.requested_model,
+            served_model=model,
+            backend=ctx.backend,
+            attempts=ctx.attempts,
+            status=None if cancelled else status,
+            stream=ctx.stream,
+            ttft_ms=None if ctx.ttft_ms is None else round(ctx.ttft_ms, 1),
+            latency_ms=round(elapsed * 1000.0, 1),
+            prompt_tokens=ctx.prompt_tokens,
+            completion_tokens=ctx.completion_tokens,
+            route_reason=ctx.route_reason,
+            error_code="cancelled" if cancelled else ctx.error_code,
+        )
+        access_log.info("request", extra={"access": record})

@@ -1,0 +1,39 @@
+"""The app factory: the Quart-Trio app with every route, wrapped in :class:`GatewayASGI`."""
+
+from __future__ import annotations
+
+from quart_trio import QuartTrio
+
+from nexus_trio.api.asgi import GatewayASGI
+from nexus_trio.api.errors import install_error_handlers
+from nexus_trio.api.forwarding import Forwarder
+from nexus_trio.api.proxy import register_proxy_routes
+from nexus_trio.api.status import register_status_routes
+from nexus_trio.services import Services
+
+
+def create_app(services: Services) -> QuartTrio:
+    """Build the Quart-Trio app serving ``services`` (with :class:`GatewayASGI` installed).
+
+    Quart's ``RESPONSE_TIMEOUT`` (60 s) would silently cut long streams and ``BODY_TIMEOUT``
+    long uploads: both are disabled, and the gateway's own deadlines apply (SPEC §3.3, §3.4).
+    """
+    app = QuartTrio("nexus_trio")
+    server = services.config.server
+    app.config.update(
+        RESPONSE_TIMEOUT=None,
+        BODY_TIMEOUT=server.request_timeout_seconds,
+        MAX_CONTENT_LENGTH=server.max_request_body_bytes,
+        PROVIDE_AUTOMATIC_OPTIONS=False,
+    )
+    services.reload_listeners.append(
+        lambda config: app.config.update(
+            BODY_TIMEOUT=config.server.request_timeout_seconds,
+            MAX_CONTENT_LENGTH=config.server.max_request_body_bytes,
+        )
+    )
+    install_error_handlers(app)
+    register_status_routes(app, services)
+    register_proxy_routes(app, Forwarder(services))
+    app.asgi_app = GatewayASGI(app.asgi_app, services)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,127 @@
+"""The ASGI layer around the Quart app: request ownership, drain answers, the final send.
+
+:class:`GatewayASGI` is installed as the Quart app's ASGI middleware
+(``app.asgi_app = GatewayASGI(app.asgi_app, services)``, so Quart's test client goes through
+it too) and, for every HTTP request:
+
+* creates the :class:`RequestContext` (request id, exit stack) the views fill in;
+* answers on its own, before the body is read, a request that arrives after the listener
+  closed (503 ``shutting_down``, ``Connection: close``) and a proxy request over
+  ``server.max_in_flight_requests`` (503 ``overloaded``);
+* counts proxy requests in flight from acceptance until they are accounted for;
+* adds ``X-Request-Id`` and the ``X-Nexus-*`` headers to the response start;
+* performs the final body ``send`` inside a shielded scope. Quart-Trio cancels the app task
+  while hypercorn is still doing its end-of-response bookkeeping inside that send (closing on
+  ``Connection: close``, arming the keep-alive timer); shielding lets it finish (ARCHITECTURE,
+  traps);
+* closes the request's exit stack under a shielded, bounded scope in ``finally``, so an
+  upstream response handed to it is closed even when the body generator never started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import msgspec
+import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
+
+from nexus_trio import errors
+from nexus_trio.api.accounting import record_request
+from nexus_trio.api.context import RequestContext, request_id_from
+from nexus_trio.services import Services
+
+ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
+
+PROXY_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+
+#: Upper bound on request cleanup (closing upstream responses) once the request is over.
+_CLEANUP_SECONDS = 2.0
+
+
+class GatewayASGI:
+    """ASGI application: the Quart app plus per-request ownership and accounting."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        services = self.services
+        ctx = RequestContext(
+            request_id=request_id_from(scope["headers"]),
+            method=scope["method"],
+            path=scope["path"],
+            started=trio.current_time(),
+            is_proxy=scope["method"] == "POST" and scope["path"] in PROXY_PATHS,
+        )
+        cast(dict[str, Any], scope)["nexus.context"] = ctx
+        if services.drain.listener_closed.is_set():
+            await self._reject(send, ctx, errors.ShuttingDown())
+            return
+        if ctx.is_proxy:
+            limit = services.config.server.max_in_flight_requests
+            if limit and services.in_flight >= limit:
+                await self._reject(send, ctx, errors.Overloaded())
+                return
+            services.in_flight += 1
+        try:
+            await self.app(scope, receive, _ResponseSender(send, ctx))
+        finally:
+            with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                await ctx.exit_stack.aclose()
+            if ctx.is_proxy:
+                services.in_flight -= 1
+                record_request(services, ctx)
+
+    async def _reject(
+        self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
+    ) -> None:
+        body = msgspec.json.encode(error.envelope())
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", ctx.request_id.encode()),
+            *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+        ]
+        ctx.status = error.status
+        ctx.error_code = error.code
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        with trio.CancelScope(shield=True):
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        ctx.completed = True
+        if ctx.is_proxy:
+            record_request(self.services, ctx)
+
+
+class _ResponseSender:
+    """The ``send`` callable given to Quart: adds our headers, shields the final send."""
+
+    __slots__ = ("_ctx", "_send")
+
+    def __init__(self, send: ASGISendCallable, ctx: RequestContext) -> None:
+        self._send = send
+        self._ctx = ctx
+
+    async def __call__(self, message: ASGISendEvent) -> None:
+        ctx = self._ctx
+        if message["type"] == "http.response.start":
+            ctx.status = message["status"]
+            headers = list(message.get("headers", ()))
+            headers.append((b"x-request-id", ctx.request_id.encode()))
+            if ctx.is_proxy:
+                headers.extend(ctx.nexus_headers())
+            await self._send({**message, "headers": headers})
+            return
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            with trio.CancelScope(shield=True):
+                await self._send(message)
+            ctx.completed = True
+            return
+        await self._send(message)

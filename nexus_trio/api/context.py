@@ -1,0 +1,82 @@
+"""Per-request state: what the access log, the metrics and the response headers report.
+
+One :class:`RequestContext` lives from the moment the ASGI wrapper accepts a request until
+its last byte is sent (or the client is gone). It owns an ``AsyncExitStack`` that the wrapper
+closes under a shielded scope in its ``finally``: whatever the view hands over to it — an open
+upstream response, an unfinished attempt — is cleaned up even if the response body generator
+never starts (ARCHITECTURE, traps).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import trio
+
+_PRINTABLE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+
+
+def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's ``X-Request-Id`` if usable (1 to 128 printable ASCII), else a new UUID4."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            if _PRINTABLE_ID.fullmatch(value):
+                return value.decode("ascii")
+            break
+    return str(uuid.uuid4())
+
+
+@dataclass(eq=False)
+class RequestContext:
+    """What one client request did, filled in as it goes."""
+
+    request_id: str
+    method: str
+    path: str
+    started: float
+    exit_stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    is_proxy: bool = False
+    stream: bool = False
+    requested_model: str | None = None
+    served_model: str | None = None
+    backend: str | None = None
+    backend_location: str | None = None
+    privacy_zone: str | None = None
+    route_reason: str | None = None
+    fallback_model: str | None = None
+    attempts: int = 0
+    status: int | None = None
+    error_code: str | None = None
+    truncated: bool = False
+    ttft_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    #: Seconds spent waiting on upstreams (for the gateway-overhead histogram).
+    upstream_seconds: float = 0.0
+    #: Set once the final body message has been handed to the server.
+    completed: bool = False
+    #: Set when response headers have been sent (a streaming response commits here).
+    committed_at: float | None = None
+
+    def nexus_headers(self) -> list[tuple[bytes, bytes]]:
+        """The ``X-Nexus-*`` headers for a response that reached routing (SPEC §3.5)."""
+        if self.backend is None:
+            return []
+        pairs = [
+            (b"x-nexus-backend", self.backend),
+            (b"x-nexus-backend-type", self.backend_location or "local"),
+            (b"x-nexus-model", self.served_model or ""),
+            (b"x-nexus-route-reason", self.route_reason or "only_candidate"),
+            (b"x-nexus-attempts", str(self.attempts)),
+            (b"x-nexus-privacy-zone", self.privacy_zone or "restricted"),
+        ]
+        if self.fallback_model is not None:
+            pairs.append((b"x-nexus-fallback-model", self.fallback_model))
+        return [(name, value.encode("latin-1", "replace")) for name, value in pairs]
+
+    def elapsed(self) -> float:
+        return trio.current_time() - self.started

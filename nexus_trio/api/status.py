@@ -1,0 +1,81 @@
+"""Status routes: ``/health``, ``/health/live``, ``/v1/models``, ``/metrics`` (SPEC §2)."""
+
+from __future__ import annotations
+
+import msgspec
+import trio
+from quart import Response
+from quart_trio import QuartTrio
+
+from nexus_trio import __version__
+from nexus_trio.metrics import CONTENT_TYPE_LATEST
+from nexus_trio.registry import HealthState
+from nexus_trio.services import Services
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(_ENCODER.encode(payload), status=status, content_type="application/json")
+
+
+def health_status(services: Services) -> str:
+    """``healthy`` | ``degraded`` | ``unhealthy`` | ``draining`` (SPEC §2.4)."""
+    if services.drain.draining:
+        return "draining"
+    counts = services.registry.health_counts()
+    healthy = counts[HealthState.HEALTHY]
+    if healthy and healthy == len(services.registry):
+        return "healthy"
+    return "degraded" if healthy else "unhealthy"
+
+
+def register_status_routes(app: QuartTrio, services: Services) -> None:
+    """Add the status routes to ``app``."""
+
+    @app.get("/health")
+    async def health() -> Response:
+        status = health_status(services)
+        counts = services.registry.health_counts()
+        body = {
+            "status": status,
+            "version": __version__,
+            "uptime_seconds": int(trio.current_time() - services.started_at),
+            "backends": {"total": len(services.registry), **counts},
+            "models": {"total": len(services.registry.known_models())},
+            "in_flight_requests": services.in_flight,
+        }
+        return _json(body, 200 if status in ("healthy", "degraded") else 503)
+
+    @app.get("/health/live")
+    async def live() -> Response:
+        if services.drain.draining:
+            return _json({"status": "draining"}, 503)
+        return _json({"status": "alive"})
+
+    @app.get("/v1/models")
+    async def models() -> Response:
+        owners: dict[str, list[tuple[int, str]]] = {}
+        for backend in services.registry:
+            if backend.health is not HealthState.HEALTHY:
+                continue
+            for model in backend.models:
+                owners.setdefault(model, []).append((backend.config.priority, backend.name))
+        created = int(services.started_wall)
+        data = []
+        for model in sorted(owners):
+            ranked = sorted(owners[model])
+            data.append(
+                {
+                    "id": model,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": ranked[0][1],
+                    "backends": [name for _, name in ranked],
+                }
+            )
+        return _json({"object": "list", "data": data})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(services.metrics.render(), content_type=CONTENT_TYPE_LATEST)

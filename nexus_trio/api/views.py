@@ -1,0 +1,172 @@
+"""Request views: decode only what routing needs, validate it, forward the rest untouched.
+
+A proxy request body is decoded once into a small view Struct (SPEC §3.1). Unknown fields are
+skipped by the decoder, never dropped from what is forwarded: the bytes sent upstream are the
+client's bytes, except that ``model`` is replaced when an alias or fallback resolved it
+(:func:`with_model` decodes the top level to ``dict[str, msgspec.Raw]``, replaces one key and
+re-encodes, leaving every other value byte-identical).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from typing import Any
+
+import msgspec
+
+from nexus_trio import errors
+
+
+class RouteKind(enum.StrEnum):
+    CHAT = "chat"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+
+class ContentPart(msgspec.Struct):
+    type: str
+    text: str | None = None
+
+
+class Message(msgspec.Struct):
+    content: str | list[ContentPart] | None = None
+
+
+class ResponseFormat(msgspec.Struct):
+    type: str | None = None
+
+
+class _Common(msgspec.Struct):
+    model: str
+    stream: bool = False
+
+
+class ChatView(_Common):
+    messages: list[Message] = msgspec.field(default_factory=list)
+    tools: list[msgspec.Raw] | None = None
+    response_format: ResponseFormat | None = None
+
+
+class CompletionView(_Common):
+    prompt: msgspec.Raw | None = None
+
+
+class EmbeddingView(_Common):
+    input: msgspec.Raw | None = None
+
+
+RequestView = ChatView | CompletionView | EmbeddingView
+
+_DECODERS: dict[RouteKind, msgspec.json.Decoder[Any]] = {
+    RouteKind.CHAT: msgspec.json.Decoder(ChatView),
+    RouteKind.COMPLETIONS: msgspec.json.Decoder(CompletionView),
+    RouteKind.EMBEDDINGS: msgspec.json.Decoder(EmbeddingView),
+}
+_ANY_DECODER = msgspec.json.Decoder()
+_TOP_LEVEL_DECODER = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_PATH = re.compile(r" - at `\$\.?(.*)`$")
+
+
+def _param_of(message: str) -> tuple[str, str | None]:
+    """Split msgspec's "Expected ... - at `$.messages[0].content`" into text and param."""
+    match = _PATH.search(message)
+    if match is None:
+        return message, None
+    return message[: match.start()], match.group(1) or None
+
+
+def _check_duplicate_keys(body: bytes) -> None:
+    """Reject a second top-level ``model`` or ``stream`` (SPEC §3.1).
+
+    msgspec keeps the last duplicate and a backend may keep the first, so the model we route
+    on could differ from the one served. The exact check (stdlib ``json`` with a pairs hook)
+    only runs when a cheap scan says a duplicate or an escaped key is possible.
+    """
+    if body.count(b'"model"') < 2 and body.count(b'"stream"') < 2 and b"\\u" not in body:
+        return
+    top: list[tuple[str, object]] = []
+
+    def keep_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        top[:] = pairs
+        return dict(pairs)
+
+    json.loads(body, object_pairs_hook=keep_pairs)
+    names = [name for name, _ in top]
+    for key in ("model", "stream"):
+        if names.count(key) > 1:
+            raise errors.DuplicateKey(f"The request body has more than one '{key}' key.", param=key)
+
+
+def decode_view(kind: RouteKind, body: bytes) -> RequestView:
+    """Decode and validate a proxy request body.
+
+    Raises:
+        InvalidJSON: the body is empty or not JSON.
+        InvalidValue: JSON of the wrong shape; ``param`` names the field.
+        DuplicateKey: a second top-level ``model`` or ``stream``.
+    """
+    try:
+        view: RequestView = _DECODERS[kind].decode(body)
+    except msgspec.ValidationError as exc:
+        _raise_for_shape(body, str(exc))
+    except msgspec.DecodeError as exc:
+        raise errors.InvalidJSON("The request body is not valid JSON.") from exc
+    _check_duplicate_keys(body)
+    if not view.model:
+        raise errors.InvalidValue("'model' must be a non-empty string.", param="model")
+    if isinstance(view, ChatView):
+        if not view.messages:
+            raise errors.InvalidValue("'messages' must be a non-empty list.", param="messages")
+    elif isinstance(view, CompletionView):
+        _check_prompt(view.prompt)
+    else:
+        _check_input(view.input)
+    return view
+
+
+def _raise_for_shape(body: bytes, message: str) -> None:
+    try:
+        top = _ANY_DECODER.decode(body)
+    except msgspec.DecodeError as exc:
+        raise errors.InvalidJSON("The request body is not valid JSON.") from exc
+    if not isinstance(top, dict):
+        raise errors.InvalidValue("The request body must be a JSON object.")
+    if "model" not in top:
+        raise errors.InvalidValue("'model' is required.", param="model")
+    text, param = _param_of(message)
+    raise errors.InvalidValue(f"Invalid request: {text}.", param=param)
+
+
+def _check_prompt(raw: msgspec.Raw | None) -> None:
+    if raw is None:
+        raise errors.InvalidValue("'prompt' is required.", param="prompt")
+    prompt = _ANY_DECODER.decode(raw)
+    if isinstance(prompt, str):
+        return
+    if isinstance(prompt, list) and prompt:
+        if all(isinstance(p, str) for p in prompt):
+            return
+        if all(isinstance(p, int) for p in prompt):
+            return
+        if all(isinstance(p, list) and all(isinstance(t, int) for t in p) for p in prompt):
+            return
+    raise errors.InvalidValue(
+        "'prompt' must be a string, a list of strings, or token ids.", param="prompt"
+    )
+
+
+def _check_input(raw: msgspec.Raw | None) -> None:
+    if raw is None:
+        raise errors.InvalidValue("'input' is required.", param="input")
+    value = _ANY_DECODER.decode(raw)
+    if not (isinstance(value, str | list) and value):
+        raise errors.InvalidValue("'input' must be a non-empty string or list.", param="input")
+
+
+def with_model(body: bytes, model: str) -> bytes:
+    """The client's body with ``model`` replaced; every other value byte-identical."""
+    top = _TOP_LEVEL_DECODER.decode(body)
+    top["model"] = msgspec.Raw(msgspec.json.encode(model))
+    return msgspec.json.encode(top)

@@ -1,0 +1,157 @@
+"""The ``nexus-trio`` command line (SPEC §11). Exit codes: 0 ok, 1 runtime/config error, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from nexus_trio import __version__
+from nexus_trio.config import (
+    Overrides,
+    load_config,
+    parse_config,
+    render_config,
+    resolve_config_path,
+)
+from nexus_trio.daemon import Supervisor
+from nexus_trio.demo import run_demo
+from nexus_trio.errors import ConfigError
+from nexus_trio.logs import configure_logging
+from nexus_trio.simulator import FailMode, SimulatedBackend, SimulatorOptions
+
+log = logging.getLogger("nexus_trio.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nexus-trio", description="OpenAI-compatible LLM gateway daemon on Trio."
+    )
+    parser.add_argument("--version", action="version", version=f"nexus-trio {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway daemon")
+    serve.add_argument(
+        "--config", help="config file (default: $NEXUS_CONFIG, /etc/nexus-trio/nexus.toml)"
+    )
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument("--log-level", help="debug|info|warning|error")
+
+    check = commands.add_parser("check-config", help="validate a config file and print it")
+    check.add_argument("path")
+
+    simulate = commands.add_parser("simulate", help="run a simulated inference backend")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, required=True)
+    simulate.add_argument("--model", action="append", dest="models", metavar="M")
+    simulate.add_argument("--ttft-ms", type=float, default=50.0)
+    simulate.add_argument("--tokens-per-second", type=float, default=100.0)
+    simulate.add_argument("--completion-tokens", type=int, default=20)
+    simulate.add_argument("--error-rate", type=float, default=0.0)
+    simulate.add_argument(
+        "--fail-mode", choices=[mode.value for mode in FailMode], default=FailMode.HTTP_500.value
+    )
+
+    demo = commands.add_parser("demo", help="gateway + two simulated backends, ready to curl")
+    demo.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "check-config":
+            return _check_config(Path(args.path))
+        if args.command == "simulate":
+            return _simulate(args)
+        return _demo(args)
+    except ConfigError as exc:
+        print(f"nexus-trio: configuration error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides = Overrides(host=args.host, port=args.port, log_level=args.log_level)
+    path = resolve_config_path(args.config, os.environ)
+    config = load_config(path, env=os.environ, overrides=overrides)
+    configure_logging(config.logging.level, config.logging.format)
+    if path is None:
+        log.warning("no config file found; running with built-in defaults and no backends")
+    else:
+        log.info("configuration loaded from %s", path)
+    supervisor = Supervisor(config, config_path=path, overrides=overrides)
+    try:
+        trio.run(supervisor.run)
+    except OSError as exc:
+        print(
+            f"nexus-trio: cannot listen on {config.server.host}:{config.server.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 1 if supervisor.forced else 0
+
+
+def _check_config(path: Path) -> int:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    print(render_config(parse_config(text), os.environ))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    configure_logging("info", "text")
+    options = SimulatorOptions(
+        host=args.host,
+        port=args.port,
+        models=tuple(args.models or ["demo"]),
+        ttft_ms=args.ttft_ms,
+        tokens_per_second=args.tokens_per_second,
+        completion_tokens=args.completion_tokens,
+        error_rate=args.error_rate,
+        fail_mode=FailMode(args.fail_mode),
+    )
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(SimulatedBackend(options).run)
+            print(f"simulated backend listening on http://{options.host}:{port}", flush=True)
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+
+    try:
+        trio.run(run)
+    except OSError as exc:
+        print(
+            f"nexus-trio: cannot listen on port {args.port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    configure_logging("info", "text")
+    try:
+        return trio.run(run_demo, args.port)
+    except OSError as exc:
+        print(
+            f"nexus-trio: cannot listen on port {args.port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1

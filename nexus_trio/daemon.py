@@ -1,0 +1,140 @@
+"""The supervisor: one nursery, the start order, the drain order (SPEC §1, §9).
+
+Theory of operation. :meth:`Supervisor.run` owns the process tree::
+
+    Supervisor.run
+    └── nursery
+        ├── signal watcher      SIGTERM/SIGINT → drain, again → force; SIGHUP → reload
+        └── front end           hypercorn serving the app, until drained
+
+Services start in dependency order with ``await nursery.start(...)``; each reports
+``started()`` when really ready. Shutdown is a trigger plus deadlines: the first signal marks
+the gateway draining, waits ``drain_delay_seconds``, then closes the listener and fixes the
+drain deadline (:class:`~nexus_trio.drain.Drain`); hypercorn returns once its connections are
+done; the background services are cancelled last. A second signal cancels the whole tree at
+once (exit status 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import trio
+
+from nexus_trio.api.server import FrontEnd
+from nexus_trio.config import Config, Overrides, load_config
+from nexus_trio.errors import ConfigError
+from nexus_trio.services import Services
+
+log = logging.getLogger("nexus_trio.daemon")
+
+#: Settings a running process cannot change (SPEC §6.5).
+RESTART_KEYS = ("server.host", "server.port", "server.reuse_port", "logging.format")
+
+
+def restart_required(old: Config, new: Config) -> list[str]:
+    """Keys whose change only takes effect after a restart."""
+    pairs = {
+        "server.host": (old.server.host, new.server.host),
+        "server.port": (old.server.port, new.server.port),
+        "server.reuse_port": (old.server.reuse_port, new.server.reuse_port),
+        "logging.format": (old.logging.format, new.logging.format),
+    }
+    return [key for key in RESTART_KEYS if pairs[key][0] != pairs[key][1]]
+
+
+class Supervisor:
+    """Runs the gateway until it has drained (or is forced down)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        env: Mapping[str, str] | None = None,
+        config_path: Path | None = None,
+        overrides: Overrides | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.env = dict(os.environ if env is None else env)
+        self.config_path = config_path
+        self.overrides = overrides or Overrides()
+        self.transport = transport
+        self.forced = False
+        self.services: Services | None = None
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until drained. ``task_status.started`` gets the bound URLs."""
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        async with httpx.AsyncClient(transport=self.transport, limits=limits) as http:
+            services = self.services = Services.create(self.config, self.env, http)
+            front_end = FrontEnd(services)
+            with trio.CancelScope() as everything:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self._watch_signals, services, everything)
+                    binds = await nursery.start(front_end.run)
+                    log.info("nexus-trio ready on %s", ", ".join(binds))
+                    task_status.started(binds)
+                    await front_end.stopped.wait()
+                    log.info("drain complete; stopping background services")
+                    nursery.cancel_scope.cancel()
+
+    async def _watch_signals(
+        self,
+        services: Services,
+        everything: trio.CancelScope,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        with trio.open_signal_receiver(*wanted) as signals:
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        self.reload(services)
+                    elif not services.drain.draining:
+                        nursery.start_soon(self._drain, services)
+                    else:
+                        log.warning(
+                            "second %s: forcing shutdown, dropping %d request(s) in flight",
+                            signal.Signals(signum).name,
+                            services.in_flight,
+                        )
+                        self.forced = True
+                        everything.cancel()
+
+    async def _drain(self, services: Services) -> None:
+        server = services.config.server
+        services.drain.request()
+        log.info("drain started: health reports draining")
+        if server.drain_delay_seconds > 0:
+            log.info("drain: keeping the listener open %.1f s", server.drain_delay_seconds)
+            await trio.sleep(server.drain_delay_seconds)
+        services.drain.close_listener(server.drain_timeout_seconds)
+        log.info(
+            "drain: listener closed; %d request(s) in flight, deadline in %.1f s",
+            services.in_flight,
+            server.drain_timeout_seconds,
+        )
+
+    def reload(self, services: Services) -> bool:
+        """Re-read the config file; swap it in if valid (SPEC §6.5). Returns success."""
+        try:
+            new = load_config(self.config_path, env=self.env, overrides=self.overrides)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return False
+        needs_restart = restart_required(services.config, new)
+        if needs_restart:
+            log.warning("restart required for: %s", ", ".join(needs_restart))
+        services.apply_config(new)
+        log.info("configuration reloaded (%d backend(s))", len(new.backends))
+        return True

@@ -1,0 +1,130 @@
+"""Prometheus metrics (SPEC §7) on the app's own ``CollectorRegistry``.
+
+Counters and histograms are observed on the request path. Gauges that describe state (in
+flight, pending per backend, backend up) are not kept in sync by hand: a custom collector reads
+them from the live objects at scrape time. Label values are bounded: ``model`` is a served or
+configured model or ``"none"``, ``backend`` a configured name or ``"none"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from nexus_trio import __version__
+
+__all__ = ["CONTENT_TYPE_LATEST", "GaugeSnapshot", "Metrics", "status_class"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+def status_class(status: int | None, *, cancelled: bool) -> str:
+    """The bounded ``code`` label: ``2xx`` … ``5xx`` or ``cancelled``."""
+    if cancelled or status is None:
+        return "cancelled"
+    return f"{status // 100}xx"
+
+
+@dataclass(frozen=True, slots=True)
+class GaugeSnapshot:
+    """State-derived values read at scrape time."""
+
+    in_flight: int
+    backend_pending: dict[str, int]
+    backend_up: dict[str, bool]
+
+
+class _StateCollector(Collector):
+    def __init__(self, snapshot: Callable[[], GaugeSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        snap = self._snapshot()
+        in_flight = GaugeMetricFamily(
+            "nexus_in_flight_requests", "Client requests on proxy routes in flight."
+        )
+        in_flight.add_metric([], snap.in_flight)
+        pending = GaugeMetricFamily(
+            "nexus_backend_pending_requests", "Attempts in flight per backend.", labels=["backend"]
+        )
+        up = GaugeMetricFamily(
+            "nexus_backend_up", "1 if the backend is healthy.", labels=["backend"]
+        )
+        for name, value in snap.backend_pending.items():
+            pending.add_metric([name], value)
+        for name, is_up in snap.backend_up.items():
+            up.add_metric([name], 1 if is_up else 0)
+        build = GaugeMetricFamily("nexus_build_info", "Build information.", labels=["version"])
+        build.add_metric([__version__], 1)
+        yield from (in_flight, pending, up, build)
+
+
+class Metrics:
+    """Every instrument of the gateway, registered on a registry of its own."""
+
+    def __init__(self, snapshot: Callable[[], GaugeSnapshot]) -> None:
+        # ``*_created`` series double the exposition for no operational value.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.requests = Counter(
+            "nexus_requests",
+            "Client requests on proxy routes, counted once when they finish.",
+            ["model", "backend", "code", "stream"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "nexus_request_duration_seconds",
+            "Client request duration (streams: until the last byte).",
+            ["model", "backend", "stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_attempts = Counter(
+            "nexus_upstream_attempts",
+            "Upstream attempts by outcome.",
+            ["backend", "model", "outcome"],
+            registry=registry,
+        )
+        self.stream_truncated = Counter(
+            "nexus_stream_truncated",
+            "Streams ended with the stream_truncated event.",
+            ["backend", "reason"],
+            registry=registry,
+        )
+        self.gateway_overhead = Histogram(
+            "nexus_gateway_overhead_seconds",
+            "Request time not spent waiting on upstreams.",
+            ["stream"],
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "nexus_tokens",
+            "Tokens reported by upstream usage.",
+            ["model", "backend", "type"],
+            registry=registry,
+        )
+        registry.register(_StateCollector(snapshot))
+        ProcessCollector(registry=registry)
+
+    def render(self) -> bytes:
+        """The text exposition, served with ``CONTENT_TYPE_LATEST``."""
+        return generate_latest(self.registry)
+
+    def names(self) -> Iterator[str]:
+        """Names of every metric family currently exposed (for tests and docs)."""
+        for family in self.registry.collect():
+            yield family.name

@@ -1,0 +1,6 @@
+"""The in-memory registry of configured backends (sync)."""
+
+from nexus_trio.registry.backend import Backend, BackendCounters, HealthState
+from nexus_trio.registry.registry import Registry
+
+__all__ = ["Backend", "BackendCounters", "HealthState", "Registry"]

@@ -1,0 +1,104 @@
+"""One configured backend: its static configuration plus the live state the gateway learns.
+
+A :class:`Backend` is created from a :class:`~nexus_trio.config.BackendConfig` and keeps, for
+as long as its identity (``name``, ``url``, ``type``) is unchanged, its health state, its model
+list and its live counters (SPEC §4.4). Everything here is synchronous and in memory: the
+health checker, the router and the request path mutate it from the one Trio thread.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from nexus_trio.config import BackendConfig
+
+#: Smoothing factor of the per-backend EWMAs (SPEC §4.4).
+EWMA_ALPHA = 0.2
+
+
+class HealthState(enum.StrEnum):
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+def _ewma(previous: float | None, sample: float) -> float:
+    """Exponentially weighted moving average that starts at the first sample."""
+    if previous is None:
+        return sample
+    return previous + EWMA_ALPHA * (sample - previous)
+
+
+@dataclass(slots=True)
+class BackendCounters:
+    """Live counters of one backend (SPEC §4.4)."""
+
+    pending: int = 0
+    requests_total: int = 0
+    latency_ewma_ms: float | None = None
+    ttft_ewma_ms: float | None = None
+    ms_per_output_token_ewma: float | None = None
+
+    def observe_success(
+        self,
+        *,
+        latency_ms: float,
+        ttft_ms: float | None = None,
+        completion_tokens: int | None = None,
+    ) -> None:
+        """Fold one successful attempt into the EWMAs."""
+        self.latency_ewma_ms = _ewma(self.latency_ewma_ms, latency_ms)
+        if ttft_ms is not None:
+            self.ttft_ewma_ms = _ewma(self.ttft_ewma_ms, ttft_ms)
+        if completion_tokens:
+            per_token = latency_ms / completion_tokens
+            self.ms_per_output_token_ewma = _ewma(self.ms_per_output_token_ewma, per_token)
+
+
+@dataclass(slots=True, eq=False)
+class Backend:
+    """A configured inference server and what the gateway knows about it now."""
+
+    config: BackendConfig
+    #: The bearer key read from ``api_key_env`` at load time; never logged or rendered.
+    api_key: str | None = field(default=None, repr=False)
+    health: HealthState = HealthState.UNKNOWN
+    #: Models reported by the last successful probe (static ``models`` are added on top).
+    discovered_models: frozenset[str] = frozenset()
+    counters: BackendCounters = field(default_factory=BackendCounters)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def base_url(self) -> str:
+        return self.config.url.rstrip("/")
+
+    @property
+    def location(self) -> str:
+        return self.config.location()
+
+    @property
+    def models(self) -> frozenset[str]:
+        """Every model served: discovered, plus static ``models`` and ``embedding_models``."""
+        return (
+            self.discovered_models
+            | frozenset(self.config.models)
+            | frozenset(self.config.embedding_models)
+        )
+
+    def identity(self) -> tuple[str, str, str]:
+        """What must stay equal across a reload for history to be kept (SPEC §6.5)."""
+        return (self.config.name, self.base_url, self.config.type)
+
+    def at_capacity(self) -> bool:
+        limit = self.config.max_concurrent_requests
+        return limit > 0 and self.counters.pending >= limit
+
+    @classmethod
+    def from_config(cls, config: BackendConfig, env: Mapping[str, str]) -> Backend:
+        key = env.get(config.api_key_env) if config.api_key_env else None
+        return cls(config=config, api_key=key or None)

@@ -1,0 +1,109 @@
+"""The gateway's long-lived objects, built once by the supervisor and injected everywhere.
+
+Nothing here is a module-level singleton (ARCHITECTURE rule 10): the app factory, the
+forwarding code and the background services all receive one :class:`Services`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+import trio
+
+from nexus_trio.config import Config
+from nexus_trio.drain import Drain
+from nexus_trio.metrics import GaugeSnapshot, Metrics
+from nexus_trio.quality.outcome import Outcome
+from nexus_trio.registry import Backend, HealthState, Registry
+from nexus_trio.upstream.client import UpstreamClient
+
+
+@dataclass(slots=True)
+class RequestTotals:
+    """Client requests by final result (``/v1/stats`` ``requests``, SPEC §6.6)."""
+
+    success: int = 0
+    errors: int = 0
+    client_errors: int = 0
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.success + self.errors + self.client_errors + self.cancelled
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One upstream exchange for one agent; finished exactly once."""
+
+    backend: Backend
+    model: str
+    stream: bool
+    started: float
+    outcome: Outcome | None = None
+    ttft_ms: float | None = None
+
+
+@dataclass(eq=False)
+class Services:
+    """Everything a request or a background loop needs, in one place."""
+
+    config: Config
+    env: Mapping[str, str]
+    registry: Registry
+    upstream: UpstreamClient
+    drain: Drain = field(default_factory=Drain)
+    started_at: float = field(default_factory=trio.current_time)
+    started_wall: float = field(default_factory=time.time)
+    in_flight: int = 0
+    totals: RequestTotals = field(default_factory=RequestTotals)
+    metrics: Metrics = field(init=False)
+    #: Called with the new config after a reload (e.g. the app's body-size limit).
+    reload_listeners: list[Callable[[Config], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.gauge_snapshot)
+
+    @classmethod
+    def create(cls, config: Config, env: Mapping[str, str], http: httpx.AsyncClient) -> Services:
+        registry = Registry(config.backends, env, assume_healthy=not config.health_check.enabled)
+        return cls(config=config, env=env, registry=registry, upstream=UpstreamClient(http))
+
+    def apply_config(self, config: Config) -> None:
+        """Swap in a reloaded configuration; backends with unchanged identity keep state."""
+        self.registry.replace_backends(config.backends, self.env)
+        self.config = config
+        for listener in self.reload_listeners:
+            listener(config)
+
+    def gauge_snapshot(self) -> GaugeSnapshot:
+        return GaugeSnapshot(
+            in_flight=self.in_flight,
+            backend_pending={b.name: b.counters.pending for b in self.registry},
+            backend_up={b.name: b.health is HealthState.HEALTHY for b in self.registry},
+        )
+
+    def start_attempt(self, backend: Backend, model: str, *, stream: bool) -> Attempt:
+        backend.counters.pending += 1
+        backend.counters.requests_total += 1
+        return Attempt(backend=backend, model=model, stream=stream, started=trio.current_time())
+
+    def finish_attempt(
+        self, attempt: Attempt, outcome: Outcome, *, completion_tokens: int | None = None
+    ) -> None:
+        """Record how an attempt ended; later calls for the same attempt are ignored."""
+        if attempt.outcome is not None:
+            return
+        attempt.outcome = outcome
+        counters = attempt.backend.counters
+        counters.pending -= 1
+        if outcome is Outcome.SUCCESS:
+            counters.observe_success(
+                latency_ms=(trio.current_time() - attempt.started) * 1000.0,
+                ttft_ms=attempt.ttft_ms,
+                completion_tokens=None if attempt.stream else completion_tokens,
+            )
+        self.metrics.upstream_attempts.labels(attempt.backend.name, attempt.model, outcome).inc()

@@ -1,0 +1,117 @@
+"""The upstream client: one httpx ``AsyncClient`` for every backend, errors translated once.
+
+The supervisor owns the ``AsyncClient`` (and so its connection pool) and passes it in; tests
+swap its transport for ``httpx.MockTransport``. Callers own timeouts (ARCHITECTURE rule 4):
+they wrap calls in ``trio.fail_after``/``move_on_at`` and translate ``TooSlowError`` where
+they catch it. The only timeout configured here is the connect timeout, which httpx must
+know to tell a slow connect from a slow answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Iterable
+from typing import cast
+
+import httpx
+
+from nexus_trio import errors
+from nexus_trio.registry import Backend
+from nexus_trio.upstream.headers import upstream_request_headers
+
+
+def translate_error(exc: httpx.HTTPError, backend: Backend) -> errors.UpstreamError:
+    """Map an httpx exception to our tree; the message names the backend, never its URL."""
+    name = backend.name
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return errors.UpstreamConnectError(f"Backend '{name}' could not be reached.")
+    if isinstance(exc, httpx.TimeoutException):
+        return errors.BackendTimeout(f"Backend '{name}' timed out.")
+    if isinstance(exc, httpx.RemoteProtocolError) and "without sending" in str(exc):
+        # httpcore's wording for a keep-alive connection closed under our feet.
+        return errors.UpstreamReset(
+            f"Backend '{name}' closed the connection before responding.",
+            before_response=True,
+            reused_connection=True,
+        )
+    if isinstance(exc, httpx.TransportError):
+        return errors.UpstreamReset(f"Backend '{name}' closed the connection unexpectedly.")
+    return errors.BackendUnavailable(f"Backend '{name}' failed.")
+
+
+class UpstreamClient:
+    """Sends attempts to backends over a shared ``httpx.AsyncClient``."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def open(
+        self,
+        backend: Backend,
+        path: str,
+        body: bytes,
+        client_headers: Iterable[tuple[bytes, bytes]],
+        *,
+        request_id: str,
+        connect_timeout: float,
+    ) -> httpx.Response:
+        """Send one POST and return the response with its body not yet read.
+
+        Blocks until the status line and headers arrive. The caller must close the response
+        (``await response.aclose()``), also when cancelled. Raises :class:`UpstreamError`.
+        """
+        headers = upstream_request_headers(
+            client_headers,
+            request_id=request_id,
+            api_key=backend.api_key,
+            forward_authorization=backend.config.forward_authorization,
+        )
+        request = self._http.build_request(
+            "POST",
+            backend.base_url + path,
+            content=body,
+            headers=headers,
+            timeout=httpx.Timeout(None, connect=connect_timeout),
+        )
+        try:
+            return await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise translate_error(exc, backend) from exc
+
+    async def get(self, backend: Backend, path: str) -> httpx.Response:
+        """GET a small resource (probes); body read in full. Raises :class:`UpstreamError`."""
+        headers = {"accept-encoding": "identity"}
+        if backend.api_key:
+            headers["authorization"] = f"Bearer {backend.api_key}"
+        try:
+            return await self._http.get(backend.base_url + path, headers=headers)
+        except httpx.HTTPError as exc:
+            raise translate_error(exc, backend) from exc
+
+
+def raw_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    """The body bytes as they arrive (no decoding); the caller must ``aclose()`` it."""
+    return cast(AsyncGenerator[bytes, None], response.aiter_raw())
+
+
+async def read_body(response: httpx.Response, backend: Backend, *, limit: int) -> bytes:
+    """Read the whole body, refusing more than ``limit`` bytes (SPEC §8).
+
+    Raises:
+        BadUpstreamResponse: the body is larger than ``limit``.
+        UpstreamError: the connection failed while reading.
+    """
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async with contextlib.aclosing(raw_chunks(response)) as chunks:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise errors.BadUpstreamResponse(
+                        f"Backend '{backend.name}' sent a response larger than {limit} bytes."
+                    )
+                parts.append(chunk)
+    except httpx.HTTPError as exc:
+        raise translate_error(exc, backend) from exc
+    return b"".join(parts)

@@ -1,0 +1,88 @@
+"""Which headers cross the gateway, in each direction (SPEC §3.2).
+
+To the upstream: the client's end-to-end headers minus credentials, cookies, framing and our
+own ``X-Nexus-*``; plus the backend's key, the request id and ``Accept-Encoding: identity``
+(the gateway must be able to read what it relays). To the client: a short allow-list of the
+upstream's headers — content type, rate-limit and retry hints, OpenAI's own — and its request
+id renamed ``X-Upstream-Request-Id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import httpx
+
+#: Hop-by-hop headers (RFC 9110 §7.6.1) plus what httpx sets itself or we replace.
+_DROP_TO_UPSTREAM = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"authorization",
+        b"cookie",
+        b"host",
+        b"content-length",
+        b"accept-encoding",
+        b"x-request-id",
+    }
+)
+_DROP_PREFIXES_TO_UPSTREAM = (b"proxy-", b"x-nexus-")
+
+_RELAY_TO_CLIENT = frozenset({"content-type", "retry-after", "retry-after-ms"})
+_RELAY_PREFIXES_TO_CLIENT = ("x-ratelimit-", "openai-")
+
+
+def upstream_request_headers(
+    client_headers: Iterable[tuple[bytes, bytes]],
+    *,
+    request_id: str,
+    api_key: str | None,
+    forward_authorization: bool,
+) -> list[tuple[bytes, bytes]]:
+    """The headers sent upstream for one attempt.
+
+    Args:
+        client_headers: the client's raw headers (lower-case names, as ASGI gives them).
+        request_id: the gateway's request id, sent as ``X-Request-Id``.
+        api_key: the backend's own key; sent as ``Authorization: Bearer`` when set.
+        forward_authorization: forward the client's ``Authorization`` (never with ``api_key``).
+    """
+    headers = list(client_headers)
+    connection_tokens = {
+        token.strip().lower()
+        for name, value in headers
+        if name == b"connection"
+        for token in value.split(b",")
+    }
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name == b"authorization" and forward_authorization:
+            out.append((name, value))
+            continue
+        if (
+            name in _DROP_TO_UPSTREAM
+            or name in connection_tokens
+            or name.startswith(_DROP_PREFIXES_TO_UPSTREAM)
+        ):
+            continue
+        out.append((name, value))
+    if api_key:
+        out.append((b"authorization", b"Bearer " + api_key.encode("latin-1")))
+    out.append((b"x-request-id", request_id.encode("ascii")))
+    out.append((b"accept-encoding", b"identity"))
+    return out
+
+
+def client_response_headers(upstream: httpx.Headers) -> dict[str, str]:
+    """The upstream response headers the client may see, from SPEC §3.2's allow-list."""
+    out: dict[str, str] = {}
+    for name, value in upstream.items():
+        if name in _RELAY_TO_CLIENT or name.startswith(_RELAY_PREFIXES_TO_CLIENT):
+            out[name] = value
+        elif name == "x-request-id":
+            out["x-upstream-request-id"] = value
+    return out

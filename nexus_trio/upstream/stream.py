@@ -1,0 +1,106 @@
+"""An open upstream event stream, read one network chunk at a time.
+
+:class:`UpstreamStream` wraps a streaming ``httpx.Response`` whose headers have arrived. Each
+:meth:`receive` is one network read parsed into complete SSE events; it also notes what the
+gateway must know about the stream — first generated content (TTFT, SPEC §6.1), a
+``finish_reason``, ``[DONE]``, usage — without touching the bytes it relays.
+"""
+
+from __future__ import annotations
+
+import httpx
+import trio
+
+from nexus_trio import errors
+from nexus_trio.registry import Backend
+from nexus_trio.upstream.chunks import Usage, inspect_chunk
+from nexus_trio.upstream.client import raw_chunks, translate_error
+from nexus_trio.upstream.sse import SSEEvent, SSEParser
+
+#: The data line the gateway appends after a stream that ended with a finish_reason.
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+class UpstreamStream:
+    """Reads SSE events from one upstream response. Closing it closes the response."""
+
+    def __init__(self, response: httpx.Response, backend: Backend, *, sent_at: float) -> None:
+        self.response = response
+        self.backend = backend
+        self.sent_at = sent_at
+        self._chunks = raw_chunks(response)
+        self._parser = SSEParser()
+        self.done = False
+        self.finished = False
+        self.first_content_at: float | None = None
+        self.usage: Usage | None = None
+
+    @property
+    def ended_well_at_eof(self) -> bool:
+        """At EOF: a ``finish_reason`` was seen and no partial event is left."""
+        return self.finished and self._parser.buffered == 0
+
+    async def receive(self) -> list[SSEEvent] | None:
+        """Wait for the next network chunk; return its complete events, or None at EOF.
+
+        Raises:
+            UpstreamError: the connection failed, or an event grew past the size limit.
+        """
+        try:
+            chunk = await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
+        except httpx.HTTPError as exc:
+            raise translate_error(exc, self.backend) from exc
+        return self._parser.feed(chunk)
+
+    def take(self, events: list[SSEEvent]) -> bytes:
+        """The bytes to relay for ``events``: everything up to and including ``[DONE]``."""
+        out: list[bytes] = []
+        for event in events:
+            out.append(event.raw)
+            data = event.data
+            if data is None:
+                continue
+            if event.is_done:
+                self.done = True
+                break
+            info = inspect_chunk(data)
+            if info.has_content and self.first_content_at is None:
+                self.first_content_at = trio.current_time()
+            if info.finished:
+                self.finished = True
+            if info.usage is not None:
+                self.usage = info.usage
+        return b"".join(out)
+
+    async def receive_first(self) -> list[SSEEvent]:
+        """Read until the first event with a ``data`` field; return it and what follows it.
+
+        Comment-only blocks before it (keep-alive pings) are dropped: nothing is committed yet.
+
+        Raises:
+            BadUpstreamResponse: the stream ended before any event.
+            UpstreamError: the connection failed.
+        """
+        while True:
+            events = await self.receive()
+            if events is None:
+                raise errors.BadUpstreamResponse(
+                    f"Backend '{self.backend.name}' ended the stream before any event."
+                )
+            for index, event in enumerate(events):
+                if event.data is not None:
+                    return events[index:]
+
+    def ttft_ms(self) -> float | None:
+        if self.first_content_at is None:
+            return None
+        return (self.first_content_at - self.sent_at) * 1000.0
+
+    async def aclose(self) -> None:
+        """Close the upstream response (idempotent)."""
+        try:
+            await self._chunks.aclose()
+        finally:
+            await self.response.aclose()

@@ -1,0 +1,138 @@
+"""Lossless forwarding, header rules and request ids (SPEC §2, §3.1, §3.2, §3.5)."""
+
+from __future__ import annotations
+
+import httpx
+import msgspec
+
+from tests.component.conftest import CHAT, Gateway, completion, raw_response
+
+TOOLS_REQUEST = (
+    b'{"model":"m","seed":42,"tools":[{"type":"function","function":{"name":"get_weather",'
+    b'"parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],'
+    b'"tool_choice":"auto","vendor_extra":{"x":[1,2.50,"\\u00e9"]},"messages":['
+    b'{"role":"user","content":"weather?"},'
+    b'{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",'
+    b'"function":{"name":"get_weather","arguments":"{\\"city\\":\\"Paris\\"}"}}]},'
+    b'{"role":"tool","tool_call_id":"call_1","content":"sunny"}]}'
+)
+
+
+async def test_body_forwarded_byte_identical(gateway: Gateway) -> None:
+    reply = b'{"id":"x","choices":[{"message":{"tool_calls":[{"id":"c"}]}}],"odd":  1.50}'
+
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return raw_response(200, reply)
+
+    gateway.upstream.handlers["a.test"] = handler
+    response = await gateway.post("/v1/chat/completions", TOOLS_REQUEST)
+    assert response.status_code == 200
+    assert gateway.upstream.bodies() == [TOOLS_REQUEST]
+    assert await response.get_data() == reply
+
+
+async def test_headers_to_upstream_are_filtered(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gateway: Gateway = make_gateway(
+        """
+[health_check]
+enabled = false
+[[backends]]
+name = "a"
+url = "http://a.test"
+type = "openai"
+api_key_env = "A_KEY"
+models = ["m"]
+""",
+        env={"A_KEY": "sk-backend"},
+    )
+
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return completion()
+
+    gateway.upstream.handlers["a.test"] = handler
+    await gateway.post(
+        "/v1/chat/completions",
+        CHAT,
+        authorization="Bearer client-key",
+        cookie="session=1",
+        **{
+            "x-nexus-backend": "evil",
+            "proxy-authorization": "x",
+            "accept-encoding": "gzip",
+            "x-request-id": "req-123",
+            "openai-organization": "org-1",
+        },
+    )
+    ((request, _),) = gateway.upstream.requests
+    headers = request.headers
+    assert headers["authorization"] == "Bearer sk-backend"
+    assert "cookie" not in headers
+    assert "x-nexus-backend" not in headers
+    assert "proxy-authorization" not in headers
+    assert headers["accept-encoding"] == "identity"
+    assert headers["x-request-id"] == "req-123"
+    assert headers["openai-organization"] == "org-1"
+
+
+async def test_client_authorization_not_forwarded_by_default(gateway: Gateway) -> None:
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return completion()
+
+    gateway.upstream.handlers["a.test"] = handler
+    await gateway.post("/v1/chat/completions", CHAT, authorization="Bearer client-key")
+    ((request, _),) = gateway.upstream.requests
+    assert "authorization" not in request.headers
+
+
+async def test_headers_to_client_are_filtered(gateway: Gateway) -> None:
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return completion(
+            **{
+                "set-cookie": "a=b",
+                "server": "upstream/1.0",
+                "x-ratelimit-remaining-requests": "9",
+                "openai-processing-ms": "12",
+                "x-request-id": "up-1",
+                "x-internal": "secret",
+            }
+        )
+
+    gateway.upstream.handlers["a.test"] = handler
+    response = await gateway.post("/v1/chat/completions", CHAT)
+    headers = response.headers
+    assert "set-cookie" not in headers
+    assert "x-internal" not in headers
+    assert headers.get("server") != "upstream/1.0"
+    assert headers["x-ratelimit-remaining-requests"] == "9"
+    assert headers["openai-processing-ms"] == "12"
+    assert headers["x-upstream-request-id"] == "up-1"
+    assert headers["x-nexus-backend"] == "a"
+    assert headers["x-nexus-backend-type"] == "local"
+    assert headers["x-nexus-model"] == "m"
+    assert headers["x-nexus-attempts"] == "1"
+    assert headers["x-nexus-privacy-zone"] == "restricted"
+    assert headers["x-nexus-route-reason"] == "priority"
+
+
+async def test_request_id_kept_or_replaced(gateway: Gateway) -> None:
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return completion()
+
+    gateway.upstream.handlers["a.test"] = handler
+    kept = await gateway.post("/v1/chat/completions", CHAT, **{"x-request-id": "abc-1"})
+    assert kept.headers["x-request-id"] == "abc-1"
+    for bad in ("x" * 129, "has space", "tab\there"):
+        response = await gateway.post("/v1/chat/completions", CHAT, **{"x-request-id": bad})
+        assert response.status_code == 200
+        fresh = response.headers["x-request-id"]
+        assert fresh != bad
+        assert len(fresh) == 36
+        assert gateway.upstream.requests[-1][0].headers["x-request-id"] == fresh
+
+
+async def test_error_responses_carry_request_id(gateway: Gateway) -> None:
+    response = await gateway.post("/v1/chat/completions", b"nope", **{"x-request-id": "e-1"})
+    assert response.status_code == 400
+    assert response.headers["x-request-id"] == "e-1"
+    body = msgspec.json.decode(await response.get_data())
+    assert body["error"]["code"] == "invalid_json"

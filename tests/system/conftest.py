@@ -1,0 +1,221 @@
+"""System tests: a real ``nexus-trio serve`` subprocess, simulated backends over real sockets.
+
+Only loopback addresses are used. Every wait is a poll or an event under a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
+
+READY_MARK = "nexus-trio ready on http://"
+
+
+@dataclass
+class GatewayProcess:
+    """A running ``nexus-trio serve`` and what it logged."""
+
+    process: trio.Process
+    lines: list[str] = field(default_factory=list)
+    ready: trio.Event = field(default_factory=trio.Event)
+    exited: trio.Event = field(default_factory=trio.Event)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def send_signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    async def wait_exit(self) -> int:
+        """Wait for the process to exit; returns its status (callers bound the wait)."""
+        return await self.process.wait()
+
+    def log_text(self) -> str:
+        return "\n".join(self.lines)
+
+    async def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        buffer = b""
+        async for chunk in self.process.stderr:
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for raw in complete:
+                line = raw.decode(errors="replace")
+                self.lines.append(line)
+                if READY_MARK in line and not self.ready.is_set():
+                    self.port = int(line.rsplit(":", 1)[1])
+                    self.ready.set()
+        self.exited.set()
+
+
+GatewayFactory = Callable[..., Awaitable[GatewayProcess]]
+
+
+@pytest.fixture
+async def start_gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+    """Start ``nexus-trio serve`` with a config text; waits until it reports ready."""
+    started: list[GatewayProcess] = []
+
+    async def start(config_text: str, *, env: dict[str, str] | None = None) -> GatewayProcess:
+        path = tmp_path / f"nexus-{len(started)}.toml"
+        path.write_text(config_text)
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "nexus_trio", "serve", "--config", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
+        gateway = GatewayProcess(process)
+        started.append(gateway)
+        nursery.start_soon(gateway._read_stderr)
+        with trio.fail_after(15):
+            async with trio.open_nursery() as waiters:
+
+                async def exited_early() -> None:
+                    await gateway.exited.wait()
+                    raise AssertionError(f"gateway exited early:\n{gateway.log_text()}")
+
+                waiters.start_soon(exited_early)
+                await gateway.ready.wait()
+                waiters.cancel_scope.cancel()
+        return gateway
+
+    yield start
+    for gateway in started:
+        if gateway.process.returncode is None:
+            gateway.process.send_signal(signal.SIGKILL)
+            await gateway.process.wait()
+
+
+@pytest.fixture
+async def start_backend(nursery: trio.Nursery) -> Callable[..., Awaitable[SimulatedBackend]]:
+    """Start a simulated backend on 127.0.0.1 (a free port); returns it once bound."""
+
+    async def start(**options: object) -> SimulatedBackend:
+        backend = SimulatedBackend(SimulatorOptions(**options))  # type: ignore[arg-type]
+        await nursery.start(backend.run)
+        return backend
+
+    return start
+
+
+def gateway_config(*backends: SimulatedBackend, server: str = "", extra: str = "") -> str:
+    """A config serving each backend's models, health checks off, on a free port."""
+    lines = ["[server]", 'host = "127.0.0.1"', "port = 0", server, "", extra, ""]
+    lines += ["[health_check]", "enabled = false", ""]
+    for backend in backends:
+        models = ", ".join(f'"{m}"' for m in backend.options.models)
+        lines += [
+            "[[backends]]",
+            f'name = "{backend.options.name}"',
+            f'url = "http://127.0.0.1:{backend.port}"',
+            'type = "generic"',
+            f"models = [{models}]",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+async def poll(predicate: Callable[[], bool | Awaitable[bool]]) -> None:
+    """Check ``predicate`` every 10 ms until it holds; the caller bounds it with ``fail_after``.
+
+    For state with no event to wait on: another process, or counters of a simulated backend.
+    """
+    while True:
+        result = predicate()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        await trio.sleep(0.01)
+
+
+async def in_flight(client: httpx.AsyncClient, url: str) -> int:
+    response = await client.get(f"{url}/health")
+    value: int = response.json()["in_flight_requests"]
+    return value
+
+
+class RawConnection:
+    """One client TCP connection driven by hand (h11), for keep-alive and disconnect tests."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        import h11
+
+        self._h11 = h11
+        self.stream = stream
+        self.conn = h11.Connection(h11.CLIENT)
+
+    @classmethod
+    async def open(cls, port: int) -> RawConnection:
+        return cls(await trio.open_tcp_stream("127.0.0.1", port))
+
+    async def send_request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    ) -> None:
+        h11 = self._h11
+        all_headers = [("host", "gateway"), ("content-length", str(len(body))), *headers]
+        data = self.conn.send(h11.Request(method=method, target=path, headers=all_headers))
+        data += self.conn.send(h11.Data(data=body)) if body else b""
+        data += self.conn.send(h11.EndOfMessage())
+        await self.stream.send_all(data)
+
+    async def next_event(self) -> object:
+        h11 = self._h11
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            self.conn.receive_data(await self.stream.receive_some(65536))
+
+    async def read_response(self) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body of the next response (whole)."""
+        h11 = self._h11
+        status = 0
+        headers: dict[str, str] = {}
+        body = b""
+        while True:
+            event = await self.next_event()
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                headers = {k.decode(): v.decode() for k, v in event.headers}
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                break
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
+            self.conn.start_next_cycle()
+        return status, headers, body
+
+    async def wait_eof(self) -> bytes:
+        """Read until the server closes; returns whatever arrived before EOF."""
+        data = b""
+        while True:
+            try:
+                chunk = await self.stream.receive_some(65536)
+            except trio.BrokenResourceError:
+                return data
+            if not chunk:
+                return data
+            data += chunk
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
