@@ -7,8 +7,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
@@ -22,11 +23,13 @@ from nexus_trio.config import (
 )
 from nexus_trio.daemon import Supervisor
 from nexus_trio.demo import run_demo
-from nexus_trio.errors import ConfigError
+from nexus_trio.errors import ConfigError, ListenError
 from nexus_trio.logs import configure_logging
 from nexus_trio.simulator import FailMode, SimulatedBackend, SimulatorOptions
 
 log = logging.getLogger("nexus_trio.cli")
+
+E = TypeVar("E", bound=BaseException)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,16 +94,27 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         log.info("configuration loaded from %s", path)
     supervisor = Supervisor(config, config_path=path, overrides=overrides)
-    try:
-        trio.run(supervisor.run)
-    except OSError as exc:
-        print(
-            f"nexus-trio: cannot listen on {config.server.host}:{config.server.port}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
-        )
+    failure = _run_daemon(supervisor.run)
+    if failure is not None:
+        print(f"nexus-trio: {failure}", file=sys.stderr)
         return 1
     return 1 if supervisor.forced else 0
+
+
+def _run_daemon(main: Callable[[], Awaitable[object]]) -> ListenError | None:
+    """``trio.run(main)``; a failure to bind is returned (fatal, one line), not raised."""
+    failure: ListenError | None = None
+    try:
+        trio.run(main)
+    except* ListenError as group:
+        failure = _first(group)
+    return failure
+
+
+def _first(group: BaseExceptionGroup[E]) -> E:
+    """The first leaf exception of a (possibly nested) group."""
+    leaf = group.exceptions[0]
+    return _first(leaf) if isinstance(leaf, BaseExceptionGroup) else leaf
 
 
 def _check_config(path: Path) -> int:

@@ -9,6 +9,7 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
 
     NexusError
     ├── ConfigError                      invalid configuration (key path or line:column)
+    ├── ListenError                      the listening socket could not be bound
     └── APIError                         rendered as the OpenAI error envelope
         ├── InvalidRequest               400 invalid_request_error
         │   ├── InvalidJSON              400 invalid_json
@@ -54,6 +55,10 @@ class ConfigError(NexusError):
     ``str(error)`` is the one-line reason shown to the operator; it names the key path
     (``$.backends[1].url``) or, for TOML syntax errors, the line and column.
     """
+
+
+class ListenError(NexusError):
+    """The gateway could not bind its listening socket (fatal at start-up)."""
 
 
 class APIError(NexusError):

@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import hypercorn.trio
 import trio
 from hypercorn.config import Config as HypercornConfig
 
 from nexus_trio.api.app import create_app
+from nexus_trio.errors import ListenError
 from nexus_trio.services import Services
 
 #: Hypercorn's own drain bound: ours plus a margin, so the relays end streams first (traps).
 _GRACE_MARGIN_SECONDS = 2.0
+
+
+def bind_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """Create and bind the listening socket ourselves (SPEC §12).
+
+    Hypercorn sets ``SO_REUSEPORT`` only in its multi-worker mode, so the daemon binds the
+    socket and hands hypercorn its descriptor (``fd://N``).
+
+    Raises:
+        ListenError: the address cannot be bound (in use, not local, no permission).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
 
 
 class FrontEnd:
@@ -22,11 +46,10 @@ class FrontEnd:
         self.services = services
         self.stopped = trio.Event()
 
-    def hypercorn_config(self) -> HypercornConfig:
+    def hypercorn_config(self, listener: socket.socket) -> HypercornConfig:
         server = self.services.config.server
         config = HypercornConfig()
-        host = f"[{server.host}]" if ":" in server.host else server.host
-        config.bind = [f"{host}:{server.port}"]
+        config.bind = [f"fd://{listener.detach()}"]
         config.keep_alive_timeout = server.keep_alive_timeout_seconds
         config.graceful_timeout = server.drain_timeout_seconds + _GRACE_MARGIN_SECONDS
         config.backlog = 1024
@@ -39,13 +62,17 @@ class FrontEnd:
     ) -> None:
         """Bind, report the bound URLs, serve; return once hypercorn finished draining.
 
+        Raises :class:`ListenError` before ``started()`` if the address cannot be bound.
+
         The listener closes when the drain reaches :meth:`Drain.close_listener`; in-flight
         connections then have ``drain_timeout_seconds`` (plus a margin) to finish.
         """
+        server = self.services.config.server
+        listener = bind_listener(server.host, server.port, reuse_port=server.reuse_port)
         try:
             await hypercorn.trio.serve(
                 create_app(self.services),
-                self.hypercorn_config(),
+                self.hypercorn_config(listener),
                 shutdown_trigger=self.services.drain.wait_listener_closed,
                 task_status=task_status,
                 mode="asgi",

@@ -1,0 +1,94 @@
+"""The command line: exit codes and one-line errors, never a traceback (SPEC §11)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.system
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nexus_trio", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+
+
+def test_check_config_prints_effective_config(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text(
+        '[[backends]]\nname = "cloud"\nurl = "https://api.example.test"\ntype = "openai"\n'
+        'api_key_env = "CLOUD_KEY"\n'
+    )
+    result = run("check-config", str(path), env={"CLOUD_KEY": "sk-secret-value", "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert '"name": "cloud"' in result.stdout
+    assert "sk-secret-value" not in result.stdout
+    assert "value redacted" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[server]\nport = "eighty"\n', "$.server.port"),
+        ('[[backends]]\nname = "a"\nurl = "http://h:1/v1"\ntype = "vllm"\n', "$.backends[0].url"),
+        ("[server\nport = 1\n", "line 1"),
+    ],
+)
+def test_check_config_reports_first_error(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    result = run("check-config", str(path))
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_serve_with_invalid_config_exits_1_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[server]\nprot = 1\n")
+    result = run("serve", "--config", str(path))
+    assert result.returncode == 1
+    assert "$.server.prot" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_with_missing_config_file_exits_1(tmp_path: Path) -> None:
+    result = run("serve", "--config", str(tmp_path / "absent.toml"))
+    assert result.returncode == 1
+    assert "not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_on_a_busy_port_exits_1_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        path = tmp_path / "ok.toml"
+        path.write_text(f'[server]\nhost = "127.0.0.1"\nport = {port}\n')
+        result = run("serve", "--config", str(path))
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("no-such-command").returncode == 2
+    assert run("serve", "--port", "not-a-number").returncode == 2
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("nexus-trio ")
