@@ -40,6 +40,7 @@ import h11
 import trio
 
 from nexus_trio import simulator_payloads as payloads
+from nexus_trio.simulator_http import JSON, After, Exchange
 
 log = logging.getLogger("nexus_trio.simulator")
 
@@ -50,7 +51,6 @@ PARTIAL_EVENTS = 3
 """Content events a ``reset-mid``/``hang-mid`` stream sends before it breaks."""
 
 _RECEIVE_BYTES = 65_536
-_JSON = b"application/json"
 _RST_LINGER = struct.pack("ii", 1, 0)
 
 
@@ -103,64 +103,6 @@ class ReceivedRequest:
     body: bytes
     at: float
     """``trio.current_time()`` when the whole request had been read."""
-
-
-class _After(enum.Enum):
-    """What a connection does once an exchange is over."""
-
-    KEEP_ALIVE = enum.auto()
-    CLOSE = enum.auto()
-    RESET = enum.auto()
-
-
-class _Exchange:
-    """One request being answered on a connection: the parsed request plus a way to reply."""
-
-    __slots__ = ("at", "body", "conn", "gone", "method", "path", "request_id", "stream")
-
-    def __init__(
-        self,
-        stream: trio.SocketStream,
-        conn: h11.Connection,
-        request: h11.Request,
-        body: bytes,
-        request_id: bytes,
-    ) -> None:
-        self.stream = stream
-        self.conn = conn
-        self.method = request.method
-        self.path = request.target.partition(b"?")[0]
-        self.body = body
-        self.request_id = request_id
-        self.at = trio.current_time()
-        self.gone = False
-
-    def headers(
-        self, content_type: bytes, *extra: tuple[bytes, bytes]
-    ) -> list[tuple[bytes, bytes]]:
-        return [
-            (b"content-type", content_type),
-            (b"server", b"nexus-trio-simulator"),
-            (b"x-request-id", self.request_id),
-            *extra,
-        ]
-
-    async def send(self, *events: h11.Response | h11.Data | h11.EndOfMessage) -> None:
-        """Serialise ``events`` and write them in one go; blocks until the kernel took them."""
-        await self.stream.send_all(b"".join([self.conn.send(event) for event in events]))
-
-    async def respond(
-        self, status: int, body: bytes, content_type: bytes = _JSON, *extra: tuple[bytes, bytes]
-    ) -> _After:
-        """Send a complete response with a ``Content-Length``."""
-        length = (b"content-length", b"%d" % len(body))
-        headers = self.headers(content_type, length, *extra)
-        await self.send(
-            h11.Response(status_code=status, headers=headers),
-            h11.Data(data=body),
-            h11.EndOfMessage(),
-        )
-        return _After.KEEP_ALIVE
 
 
 class SimulatedBackend:
@@ -222,17 +164,17 @@ class SimulatedBackend:
         self.connections_accepted += 1
         conn = h11.Connection(h11.SERVER)
         try:
-            after = _After.KEEP_ALIVE
-            while after is _After.KEEP_ALIVE:
+            after = After.KEEP_ALIVE
+            while after is After.KEEP_ALIVE:
                 exchange = await self._receive(stream, conn)
                 if exchange is None:
                     return
                 after = await self._answer(exchange)
                 if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                     conn.start_next_cycle()
-                elif after is _After.KEEP_ALIVE:
-                    after = _After.CLOSE
-            if after is _After.RESET:
+                elif after is After.KEEP_ALIVE:
+                    after = After.CLOSE
+            if after is After.RESET:
                 stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST_LINGER)
                 await stream.aclose()
         except trio.BrokenResourceError:
@@ -252,7 +194,7 @@ class SimulatedBackend:
                 )
             conn.receive_data(await stream.receive_some(_RECEIVE_BYTES))
 
-    async def _receive(self, stream: trio.SocketStream, conn: h11.Connection) -> _Exchange | None:
+    async def _receive(self, stream: trio.SocketStream, conn: h11.Connection) -> Exchange | None:
         """Read one whole request; ``None`` when the client closed or sent garbage (answered)."""
         try:
             request = await self._next_event(stream, conn)
@@ -266,7 +208,7 @@ class SimulatedBackend:
         except h11.RemoteProtocolError as exc:
             if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 body = payloads.openai_error(str(exc), "invalid_request_error", "bad_request")
-                headers = [(b"content-type", _JSON), (b"connection", b"close")]
+                headers = [(b"content-type", JSON), (b"connection", b"close")]
                 await stream.send_all(
                     conn.send(h11.Response(status_code=exc.error_status_hint, headers=headers))
                     + conn.send(h11.Data(data=body))
@@ -274,7 +216,7 @@ class SimulatedBackend:
                 )
             return None
         self._requests += 1
-        exchange = _Exchange(stream, conn, request, b"".join(chunks), b"sim-%d" % self._requests)
+        exchange = Exchange(stream, conn, request, b"".join(chunks), b"sim-%d" % self._requests)
         record = ReceivedRequest(
             request.method.decode(),
             request.target.decode(),
@@ -288,7 +230,7 @@ class SimulatedBackend:
         log.debug("simulator %s: %s %s", self.options.name, record.method, record.path)
         return exchange
 
-    async def _answer(self, exchange: _Exchange) -> _After:
+    async def _answer(self, exchange: Exchange) -> After:
         """Route one request and answer it."""
         if exchange.method == b"POST" and exchange.path in payloads.INFERENCE_ROUTES:
             return await self._watched(exchange)
@@ -303,10 +245,10 @@ class SimulatedBackend:
         )
         return await exchange.respond(status, body)
 
-    async def _watched(self, exchange: _Exchange) -> _After:
+    async def _watched(self, exchange: Exchange) -> After:
         """Answer an inference request while watching the connection for the client leaving."""
         self.active_responses += 1
-        after = _After.CLOSE
+        after = After.CLOSE
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._watch, exchange, nursery.cancel_scope)
@@ -317,9 +259,9 @@ class SimulatedBackend:
                 nursery.cancel_scope.cancel()
         finally:
             self.active_responses -= 1
-        return _After.CLOSE if exchange.gone else after
+        return After.CLOSE if exchange.gone else after
 
-    async def _watch(self, exchange: _Exchange, scope: trio.CancelScope) -> None:
+    async def _watch(self, exchange: Exchange, scope: trio.CancelScope) -> None:
         """Read until EOF or reset, then cancel ``scope`` unless the answer is already out."""
         try:
             while data := await exchange.stream.receive_some(_RECEIVE_BYTES):
@@ -330,13 +272,13 @@ class SimulatedBackend:
             self._client_gone(exchange)
             scope.cancel()
 
-    def _client_gone(self, exchange: _Exchange) -> None:
+    def _client_gone(self, exchange: Exchange) -> None:
         if not exchange.gone:
             exchange.gone = True
             self.disconnects.append(trio.current_time())
             log.debug("simulator %s: client went away", self.options.name)
 
-    async def _infer(self, exchange: _Exchange) -> _After:
+    async def _infer(self, exchange: Exchange) -> After:
         options = self.options
         embedding = exchange.path == b"/v1/embeddings"
         request = payloads.parse_inference(
@@ -371,7 +313,7 @@ class SimulatedBackend:
         tokens_per_second = self.options.tokens_per_second
         return 1 / tokens_per_second if tokens_per_second > 0 else 0.0
 
-    async def _fail(self, exchange: _Exchange, mode: FailMode, *, streaming: bool) -> _After:
+    async def _fail(self, exchange: Exchange, mode: FailMode, *, streaming: bool) -> After:
         """Fail at once in ``mode`` (every mode but the ``*-mid`` ones)."""
         options = self.options
         match mode:
@@ -383,11 +325,11 @@ class SimulatedBackend:
                     "simulated rate limit", "requests", "rate_limit_exceeded"
                 )
                 retry_after = (b"retry-after", b"%d" % options.retry_after_seconds)
-                return await exchange.respond(429, error, _JSON, retry_after)
+                return await exchange.respond(429, error, JSON, retry_after)
             case FailMode.HTML_502:
                 return await exchange.respond(502, payloads.HTML_502, b"text/html")
             case FailMode.RESET:
-                return _After.RESET
+                return After.RESET
             case FailMode.GARBAGE if streaming:
                 headers = exchange.headers(b"text/event-stream", (b"connection", b"close"))
                 await exchange.send(
@@ -395,34 +337,34 @@ class SimulatedBackend:
                     h11.Data(data=payloads.GARBAGE_SSE),
                     h11.EndOfMessage(),
                 )
-                return _After.CLOSE
+                return After.CLOSE
             case FailMode.GARBAGE:
                 close = (b"connection", b"close")
-                return await exchange.respond(200, payloads.GARBAGE_JSON, _JSON, close)
+                return await exchange.respond(200, payloads.GARBAGE_JSON, JSON, close)
             case _:  # FailMode.HANG; the *-mid modes break inside the answer instead
                 return await trio.sleep_forever()
 
-    async def _broken(self, mode: FailMode) -> _After:
+    async def _broken(self, mode: FailMode) -> After:
         """End a partial answer: RST for ``reset-mid``, silence for ``hang-mid``."""
         if mode is FailMode.RESET_MID:
-            return _After.RESET
+            return After.RESET
         return await trio.sleep_forever()
 
     async def _whole(
-        self, exchange: _Exchange, body: bytes, delay: float, fail: FailMode | None
-    ) -> _After:
+        self, exchange: Exchange, body: bytes, delay: float, fail: FailMode | None
+    ) -> After:
         """Send ``body`` ``delay`` seconds after the request, or only half of it if failing."""
         await trio.sleep_until(exchange.at + delay)
         if fail is None:
             return await exchange.respond(200, body)
         length = (b"content-length", b"%d" % len(body))
-        response = h11.Response(status_code=200, headers=exchange.headers(_JSON, length))
+        response = h11.Response(status_code=200, headers=exchange.headers(JSON, length))
         await exchange.send(response, h11.Data(data=body[: len(body) // 2]))
         return await self._broken(fail)
 
     async def _stream(
-        self, exchange: _Exchange, answer: payloads.Completion, fail: FailMode | None
-    ) -> _After:
+        self, exchange: Exchange, answer: payloads.Completion, fail: FailMode | None
+    ) -> After:
         """Stream ``answer`` as SSE: headers now, events from ``ttft_ms`` on, then [DONE]."""
         headers = exchange.headers(b"text/event-stream", (b"cache-control", b"no-cache"))
         await exchange.send(h11.Response(status_code=200, headers=headers))
@@ -439,4 +381,4 @@ class SimulatedBackend:
         if fail is not None:
             return await self._broken(fail)
         await exchange.send(h11.Data(data=pending + answer.end_events()), h11.EndOfMessage())
-        return _After.KEEP_ALIVE
+        return After.KEEP_ALIVE
