@@ -117,6 +117,13 @@ class Metrics:
             ["model", "backend", "type"],
             registry=registry,
         )
+        self.health_check_duration = Histogram(
+            "nexus_health_check_duration_seconds",
+            "Health probe latency per backend (not routing latency).",
+            ["backend"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
         registry.register(_StateCollector(snapshot))
         ProcessCollector(registry=registry)
 

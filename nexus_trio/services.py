@@ -54,6 +54,7 @@ class Services:
     config: Config
     env: Mapping[str, str]
     registry: Registry
+    http: httpx.AsyncClient
     upstream: UpstreamClient
     drain: Drain = field(default_factory=Drain)
     started_at: float = field(default_factory=trio.current_time)
@@ -70,7 +71,9 @@ class Services:
     @classmethod
     def create(cls, config: Config, env: Mapping[str, str], http: httpx.AsyncClient) -> Services:
         registry = Registry(config.backends, env, assume_healthy=not config.health_check.enabled)
-        return cls(config=config, env=env, registry=registry, upstream=UpstreamClient(http))
+        return cls(
+            config=config, env=env, registry=registry, http=http, upstream=UpstreamClient(http)
+        )
 
     def apply_config(self, config: Config) -> None:
         """Swap in a reloaded configuration; backends with unchanged identity keep state."""

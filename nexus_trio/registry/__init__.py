@@ -1,6 +1,14 @@
 """The in-memory registry of configured backends (sync)."""
 
 from nexus_trio.registry.backend import Backend, BackendCounters, HealthState
+from nexus_trio.registry.capabilities import Capabilities, guess_capabilities
 from nexus_trio.registry.registry import Registry
 
-__all__ = ["Backend", "BackendCounters", "HealthState", "Registry"]
+__all__ = [
+    "Backend",
+    "BackendCounters",
+    "Capabilities",
+    "HealthState",
+    "Registry",
+    "guess_capabilities",
+]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nexus_trio.config import BackendConfig
+from nexus_trio.registry.capabilities import Capabilities, effective_capabilities
 
 #: Smoothing factor of the per-backend EWMAs (SPEC §4.4).
 EWMA_ALPHA = 0.2
@@ -67,6 +68,12 @@ class Backend:
     health: HealthState = HealthState.UNKNOWN
     #: Models reported by the last successful probe (static ``models`` are added on top).
     discovered_models: frozenset[str] = frozenset()
+    #: Capabilities a probe detected per model (Ollama ``/api/show``).
+    detected_capabilities: dict[str, Capabilities] = field(default_factory=dict)
+    #: Models the backend answered "not found" for; hidden until its next successful probe.
+    missing_models: set[str] = field(default_factory=set)
+    #: Per model: trio time until which the agent is in 429 cooldown (SPEC §5.3).
+    cooldown_until: dict[str, float] = field(default_factory=dict)
     counters: BackendCounters = field(default_factory=BackendCounters)
 
     @property
@@ -84,11 +91,16 @@ class Backend:
     @property
     def models(self) -> frozenset[str]:
         """Every model served: discovered, plus static ``models`` and ``embedding_models``."""
-        return (
+        served = (
             self.discovered_models
             | frozenset(self.config.models)
             | frozenset(self.config.embedding_models)
         )
+        return served - self.missing_models if self.missing_models else served
+
+    def capabilities(self, model: str) -> Capabilities:
+        """Effective capabilities of ``model`` here: override > detected > name guess."""
+        return effective_capabilities(self.config, model, self.detected_capabilities.get(model))
 
     def identity(self) -> tuple[str, str, str]:
         """What must stay equal across a reload for history to be kept (SPEC §6.5)."""

@@ -44,6 +44,9 @@ class Registry:
             if previous is not None and previous.identity() == backend.identity():
                 backend.health = previous.health
                 backend.discovered_models = previous.discovered_models
+                backend.detected_capabilities = previous.detected_capabilities
+                backend.missing_models = previous.missing_models
+                backend.cooldown_until = previous.cooldown_until
                 backend.counters = previous.counters
             elif self._assume_healthy:
                 backend.health = HealthState.HEALTHY
