@@ -1,0 +1,85 @@
+"""Health probes over real sockets against simulated backends (SPEC §4.2, §4.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+import trio
+
+from nexus_trio.config import parse_config
+from nexus_trio.health import HealthChecker
+from nexus_trio.registry import Capabilities, HealthState
+from nexus_trio.services import Services
+from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
+
+pytestmark = pytest.mark.system
+
+StartBackend = Callable[..., Awaitable[SimulatedBackend]]
+
+
+def config(*backends: tuple[str, str, int]) -> str:
+    lines = ["[health_check]", "timeout_seconds = 5", "failure_threshold = 1", ""]
+    for name, kind, port in backends:
+        lines += [
+            "[[backends]]",
+            f'name = "{name}"',
+            f'url = "http://127.0.0.1:{port}"',
+            f'type = "{kind}"',
+            'api_key_env = "SIM_KEY"',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+async def test_ollama_and_generic_backends_are_probed(start_backend: StartBackend) -> None:
+    sim_ollama = await start_backend(
+        models=("llama3.1:8b", "llava:7b"), embedding_models=("nomic-embed-text",), name="o"
+    )
+    sim_generic = await start_backend(models=("demo",), name="g")
+    text = config(("o", "ollama", sim_ollama.port), ("g", "generic", sim_generic.port))
+    async with httpx.AsyncClient() as http:
+        services = Services.create(parse_config(text), {"SIM_KEY": "sk-sim"}, http)
+        with trio.fail_after(10):
+            await HealthChecker(services).sweep()
+    ollama, generic = services.registry.get("o"), services.registry.get("g")
+    assert ollama is not None
+    assert generic is not None
+    assert (ollama.health, generic.health) == (HealthState.HEALTHY, HealthState.HEALTHY)
+    assert ollama.discovered_models == {"llama3.1:8b", "llava:7b", "nomic-embed-text"}
+    assert ollama.detected_capabilities == {
+        "llama3.1:8b": Capabilities(tools=True, context_length=8192),
+        "llava:7b": Capabilities(vision=True, tools=True, context_length=8192),
+        "nomic-embed-text": Capabilities(embeddings=True, context_length=512),
+    }
+    assert generic.discovered_models == {"demo"}
+    requests = [(r.method, r.path) for r in sim_ollama.received + sim_generic.received]
+    assert sorted(requests) == [
+        ("GET", "/api/tags"),
+        ("GET", "/v1/models"),
+        ("POST", "/api/show"),
+        ("POST", "/api/show"),
+        ("POST", "/api/show"),
+    ]
+    [listed] = [r for r in sim_generic.received if r.path == "/v1/models"]
+    assert (b"authorization", b"Bearer sk-sim") in listed.headers
+
+
+async def test_a_stopped_backend_becomes_unhealthy() -> None:
+    backend = SimulatedBackend(SimulatorOptions(models=("demo",), name="s"))
+    async with httpx.AsyncClient() as http:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(backend.run)
+            services = Services.create(parse_config(config(("s", "vllm", backend.port))), {}, http)
+            checker = HealthChecker(services)
+            with trio.fail_after(10):
+                await checker.sweep()
+            nursery.cancel_scope.cancel()  # the simulator stops: its port refuses connections
+        registered = services.registry.get("s")
+        assert registered is not None
+        assert registered.health is HealthState.HEALTHY
+        with trio.fail_after(10):
+            await checker.sweep()
+    assert registered.health is HealthState.UNHEALTHY
+    assert registered.discovered_models == {"demo"}
