@@ -1,0 +1,56 @@
+"""RequestAnalyzer: the model a request is for, and every agent that serves it (SPEC §5.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from nexus_trio.config_load import MAX_ALIAS_HOPS
+from nexus_trio.registry import Registry
+from nexus_trio.routing.intent import Agent, RejectionReason, RoutingIntent
+
+
+class RequestAnalyzer:
+    """Resolves aliases and fills the candidates: one agent per backend serving the model.
+
+    The requirements themselves (estimated tokens, vision, tools, JSON mode) come computed by
+    the request path, which has the decoded body; this reconciler only turns them into
+    candidates. Backends the request already gave up on (``skip_backends``) and agents it
+    already tried are left out without a rejection: they are not reasons the model cannot be
+    served, only choices already spent. An embeddings request keeps only embedding models.
+    """
+
+    name = "request_analyzer"
+
+    def __init__(self, registry: Registry, aliases: Mapping[str, str]) -> None:
+        """Read backends from ``registry`` (live) and aliases from ``[routing.aliases]``."""
+        self._registry = registry
+        self._aliases = aliases
+
+    def resolve(self, model: str) -> str:
+        """Follow ``model`` through the aliases, at most :data:`MAX_ALIAS_HOPS` hops."""
+        for _ in range(MAX_ALIAS_HOPS):
+            target = self._aliases.get(model)
+            if target is None:
+                break
+            model = target
+        return model
+
+    def reconcile(self, intent: RoutingIntent) -> None:
+        request = intent.request
+        model = self.resolve(request.model)
+        intent.resolved_model = model
+        serving = self._registry.serving(model)
+        if not serving:
+            intent.model_known = False
+            return
+        spent = request.skip_backends
+        if request.tried:
+            spent = spent | {name for name, tried in request.tried if tried == model}
+        intent.candidates = [
+            Agent(backend, model) for backend in serving if backend.name not in spent
+        ]
+        if request.requirements.needs_embeddings:
+            for agent in list(intent.candidates):
+                if not agent.backend.capabilities(model).embeddings:
+                    reason = RejectionReason.MISSING_CAPABILITY
+                    intent.remove(agent, self.name, reason, "embeddings")

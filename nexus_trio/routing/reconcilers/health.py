@@ -1,0 +1,97 @@
+"""Health: agents that cannot serve the request now or ever (SPEC §5.3).
+
+Each agent gets at most one rejection, the first that applies, in this order:
+
+1. ``missing_capability`` — the model lacks vision, tools or JSON mode the request needs
+   (the detail names every missing one, comma-separated);
+2. ``context_too_long`` — the estimated tokens exceed a known context length;
+3. ``unhealthy`` / ``unknown_health`` — the backend is not ``healthy``; it may recover at the
+   next health probe, so ``retry_after`` is the probe interval;
+4. ``rate_limited`` — the agent is in 429 cooldown until a known time.
+
+Permanent reasons come first so that a request no backend can ever serve is answered as
+permanent (no ``Retry-After``, ``x-should-retry: false``) even while some backend is down.
+Cooldown is a soft exclusion: it never removes the last remaining candidates — if every
+survivor is cooling down, all stay and the scheduler picks among them.
+"""
+
+from __future__ import annotations
+
+from nexus_trio.registry import Backend, HealthState
+from nexus_trio.routing.intent import (
+    Agent,
+    Rejection,
+    RejectionReason,
+    RoutingIntent,
+)
+
+
+class HealthReconciler:
+    """Removes unhealthy, incapable and rate-limited agents."""
+
+    name = "health"
+
+    def __init__(self, interval_seconds: float) -> None:
+        """``interval_seconds``: ``[health_check]``'s, when a failing backend may recover."""
+        self._interval_seconds = interval_seconds
+
+    def reconcile(self, intent: RoutingIntent) -> None:
+        requirements = intent.request.requirements
+        wanted = tuple(
+            name
+            for name, needed in (
+                ("vision", requirements.needs_vision),
+                ("tools", requirements.needs_tools),
+                ("json_mode", requirements.needs_json_mode),
+            )
+            if needed
+        )
+        tokens = requirements.estimated_tokens
+        check_model = bool(wanted) or tokens > 0
+        now = intent.request.now
+        cooling: list[tuple[Agent, Rejection]] = []
+        for agent in list(intent.candidates):
+            if check_model and self._reject_model(intent, agent, wanted, tokens):
+                continue
+            backend = agent.backend
+            if backend.health is not HealthState.HEALTHY:
+                self._reject_health(intent, agent, backend)
+                continue
+            until = backend.cooldown_until.get(agent.model, 0.0)
+            if until > now:
+                rejection = Rejection(
+                    backend.name,
+                    self.name,
+                    RejectionReason.RATE_LIMITED,
+                    f"429 cooldown for {until - now:.1f} s more",
+                    until - now,
+                )
+                cooling.append((agent, rejection))
+        intent.remove_unless_all(cooling)
+
+    def _reject_model(
+        self, intent: RoutingIntent, agent: Agent, wanted: tuple[str, ...], tokens: int
+    ) -> bool:
+        """Remove ``agent`` if its model lacks a ``wanted`` capability or the context.
+
+        ``wanted`` holds names of boolean :class:`Capabilities` fields. Returns True if removed.
+        """
+        capabilities = agent.backend.capabilities(agent.model)
+        missing = [name for name in wanted if not getattr(capabilities, name)]
+        if missing:
+            reason = RejectionReason.MISSING_CAPABILITY
+            intent.remove(agent, self.name, reason, ", ".join(missing))
+            return True
+        limit = capabilities.context_length
+        if limit is not None and tokens > limit:
+            detail = f"~{tokens} tokens > context length {limit}"
+            intent.remove(agent, self.name, RejectionReason.CONTEXT_TOO_LONG, detail)
+            return True
+        return False
+
+    def _reject_health(self, intent: RoutingIntent, agent: Agent, backend: Backend) -> None:
+        if backend.health is HealthState.UNKNOWN:
+            reason, detail = RejectionReason.UNKNOWN_HEALTH, "not probed yet"
+        else:
+            reason, detail = RejectionReason.UNHEALTHY, "failing health checks"
+        intent.remove(agent, self.name, reason, detail, self._interval_seconds)

@@ -1,0 +1,137 @@
+"""Scheduler: chooses one agent among the survivors (SPEC §5.6).
+
+Agents whose backend is at capacity (``max_concurrent_requests`` reached) are never chosen but
+stay candidates: when every survivor is at capacity the scheduler chooses nothing and the
+pipeline answers :class:`~nexus_trio.routing.decision.Queue` (SPEC §5.8).
+
+A ``forced`` agent (a quality probe) that survived and has a free slot is chosen regardless of
+the strategy, with the intent's ``route_reason``. Otherwise the strategy chooses; its reason is
+``only_candidate`` when one agent was available, and an intent ``route_reason`` set without a
+forced agent (``quality_panic``) overrides it. Strategies:
+
+- ``smart`` — highest score, ties broken by lower ``priority`` then name (``best_score``);
+- ``round_robin`` — per resolved model, the next available agent in configuration order;
+- ``priority_only`` — lowest ``priority``, then name (``priority``);
+- ``random`` — uniform, from an injectable :class:`random.Random` (``random``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from nexus_trio.config import RoutingWeights
+from nexus_trio.routing.decision import Route
+from nexus_trio.routing.intent import Agent, RoutingIntent
+
+#: The load term's denominator for backends without ``max_concurrent_requests``.
+DEFAULT_LOAD_LIMIT = 10
+#: The TTFT (streaming) and per-output-token (non-streaming) latencies that score 0.
+TTFT_ZERO_MS = 2000.0
+MS_PER_TOKEN_ZERO = 200.0
+
+Choice = tuple[Agent, str]
+
+
+class Scheduler:
+    """Chooses the agent a request goes to, by the configured ``[routing] strategy``."""
+
+    name = "scheduler"
+
+    def __init__(
+        self, strategy: str, weights: RoutingWeights, *, rng: random.Random | None = None
+    ) -> None:
+        """Build a scheduler.
+
+        Args:
+            strategy: ``smart``, ``round_robin``, ``priority_only`` or ``random``.
+            weights: ``[routing.weights]`` of the ``smart`` score.
+            rng: The generator of ``random``; a fresh unseeded one when None.
+
+        Raises:
+            ValueError: ``strategy`` is not one of the four.
+        """
+        strategies: dict[str, Callable[[RoutingIntent, list[Agent]], Choice]] = {
+            "smart": self._smart,
+            "round_robin": self._round_robin,
+            "priority_only": self._priority_only,
+            "random": self._random,
+        }
+        if strategy not in strategies:
+            raise ValueError(f"unknown routing strategy {strategy!r}")
+        self._choose = strategies[strategy]
+        self._weights = (weights.priority, weights.load, weights.latency)
+        self._weight_sum = weights.priority + weights.load + weights.latency
+        self._rng = rng if rng is not None else random.Random()
+        #: round_robin: per resolved model, the index of the next agent to choose.
+        self._next_index: dict[str, int] = {}
+
+    def reconcile(self, intent: RoutingIntent) -> None:
+        available = [agent for agent in intent.candidates if not agent.backend.at_capacity()]
+        if not available:
+            return
+        forced = intent.forced
+        if forced is not None and forced in available:
+            agent, reason = forced, intent.route_reason or "probe"
+        else:
+            agent, reason = self._choose(intent, available)
+            if len(available) == 1:
+                reason = "only_candidate"
+            if forced is None and intent.route_reason is not None:
+                reason = intent.route_reason
+        intent.route = Route(agent, reason, intent.resolved_model)
+
+    def base_score(self, agent: Agent, *, stream: bool) -> float:
+        """The ``smart`` score of SPEC §5.6 in [0, 100], before the TTFT penalty.
+
+        P = 100 - clamp(priority, 0, 100); L = 100 - min(pending * 100 / limit, 100);
+        T = 100 * clamp(1 - latency / zero, 0, 1) from the TTFT EWMA (streaming) or the
+        per-output-token EWMA (non-streaming), 100 without data; the weighted mean of the three.
+        """
+        config = agent.backend.config
+        counters = agent.backend.counters
+        priority = 100.0 - min(max(config.priority, 0), 100)
+        limit = config.max_concurrent_requests or DEFAULT_LOAD_LIMIT
+        load = 100.0 - min(counters.pending * 100.0 / limit, 100.0)
+        if stream:
+            observed, zero = counters.ttft_ewma_ms, TTFT_ZERO_MS
+        else:
+            observed, zero = counters.ms_per_output_token_ewma, MS_PER_TOKEN_ZERO
+        latency = 100.0 if observed is None else 100.0 * min(max(1.0 - observed / zero, 0.0), 1.0)
+        wp, wl, wt = self._weights
+        return (priority * wp + load * wl + latency * wt) / self._weight_sum
+
+    def ttft_penalty(self, score: float, agent: Agent) -> float:
+        """The score after the TTFT penalty of SPEC §6.4, which only reorders.
+
+        It needs the agents' quality metrics; until quality tracking provides them, no agent
+        is penalised and the score is returned as it is.
+        """
+        return score
+
+    def _smart(self, intent: RoutingIntent, available: list[Agent]) -> Choice:
+        stream = intent.request.stream
+        scores = intent.scores
+        best = available[0]
+        best_key: tuple[float, int, str] | None = None
+        for agent in available:
+            score = self.ttft_penalty(self.base_score(agent, stream=stream), agent)
+            config = agent.backend.config
+            scores[config.name, agent.model] = score
+            key = (-score, config.priority, config.name)
+            if best_key is None or key < best_key:
+                best, best_key = agent, key
+        return best, "best_score"
+
+    def _round_robin(self, intent: RoutingIntent, available: list[Agent]) -> Choice:
+        model = intent.resolved_model
+        index = self._next_index.get(model, 0) % len(available)
+        self._next_index[model] = (index + 1) % len(available)
+        return available[index], "round_robin"
+
+    def _priority_only(self, intent: RoutingIntent, available: list[Agent]) -> Choice:
+        agent = min(available, key=lambda a: (a.backend.config.priority, a.backend.name))
+        return agent, "priority"
+
+    def _random(self, intent: RoutingIntent, available: list[Agent]) -> Choice:
+        return self._rng.choice(available), "random"

@@ -1,0 +1,291 @@
+"""The reconcilers before the scheduler: analyzer, health, privacy, tier, quality (SPEC §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from nexus_trio.config import BackendConfig, ModelCapabilities, RoutingPolicy
+from nexus_trio.registry import Backend, HealthState, Registry
+from nexus_trio.routing import Agent, RejectionReason, Requirements, RoutingIntent, RoutingRequest
+from nexus_trio.routing.reconcilers import (
+    HealthReconciler,
+    PrivacyReconciler,
+    QualityReconciler,
+    RequestAnalyzer,
+    TierReconciler,
+)
+
+R = RejectionReason
+MODEL = "llama3:8b"
+
+
+def config(name: str, **fields: Any) -> BackendConfig:
+    fields.setdefault("type", "vllm")
+    fields.setdefault("models", [MODEL])
+    return BackendConfig(name=name, url=f"http://{name}.lan:8000", **fields)
+
+
+def backend(name: str, health: HealthState = HealthState.HEALTHY, **fields: Any) -> Backend:
+    made = Backend.from_config(config(name, **fields), env={})
+    made.health = health
+    return made
+
+
+def intent(
+    *backends: Backend, model: str = MODEL, now: float = 100.0, **requirements: Any
+) -> RoutingIntent:
+    request = RoutingRequest(
+        model, stream=False, requirements=Requirements(**requirements), now=now
+    )
+    candidates = [Agent(b, model) for b in backends]
+    return RoutingIntent(request=request, resolved_model=model, candidates=candidates)
+
+
+def names(routing_intent: RoutingIntent) -> list[str]:
+    return [agent.backend.name for agent in routing_intent.candidates]
+
+
+def reasons(routing_intent: RoutingIntent) -> list[tuple[str, str, str]]:
+    return [(r.backend, r.reconciler, r.reason.value) for r in routing_intent.rejections]
+
+
+# RequestAnalyzer ----------------------------------------------------------------------------
+
+ALIASES = {"one": MODEL, "two": "one", "three": "two"}
+
+
+@pytest.mark.parametrize("requested", [MODEL, "one", "two", "three"])
+def test_aliases_resolve_up_to_three_hops(requested: str) -> None:
+    registry = Registry([config("a"), config("b", models=["other"])], {}, assume_healthy=True)
+    routing_intent = intent(model=requested)
+    RequestAnalyzer(registry, ALIASES).reconcile(routing_intent)
+    assert routing_intent.resolved_model == MODEL
+    assert routing_intent.model_known
+    assert [agent.key for agent in routing_intent.candidates] == [("a", MODEL)]
+
+
+def test_alias_resolution_stops_after_three_hops_even_if_unvalidated() -> None:
+    analyzer = RequestAnalyzer(Registry([], {}), {"a": "b", "b": "c", "c": "d", "d": "e"})
+    assert analyzer.resolve("a") == "d"
+    assert analyzer.resolve("loop") == "loop"
+
+
+def test_unknown_model_is_not_known_and_rejects_nothing() -> None:
+    registry = Registry([config("a")], {}, assume_healthy=True)
+    routing_intent = intent(model="mistral:7b")
+    RequestAnalyzer(registry, {}).reconcile(routing_intent)
+    assert not routing_intent.model_known
+    assert routing_intent.candidates == []
+    assert routing_intent.rejections == []
+
+
+def test_candidates_are_every_serving_backend_in_configuration_order_whatever_health() -> None:
+    registry = Registry([config("c"), config("a"), config("b", models=["x"])], {})
+    routing_intent = intent()
+    RequestAnalyzer(registry, {}).reconcile(routing_intent)
+    assert routing_intent.model_known
+    assert names(routing_intent) == ["c", "a"]
+
+
+def test_tried_agents_and_skipped_backends_are_left_out_without_rejection() -> None:
+    registry = Registry([config(n, models=[MODEL, "x"]) for n in "abcd"], {}, assume_healthy=True)
+    routing_intent = intent()
+    routing_intent.request.tried = frozenset({("a", MODEL), ("b", "x")})
+    routing_intent.request.skip_backends = frozenset({"c"})
+    RequestAnalyzer(registry, {}).reconcile(routing_intent)
+    assert names(routing_intent) == ["b", "d"]
+    assert routing_intent.rejections == []
+
+
+def test_embeddings_requests_keep_only_embedding_models() -> None:
+    registry = Registry(
+        [
+            config("plain", models=["bge-m3"]),
+            config("listed", models=[], embedding_models=["bge-m3"]),
+            config(
+                "override",
+                models=["bge-m3"],
+                capabilities={"bge-m3": ModelCapabilities(embeddings=True)},
+            ),
+        ],
+        {},
+        assume_healthy=True,
+    )
+    routing_intent = intent(model="bge-m3", needs_embeddings=True)
+    RequestAnalyzer(registry, {}).reconcile(routing_intent)
+    assert names(routing_intent) == ["listed", "override"]
+    [rejection] = routing_intent.rejections
+    assert (rejection.backend, rejection.reconciler) == ("plain", "request_analyzer")
+    assert (rejection.reason, rejection.detail) == (R.MISSING_CAPABILITY, "embeddings")
+
+
+# Health -------------------------------------------------------------------------------------
+
+
+def test_health_removes_unhealthy_and_unknown_with_the_probe_interval() -> None:
+    routing_intent = intent(
+        backend("up"),
+        backend("down", HealthState.UNHEALTHY),
+        backend("new", HealthState.UNKNOWN),
+    )
+    HealthReconciler(30.0).reconcile(routing_intent)
+    assert names(routing_intent) == ["up"]
+    assert reasons(routing_intent) == [
+        ("down", "health", "unhealthy"),
+        ("new", "health", "unknown_health"),
+    ]
+    assert [r.retry_after for r in routing_intent.rejections] == [30.0, 30.0]
+
+
+@pytest.mark.parametrize(
+    ("requirement", "model", "override", "detail"),
+    [
+        ("needs_vision", "llama3:8b", None, "vision"),
+        ("needs_tools", "phi3:mini", None, "tools"),
+        ("needs_json_mode", "llama3:8b", ModelCapabilities(json_mode=False), "json_mode"),
+    ],
+)
+def test_health_removes_models_missing_a_capability(
+    requirement: str, model: str, override: ModelCapabilities | None, detail: str
+) -> None:
+    capabilities = {model: override} if override else {}
+    lacking = backend("lacking", models=[model], capabilities=capabilities)
+    able = backend(
+        "able",
+        models=[model],
+        capabilities={model: ModelCapabilities(vision=True, tools=True, json_mode=True)},
+    )
+    routing_intent = intent(lacking, able, model=model, **{requirement: True})
+    HealthReconciler(30.0).reconcile(routing_intent)
+    assert names(routing_intent) == ["able"]
+    [rejection] = routing_intent.rejections
+    assert (rejection.reason, rejection.detail, rejection.retry_after) == (
+        R.MISSING_CAPABILITY,
+        detail,
+        None,
+    )
+
+
+def test_missing_capability_detail_names_every_missing_one_before_health() -> None:
+    routing_intent = intent(
+        backend("down", HealthState.UNHEALTHY), needs_vision=True, needs_tools=True
+    )
+    HealthReconciler(30.0).reconcile(routing_intent)
+    [rejection] = routing_intent.rejections
+    assert (rejection.reason, rejection.detail) == (R.MISSING_CAPABILITY, "vision, tools")
+
+
+def test_context_too_long_only_with_a_known_context_length() -> None:
+    short = backend("short", capabilities={MODEL: ModelCapabilities(context_length=4096)})
+    unknown = backend("unknown")
+    routing_intent = intent(short, unknown, estimated_tokens=5000)
+    HealthReconciler(30.0).reconcile(routing_intent)
+    assert names(routing_intent) == ["unknown"]
+    [rejection] = routing_intent.rejections
+    assert rejection.reason is R.CONTEXT_TOO_LONG
+    assert rejection.detail == "~5000 tokens > context length 4096"
+
+    at_limit = intent(short, estimated_tokens=4096)
+    HealthReconciler(30.0).reconcile(at_limit)
+    assert names(at_limit) == ["short"]
+
+
+def test_cooldown_removes_some_agents_with_the_time_left() -> None:
+    cooling, fresh, other_model = backend("cooling"), backend("fresh"), backend("other")
+    cooling.cooldown_until[MODEL] = 112.5
+    other_model.cooldown_until["qwen2.5:7b"] = 500.0
+    routing_intent = intent(cooling, fresh, other_model, now=100.0)
+    HealthReconciler(30.0).reconcile(routing_intent)
+    assert names(routing_intent) == ["fresh", "other"]
+    [rejection] = routing_intent.rejections
+    assert (rejection.reason, rejection.retry_after) == (R.RATE_LIMITED, 12.5)
+    assert rejection.detail == "429 cooldown for 12.5 s more"
+
+
+def test_cooldown_never_removes_the_last_candidates() -> None:
+    first, second, down = (
+        backend("first"),
+        backend("second"),
+        backend("down", HealthState.UNHEALTHY),
+    )
+    first.cooldown_until[MODEL] = 150.0
+    second.cooldown_until[MODEL] = 160.0
+    routing_intent = intent(first, second, down, now=100.0)
+    HealthReconciler(30.0).reconcile(routing_intent)
+    assert names(routing_intent) == ["first", "second"]
+    assert reasons(routing_intent) == [("down", "health", "unhealthy")]
+
+
+def test_cooldown_expires_at_its_end() -> None:
+    cooling, fresh = backend("cooling"), backend("fresh")
+    cooling.cooldown_until[MODEL] = 112.5
+    routing_intent = intent(cooling, fresh, now=112.5)
+    HealthReconciler(30.0).reconcile(routing_intent)
+    assert names(routing_intent) == ["cooling", "fresh"]
+
+
+# Privacy and tier ---------------------------------------------------------------------------
+
+
+def test_restricted_policy_removes_open_backends() -> None:
+    policies = [RoutingPolicy(model_pattern="llama*", privacy="restricted")]
+    local = backend("local")
+    cloud = backend("cloud", type="openai")
+    lan_but_open = backend("open-zone", zone="OPEN")
+    routing_intent = intent(local, cloud, lan_but_open)
+    PrivacyReconciler(policies).reconcile(routing_intent)
+    assert names(routing_intent) == ["local"]
+    assert reasons(routing_intent) == [
+        ("cloud", "privacy", "privacy_zone"),
+        ("open-zone", "privacy", "privacy_zone"),
+    ]
+    assert routing_intent.rejections[0].detail == ("zone open; policy 'llama*' requires restricted")
+
+
+def test_no_matching_policy_removes_nothing() -> None:
+    policies = [RoutingPolicy(model_pattern="Llama*", privacy="restricted", min_tier=5)]
+    routing_intent = intent(backend("cloud", type="openai"))
+    PrivacyReconciler(policies).reconcile(routing_intent)
+    TierReconciler(policies).reconcile(routing_intent)
+    assert names(routing_intent) == ["cloud"]
+
+
+def test_first_matching_policy_wins_for_privacy_and_tier() -> None:
+    policies = [
+        RoutingPolicy(model_pattern="llama3:*", privacy="open"),
+        RoutingPolicy(model_pattern="llama*", privacy="restricted", min_tier=3),
+    ]
+    for reconciler in (PrivacyReconciler(policies), TierReconciler(policies)):
+        routing_intent = intent(backend("cloud", type="openai", models=[MODEL, "llama2:7b"]))
+        reconciler.reconcile(routing_intent)
+        assert names(routing_intent) == ["cloud"]
+
+        routing_intent = intent(backend("cloud", type="openai", models=["llama2:7b"]))
+        routing_intent.resolved_model = "llama2:7b"
+        reconciler.reconcile(routing_intent)
+        assert names(routing_intent) == []
+
+
+def test_min_tier_removes_lower_tiers() -> None:
+    policies = [RoutingPolicy(model_pattern="*", min_tier=3)]
+    routing_intent = intent(backend("t1", tier=1), backend("t3", tier=3), backend("t5", tier=5))
+    TierReconciler(policies).reconcile(routing_intent)
+    assert names(routing_intent) == ["t3", "t5"]
+    [rejection] = routing_intent.rejections
+    assert (rejection.reconciler, rejection.reason) == ("tier", R.TIER_TOO_LOW)
+    assert rejection.detail == "tier 1 < min_tier 3 (policy '*')"
+    assert rejection.permanent
+
+
+# Quality ------------------------------------------------------------------------------------
+
+
+def test_quality_passes_everything_through_for_now() -> None:
+    routing_intent = intent(backend("a"), backend("b", HealthState.UNHEALTHY))
+    QualityReconciler().reconcile(routing_intent)
+    assert names(routing_intent) == ["a", "b"]
+    assert routing_intent.rejections == []
+    assert routing_intent.route_reason is None
+    assert routing_intent.forced is None
