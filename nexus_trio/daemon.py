@@ -5,6 +5,7 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
     Supervisor.run
     └── nursery
         ├── signal watcher      SIGTERM/SIGINT → drain, again → force; SIGHUP → reload
+        ├── health checker      first sweep done before it reports started
         └── front end           hypercorn serving the app, until drained
 
 Services start in dependency order with ``await nursery.start(...)``; each reports
@@ -29,6 +30,7 @@ import trio
 from nexus_trio.api.server import FrontEnd
 from nexus_trio.config import Config, Overrides, load_config
 from nexus_trio.errors import ConfigError
+from nexus_trio.health import HealthChecker
 from nexus_trio.services import Services
 
 log = logging.getLogger("nexus_trio.daemon")
@@ -79,6 +81,7 @@ class Supervisor:
             with trio.CancelScope() as everything:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self._watch_signals, services, everything)
+                    await nursery.start(HealthChecker(services).run)
                     binds = await nursery.start(front_end.run)
                     log.info("nexus-trio ready on %s", ", ".join(binds))
                     task_status.started(binds)

@@ -28,6 +28,7 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         │   ├── BadUpstreamResponse      502 bad_upstream_response (invalid body, too large)
         │   ├── BackendTimeout           504 backend_timeout
         │   └── UpstreamStatusError      the upstream's own 5xx/408/429, passed through as-is
+        │       └── UpstreamModelMissing the upstream does not know the model (404 / 400)
         └── ServiceUnavailable           503 service_unavailable
             ├── NoAvailableBackend       503 no_available_backend
             ├── QueueFull                503 queue_full
@@ -203,6 +204,10 @@ class UpstreamStatusError(UpstreamError):
         super().__init__(f"Backend '{backend}' answered {status}.", headers=headers)
         self.upstream_status = status
         self.body = body
+
+
+class UpstreamModelMissing(UpstreamStatusError):
+    """The backend answered that it does not serve the model: try another backend."""
 
 
 class ServiceUnavailable(APIError):

@@ -42,6 +42,7 @@ class GaugeSnapshot:
     """State-derived values read at scrape time."""
 
     in_flight: int
+    queue_depth: int
     backend_pending: dict[str, int]
     backend_up: dict[str, bool]
 
@@ -56,6 +57,10 @@ class _StateCollector(Collector):
             "nexus_in_flight_requests", "Client requests on proxy routes in flight."
         )
         in_flight.add_metric([], snap.in_flight)
+        queue_depth = GaugeMetricFamily(
+            "nexus_queue_depth", "Requests waiting for a backend with free capacity."
+        )
+        queue_depth.add_metric([], snap.queue_depth)
         pending = GaugeMetricFamily(
             "nexus_backend_pending_requests", "Attempts in flight per backend.", labels=["backend"]
         )
@@ -68,7 +73,7 @@ class _StateCollector(Collector):
             up.add_metric([name], 1 if is_up else 0)
         build = GaugeMetricFamily("nexus_build_info", "Build information.", labels=["version"])
         build.add_metric([__version__], 1)
-        yield from (in_flight, pending, up, build)
+        yield from (in_flight, queue_depth, pending, up, build)
 
 
 class Metrics:
@@ -109,6 +114,24 @@ class Metrics:
             "Request time not spent waiting on upstreams.",
             ["stream"],
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=registry,
+        )
+        self.retries = Counter(
+            "nexus_retries",
+            "Retries after a failed attempt, by the backend that failed.",
+            ["backend"],
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "nexus_fallbacks",
+            "Requests served by a fallback model.",
+            ["from_model", "to_model"],
+            registry=registry,
+        )
+        self.routing_duration = Histogram(
+            "nexus_routing_duration_seconds",
+            "One routing pipeline run.",
+            buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3),
             registry=registry,
         )
         self.tokens = Counter(

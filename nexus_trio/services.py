@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
+from nexus_trio.admission import AdmissionQueue
 from nexus_trio.config import Config
 from nexus_trio.drain import Drain
 from nexus_trio.metrics import GaugeSnapshot, Metrics
 from nexus_trio.quality.outcome import Outcome
 from nexus_trio.registry import Backend, HealthState, Registry
+from nexus_trio.routing import Pipeline
 from nexus_trio.upstream.client import UpstreamClient
 
 
@@ -61,12 +63,18 @@ class Services:
     started_wall: float = field(default_factory=time.time)
     in_flight: int = 0
     totals: RequestTotals = field(default_factory=RequestTotals)
+    queue: AdmissionQueue = field(default_factory=AdmissionQueue)
     metrics: Metrics = field(init=False)
+    pipeline: Pipeline = field(init=False)
     #: Called with the new config after a reload (e.g. the app's body-size limit).
     reload_listeners: list[Callable[[Config], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.gauge_snapshot)
+        self.pipeline = self._build_pipeline(self.config)
+
+    def _build_pipeline(self, config: Config) -> Pipeline:
+        return Pipeline.standard(self.registry, config.routing, config.health_check)
 
     @classmethod
     def create(cls, config: Config, env: Mapping[str, str], http: httpx.AsyncClient) -> Services:
@@ -78,6 +86,7 @@ class Services:
     def apply_config(self, config: Config) -> None:
         """Swap in a reloaded configuration; backends with unchanged identity keep state."""
         self.registry.replace_backends(config.backends, self.env)
+        self.pipeline = self._build_pipeline(config)
         self.config = config
         for listener in self.reload_listeners:
             listener(config)
@@ -85,6 +94,7 @@ class Services:
     def gauge_snapshot(self) -> GaugeSnapshot:
         return GaugeSnapshot(
             in_flight=self.in_flight,
+            queue_depth=self.queue.depth,
             backend_pending={b.name: b.counters.pending for b in self.registry},
             backend_up={b.name: b.health is HealthState.HEALTHY for b in self.registry},
         )
@@ -103,6 +113,7 @@ class Services:
         attempt.outcome = outcome
         counters = attempt.backend.counters
         counters.pending -= 1
+        self.queue.slot_freed(attempt.backend)
         if outcome is Outcome.SUCCESS:
             counters.observe_success(
                 latency_ms=(trio.current_time() - attempt.started) * 1000.0,

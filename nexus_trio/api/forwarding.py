@@ -1,76 +1,91 @@
-"""Forwarding one proxy request: attempts, retries and the streaming commit (SPEC §3.3, §3.4).
+"""Forwarding one proxy request: routing, retries, fallbacks, the queue (SPEC §3.3, §5.7, §5.8).
 
-Theory of operation. Everything before a response is committed to the client — choosing a
-backend, every attempt — runs inside one request-deadline scope (``request_timeout_seconds``,
-capped by the drain deadline). Each attempt is bounded further: non-streaming by
-``attempt_timeout_seconds``, streaming until its first event by
-``first_token_timeout_seconds``. A retryable failure moves on to the next candidate until
-``1 + max_retries`` attempts were made.
+Theory of operation. Everything before a response is committed — routing, queue waits, every
+attempt — runs inside one request-deadline scope (``request_timeout_seconds``, capped by the
+drain deadline). The loop asks the routing pipeline for an agent, runs one attempt on it
+(:mod:`nexus_trio.api.attempt`), and on a retryable failure asks again without the agents
+already tried (and without backends that failed to connect or timed out). When the requested
+model has no candidate left, the ``[routing.fallbacks]`` chain is tried in order, each model
+through the full pipeline, sharing the deadline and the budget of ``1 + max_retries`` attempts.
 
-A non-streaming attempt reads the whole body, validates it as JSON and returns it. A streaming
-attempt commits when its first event arrives: the open upstream stream is handed to the
-request's exit stack (its owner from then on), and the view returns a response whose body is
-the relay. Every attempt is finished exactly once with its outcome; an attempt still open
-when its scope unwinds (client gone, drain) is finished ``cancelled``.
+A ``Queue`` decision waits in the admission queue until a slot frees on a backend serving the
+model, at most ``min(max_wait_seconds, remaining deadline)`` in all. The final error is the last
+attempt's (upstream status passed through as-is), or — when no attempt was possible — 404
+``model_not_found`` or the actionable 503 ``no_available_backend`` with every rejection.
 """
 
 from __future__ import annotations
 
+import email.utils
+import logging
+import time
 from collections.abc import Sequence
 
-import httpx
-import msgspec
 import trio
 from quart import Response
 
 from nexus_trio import errors
+from nexus_trio.admission import Ticket
+from nexus_trio.api.attempt import AttemptRunner
 from nexus_trio.api.context import RequestContext
-from nexus_trio.api.views import RequestView
-from nexus_trio.quality.outcome import Outcome, outcome_for_status
-from nexus_trio.registry import Backend, HealthState
-from nexus_trio.services import Attempt, Services
-from nexus_trio.upstream.chunks import body_usage
-from nexus_trio.upstream.client import read_body
-from nexus_trio.upstream.headers import client_response_headers
-from nexus_trio.upstream.relay import StreamLimits, max_stream_deadline, relay
-from nexus_trio.upstream.stream import UpstreamStream
+from nexus_trio.api.views import RequestView, requirements_of, with_model
+from nexus_trio.routing import (
+    Agent,
+    Decision,
+    Queue,
+    Reject,
+    Rejection,
+    RejectionReason,
+    Requirements,
+    Route,
+    RoutingRequest,
+)
+from nexus_trio.services import Services
 
-#: How long closing an upstream response may take while the request is being cancelled.
-_CLOSE_SECONDS = 1.0
+log = logging.getLogger("nexus_trio.routing")
+
+#: Longest cooldown a 429's ``Retry-After`` may impose (SPEC §3.3).
+MAX_COOLDOWN_SECONDS = 300.0
 
 
-async def _close_shielded(closeable: httpx.Response | UpstreamStream) -> None:
-    with trio.move_on_after(_CLOSE_SECONDS, shield=True):
-        await closeable.aclose()
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` value (delta-seconds or HTTP date), capped at 300."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(seconds, MAX_COOLDOWN_SECONDS) if seconds > 0 else None
+
+
+class _Plan:
+    """What one request has spent and learned on its way through its attempts."""
+
+    def __init__(self, view: RequestView, requirements: Requirements, high_priority: bool) -> None:
+        self.view = view
+        self.requirements = requirements
+        self.high_priority = high_priority
+        self.tried: set[tuple[str, str]] = set()
+        self.skip_backends: set[str] = set()
+        self.fresh_connection_used: set[str] = set()
+        self.rejects: list[Reject] = []
+        self.last_error: errors.UpstreamError | None = None
+        self.ticket: Ticket | None = None
+        self.queued_at: float | None = None
 
 
 class Forwarder:
-    """Sends proxy requests upstream for one :class:`Services`."""
+    """Routes and forwards proxy requests for one :class:`Services`."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-
-    def candidates(self, model: str) -> list[Backend]:
-        """Healthy backends serving ``model``, best first (priority, load, name)."""
-        registry = self.services.registry
-        serving = registry.serving(model)
-        if not serving:
-            known = sorted(registry.known_models())
-            if not known:
-                raise errors.ModelNotFound(
-                    f"The model '{model}' does not exist: no backend is configured."
-                )
-            listed = ", ".join(known[:20])
-            raise errors.ModelNotFound(
-                f"The model '{model}' does not exist. Known models: {listed}.", param="model"
-            )
-        healthy = [b for b in serving if b.health is HealthState.HEALTHY]
-        if not healthy:
-            raise errors.NoAvailableBackend(
-                f"No backend can serve '{model}' now: {len(serving)} excluded (unhealthy).",
-                headers={"Retry-After": "1"},
-            )
-        return sorted(healthy, key=lambda b: (b.config.priority, b.counters.pending, b.name))
+        self.attempts = AttemptRunner(services)
 
     async def forward(
         self,
@@ -80,182 +95,219 @@ class Forwarder:
         body: bytes,
         client_headers: Sequence[tuple[bytes, bytes]],
     ) -> Response:
-        """Route, attempt and return the response for one proxy request.
+        """Route, attempt, retry and fall back; return the committed response.
 
-        Blocks until a response is committed (streams: until their first event). Raises
-        :class:`APIError` for the final error; cancellation (client gone) finishes every open
-        attempt as ``cancelled`` and closes its upstream response.
+        Blocks until a response is committed (streams: until their first event). Raises the
+        final :class:`APIError`. Cancellation (client gone) finishes open attempts as
+        ``cancelled``, closes their upstream responses and leaves the queue.
         """
         services = self.services
-        server = services.config.server
+        config = services.config
         ctx.stream = view.stream
         ctx.requested_model = view.model
-        candidates = self.candidates(view.model)
-        budget = 1 + services.config.routing.max_retries
-        last_error: errors.APIError | None = None
-        with trio.move_on_at(ctx.started + server.request_timeout_seconds) as request_scope:
+        high = any(k == b"x-nexus-priority" and v.lower() == b"high" for k, v in client_headers)
+        plan = _Plan(view, requirements_of(view), high)
+        budget = 1 + config.routing.max_retries
+        deadline = ctx.started + config.server.request_timeout_seconds
+        models = [view.model]
+        with trio.move_on_at(deadline) as request_scope:
             services.drain.watch(request_scope)
-            for backend in candidates[:budget]:
-                ctx.attempts += 1
-                ctx.backend = backend.name
-                ctx.backend_location = backend.location
-                ctx.privacy_zone = backend.config.privacy_zone()
-                ctx.served_model = view.model
-                if ctx.attempts > 1:
-                    ctx.route_reason = "retry"
-                elif len(candidates) == 1:
-                    ctx.route_reason = "only_candidate"
-                else:
-                    ctx.route_reason = "priority"
-                try:
-                    return await self._attempt(ctx, backend, view, path, body, client_headers)
-                except errors.UpstreamError as exc:
-                    last_error = exc
-                    if not exc.retryable:
-                        break
+            index = 0
+            while index < len(models) and ctx.attempts < budget:
+                decision = await self._route(plan, models[index], deadline)
+                if index == 0 and len(models) == 1:
+                    models += self._fallbacks(decision, view.model)
+                if isinstance(decision, Reject):
+                    plan.rejects.append(decision)
+                    index += 1
+                    continue
+                response = await self._try(
+                    ctx, plan, decision, index > 0, path, body, client_headers
+                )
+                if response is not None:
+                    return response
         if request_scope.cancelled_caught:
             if services.drain.expired():
                 raise errors.ShuttingDown()
-            last_error = errors.BackendTimeout(
-                f"No backend answered within {server.request_timeout_seconds:g} s."
+            plan.last_error = errors.BackendTimeout(
+                f"No backend answered within {config.server.request_timeout_seconds:g} s."
             )
-        assert last_error is not None
-        if ctx.attempts >= 2:
-            last_error.headers["x-should-retry"] = "false"
-        raise last_error
+        raise self._final_error(ctx, plan)
 
-    async def _attempt(
+    async def _try(
         self,
         ctx: RequestContext,
-        backend: Backend,
-        view: RequestView,
+        plan: _Plan,
+        route: Route,
+        fallback: bool,
         path: str,
         body: bytes,
         client_headers: Sequence[tuple[bytes, bytes]],
-    ) -> Response:
-        services = self.services
-        server = services.config.server
-        attempt = services.start_attempt(backend, view.model, stream=view.stream)
-        response: httpx.Response | None = None
-        #: What to close unless the stream is committed (then the request's exit stack owns it).
-        owned: httpx.Response | UpstreamStream | None = None
-        committed = False
-        timeout = (
-            server.first_token_timeout_seconds if view.stream else server.attempt_timeout_seconds
-        )
-        sent_at = trio.current_time()
+    ) -> Response | None:
+        """One attempt on the routed agent; None when it failed and the loop goes on."""
+        agent = route.agent
+        view = plan.view
+        self._label(ctx, route, fallback)
+        forwarded = body if agent.model == view.model else with_model(body, agent.model)
+        ctx.attempts += 1
         try:
-            with trio.fail_after(timeout):
-                response = owned = await services.upstream.open(
-                    backend,
-                    path,
-                    body,
-                    client_headers,
-                    request_id=ctx.request_id,
-                    connect_timeout=server.connect_timeout_seconds,
+            response = await self.attempts.run(
+                ctx, agent, view.stream, path, forwarded, client_headers
+            )
+        except errors.UpstreamReset as exc:
+            name = agent.backend.name
+            if (
+                exc.reused_connection
+                and exc.before_response
+                and name not in plan.fresh_connection_used
+            ):
+                # A keep-alive race, not a backend failure: once more, not counted.
+                plan.fresh_connection_used.add(name)
+                ctx.attempts -= 1
+                return None
+            self._failed(ctx, plan, agent, exc)
+            return None
+        except errors.UpstreamError as exc:
+            self._failed(ctx, plan, agent, exc)
+            return None
+        if fallback:
+            self.services.metrics.fallbacks.labels(view.model, agent.model).inc()
+        return response
+
+    def _label(self, ctx: RequestContext, route: Route, fallback: bool) -> None:
+        backend = route.agent.backend
+        ctx.backend = backend.name
+        ctx.backend_location = backend.location
+        ctx.privacy_zone = backend.config.privacy_zone()
+        ctx.served_model = route.agent.model
+        ctx.fallback_model = route.agent.model if fallback else None
+        if fallback:
+            ctx.route_reason = "fallback"
+        elif ctx.attempts > 0:
+            ctx.route_reason = "retry"
+        else:
+            ctx.route_reason = route.reason
+
+    def _failed(
+        self, ctx: RequestContext, plan: _Plan, agent: Agent, exc: errors.UpstreamError
+    ) -> None:
+        """Learn from a failed attempt: never this agent again, maybe not this backend."""
+        services = self.services
+        plan.last_error = exc
+        plan.tried.add(agent.key)
+        backend = agent.backend
+        if exc.skip_backend:
+            plan.skip_backends.add(backend.name)
+        if isinstance(exc, errors.UpstreamStatusError) and exc.upstream_status == 429:
+            seconds = parse_retry_after(exc.headers.get("retry-after"))
+            if seconds is not None:
+                backend.cooldown_until[agent.model] = trio.current_time() + seconds
+                log.info(
+                    "backend '%s' model '%s' rate limited: cooling down %.0f s",
+                    backend.name,
+                    agent.model,
+                    seconds,
                 )
-                if view.stream and 200 <= response.status_code < 300:
-                    stream = owned = UpstreamStream(response, backend, sent_at=sent_at)
-                    result = await self._commit_stream(ctx, attempt, stream)
-                    committed = True
-                    return result
-                data = await read_body(response, backend, limit=server.max_response_body_bytes)
-            return self._finish_buffered(ctx, attempt, response, data)
-        except trio.TooSlowError as exc:
-            services.finish_attempt(attempt, Outcome.FAILURE)
-            what = "its first event" if view.stream else "a response"
-            raise errors.BackendTimeout(
-                f"Backend '{backend.name}' did not send {what} within {timeout:g} s."
-            ) from exc
-        except errors.UpstreamError:
-            services.finish_attempt(attempt, Outcome.FAILURE)
-            raise
-        finally:
-            ctx.upstream_seconds += trio.current_time() - sent_at
-            if not committed:
-                # An attempt that recorded no outcome by now was cut short (no-op otherwise).
-                services.finish_attempt(attempt, Outcome.CANCELLED)
-                if owned is not None:
-                    await _close_shielded(owned)
+        if ctx.attempts < 1 + services.config.routing.max_retries:
+            services.metrics.retries.labels(backend.name).inc()
 
-    def _finish_buffered(
-        self, ctx: RequestContext, attempt: Attempt, response: httpx.Response, data: bytes
-    ) -> Response:
-        """Judge a fully read upstream answer: return it, or raise to retry elsewhere."""
+    async def _route(self, plan: _Plan, model: str, deadline: float) -> Route | Reject:
+        """Ask the pipeline; wait in the admission queue while everything is at capacity."""
         services = self.services
-        status = response.status_code
-        headers = client_response_headers(response.headers)
-        outcome = outcome_for_status(status)
-        if outcome is Outcome.FAILURE:
-            services.finish_attempt(attempt, outcome)
-            raise errors.UpstreamStatusError(attempt.backend.name, status, data, headers)
-        if outcome is Outcome.CLIENT_ERROR or attempt.stream:
-            # 4xx is the client's fault, returned as-is; a non-2xx streaming answer too.
-            services.finish_attempt(attempt, outcome)
-            ctx.status = status
-            return Response(data, status=status, headers=headers)
-        try:
-            usage = body_usage(data)
-        except msgspec.DecodeError as exc:
-            services.finish_attempt(attempt, Outcome.FAILURE)
-            raise errors.BadUpstreamResponse(
-                f"Backend '{attempt.backend.name}' sent a response that is not valid JSON."
-            ) from exc
-        completion_tokens = usage.completion_tokens if usage is not None else None
-        if usage is not None:
-            ctx.prompt_tokens = usage.prompt_tokens
-            ctx.completion_tokens = usage.completion_tokens
-        services.finish_attempt(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
-        ctx.status = status
-        return Response(data, status=status, headers=headers)
+        while True:
+            decision = self._decide(plan, model)
+            if not isinstance(decision, Queue):
+                return decision
+            queue = services.config.queue
+            if not queue.enabled:
+                return self._at_capacity(decision)
+            now = trio.current_time()
+            if plan.ticket is None or plan.queued_at is None:
+                plan.ticket = services.queue.ticket(
+                    decision.resolved_model, high_priority=plan.high_priority
+                )
+                plan.queued_at = now
+            wait_until = min(plan.queued_at + queue.max_wait_seconds, deadline)
+            with trio.move_on_at(wait_until) as wait_scope:
+                await services.queue.wait_for_slot(plan.ticket, max_size=queue.max_size)
+            if wait_scope.cancelled_caught:
+                raise errors.QueueTimeout(
+                    f"Every backend serving '{decision.resolved_model}' stayed at capacity "
+                    f"for {trio.current_time() - plan.queued_at:.0f} s.",
+                    headers={"Retry-After": "1"},
+                )
 
-    async def _commit_stream(
-        self, ctx: RequestContext, attempt: Attempt, stream: UpstreamStream
-    ) -> Response:
-        """Wait for the first event, then hand the stream to the request and respond."""
-        services = self.services
-        content_type = stream.response.headers.get("content-type", "")
-        if not content_type.startswith("text/event-stream"):
-            raise errors.BadUpstreamResponse(
-                f"Backend '{attempt.backend.name}' answered a stream request without an "
-                "event stream."
+    def _decide(self, plan: _Plan, model: str) -> Decision:
+        request = RoutingRequest(
+            model=model,
+            stream=plan.view.stream,
+            requirements=plan.requirements,
+            now=trio.current_time(),
+            tried=frozenset(plan.tried),
+            skip_backends=frozenset(plan.skip_backends),
+        )
+        started = time.perf_counter()
+        decision = self.services.pipeline.decide(request)
+        self.services.metrics.routing_duration.observe(time.perf_counter() - started)
+        return decision
+
+    def _fallbacks(self, decision: Decision, requested: str) -> list[str]:
+        chains = self.services.config.routing.fallbacks
+        return list(chains.get(decision.resolved_model) or chains.get(requested) or [])
+
+    @staticmethod
+    def _at_capacity(decision: Queue) -> Reject:
+        rejections = tuple(
+            Rejection(
+                agent.backend.name,
+                "scheduler",
+                RejectionReason.AT_CAPACITY,
+                f"{agent.backend.config.max_concurrent_requests} requests in flight",
+                1.0,
             )
-        first = await stream.receive_first()
-        ctx.exit_stack.push_async_callback(self._release_stream, attempt, stream)
-        now = trio.current_time()
-        ctx.committed_at = now
-        ctx.status = stream.response.status_code
-        server = services.config.server
-        limits = StreamLimits(
-            idle_seconds=server.stream_idle_timeout_seconds,
-            max_deadline=max_stream_deadline(now, server.max_stream_seconds),
+            for agent in decision.agents
+        )
+        return Reject(decision.resolved_model, rejections, model_known=True)
+
+    def _final_error(self, ctx: RequestContext, plan: _Plan) -> errors.APIError:
+        error: errors.APIError
+        if plan.last_error is not None:
+            error = plan.last_error
+        elif not any(reject.model_known for reject in plan.rejects):
+            error = self._model_not_found(plan.view.model)
+        else:
+            reject = next(reject for reject in plan.rejects if reject.model_known)
+            error = _no_available_backend(reject)
+        if ctx.attempts >= 2:
+            error.headers["x-should-retry"] = "false"
+        return error
+
+    def _model_not_found(self, model: str) -> errors.ModelNotFound:
+        known = sorted(
+            self.services.registry.known_models() | set(self.services.config.routing.aliases)
+        )
+        if not known:
+            return errors.ModelNotFound(
+                f"The model '{model}' does not exist: no backend is configured.", param="model"
+            )
+        listed = ", ".join(known[:20])
+        more = f" (and {len(known) - 20} more)" if len(known) > 20 else ""
+        return errors.ModelNotFound(
+            f"The model '{model}' does not exist. Known models: {listed}{more}.", param="model"
         )
 
-        def on_end(reason: str | None) -> None:
-            attempt.ttft_ms = ctx.ttft_ms = stream.ttft_ms()
-            if stream.usage is not None:
-                ctx.prompt_tokens = stream.usage.prompt_tokens
-                ctx.completion_tokens = stream.usage.completion_tokens
-            if reason is None:
-                services.finish_attempt(attempt, Outcome.SUCCESS)
-                return
-            ctx.truncated = True
-            services.metrics.stream_truncated.labels(attempt.backend.name, reason).inc()
-            cut_by_gateway = reason in ("drain", "max_duration")
-            services.finish_attempt(
-                attempt, Outcome.CANCELLED if cut_by_gateway else Outcome.FAILURE
-            )
 
-        headers = client_response_headers(stream.response.headers)
-        headers["cache-control"] = "no-cache"
-        return Response(
-            relay(stream, first, limits, services.drain, on_end),
-            status=stream.response.status_code,
-            headers=headers,
-        )
+def _no_available_backend(reject: Reject) -> errors.NoAvailableBackend:
+    """The actionable 503 of SPEC §3.7."""
+    headers = {"X-Nexus-Rejection-Reasons": ",".join(reject.reason_codes())}
+    retry_after = reject.retry_after_seconds()
+    if retry_after is None:
+        headers["x-should-retry"] = "false"
+    else:
+        headers["Retry-After"] = str(retry_after)
+    return errors.NoAvailableBackend(
+        reject.message(),
+        headers=headers,
+        extra={"rejections": [rejection.as_dict() for rejection in reject.rejections]},
+    )
 
-    async def _release_stream(self, attempt: Attempt, stream: UpstreamStream) -> None:
-        """Exit-stack callback: record a stream the client abandoned, close the upstream."""
-        attempt.ttft_ms = stream.ttft_ms()
-        self.services.finish_attempt(attempt, Outcome.CANCELLED)
-        await _close_shielded(stream)

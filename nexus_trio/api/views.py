@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from nexus_trio import errors
+from nexus_trio.routing import Requirements
 
 
 class RouteKind(enum.StrEnum):
@@ -163,6 +164,47 @@ def _check_input(raw: msgspec.Raw | None) -> None:
     value = _ANY_DECODER.decode(raw)
     if not (isinstance(value, str | list) and value):
         raise errors.InvalidValue("'input' must be a non-empty string or list.", param="input")
+
+
+def requirements_of(view: RequestView) -> Requirements:
+    """What routing needs to know about the request (SPEC §5.2)."""
+    if isinstance(view, EmbeddingView):
+        return Requirements(
+            estimated_tokens=_raw_text_chars(view.input) // 4, needs_embeddings=True
+        )
+    if isinstance(view, CompletionView):
+        return Requirements(estimated_tokens=_raw_text_chars(view.prompt) // 4)
+    chars = 0
+    vision = False
+    for message in view.messages:
+        content = message.content
+        if isinstance(content, str):
+            chars += len(content)
+        elif content is not None:
+            for part in content:
+                if part.text:
+                    chars += len(part.text)
+                if part.type == "image_url":
+                    vision = True
+    response_type = view.response_format.type if view.response_format is not None else None
+    return Requirements(
+        estimated_tokens=chars // 4,
+        needs_vision=vision,
+        needs_tools=bool(view.tools),
+        needs_json_mode=response_type in ("json_object", "json_schema"),
+    )
+
+
+def _raw_text_chars(raw: msgspec.Raw | None) -> int:
+    """Characters of the strings in a ``prompt``/``input`` value (token ids count 0)."""
+    if raw is None:
+        return 0
+    value = _ANY_DECODER.decode(raw)
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(len(item) for item in value if isinstance(item, str))
+    return 0
 
 
 def with_model(body: bytes, model: str) -> bytes:

@@ -116,12 +116,16 @@ url = "http://a.test"
 type = "generic"
 priority = 10
 models = ["m"]
+[backends.capabilities.m]
+tools = true
 [[backends]]
 name = "b"
 url = "http://b.test"
 type = "vllm"
 priority = 20
 models = ["m"]
+[backends.capabilities.m]
+tools = true
 """
 
 

@@ -111,7 +111,7 @@ async def test_headers_to_client_are_filtered(gateway: Gateway) -> None:
     assert headers["x-nexus-model"] == "m"
     assert headers["x-nexus-attempts"] == "1"
     assert headers["x-nexus-privacy-zone"] == "restricted"
-    assert headers["x-nexus-route-reason"] == "priority"
+    assert headers["x-nexus-route-reason"] == "best_score"
 
 
 async def test_request_id_kept_or_replaced(gateway: Gateway) -> None:

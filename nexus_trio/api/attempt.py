@@ -1,0 +1,207 @@
+"""One attempt: a single upstream exchange for one agent (SPEC §3.3, §3.4, §6.1).
+
+Theory of operation. An attempt sends the request to one agent and either returns the
+client's response or raises an :class:`~nexus_trio.errors.UpstreamError` for the retry loop.
+A non-streaming attempt is bounded by ``attempt_timeout_seconds``, reads the whole body and
+judges it (valid JSON, 4xx, 5xx, model missing). A streaming attempt is bounded by
+``first_token_timeout_seconds`` until its first event; then it *commits*: the open upstream
+stream is handed to the request's exit stack (its owner from then on) and the response body is
+the relay.
+
+Every attempt is finished exactly once with its outcome. Whatever did not record an outcome
+when the attempt's scope unwinds (client gone, request deadline, drain) is ``cancelled``, and
+what it opened is closed under a shielded scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+import msgspec
+import trio
+from quart import Response
+
+from nexus_trio import errors
+from nexus_trio.api.context import RequestContext
+from nexus_trio.quality.outcome import Outcome, outcome_for_status
+from nexus_trio.routing import Agent
+from nexus_trio.services import Attempt, Services
+from nexus_trio.upstream.chunks import body_usage
+from nexus_trio.upstream.client import read_body
+from nexus_trio.upstream.headers import client_response_headers
+from nexus_trio.upstream.relay import StreamLimits, max_stream_deadline, relay
+from nexus_trio.upstream.stream import UpstreamStream
+
+#: How long closing an upstream response may take while the request is being cancelled.
+_CLOSE_SECONDS = 1.0
+
+_MODEL_MISSING_WORDS = (b"not found", b"does not exist", b"not exist", b"unknown model")
+
+
+async def _close_shielded(closeable: httpx.Response | UpstreamStream) -> None:
+    with trio.move_on_after(_CLOSE_SECONDS, shield=True):
+        await closeable.aclose()
+
+
+def says_model_missing(status: int, body: bytes) -> bool:
+    """An upstream 404, or a 400 whose error says the model does not exist (SPEC §3.3)."""
+    if status == 404:
+        return True
+    if status != 400:
+        return False
+    text = body[:4096].lower()
+    return b"model" in text and any(words in text for words in _MODEL_MISSING_WORDS)
+
+
+class AttemptRunner:
+    """Runs single attempts for one :class:`Services`."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def run(
+        self,
+        ctx: RequestContext,
+        agent: Agent,
+        stream: bool,
+        path: str,
+        body: bytes,
+        client_headers: Sequence[tuple[bytes, bytes]],
+    ) -> Response:
+        """Send one attempt to ``agent``; return the client's response or raise.
+
+        Blocks until the response is complete (non-streaming) or committed (streaming).
+
+        Raises:
+            UpstreamError: the attempt failed; its class says whether to retry.
+        """
+        services = self.services
+        server = services.config.server
+        backend = agent.backend
+        attempt = services.start_attempt(backend, agent.model, stream=stream)
+        response: httpx.Response | None = None
+        #: What to close unless the stream is committed (then the request's exit stack owns it).
+        owned: httpx.Response | UpstreamStream | None = None
+        committed = False
+        timeout = server.first_token_timeout_seconds if stream else server.attempt_timeout_seconds
+        sent_at = trio.current_time()
+        try:
+            with trio.fail_after(timeout):
+                response = owned = await services.upstream.open(
+                    backend,
+                    path,
+                    body,
+                    client_headers,
+                    request_id=ctx.request_id,
+                    connect_timeout=server.connect_timeout_seconds,
+                )
+                if stream and 200 <= response.status_code < 300:
+                    upstream = owned = UpstreamStream(response, backend, sent_at=sent_at)
+                    result = await self._commit_stream(ctx, attempt, upstream)
+                    committed = True
+                    return result
+                data = await read_body(response, backend, limit=server.max_response_body_bytes)
+            return self._judge_body(ctx, attempt, response, data)
+        except trio.TooSlowError as exc:
+            services.finish_attempt(attempt, Outcome.FAILURE)
+            what = "its first event" if stream else "a response"
+            raise errors.BackendTimeout(
+                f"Backend '{backend.name}' did not send {what} within {timeout:g} s."
+            ) from exc
+        except errors.UpstreamError:
+            services.finish_attempt(attempt, Outcome.FAILURE)
+            raise
+        finally:
+            ctx.upstream_seconds += trio.current_time() - sent_at
+            if not committed:
+                # An attempt that recorded no outcome by now was cut short (no-op otherwise).
+                services.finish_attempt(attempt, Outcome.CANCELLED)
+                if owned is not None:
+                    await _close_shielded(owned)
+
+    def _judge_body(
+        self, ctx: RequestContext, attempt: Attempt, response: httpx.Response, data: bytes
+    ) -> Response:
+        """Judge a fully read upstream answer: return it, or raise to retry elsewhere."""
+        services = self.services
+        status = response.status_code
+        headers = client_response_headers(response.headers)
+        name = attempt.backend.name
+        if says_model_missing(status, data):
+            services.finish_attempt(attempt, Outcome.CLIENT_ERROR)
+            attempt.backend.missing_models.add(attempt.model)
+            raise errors.UpstreamModelMissing(name, status, data, headers)
+        outcome = outcome_for_status(status)
+        if outcome is Outcome.FAILURE:
+            services.finish_attempt(attempt, outcome)
+            raise errors.UpstreamStatusError(name, status, data, headers)
+        if outcome is Outcome.CLIENT_ERROR or attempt.stream:
+            # 4xx is the client's fault, returned as-is; so is a streaming 3xx.
+            services.finish_attempt(attempt, outcome)
+            ctx.status = status
+            return Response(data, status=status, headers=headers)
+        try:
+            usage = body_usage(data)
+        except msgspec.DecodeError as exc:
+            services.finish_attempt(attempt, Outcome.FAILURE)
+            raise errors.BadUpstreamResponse(
+                f"Backend '{name}' sent a response that is not valid JSON."
+            ) from exc
+        completion_tokens = usage.completion_tokens if usage is not None else None
+        if usage is not None:
+            ctx.prompt_tokens = usage.prompt_tokens
+            ctx.completion_tokens = usage.completion_tokens
+        services.finish_attempt(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
+        ctx.status = status
+        return Response(data, status=status, headers=headers)
+
+    async def _commit_stream(
+        self, ctx: RequestContext, attempt: Attempt, stream: UpstreamStream
+    ) -> Response:
+        """Wait for the first event, then hand the stream to the request and respond."""
+        services = self.services
+        content_type = stream.response.headers.get("content-type", "")
+        if not content_type.startswith("text/event-stream"):
+            raise errors.BadUpstreamResponse(
+                f"Backend '{attempt.backend.name}' answered a stream request without an "
+                "event stream."
+            )
+        first = await stream.receive_first()
+        ctx.exit_stack.push_async_callback(self._release_stream, attempt, stream)
+        now = trio.current_time()
+        ctx.committed_at = now
+        ctx.status = stream.response.status_code
+        server = services.config.server
+        limits = StreamLimits(
+            idle_seconds=server.stream_idle_timeout_seconds,
+            max_deadline=max_stream_deadline(now, server.max_stream_seconds),
+        )
+
+        def on_end(reason: str | None) -> None:
+            attempt.ttft_ms = ctx.ttft_ms = stream.ttft_ms()
+            if stream.usage is not None:
+                ctx.prompt_tokens = stream.usage.prompt_tokens
+                ctx.completion_tokens = stream.usage.completion_tokens
+            if reason is None:
+                services.finish_attempt(attempt, Outcome.SUCCESS)
+                return
+            ctx.truncated = True
+            services.metrics.stream_truncated.labels(attempt.backend.name, reason).inc()
+            cut_by_gateway = reason in ("drain", "max_duration")
+            outcome = Outcome.CANCELLED if cut_by_gateway else Outcome.FAILURE
+            services.finish_attempt(attempt, outcome)
+
+        headers = client_response_headers(stream.response.headers)
+        headers["cache-control"] = "no-cache"
+        return Response(
+            relay(stream, first, limits, services.drain, on_end),
+            status=stream.response.status_code,
+            headers=headers,
+        )
+
+    async def _release_stream(self, attempt: Attempt, stream: UpstreamStream) -> None:
+        """Exit-stack callback: record a stream the client abandoned, close the upstream."""
+        attempt.ttft_ms = stream.ttft_ms()
+        self.services.finish_attempt(attempt, Outcome.CANCELLED)
+        await _close_shielded(stream)
