@@ -24,7 +24,7 @@ def demo_config(port: int, fast_port: int, slow_port: int) -> Config:
     """The gateway configuration the demo runs with."""
     return Config(
         server=ServerConfig(port=port, drain_timeout_seconds=5.0),
-        health_check=HealthCheckConfig(enabled=False),
+        health_check=HealthCheckConfig(interval_seconds=5.0, timeout_seconds=2.0),
         backends=[
             BackendConfig(
                 name="fast", url=f"http://127.0.0.1:{fast_port}", type="generic", models=["demo"]

@@ -310,4 +310,3 @@ def _no_available_backend(reject: Reject) -> errors.NoAvailableBackend:
         headers=headers,
         extra={"rejections": [rejection.as_dict() for rejection in reject.rejections]},
     )
-

@@ -10,6 +10,7 @@ from quart_trio import QuartTrio
 from nexus_trio import __version__
 from nexus_trio.metrics import CONTENT_TYPE_LATEST
 from nexus_trio.registry import HealthState
+from nexus_trio.routing.reconcilers.analyzer import resolve_alias
 from nexus_trio.services import Services
 
 _ENCODER = msgspec.json.Encoder()
@@ -62,19 +63,28 @@ def register_status_routes(app: QuartTrio, services: Services) -> None:
             for model in backend.models:
                 owners.setdefault(model, []).append((backend.config.priority, backend.name))
         created = int(services.started_wall)
-        data = []
-        for model in sorted(owners):
-            ranked = sorted(owners[model])
-            data.append(
-                {
-                    "id": model,
+        entries: dict[str, dict[str, object]] = {}
+        for model, ranked in owners.items():
+            ranked.sort()
+            entries[model] = {
+                "id": model,
+                "object": "model",
+                "created": created,
+                "owned_by": ranked[0][1],
+                "backends": [name for _, name in ranked],
+            }
+        for alias, target in services.config.routing.aliases.items():
+            resolved = resolve_alias(services.config.routing.aliases, alias)
+            if resolved in owners and alias not in entries:
+                entries[alias] = {
+                    "id": alias,
                     "object": "model",
                     "created": created,
-                    "owned_by": ranked[0][1],
-                    "backends": [name for _, name in ranked],
+                    "owned_by": "nexus-trio",
+                    "alias_of": target,
+                    "backends": entries[resolved]["backends"],
                 }
-            )
-        return _json({"object": "list", "data": data})
+        return _json({"object": "list", "data": [entries[k] for k in sorted(entries)]})
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -75,3 +75,19 @@ async def test_metrics_content_type_and_bounded_labels(gateway: Gateway) -> None
         ("none", "4xx", 20.0)
     ]
     assert "unknown-3" not in text
+
+
+async def test_models_lists_aliases_of_served_models(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gateway: Gateway = make_gateway(
+        '[routing.aliases]\n"gpt-4" = "smart"\n"smart" = "m"\n"dangling" = "nowhere"\n'
+        "[health_check]\nenabled = false\n"
+        '[[backends]]\nname = "a"\nurl = "http://a.test"\ntype = "generic"\nmodels = ["m"]\n'
+    )
+    client = gateway.app.test_client()
+    body = msgspec.json.decode(await (await client.get("/v1/models")).get_data())
+    by_id = {entry["id"]: entry for entry in body["data"]}
+    assert sorted(by_id) == ["gpt-4", "m", "smart"]
+    assert by_id["gpt-4"]["owned_by"] == "nexus-trio"
+    assert by_id["gpt-4"]["alias_of"] == "smart"
+    assert by_id["smart"]["alias_of"] == "m"
+    assert "alias_of" not in by_id["m"]

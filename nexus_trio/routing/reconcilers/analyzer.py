@@ -9,6 +9,16 @@ from nexus_trio.registry import Registry
 from nexus_trio.routing.intent import Agent, RejectionReason, RoutingIntent
 
 
+def resolve_alias(aliases: Mapping[str, str], model: str) -> str:
+    """Follow ``model`` through ``aliases``, at most :data:`MAX_ALIAS_HOPS` hops."""
+    for _ in range(MAX_ALIAS_HOPS):
+        target = aliases.get(model)
+        if target is None:
+            break
+        model = target
+    return model
+
+
 class RequestAnalyzer:
     """Resolves aliases and fills the candidates: one agent per backend serving the model.
 
@@ -28,12 +38,7 @@ class RequestAnalyzer:
 
     def resolve(self, model: str) -> str:
         """Follow ``model`` through the aliases, at most :data:`MAX_ALIAS_HOPS` hops."""
-        for _ in range(MAX_ALIAS_HOPS):
-            target = self._aliases.get(model)
-            if target is None:
-                break
-            model = target
-        return model
+        return resolve_alias(self._aliases, model)
 
     def reconcile(self, intent: RoutingIntent) -> None:
         request = intent.request
