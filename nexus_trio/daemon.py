@@ -6,6 +6,7 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
     └── nursery
         ├── signal watcher      SIGTERM/SIGINT → drain, again → force; SIGHUP → reload
         ├── health checker      first sweep done before it reports started
+        ├── notifier            systemd WATCHDOG=1 and STATUS= (READY=1 once all is up)
         └── front end           hypercorn serving the app, until drained
 
 Services start in dependency order with ``await nursery.start(...)``; each reports
@@ -31,6 +32,7 @@ from nexus_trio.api.server import FrontEnd
 from nexus_trio.config import Config, Overrides, load_config
 from nexus_trio.errors import ConfigError
 from nexus_trio.health import HealthChecker
+from nexus_trio.sdnotify import Notifier
 from nexus_trio.services import Services
 
 log = logging.getLogger("nexus_trio.daemon")
@@ -69,6 +71,7 @@ class Supervisor:
         self.transport = transport
         self.forced = False
         self.services: Services | None = None
+        self.notifier = Notifier({}, str)
 
     async def run(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
@@ -77,17 +80,21 @@ class Supervisor:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
         async with httpx.AsyncClient(transport=self.transport, limits=limits) as http:
             services = self.services = Services.create(self.config, self.env, http)
+            self.notifier = Notifier(self.env, services.status_line)
             front_end = FrontEnd(services)
             with trio.CancelScope() as everything:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self._watch_signals, services, everything)
                     await nursery.start(HealthChecker(services).run)
+                    await nursery.start(self.notifier.run)
                     binds = await nursery.start(front_end.run)
+                    self.notifier.ready()
                     log.info("nexus-trio ready on %s", ", ".join(binds))
                     task_status.started(binds)
                     await front_end.stopped.wait()
                     log.info("drain complete; stopping background services")
                     nursery.cancel_scope.cancel()
+            self.notifier.close()
 
     async def _watch_signals(
         self,
@@ -117,6 +124,7 @@ class Supervisor:
     async def _drain(self, services: Services) -> None:
         server = services.config.server
         services.drain.request()
+        self.notifier.stopping(server.drain_delay_seconds + server.drain_timeout_seconds)
         log.info("drain started: health reports draining")
         if server.drain_delay_seconds > 0:
             log.info("drain: keeping the listener open %.1f s", server.drain_delay_seconds)
@@ -129,15 +137,25 @@ class Supervisor:
         )
 
     def reload(self, services: Services) -> bool:
-        """Re-read the config file; swap it in if valid (SPEC §6.5). Returns success."""
+        """Re-read the config file; swap it in if valid (SPEC §6.5). Returns success.
+
+        Sends ``RELOADING=1`` … ``READY=1`` to systemd around it either way.
+        """
+        self.notifier.reloading()
         try:
             new = load_config(self.config_path, env=self.env, overrides=self.overrides)
         except ConfigError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
+            services.metrics.config_reloads.labels("error").inc()
             return False
-        needs_restart = restart_required(services.config, new)
-        if needs_restart:
-            log.warning("restart required for: %s", ", ".join(needs_restart))
-        services.apply_config(new)
-        log.info("configuration reloaded (%d backend(s))", len(new.backends))
-        return True
+        else:
+            needs_restart = restart_required(services.config, new)
+            if needs_restart:
+                log.warning("restart required for: %s", ", ".join(needs_restart))
+                services.restart_required = True
+            services.apply_config(new)
+            services.metrics.config_reloads.labels("ok").inc()
+            log.info("configuration reloaded (%d backend(s))", len(new.backends))
+            return True
+        finally:
+            self.notifier.ready()

@@ -134,6 +134,12 @@ class Metrics:
             buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3),
             registry=registry,
         )
+        self.config_reloads = Counter(
+            "nexus_config_reloads",
+            "Configuration reloads (SIGHUP) by result.",
+            ["result"],
+            registry=registry,
+        )
         self.tokens = Counter(
             "nexus_tokens",
             "Tokens reported by upstream usage.",

@@ -62,6 +62,8 @@ class Services:
     started_at: float = field(default_factory=trio.current_time)
     started_wall: float = field(default_factory=time.time)
     in_flight: int = 0
+    #: A reload changed settings that only a restart applies (``/v1/stats``).
+    restart_required: bool = False
     totals: RequestTotals = field(default_factory=RequestTotals)
     queue: AdmissionQueue = field(default_factory=AdmissionQueue)
     metrics: Metrics = field(init=False)
@@ -90,6 +92,14 @@ class Services:
         self.config = config
         for listener in self.reload_listeners:
             listener(config)
+
+    def status_line(self) -> str:
+        """The ``STATUS=`` text for systemd: in-flight requests and healthy backends."""
+        healthy = sum(1 for b in self.registry if b.health is HealthState.HEALTHY)
+        return (
+            f"{self.in_flight} request(s) in flight, "
+            f"{healthy}/{len(self.registry)} backend(s) healthy"
+        )
 
     def gauge_snapshot(self) -> GaugeSnapshot:
         return GaugeSnapshot(
