@@ -96,17 +96,22 @@ def _serve(args: argparse.Namespace) -> int:
     supervisor = Supervisor(config, config_path=path, overrides=overrides)
     failure = _run_daemon(supervisor.run)
     if failure is not None:
-        print(f"nexus-trio: {failure}", file=sys.stderr)
+        _print_failure(failure)
         return 1
     return 1 if supervisor.forced else 0
 
 
-def _run_daemon(main: Callable[[], Awaitable[object]]) -> ListenError | None:
-    """``trio.run(main)``; a failure to bind is returned (fatal, one line), not raised."""
-    failure: ListenError | None = None
+def _print_failure(failure: ListenError | ConfigError) -> None:
+    what = "configuration error: " if isinstance(failure, ConfigError) else ""
+    print(f"nexus-trio: {what}{failure}", file=sys.stderr)
+
+
+def _run_daemon(main: Callable[[], Awaitable[object]]) -> ListenError | ConfigError | None:
+    """``trio.run(main)``; a fatal start-up error is returned (one line), not raised."""
+    failure: ListenError | ConfigError | None = None
     try:
         trio.run(main)
-    except* ListenError as group:
+    except* (ListenError, ConfigError) as group:
         failure = _first(group)
     return failure
 

@@ -142,18 +142,19 @@ class Supervisor:
         Sends ``RELOADING=1`` … ``READY=1`` to systemd around it either way.
         """
         self.notifier.reloading()
+        old = services.config
         try:
             new = load_config(self.config_path, env=self.env, overrides=self.overrides)
+            services.apply_config(new)
         except ConfigError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             services.metrics.config_reloads.labels("error").inc()
             return False
         else:
-            needs_restart = restart_required(services.config, new)
+            needs_restart = restart_required(old, new)
             if needs_restart:
                 log.warning("restart required for: %s", ", ".join(needs_restart))
                 services.restart_required = True
-            services.apply_config(new)
             services.metrics.config_reloads.labels("ok").inc()
             log.info("configuration reloaded (%d backend(s))", len(new.backends))
             return True

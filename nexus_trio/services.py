@@ -16,11 +16,29 @@ import trio
 from nexus_trio.admission import AdmissionQueue
 from nexus_trio.config import Config
 from nexus_trio.drain import Drain
+from nexus_trio.errors import ConfigError
 from nexus_trio.metrics import GaugeSnapshot, Metrics
 from nexus_trio.quality.outcome import Outcome
 from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing import Pipeline
 from nexus_trio.upstream.client import UpstreamClient
+
+
+def inbound_keys(config: Config, env: Mapping[str, str]) -> tuple[bytes, ...]:
+    """The bearer keys clients must present (SPEC §8); empty = inbound auth off.
+
+    Raises:
+        ConfigError: ``server.api_keys_env`` names a variable that holds no key.
+    """
+    variable = config.server.api_keys_env
+    if variable is None:
+        return ()
+    keys = tuple(k.strip().encode() for k in env.get(variable, "").split(",") if k.strip())
+    if not keys:
+        raise ConfigError(
+            f"$.server.api_keys_env: ${variable} holds no key (comma-separated keys expected)"
+        )
+    return keys
 
 
 @dataclass(slots=True)
@@ -68,10 +86,13 @@ class Services:
     queue: AdmissionQueue = field(default_factory=AdmissionQueue)
     metrics: Metrics = field(init=False)
     pipeline: Pipeline = field(init=False)
+    #: Keys accepted from clients (never logged or rendered); empty = no inbound auth.
+    api_keys: tuple[bytes, ...] = field(init=False, repr=False)
     #: Called with the new config after a reload (e.g. the app's body-size limit).
     reload_listeners: list[Callable[[Config], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.api_keys = inbound_keys(self.config, self.env)
         self.metrics = Metrics(self.gauge_snapshot)
         self.pipeline = self._build_pipeline(self.config)
 
@@ -86,7 +107,12 @@ class Services:
         )
 
     def apply_config(self, config: Config) -> None:
-        """Swap in a reloaded configuration; backends with unchanged identity keep state."""
+        """Swap in a reloaded configuration; backends with unchanged identity keep state.
+
+        Raises:
+            ConfigError: the new configuration cannot be applied (nothing was changed).
+        """
+        self.api_keys = inbound_keys(config, self.env)
         self.registry.replace_backends(config.backends, self.env)
         self.pipeline = self._build_pipeline(config)
         self.config = config

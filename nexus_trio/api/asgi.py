@@ -20,7 +20,8 @@ it too) and, for every HTTP request:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import hmac
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import msgspec
@@ -65,6 +66,20 @@ class GatewayASGI:
         if services.drain.listener_closed.is_set():
             await self._reject(send, ctx, errors.ShuttingDown())
             return
+        if (
+            services.api_keys
+            and ctx.path.startswith("/v1/")
+            and not _authorized(scope["headers"], services.api_keys)
+        ):
+            await self._reject(
+                send,
+                ctx,
+                errors.AuthenticationFailed(
+                    "Missing or invalid API key (Authorization: Bearer <key>).",
+                    headers={"WWW-Authenticate": "Bearer"},
+                ),
+            )
+            return
         if ctx.is_proxy:
             limit = services.config.server.max_in_flight_requests
             if limit and services.in_flight >= limit:
@@ -98,6 +113,21 @@ class GatewayASGI:
         ctx.completed = True
         if ctx.is_proxy:
             record_request(self.services, ctx)
+
+
+def _authorized(headers: Iterable[tuple[bytes, bytes]], keys: tuple[bytes, ...]) -> bool:
+    """Whether the request presents one of the inbound keys (constant-time, every key checked)."""
+    presented = b""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            if scheme.lower() == b"bearer":
+                presented = token.strip()
+            break
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(presented, key)
+    return matched and bool(presented)
 
 
 class _ResponseSender:
