@@ -58,6 +58,8 @@ class GatewayProcess:
                 if READY_MARK in line and not self.ready.is_set():
                     self.port = int(line.rsplit(":", 1)[1])
                     self.ready.set()
+        if buffer:
+            self.lines.append(buffer.decode(errors="replace"))
         self.exited.set()
 
 
@@ -85,13 +87,14 @@ async def start_gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[
         with trio.fail_after(15):
             async with trio.open_nursery() as waiters:
 
-                async def exited_early() -> None:
-                    await gateway.exited.wait()
-                    raise AssertionError(f"gateway exited early:\n{gateway.log_text()}")
+                async def first_of(event: trio.Event) -> None:
+                    await event.wait()
+                    waiters.cancel_scope.cancel()
 
-                waiters.start_soon(exited_early)
-                await gateway.ready.wait()
-                waiters.cancel_scope.cancel()
+                waiters.start_soon(first_of, gateway.ready)
+                waiters.start_soon(first_of, gateway.exited)
+        if not gateway.ready.is_set():
+            raise AssertionError(f"gateway exited early:\n{gateway.log_text()}")
         return gateway
 
     yield start
