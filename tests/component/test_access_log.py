@@ -1,0 +1,127 @@
+"""One access-log line per finished proxy request, no contents or keys (SPEC §10)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import httpx
+import msgspec
+import pytest
+import trio
+import trio.testing
+
+from nexus_trio.logs import JSONFormatter, TextFormatter
+from tests.component.conftest import (
+    CHAT,
+    ChunkStream,
+    Gateway,
+    chunk,
+    completion,
+    sse,
+    stream_response,
+)
+
+SECRET_CONTENT = "my secret prompt text"
+CONFIG = """
+[health_check]
+enabled = false
+[[backends]]
+name = "a"
+url = "http://a.test"
+type = "openai"
+api_key_env = "A_KEY"
+models = ["m"]
+"""
+
+
+@pytest.fixture
+async def logged(make_gateway: Callable[..., Gateway]) -> Gateway:
+    return make_gateway(CONFIG, env={"A_KEY": "sk-backend-secret"})
+
+
+def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "nexus_trio.access"]
+
+
+async def test_one_line_per_request_with_the_fields(
+    logged: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return completion()
+
+    logged.upstream.handlers["a.test"] = handler
+    caplog.set_level(logging.INFO, logger="nexus_trio.access")
+    body = {"model": "m", "messages": [{"role": "user", "content": SECRET_CONTENT}]}
+    await logged.post("/v1/chat/completions", body, **{"x-request-id": "log-1"})
+    await logged.post("/v1/chat/completions", b"{bad", **{"x-request-id": "log-2"})
+    records = access_records(caplog)
+    assert len(records) == 2
+    ok = records[0].access  # type: ignore[attr-defined]
+    assert (ok.request_id, ok.method, ok.path, ok.status, ok.stream) == (
+        "log-1",
+        "POST",
+        "/v1/chat/completions",
+        200,
+        False,
+    )
+    assert (ok.requested_model, ok.served_model, ok.backend, ok.attempts) == ("m", "m", "a", 1)
+    assert (ok.prompt_tokens, ok.completion_tokens, ok.route_reason) == (3, 2, "only_candidate")
+    assert ok.latency_ms >= 0
+    bad = records[1].access  # type: ignore[attr-defined]
+    assert (bad.status, bad.error_code, bad.backend) == (400, "invalid_json", None)
+    for record in records:
+        for formatter in (TextFormatter(), JSONFormatter()):
+            line = formatter.format(record)
+            assert SECRET_CONTENT not in line
+            assert "sk-backend-secret" not in line
+
+
+async def test_stream_logged_when_it_ends_with_ttft(
+    logged: Gateway, caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
+) -> None:
+    events = [*sse(chunk(""), chunk("hello")), 0.25, *sse(chunk(None, "stop")), b"data: [DONE]\n\n"]
+
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return stream_response(ChunkStream(events))
+
+    logged.upstream.handlers["a.test"] = handler
+    caplog.set_level(logging.INFO, logger="nexus_trio.access")
+    response = await logged.post("/v1/chat/completions", {**CHAT, "stream": True})
+    await response.get_data()
+    (record,) = access_records(caplog)
+    access = record.access  # type: ignore[attr-defined]
+    assert access.stream is True
+    assert access.status == 200
+    assert access.ttft_ms == 0.0  # the first content arrived with the first chunk
+    assert access.latency_ms == 250.0  # written when the stream ended, not when it began
+
+
+def test_json_format_is_one_object_per_line(caplog: pytest.LogCaptureFixture) -> None:
+    from nexus_trio.api.accounting import AccessRecord
+
+    record = logging.LogRecord("nexus_trio.access", logging.INFO, __file__, 1, "request", (), None)
+    record.access = AccessRecord(  # type: ignore[attr-defined]
+        request_id="r",
+        method="POST",
+        path="/v1/completions",
+        requested_model="m",
+        served_model="m",
+        backend="a",
+        attempts=1,
+        status=200,
+        stream=False,
+        ttft_ms=None,
+        latency_ms=1.5,
+        prompt_tokens=1,
+        completion_tokens=2,
+        route_reason="best_score",
+        error_code=None,
+    )
+    line = JSONFormatter().format(record)
+    assert "\n" not in line
+    payload = msgspec.json.decode(line)
+    assert payload["level"] == "info"
+    assert payload["request_id"] == "r"
+    assert payload["latency_ms"] == 1.5
+    assert "request_id=r" in TextFormatter().format(record)
