@@ -30,7 +30,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from nexus_trio.config import HealthCheckConfig, RoutingConfig
+from nexus_trio.config import HealthCheckConfig, QualityConfig, RoutingConfig
+from nexus_trio.quality import QualityStore
 from nexus_trio.registry import Registry
 from nexus_trio.routing.decision import Decision, Queue, Reject
 from nexus_trio.routing.intent import Reconciler, RoutingIntent, RoutingRequest
@@ -58,6 +59,7 @@ class Pipeline:
         routing: RoutingConfig,
         health: HealthCheckConfig,
         *,
+        quality: QualityStore | None = None,
         rng: random.Random | None = None,
     ) -> Pipeline:
         """The pipeline of SPEC §5.1; build a new one when the configuration is reloaded.
@@ -66,19 +68,24 @@ class Pipeline:
             registry: The live registry; backends are read at each decision.
             routing: ``[routing]``: strategy, weights, aliases and policies.
             health: ``[health_check]``: its interval is when an unhealthy backend may recover.
+            quality: The quality store read by Quality and the Scheduler's TTFT penalty; keep
+                the same one across reloads. None = an empty store (nothing excluded or
+                penalised).
             rng: The generator of the ``random`` strategy (seed it in tests).
 
         Returns:
             RequestAnalyzer → Health → Privacy → Tier → Quality → Scheduler.
         """
+        store = quality if quality is not None else QualityStore(QualityConfig())
+        smart = routing.strategy == "smart"
         return cls(
             [
                 RequestAnalyzer(registry, routing.aliases),
                 HealthReconciler(health.interval_seconds),
                 PrivacyReconciler(routing.policies),
                 TierReconciler(routing.policies),
-                QualityReconciler(),
-                Scheduler(routing.strategy, routing.weights, rng=rng),
+                QualityReconciler(store, ttft_probes=smart),
+                Scheduler(routing.strategy, routing.weights, quality=store, rng=rng),
             ]
         )
 

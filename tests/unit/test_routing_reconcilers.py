@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from nexus_trio.config import BackendConfig, ModelCapabilities, RoutingPolicy
+from nexus_trio.config import BackendConfig, ModelCapabilities, QualityConfig, RoutingPolicy
+from nexus_trio.quality import QualityStore
 from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing import Agent, RejectionReason, Requirements, RoutingIntent, RoutingRequest
 from nexus_trio.routing.reconcilers import (
@@ -282,9 +283,9 @@ def test_min_tier_removes_lower_tiers() -> None:
 # Quality ------------------------------------------------------------------------------------
 
 
-def test_quality_passes_everything_through_for_now() -> None:
+def test_quality_keeps_agents_without_history() -> None:
     routing_intent = intent(backend("a"), backend("b", HealthState.UNHEALTHY))
-    QualityReconciler().reconcile(routing_intent)
+    QualityReconciler(QualityStore(QualityConfig())).reconcile(routing_intent)
     assert names(routing_intent) == ["a", "b"]
     assert routing_intent.rejections == []
     assert routing_intent.route_reason is None

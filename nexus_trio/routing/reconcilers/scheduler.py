@@ -21,6 +21,7 @@ import random
 from collections.abc import Callable
 
 from nexus_trio.config import RoutingWeights
+from nexus_trio.quality import QualityStore, ttft_penalty_fraction
 from nexus_trio.routing.decision import Route
 from nexus_trio.routing.intent import Agent, RoutingIntent
 
@@ -39,13 +40,19 @@ class Scheduler:
     name = "scheduler"
 
     def __init__(
-        self, strategy: str, weights: RoutingWeights, *, rng: random.Random | None = None
+        self,
+        strategy: str,
+        weights: RoutingWeights,
+        *,
+        quality: QualityStore | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         """Build a scheduler.
 
         Args:
             strategy: ``smart``, ``round_robin``, ``priority_only`` or ``random``.
             weights: ``[routing.weights]`` of the ``smart`` score.
+            quality: The store whose snapshot gives the TTFT penalty; None = no penalty.
             rng: The generator of ``random``; a fresh unseeded one when None.
 
         Raises:
@@ -63,6 +70,7 @@ class Scheduler:
         self._weights = (weights.priority, weights.load, weights.latency)
         self._weight_sum = weights.priority + weights.load + weights.latency
         self._rng = rng if rng is not None else random.Random()
+        self._quality = quality
         #: round_robin: per resolved model, the index of the next agent to choose.
         self._next_index: dict[str, int] = {}
 
@@ -104,10 +112,15 @@ class Scheduler:
     def ttft_penalty(self, score: float, agent: Agent) -> float:
         """The score after the TTFT penalty of SPEC §6.4, which only reorders.
 
-        It needs the agents' quality metrics; until quality tracking provides them, no agent
-        is penalised and the score is returned as it is.
+        With T = ``quality.ttft_penalty_threshold_ms`` and A the agent's 1 h average TTFT in
+        the last quality snapshot: ``score * (1 - min((A - T) / T, 1))`` when A > T > 0,
+        else ``score``. A zeroed score still wins when it is the only one.
         """
-        return score
+        quality = self._quality
+        if quality is None:
+            return score
+        threshold = quality.config.ttft_penalty_threshold_ms
+        return score * (1.0 - ttft_penalty_fraction(quality.get(agent.key).avg_ttft_ms, threshold))
 
     def _smart(self, intent: RoutingIntent, available: list[Agent]) -> Choice:
         stream = intent.request.stream

@@ -1,0 +1,329 @@
+"""The quality store: outcomes per agent in time buckets, and the exclusion state machine.
+
+Theory of operation.
+
+**Buckets.** Each agent has two rings of buckets (SPEC §6.2): 60 of one minute (the 1 h
+window) and 24 of one hour (the 24 h window). A bucket holds the counts of successes,
+failures, client errors and cancelled attempts, the TTFT sum (integer µs, so sums subtract
+exactly) and the TTFT histogram (whose sum is the sample count). Bucket ``i`` of a ring of
+``size`` buckets of ``width`` seconds serves every epoch ``e = int(now // width)`` with
+``e % size == i`` and remembers which one it holds; a bucket still holding an older epoch is
+zeroed when it is reused. The window at ``now`` is the current epoch and the ``size - 1``
+before it. Each ring also keeps the running totals of its counted buckets:
+:meth:`QualityStore.record_outcome` adds to a bucket and to the totals (O(1)); expiry
+subtracts the buckets that have left the window since the last look (usually none or one),
+so a recompute reads totals instead of summing buckets. Memory per agent is fixed. Times
+never decrease (``trio.current_time()``).
+
+**State machine** (SPEC §6.3), kept per agent in the store:
+
+- ``healthy`` → ``excluded`` at once when a failure makes ``consecutive_failures`` reach
+  ``config.consecutive_failures`` (fast ejection), or at a recompute when the 1 h error rate is
+  above ``error_rate_threshold`` with at least ``min_requests`` successes + failures (client
+  errors and cancelled attempts never count). The probe time is then the exclusion time plus
+  ``probe_interval_seconds`` times the backoff factor (1 after a recovery).
+- ``excluded`` is shown as ``probing`` once its probe time has come. Routing then forces one
+  request to it (:meth:`QualityStore.probe_due`); the request path reports that with
+  :meth:`QualityStore.probe_started`, which marks the probe in flight so no second request is
+  forced meanwhile (a probe whose outcome never comes is presumed lost after the longest
+  backoff). The next success or failure of the agent from its probe time on is the probe's
+  result — also when a request reached it without being forced (panic with one candidate).
+  Success: ``healthy``, ``consecutive_failures`` 0, its 1 h failure counts zeroed (so the next
+  recompute does not exclude it again), backoff factor 1. Failure: ``excluded`` again, the
+  backoff factor doubled up to 10. A cancelled or client-error probe only ends the in-flight mark.
+
+**Snapshot.** :meth:`QualityStore.recompute` builds a new dict of
+:class:`~nexus_trio.quality.metrics.AgentQualityMetrics` for the configured agents (purging
+the others); routing reads it with :meth:`QualityStore.get`, one dict lookup. A snapshot is
+never mutated: a state change caused by one outcome publishes a copy in which that agent's
+entry is rebuilt from its counts at that moment. Other agents' rates change only at a recompute.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from operator import sub
+from types import MappingProxyType
+
+from nexus_trio.config import QualityConfig
+from nexus_trio.quality.metrics import (
+    NEUTRAL,
+    TTFT_BUCKETS_MS,
+    AgentQualityMetrics,
+    AgentState,
+    from_counts,
+)
+from nexus_trio.quality.outcome import Outcome
+
+#: ``(backend name, model)``, as :attr:`nexus_trio.routing.Agent.key`.
+AgentKey = tuple[str, str]
+
+#: Positions in a bucket; the TTFT histogram (whose sum is the sample count) comes last.
+_SUCCESS, _FAILURE, _CLIENT_ERROR, _CANCELLED, _TTFT_SUM_US, _HISTOGRAM = range(6)
+_FIELDS = _HISTOGRAM + len(TTFT_BUCKETS_MS)
+_ZEROS = (0,) * _FIELDS
+_FIELD_OF = {
+    Outcome.SUCCESS: _SUCCESS,
+    Outcome.FAILURE: _FAILURE,
+    Outcome.CLIENT_ERROR: _CLIENT_ERROR,
+    Outcome.CANCELLED: _CANCELLED,
+}
+#: The epoch of a bucket that never held one.
+_NEVER = -(1 << 62)
+#: The backoff factor doubles after each failed probe, up to this.
+MAX_BACKOFF_FACTOR = 10.0
+
+
+class _Ring:
+    """``size`` buckets of ``width`` seconds and the running totals of the counted ones."""
+
+    __slots__ = ("buckets", "epochs", "horizon", "size", "totals", "width")
+
+    def __init__(self, width: int, size: int, now: float) -> None:
+        self.width = width
+        self.size = size
+        self.epochs = [_NEVER] * size
+        self.buckets = [list(_ZEROS) for _ in range(size)]
+        self.totals = list(_ZEROS)
+        #: The oldest epoch the totals may still include; older buckets were subtracted.
+        self.horizon = int(now // width) - size + 1
+
+    def add(self, now: float, field: int, ttft_us: int, ttft_bucket: int) -> None:
+        """Count one outcome at ``now``; ``ttft_bucket`` < 0 means no TTFT sample."""
+        epoch = int(now // self.width)
+        index = epoch % self.size
+        bucket = self.buckets[index]
+        if self.epochs[index] != epoch:
+            if self.epochs[index] >= self.horizon:
+                self.totals = list(map(sub, self.totals, bucket))
+            bucket[:] = _ZEROS
+            self.epochs[index] = epoch
+        totals = self.totals
+        bucket[field] += 1
+        totals[field] += 1
+        if ttft_bucket >= 0:
+            bucket[_TTFT_SUM_US] += ttft_us
+            totals[_TTFT_SUM_US] += ttft_us
+            bucket[ttft_bucket] += 1
+            totals[ttft_bucket] += 1
+
+    def expire(self, now: float) -> None:
+        """Subtract from the totals the buckets that have left the window at ``now``."""
+        cutoff = int(now // self.width) - self.size
+        horizon = self.horizon
+        if cutoff < horizon:
+            return
+        span = range(horizon, cutoff + 1)
+        indices = range(self.size) if len(span) >= self.size else (e % self.size for e in span)
+        for index in indices:
+            if horizon <= self.epochs[index] <= cutoff:
+                self.totals = list(map(sub, self.totals, self.buckets[index]))
+        self.horizon = cutoff + 1
+
+    def zero(self, field: int) -> None:
+        """Forget every count of ``field`` in the ring."""
+        for bucket in self.buckets:
+            bucket[field] = 0
+        self.totals[field] = 0
+
+
+class _AgentRecord:
+    """Everything the store keeps about one agent."""
+
+    __slots__ = (
+        "backoff_factor",
+        "consecutive_failures",
+        "day",
+        "excluded",
+        "hour",
+        "last_failure_wall",
+        "last_streaming",
+        "probe_at",
+        "probe_since",
+    )
+
+    def __init__(self, now: float) -> None:
+        self.hour = _Ring(60, 60, now)
+        self.day = _Ring(3600, 24, now)
+        self.consecutive_failures = 0
+        self.excluded = False
+        #: When an excluded agent may be probed.
+        self.probe_at = 0.0
+        #: When the probe in flight was routed; None when none is.
+        self.probe_since: float | None = None
+        self.backoff_factor = 1.0
+        self.last_failure_wall: float | None = None
+        self.last_streaming: float | None = None
+
+    def exclude(self, now: float, probe_interval_seconds: float) -> None:
+        self.excluded = True
+        self.probe_at = now + probe_interval_seconds * self.backoff_factor
+        self.probe_since = None
+
+    def metrics(self, now: float) -> AgentQualityMetrics:
+        """The agent's entry at ``now`` (expiring old buckets first)."""
+        self.hour.expire(now)
+        self.day.expire(now)
+        hour, day = self.hour.totals, self.day.totals
+        if not self.excluded:
+            state = AgentState.HEALTHY
+        else:
+            state = AgentState.PROBING if now >= self.probe_at else AgentState.EXCLUDED
+        return from_counts(
+            successes_1h=hour[_SUCCESS],
+            failures_1h=hour[_FAILURE],
+            client_errors_1h=hour[_CLIENT_ERROR],
+            cancelled_1h=hour[_CANCELLED],
+            ttft_sum_ms=hour[_TTFT_SUM_US] / 1000.0,
+            ttft_histogram_1h=tuple(hour[_HISTOGRAM:]),
+            successes_24h=day[_SUCCESS],
+            failures_24h=day[_FAILURE],
+            last_failure_time=self.last_failure_wall,
+            consecutive_failures=self.consecutive_failures,
+            state=state,
+        )
+
+
+class QualityStore:
+    """Per-agent outcome history, exclusion state and the last metrics snapshot; synchronous."""
+
+    def __init__(self, config: QualityConfig) -> None:
+        """An empty store: every agent has :data:`NEUTRAL` metrics until it has history."""
+        self.config = config
+        self._agents: dict[AgentKey, _AgentRecord] = {}
+        self._snapshot: dict[AgentKey, AgentQualityMetrics] = {}
+
+    def configure(self, config: QualityConfig) -> None:
+        """Use a reloaded ``[quality]``; its thresholds apply from the next recompute."""
+        self.config = config
+
+    @property
+    def snapshot(self) -> Mapping[AgentKey, AgentQualityMetrics]:
+        """The last snapshot, read-only; a later change replaces it rather than mutating it."""
+        return MappingProxyType(self._snapshot)
+
+    def get(self, key: AgentKey) -> AgentQualityMetrics:
+        """The agent's entry in the last snapshot; :data:`NEUTRAL` if it has none."""
+        return self._snapshot.get(key, NEUTRAL)
+
+    def record_outcome(
+        self,
+        key: AgentKey,
+        outcome: Outcome,
+        *,
+        now: float,
+        wall: float,
+        ttft_ms: float | None = None,
+        streaming: bool = False,
+    ) -> None:
+        """Count the outcome of one attempt on ``key``; O(1).
+
+        Args:
+            key: The agent attempted.
+            outcome: How the attempt ended (SPEC §6.1).
+            now: ``trio.current_time()`` at the end of the attempt.
+            wall: ``time.time()`` then; it only renders ``last_failure_time``.
+            ttft_ms: The attempt's TTFT, for a streaming attempt that produced content.
+            streaming: Whether the attempt was a streaming one.
+        """
+        agent = self._agents.get(key)
+        if agent is None:
+            agent = self._agents[key] = _AgentRecord(now)
+        field = _FIELD_OF[outcome]
+        if ttft_ms is None:
+            ttft_us, ttft_bucket = 0, -1
+        else:
+            ttft_us = round(ttft_ms * 1000.0)
+            ttft_bucket = _HISTOGRAM + bisect_left(TTFT_BUCKETS_MS, ttft_ms)
+        agent.hour.add(now, field, ttft_us, ttft_bucket)
+        agent.day.add(now, field, ttft_us, ttft_bucket)
+        if streaming:
+            agent.last_streaming = now
+        if field == _FAILURE:
+            agent.consecutive_failures += 1
+            agent.last_failure_wall = wall
+        elif field == _SUCCESS:
+            agent.consecutive_failures = 0
+        if agent.excluded:
+            if now >= agent.probe_at:
+                self._resolve_probe(key, agent, field, now)
+        elif field == _FAILURE and agent.consecutive_failures >= self.config.consecutive_failures:
+            agent.exclude(now, self.config.probe_interval_seconds)
+            self._publish(key, agent, now)
+
+    def probe_started(self, key: AgentKey, *, now: float) -> None:
+        """Note that a request was routed to ``key`` with reason ``probe``.
+
+        For an excluded agent this marks its probe in flight. For a healthy one it was a TTFT
+        probe (forced only for streaming requests, SPEC §6.4): it counts as its latest
+        streaming attempt, so no other request is forced to it meanwhile.
+        """
+        agent = self._agents.get(key)
+        if agent is None:
+            return
+        if agent.excluded:
+            agent.probe_since = now
+        else:
+            agent.last_streaming = now
+
+    def probe_due(self, key: AgentKey, now: float) -> bool:
+        """Whether ``key`` is excluded, its probe time has come and no probe is in flight."""
+        agent = self._agents.get(key)
+        if agent is None or not agent.excluded or now < agent.probe_at:
+            return False
+        lost_after = self.config.probe_interval_seconds * MAX_BACKOFF_FACTOR
+        return agent.probe_since is None or now - agent.probe_since >= lost_after
+
+    def next_probe_time(self, key: AgentKey) -> float | None:
+        """When the excluded agent ``key`` may be probed; None if it is not excluded."""
+        agent = self._agents.get(key)
+        return agent.probe_at if agent is not None and agent.excluded else None
+
+    def last_streaming_attempt(self, key: AgentKey) -> float | None:
+        """The trio time of the agent's latest streaming attempt (or TTFT probe); None if none."""
+        agent = self._agents.get(key)
+        return None if agent is None else agent.last_streaming
+
+    def recompute(self, now: float, configured: Iterable[AgentKey]) -> None:
+        """Build a new snapshot at ``now`` and apply the error-rate rule (SPEC §6.2, §6.3).
+
+        Agents not in ``configured`` are forgotten. A healthy agent is excluded when its
+        1 h error rate is above the threshold with the minimum sample, or its run of failures
+        has reached ``consecutive_failures`` (which a reload may have lowered).
+        """
+        for key in self._agents.keys() - set(configured):
+            del self._agents[key]
+        config = self.config
+        snapshot: dict[AgentKey, AgentQualityMetrics] = {}
+        for key, agent in self._agents.items():
+            entry = agent.metrics(now)
+            if not agent.excluded and (
+                entry.consecutive_failures >= config.consecutive_failures
+                or (
+                    entry.successes_1h + entry.failures_1h >= config.min_requests
+                    and entry.error_rate_1h > config.error_rate_threshold
+                )
+            ):
+                agent.exclude(now, config.probe_interval_seconds)
+                entry = agent.metrics(now)
+            snapshot[key] = entry
+        self._snapshot = snapshot
+
+    def _resolve_probe(self, key: AgentKey, agent: _AgentRecord, field: int, now: float) -> None:
+        """Apply the outcome of an excluded agent at or after its probe time."""
+        agent.probe_since = None
+        if field == _SUCCESS:
+            agent.excluded = False
+            agent.backoff_factor = 1.0
+            agent.hour.zero(_FAILURE)
+        elif field == _FAILURE:
+            agent.backoff_factor = min(agent.backoff_factor * 2.0, MAX_BACKOFF_FACTOR)
+            agent.exclude(now, self.config.probe_interval_seconds)
+        else:
+            return
+        self._publish(key, agent, now)
+
+    def _publish(self, key: AgentKey, agent: _AgentRecord, now: float) -> None:
+        """Replace the agent's snapshot entry at once, in a copy of the snapshot."""
+        self._snapshot = {**self._snapshot, key: agent.metrics(now)}
