@@ -69,17 +69,26 @@ class AdmissionQueue:
         ticket.woken = trio.Event()
         keys = [waiting.order for waiting in self._waiting]
         self._waiting.insert(bisect.bisect(keys, ticket.order), ticket)
+        woken = False
         try:
             await ticket.woken.wait()
+            woken = True
         finally:
-            if ticket in self._waiting:
-                self._waiting.remove(ticket)
+            if not woken:
+                if ticket in self._waiting:
+                    self._waiting.remove(ticket)
+                elif ticket.woken.is_set():
+                    # Woken and cancelled in the same instant: the slot is not ours to take,
+                    # so the wakeup goes to the next waiter instead of being lost.
+                    self._wake_first(ticket.model)
 
     def slot_freed(self, backend: Backend) -> None:
         """An attempt on ``backend`` ended: wake the first waiter it can serve."""
-        if not self._waiting:
-            return
-        served = backend.models
+        if self._waiting:
+            self._wake_first(backend.models)
+
+    def _wake_first(self, models: str | frozenset[str]) -> None:
+        served = {models} if isinstance(models, str) else models
         for ticket in self._waiting:
             if ticket.model in served:
                 self._waiting.remove(ticket)

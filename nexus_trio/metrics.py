@@ -134,6 +134,31 @@ class Metrics:
             buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3),
             registry=registry,
         )
+        self.agent_ttft = Histogram(
+            "nexus_agent_ttft_seconds",
+            "Time to first generated token, one observation per streaming attempt.",
+            ["backend", "model"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.exclusions = Counter(
+            "nexus_reconciler_exclusions",
+            "Candidates removed by a reconciler, per routing decision.",
+            ["reconciler", "reason"],
+            registry=registry,
+        )
+        self.quality_panic = Counter(
+            "nexus_quality_panic",
+            "Routing decisions where quality would have excluded every candidate.",
+            ["model"],
+            registry=registry,
+        )
+        self.quality_recompute = Histogram(
+            "nexus_quality_recompute_duration_seconds",
+            "One recompute of every agent's quality metrics.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            registry=registry,
+        )
         self.config_reloads = Counter(
             "nexus_config_reloads",
             "Configuration reloads (SIGHUP) by result.",

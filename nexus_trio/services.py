@@ -18,7 +18,7 @@ from nexus_trio.config import Config
 from nexus_trio.drain import Drain
 from nexus_trio.errors import ConfigError
 from nexus_trio.metrics import GaugeSnapshot, Metrics
-from nexus_trio.quality.outcome import Outcome
+from nexus_trio.quality import Outcome, QualityStore
 from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing import Pipeline
 from nexus_trio.upstream.client import UpstreamClient
@@ -84,6 +84,7 @@ class Services:
     restart_required: bool = False
     totals: RequestTotals = field(default_factory=RequestTotals)
     queue: AdmissionQueue = field(default_factory=AdmissionQueue)
+    quality: QualityStore = field(init=False)
     metrics: Metrics = field(init=False)
     pipeline: Pipeline = field(init=False)
     #: Keys accepted from clients (never logged or rendered); empty = no inbound auth.
@@ -93,11 +94,18 @@ class Services:
 
     def __post_init__(self) -> None:
         self.api_keys = inbound_keys(self.config, self.env)
+        self.quality = QualityStore(self.config.quality)
         self.metrics = Metrics(self.gauge_snapshot)
         self.pipeline = self._build_pipeline(self.config)
 
     def _build_pipeline(self, config: Config) -> Pipeline:
-        return Pipeline.standard(self.registry, config.routing, config.health_check)
+        return Pipeline.standard(
+            self.registry, config.routing, config.health_check, quality=self.quality
+        )
+
+    def agent_keys(self) -> list[tuple[str, str]]:
+        """Every configured agent: (backend name, model) for each model a backend serves."""
+        return [(b.name, model) for b in self.registry for model in sorted(b.models)]
 
     @classmethod
     def create(cls, config: Config, env: Mapping[str, str], http: httpx.AsyncClient) -> Services:
@@ -114,6 +122,7 @@ class Services:
         """
         self.api_keys = inbound_keys(config, self.env)
         self.registry.replace_backends(config.backends, self.env)
+        self.quality.configure(config.quality)
         self.pipeline = self._build_pipeline(config)
         self.config = config
         for listener in self.reload_listeners:
@@ -150,10 +159,22 @@ class Services:
         counters = attempt.backend.counters
         counters.pending -= 1
         self.queue.slot_freed(attempt.backend)
+        now = trio.current_time()
         if outcome is Outcome.SUCCESS:
             counters.observe_success(
-                latency_ms=(trio.current_time() - attempt.started) * 1000.0,
+                latency_ms=(now - attempt.started) * 1000.0,
                 ttft_ms=attempt.ttft_ms,
                 completion_tokens=None if attempt.stream else completion_tokens,
             )
-        self.metrics.upstream_attempts.labels(attempt.backend.name, attempt.model, outcome).inc()
+        name = attempt.backend.name
+        self.quality.record_outcome(
+            (name, attempt.model),
+            outcome,
+            now=now,
+            wall=time.time(),
+            ttft_ms=attempt.ttft_ms,
+            streaming=attempt.stream,
+        )
+        self.metrics.upstream_attempts.labels(name, attempt.model, outcome).inc()
+        if attempt.ttft_ms is not None:
+            self.metrics.agent_ttft.labels(name, attempt.model).observe(attempt.ttft_ms / 1000.0)

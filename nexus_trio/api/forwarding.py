@@ -78,6 +78,8 @@ class _Plan:
         self.last_error: errors.UpstreamError | None = None
         self.ticket: Ticket | None = None
         self.queued_at: float | None = None
+        #: True while waiting in the admission queue (a deadline then means queue_timeout).
+        self.waiting = False
 
 
 class Forwarder:
@@ -129,6 +131,8 @@ class Forwarder:
         if request_scope.cancelled_caught:
             if services.drain.expired():
                 raise errors.ShuttingDown()
+            if plan.waiting and plan.queued_at is not None:
+                raise _queue_timeout(view.model, plan.queued_at)
             plan.last_error = errors.BackendTimeout(
                 f"No backend answered within {config.server.request_timeout_seconds:g} s."
             )
@@ -229,13 +233,11 @@ class Forwarder:
                 plan.queued_at = now
             wait_until = min(plan.queued_at + queue.max_wait_seconds, deadline)
             with trio.move_on_at(wait_until) as wait_scope:
+                plan.waiting = True  # stays set if the request deadline ends the wait
                 await services.queue.wait_for_slot(plan.ticket, max_size=queue.max_size)
+                plan.waiting = False
             if wait_scope.cancelled_caught:
-                raise errors.QueueTimeout(
-                    f"Every backend serving '{decision.resolved_model}' stayed at capacity "
-                    f"for {trio.current_time() - plan.queued_at:.0f} s.",
-                    headers={"Retry-After": "1"},
-                )
+                raise _queue_timeout(decision.resolved_model, plan.queued_at)
 
     def _decide(self, plan: _Plan, model: str) -> Decision:
         request = RoutingRequest(
@@ -246,9 +248,19 @@ class Forwarder:
             tried=frozenset(plan.tried),
             skip_backends=frozenset(plan.skip_backends),
         )
+        services = self.services
         started = time.perf_counter()
-        decision = self.services.pipeline.decide(request)
-        self.services.metrics.routing_duration.observe(time.perf_counter() - started)
+        decision = services.pipeline.decide(request)
+        metrics = services.metrics
+        metrics.routing_duration.observe(time.perf_counter() - started)
+        if not isinstance(decision, Queue):
+            for rejection in decision.rejections:
+                metrics.exclusions.labels(rejection.reconciler, rejection.reason.value).inc()
+        if isinstance(decision, Route):
+            if decision.reason == "probe":
+                services.quality.probe_started(decision.agent.key, now=request.now)
+            elif decision.reason == "quality_panic":
+                metrics.quality_panic.labels(decision.resolved_model).inc()
         return decision
 
     def _fallbacks(self, decision: Decision, requested: str) -> list[str]:
@@ -295,6 +307,14 @@ class Forwarder:
         return errors.ModelNotFound(
             f"The model '{model}' does not exist. Known models: {listed}{more}.", param="model"
         )
+
+
+def _queue_timeout(model: str, queued_at: float) -> errors.QueueTimeout:
+    waited = trio.current_time() - queued_at
+    return errors.QueueTimeout(
+        f"Every backend serving '{model}' stayed at capacity for {waited:.0f} s.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _no_available_backend(reject: Reject) -> errors.NoAvailableBackend:

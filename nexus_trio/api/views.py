@@ -51,11 +51,12 @@ class ChatView(_Common):
 
 
 class CompletionView(_Common):
-    prompt: msgspec.Raw | None = None
+    #: ``msgspec.Raw`` cannot sit in a union: an empty Raw means the field was absent.
+    prompt: msgspec.Raw = msgspec.Raw()
 
 
 class EmbeddingView(_Common):
-    input: msgspec.Raw | None = None
+    input: msgspec.Raw = msgspec.Raw()
 
 
 RequestView = ChatView | CompletionView | EmbeddingView
@@ -140,8 +141,8 @@ def _raise_for_shape(body: bytes, message: str) -> None:
     raise errors.InvalidValue(f"Invalid request: {text}.", param=param)
 
 
-def _check_prompt(raw: msgspec.Raw | None) -> None:
-    if raw is None:
+def _check_prompt(raw: msgspec.Raw) -> None:
+    if not raw:
         raise errors.InvalidValue("'prompt' is required.", param="prompt")
     prompt = _ANY_DECODER.decode(raw)
     if isinstance(prompt, str):
@@ -158,8 +159,8 @@ def _check_prompt(raw: msgspec.Raw | None) -> None:
     )
 
 
-def _check_input(raw: msgspec.Raw | None) -> None:
-    if raw is None:
+def _check_input(raw: msgspec.Raw) -> None:
+    if not raw:
         raise errors.InvalidValue("'input' is required.", param="input")
     value = _ANY_DECODER.decode(raw)
     if not (isinstance(value, str | list) and value):
@@ -195,9 +196,9 @@ def requirements_of(view: RequestView) -> Requirements:
     )
 
 
-def _raw_text_chars(raw: msgspec.Raw | None) -> int:
+def _raw_text_chars(raw: msgspec.Raw) -> int:
     """Characters of the strings in a ``prompt``/``input`` value (token ids count 0)."""
-    if raw is None:
+    if not raw:
         return 0
     value = _ANY_DECODER.decode(raw)
     if isinstance(value, str):

@@ -36,15 +36,24 @@ _Identity = tuple[str, str, str]
 class HealthChecker:
     """Probes the registry's backends and records their health, models and capabilities.
 
-    Attributes:
-        next_sweep_at: Trio time of the next scheduled sweep (``math.inf`` when health checks
-            are disabled); routing derives ``Retry-After`` from it.
+    The time of the next scheduled sweep is kept on the registry
+    (``registry.next_health_sweep_at``, ``math.inf`` when health checks are disabled): routing
+    derives ``Retry-After`` for unhealthy backends from it.
     """
 
     def __init__(self, services: Services) -> None:
         self._services = services
         self._status: dict[_Identity, HealthStatus] = {}
-        self.next_sweep_at: float = trio.current_time()
+        self.next_sweep_at = trio.current_time()
+
+    @property
+    def next_sweep_at(self) -> float:
+        """Trio time of the next scheduled sweep (``math.inf`` when disabled)."""
+        return self._services.registry.next_health_sweep_at
+
+    @next_sweep_at.setter
+    def next_sweep_at(self, when: float) -> None:
+        self._services.registry.next_health_sweep_at = when
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Sweep now, report started, then sweep every ``interval_seconds`` until cancelled.

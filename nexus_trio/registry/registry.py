@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 
 from nexus_trio.config import BackendConfig
@@ -24,6 +25,9 @@ class Registry:
     ) -> None:
         self._assume_healthy = assume_healthy
         self._backends: dict[str, Backend] = {}
+        #: Trio time of the health checker's next sweep (``inf``: none scheduled); an
+        #: unhealthy backend may recover then, so ``Retry-After`` counts down to it.
+        self.next_health_sweep_at = math.inf
         self.replace_backends(configs, env)
 
     def __iter__(self) -> Iterator[Backend]:

@@ -19,6 +19,8 @@ class Route:
     agent: Agent
     reason: str
     resolved_model: str
+    #: The agents routing excluded on the way (for ``nexus_reconciler_exclusions_total``).
+    rejections: tuple[Rejection, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

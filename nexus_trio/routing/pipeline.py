@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from nexus_trio.config import HealthCheckConfig, QualityConfig, RoutingConfig
 from nexus_trio.quality import QualityStore
 from nexus_trio.registry import Registry
-from nexus_trio.routing.decision import Decision, Queue, Reject
+from nexus_trio.routing.decision import Decision, Queue, Reject, Route
 from nexus_trio.routing.intent import Reconciler, RoutingIntent, RoutingRequest
 from nexus_trio.routing.reconcilers import (
     HealthReconciler,
@@ -81,7 +81,7 @@ class Pipeline:
         return cls(
             [
                 RequestAnalyzer(registry, routing.aliases),
-                HealthReconciler(health.interval_seconds),
+                HealthReconciler(registry, health.interval_seconds),
                 PrivacyReconciler(routing.policies),
                 TierReconciler(routing.policies),
                 QualityReconciler(store, ttft_probes=smart),
@@ -97,8 +97,13 @@ class Pipeline:
         intent = RoutingIntent(request=request, resolved_model=request.model)
         for reconciler in self.reconcilers:
             reconciler.reconcile(intent)
-        if intent.route is not None:
-            return intent.route
+        route = intent.route
+        if route is not None:
+            if intent.rejections:
+                return Route(
+                    route.agent, route.reason, route.resolved_model, tuple(intent.rejections)
+                )
+            return route
         if intent.candidates:
             return Queue(intent.resolved_model, "at_capacity", tuple(intent.candidates))
         return Reject(intent.resolved_model, tuple(intent.rejections), intent.model_known)

@@ -131,7 +131,7 @@ def test_health_removes_unhealthy_and_unknown_with_the_probe_interval() -> None:
         backend("down", HealthState.UNHEALTHY),
         backend("new", HealthState.UNKNOWN),
     )
-    HealthReconciler(30.0).reconcile(routing_intent)
+    HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
     assert names(routing_intent) == ["up"]
     assert reasons(routing_intent) == [
         ("down", "health", "unhealthy"),
@@ -159,7 +159,7 @@ def test_health_removes_models_missing_a_capability(
         capabilities={model: ModelCapabilities(vision=True, tools=True, json_mode=True)},
     )
     routing_intent = intent(lacking, able, model=model, **{requirement: True})
-    HealthReconciler(30.0).reconcile(routing_intent)
+    HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
     assert names(routing_intent) == ["able"]
     [rejection] = routing_intent.rejections
     assert (rejection.reason, rejection.detail, rejection.retry_after) == (
@@ -173,7 +173,7 @@ def test_missing_capability_detail_names_every_missing_one_before_health() -> No
     routing_intent = intent(
         backend("down", HealthState.UNHEALTHY), needs_vision=True, needs_tools=True
     )
-    HealthReconciler(30.0).reconcile(routing_intent)
+    HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
     [rejection] = routing_intent.rejections
     assert (rejection.reason, rejection.detail) == (R.MISSING_CAPABILITY, "vision, tools")
 
@@ -182,14 +182,14 @@ def test_context_too_long_only_with_a_known_context_length() -> None:
     short = backend("short", capabilities={MODEL: ModelCapabilities(context_length=4096)})
     unknown = backend("unknown")
     routing_intent = intent(short, unknown, estimated_tokens=5000)
-    HealthReconciler(30.0).reconcile(routing_intent)
+    HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
     assert names(routing_intent) == ["unknown"]
     [rejection] = routing_intent.rejections
     assert rejection.reason is R.CONTEXT_TOO_LONG
     assert rejection.detail == "~5000 tokens > context length 4096"
 
     at_limit = intent(short, estimated_tokens=4096)
-    HealthReconciler(30.0).reconcile(at_limit)
+    HealthReconciler(Registry([], {}), 30.0).reconcile(at_limit)
     assert names(at_limit) == ["short"]
 
 
@@ -198,7 +198,7 @@ def test_cooldown_removes_some_agents_with_the_time_left() -> None:
     cooling.cooldown_until[MODEL] = 112.5
     other_model.cooldown_until["qwen2.5:7b"] = 500.0
     routing_intent = intent(cooling, fresh, other_model, now=100.0)
-    HealthReconciler(30.0).reconcile(routing_intent)
+    HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
     assert names(routing_intent) == ["fresh", "other"]
     [rejection] = routing_intent.rejections
     assert (rejection.reason, rejection.retry_after) == (R.RATE_LIMITED, 12.5)
@@ -214,7 +214,7 @@ def test_cooldown_never_removes_the_last_candidates() -> None:
     first.cooldown_until[MODEL] = 150.0
     second.cooldown_until[MODEL] = 160.0
     routing_intent = intent(first, second, down, now=100.0)
-    HealthReconciler(30.0).reconcile(routing_intent)
+    HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
     assert names(routing_intent) == ["first", "second"]
     assert reasons(routing_intent) == [("down", "health", "unhealthy")]
 
@@ -223,7 +223,7 @@ def test_cooldown_expires_at_its_end() -> None:
     cooling, fresh = backend("cooling"), backend("fresh")
     cooling.cooldown_until[MODEL] = 112.5
     routing_intent = intent(cooling, fresh, now=112.5)
-    HealthReconciler(30.0).reconcile(routing_intent)
+    HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
     assert names(routing_intent) == ["cooling", "fresh"]
 
 

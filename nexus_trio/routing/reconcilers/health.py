@@ -6,7 +6,7 @@ Each agent gets at most one rejection, the first that applies, in this order:
    (the detail names every missing one, comma-separated);
 2. ``context_too_long`` — the estimated tokens exceed a known context length;
 3. ``unhealthy`` / ``unknown_health`` — the backend is not ``healthy``; it may recover at the
-   next health probe, so ``retry_after`` is the probe interval;
+   next health probe, so ``retry_after`` counts down to the checker's next sweep;
 4. ``rate_limited`` — the agent is in 429 cooldown until a known time.
 
 Permanent reasons come first so that a request no backend can ever serve is answered as
@@ -17,7 +17,9 @@ survivor is cooling down, all stay and the scheduler picks among them.
 
 from __future__ import annotations
 
-from nexus_trio.registry import Backend, HealthState
+import math
+
+from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing.intent import (
     Agent,
     Rejection,
@@ -31,8 +33,9 @@ class HealthReconciler:
 
     name = "health"
 
-    def __init__(self, interval_seconds: float) -> None:
-        """``interval_seconds``: ``[health_check]``'s, when a failing backend may recover."""
+    def __init__(self, registry: Registry, interval_seconds: float) -> None:
+        """Read the next health sweep from ``registry``; ``interval_seconds`` if none is set."""
+        self._registry = registry
         self._interval_seconds = interval_seconds
 
     def reconcile(self, intent: RoutingIntent) -> None:
@@ -94,4 +97,9 @@ class HealthReconciler:
             reason, detail = RejectionReason.UNKNOWN_HEALTH, "not probed yet"
         else:
             reason, detail = RejectionReason.UNHEALTHY, "failing health checks"
-        intent.remove(agent, self.name, reason, detail, self._interval_seconds)
+        next_sweep = self._registry.next_health_sweep_at
+        if math.isinf(next_sweep):
+            retry_after = self._interval_seconds
+        else:
+            retry_after = max(next_sweep - intent.request.now, 0.0)
+        intent.remove(agent, self.name, reason, detail, retry_after)
