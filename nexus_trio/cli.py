@@ -26,6 +26,7 @@ from nexus_trio.demo import run_demo
 from nexus_trio.errors import ConfigError, ListenError
 from nexus_trio.logs import configure_logging
 from nexus_trio.simulator import FailMode, SimulatedBackend, SimulatorOptions
+from nexus_trio.status_report import StatusUnavailable, fetch_stats, render_status
 
 log = logging.getLogger("nexus_trio.cli")
 
@@ -64,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="gateway + two simulated backends, ready to curl")
     demo.add_argument("--port", type=int, default=8000)
+
+    status = commands.add_parser("status", help="backends, health and quality of a gateway")
+    status.add_argument("--url", default="http://127.0.0.1:8000")
+    status.add_argument("--api-key", help="inbound key (default: $NEXUS_API_KEY)")
     return parser
 
 
@@ -76,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(Path(args.path))
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "status":
+            return _status(args)
         return _demo(args)
     except ConfigError as exc:
         print(f"nexus-trio: configuration error: {exc}", file=sys.stderr)
@@ -120,6 +127,17 @@ def _first(group: BaseExceptionGroup[E]) -> E:
     """The first leaf exception of a (possibly nested) group."""
     leaf = group.exceptions[0]
     return _first(leaf) if isinstance(leaf, BaseExceptionGroup) else leaf
+
+
+def _status(args: argparse.Namespace) -> int:
+    api_key = args.api_key or os.environ.get("NEXUS_API_KEY")
+    try:
+        stats = fetch_stats(args.url, api_key)
+    except StatusUnavailable as exc:
+        print(f"nexus-trio: {exc}", file=sys.stderr)
+        return 1
+    print(render_status(args.url, stats))
+    return 0
 
 
 def _check_config(path: Path) -> int:

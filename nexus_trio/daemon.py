@@ -6,6 +6,7 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
     └── nursery
         ├── signal watcher      SIGTERM/SIGINT → drain, again → force; SIGHUP → reload
         ├── health checker      first sweep done before it reports started
+        ├── quality loop        recomputes agent quality every metrics_interval_seconds
         ├── notifier            systemd WATCHDOG=1 and STATUS= (READY=1 once all is up)
         └── front end           hypercorn serving the app, until drained
 
@@ -32,6 +33,7 @@ from nexus_trio.api.server import FrontEnd
 from nexus_trio.config import Config, Overrides, load_config
 from nexus_trio.errors import ConfigError
 from nexus_trio.health import HealthChecker
+from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.sdnotify import Notifier
 from nexus_trio.services import Services
 
@@ -86,6 +88,7 @@ class Supervisor:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self._watch_signals, services, everything)
                     await nursery.start(HealthChecker(services).run)
+                    await nursery.start(QualityLoop(services).run)
                     await nursery.start(self.notifier.run)
                     binds = await nursery.start(front_end.run)
                     self.notifier.ready()

@@ -10,7 +10,13 @@ import os
 
 import trio
 
-from nexus_trio.config import BackendConfig, Config, HealthCheckConfig, ServerConfig
+from nexus_trio.config import (
+    BackendConfig,
+    Config,
+    HealthCheckConfig,
+    QualityConfig,
+    ServerConfig,
+)
 from nexus_trio.daemon import Supervisor
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 
@@ -25,6 +31,14 @@ def demo_config(port: int, fast_port: int, slow_port: int) -> Config:
     return Config(
         server=ServerConfig(port=port, drain_timeout_seconds=5.0),
         health_check=HealthCheckConfig(interval_seconds=5.0, timeout_seconds=2.0),
+        # quick enough to watch: quality recomputed every 2 s, excluded agents probed after 10 s,
+        # first tokens slower than 300 ms penalised
+        quality=QualityConfig(
+            metrics_interval_seconds=2.0,
+            probe_interval_seconds=10.0,
+            min_requests=5,
+            ttft_penalty_threshold_ms=300.0,
+        ),
         backends=[
             BackendConfig(
                 name="fast", url=f"http://127.0.0.1:{fast_port}", type="generic", models=["demo"]
@@ -59,7 +73,9 @@ def banner(url: str) -> str:
             f"  {stream}",
             f"  curl -s {url}/v1/models",
             f"  curl -s {url}/health",
+            f"  curl -s {url}/v1/stats        # per-backend quality: error rates, TTFT, state",
             f"  curl -s {url}/metrics | grep ^nexus_",
+            f"  nexus-trio status --url {url}",
             "",
             "Ctrl-C drains and stops.",
             "",

@@ -8,7 +8,7 @@ configured model or ``"none"``, ``backend`` a configured name or ``"none"``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from nexus_trio import __version__
+from nexus_trio.quality import AgentQualityMetrics, AgentState
 
 __all__ = ["CONTENT_TYPE_LATEST", "GaugeSnapshot", "Metrics", "status_class"]
 
@@ -45,6 +46,8 @@ class GaugeSnapshot:
     queue_depth: int
     backend_pending: dict[str, int]
     backend_up: dict[str, bool]
+    #: The quality snapshot ``/v1/stats`` also renders, by (backend, model).
+    agents: Mapping[tuple[str, str], AgentQualityMetrics]
 
 
 class _StateCollector(Collector):
@@ -74,6 +77,35 @@ class _StateCollector(Collector):
         build = GaugeMetricFamily("nexus_build_info", "Build information.", labels=["version"])
         build.add_metric([__version__], 1)
         yield from (in_flight, queue_depth, pending, up, build)
+        yield from _agent_families(snap.agents)
+
+
+def _agent_families(agents: Mapping[tuple[str, str], AgentQualityMetrics]) -> Iterator[Metric]:
+    """The per-agent quality gauges, from the same snapshot as ``/v1/stats``."""
+    labels = ["backend", "model"]
+    error_rate = GaugeMetricFamily(
+        "nexus_agent_error_rate", "Failures / (successes + failures) over 1 h.", labels=labels
+    )
+    success_rate = GaugeMetricFamily(
+        "nexus_agent_success_rate_24h",
+        "Successes / (successes + failures) over 24 h.",
+        labels=labels,
+    )
+    count = GaugeMetricFamily(
+        "nexus_agent_request_count_1h",
+        "Successes + failures + client errors over 1 h.",
+        labels=labels,
+    )
+    state = GaugeMetricFamily(
+        "nexus_agent_state", "1 for the agent's quality state.", labels=[*labels, "state"]
+    )
+    for (backend, model), metrics in sorted(agents.items()):
+        error_rate.add_metric([backend, model], metrics.error_rate_1h)
+        success_rate.add_metric([backend, model], metrics.success_rate_24h)
+        count.add_metric([backend, model], metrics.request_count_1h)
+        for each in AgentState:
+            state.add_metric([backend, model, each.value], 1 if metrics.state is each else 0)
+    yield from (error_rate, success_rate, count, state)
 
 
 class Metrics:

@@ -49,6 +49,8 @@ class RequestTotals:
     errors: int = 0
     client_errors: int = 0
     cancelled: int = 0
+    #: Finished requests by the model that served them (models come from backends: bounded).
+    by_model: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -142,6 +144,7 @@ class Services:
             queue_depth=self.queue.depth,
             backend_pending={b.name: b.counters.pending for b in self.registry},
             backend_up={b.name: b.health is HealthState.HEALTHY for b in self.registry},
+            agents=self.quality.snapshot,
         )
 
     def start_attempt(self, backend: Backend, model: str, *, stream: bool) -> Attempt:

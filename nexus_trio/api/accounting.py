@@ -54,6 +54,8 @@ def record_request(services: Services, ctx: RequestContext) -> None:
         totals.success += 1
 
     model = ctx.served_model if ctx.backend is not None else None
+    if model is not None:
+        totals.by_model[model] = totals.by_model.get(model, 0) + 1
     backend = ctx.backend or "none"
     model_label = model or "none"
     stream = "true" if ctx.stream else "false"

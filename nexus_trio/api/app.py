@@ -8,6 +8,7 @@ from nexus_trio.api.asgi import GatewayASGI
 from nexus_trio.api.errors import install_error_handlers
 from nexus_trio.api.forwarding import Forwarder
 from nexus_trio.api.proxy import register_proxy_routes
+from nexus_trio.api.stats import register_stats_route
 from nexus_trio.api.status import register_status_routes
 from nexus_trio.services import Services
 
@@ -34,6 +35,7 @@ def create_app(services: Services) -> QuartTrio:
     )
     install_error_handlers(app)
     register_status_routes(app, services)
+    register_stats_route(app, services)
     register_proxy_routes(app, Forwarder(services))
     app.asgi_app = GatewayASGI(app.asgi_app, services)  # type: ignore[method-assign]
     return app
