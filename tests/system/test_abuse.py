@@ -1,0 +1,90 @@
+"""Abusive clients: header bombs, malformed HTTP, slow senders (SPEC §2, issue: bad input)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+import trio
+
+from nexus_trio.simulator import SimulatedBackend
+from tests.system.conftest import GatewayFactory, gateway_config, in_flight, poll
+
+pytestmark = pytest.mark.system
+
+PLAIN = b'{"model": "demo", "messages": [{"role": "user", "content": "hi"}]}'
+
+
+async def _raw_exchange(port: int, data: bytes) -> bytes:
+    """Send ``data``, read until the server closes; returns everything it sent."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    received = b""
+    async with stream:
+        try:
+            # the server may answer and close before it has read everything (header bomb)
+            await stream.send_all(data)
+        except trio.BrokenResourceError:
+            pass
+        with trio.fail_after(5):
+            try:
+                while chunk := await stream.receive_some(65536):
+                    received += chunk
+            except trio.BrokenResourceError:
+                pass  # reset after the answer: what arrived before it is what we check
+    return received
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+            + b"".join(b"x-bomb-%d: %s\r\n" % (i, b"a" * 1000) for i in range(100))
+            + b"\r\n",
+            b"431",
+        ),
+        (b"THIS IS NOT HTTP\r\n\r\n", b"400"),
+        (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: nope\r\n\r\n", b"400"),
+    ],
+    ids=["header-bomb", "garbage-request-line", "bad-content-length"],
+)
+async def test_protocol_abuse_answered_by_the_server_and_closed(
+    start_backend: Callable[..., Awaitable[SimulatedBackend]],
+    start_gateway: GatewayFactory,
+    request_bytes: bytes,
+    status: bytes,
+) -> None:
+    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
+    gateway = await start_gateway(gateway_config(backend))
+    answer = await _raw_exchange(gateway.port, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:80]
+    assert backend.received == []
+    async with httpx.AsyncClient() as client:
+        ok = await client.post(f"{gateway.url}/v1/chat/completions", content=PLAIN)
+        assert ok.status_code == 200
+
+
+async def test_a_slow_sender_blocks_nobody(
+    start_backend: Callable[..., Awaitable[SimulatedBackend]],
+    start_gateway: GatewayFactory,
+) -> None:
+    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
+    gateway = await start_gateway(gateway_config(backend))
+    slow = await trio.open_tcp_stream("127.0.0.1", gateway.port)
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n"
+    await slow.send_all(head + PLAIN[:10])
+    async with httpx.AsyncClient(timeout=5) as client:
+        with trio.fail_after(2):
+            for _ in range(20):
+                response = await client.post(f"{gateway.url}/v1/chat/completions", content=PLAIN)
+                assert response.status_code == 200
+        assert await in_flight(client, gateway.url) == 1  # the slow one, still reading
+        await slow.aclose()
+
+        async def drained() -> bool:
+            return await in_flight(client, gateway.url) == 0
+
+        with trio.fail_after(3):
+            await poll(drained)
+    assert [r.path for r in backend.received].count("/v1/chat/completions") == 20
