@@ -109,6 +109,12 @@ class AttemptRunner:
             raise errors.BackendTimeout(
                 f"Backend '{backend.name}' did not send {what} within {timeout:g} s."
             ) from exc
+        except errors.UpstreamReset as exc:
+            # A pooled connection the backend had already closed says nothing about the
+            # backend: a keep-alive race is not counted as a failure.
+            stale = exc.reused_connection and exc.before_response
+            services.finish_attempt(attempt, Outcome.CANCELLED if stale else Outcome.FAILURE)
+            raise
         except errors.UpstreamError:
             services.finish_attempt(attempt, Outcome.FAILURE)
             raise

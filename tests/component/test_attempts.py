@@ -144,3 +144,34 @@ async def test_overloaded_before_body_read(make_gateway) -> None:  # type: ignor
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert msgspec.json.decode(await response.get_data())["error"]["code"] == "overloaded"
+
+
+async def test_keep_alive_race_retried_once_on_the_same_backend_uncounted(
+    gateway: Gateway,
+) -> None:
+    calls: list[str] = []
+
+    async def stale_then_ok(request: httpx.Request, body: bytes) -> httpx.Response:
+        calls.append(request.url.host)
+        if len(calls) == 1:
+            # httpcore's words for a pooled connection the server had closed
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return completion()
+
+    gateway.upstream.handlers["a.test"] = stale_then_ok
+    response = await gateway.post("/v1/chat/completions", CHAT)
+    assert response.status_code == 200
+    assert calls == ["a.test", "a.test"]
+    assert response.headers["x-nexus-attempts"] == "1"
+    registry = gateway.services.metrics.registry
+    labels = {"backend": "a", "model": "m"}
+    assert (
+        registry.get_sample_value(
+            "nexus_upstream_attempts_total", {**labels, "outcome": "cancelled"}
+        )
+        == 1.0
+    )
+    assert (
+        registry.get_sample_value("nexus_upstream_attempts_total", {**labels, "outcome": "failure"})
+        is None
+    )
