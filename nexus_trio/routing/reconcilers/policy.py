@@ -24,19 +24,26 @@ def first_policy(policies: Sequence[RoutingPolicy], model: str) -> RoutingPolicy
     return None
 
 
-class PrivacyReconciler:
-    """Under a ``privacy = "restricted"`` policy, removes backends in the ``open`` zone."""
-
-    name = "privacy"
+class _PolicyReconciler:
+    """Shared by Privacy and Tier: the first ``[[routing.policies]]`` entry that applies."""
 
     def __init__(self, policies: Sequence[RoutingPolicy]) -> None:
         """Apply ``[[routing.policies]]`` in their configured order."""
         self._policies = policies
 
-    def reconcile(self, intent: RoutingIntent) -> None:
+    def _policy(self, intent: RoutingIntent) -> RoutingPolicy | None:
         if not intent.candidates:
-            return
-        policy = first_policy(self._policies, intent.resolved_model)
+            return None
+        return first_policy(self._policies, intent.resolved_model)
+
+
+class PrivacyReconciler(_PolicyReconciler):
+    """Under a ``privacy = "restricted"`` policy, removes backends in the ``open`` zone."""
+
+    name = "privacy"
+
+    def reconcile(self, intent: RoutingIntent) -> None:
+        policy = self._policy(intent)
         if policy is None or policy.privacy != "restricted":
             return
         detail = f"zone open; policy '{policy.model_pattern}' requires restricted"
@@ -45,19 +52,13 @@ class PrivacyReconciler:
                 intent.remove(agent, self.name, RejectionReason.PRIVACY_ZONE, detail)
 
 
-class TierReconciler:
+class TierReconciler(_PolicyReconciler):
     """Under a ``min_tier = N`` policy, removes backends whose ``tier`` is below N."""
 
     name = "tier"
 
-    def __init__(self, policies: Sequence[RoutingPolicy]) -> None:
-        """Apply ``[[routing.policies]]`` in their configured order."""
-        self._policies = policies
-
     def reconcile(self, intent: RoutingIntent) -> None:
-        if not intent.candidates:
-            return
-        policy = first_policy(self._policies, intent.resolved_model)
+        policy = self._policy(intent)
         if policy is None or policy.min_tier is None:
             return
         min_tier = policy.min_tier
