@@ -36,6 +36,7 @@ from nexus_trio.health import HealthChecker
 from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.sdnotify import Notifier
 from nexus_trio.services import Services
+from nexus_trio.upstream.tls import https_mounts
 
 log = logging.getLogger("nexus_trio.daemon")
 
@@ -80,7 +81,10 @@ class Supervisor:
     ) -> None:
         """Serve until drained. ``task_status.started`` gets the bound URLs."""
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-        async with httpx.AsyncClient(transport=self.transport, limits=limits) as http:
+        mounts = https_mounts(self.config.backends)
+        async with httpx.AsyncClient(
+            transport=self.transport, limits=limits, mounts=mounts
+        ) as http:
             services = self.services = Services.create(self.config, self.env, http)
             self.notifier = Notifier(self.env, services.status_line)
             front_end = FrontEnd(services)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -21,11 +22,9 @@ async def _raw_exchange(port: int, data: bytes) -> bytes:
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     received = b""
     async with stream:
-        try:
-            # the server may answer and close before it has read everything (header bomb)
+        # the server may answer and close before it has read everything (header bomb)
+        with contextlib.suppress(trio.BrokenResourceError):
             await stream.send_all(data)
-        except trio.BrokenResourceError:
-            pass
         with trio.fail_after(5):
             try:
                 while chunk := await stream.receive_some(65536):
