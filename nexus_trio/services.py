@@ -123,7 +123,8 @@ class Services:
             ConfigError: the new configuration cannot be applied (nothing was changed).
         """
         self.api_keys = inbound_keys(config, self.env)
-        self.registry.replace_backends(config.backends, self.env)
+        for name in self.registry.replace_backends(config.backends, self.env):
+            self.quality.forget_backend(name)
         self.quality.configure(config.quality)
         self.pipeline = self._build_pipeline(config)
         self.config = config

@@ -68,10 +68,14 @@ class AttemptRunner:
         path: str,
         body: bytes,
         client_headers: Sequence[tuple[bytes, bytes]],
+        *,
+        request_deadline: float,
     ) -> Response:
         """Send one attempt to ``agent``; return the client's response or raise.
 
-        Blocks until the response is complete (non-streaming) or committed (streaming).
+        Blocks until the response is complete (non-streaming) or committed (streaming). The
+        attempt's own timeout is capped by ``request_deadline`` (SPEC §3.3): a backend that
+        outlasts either has failed, whichever scope notices.
 
         Raises:
             UpstreamError: the attempt failed; its class says whether to retry.
@@ -86,8 +90,9 @@ class AttemptRunner:
         committed = False
         timeout = server.first_token_timeout_seconds if stream else server.attempt_timeout_seconds
         sent_at = trio.current_time()
+        deadline = min(sent_at + timeout, request_deadline)
         try:
-            with trio.fail_after(timeout):
+            with trio.fail_at(deadline):
                 response = owned = await services.upstream.open(
                     backend,
                     path,
@@ -121,8 +126,13 @@ class AttemptRunner:
         finally:
             ctx.upstream_seconds += trio.current_time() - sent_at
             if not committed:
-                # An attempt that recorded no outcome by now was cut short (no-op otherwise).
-                services.finish_attempt(attempt, Outcome.CANCELLED)
+                # An attempt that recorded no outcome by now was cut short (no-op otherwise):
+                # by its own deadline (when the request's scope caught the cancellation, both
+                # having expired) that is the backend's failure; otherwise client gone or drain.
+                timed_out = trio.current_time() >= deadline and not services.drain.expired()
+                services.finish_attempt(
+                    attempt, Outcome.FAILURE if timed_out else Outcome.CANCELLED
+                )
                 if owned is not None:
                     await _close_shielded(owned)
 

@@ -124,7 +124,7 @@ class Forwarder:
                     index += 1
                     continue
                 response = await self._try(
-                    ctx, plan, decision, index > 0, path, body, client_headers
+                    ctx, plan, decision, index > 0, path, body, client_headers, deadline
                 )
                 if response is not None:
                     return response
@@ -147,6 +147,7 @@ class Forwarder:
         path: str,
         body: bytes,
         client_headers: Sequence[tuple[bytes, bytes]],
+        deadline: float,
     ) -> Response | None:
         """One attempt on the routed agent; None when it failed and the loop goes on."""
         agent = route.agent
@@ -156,7 +157,7 @@ class Forwarder:
         ctx.attempts += 1
         try:
             response = await self.attempts.run(
-                ctx, agent, view.stream, path, forwarded, client_headers
+                ctx, agent, view.stream, path, forwarded, client_headers, request_deadline=deadline
             )
         except errors.UpstreamReset as exc:
             name = agent.backend.name

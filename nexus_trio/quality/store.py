@@ -198,6 +198,12 @@ class QualityStore:
         """Use a reloaded ``[quality]``; its thresholds apply from the next recompute."""
         self.config = config
 
+    def forget_backend(self, backend: str) -> None:
+        """Drop every agent of ``backend``: a new url or type is a new backend (SPEC §6.5)."""
+        for key in [key for key in self._agents if key[0] == backend]:
+            del self._agents[key]
+        self._snapshot = {key: m for key, m in self._snapshot.items() if key[0] != backend}
+
     @property
     def snapshot(self) -> Mapping[AgentKey, AgentQualityMetrics]:
         """The last snapshot, read-only; a later change replaces it rather than mutating it."""

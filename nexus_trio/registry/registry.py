@@ -39,8 +39,15 @@ class Registry:
     def get(self, name: str) -> Backend | None:
         return self._backends.get(name)
 
-    def replace_backends(self, configs: Sequence[BackendConfig], env: Mapping[str, str]) -> None:
-        """Install a new set of backends, keeping the state of unchanged identities."""
+    def replace_backends(
+        self, configs: Sequence[BackendConfig], env: Mapping[str, str]
+    ) -> set[str]:
+        """Install a new set of backends, keeping the state of unchanged identities.
+
+        Returns:
+            Names of the previous backends whose identity is gone (removed, or a new url or
+            type under the same name): their history must be forgotten.
+        """
         fresh: dict[str, Backend] = {}
         for config in configs:
             backend = Backend.from_config(config, env)
@@ -55,7 +62,13 @@ class Registry:
             elif self._assume_healthy:
                 backend.health = HealthState.HEALTHY
             fresh[config.name] = backend
+        gone = {
+            name
+            for name, old in self._backends.items()
+            if name not in fresh or fresh[name].identity() != old.identity()
+        }
         self._backends = fresh
+        return gone
 
     def serving(self, model: str) -> list[Backend]:
         """Backends whose model list contains ``model``, in configuration order."""
