@@ -37,6 +37,7 @@ from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.sdnotify import Notifier
 from nexus_trio.services import Services
 from nexus_trio.upstream.tls import https_mounts
+from nexus_trio.upstream.transport import H11Transport
 
 log = logging.getLogger("nexus_trio.daemon")
 
@@ -80,11 +81,11 @@ class Supervisor:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve until drained. ``task_status.started`` gets the bound URLs."""
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        # Plain-HTTP backends go through our h11 keep-alive pool (the hot path); https ones
+        # through httpx's own transports, verifying certificates (https_mounts).
+        transport = self.transport or H11Transport()
         mounts = https_mounts(self.config.backends)
-        async with httpx.AsyncClient(
-            transport=self.transport, limits=limits, mounts=mounts
-        ) as http:
+        async with httpx.AsyncClient(transport=transport, mounts=mounts) as http:
             services = self.services = Services.create(self.config, self.env, http)
             self.notifier = Notifier(self.env, services.status_line)
             front_end = FrontEnd(services)

@@ -18,6 +18,7 @@ import httpx
 from nexus_trio import errors
 from nexus_trio.registry import Backend
 from nexus_trio.upstream.headers import upstream_request_headers
+from nexus_trio.upstream.transport import StaleConnectionError
 
 
 def translate_error(exc: httpx.HTTPError, backend: Backend) -> errors.UpstreamError:
@@ -27,8 +28,10 @@ def translate_error(exc: httpx.HTTPError, backend: Backend) -> errors.UpstreamEr
         return errors.UpstreamConnectError(f"Backend '{name}' could not be reached.")
     if isinstance(exc, httpx.TimeoutException):
         return errors.BackendTimeout(f"Backend '{name}' timed out.")
-    if isinstance(exc, httpx.RemoteProtocolError) and "without sending" in str(exc):
-        # httpcore's wording for a keep-alive connection closed under our feet.
+    if isinstance(exc, StaleConnectionError) or (
+        isinstance(exc, httpx.RemoteProtocolError) and "without sending" in str(exc)
+    ):
+        # A keep-alive connection the backend had closed (ours, or httpcore's wording).
         return errors.UpstreamReset(
             f"Backend '{name}' closed the connection before responding.",
             before_response=True,

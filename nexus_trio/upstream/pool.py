@@ -1,0 +1,200 @@
+"""Keep-alive connections to one backend host: the limit, the idle stack, the reuse check.
+
+A :class:`HostPool` hands out :class:`Connection` objects and takes them back; it knows nothing
+of HTTP beyond asking h11 whether a connection may serve another request. The HTTP exchange
+itself lives in :mod:`nexus_trio.upstream.transport`, which also explains the whole design.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import h11
+import httpx
+import trio
+
+__all__ = ["Connection", "HostPool"]
+
+
+class Connection:
+    """One TCP connection and the h11 state machine that speaks HTTP/1.1 over it.
+
+    Attributes:
+        stream: the socket stream (trio sets ``TCP_NODELAY`` on it).
+        h11: the client-side protocol state, reused from one request to the next.
+        reused: it served a request before the current one.
+        silent: no byte of the current response has arrived yet.
+        idle_since: ``trio.current_time()`` when it was last put in the idle stack.
+    """
+
+    __slots__ = ("h11", "idle_since", "reused", "silent", "stream")
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.reused = False
+        self.silent = True
+        self.idle_since = 0.0
+
+    def start_next_cycle(self) -> bool:
+        """Prepare for another request if the last exchange ended cleanly; False if it cannot.
+
+        Clean means both sides finished their message, neither asked to close, and the server
+        sent nothing past the end of its response.
+        """
+        state = self.h11
+        if state.our_state is not h11.DONE or state.their_state is not h11.DONE:
+            return False
+        if state.trailing_data[0]:
+            return False
+        state.start_next_cycle()
+        return True
+
+    def skip_to_end(self) -> bool:
+        """Drop the buffered rest of the response body; True if its end was buffered too."""
+        try:
+            event = self.h11.next_event()
+            while type(event) is h11.Data:
+                event = self.h11.next_event()
+        except h11.RemoteProtocolError:
+            return False
+        return type(event) is h11.EndOfMessage
+
+    def close(self) -> None:
+        """Close the socket. Synchronous: it never blocks, so it also runs while cancelled."""
+        self.stream.socket.close()
+
+
+def _connect_failure(exc: OSError) -> str:
+    """Why a connect failed, without the address (trio groups one error per address tried)."""
+    cause = exc.__cause__
+    if isinstance(cause, ExceptionGroup):
+        reasons = {e.strerror for e in cause.exceptions if isinstance(e, OSError) and e.strerror}
+        if reasons:
+            return f"Connection failed: {', '.join(sorted(reasons))}."
+    return f"Connection failed: {exc.strerror or type(exc).__name__}."
+
+
+class HostPool:
+    """The connections to one ``(scheme, host, port)``.
+
+    Every connection in use holds one of ``max_connections`` slots. A request first takes a
+    slot, then the most recently used idle connection that passes the reuse check, or else a
+    new connection. Connections are opened only when no idle one is left, so open (idle plus in
+    use) never exceeds the number of slots.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_connections: int,
+        max_idle: int,
+        keepalive_expiry: float,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._max_idle = max_idle
+        self._keepalive_expiry = keepalive_expiry
+        self._slots = trio.Semaphore(max_connections)
+        self._idle: deque[Connection] = deque()
+        self._open: set[Connection] = set()
+        self._closed = False
+
+    async def acquire(
+        self, *, connect_timeout: float | None, pool_timeout: float | None
+    ) -> Connection:
+        """Take a slot and a connection for one request; give both back with :meth:`release`.
+
+        Blocks while every slot is in use (first come, first served), then while connecting.
+        Cancellation while waiting or connecting leaves nothing held.
+
+        Raises:
+            RuntimeError: the pool was closed.
+            httpx.PoolTimeout: no slot freed within ``pool_timeout`` seconds.
+            httpx.ConnectTimeout: the TCP connect took longer than ``connect_timeout`` seconds.
+            httpx.ConnectError: the TCP connect failed.
+        """
+        if self._slots.value:
+            self._slots.acquire_nowait()
+        else:
+            try:
+                with trio.fail_after(math.inf if pool_timeout is None else pool_timeout):
+                    await self._slots.acquire()
+            except trio.TooSlowError as exc:
+                raise httpx.PoolTimeout("Timed out waiting for a free connection.") from exc
+        if self._closed:
+            self._slots.release()
+            raise RuntimeError("The transport is closed.")
+        connection = self.take_idle(trio.current_time())
+        if connection is not None:
+            return connection
+        connected = False
+        try:
+            with trio.fail_after(math.inf if connect_timeout is None else connect_timeout):
+                connection = await self._connect()
+            connected = True
+        except trio.TooSlowError as exc:
+            raise httpx.ConnectTimeout("Timed out connecting.") from exc
+        finally:
+            if not connected:
+                self._slots.release()
+        self._open.add(connection)
+        return connection
+
+    async def _connect(self) -> Connection:
+        try:
+            stream = await trio.open_tcp_stream(self._host, self._port)
+        except OSError as exc:
+            raise httpx.ConnectError(_connect_failure(exc)) from exc
+        return Connection(stream)
+
+    def take_idle(self, now: float) -> Connection | None:
+        """Pop the newest idle connection still fit for reuse; close the unfit ones on the way.
+
+        Unfit: idle for longer than the keep-alive expiry, or readable while idle — the server
+        closed or reset it, or sent bytes nobody asked for.
+        """
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if now - connection.idle_since <= self._keepalive_expiry and not (
+                connection.stream.socket.is_readable()
+            ):
+                return connection
+            self._discard(connection)
+        return None
+
+    def release(self, connection: Connection, *, keep: bool) -> None:
+        """Give back a connection and its slot; keep it idle if ``keep`` and there is room.
+
+        ``keep`` must only be true after :meth:`Connection.start_next_cycle` succeeded. The
+        oldest idle connections are closed first: the expired ones, then one if the stack is full.
+        """
+        if keep and not self._closed and self._max_idle:
+            now = trio.current_time()
+            idle = self._idle
+            while idle and (
+                len(idle) >= self._max_idle or now - idle[0].idle_since > self._keepalive_expiry
+            ):
+                self._discard(idle.popleft())
+            connection.reused = True
+            connection.idle_since = now
+            idle.append(connection)
+        else:
+            self._discard(connection)
+        self._slots.release()
+
+    def close(self) -> None:
+        """Close every connection, idle or in use; later acquires raise ``RuntimeError``."""
+        self._closed = True
+        self._idle.clear()
+        for connection in self._open:
+            connection.close()
+        self._open.clear()
+
+    def _discard(self, connection: Connection) -> None:
+        connection.close()
+        self._open.discard(connection)

@@ -1,0 +1,297 @@
+"""A lean HTTP/1.1 keep-alive transport for httpx: h11 over trio sockets.
+
+Theory of operation
+-------------------
+:class:`H11Transport` is an ``httpx.AsyncBaseTransport``, so the gateway keeps httpx as its
+client API while the hot path skips httpcore, whose pool loses most of its throughput on trio
+under concurrency. Only ``http://`` is handled here; every other scheme goes to a fallback
+transport (by default httpx's own, created on first use, with certificate verification on).
+
+**Pool.** One :class:`~nexus_trio.upstream.pool.HostPool` per ``(scheme, host, port)``. A request
+takes one of ``max_connections_per_host`` slots — waiting on a semaphore when all are taken,
+never polling — then the most recently used idle connection (LIFO keeps a few connections warm
+and lets the rest expire), or a new one. The connection and its slot come back when the response
+ends: to the idle stack if h11 agrees the exchange finished cleanly, otherwise closed.
+
+**Reuse check.** Before an idle connection is reused it must be younger than
+``keepalive_expiry`` and not readable: an idle HTTP/1.1 connection has nothing to say, so a
+readable one was closed or reset by the server (or holds garbage) and is closed instead.
+
+**Stale connections.** The check cannot see a close that is still on the wire when the request
+goes out. A request on a reused connection that fails before any byte of the response arrived
+(EOF, reset, or a failed write) raises :class:`StaleConnectionError`: the server never answered,
+so the caller may retry once on a fresh connection. A fresh connection failing the same way, or
+any connection failing after a response byte, raises a plain ``httpx.TransportError``.
+
+**Streaming.** The response is returned as soon as its head is parsed; its body is a
+:class:`ResponseStream` that hands over each h11 ``Data`` event as it arrives, without buffering.
+Any failure or cancellation while a request owns a connection closes that connection. Closing
+a socket is synchronous in trio, so no cleanup needs a shielded cancel scope.
+
+Timeouts come from httpx's per-request ``timeout`` extension (``connect``, ``read``, ``write``,
+``pool``); a ``None`` value means no limit and costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Self
+
+import h11
+import httpx
+import trio
+
+from nexus_trio.upstream.pool import Connection, HostPool
+
+__all__ = ["H11Transport", "ResponseStream", "StaleConnectionError"]
+
+_RECEIVE_SIZE = 65536
+_NO_TIMEOUTS: Mapping[str, float | None] = {}
+_NO_DEADLINE = contextlib.nullcontext()
+_READ_TIMEOUT = "Timed out waiting for the server."
+_STALE = "Server disconnected without sending a response (stale keep-alive connection)."
+
+
+class StaleConnectionError(httpx.RemoteProtocolError):
+    """A reused keep-alive connection failed before any byte of the response arrived.
+
+    The server closed the connection before it read the request: retrying once on a fresh
+    connection is safe.
+    """
+
+
+def _deadline(seconds: float | None) -> contextlib.AbstractContextManager[object]:
+    return _NO_DEADLINE if seconds is None else trio.fail_after(seconds)
+
+
+async def _send(connection: Connection, data: bytes) -> None:
+    """Write ``data``; a reused connection failing here raises :class:`StaleConnectionError`."""
+    try:
+        await connection.stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        if connection.reused:
+            raise StaleConnectionError(_STALE) from exc
+        raise httpx.WriteError("The connection broke while sending the request.") from exc
+
+
+async def _receive(connection: Connection) -> bytes:
+    """Read what has arrived (``b""`` at EOF), mapping failures to httpx exceptions."""
+    try:
+        data = await connection.stream.receive_some(_RECEIVE_SIZE)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        if connection.silent and connection.reused:
+            raise StaleConnectionError(_STALE) from exc
+        raise httpx.ReadError("The connection was reset.") from exc
+    if data:
+        connection.silent = False
+    elif connection.silent:
+        if connection.reused:
+            raise StaleConnectionError(_STALE)
+        raise httpx.RemoteProtocolError("Server closed the connection before responding.")
+    return data
+
+
+async def _next_event(connection: Connection) -> h11.Event:
+    """The next h11 event, reading from the socket while h11 needs data."""
+    state = connection.h11
+    while True:
+        try:
+            event = state.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise httpx.RemoteProtocolError(str(exc)) from exc
+        if isinstance(event, h11.Event):
+            return event
+        if event is h11.PAUSED:
+            raise httpx.RemoteProtocolError("Unexpected data after the response.")
+        state.receive_data(await _receive(connection))
+
+
+async def _receive_head(connection: Connection) -> h11.Response:
+    """Read until the final response head, skipping informational (1xx) responses."""
+    while True:
+        event = await _next_event(connection)
+        if type(event) is h11.Response:
+            return event
+        if type(event) is not h11.InformationalResponse:
+            raise httpx.RemoteProtocolError(f"Expected a response, got {type(event).__name__}.")
+
+
+async def _exchange(
+    connection: Connection, request: httpx.Request, timeouts: Mapping[str, float | None]
+) -> h11.Response:
+    """Send ``request`` in one write and read until the final response head."""
+    state = connection.h11
+    connection.silent = True
+    target = request.url.raw_path
+    body = await request.aread()
+    try:
+        head = h11.Request(method=request.method, target=target, headers=request.headers.raw)
+        data = state.send(head) or b""
+        if body:
+            data += state.send(h11.Data(data=body)) or b""
+        data += state.send(h11.EndOfMessage()) or b""
+    except h11.LocalProtocolError as exc:
+        raise httpx.LocalProtocolError(str(exc)) from exc
+    try:
+        with _deadline(timeouts.get("write")):
+            await _send(connection, data)
+    except trio.TooSlowError as exc:
+        raise httpx.WriteTimeout("Timed out sending the request.") from exc
+    try:
+        with _deadline(timeouts.get("read")):
+            return await _receive_head(connection)
+    except trio.TooSlowError as exc:
+        raise httpx.ReadTimeout(_READ_TIMEOUT) from exc
+
+
+class ResponseStream(httpx.AsyncByteStream):
+    """The body of one response, read straight from its connection.
+
+    Iterating blocks until the next bytes arrive (the request's ``read`` timeout applies to each
+    wait). At the end of the body the connection goes back to the pool at once. Cancellation or
+    any failure while reading closes the connection; so does :meth:`aclose` before the end.
+    """
+
+    def __init__(self, pool: HostPool, connection: Connection, read_timeout: float | None) -> None:
+        self._pool = pool
+        self._connection: Connection | None = connection
+        self._read_timeout = read_timeout
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        """The next piece of the body as it arrived from the network.
+
+        Raises:
+            StopAsyncIteration: the body is complete.
+            httpx.ReadError: the connection was reset.
+            httpx.RemoteProtocolError: it closed before the body was complete, or broke HTTP.
+            httpx.ReadTimeout: nothing arrived within the ``read`` timeout.
+        """
+        connection = self._connection
+        if connection is None:
+            raise StopAsyncIteration
+        received = False
+        try:
+            with _deadline(self._read_timeout):
+                event = await _next_event(connection)
+            received = True
+        except trio.TooSlowError as exc:
+            raise httpx.ReadTimeout(_READ_TIMEOUT) from exc
+        finally:
+            if not received:
+                self._finish(connection, keep=False)
+        if type(event) is h11.Data:
+            return bytes(event.data)
+        self._finish(connection, keep=connection.start_next_cycle())
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Release the connection: pooled if the whole response is already buffered, else closed.
+
+        Never blocks and never raises.
+        """
+        connection = self._connection
+        if connection is not None:
+            self._finish(
+                connection, keep=connection.skip_to_end() and connection.start_next_cycle()
+            )
+
+    def _finish(self, connection: Connection, *, keep: bool) -> None:
+        self._connection = None
+        self._pool.release(connection, keep=keep)
+
+
+class H11Transport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 keep-alive pools over trio sockets; ``https://`` goes to ``fallback``.
+
+    Args:
+        max_connections_per_host: open connections per host at most; more requests wait.
+        max_idle_per_host: idle connections kept per host; the oldest are closed first.
+        keepalive_expiry: seconds an idle connection may wait before it is closed unused.
+        connect_timeout: connect timeout when a request carries no ``timeout`` extension.
+        fallback: the transport for every scheme but ``http`` (``https`` included); by default
+            an ``httpx.AsyncHTTPTransport()`` created on first use, verifying certificates.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections_per_host: int = 256,
+        max_idle_per_host: int = 64,
+        keepalive_expiry: float = 30.0,
+        connect_timeout: float | None = None,
+        fallback: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._max_connections = max_connections_per_host
+        self._max_idle = max_idle_per_host
+        self._keepalive_expiry = keepalive_expiry
+        self._connect_timeout = connect_timeout
+        self._fallback = fallback
+        self._pools: dict[tuple[bytes, bytes, int], HostPool] = {}
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; return the response once its head arrived, body unread.
+
+        Blocks while the host's connections are all in use, then while connecting, sending and
+        waiting for the head. Cancellation closes the connection the request was using. The
+        caller must close the response (``aclose()``) to give the connection back.
+
+        Raises:
+            StaleConnectionError: a reused connection failed before any response byte.
+            httpx.TransportError: connecting, sending or reading failed or timed out.
+            RuntimeError: the transport is closed.
+        """
+        url = request.url
+        if url.raw_scheme != b"http":
+            if self._fallback is None:
+                self._fallback = httpx.AsyncHTTPTransport()
+            return await self._fallback.handle_async_request(request)
+        if self._closed:
+            raise RuntimeError("The transport is closed.")
+        key = (b"http", url.raw_host, url.port or 80)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = HostPool(
+                url.raw_host.decode("ascii"),
+                key[2],
+                max_connections=self._max_connections,
+                max_idle=self._max_idle,
+                keepalive_expiry=self._keepalive_expiry,
+            )
+        timeouts: Mapping[str, float | None] = request.extensions.get("timeout", _NO_TIMEOUTS)
+        connection = await pool.acquire(
+            connect_timeout=timeouts.get("connect", self._connect_timeout),
+            pool_timeout=timeouts.get("pool"),
+        )
+        answered = False
+        try:
+            head = await _exchange(connection, request, timeouts)
+            answered = True
+        finally:
+            if not answered:
+                pool.release(connection, keep=False)
+        return httpx.Response(
+            head.status_code,
+            headers=head.headers.raw_items(),
+            stream=ResponseStream(pool, connection, timeouts.get("read")),
+            extensions={
+                "http_version": b"HTTP/" + head.http_version,
+                "reason_phrase": head.reason,
+            },
+        )
+
+    async def aclose(self) -> None:
+        """Close every connection, idle or in use, then the fallback transport.
+
+        A response still being read fails with ``httpx.ReadError``; later requests raise
+        ``RuntimeError``. Only closing the fallback can block.
+        """
+        self._closed = True
+        for pool in self._pools.values():
+            pool.close()
+        if self._fallback is not None:
+            await self._fallback.aclose()
