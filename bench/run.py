@@ -1,0 +1,729 @@
+"""The gateway benchmark: direct-to-upstream, the gateway and a no-op ceiling, side by side.
+
+Run as ``python bench/run.py [--quick] [--runs N]`` from the work tree, in the venv. One
+invocation starts, all on 127.0.0.1:
+
+- a static upstream: nginx (Debian's ``nginx`` package) from ``bench/nginx.conf.template``,
+  else the built-in ``bench/static_upstream.py``. Model ``bench`` is served under ``/plain``
+  (a 700-byte chat completion), ``bench-stream`` under ``/stream`` (a 20-event SSE stream);
+- the gateway, ``python -m nexus_trio serve`` with a backend for each of those two paths;
+- the ceiling, ``bench/noop_app.py``: a no-op ASGI app on hypercorn's trio worker that
+  answers with the same 700 bytes;
+- a load generator in its own process: wrk (Debian's ``wrk``) with ``bench/wrk.lua``, else
+  ``bench/pyload.py``.
+
+Each run measures, for ``--duration`` seconds each, non-streaming req/s with p50/p99 latency
+at 1 and 16 connections on the upstream, the gateway and the no-op app, and 20-event streams
+at 16 connections on the upstream and the gateway (one response is one whole stream, so
+streams/s is req/s). After the runs the gateway serves 100k more requests (streaming and
+non-streaming alternately, 16 connections) and its RSS is read before and after. The report,
+medians of the runs with the per-run values of each ratio, goes to stdout and to
+``bench/results/<timestamp>.md``.
+
+CPU placement (2 cores): the two Python servers on the first core (only one is loaded at a
+time), nginx and the load generator on the second, so the load generator competes with
+the upstream, never with the Python server under test. With one core nothing is pinned.
+``--install`` (root) installs nginx and wrk with apt-get when they are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import payloads
+
+BENCH = Path(__file__).resolve().parent
+HOST = "127.0.0.1"
+CHAT_PATH = "/v1/chat/completions"
+APT_INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "nginx", "wrk"]
+
+#: Goals of the issue, checked on the medians.
+GOAL_CEILING_RATIO = 0.5
+GOAL_ADDED_P50_MS = 1.0
+GOAL_STREAMS_PER_S = 600.0
+GOAL_RSS_GROWTH_MB = 10.0
+
+GATEWAY_CONFIG = """\
+[server]
+host = "{host}"
+port = {port}
+drain_timeout_seconds = 1
+
+[logging]
+level = "warning"
+
+[[backends]]
+name = "bench-plain"
+url = "http://{host}:{upstream}/plain"
+type = "generic"
+models = ["{plain}"]
+
+[[backends]]
+name = "bench-stream"
+url = "http://{host}:{upstream}/stream"
+type = "generic"
+models = ["{stream}"]
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    """One load-generator run against one URL."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+
+    @property
+    def rate(self) -> float:
+        """Responses per second (streams per second for a streaming body)."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one invocation measures and with which tools."""
+
+    duration: int
+    warmup: int
+    runs: int
+    rss_requests: int
+    rss_time_limit: int
+    use_nginx: bool
+    use_wrk: bool
+    server_cpus: frozenset[int] | None
+    tool_cpus: frozenset[int] | None
+
+
+@dataclass
+class Stack:
+    """The running servers: their ports and the gateway's pid."""
+
+    upstream: int
+    gateway: int
+    noop: int
+    gateway_pid: int
+
+
+@dataclass
+class Counters:
+    """Everything counted across the whole invocation."""
+
+    non_2xx: int = 0
+    socket_errors: int = 0
+
+    def add(self, load: Load) -> Load:
+        self.non_2xx += load.non_2xx
+        self.socket_errors += load.socket_errors
+        return load
+
+
+# --- tools and processes -------------------------------------------------------------------
+
+
+def _version(command: list[str]) -> str:
+    """First output line of a ``-v`` style command (wrk exits 1 on ``-v``, nginx prints to
+    stderr)."""
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    return (result.stdout + result.stderr).strip().splitlines()[0]
+
+
+def choose_tools(args: argparse.Namespace) -> tuple[bool, bool, list[str]]:
+    """Decide nginx-or-built-in and wrk-or-Python; install the missing ones with ``--install``.
+
+    Returns (use nginx, use wrk, notes for the report).
+    """
+    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
+    notes = []
+    if missing and args.install:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            sys.exit("--install needs root and apt-get")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(APT_INSTALL, check=True, env=env, stdout=subprocess.DEVNULL)
+        notes.append(f"installed with apt-get: {', '.join(missing)}")
+        missing = [tool for tool in missing if shutil.which(tool) is None]
+    if missing:
+        notes.append(
+            f"not installed: {', '.join(missing)} (`{' '.join(APT_INSTALL)}`, or --install)"
+        )
+    for tool, choice in (("nginx", args.upstream), ("wrk", args.loadgen)):
+        if choice == tool and tool in missing:
+            sys.exit(f"{tool} is not installed: {' '.join(APT_INSTALL)}")
+    use_nginx = args.upstream != "builtin" and "nginx" not in missing
+    use_wrk = args.loadgen != "python" and "wrk" not in missing
+    return use_nginx, use_wrk, notes
+
+
+def free_port() -> int:
+    """A port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _pinned(cpus: frozenset[int] | None) -> Callable[[], None] | None:
+    return None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+
+
+def spawn(
+    stack: contextlib.ExitStack, command: list[str], log: Path, cpus: frozenset[int] | None
+) -> subprocess.Popen[bytes]:
+    """Start a server process (output to ``log``) that is terminated when ``stack`` closes."""
+    output = stack.enter_context(log.open("wb"))
+    process = subprocess.Popen(
+        command, stdout=output, stderr=subprocess.STDOUT, cwd=BENCH, preexec_fn=_pinned(cpus)
+    )
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    stack.callback(stop)
+    return process
+
+
+def wait_until(
+    ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str
+) -> None:
+    """Poll ``ready`` for up to 30 s; fail with the log's tail if the process dies or never
+    gets ready."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            if ready():
+                return
+        time.sleep(0.1)
+    tail = log.read_text(errors="replace")[-2000:]
+    sys.exit(f"{what} did not start (exit code {process.poll()}):\n{tail}")
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    """One HTTP request to 127.0.0.1:``port``; the status and the whole body."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def listening(port: int) -> bool:
+    with socket.create_connection((HOST, port), timeout=1):
+        return True
+
+
+def render_nginx_config(prefix: Path, port: int) -> str:
+    """``bench/nginx.conf.template`` with the prefix, the port and one location per route."""
+    locations = []
+    for path, (content_type, body) in payloads.upstream_routes().items():
+        text = body.decode()
+        if "$" in text or "\\" in text or "'" in text:
+            raise ValueError(f"body of {path} cannot be inlined in nginx.conf")
+        literal = text.replace("\n", "\\n")
+        locations.append(
+            f"        location = {path} {{\n"
+            f"            default_type {content_type};\n"
+            f"            return 200 '{literal}';\n"
+            f"        }}"
+        )
+    template = (BENCH / "nginx.conf.template").read_text()
+    return (
+        template.replace("{{PREFIX}}", str(prefix))
+        .replace("{{PORT}}", str(port))
+        .replace("{{LOCATIONS}}", "\n".join(locations))
+    )
+
+
+@contextlib.contextmanager
+def start_stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
+    """Start the upstream, the gateway and the no-op app; check each answers correctly."""
+    upstream_port, gateway_port, noop_port = free_port(), free_port(), free_port()
+    with contextlib.ExitStack() as stack:
+        upstream_log = workdir / "upstream.log"
+        if settings.use_nginx:
+            config = workdir / "nginx.conf"
+            config.write_text(render_nginx_config(workdir, upstream_port))
+            command = ["nginx", "-p", str(workdir), "-e", str(workdir / "error.log")]
+            command += ["-c", str(config)]
+        else:
+            command = [sys.executable, "static_upstream.py", "--port", str(upstream_port)]
+        upstream = spawn(stack, command, upstream_log, settings.tool_cpus)
+        wait_until(lambda: listening(upstream_port), upstream, upstream_log, "the upstream")
+
+        config = workdir / "gateway.toml"
+        config.write_text(
+            GATEWAY_CONFIG.format(
+                host=HOST,
+                port=gateway_port,
+                upstream=upstream_port,
+                plain=payloads.PLAIN_MODEL,
+                stream=payloads.STREAM_MODEL,
+            )
+        )
+        gateway_log = workdir / "gateway.log"
+        command = [sys.executable, "-m", "nexus_trio", "serve", "--config", str(config)]
+        gateway = spawn(stack, command, gateway_log, settings.server_cpus)
+        wait_until(
+            lambda: request(gateway_port, "GET", "/health")[0] == 200,
+            gateway,
+            gateway_log,
+            "the gateway",
+        )
+
+        noop_log = workdir / "noop.log"
+        command = [sys.executable, "noop_app.py", "--port", str(noop_port)]
+        noop = spawn(stack, command, noop_log, settings.server_cpus)
+        wait_until(lambda: listening(noop_port), noop, noop_log, "the no-op app")
+
+        check_answers(upstream_port, gateway_port, noop_port)
+        yield Stack(upstream_port, gateway_port, noop_port, gateway.pid)
+
+
+def check_answers(upstream: int, gateway: int, noop: int) -> None:
+    """Fail unless all three servers answer a request of each kind with the expected body."""
+    plain = payloads.chat_request(payloads.PLAIN_MODEL, streaming=False)
+    streaming = payloads.chat_request(payloads.STREAM_MODEL, streaming=True)
+    expected = payloads.chat_completion()
+    checks = [
+        ("upstream", request(upstream, "POST", "/plain" + CHAT_PATH, plain)),
+        ("no-op app", request(noop, "POST", CHAT_PATH, plain)),
+        ("gateway", request(gateway, "POST", CHAT_PATH, plain)),
+    ]
+    for what, (status, body) in checks:
+        if status != 200 or json.loads(body) != json.loads(expected):
+            sys.exit(f"{what} answered {status} {body[:300]!r}, not the chat completion")
+    for what, port, path in [
+        ("upstream", upstream, "/stream" + CHAT_PATH),
+        ("gateway", gateway, CHAT_PATH),
+    ]:
+        status, body = request(port, "POST", path, streaming)
+        content_events = body.count(b'"content":"token')
+        if (
+            status != 200
+            or content_events != payloads.STREAM_EVENTS
+            or b"error" in body
+            or not body.endswith(b"data: [DONE]\n\n")
+        ):
+            sys.exit(f"{what} answered {status} {body[:300]!r}..., not the 20-event stream")
+
+
+# --- load ----------------------------------------------------------------------------------
+
+
+def run_load(
+    settings: Settings,
+    workdir: Path,
+    url: str,
+    connections: int,
+    seconds: int,
+    body: Path,
+    *,
+    alternate: Path | None = None,
+    max_requests: int | None = None,
+) -> Load:
+    """Run the load generator once (in its own process, pinned with the upstream)."""
+    if settings.use_wrk:
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
+        command += ["-s", str(BENCH / "wrk.lua"), url]
+        env = {**os.environ, "BENCH_BODY": str(body)}
+        if alternate is not None:
+            env["BENCH_BODY_ALT"] = str(alternate)
+        if max_requests is not None:
+            env["BENCH_MAX_REQUESTS"] = str(max_requests)
+    else:
+        command = [sys.executable, str(BENCH / "pyload.py"), url, "-c", str(connections)]
+        command += ["-d", str(seconds), "--body", str(body)]
+        if alternate is not None:
+            command += ["--body-alt", str(alternate)]
+        if max_requests is not None:
+            command += ["--max-requests", str(max_requests)]
+        env = dict(os.environ)
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=seconds + 60,
+        check=False,
+        preexec_fn=_pinned(settings.tool_cpus),
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            raw = json.loads(line.removeprefix("BENCH_RESULT "))
+            return Load(
+                requests=int(raw["requests"]),
+                seconds=raw["duration_us"] / 1e6,
+                p50_ms=raw["p50_us"] / 1e3,
+                p99_ms=raw["p99_us"] / 1e3,
+                non_2xx=int(raw["status"]),
+                socket_errors=sum(int(raw[key]) for key in ("connect", "read", "write", "timeout")),
+            )
+    sys.exit(f"no result from {' '.join(command)}:\n{result.stdout}\n{result.stderr}")
+
+
+@dataclass(frozen=True)
+class Bodies:
+    """The request body files the load generators send."""
+
+    plain: Path
+    streaming: Path
+
+    @classmethod
+    def write(cls, workdir: Path) -> Bodies:
+        plain, streaming = workdir / "plain.json", workdir / "stream.json"
+        plain.write_bytes(payloads.chat_request(payloads.PLAIN_MODEL, streaming=False))
+        streaming.write_bytes(payloads.chat_request(payloads.STREAM_MODEL, streaming=True))
+        return cls(plain, streaming)
+
+
+#: (key, target, connections, streaming) of the loads of one run, in the order they run.
+CASES = [
+    ("direct c1", "upstream", 1, False),
+    ("gateway c1", "gateway", 1, False),
+    ("noop c1", "noop", 1, False),
+    ("direct c16", "upstream", 16, False),
+    ("gateway c16", "gateway", 16, False),
+    ("noop c16", "noop", 16, False),
+    ("direct stream", "upstream", 16, True),
+    ("gateway stream", "gateway", 16, True),
+]
+
+
+#: (target, streaming) of the 16-connection warm-up loads before the first run.
+WARMUP = [("upstream", False), ("gateway", False), ("noop", False), ("gateway", True)]
+
+
+def target_url(stack: Stack, target: str, streaming: bool) -> str:
+    if target == "upstream":
+        return f"http://{HOST}:{stack.upstream}/{'stream' if streaming else 'plain'}{CHAT_PATH}"
+    port = stack.gateway if target == "gateway" else stack.noop
+    return f"http://{HOST}:{port}{CHAT_PATH}"
+
+
+def one_run(
+    settings: Settings, workdir: Path, stack: Stack, bodies: Bodies, counters: Counters
+) -> dict[str, Load]:
+    """Every case of :data:`CASES` once, for ``settings.duration`` seconds each."""
+    results = {}
+    for key, target, connections, streaming in CASES:
+        body = bodies.streaming if streaming else bodies.plain
+        url = target_url(stack, target, streaming)
+        results[key] = counters.add(
+            run_load(settings, workdir, url, connections, settings.duration, body)
+        )
+    return results
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MB (``VmRSS`` of ``/proc/PID/status``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def derived(run: dict[str, Load]) -> dict[str, float]:
+    """The ratios and differences of one run."""
+    return {
+        "gateway / no-op req/s, c=16": run["gateway c16"].rate / run["noop c16"].rate,
+        "gateway / no-op req/s, c=1": run["gateway c1"].rate / run["noop c1"].rate,
+        "gateway / direct req/s, c=16": run["gateway c16"].rate / run["direct c16"].rate,
+        "gateway / direct req/s, c=1": run["gateway c1"].rate / run["direct c1"].rate,
+        "no-op / direct req/s, c=16": run["noop c16"].rate / run["direct c16"].rate,
+        "gateway / direct streams/s, c=16": run["gateway stream"].rate / run["direct stream"].rate,
+        "added p50 latency, c=1 (ms)": run["gateway c1"].p50_ms - run["direct c1"].p50_ms,
+        "added p99 latency, c=1 (ms)": run["gateway c1"].p99_ms - run["direct c1"].p99_ms,
+    }
+
+
+@dataclass(frozen=True)
+class RssResult:
+    """The gateway's memory before and after the RSS phase."""
+
+    at_start_mb: float
+    before_mb: float
+    after_mb: float
+    load: Load
+    wanted: int
+
+    @property
+    def growth_mb(self) -> float:
+        return self.after_mb - self.before_mb
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**not met**"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _fmt(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def render(
+    header: list[str], runs: list[dict[str, Load]], rss: RssResult, counters: Counters
+) -> str:
+    """The Markdown report: medians side by side, ratios, goals, per-run raw figures."""
+
+    def med(key: str, attribute: str) -> float:
+        return float(statistics.median(getattr(run[key], attribute) for run in runs))
+
+    lines = ["# nexus-trio gateway benchmark", ""]
+    lines += [f"- {item}" for item in header]
+    lines += ["", f"## Medians of {len(runs)} run(s)", ""]
+    lines += [
+        "| target | req/s c=1 | p50 ms | p99 ms | req/s c=16 | p50 ms | p99 ms "
+        "| 20-event streams/s c=16 | p50 ms | p99 ms |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for label, prefix, streaming in [
+        ("direct upstream", "direct", True),
+        ("gateway", "gateway", True),
+        ("no-op ceiling", "noop", False),
+    ]:
+        cells = [label]
+        for key in (f"{prefix} c1", f"{prefix} c16"):
+            cells += [
+                _fmt(med(key, "rate")),
+                _fmt(med(key, "p50_ms"), 2),
+                _fmt(med(key, "p99_ms"), 2),
+            ]
+        if streaming:
+            key = f"{prefix} stream"
+            cells += [
+                _fmt(med(key, "rate")),
+                _fmt(med(key, "p50_ms"), 2),
+                _fmt(med(key, "p99_ms"), 2),
+            ]
+        else:
+            cells += ["—", "—", "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+
+    per_run = [derived(run) for run in runs]
+    ratios = {name: statistics.median(values[name] for values in per_run) for name in per_run[0]}
+    lines += ["", "## Ratios", "", "| | median | per run |", "|---|--:|---|"]
+    for name, value in ratios.items():
+        shown = _ms if name.endswith("(ms)") else _ratio
+        each = ", ".join(shown(values[name]) for values in per_run)
+        lines.append(f"| {name} | {shown(value)} | {each} |")
+
+    streams = med("gateway stream", "rate")
+    errors = counters.non_2xx + counters.socket_errors
+    full_rss = rss.load.requests >= rss.wanted
+    rss_measured = (
+        f"{rss.growth_mb:+.1f} MB ({rss.before_mb:.1f} → {rss.after_mb:.1f} MB "
+        f"over {rss.load.requests:,} requests)"
+    )
+    goals = [
+        (
+            "gateway req/s at c=16 vs the no-op ceiling",
+            f"≥ {GOAL_CEILING_RATIO} x",
+            f"{_ratio(ratios['gateway / no-op req/s, c=16'])} x",
+            _verdict(ratios["gateway / no-op req/s, c=16"] >= GOAL_CEILING_RATIO),
+        ),
+        (
+            "added p50 latency at c=1",
+            f"≤ {GOAL_ADDED_P50_MS:g} ms",
+            f"{_ms(ratios['added p50 latency, c=1 (ms)'])} ms",
+            _verdict(ratios["added p50 latency, c=1 (ms)"] <= GOAL_ADDED_P50_MS),
+        ),
+        (
+            "20-event streams/s at c=16",
+            f"≥ {GOAL_STREAMS_PER_S:g}",
+            _fmt(streams),
+            _verdict(streams >= GOAL_STREAMS_PER_S),
+        ),
+        (
+            f"RSS growth over {rss.wanted:,} requests",
+            f"< {GOAL_RSS_GROWTH_MB:g} MB",
+            rss_measured,
+            _verdict(rss.growth_mb < GOAL_RSS_GROWTH_MB) if full_rss else "**incomplete**",
+        ),
+        (
+            "non-2xx responses (and socket errors), all loads",
+            "0",
+            f"{counters.non_2xx} ({counters.socket_errors})",
+            _verdict(errors == 0),
+        ),
+    ]
+    lines += ["", "## Goals", "", "| goal | target | measured | |", "|---|---|---|---|"]
+    for goal, target, measured, verdict in goals:
+        lines.append(f"| {goal} | {target} | {measured} | {verdict} |")
+    lines += [
+        "",
+        f"Gateway RSS: {rss.at_start_mb:.1f} MB when ready, {rss.before_mb:.1f} MB after the "
+        f"runs, {rss.after_mb:.1f} MB after {rss.load.requests:,} more requests "
+        f"(half streaming, c=16, {rss.load.rate:,.0f} req/s).",
+    ]
+
+    lines += ["", "## Per run: req/s (p50 ms)", ""]
+    lines += ["| load | " + " | ".join(f"run {n}" for n in range(1, len(runs) + 1)) + " |"]
+    lines += ["|---|" + "--:|" * len(runs)]
+    for key, _target, _connections, _streaming in CASES:
+        cells = [f"{_fmt(run[key].rate)} ({run[key].p50_ms:.2f})" for run in runs]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def describe(settings: Settings, notes: list[str]) -> list[str]:
+    """The report's header: machine, code, tools, placement, durations."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        cwd=BENCH,
+        check=False,
+    ).stdout.strip()
+    if settings.use_nginx:
+        upstream = f"{_version(['nginx', '-v']).split(': ')[-1]} (Debian package), 1 worker"
+    else:
+        upstream = "built-in bench/static_upstream.py (asyncio; nginx not used)"
+    if settings.use_wrk:
+        loadgen = f"{_version(['wrk', '-v']).split(' [')[0]} -t1, bench/wrk.lua"
+    else:
+        loadgen = "bench/pyload.py (asyncio, 1 process; wrk not used)"
+    if settings.server_cpus is None or settings.tool_cpus is None:
+        placement = "nothing pinned (fewer than 2 CPUs)"
+    else:
+        placement = (
+            f"gateway and no-op app on CPU {min(settings.server_cpus)}; upstream and load "
+            f"generator on CPU {min(settings.tool_cpus)}"
+        )
+    return [
+        f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        f"machine: {cpu}, {os.cpu_count()} CPUs; Python {platform.python_version()}",
+        f"gateway: nexus-trio {commit or 'unknown commit'}",
+        f"upstream: {upstream}",
+        f"load generator: {loadgen}",
+        f"placement: {placement}",
+        f"each load: {settings.duration} s after a {settings.warmup} s warm-up of each target; "
+        "non-streaming body 700 bytes, streams of 20 content events + finish + [DONE]",
+        *notes,
+    ]
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark the gateway against its upstream and a no-op ceiling."
+    )
+    parser.add_argument("--quick", action="store_true", help="2 s loads, 10k RSS requests")
+    parser.add_argument("--runs", type=int, help="repetitions, medians reported (default 3)")
+    parser.add_argument("--upstream", choices=["auto", "nginx", "builtin"], default="auto")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--install", action="store_true", help="apt-get install nginx and wrk if missing (root)"
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    use_nginx, use_wrk, notes = choose_tools(args)
+    cpus = sorted(os.sched_getaffinity(0))
+    two = len(cpus) >= 2
+    settings = Settings(
+        duration=2 if args.quick else 10,
+        warmup=1 if args.quick else 2,
+        runs=args.runs or (1 if args.quick else 3),
+        rss_requests=10_000 if args.quick else 100_000,
+        rss_time_limit=60 if args.quick else 300,
+        use_nginx=use_nginx,
+        use_wrk=use_wrk,
+        server_cpus=frozenset(cpus[:1]) if two else None,
+        tool_cpus=frozenset(cpus[1:2]) if two else None,
+    )
+    counters = Counters()
+    load_before = os.getloadavg()[0]
+    with (
+        tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp,
+        start_stack(settings, Path(tmp)) as stack,
+    ):
+        workdir = Path(tmp)
+        bodies = Bodies.write(workdir)
+        at_start = rss_mb(stack.gateway_pid)
+        for target, streaming in WARMUP:
+            body = bodies.streaming if streaming else bodies.plain
+            url = target_url(stack, target, streaming)
+            counters.add(run_load(settings, workdir, url, 16, settings.warmup, body))
+        runs = []
+        for number in range(1, settings.runs + 1):
+            print(f"run {number}/{settings.runs} ...", file=sys.stderr, flush=True)
+            runs.append(one_run(settings, workdir, stack, bodies, counters))
+        print(f"RSS phase: {settings.rss_requests:,} requests ...", file=sys.stderr, flush=True)
+        before = rss_mb(stack.gateway_pid)
+        load = counters.add(
+            run_load(
+                settings,
+                workdir,
+                target_url(stack, "gateway", False),
+                16,
+                settings.rss_time_limit,
+                bodies.plain,
+                alternate=bodies.streaming,
+                max_requests=settings.rss_requests,
+            )
+        )
+        rss = RssResult(at_start, before, rss_mb(stack.gateway_pid), load, settings.rss_requests)
+    notes.append(
+        f"load average (1 min) before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}; "
+        "anything else running on the machine skews every figure"
+    )
+    report = render(describe(settings, notes), runs, rss, counters)
+    results = BENCH / "results"
+    results.mkdir(exist_ok=True)
+    path = results / f"{datetime.datetime.now():%Y%m%d-%H%M%S}.md"
+    path.write_text(report)
+    print(report)
+    print(f"written to {path.relative_to(BENCH.parent)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

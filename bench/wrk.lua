@@ -1,0 +1,58 @@
+-- wrk script of bench/run.py: POSTs a JSON body and prints one machine-readable result line.
+--
+-- Environment:
+--   BENCH_BODY          file holding the request body (required)
+--   BENCH_BODY_ALT      optional second body file: requests then alternate between the two
+--   BENCH_MAX_REQUESTS  optional: end the test after this many responses (exact with -t1)
+--
+-- done() prints `BENCH_RESULT {json}` with the request count, duration, latency percentiles
+-- (microseconds) and wrk's error counters; `status` is wrk's "Non-2xx or 3xx responses".
+
+local function slurp(path)
+  local file = assert(io.open(path, "rb"))
+  local data = file:read("*a")
+  file:close()
+  return data
+end
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = slurp(assert(os.getenv("BENCH_BODY"), "BENCH_BODY is not set"))
+
+local alt = os.getenv("BENCH_BODY_ALT")
+if alt then
+  local prepared
+  local sent = 0
+  -- Formatted in init(): wrk sets the Host header just before calling it.
+  function init(args)
+    prepared = { wrk.format(nil, nil, nil, wrk.body), wrk.format(nil, nil, nil, slurp(alt)) }
+  end
+  function request()
+    sent = sent + 1
+    return prepared[sent % 2 + 1]
+  end
+end
+
+local max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "")
+if max_requests then
+  local seen = 0
+  function response(status, headers, body)
+    seen = seen + 1
+    if seen == max_requests then
+      -- Stopping the thread alone would leave wrk sleeping out -d; SIGINT ends the test now,
+      -- with the summary and done() as usual. $PPID of the shell is wrk; not os.execute,
+      -- whose system() ignores SIGINT while it waits.
+      wrk.thread:stop()
+      io.popen("kill -INT $PPID"):close()
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
+      .. '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    errors.connect, errors.read, errors.write, errors.status, errors.timeout))
+end
