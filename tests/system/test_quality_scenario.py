@@ -30,51 +30,34 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.quality_scenario import (
+    CONFIG,
+    INTERVAL,
+    MODEL,
+    PATH,
+    PROBE,
+    SLOW_TTFT_MS,
+    THRESHOLD_MS,
+)
 from nexus_trio.simulator import SimulatedBackend
 from tests.system.conftest import GatewayFactory, poll
 
 pytestmark = pytest.mark.system
 
-PATH = "/v1/chat/completions"
-MODEL = "demo"
-INTERVAL = 0.5  # quality.metrics_interval_seconds
-PROBE = 1.0  # quality.probe_interval_seconds
-THRESHOLD_MS = 150.0  # quality.ttft_penalty_threshold_ms
-SLOW_TTFT_MS = 400.0
 #: Slack for two processes, the event loop and the poll on a loaded CI machine.
 MARGIN = 0.5
 
-QUALITY = f"""
-[routing]
-max_retries = 2
-[routing.weights]
-priority = 10
-load = 90
-latency = 0
-[quality]
-metrics_interval_seconds = {INTERVAL}
-probe_interval_seconds = {PROBE}
-min_requests = 5
-error_rate_threshold = 0.5
-consecutive_failures = 3
-ttft_penalty_threshold_ms = {THRESHOLD_MS}
-"""
-
 
 def scenario_config(a: SimulatedBackend, b: SimulatedBackend) -> str:
-    lines = ["[server]", 'host = "127.0.0.1"', "port = 0", "", "[health_check]", "enabled = false"]
-    lines.append(QUALITY)
-    for name, backend, priority in (("A", a, 10), ("B", b, 20)):
-        lines += [
-            "[[backends]]",
-            f'name = "{name}"',
-            f'url = "http://127.0.0.1:{backend.port}"',
-            'type = "generic"',
-            f"priority = {priority}",
-            f'models = ["{MODEL}"]',
-            "",
-        ]
-    return "\n".join(lines)
+    """The scenario's gateway config: the one ``bench/quality_scenario.py`` runs."""
+    return CONFIG.format(
+        interval=INTERVAL,
+        probe=PROBE,
+        threshold=THRESHOLD_MS,
+        port_a=a.port,
+        port_b=b.port,
+        model=MODEL,
+    )
 
 
 @dataclass(frozen=True)
