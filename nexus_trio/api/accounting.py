@@ -64,7 +64,10 @@ def record_request(services: Services, ctx: RequestContext) -> None:
         model_label, backend, status_class(status, cancelled=cancelled), stream
     ).inc()
     metrics.request_duration.labels(model_label, backend, stream).observe(elapsed)
-    metrics.gateway_overhead.labels(stream).observe(max(elapsed - ctx.upstream_seconds, 0.0))
+    # Time not spent waiting on upstreams; for a committed stream, up to its first byte only
+    # (client TTFB minus upstream TTFB): the rest of a stream is the backend's pace.
+    until = ctx.committed_at - ctx.started if ctx.committed_at is not None else elapsed
+    metrics.gateway_overhead.labels(stream).observe(max(until - ctx.upstream_seconds, 0.0))
     if ctx.backend is not None:
         if ctx.prompt_tokens:
             metrics.tokens.labels(model_label, backend, "prompt").inc(ctx.prompt_tokens)

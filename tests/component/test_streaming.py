@@ -242,3 +242,17 @@ async def test_drain_deadline_cuts_a_paused_stream(
     assert result[0].endswith(truncation_event("drain"))
     assert trio.current_time() - start == 2.0
     assert attempts(gateway, "cancelled") == 1
+
+
+async def test_gateway_overhead_of_a_stream_excludes_the_stream_itself(
+    gateway: Gateway, autojump_clock: trio.testing.MockClock
+) -> None:
+    events = [*sse(chunk("a")), 5.0, *sse(chunk(None, "stop")), DONE]
+    serve(gateway, "a.test", ChunkStream(events))
+    response = await gateway.post("/v1/chat/completions", STREAM_CHAT)
+    await response.get_data()
+    registry = gateway.services.metrics.registry
+    labels = {"stream": "true"}
+    assert registry.get_sample_value("nexus_gateway_overhead_seconds_count", labels) == 1.0
+    # 5 s of upstream pacing after the first event is not gateway overhead
+    assert registry.get_sample_value("nexus_gateway_overhead_seconds_sum", labels) == 0.0
