@@ -21,7 +21,7 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         ├── MethodNotAllowed             405 method_not_allowed
         ├── RequestTooLarge              413 request_too_large
         ├── UnsupportedMediaType         415 unsupported_media_type
-        ├── UpstreamError                an attempt failed (retryable unless noted)
+        ├── UpstreamError                an attempt failed: the next agent may be tried
         │   ├── BackendUnavailable       502 backend_unavailable
         │   │   ├── UpstreamConnectError connect refused / DNS / TLS: nothing was sent
         │   │   └── UpstreamReset        connection closed or reset before a full response
@@ -156,8 +156,6 @@ class UpstreamError(APIError):
     status = 502
     type = "upstream_error"
     code = "backend_unavailable"
-    #: Whether another agent may be tried after this failure (SPEC §3.3).
-    retryable: ClassVar[bool] = True
     #: Whether the backend should be skipped for the rest of the request (SPEC §5.6).
     skip_backend: ClassVar[bool] = False
 

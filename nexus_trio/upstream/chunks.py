@@ -29,7 +29,6 @@ class Usage(msgspec.Struct):
 class _Chunk(msgspec.Struct):
     choices: list[_Choice] = msgspec.field(default_factory=list)
     usage: Usage | None = None
-    error: msgspec.Raw | None = None
 
 
 class _Body(msgspec.Struct):
@@ -43,15 +42,14 @@ _BODY = msgspec.json.Decoder(_Body)
 class ChunkInfo(msgspec.Struct, frozen=True):
     has_content: bool
     finished: bool
-    is_error: bool
     usage: Usage | None
 
 
-_NOT_JSON = ChunkInfo(has_content=False, finished=False, is_error=False, usage=None)
+_NOT_JSON = ChunkInfo(has_content=False, finished=False, usage=None)
 
 
 def inspect_chunk(data: str) -> ChunkInfo:
-    """Read one event's ``data``: generated content? a ``finish_reason``? an error? usage?
+    """Read one event's ``data``: generated content? a ``finish_reason``? usage?
 
     Content is a non-empty ``delta.content``/``delta.reasoning_content``/``text`` string or a
     non-empty ``delta.tool_calls`` (SPEC §6.1): a first chunk with empty content is not.
@@ -73,7 +71,6 @@ def inspect_chunk(data: str) -> ChunkInfo:
     return ChunkInfo(
         has_content=has_content,
         finished=finished,
-        is_error=chunk.error is not None,
         usage=chunk.usage,
     )
 

@@ -81,16 +81,6 @@ class UpstreamClient:
         except httpx.HTTPError as exc:
             raise translate_error(exc, backend) from exc
 
-    async def get(self, backend: Backend, path: str) -> httpx.Response:
-        """GET a small resource (probes); body read in full. Raises :class:`UpstreamError`."""
-        headers = {"accept-encoding": "identity"}
-        if backend.api_key:
-            headers["authorization"] = f"Bearer {backend.api_key}"
-        try:
-            return await self._http.get(backend.base_url + path, headers=headers)
-        except httpx.HTTPError as exc:
-            raise translate_error(exc, backend) from exc
-
 
 def raw_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
     """The body bytes as they arrive (no decoding); the caller must ``aclose()`` it."""
