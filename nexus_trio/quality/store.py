@@ -41,6 +41,7 @@ entry is rebuilt from its counts at that moment. Other agents' rates change only
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from operator import sub
@@ -73,6 +74,8 @@ _FIELD_OF = {
 _NEVER = -(1 << 62)
 #: The backoff factor doubles after each failed probe, up to this.
 MAX_BACKOFF_FACTOR = 10.0
+
+log = logging.getLogger("nexus_trio.quality")
 
 
 class _Ring:
@@ -256,6 +259,12 @@ class QualityStore:
                 self._resolve_probe(key, agent, field, now)
         elif field == _FAILURE and agent.consecutive_failures >= self.config.consecutive_failures:
             agent.exclude(now, self.config.probe_interval_seconds)
+            log.warning(
+                "agent %s/%s excluded: %d consecutive failures; probe in %.0f s",
+                *key,
+                agent.consecutive_failures,
+                agent.probe_at - now,
+            )
             self._publish(key, agent, now)
 
     def probe_started(self, key: AgentKey, *, now: float) -> None:
@@ -313,6 +322,14 @@ class QualityStore:
             ):
                 agent.exclude(now, config.probe_interval_seconds)
                 entry = agent.metrics(now)
+                log.warning(
+                    "agent %s/%s excluded: error rate %.0f%% over 1 h (%d requests); "
+                    "probe in %.0f s",
+                    *key,
+                    entry.error_rate_1h * 100,
+                    entry.successes_1h + entry.failures_1h,
+                    agent.probe_at - now,
+                )
             snapshot[key] = entry
         self._snapshot = snapshot
 
@@ -323,9 +340,11 @@ class QualityStore:
             agent.excluded = False
             agent.backoff_factor = 1.0
             agent.hour.zero(_FAILURE)
+            log.info("agent %s/%s readmitted: its probe succeeded", *key)
         elif field == _FAILURE:
             agent.backoff_factor = min(agent.backoff_factor * 2.0, MAX_BACKOFF_FACTOR)
             agent.exclude(now, self.config.probe_interval_seconds)
+            log.info("agent %s/%s probe failed; next probe in %.0f s", *key, agent.probe_at - now)
         else:
             return
         self._publish(key, agent, now)

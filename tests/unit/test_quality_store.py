@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tracemalloc
 from typing import Any
 
@@ -369,3 +370,18 @@ def _with_state(state: AgentState) -> AgentQualityMetrics:
     quality = store()
     eject(quality)
     return recompute(quality, 30.0 if state is AgentState.PROBING else 1.0)
+
+
+def test_exclusion_and_readmission_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="nexus_trio.quality")
+    config = QualityConfig(consecutive_failures=2, probe_interval_seconds=30)
+    store = QualityStore(config)
+    key = ("gpu-a", "m")
+    for at in (1.0, 2.0):
+        store.record_outcome(key, Outcome.FAILURE, now=at, wall=at)
+    store.record_outcome(key, Outcome.SUCCESS, now=40.0, wall=40.0)
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "agent gpu-a/m excluded: 2 consecutive failures; probe in 30 s",
+        "agent gpu-a/m readmitted: its probe succeeded",
+    ]
