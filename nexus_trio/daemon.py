@@ -36,6 +36,7 @@ from nexus_trio.health import HealthChecker
 from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.sdnotify import Notifier
 from nexus_trio.services import Services
+from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.tls import https_mounts
 from nexus_trio.upstream.transport import H11Transport
 
@@ -85,7 +86,7 @@ class Supervisor:
         # through httpx's own transports, verifying certificates (https_mounts).
         transport = self.transport or H11Transport()
         mounts = https_mounts(self.config.backends)
-        async with httpx.AsyncClient(transport=transport, mounts=mounts) as http:
+        async with upstream_http_client(transport, mounts) as http:
             services = self.services = Services.create(self.config, self.env, http)
             self.notifier = Notifier(self.env, services.status_line)
             front_end = FrontEnd(services)

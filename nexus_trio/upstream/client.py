@@ -10,7 +10,8 @@ know to tell a slow connect from a slow answer.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Iterable
+import http.cookiejar
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import cast
 
 import httpx
@@ -40,6 +41,27 @@ def translate_error(exc: httpx.HTTPError, backend: Backend) -> errors.UpstreamEr
     if isinstance(exc, httpx.TransportError):
         return errors.UpstreamReset(f"Backend '{name}' closed the connection unexpectedly.")
     return errors.BackendUnavailable(f"Backend '{name}' failed.")
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Never store a backend's cookies: the client is shared by every client request."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
+        return False
+
+
+def upstream_http_client(
+    transport: httpx.AsyncBaseTransport,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> httpx.AsyncClient:
+    """The one ``httpx.AsyncClient`` the gateway shares across every client request.
+
+    Its cookie jar never stores anything: httpx keeps every ``Set-Cookie`` it sees and sends
+    it back on later requests to that host, which on a gateway would replay one client's
+    session cookie on another client's request.
+    """
+    jar = http.cookiejar.CookieJar(policy=_NoCookies())
+    return httpx.AsyncClient(transport=transport, mounts=dict(mounts or {}), cookies=jar)
 
 
 class UpstreamClient:

@@ -15,6 +15,7 @@ from quart_trio import QuartTrio
 from nexus_trio.api.app import create_app
 from nexus_trio.config import Config, parse_config
 from nexus_trio.services import Services
+from nexus_trio.upstream.client import upstream_http_client
 
 Handler = Callable[[httpx.Request, bytes], Awaitable[httpx.Response]]
 
@@ -203,7 +204,7 @@ def make_gateway() -> Callable[..., Gateway]:
     def make(config_text: str = BASE_CONFIG, env: dict[str, str] | None = None) -> Gateway:
         config: Config = parse_config(config_text)
         upstream = Upstream()
-        http = httpx.AsyncClient(transport=httpx.MockTransport(upstream))
+        http = upstream_http_client(httpx.MockTransport(upstream))
         services = Services.create(config, env or {}, http)
         return Gateway(app=create_app(services), services=services, upstream=upstream)
 

@@ -136,3 +136,14 @@ async def test_error_responses_carry_request_id(gateway: Gateway) -> None:
     assert response.headers["x-request-id"] == "e-1"
     body = msgspec.json.decode(await response.get_data())
     assert body["error"]["code"] == "invalid_json"
+
+
+async def test_backend_cookies_are_never_replayed_on_later_requests(gateway: Gateway) -> None:
+    async def sets_a_cookie(request: httpx.Request, body: bytes) -> httpx.Response:
+        return completion(**{"set-cookie": "session=client-A-secret; Path=/"})
+
+    gateway.upstream.handlers["a.test"] = sets_a_cookie
+    first = await gateway.post("/v1/chat/completions", CHAT)
+    assert "set-cookie" not in first.headers
+    await gateway.post("/v1/chat/completions", CHAT)
+    assert [r.headers.get("cookie") for r, _ in gateway.upstream.requests] == [None, None]
