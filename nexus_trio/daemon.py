@@ -42,19 +42,32 @@ from nexus_trio.upstream.transport import H11Transport
 
 log = logging.getLogger("nexus_trio.daemon")
 
+
 #: Settings a running process cannot change (SPEC §6.5).
-RESTART_KEYS = ("server.host", "server.port", "server.reuse_port", "logging.format")
-
-
 def restart_required(old: Config, new: Config) -> list[str]:
-    """Keys whose change only takes effect after a restart."""
-    pairs = {
-        "server.host": (old.server.host, new.server.host),
-        "server.port": (old.server.port, new.server.port),
-        "server.reuse_port": (old.server.reuse_port, new.server.reuse_port),
-        "logging.format": (old.logging.format, new.logging.format),
-    }
-    return [key for key in RESTART_KEYS if pairs[key][0] != pairs[key][1]]
+    """Settings whose change only takes effect after a restart (SPEC §6.5).
+
+    Besides the listener and the log format, the https transports (``tls_ca_file``) and
+    whether health checks run are set up at start-up.
+    """
+    changed = [
+        key
+        for key, before, after in (
+            ("server.host", old.server.host, new.server.host),
+            ("server.port", old.server.port, new.server.port),
+            ("server.reuse_port", old.server.reuse_port, new.server.reuse_port),
+            ("logging.format", old.logging.format, new.logging.format),
+            ("health_check.enabled", old.health_check.enabled, new.health_check.enabled),
+        )
+        if before != after
+    ]
+    old_ca = {b.name: b.tls_ca_file for b in old.backends}
+    changed += [
+        f"backends.{b.name}.tls_ca_file"
+        for b in new.backends
+        if b.name in old_ca and old_ca[b.name] != b.tls_ca_file
+    ]
+    return changed
 
 
 class Supervisor:

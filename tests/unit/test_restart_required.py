@@ -1,0 +1,38 @@
+"""Which reloaded settings need a restart (SPEC §6.5)."""
+
+from __future__ import annotations
+
+from nexus_trio.config import parse_config
+from nexus_trio.daemon import restart_required
+
+BASE = """
+[server]
+port = 8000
+[[backends]]
+name = "cloud"
+url = "https://api.example.test"
+type = "openai"
+"""
+
+
+def test_nothing_changed_needs_no_restart() -> None:
+    assert restart_required(parse_config(BASE), parse_config(BASE)) == []
+
+
+def test_listener_health_mode_and_ca_file_need_a_restart() -> None:
+    changed = BASE.replace("port = 8000", 'port = 9000\nhost = "0.0.0.0"')
+    changed += '\ntls_ca_file = "/etc/ssl/private-ca.pem"\n[health_check]\nenabled = false\n'
+    changed += '[logging]\nformat = "json"\n'
+    assert restart_required(parse_config(BASE), parse_config(changed)) == [
+        "server.host",
+        "server.port",
+        "logging.format",
+        "health_check.enabled",
+        "backends.cloud.tls_ca_file",
+    ]
+
+
+def test_thresholds_and_backends_apply_live() -> None:
+    changed = BASE + "[quality]\nerror_rate_threshold = 0.2\n"
+    changed += '[[backends]]\nname = "new"\nurl = "http://127.0.0.1:1"\ntype = "vllm"\n'
+    assert restart_required(parse_config(BASE), parse_config(changed)) == []
