@@ -100,7 +100,9 @@ class Supervisor:
         transport = self.transport or H11Transport()
         mounts = https_mounts(self.config.backends)
         async with upstream_http_client(transport, mounts) as http:
-            services = self.services = Services.create(self.config, self.env, http)
+            services = self.services = Services.create(
+                self.config, self.env, http, transport=transport, mounts=mounts
+            )
             self.notifier = Notifier(self.env, services.status_line)
             front_end = FrontEnd(services)
             with trio.CancelScope() as everything:

@@ -110,11 +110,19 @@ class Services:
         return [(b.name, model) for b in self.registry for model in sorted(b.models)]
 
     @classmethod
-    def create(cls, config: Config, env: Mapping[str, str], http: httpx.AsyncClient) -> Services:
+    def create(
+        cls,
+        config: Config,
+        env: Mapping[str, str],
+        http: httpx.AsyncClient,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> Services:
+        """Build the services; attempts use ``transport``/``mounts`` directly when given."""
         registry = Registry(config.backends, env, assume_healthy=not config.health_check.enabled)
-        return cls(
-            config=config, env=env, registry=registry, http=http, upstream=UpstreamClient(http)
-        )
+        upstream = UpstreamClient(http, transport, mounts)
+        return cls(config=config, env=env, registry=registry, http=http, upstream=upstream)
 
     def apply_config(self, config: Config) -> None:
         """Swap in a reloaded configuration; backends with unchanged identity keep state.

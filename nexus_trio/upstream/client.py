@@ -65,10 +65,35 @@ def upstream_http_client(
 
 
 class UpstreamClient:
-    """Sends attempts to backends over a shared ``httpx.AsyncClient``."""
+    """Sends attempts to backends.
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    With ``transport`` (and the https ``mounts``) the attempt goes straight to the
+    transport serving the backend's origin: an ``httpx.Request`` in, an ``httpx.Response``
+    out, without the client's per-request cookie, auth and redirect machinery, none of which
+    a gateway wants on its hot path. Without them it goes through ``http`` (tests that fake
+    the network with a plain client).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport | None = None,
+        mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
         self._http = http
+        self._transport = transport
+        self._mounts = dict(mounts or {})
+        self._by_base_url: dict[str, httpx.AsyncBaseTransport] = {}
+
+    def _transport_for(self, base_url: str) -> httpx.AsyncBaseTransport | None:
+        if self._transport is None:
+            return None
+        found = self._by_base_url.get(base_url)
+        if found is None:
+            url = httpx.URL(base_url)
+            origin = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+            found = self._by_base_url[base_url] = self._mounts.get(origin, self._transport)
+        return found
 
     async def open(
         self,
@@ -91,15 +116,27 @@ class UpstreamClient:
             api_key=backend.api_key,
             forward_authorization=backend.config.forward_authorization,
         )
-        request = self._http.build_request(
-            "POST",
-            backend.base_url + path,
-            content=body,
-            headers=headers,
-            timeout=httpx.Timeout(None, connect=connect_timeout),
-        )
+        transport = self._transport_for(backend.base_url)
         try:
-            return await self._http.send(request, stream=True)
+            if transport is None:
+                request = self._http.build_request(
+                    "POST",
+                    backend.base_url + path,
+                    content=body,
+                    headers=headers,
+                    timeout=httpx.Timeout(None, connect=connect_timeout),
+                )
+                return await self._http.send(request, stream=True)
+            request = httpx.Request(
+                "POST",
+                backend.base_url + path,
+                content=body,
+                headers=headers,
+                extensions={"timeout": {"connect": connect_timeout}},
+            )
+            response = await transport.handle_async_request(request)
+            response.request = request
+            return response
         except httpx.HTTPError as exc:
             raise translate_error(exc, backend) from exc
 

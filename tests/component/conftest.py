@@ -204,8 +204,9 @@ def make_gateway() -> Callable[..., Gateway]:
     def make(config_text: str = BASE_CONFIG, env: dict[str, str] | None = None) -> Gateway:
         config: Config = parse_config(config_text)
         upstream = Upstream()
-        http = upstream_http_client(httpx.MockTransport(upstream))
-        services = Services.create(config, env or {}, http)
+        transport = httpx.MockTransport(upstream)
+        http = upstream_http_client(transport)
+        services = Services.create(config, env or {}, http, transport=transport)
         return Gateway(app=create_app(services), services=services, upstream=upstream)
 
     return make
