@@ -216,8 +216,3 @@ class Metrics:
     def render(self) -> bytes:
         """The text exposition, served with ``CONTENT_TYPE_LATEST``."""
         return generate_latest(self.registry)
-
-    def names(self) -> Iterator[str]:
-        """Names of every metric family currently exposed (for tests and docs)."""
-        for family in self.registry.collect():
-            yield family.name

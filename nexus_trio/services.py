@@ -116,12 +116,12 @@ class Services:
         env: Mapping[str, str],
         http: httpx.AsyncClient,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport,
         mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     ) -> Services:
-        """Build the services; attempts use ``transport``/``mounts`` directly when given."""
+        """Build the services: probes use ``http``, attempts ``transport``/``mounts``."""
         registry = Registry(config.backends, env, assume_healthy=not config.health_check.enabled)
-        upstream = UpstreamClient(http, transport, mounts)
+        upstream = UpstreamClient(transport, mounts)
         return cls(config=config, env=env, registry=registry, http=http, upstream=upstream)
 
     def apply_config(self, config: Config) -> None:

@@ -15,8 +15,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import trio
-
 _PRINTABLE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
 
@@ -77,6 +75,3 @@ class RequestContext:
         if self.fallback_model is not None:
             pairs.append((b"x-nexus-fallback-model", self.fallback_model))
         return [(name, value.encode("latin-1", "replace")) for name, value in pairs]
-
-    def elapsed(self) -> float:
-        return trio.current_time() - self.started

@@ -16,9 +16,6 @@ from werkzeug.exceptions import HTTPException
 
 from nexus_trio import errors
 from nexus_trio.api.context import RequestContext
-from nexus_trio.metrics import CONTENT_TYPE_LATEST
-
-__all__ = ["CONTENT_TYPE_LATEST", "error_response", "install_error_handlers"]
 
 log = logging.getLogger("nexus_trio.api")
 

@@ -65,29 +65,24 @@ def upstream_http_client(
 
 
 class UpstreamClient:
-    """Sends attempts to backends.
+    """Sends attempts to backends, straight to the transport serving each backend's origin.
 
-    With ``transport`` (and the https ``mounts``) the attempt goes straight to the
-    transport serving the backend's origin: an ``httpx.Request`` in, an ``httpx.Response``
-    out, without the client's per-request cookie, auth and redirect machinery, none of which
-    a gateway wants on its hot path. Without them it goes through ``http`` (tests that fake
-    the network with a plain client).
+    An ``httpx.Request`` in, an ``httpx.Response`` out, without ``AsyncClient``'s per-request
+    cookie, auth and redirect machinery, none of which a gateway wants on its hot path.
+    ``mounts`` maps https origins to their verifying transports; every other backend goes to
+    ``transport``.
     """
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport,
         mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     ) -> None:
-        self._http = http
         self._transport = transport
         self._mounts = dict(mounts or {})
         self._by_base_url: dict[str, httpx.AsyncBaseTransport] = {}
 
-    def _transport_for(self, base_url: str) -> httpx.AsyncBaseTransport | None:
-        if self._transport is None:
-            return None
+    def _transport_for(self, base_url: str) -> httpx.AsyncBaseTransport:
         found = self._by_base_url.get(base_url)
         if found is None:
             url = httpx.URL(base_url)
@@ -118,15 +113,6 @@ class UpstreamClient:
         )
         transport = self._transport_for(backend.base_url)
         try:
-            if transport is None:
-                request = self._http.build_request(
-                    "POST",
-                    backend.base_url + path,
-                    content=body,
-                    headers=headers,
-                    timeout=httpx.Timeout(None, connect=connect_timeout),
-                )
-                return await self._http.send(request, stream=True)
             request = httpx.Request(
                 "POST",
                 backend.base_url + path,

@@ -117,8 +117,11 @@ class Env:
 
     def __init__(self, config_text: str = CONFIG) -> None:
         self.upstream = Upstream()
-        self.http = httpx.AsyncClient(transport=httpx.MockTransport(self.upstream))
-        self.services = Services.create(parse_config(config_text), {"CLOUD_KEY": KEY}, self.http)
+        transport = httpx.MockTransport(self.upstream)
+        self.http = httpx.AsyncClient(transport=transport)
+        self.services = Services.create(
+            parse_config(config_text), {"CLOUD_KEY": KEY}, self.http, transport=transport
+        )
         self.checker = HealthChecker(self.services)
         self.serve(ollama=ollama([], {}), llama=llamacpp(200), cloud=listing())
 

@@ -26,6 +26,10 @@ models = ["m"]
 """
 
 
+def completion_handler(request: httpx.Request) -> httpx.Response:
+    return completion()
+
+
 @pytest.fixture
 async def secured(make_gateway: Callable[..., Gateway]) -> Gateway:
     gateway = make_gateway(AUTH_CONFIG, env={"GATEWAY_KEYS": "key-one, key-two"})
@@ -66,6 +70,7 @@ async def test_v1_reads_need_a_key_health_and_metrics_stay_open(secured: Gateway
 
 async def test_keys_variable_without_keys_is_a_config_error() -> None:
     config = parse_config(AUTH_CONFIG)
-    async with httpx.AsyncClient() as http:
+    transport = httpx.MockTransport(completion_handler)
+    async with httpx.AsyncClient(transport=transport) as http:
         with pytest.raises(ConfigError, match="GATEWAY_KEYS holds no key"):
-            Services.create(config, {"GATEWAY_KEYS": " , "}, http)
+            Services.create(config, {"GATEWAY_KEYS": " , "}, http, transport=transport)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import httpx
 import pytest
 import trio
 
@@ -13,6 +12,8 @@ from nexus_trio.health import HealthChecker
 from nexus_trio.registry import Capabilities, HealthState
 from nexus_trio.services import Services
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
+from nexus_trio.upstream.client import upstream_http_client
+from nexus_trio.upstream.transport import H11Transport
 
 pytestmark = pytest.mark.system
 
@@ -39,8 +40,11 @@ async def test_ollama_and_generic_backends_are_probed(start_backend: StartBacken
     )
     sim_generic = await start_backend(models=("demo",), name="g")
     text = config(("o", "ollama", sim_ollama.port), ("g", "generic", sim_generic.port))
-    async with httpx.AsyncClient() as http:
-        services = Services.create(parse_config(text), {"SIM_KEY": "sk-sim"}, http)
+    transport = H11Transport()
+    async with upstream_http_client(transport) as http:
+        services = Services.create(
+            parse_config(text), {"SIM_KEY": "sk-sim"}, http, transport=transport
+        )
         with trio.fail_after(10):
             await HealthChecker(services).sweep()
     ollama, generic = services.registry.get("o"), services.registry.get("g")
@@ -68,10 +72,12 @@ async def test_ollama_and_generic_backends_are_probed(start_backend: StartBacken
 
 async def test_a_stopped_backend_becomes_unhealthy() -> None:
     backend = SimulatedBackend(SimulatorOptions(models=("demo",), name="s"))
-    async with httpx.AsyncClient() as http:
+    transport = H11Transport()
+    async with upstream_http_client(transport) as http:
         async with trio.open_nursery() as nursery:
             await nursery.start(backend.run)
-            services = Services.create(parse_config(config(("s", "vllm", backend.port))), {}, http)
+            config_text = config(("s", "vllm", backend.port))
+            services = Services.create(parse_config(config_text), {}, http, transport=transport)
             checker = HealthChecker(services)
             with trio.fail_after(10):
                 await checker.sweep()
