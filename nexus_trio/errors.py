@@ -19,6 +19,7 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         ├── NotFound                     404 not_found
         ├── ModelNotFound                404 model_not_found
         ├── MethodNotAllowed             405 method_not_allowed
+        ├── RequestTimeout               408 request_timeout (the body was too slow to arrive)
         ├── RequestTooLarge              413 request_too_large
         ├── UnsupportedMediaType         415 unsupported_media_type
         ├── UpstreamError                an attempt failed: the next agent may be tried
@@ -136,6 +137,12 @@ class MethodNotAllowed(APIError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class RequestTimeout(APIError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class RequestTooLarge(APIError):

@@ -1,4 +1,8 @@
-"""The app factory: the Quart-Trio app with every route, wrapped in :class:`GatewayASGI`."""
+"""The app factory: the Quart-Trio app wrapped in :class:`GatewayASGI`.
+
+The three proxy routes are answered by :class:`~nexus_trio.api.proxy.ProxyEndpoint` inside
+that wrapper (the hot path, without Quart); every other route is a Quart view.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,7 @@ from quart_trio import QuartTrio
 
 from nexus_trio.api.asgi import GatewayASGI
 from nexus_trio.api.errors import install_error_handlers
-from nexus_trio.api.forwarding import Forwarder
-from nexus_trio.api.proxy import register_proxy_routes
+from nexus_trio.api.proxy import ProxyEndpoint
 from nexus_trio.api.stats import register_stats_route
 from nexus_trio.api.status import register_status_routes
 from nexus_trio.services import Services
@@ -16,8 +19,9 @@ from nexus_trio.services import Services
 def create_app(services: Services) -> QuartTrio:
     """Build the Quart-Trio app serving ``services`` (with :class:`GatewayASGI` installed).
 
-    Quart's ``RESPONSE_TIMEOUT`` (60 s) would silently cut long streams and ``BODY_TIMEOUT``
-    long uploads: both are disabled, and the gateway's own deadlines apply (SPEC §3.3, §3.4).
+    Quart's ``RESPONSE_TIMEOUT`` (60 s) would silently cut long responses: it is disabled, and
+    the gateway's own deadlines apply (SPEC §3.3, §3.4). Its body limits follow the server's,
+    so a body sent to a Quart route is never buffered beyond them.
     """
     app = QuartTrio("nexus_trio")
     server = services.config.server
@@ -36,6 +40,7 @@ def create_app(services: Services) -> QuartTrio:
     install_error_handlers(app)
     register_status_routes(app, services)
     register_stats_route(app, services)
-    register_proxy_routes(app, Forwarder(services))
-    app.asgi_app = GatewayASGI(app.asgi_app, services)  # type: ignore[method-assign]
+    app.asgi_app = GatewayASGI(  # type: ignore[method-assign]
+        app.asgi_app, ProxyEndpoint(services), services
+    )
     return app

@@ -1,19 +1,21 @@
 """The ASGI layer around the Quart app: request ownership, drain answers, the final send.
 
 :class:`GatewayASGI` is installed as the Quart app's ASGI middleware
-(``app.asgi_app = GatewayASGI(app.asgi_app, services)``, so Quart's test client goes through
-it too) and, for every HTTP request:
+(``app.asgi_app = GatewayASGI(app.asgi_app, proxy, services)``, so Quart's test client goes
+through it too). The three proxy paths go to the
+:class:`~nexus_trio.api.proxy.ProxyEndpoint` (the hot path, served without Quart); every other
+request to the Quart app. For every HTTP request it:
 
 * creates the :class:`RequestContext` (request id, exit stack) the views fill in;
 * answers on its own, before the body is read, a request that arrives after the listener
   closed (503 ``shutting_down``, ``Connection: close``) and a proxy request over
   ``server.max_in_flight_requests`` (503 ``overloaded``);
 * counts proxy requests in flight from acceptance until they are accounted for;
-* adds ``X-Request-Id`` and the ``X-Nexus-*`` headers to the response start;
-* performs the final body ``send`` inside a shielded scope. Quart-Trio cancels the app task
-  while hypercorn is still doing its end-of-response bookkeeping inside that send (closing on
-  ``Connection: close``, arming the keep-alive timer); shielding lets it finish (ARCHITECTURE,
-  traps);
+* adds ``X-Request-Id`` to Quart's responses and performs their final body ``send`` inside a
+  shielded scope. Quart-Trio cancels the app task while hypercorn is still doing its
+  end-of-response bookkeeping inside that send (closing on ``Connection: close``, arming the
+  keep-alive timer); shielding lets it finish (ARCHITECTURE, traps). The proxy endpoint's
+  replies do both themselves (:mod:`nexus_trio.api.reply`);
 * closes the request's exit stack under a shielded, bounded scope in ``finally``, so an
   upstream response handed to it is closed even when the body generator never started.
 """
@@ -24,28 +26,29 @@ import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
-import msgspec
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
 
 from nexus_trio import errors
 from nexus_trio.api.accounting import record_request
 from nexus_trio.api.context import RequestContext, request_id_from
+from nexus_trio.api.proxy import ROUTES, ProxyEndpoint
+from nexus_trio.api.reply import error_reply
 from nexus_trio.services import Services
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
-
-PROXY_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 
 #: Upper bound on request cleanup (closing upstream responses) once the request is over.
 _CLEANUP_SECONDS = 2.0
 
 
 class GatewayASGI:
-    """ASGI application: the Quart app plus per-request ownership and accounting."""
+    """ASGI application: the proxy endpoint and the Quart app, with per-request ownership and
+    accounting."""
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, proxy: ProxyEndpoint, services: Services) -> None:
         self.app = app
+        self.proxy = proxy
         self.services = services
 
     async def __call__(
@@ -60,7 +63,7 @@ class GatewayASGI:
             method=scope["method"],
             path=scope["path"],
             started=trio.current_time(),
-            is_proxy=scope["method"] == "POST" and scope["path"] in PROXY_PATHS,
+            is_proxy=scope["method"] == "POST" and scope["path"] in ROUTES,
         )
         cast(dict[str, Any], scope)["nexus.context"] = ctx
         if services.drain.listener_closed.is_set():
@@ -87,7 +90,10 @@ class GatewayASGI:
                 return
             services.in_flight += 1
         try:
-            await self.app(scope, receive, _ResponseSender(send, ctx))
+            if ctx.path in ROUTES:
+                await self.proxy(scope, receive, send, ctx)
+            else:
+                await self.app(scope, receive, _ResponseSender(send, ctx))
         finally:
             with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
                 await ctx.exit_stack.aclose()
@@ -98,18 +104,9 @@ class GatewayASGI:
     async def _reject(
         self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
     ) -> None:
-        body = msgspec.json.encode(error.envelope())
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", ctx.request_id.encode()),
-            *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
-        ]
         ctx.status = error.status
         ctx.error_code = error.code
-        await send({"type": "http.response.start", "status": error.status, "headers": headers})
-        with trio.CancelScope(shield=True):
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+        await error_reply(error).send(send, [(b"x-request-id", ctx.request_id.encode())])
         ctx.completed = True
         if ctx.is_proxy:
             record_request(self.services, ctx)
@@ -131,7 +128,7 @@ def _authorized(headers: Iterable[tuple[bytes, bytes]], keys: tuple[bytes, ...])
 
 
 class _ResponseSender:
-    """The ``send`` callable given to Quart: adds our headers, shields the final send."""
+    """The ``send`` callable given to Quart: adds ``X-Request-Id``, shields the final send."""
 
     __slots__ = ("_ctx", "_send")
 
@@ -143,10 +140,7 @@ class _ResponseSender:
         ctx = self._ctx
         if message["type"] == "http.response.start":
             ctx.status = message["status"]
-            headers = list(message.get("headers", ()))
-            headers.append((b"x-request-id", ctx.request_id.encode()))
-            if ctx.is_proxy:
-                headers.extend(ctx.nexus_headers())
+            headers = [*message.get("headers", ()), (b"x-request-id", ctx.request_id.encode())]
             await self._send({**message, "headers": headers})
             return
         if message["type"] == "http.response.body" and not message.get("more_body", False):

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 import httpx
 import msgspec
 import trio
-from quart import Response
 
 from nexus_trio import errors
 from nexus_trio.api.context import RequestContext
+from nexus_trio.api.reply import Reply
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
 from nexus_trio.routing import Agent
 from nexus_trio.services import Attempt, Services
@@ -70,7 +70,7 @@ class AttemptRunner:
         client_headers: Sequence[tuple[bytes, bytes]],
         *,
         request_deadline: float,
-    ) -> Response:
+    ) -> Reply:
         """Send one attempt to ``agent``; return the client's response or raise.
 
         Blocks until the response is complete (non-streaming) or committed (streaming). The
@@ -138,7 +138,7 @@ class AttemptRunner:
 
     def _judge_body(
         self, ctx: RequestContext, attempt: Attempt, response: httpx.Response, data: bytes
-    ) -> Response:
+    ) -> Reply:
         """Judge a fully read upstream answer: return it, or raise to retry elsewhere."""
         services = self.services
         status = response.status_code
@@ -156,7 +156,7 @@ class AttemptRunner:
             # 4xx is the client's fault, returned as-is; so is a streaming 3xx.
             services.finish_attempt(attempt, outcome)
             ctx.status = status
-            return Response(data, status=status, headers=headers)
+            return Reply.complete(status, headers, data)
         try:
             usage = body_usage(data)
         except msgspec.DecodeError as exc:
@@ -170,11 +170,11 @@ class AttemptRunner:
             ctx.completion_tokens = usage.completion_tokens
         services.finish_attempt(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
         ctx.status = status
-        return Response(data, status=status, headers=headers)
+        return Reply.complete(status, headers, data)
 
     async def _commit_stream(
         self, ctx: RequestContext, attempt: Attempt, stream: UpstreamStream
-    ) -> Response:
+    ) -> Reply:
         """Wait for the first event, then hand the stream to the request and respond."""
         services = self.services
         content_type = stream.response.headers.get("content-type", "")
@@ -210,10 +210,10 @@ class AttemptRunner:
 
         headers = client_response_headers(stream.response.headers)
         headers["cache-control"] = "no-cache"
-        return Response(
+        return Reply.streamed(
+            stream.response.status_code,
+            headers,
             relay(stream, first, limits, services.drain, on_end),
-            status=stream.response.status_code,
-            headers=headers,
         )
 
     async def _release_stream(self, attempt: Attempt, stream: UpstreamStream) -> None:

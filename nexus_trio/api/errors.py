@@ -1,6 +1,7 @@
-"""One renderer for every error response: the OpenAI envelope (SPEC §2.2).
+"""Errors on the Quart routes: every one rendered as the OpenAI envelope (SPEC §2.2).
 
-Our own :class:`~nexus_trio.errors.APIError` tree renders itself; the framework's
+Our own :class:`~nexus_trio.errors.APIError` tree is rendered by
+:func:`~nexus_trio.api.reply.error_reply` (the proxy routes use it too); the framework's
 ``HTTPException``s (404 unknown path, 405 wrong method, 413 body too large, 400 …) are mapped
 to the same tree first, so no response ever leaves in another shape.
 """
@@ -9,22 +10,22 @@ from __future__ import annotations
 
 import logging
 
-import msgspec
 from quart import Response
 from quart_trio import QuartTrio
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from nexus_trio import errors
 from nexus_trio.api.context import RequestContext
+from nexus_trio.api.reply import error_reply
 
 log = logging.getLogger("nexus_trio.api")
-
-_ENCODER = msgspec.json.Encoder()
 
 _FRAMEWORK_ERRORS: dict[int, type[errors.APIError]] = {
     400: errors.InvalidJSON,
     404: errors.NotFound,
     405: errors.MethodNotAllowed,
+    408: errors.RequestTimeout,
     413: errors.RequestTooLarge,
     415: errors.UnsupportedMediaType,
 }
@@ -32,6 +33,7 @@ _FRAMEWORK_ERRORS: dict[int, type[errors.APIError]] = {
 _FRAMEWORK_MESSAGES = {
     404: "Unknown path: {path}.",
     405: "Method {method} is not allowed on {path}.",
+    408: "The request body did not arrive in time.",
     413: "The request body is larger than the gateway accepts.",
     415: "Unsupported content type.",
     400: "The request could not be read.",
@@ -39,17 +41,12 @@ _FRAMEWORK_MESSAGES = {
 
 
 def error_response(error: errors.APIError) -> Response:
-    """The HTTP response for one of our errors (upstream status errors keep their body)."""
-    if isinstance(error, errors.UpstreamStatusError):
-        response = Response(error.body, status=error.upstream_status, headers=error.headers)
-        return response
-    response = Response(
-        _ENCODER.encode(error.envelope()),
-        status=error.status,
-        content_type="application/json",
-        headers=error.headers,
+    """The Quart response for one of our errors, rendered by :func:`error_reply`."""
+    reply = error_reply(error)
+    headers = Headers(
+        [(name.decode("latin-1"), value.decode("latin-1")) for name, value in reply.headers]
     )
-    return response
+    return Response(reply.body, status=reply.status, headers=headers)
 
 
 def from_http_exception(exc: HTTPException, method: str, path: str) -> errors.APIError:

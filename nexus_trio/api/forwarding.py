@@ -22,12 +22,12 @@ import time
 from collections.abc import Sequence
 
 import trio
-from quart import Response
 
 from nexus_trio import errors
 from nexus_trio.admission import Ticket
 from nexus_trio.api.attempt import AttemptRunner
 from nexus_trio.api.context import RequestContext
+from nexus_trio.api.reply import Reply
 from nexus_trio.api.views import RequestView, requirements_of, with_model
 from nexus_trio.routing import (
     Agent,
@@ -96,7 +96,7 @@ class Forwarder:
         path: str,
         body: bytes,
         client_headers: Sequence[tuple[bytes, bytes]],
-    ) -> Response:
+    ) -> Reply:
         """Route, attempt, retry and fall back; return the committed response.
 
         Blocks until a response is committed (streams: until their first event). Raises the
@@ -148,7 +148,7 @@ class Forwarder:
         body: bytes,
         client_headers: Sequence[tuple[bytes, bytes]],
         deadline: float,
-    ) -> Response | None:
+    ) -> Reply | None:
         """One attempt on the routed agent; None when it failed and the loop goes on."""
         agent = route.agent
         view = plan.view

@@ -1,43 +1,148 @@
-"""The proxy routes: chat, completions, embeddings (SPEC §3)."""
+"""The proxy routes — chat, completions, embeddings (SPEC §3) — served at the ASGI layer.
+
+Every other route is a Quart view; these three are the hot path and are answered by
+:class:`ProxyEndpoint` straight from the ASGI messages, without Quart's request and response
+objects, contexts and signal machinery (about a fifth of the CPU each proxied request cost;
+see ``bench/README.md``). What Quart did for them is done here, explicitly:
+
+* the body is read to its end before anything is routed: ``multipart/*`` → 415; larger than
+  ``server.max_request_body_bytes`` → 413, from ``Content-Length`` before reading or while
+  reading, never buffering the rest (SPEC §3.1); not complete within
+  ``server.request_timeout_seconds`` of the request's start → 408 ``request_timeout``;
+* a client that disconnects cancels the request: a watcher task waits for
+  ``http.disconnect`` and cancels the scope that routes, forwards and relays (the attempt is
+  recorded ``cancelled``, the upstream response closed, the queue left);
+* every error is rendered by :func:`~nexus_trio.api.reply.error_reply`, the same renderer the
+  Quart routes use.
+
+Another method than POST on a proxy path is answered 405 with ``Allow: POST``.
+"""
 
 from __future__ import annotations
 
-from quart import Response, request
-from quart_trio import QuartTrio
+import logging
+
+import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 
 from nexus_trio import errors
 from nexus_trio.api.context import RequestContext
 from nexus_trio.api.forwarding import Forwarder
+from nexus_trio.api.reply import Reply, error_reply
 from nexus_trio.api.views import RouteKind, decode_view
+from nexus_trio.services import Services
 
-_ROUTES = {
+log = logging.getLogger("nexus_trio.api")
+
+ROUTES = {
     "/v1/chat/completions": RouteKind.CHAT,
     "/v1/completions": RouteKind.COMPLETIONS,
     "/v1/embeddings": RouteKind.EMBEDDINGS,
 }
 
 
-def current_context() -> RequestContext:
-    """The context the ASGI wrapper attached to the request being served."""
-    ctx: RequestContext = request.scope["nexus.context"]  # type: ignore[typeddict-item]
-    return ctx
+class ProxyEndpoint:
+    """Answers ``POST`` on the three proxy paths for one :class:`Services`."""
 
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.forwarder = Forwarder(services)
 
-def register_proxy_routes(app: QuartTrio, forwarder: Forwarder) -> None:
-    """Add the three proxy routes to ``app``."""
-
-    async def proxy() -> Response:
-        ctx = current_context()
-        content_type = request.headers.get("content-type", "")
-        if content_type.lower().startswith("multipart/"):
-            raise errors.UnsupportedMediaType(
-                "multipart bodies are not accepted; send JSON (application/json)."
+    async def __call__(
+        self,
+        scope: HTTPScope,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+        ctx: RequestContext,
+    ) -> None:
+        """Serve one request. Returns when the response is sent or the client is gone."""
+        if scope["method"] != "POST":
+            error = errors.MethodNotAllowed(
+                f"Method {scope['method']} is not allowed on {scope['path']}.",
+                headers={"Allow": "POST"},
             )
-        body = await request.get_data(cache=False)
-        assert isinstance(body, bytes)
-        view = decode_view(_ROUTES[request.path], body)
-        headers = list(request.scope["headers"])
-        return await forwarder.forward(ctx, view, request.path, body, headers)
+            await self._send(send, ctx, self._error(ctx, error))
+            return
+        try:
+            body = await self._read_body(scope, receive, ctx)
+        except errors.APIError as error:
+            await self._send(send, ctx, self._error(ctx, error))
+            return
+        if body is None:
+            return  # the client left before its body arrived
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+            reply = await self._answer(ctx, scope, body)
+            await self._send(send, ctx, reply)
+            nursery.cancel_scope.cancel()
 
-    for path in _ROUTES:
-        app.add_url_rule(path, f"proxy:{path}", proxy, methods=["POST"])
+    async def _read_body(
+        self, scope: HTTPScope, receive: ASGIReceiveCallable, ctx: RequestContext
+    ) -> bytes | None:
+        """The whole request body, or None when the client disconnected first.
+
+        Raises:
+            UnsupportedMediaType, RequestTooLarge, RequestTimeout.
+        """
+        server = self.services.config.server
+        limit = server.max_request_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-type" and value[:10].lower() == b"multipart/":
+                raise errors.UnsupportedMediaType(
+                    "multipart bodies are not accepted; send JSON (application/json)."
+                )
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                raise _too_large(limit)
+        parts: list[bytes] = []
+        size = 0
+        with trio.move_on_at(ctx.started + server.request_timeout_seconds):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None  # http.disconnect
+                chunk = message["body"]
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                parts.append(chunk)
+                if not message.get("more_body", False):
+                    return parts[0] if len(parts) == 1 else b"".join(parts)
+        raise errors.RequestTimeout(
+            f"The request body did not arrive within {server.request_timeout_seconds:g} s."
+        )
+
+    async def _answer(self, ctx: RequestContext, scope: HTTPScope, body: bytes) -> Reply:
+        """Decode, route and forward; any failure becomes its error reply."""
+        path = scope["path"]
+        try:
+            view = decode_view(ROUTES[path], body)
+            headers = list(scope["headers"])
+            return await self.forwarder.forward(ctx, view, path, body, headers)
+        except errors.APIError as error:
+            return self._error(ctx, error)
+        except Exception:
+            log.exception("unexpected error serving POST %s", path)
+            return self._error(ctx, errors.APIError("The gateway failed to handle the request."))
+
+    @staticmethod
+    def _error(ctx: RequestContext, error: errors.APIError) -> Reply:
+        ctx.error_code = error.code
+        return error_reply(error)
+
+    @staticmethod
+    async def _send(send: ASGISendCallable, ctx: RequestContext, reply: Reply) -> None:
+        ctx.status = reply.status
+        extra = [(b"x-request-id", ctx.request_id.encode()), *ctx.nexus_headers()]
+        await reply.send(send, extra)
+        ctx.completed = True
+
+
+async def _cancel_on_disconnect(receive: ASGIReceiveCallable, scope: trio.CancelScope) -> None:
+    """Cancel ``scope`` when the client disconnects (the body has been read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+def _too_large(limit: int) -> errors.RequestTooLarge:
+    return errors.RequestTooLarge(f"The request body is larger than {limit} bytes.")

@@ -16,7 +16,7 @@ exit stack) does, whether or not this generator ever ran.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 import msgspec
 import trio
@@ -59,7 +59,7 @@ async def relay(
     limits: StreamLimits,
     drain: Drain,
     on_end: Callable[[str | None], None],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Yield the bytes of a committed stream; call ``on_end(reason)`` once it ends.
 
     ``reason`` is None for a good end, else a truncation reason (a key of the messages above).
