@@ -146,7 +146,7 @@ def main() -> None:
         run.run_load(settings, workdir, url, args.connections, settings.warmup, body)
         command = ["py-spy", "record", "--pid", str(stack.gateway_pid), "--rate", str(args.rate)]
         command += ["--duration", str(args.seconds), "--format", "raw", "--function"]
-        command += ["--nonblocking", "--output", str(raw_path)]
+        command += ["--output", str(raw_path)]
         spy = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,

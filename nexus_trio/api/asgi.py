@@ -95,8 +95,9 @@ class GatewayASGI:
             else:
                 await self.app(scope, receive, _ResponseSender(send, ctx))
         finally:
-            with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
-                await ctx.exit_stack.aclose()
+            if ctx.exit_stack is not None:
+                with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                    await ctx.exit_stack.aclose()
             if ctx.is_proxy:
                 services.in_flight -= 1
                 record_request(services, ctx)

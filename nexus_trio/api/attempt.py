@@ -40,6 +40,8 @@ _MODEL_MISSING_WORDS = (b"not found", b"does not exist", b"not exist", b"unknown
 
 
 async def _close_shielded(closeable: httpx.Response | UpstreamStream) -> None:
+    if isinstance(closeable, httpx.Response) and closeable.is_closed:
+        return  # read to its end: the connection is back in the pool already
     with trio.move_on_after(_CLOSE_SECONDS, shield=True):
         await closeable.aclose()
 
@@ -92,7 +94,7 @@ class AttemptRunner:
         sent_at = trio.current_time()
         deadline = min(sent_at + timeout, request_deadline)
         try:
-            with trio.fail_at(deadline):
+            with trio.move_on_at(deadline):
                 response = owned = await services.upstream.open(
                     backend,
                     path,
@@ -107,13 +109,11 @@ class AttemptRunner:
                     committed = True
                     return result
                 data = await read_body(response, backend, limit=server.max_response_body_bytes)
-            return self._judge_body(ctx, attempt, response, data)
-        except trio.TooSlowError as exc:
-            services.finish_attempt(attempt, Outcome.FAILURE)
+                return self._judge_body(ctx, attempt, response, data)
             what = "its first event" if stream else "a response"
             raise errors.BackendTimeout(
                 f"Backend '{backend.name}' did not send {what} within {timeout:g} s."
-            ) from exc
+            )
         except errors.UpstreamReset as exc:
             # A pooled connection the backend had already closed says nothing about the
             # backend: a keep-alive race is not counted as a failure.
@@ -184,7 +184,7 @@ class AttemptRunner:
                 "event stream."
             )
         first = await stream.receive_first()
-        ctx.exit_stack.push_async_callback(self._release_stream, attempt, stream)
+        ctx.defer(self._release_stream, attempt, stream)
         now = trio.current_time()
         ctx.committed_at = now
         ctx.status = stream.response.status_code

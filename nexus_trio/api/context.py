@@ -1,10 +1,10 @@
 """Per-request state: what the access log, the metrics and the response headers report.
 
 One :class:`RequestContext` lives from the moment the ASGI wrapper accepts a request until
-its last byte is sent (or the client is gone). It owns an ``AsyncExitStack`` that the wrapper
-closes under a shielded scope in its ``finally``: whatever the view hands over to it — an open
-upstream response, an unfinished attempt — is cleaned up even if the response body generator
-never starts (ARCHITECTURE, traps).
+its last byte is sent (or the client is gone). What the request hands over with
+:meth:`RequestContext.defer` — an open upstream stream, an unfinished attempt — goes on an
+``AsyncExitStack`` that the wrapper closes under a shielded scope in its ``finally``, so it is
+cleaned up even if the response body is never iterated (ARCHITECTURE, traps).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 _PRINTABLE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
@@ -36,7 +36,8 @@ class RequestContext:
     method: str
     path: str
     started: float
-    exit_stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    #: What :meth:`defer` handed over; created on first use (most requests need none).
+    exit_stack: contextlib.AsyncExitStack | None = None
     is_proxy: bool = False
     stream: bool = False
     requested_model: str | None = None
@@ -59,6 +60,12 @@ class RequestContext:
     completed: bool = False
     #: Set when response headers have been sent (a streaming response commits here).
     committed_at: float | None = None
+
+    def defer(self, callback: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Have ``await callback(*args)`` run when the request is over, whatever happens."""
+        if self.exit_stack is None:
+            self.exit_stack = contextlib.AsyncExitStack()
+        self.exit_stack.push_async_callback(callback, *args)
 
     def nexus_headers(self) -> list[tuple[bytes, bytes]]:
         """The ``X-Nexus-*`` headers for a response that reached routing (SPEC §3.5)."""

@@ -75,6 +75,11 @@ class Backend:
     #: Per model: trio time until which the agent is in 429 cooldown (SPEC §5.3).
     cooldown_until: dict[str, float] = field(default_factory=dict)
     counters: BackendCounters = field(default_factory=BackendCounters)
+    #: ``models`` and ``embedding_models`` of the config, as a set (the config is frozen).
+    static_models: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.static_models = frozenset(self.config.models) | frozenset(self.config.embedding_models)
 
     @property
     def name(self) -> str:
@@ -91,12 +96,14 @@ class Backend:
     @property
     def models(self) -> frozenset[str]:
         """Every model served: discovered, plus static ``models`` and ``embedding_models``."""
-        served = (
-            self.discovered_models
-            | frozenset(self.config.models)
-            | frozenset(self.config.embedding_models)
-        )
+        served = self.discovered_models | self.static_models
         return served - self.missing_models if self.missing_models else served
+
+    def serves(self, model: str) -> bool:
+        """Whether ``model`` is in :attr:`models`, in constant time (the routing hot path)."""
+        return (
+            model in self.discovered_models or model in self.static_models
+        ) and model not in self.missing_models
 
     def capabilities(self, model: str) -> Capabilities:
         """Effective capabilities of ``model`` here: override > detected > name guess."""

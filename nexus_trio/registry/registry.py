@@ -72,7 +72,7 @@ class Registry:
 
     def serving(self, model: str) -> list[Backend]:
         """Backends whose model list contains ``model``, in configuration order."""
-        return [backend for backend in self._backends.values() if model in backend.models]
+        return [backend for backend in self._backends.values() if backend.serves(model)]
 
     def known_models(self) -> set[str]:
         """Every model any backend serves (healthy or not)."""

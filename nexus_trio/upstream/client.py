@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.cookiejar
 from collections.abc import AsyncGenerator, Iterable, Mapping
+from dataclasses import dataclass
 from typing import cast
 
 import httpx
@@ -64,11 +65,21 @@ def upstream_http_client(
     return httpx.AsyncClient(transport=transport, mounts=dict(mounts or {}), cookies=jar)
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where one backend path goes: its parsed URL, ``Host`` header and transport."""
+
+    url: httpx.URL
+    host: bytes
+    transport: httpx.AsyncBaseTransport
+
+
 class UpstreamClient:
     """Sends attempts to backends, straight to the transport serving each backend's origin.
 
     An ``httpx.Request`` in, an ``httpx.Response`` out, without ``AsyncClient``'s per-request
-    cookie, auth and redirect machinery, none of which a gateway wants on its hot path.
+    cookie, auth and redirect machinery, none of which a gateway wants on its hot path. Each
+    backend URL is parsed once (the targets are kept per base URL and path: a few per backend).
     ``mounts`` maps https origins to their verifying transports; every other backend goes to
     ``transport``.
     """
@@ -80,14 +91,15 @@ class UpstreamClient:
     ) -> None:
         self._transport = transport
         self._mounts = dict(mounts or {})
-        self._by_base_url: dict[str, httpx.AsyncBaseTransport] = {}
+        self._targets: dict[tuple[str, str], _Target] = {}
 
-    def _transport_for(self, base_url: str) -> httpx.AsyncBaseTransport:
-        found = self._by_base_url.get(base_url)
+    def _target(self, base_url: str, path: str) -> _Target:
+        found = self._targets.get((base_url, path))
         if found is None:
-            url = httpx.URL(base_url)
+            url = httpx.URL(base_url + path)
             origin = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
-            found = self._by_base_url[base_url] = self._mounts.get(origin, self._transport)
+            transport = self._mounts.get(origin, self._transport)
+            found = self._targets[base_url, path] = _Target(url, url.netloc, transport)
         return found
 
     async def open(
@@ -105,22 +117,25 @@ class UpstreamClient:
         Blocks until the status line and headers arrive. The caller must close the response
         (``await response.aclose()``), also when cancelled. Raises :class:`UpstreamError`.
         """
+        target = self._target(backend.base_url, path)
         headers = upstream_request_headers(
             client_headers,
             request_id=request_id,
             api_key=backend.api_key,
             forward_authorization=backend.config.forward_authorization,
         )
-        transport = self._transport_for(backend.base_url)
+        # A request built from a stream gets no automatic headers: these are all of them.
+        headers.append((b"host", target.host))
+        headers.append((b"content-length", str(len(body)).encode()))
         try:
             request = httpx.Request(
                 "POST",
-                backend.base_url + path,
-                content=body,
+                target.url,
                 headers=headers,
+                stream=httpx.ByteStream(body),
                 extensions={"timeout": {"connect": connect_timeout}},
             )
-            response = await transport.handle_async_request(request)
+            response = await target.transport.handle_async_request(request)
             response.request = request
             return response
         except httpx.HTTPError as exc:
