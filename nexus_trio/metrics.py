@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,6 +22,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from nexus_trio import __version__
@@ -108,32 +110,67 @@ def _agent_families(agents: Mapping[tuple[str, str], AgentQualityMetrics]) -> It
     yield from (error_rate, success_rate, count, state)
 
 
+_M = TypeVar("_M", bound=MetricWrapperBase)
+
+
+class Labelled(Generic[_M]):
+    """A labelled metric whose children are remembered by their label values.
+
+    ``prometheus_client`` validates the values and takes a lock on every ``labels()`` call;
+    on the request path that was most of the cost of counting. A child lives as long as its
+    metric anyway (no series is ever removed), so the dict holds nothing extra, and it grows
+    only as the label values do (bounded, see above).
+    """
+
+    __slots__ = ("_children", "metric")
+
+    def __init__(self, metric: _M) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], _M] = {}
+
+    def labels(self, *values: str) -> _M:
+        """The child for these label values (positional, in the metric's label order)."""
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class Metrics:
-    """Every instrument of the gateway, registered on a registry of its own."""
+    """Every instrument of the gateway, registered on a registry of its own.
+
+    The instruments observed on every request are wrapped in :class:`Labelled`.
+    """
 
     def __init__(self, snapshot: Callable[[], GaugeSnapshot]) -> None:
         # ``*_created`` series double the exposition for no operational value.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self.requests = Counter(
-            "nexus_requests",
-            "Client requests on proxy routes, counted once when they finish.",
-            ["model", "backend", "code", "stream"],
-            registry=registry,
+        self.requests = Labelled(
+            Counter(
+                "nexus_requests",
+                "Client requests on proxy routes, counted once when they finish.",
+                ["model", "backend", "code", "stream"],
+                registry=registry,
+            )
         )
-        self.request_duration = Histogram(
-            "nexus_request_duration_seconds",
-            "Client request duration (streams: until the last byte).",
-            ["model", "backend", "stream"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+        self.request_duration = Labelled(
+            Histogram(
+                "nexus_request_duration_seconds",
+                "Client request duration (streams: until the last byte).",
+                ["model", "backend", "stream"],
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            )
         )
-        self.upstream_attempts = Counter(
-            "nexus_upstream_attempts",
-            "Upstream attempts by outcome.",
-            ["backend", "model", "outcome"],
-            registry=registry,
+        self.upstream_attempts = Labelled(
+            Counter(
+                "nexus_upstream_attempts",
+                "Upstream attempts by outcome.",
+                ["backend", "model", "outcome"],
+                registry=registry,
+            )
         )
         self.stream_truncated = Counter(
             "nexus_stream_truncated",
@@ -141,12 +178,26 @@ class Metrics:
             ["backend", "reason"],
             registry=registry,
         )
-        self.gateway_overhead = Histogram(
-            "nexus_gateway_overhead_seconds",
-            "Request time not spent waiting on upstreams.",
-            ["stream"],
-            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
-            registry=registry,
+        self.gateway_overhead = Labelled(
+            Histogram(
+                "nexus_gateway_overhead_seconds",
+                "Request time not spent waiting on upstreams.",
+                ["stream"],
+                buckets=(
+                    0.0001,
+                    0.00025,
+                    0.0005,
+                    0.001,
+                    0.0025,
+                    0.005,
+                    0.01,
+                    0.025,
+                    0.05,
+                    0.1,
+                    0.5,
+                ),
+                registry=registry,
+            )
         )
         self.retries = Counter(
             "nexus_retries",
@@ -166,18 +217,22 @@ class Metrics:
             buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3),
             registry=registry,
         )
-        self.agent_ttft = Histogram(
-            "nexus_agent_ttft_seconds",
-            "Time to first generated token, one observation per streaming attempt.",
-            ["backend", "model"],
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=registry,
+        self.agent_ttft = Labelled(
+            Histogram(
+                "nexus_agent_ttft_seconds",
+                "Time to first generated token, one observation per streaming attempt.",
+                ["backend", "model"],
+                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                registry=registry,
+            )
         )
-        self.exclusions = Counter(
-            "nexus_reconciler_exclusions",
-            "Candidates removed by a reconciler, per routing decision.",
-            ["reconciler", "reason"],
-            registry=registry,
+        self.exclusions = Labelled(
+            Counter(
+                "nexus_reconciler_exclusions",
+                "Candidates removed by a reconciler, per routing decision.",
+                ["reconciler", "reason"],
+                registry=registry,
+            )
         )
         self.quality_panic = Counter(
             "nexus_quality_panic",
@@ -197,11 +252,13 @@ class Metrics:
             ["result"],
             registry=registry,
         )
-        self.tokens = Counter(
-            "nexus_tokens",
-            "Tokens reported by upstream usage.",
-            ["model", "backend", "type"],
-            registry=registry,
+        self.tokens = Labelled(
+            Counter(
+                "nexus_tokens",
+                "Tokens reported by upstream usage.",
+                ["model", "backend", "type"],
+                registry=registry,
+            )
         )
         self.health_check_duration = Histogram(
             "nexus_health_check_duration_seconds",

@@ -78,11 +78,15 @@ def upstream_request_headers(
 
 
 def client_response_headers(upstream: httpx.Headers) -> dict[str, str]:
-    """The upstream response headers the client may see, from SPEC §3.2's allow-list."""
+    """The upstream response headers the client may see, from SPEC §3.2's allow-list.
+
+    Reads the raw pairs and decodes only the ones kept (usually just ``Content-Type``).
+    """
     out: dict[str, str] = {}
-    for name, value in upstream.items():
+    for raw_name, raw_value in upstream.raw:
+        name = raw_name.decode("latin-1").lower()
         if name in _RELAY_TO_CLIENT or name.startswith(_RELAY_PREFIXES_TO_CLIENT):
-            out[name] = value
+            out[name] = raw_value.decode("latin-1")
         elif name == "x-request-id":
-            out["x-upstream-request-id"] = value
+            out["x-upstream-request-id"] = raw_value.decode("latin-1")
     return out
