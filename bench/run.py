@@ -1,4 +1,4 @@
-"""The gateway benchmark: direct-to-upstream, the gateway and a no-op ceiling, side by side.
+"""The gateway benchmark: direct-to-upstream, the gateway, a floor and a ceiling, side by side.
 
 Run as ``python bench/run.py [--quick] [--runs N]`` from the work tree, in the venv. One
 invocation starts, all on 127.0.0.1:
@@ -7,20 +7,23 @@ invocation starts, all on 127.0.0.1:
   else the built-in ``bench/static_upstream.py``. Model ``bench`` is served under ``/plain``
   (a 700-byte chat completion), ``bench-stream`` under ``/stream`` (a 20-event SSE stream);
 - the gateway, ``python -m nexus_trio serve`` with a backend for each of those two paths;
+- the floor, ``bench/floor_app.py``: a bare ASGI forwarder on the same server stack that
+  sends every POST to ``/plain`` through the gateway's ``H11Transport`` and answers with the
+  upstream's response (no routing, no accounting, no metrics);
 - the ceiling, ``bench/noop_app.py``: a no-op ASGI app on hypercorn's trio worker that
   answers with the same 700 bytes;
 - a load generator in its own process: wrk (Debian's ``wrk``) with ``bench/wrk.lua``, else
   ``bench/pyload.py``.
 
 Each run measures, for ``--duration`` seconds each, non-streaming req/s with p50/p99 latency
-at 1 and 16 connections on the upstream, the gateway and the no-op app, and 20-event streams
-at 16 connections on the upstream and the gateway (one response is one whole stream, so
-streams/s is req/s). After the runs the gateway serves 100k more requests (streaming and
+at 1 and 16 connections on the upstream, the gateway, the floor and the no-op app, and 20-event
+streams at 16 connections on the upstream and the gateway (one response is one whole stream,
+so streams/s is req/s). After the runs the gateway serves 100k more requests (streaming and
 non-streaming alternately, 16 connections) and its RSS is read before and after. The report,
 medians of the runs with the per-run values of each ratio, goes to stdout and to
 ``bench/results/<timestamp>.md``.
 
-CPU placement (2 cores): the two Python servers on the first core (only one is loaded at a
+CPU placement (2 cores): the three Python servers on the first core (only one is loaded at a
 time), nginx and the load generator on the second, so the load generator competes with
 the upstream, never with the Python server under test. With one core nothing is pinned.
 ``--install`` (root) installs nginx and wrk with apt-get when they are missing.
@@ -120,6 +123,7 @@ class Stack:
 
     upstream: int
     gateway: int
+    floor: int
     noop: int
     gateway_pid: int
 
@@ -262,8 +266,9 @@ def render_nginx_config(prefix: Path, port: int) -> str:
 
 @contextlib.contextmanager
 def start_stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
-    """Start the upstream, the gateway and the no-op app; check each answers correctly."""
-    upstream_port, gateway_port, noop_port = free_port(), free_port(), free_port()
+    """Start the upstream, the gateway, the floor and the no-op app; check their answers."""
+    upstream_port, gateway_port = free_port(), free_port()
+    floor_port, noop_port = free_port(), free_port()
     with contextlib.ExitStack() as stack:
         upstream_log = workdir / "upstream.log"
         if settings.use_nginx:
@@ -296,23 +301,30 @@ def start_stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
             "the gateway",
         )
 
+        floor_log = workdir / "floor.log"
+        command = [sys.executable, "floor_app.py", "--port", str(floor_port)]
+        command += ["--upstream", f"http://{HOST}:{upstream_port}/plain"]
+        floor = spawn(stack, command, floor_log, settings.server_cpus)
+        wait_until(lambda: listening(floor_port), floor, floor_log, "the floor app")
+
         noop_log = workdir / "noop.log"
         command = [sys.executable, "noop_app.py", "--port", str(noop_port)]
         noop = spawn(stack, command, noop_log, settings.server_cpus)
         wait_until(lambda: listening(noop_port), noop, noop_log, "the no-op app")
 
-        check_answers(upstream_port, gateway_port, noop_port)
-        yield Stack(upstream_port, gateway_port, noop_port, gateway.pid)
+        check_answers(upstream_port, gateway_port, floor_port, noop_port)
+        yield Stack(upstream_port, gateway_port, floor_port, noop_port, gateway.pid)
 
 
-def check_answers(upstream: int, gateway: int, noop: int) -> None:
-    """Fail unless all three servers answer a request of each kind with the expected body."""
+def check_answers(upstream: int, gateway: int, floor: int, noop: int) -> None:
+    """Fail unless every server answers each kind of request it serves as expected."""
     plain = payloads.chat_request(payloads.PLAIN_MODEL, streaming=False)
     streaming = payloads.chat_request(payloads.STREAM_MODEL, streaming=True)
     expected = payloads.chat_completion()
     checks = [
         ("upstream", request(upstream, "POST", "/plain" + CHAT_PATH, plain)),
         ("no-op app", request(noop, "POST", CHAT_PATH, plain)),
+        ("floor app", request(floor, "POST", CHAT_PATH, plain)),
         ("gateway", request(gateway, "POST", CHAT_PATH, plain)),
     ]
     for what, (status, body) in checks:
@@ -408,22 +420,30 @@ CASES = [
     ("direct c1", "upstream", 1, False),
     ("gateway c1", "gateway", 1, False),
     ("noop c1", "noop", 1, False),
+    ("floor c1", "floor", 1, False),
     ("direct c16", "upstream", 16, False),
     ("gateway c16", "gateway", 16, False),
     ("noop c16", "noop", 16, False),
+    ("floor c16", "floor", 16, False),
     ("direct stream", "upstream", 16, True),
     ("gateway stream", "gateway", 16, True),
 ]
 
 
 #: (target, streaming) of the 16-connection warm-up loads before the first run.
-WARMUP = [("upstream", False), ("gateway", False), ("noop", False), ("gateway", True)]
+WARMUP = [
+    ("upstream", False),
+    ("gateway", False),
+    ("noop", False),
+    ("floor", False),
+    ("gateway", True),
+]
 
 
 def target_url(stack: Stack, target: str, streaming: bool) -> str:
     if target == "upstream":
         return f"http://{HOST}:{stack.upstream}/{'stream' if streaming else 'plain'}{CHAT_PATH}"
-    port = stack.gateway if target == "gateway" else stack.noop
+    port = {"gateway": stack.gateway, "floor": stack.floor, "noop": stack.noop}[target]
     return f"http://{HOST}:{port}{CHAT_PATH}"
 
 
@@ -460,9 +480,12 @@ def derived(run: dict[str, Load]) -> dict[str, float]:
         "gateway / direct req/s, c=16": run["gateway c16"].rate / run["direct c16"].rate,
         "gateway / direct req/s, c=1": run["gateway c1"].rate / run["direct c1"].rate,
         "no-op / direct req/s, c=16": run["noop c16"].rate / run["direct c16"].rate,
+        "floor / no-op req/s, c=16": run["floor c16"].rate / run["noop c16"].rate,
+        "gateway / floor req/s, c=16": run["gateway c16"].rate / run["floor c16"].rate,
         "gateway / direct streams/s, c=16": run["gateway stream"].rate / run["direct stream"].rate,
         "added p50 latency, c=1 (ms)": run["gateway c1"].p50_ms - run["direct c1"].p50_ms,
         "added p99 latency, c=1 (ms)": run["gateway c1"].p99_ms - run["direct c1"].p99_ms,
+        "floor added p50 latency, c=1 (ms)": run["floor c1"].p50_ms - run["direct c1"].p50_ms,
     }
 
 
@@ -516,6 +539,7 @@ def render(
     for label, prefix, streaming in [
         ("direct upstream", "direct", True),
         ("gateway", "gateway", True),
+        ("bare forwarder (floor)", "floor", False),
         ("no-op ceiling", "noop", False),
     ]:
         cells = [label]
@@ -631,8 +655,8 @@ def describe(settings: Settings, notes: list[str]) -> list[str]:
         placement = "nothing pinned (fewer than 2 CPUs)"
     else:
         placement = (
-            f"gateway and no-op app on CPU {min(settings.server_cpus)}; upstream and load "
-            f"generator on CPU {min(settings.tool_cpus)}"
+            f"gateway, floor and no-op app on CPU {min(settings.server_cpus)}; upstream and "
+            f"load generator on CPU {min(settings.tool_cpus)}"
         )
     return [
         f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
@@ -652,7 +676,8 @@ def describe(settings: Settings, notes: list[str]) -> list[str]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Benchmark the gateway against its upstream and a no-op ceiling."
+        description="Benchmark the gateway against its upstream, a bare-forwarder floor and a "
+        "no-op ceiling."
     )
     parser.add_argument("--quick", action="store_true", help="2 s loads, 10k RSS requests")
     parser.add_argument("--runs", type=int, help="repetitions, medians reported (default 3)")
