@@ -48,7 +48,8 @@ class Drain:
 
     def watch(self, scope: trio.CancelScope) -> None:
         """Cap ``scope`` at the drain deadline, now and if the drain begins later."""
-        scope.deadline = min(scope.deadline, self.deadline)
+        if self.deadline < scope.deadline:  # (setting a deadline costs, even an equal one)
+            scope.deadline = self.deadline
         self._scopes.add(scope)
 
     def expired(self) -> bool:

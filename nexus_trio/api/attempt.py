@@ -110,6 +110,7 @@ class AttemptRunner:
                     return result
                 data = await read_body(response, backend, limit=server.max_response_body_bytes)
                 return self._judge_body(ctx, attempt, response, data)
+            # Only reached when the attempt's own deadline cancelled the block above.
             what = "its first event" if stream else "a response"
             raise errors.BackendTimeout(
                 f"Backend '{backend.name}' did not send {what} within {timeout:g} s."

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import msgspec
 import trio
-from hypercorn.typing import ASGISendCallable
+from hypercorn.typing import ASGISendCallable, ASGISendEvent
 
 from nexus_trio import errors
 
@@ -67,21 +67,20 @@ class Reply:
         Blocks while the client reads (flow control). A streamed body is closed on the way
         out, also when the send is cancelled.
         """
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status,
-                "headers": self.headers + extra_headers,
-                "trailers": False,
-            }
-        )
-        if self.chunks is not None:
+        start: ASGISendEvent = {
+            "type": "http.response.start",
+            "status": self.status,
+            "headers": self.headers + extra_headers,
+            "trailers": False,
+        }
+        body = self.body
+        if self.chunks is None:
+            await send(start)
+        else:
             async with contextlib.aclosing(self.chunks) as chunks:
+                await send(start)
                 async for chunk in chunks:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            body = b""
-        else:
-            body = self.body
         with trio.CancelScope(shield=True):
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
