@@ -23,8 +23,11 @@ goes out. A request on a reused connection that fails before any byte of the res
 so the caller may retry once on a fresh connection. A fresh connection failing the same way, or
 any connection failing after a response byte, raises a plain ``httpx.TransportError``.
 
-**Streaming.** The response is returned as soon as its head is parsed; its body is a
-:class:`ResponseStream` that hands over each h11 ``Data`` event as it arrives, without buffering.
+**Streaming.** The response is returned as soon as its head is parsed. When the whole body
+arrived with the head (a small answer usually does), it is taken from h11's buffer at once and
+the connection goes straight back to the pool: no read is waited for, nothing extra buffered.
+Otherwise the body is a :class:`ResponseStream` that hands over what came with the head, then
+each h11 ``Data`` event as it arrives, without buffering.
 Any failure or cancellation while a request owns a connection closes that connection. Closing
 a socket is synchronous in trio, so no cleanup needs a shielded cancel scope.
 
@@ -34,7 +37,6 @@ Timeouts come from httpx's per-request ``timeout`` extension (``connect``, ``rea
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from typing import Self
 
@@ -42,107 +44,19 @@ import h11
 import httpx
 import trio
 
+from nexus_trio.upstream.exchange import (
+    READ_TIMEOUT,
+    StaleConnectionError,
+    buffered_body,
+    deadline,
+    exchange,
+    next_event,
+)
 from nexus_trio.upstream.pool import Connection, HostPool
 
 __all__ = ["H11Transport", "ResponseStream", "StaleConnectionError"]
 
-_RECEIVE_SIZE = 65536
 _NO_TIMEOUTS: Mapping[str, float | None] = {}
-_NO_DEADLINE = contextlib.nullcontext()
-_READ_TIMEOUT = "Timed out waiting for the server."
-_STALE = "Server disconnected without sending a response (stale keep-alive connection)."
-
-
-class StaleConnectionError(httpx.RemoteProtocolError):
-    """A reused keep-alive connection failed before any byte of the response arrived.
-
-    The server closed the connection before it read the request: retrying once on a fresh
-    connection is safe.
-    """
-
-
-def _deadline(seconds: float | None) -> contextlib.AbstractContextManager[object]:
-    return _NO_DEADLINE if seconds is None else trio.fail_after(seconds)
-
-
-async def _send(connection: Connection, data: bytes) -> None:
-    """Write ``data``; a reused connection failing here raises :class:`StaleConnectionError`."""
-    try:
-        await connection.stream.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        if connection.reused:
-            raise StaleConnectionError(_STALE) from exc
-        raise httpx.WriteError("The connection broke while sending the request.") from exc
-
-
-async def _receive(connection: Connection) -> bytes:
-    """Read what has arrived (``b""`` at EOF), mapping failures to httpx exceptions."""
-    try:
-        data = await connection.stream.receive_some(_RECEIVE_SIZE)
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        if connection.silent and connection.reused:
-            raise StaleConnectionError(_STALE) from exc
-        raise httpx.ReadError("The connection was reset.") from exc
-    if data:
-        connection.silent = False
-    elif connection.silent:
-        if connection.reused:
-            raise StaleConnectionError(_STALE)
-        raise httpx.RemoteProtocolError("Server closed the connection before responding.")
-    return data
-
-
-async def _next_event(connection: Connection) -> h11.Event:
-    """The next h11 event, reading from the socket while h11 needs data."""
-    state = connection.h11
-    while True:
-        try:
-            event = state.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise httpx.RemoteProtocolError(str(exc)) from exc
-        if isinstance(event, h11.Event):
-            return event
-        if event is h11.PAUSED:
-            raise httpx.RemoteProtocolError("Unexpected data after the response.")
-        state.receive_data(await _receive(connection))
-
-
-async def _receive_head(connection: Connection) -> h11.Response:
-    """Read until the final response head, skipping informational (1xx) responses."""
-    while True:
-        event = await _next_event(connection)
-        if type(event) is h11.Response:
-            return event
-        if type(event) is not h11.InformationalResponse:
-            raise httpx.RemoteProtocolError(f"Expected a response, got {type(event).__name__}.")
-
-
-async def _exchange(
-    connection: Connection, request: httpx.Request, timeouts: Mapping[str, float | None]
-) -> h11.Response:
-    """Send ``request`` in one write and read until the final response head."""
-    state = connection.h11
-    connection.silent = True
-    target = request.url.raw_path
-    body = await request.aread()
-    try:
-        head = h11.Request(method=request.method, target=target, headers=request.headers.raw)
-        data = state.send(head) or b""
-        if body:
-            data += state.send(h11.Data(data=body)) or b""
-        data += state.send(h11.EndOfMessage()) or b""
-    except h11.LocalProtocolError as exc:
-        raise httpx.LocalProtocolError(str(exc)) from exc
-    try:
-        with _deadline(timeouts.get("write")):
-            await _send(connection, data)
-    except trio.TooSlowError as exc:
-        raise httpx.WriteTimeout("Timed out sending the request.") from exc
-    try:
-        with _deadline(timeouts.get("read")):
-            return await _receive_head(connection)
-    except trio.TooSlowError as exc:
-        raise httpx.ReadTimeout(_READ_TIMEOUT) from exc
 
 
 class ResponseStream(httpx.AsyncByteStream):
@@ -153,10 +67,18 @@ class ResponseStream(httpx.AsyncByteStream):
     any failure while reading closes the connection; so does :meth:`aclose` before the end.
     """
 
-    def __init__(self, pool: HostPool, connection: Connection, read_timeout: float | None) -> None:
+    def __init__(
+        self,
+        pool: HostPool,
+        connection: Connection,
+        read_timeout: float | None,
+        received: list[bytes],
+    ) -> None:
         self._pool = pool
         self._connection: Connection | None = connection
         self._read_timeout = read_timeout
+        #: Body bytes that came with the head, handed over first.
+        self._received = received
 
     def __aiter__(self) -> Self:
         return self
@@ -170,16 +92,18 @@ class ResponseStream(httpx.AsyncByteStream):
             httpx.RemoteProtocolError: it closed before the body was complete, or broke HTTP.
             httpx.ReadTimeout: nothing arrived within the ``read`` timeout.
         """
+        if self._received:
+            return self._received.pop(0)
         connection = self._connection
         if connection is None:
             raise StopAsyncIteration
         received = False
         try:
-            with _deadline(self._read_timeout):
-                event = await _next_event(connection)
+            with deadline(self._read_timeout):
+                event = await next_event(connection)
             received = True
         except trio.TooSlowError as exc:
-            raise httpx.ReadTimeout(_READ_TIMEOUT) from exc
+            raise httpx.ReadTimeout(READ_TIMEOUT) from exc
         finally:
             if not received:
                 self._finish(connection, keep=False)
@@ -269,15 +193,22 @@ class H11Transport(httpx.AsyncBaseTransport):
         )
         answered = False
         try:
-            head = await _exchange(connection, request, timeouts)
+            head = await exchange(connection, request, timeouts)
+            received, complete = buffered_body(connection)
             answered = True
         finally:
             if not answered:
                 pool.release(connection, keep=False)
+        stream: httpx.AsyncByteStream
+        if complete:
+            pool.release(connection, keep=connection.start_next_cycle())
+            stream = httpx.ByteStream(b"".join(received))
+        else:
+            stream = ResponseStream(pool, connection, timeouts.get("read"), received)
         return httpx.Response(
             head.status_code,
             headers=head.headers.raw_items(),
-            stream=ResponseStream(pool, connection, timeouts.get("read")),
+            stream=stream,
             extensions={
                 "http_version": b"HTTP/" + head.http_version,
                 "reason_phrase": head.reason,

@@ -96,6 +96,7 @@ def post(url: str, **extensions: object) -> httpx.Request:
 
 
 def body(response: httpx.Response) -> ResponseStream:
+    """The body of a response whose end had not arrived with its head."""
     stream = response.stream
     assert isinstance(stream, ResponseStream)
     return stream
@@ -104,7 +105,9 @@ def body(response: httpx.Response) -> ResponseStream:
 async def fetch(transport: H11Transport, url: str) -> bytes:
     response = await transport.handle_async_request(post(url))
     try:
-        return b"".join([chunk async for chunk in body(response)])
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        return b"".join([chunk async for chunk in stream])
     finally:
         await response.aclose()
 
@@ -166,6 +169,24 @@ async def test_connection_limit_makes_requests_wait(
             go.set()
         assert bodies == [b"ok"] * 5
         assert server.accepted == 2
+
+
+async def test_body_that_came_with_the_head_frees_the_connection_at_once(
+    serve: Callable[[Handler], Awaitable[RawServer]],
+) -> None:
+    with trio.fail_after(DEADLINE):
+        server = await serve(keep_alive)
+        single = H11Transport(max_connections_per_host=1)
+        async with single:
+            first = await single.handle_async_request(post(server.url))
+            assert not isinstance(first.stream, ResponseStream)  # complete: already buffered
+            # The only connection is back in the pool although nobody read the first body.
+            second = await single.handle_async_request(post(server.url))
+            assert await first.aread() == b"ok"
+            assert await second.aread() == b"ok"
+            await first.aclose()
+            await second.aclose()
+        assert server.accepted == 1
 
 
 async def test_server_closing_an_idle_connection_is_transparent(
