@@ -5,6 +5,10 @@ settings the gateway's front end uses (``nexus_trio/api/server.py``: keep-alive,
 access log), reads each request body to its end and answers every POST with the same 700-byte
 chat completion the upstream sends, so whatever the gateway does beyond that (routing,
 forwarding, the upstream round trip) is what separates its throughput from this one.
+
+With ``--gateway-headers`` it also sends the seven headers every proxied gateway response
+carries (``X-Request-Id`` and six ``X-Nexus-*``, SPEC §2 and §3.5): what those headers alone
+cost the server stack.
 """
 
 from __future__ import annotations
@@ -23,9 +27,24 @@ _HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"application/json"),
     (b"content-length", str(len(_BODY)).encode()),
 ]
+#: What every proxied gateway response adds (SPEC §2, §3.5), with this benchmark's values.
+GATEWAY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"x-request-id", b"0b8f2c1e-5a4d-4c3b-9e2f-7d6a1b0c9e8f"),
+    (b"x-nexus-backend", b"bench-plain"),
+    (b"x-nexus-backend-type", b"local"),
+    (b"x-nexus-model", b"bench"),
+    (b"x-nexus-route-reason", b"only_candidate"),
+    (b"x-nexus-attempts", b"1"),
+    (b"x-nexus-privacy-zone", b"restricted"),
+]
 
 
-async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+async def app(
+    scope: Scope,
+    receive: ASGIReceiveCallable,
+    send: ASGISendCallable,
+    headers: list[tuple[bytes, bytes]] = _HEADERS,
+) -> None:
     """Answer every HTTP request with the static completion; accept lifespan events."""
     if scope["type"] == "lifespan":
         while (await receive())["type"] == "lifespan.startup":
@@ -35,7 +54,7 @@ async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     while (await receive()).get("more_body", False):
         pass
     await send(
-        {"type": "http.response.start", "status": 200, "headers": _HEADERS, "trailers": False}
+        {"type": "http.response.start", "status": 200, "headers": headers, "trailers": False}
     )
     await send({"type": "http.response.body", "body": _BODY, "more_body": False})
 
@@ -44,12 +63,20 @@ def main() -> None:
     """Serve :func:`app` on 127.0.0.1 until the process is terminated."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--gateway-headers",
+        action="store_true",
+        help="also send the 7 headers every proxied gateway response carries",
+    )
     args = parser.parse_args()
     config = Config()
     config.bind = [f"127.0.0.1:{args.port}"]
     config.backlog = 1024
     config.accesslog = None
-    trio.run(functools.partial(hypercorn.trio.serve, app, config, mode="asgi"))
+    served = (
+        functools.partial(app, headers=_HEADERS + GATEWAY_HEADERS) if args.gateway_headers else app
+    )
+    trio.run(functools.partial(hypercorn.trio.serve, served, config, mode="asgi"))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ invocation starts, all on 127.0.0.1:
   sends every POST to ``/plain`` through the gateway's ``H11Transport`` and answers with the
   upstream's response (no routing, no accounting, no metrics);
 - the ceiling, ``bench/noop_app.py``: a no-op ASGI app on hypercorn's trio worker that
-  answers with the same 700 bytes;
+  answers with the same 700 bytes; and a second one with ``--gateway-headers``, adding the
+  seven headers every proxied gateway response carries (what they alone cost the stack);
 - a load generator in its own process: wrk (Debian's ``wrk``) with ``bench/wrk.lua``, else
   ``bench/pyload.py``.
 
@@ -23,7 +24,7 @@ non-streaming alternately, 16 connections) and its RSS is read before and after.
 medians of the runs with the per-run values of each ratio, goes to stdout and to
 ``bench/results/<timestamp>.md``.
 
-CPU placement (2 cores): the three Python servers on the first core (only one is loaded at a
+CPU placement (2 cores): the four Python servers on the first core (only one is loaded at a
 time), nginx and the load generator on the second, so the load generator competes with
 the upstream, never with the Python server under test. With one core nothing is pinned.
 ``--install`` (root) installs nginx and wrk with apt-get when they are missing.
@@ -125,6 +126,7 @@ class Stack:
     gateway: int
     floor: int
     noop: int
+    noop_headers: int
     gateway_pid: int
 
 
@@ -268,7 +270,7 @@ def render_nginx_config(prefix: Path, port: int) -> str:
 def start_stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
     """Start the upstream, the gateway, the floor and the no-op app; check their answers."""
     upstream_port, gateway_port = free_port(), free_port()
-    floor_port, noop_port = free_port(), free_port()
+    floor_port, noop_port, noop_headers_port = free_port(), free_port(), free_port()
     with contextlib.ExitStack() as stack:
         upstream_log = workdir / "upstream.log"
         if settings.use_nginx:
@@ -312,11 +314,19 @@ def start_stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
         noop = spawn(stack, command, noop_log, settings.server_cpus)
         wait_until(lambda: listening(noop_port), noop, noop_log, "the no-op app")
 
-        check_answers(upstream_port, gateway_port, floor_port, noop_port)
-        yield Stack(upstream_port, gateway_port, floor_port, noop_port, gateway.pid)
+        headers_log = workdir / "noop-headers.log"
+        command = [sys.executable, "noop_app.py", "--port", str(noop_headers_port)]
+        command.append("--gateway-headers")
+        noop_headers = spawn(stack, command, headers_log, settings.server_cpus)
+        wait_until(lambda: listening(noop_headers_port), noop_headers, headers_log, "the no-op app")
+
+        check_answers(upstream_port, gateway_port, floor_port, noop_port, noop_headers_port)
+        yield Stack(
+            upstream_port, gateway_port, floor_port, noop_port, noop_headers_port, gateway.pid
+        )
 
 
-def check_answers(upstream: int, gateway: int, floor: int, noop: int) -> None:
+def check_answers(upstream: int, gateway: int, floor: int, noop: int, noop_headers: int) -> None:
     """Fail unless every server answers each kind of request it serves as expected."""
     plain = payloads.chat_request(payloads.PLAIN_MODEL, streaming=False)
     streaming = payloads.chat_request(payloads.STREAM_MODEL, streaming=True)
@@ -324,6 +334,7 @@ def check_answers(upstream: int, gateway: int, floor: int, noop: int) -> None:
     checks = [
         ("upstream", request(upstream, "POST", "/plain" + CHAT_PATH, plain)),
         ("no-op app", request(noop, "POST", CHAT_PATH, plain)),
+        ("no-op app with the gateway's headers", request(noop_headers, "POST", CHAT_PATH, plain)),
         ("floor app", request(floor, "POST", CHAT_PATH, plain)),
         ("gateway", request(gateway, "POST", CHAT_PATH, plain)),
     ]
@@ -420,10 +431,12 @@ CASES = [
     ("direct c1", "upstream", 1, False),
     ("gateway c1", "gateway", 1, False),
     ("noop c1", "noop", 1, False),
+    ("noop+headers c1", "noop_headers", 1, False),
     ("floor c1", "floor", 1, False),
     ("direct c16", "upstream", 16, False),
     ("gateway c16", "gateway", 16, False),
     ("noop c16", "noop", 16, False),
+    ("noop+headers c16", "noop_headers", 16, False),
     ("floor c16", "floor", 16, False),
     ("direct stream", "upstream", 16, True),
     ("gateway stream", "gateway", 16, True),
@@ -435,6 +448,7 @@ WARMUP = [
     ("upstream", False),
     ("gateway", False),
     ("noop", False),
+    ("noop_headers", False),
     ("floor", False),
     ("gateway", True),
 ]
@@ -443,7 +457,12 @@ WARMUP = [
 def target_url(stack: Stack, target: str, streaming: bool) -> str:
     if target == "upstream":
         return f"http://{HOST}:{stack.upstream}/{'stream' if streaming else 'plain'}{CHAT_PATH}"
-    port = {"gateway": stack.gateway, "floor": stack.floor, "noop": stack.noop}[target]
+    port = {
+        "gateway": stack.gateway,
+        "floor": stack.floor,
+        "noop": stack.noop,
+        "noop_headers": stack.noop_headers,
+    }[target]
     return f"http://{HOST}:{port}{CHAT_PATH}"
 
 
@@ -481,6 +500,8 @@ def derived(run: dict[str, Load]) -> dict[str, float]:
         "gateway / direct req/s, c=1": run["gateway c1"].rate / run["direct c1"].rate,
         "no-op / direct req/s, c=16": run["noop c16"].rate / run["direct c16"].rate,
         "floor / no-op req/s, c=16": run["floor c16"].rate / run["noop c16"].rate,
+        "no-op with the gateway's headers / no-op req/s, c=16": run["noop+headers c16"].rate
+        / run["noop c16"].rate,
         "gateway / floor req/s, c=16": run["gateway c16"].rate / run["floor c16"].rate,
         "gateway / direct streams/s, c=16": run["gateway stream"].rate / run["direct stream"].rate,
         "added p50 latency, c=1 (ms)": run["gateway c1"].p50_ms - run["direct c1"].p50_ms,
@@ -541,6 +562,7 @@ def render(
         ("gateway", "gateway", True),
         ("bare forwarder (floor)", "floor", False),
         ("no-op ceiling", "noop", False),
+        ("no-op + the gateway's 7 headers", "noop+headers", False),
     ]:
         cells = [label]
         for key in (f"{prefix} c1", f"{prefix} c16"):
@@ -655,7 +677,7 @@ def describe(settings: Settings, notes: list[str]) -> list[str]:
         placement = "nothing pinned (fewer than 2 CPUs)"
     else:
         placement = (
-            f"gateway, floor and no-op app on CPU {min(settings.server_cpus)}; upstream and "
+            f"gateway, floor and no-op apps on CPU {min(settings.server_cpus)}; upstream and "
             f"load generator on CPU {min(settings.tool_cpus)}"
         )
     return [
