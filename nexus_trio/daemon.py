@@ -8,6 +8,7 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
         ├── health checker      first sweep done before it reports started
         ├── quality loop        recomputes agent quality every metrics_interval_seconds
         ├── notifier            systemd WATCHDOG=1 and STATUS= (READY=1 once all is up)
+        ├── disconnect watcher  watches the clients of requests running over 20 ms
         └── front end           hypercorn serving the app, until drained
 
 Services start in dependency order with ``await nursery.start(...)``; each reports
@@ -111,6 +112,7 @@ class Supervisor:
                     await nursery.start(HealthChecker(services).run)
                     await nursery.start(QualityLoop(services).run)
                     await nursery.start(self.notifier.run)
+                    await nursery.start(services.disconnects.run)
                     binds = await nursery.start(front_end.run)
                     self.notifier.ready()
                     log.info("nexus-trio ready on %s", ", ".join(binds))

@@ -15,6 +15,7 @@ import trio
 
 from nexus_trio.admission import AdmissionQueue
 from nexus_trio.config import Config
+from nexus_trio.disconnects import DisconnectWatcher
 from nexus_trio.drain import Drain
 from nexus_trio.errors import ConfigError
 from nexus_trio.metrics import GaugeSnapshot, Metrics
@@ -86,6 +87,8 @@ class Services:
     restart_required: bool = False
     totals: RequestTotals = field(default_factory=RequestTotals)
     queue: AdmissionQueue = field(default_factory=AdmissionQueue)
+    #: Started by the supervisor (the front end's requests register with it).
+    disconnects: DisconnectWatcher = field(default_factory=DisconnectWatcher)
     quality: QualityStore = field(init=False)
     metrics: Metrics = field(init=False)
     pipeline: Pipeline = field(init=False)

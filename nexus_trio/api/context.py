@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from nexus_trio.disconnects import Watch
+
 _PRINTABLE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
 
@@ -60,6 +62,8 @@ class RequestContext:
     completed: bool = False
     #: Set when response headers have been sent (a streaming response commits here).
     committed_at: float | None = None
+    #: The request's registration with the disconnect watcher, once its body is read.
+    watch: Watch | None = None
 
     def defer(self, callback: Callable[..., Awaitable[object]], *args: object) -> None:
         """Have ``await callback(*args)`` run when the request is over, whatever happens."""

@@ -116,7 +116,7 @@ class Forwarder:
             services.drain.watch(request_scope)
             index = 0
             while index < len(models) and ctx.attempts < budget:
-                decision = await self._route(plan, models[index], deadline)
+                decision = await self._route(ctx, plan, models[index], deadline)
                 if index == 0 and len(models) == 1:
                     models += self._fallbacks(decision, view.model)
                 if isinstance(decision, Reject):
@@ -216,8 +216,14 @@ class Forwarder:
         if ctx.attempts < 1 + services.config.routing.max_retries:
             services.metrics.retries.labels(backend.name).inc()
 
-    async def _route(self, plan: _Plan, model: str, deadline: float) -> Route | Reject:
-        """Ask the pipeline; wait in the admission queue while everything is at capacity."""
+    async def _route(
+        self, ctx: RequestContext, plan: _Plan, model: str, deadline: float
+    ) -> Route | Reject:
+        """Ask the pipeline; wait in the admission queue while everything is at capacity.
+
+        A queued request's client is watched from the moment it queues (it leaves the queue at
+        once if it disconnects).
+        """
         services = self.services
         while True:
             decision = self._decide(plan, model)
@@ -232,6 +238,8 @@ class Forwarder:
                     decision.resolved_model, high_priority=plan.high_priority
                 )
                 plan.queued_at = now
+            if ctx.watch is not None:
+                ctx.watch.expedite()
             wait_until = min(plan.queued_at + queue.max_wait_seconds, deadline)
             with trio.move_on_at(wait_until) as wait_scope:
                 plan.waiting = True  # stays set if the request deadline ends the wait

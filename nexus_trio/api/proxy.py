@@ -9,9 +9,10 @@ see ``bench/README.md``). What Quart did for them is done here, explicitly:
   ``server.max_request_body_bytes`` → 413, from ``Content-Length`` before reading or while
   reading, never buffering the rest (SPEC §3.1); not complete within
   ``server.request_timeout_seconds`` of the request's start → 408 ``request_timeout``;
-* a client that disconnects cancels the request: a watcher task waits for
-  ``http.disconnect`` and cancels the scope that routes, forwards and relays (the attempt is
-  recorded ``cancelled``, the upstream response closed, the queue left);
+* a client that disconnects cancels the request: the request registers the scope that
+  routes, forwards and relays with :class:`~nexus_trio.disconnects.DisconnectWatcher`, which
+  watches it for ``http.disconnect`` once it has run 20 ms (the attempt is then recorded
+  ``cancelled``, the upstream response closed, the queue left);
 * every error is rendered by :func:`~nexus_trio.api.reply.error_reply`, the same renderer the
   Quart routes use.
 
@@ -70,11 +71,13 @@ class ProxyEndpoint:
             return
         if body is None:
             return  # the client left before its body arrived
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-            reply = await self._answer(ctx, scope, body)
-            await self._send(send, ctx, reply)
-            nursery.cancel_scope.cancel()
+        with trio.CancelScope() as request_scope:
+            watch = ctx.watch = self.services.disconnects.watch(receive, request_scope)
+            try:
+                reply = await self._answer(ctx, scope, body)
+                await self._send(send, ctx, reply)
+            finally:
+                watch.finish()
 
     async def _read_body(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, ctx: RequestContext
@@ -135,13 +138,6 @@ class ProxyEndpoint:
         extra = [(b"x-request-id", ctx.request_id.encode()), *ctx.nexus_headers()]
         await reply.send(send, extra)
         ctx.completed = True
-
-
-async def _cancel_on_disconnect(receive: ASGIReceiveCallable, scope: trio.CancelScope) -> None:
-    """Cancel ``scope`` when the client disconnects (the body has been read already)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
 
 
 def _too_large(limit: int) -> errors.RequestTooLarge:

@@ -200,13 +200,16 @@ class ASGICall:
 
 
 @pytest.fixture
-def make_gateway() -> Callable[..., Gateway]:
+def make_gateway(nursery: trio.Nursery) -> Callable[..., Gateway]:
+    """Build an in-process gateway; its disconnect watcher runs until the test ends."""
+
     def make(config_text: str = BASE_CONFIG, env: dict[str, str] | None = None) -> Gateway:
         config: Config = parse_config(config_text)
         upstream = Upstream()
         transport = httpx.MockTransport(upstream)
         http = upstream_http_client(transport)
         services = Services.create(config, env or {}, http, transport=transport)
+        nursery.start_soon(services.disconnects.run)
         return Gateway(app=create_app(services), services=services, upstream=upstream)
 
     return make
