@@ -9,7 +9,6 @@ know to tell a slow connect from a slow answer.
 
 from __future__ import annotations
 
-import contextlib
 import http.cookiejar
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
@@ -148,7 +147,8 @@ def raw_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
 
 
 async def read_body(response: httpx.Response, backend: Backend, *, limit: int) -> bytes:
-    """Read the whole body, refusing more than ``limit`` bytes (SPEC §8).
+    """Read the whole body, refusing more than ``limit`` bytes (SPEC §8); close the response
+    once it is read to its end (on any failure closing it stays the caller's job).
 
     Raises:
         BadUpstreamResponse: the body is larger than ``limit``.
@@ -156,15 +156,20 @@ async def read_body(response: httpx.Response, backend: Backend, *, limit: int) -
     """
     parts: list[bytes] = []
     size = 0
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError("read_body needs a response from an async transport")
     try:
-        async with contextlib.aclosing(raw_chunks(response)) as chunks:
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise errors.BadUpstreamResponse(
-                        f"Backend '{backend.name}' sent a response larger than {limit} bytes."
-                    )
-                parts.append(chunk)
+        # The transport's stream itself: httpx's aiter_raw() adds a chunker, a timer and an
+        # exception-mapping context per chunk, none of which a whole-body read needs.
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                raise errors.BadUpstreamResponse(
+                    f"Backend '{backend.name}' sent a response larger than {limit} bytes."
+                )
+            parts.append(chunk)
+        await response.aclose()  # read to its end (on failure the caller closes it, shielded)
     except httpx.HTTPError as exc:
         raise translate_error(exc, backend) from exc
     return b"".join(parts)
