@@ -8,7 +8,8 @@ while wrk (or the Python load generator) drives it, and prints:
 
 - the share of samples in each package, inclusive (the package is anywhere on the stack) and
   self (the package's code is running);
-- the top functions by inclusive and by self share.
+- the top functions by inclusive and by self share (leaving out the frames on nearly every
+  stack: the interpreter's and the run loop's).
 
 The raw collapsed stacks are kept in ``bench/results/profile-<timestamp>.txt`` (git-ignored)
 for a flame graph (``flamegraph.pl`` or speedscope).
@@ -96,9 +97,12 @@ def summarise(raw: str, top: int) -> str:
     lines = [f"{total:,} samples", "", "| package | inclusive | self |", "|---|--:|--:|"]
     for package, count in package_incl.most_common():
         lines.append(f"| {package} | {share(count)} | {share(package_self[package])} |")
+    # Frames on (nearly) every stack — the interpreter's, the run loop's — say nothing.
+    roots = {name for name, count in function_incl.items() if count >= 0.95 * total}
     for title, counter in (("inclusive", function_incl), ("self", function_self)):
+        ranked = [(name, count) for name, count in counter.most_common() if name not in roots]
         lines += ["", f"| top functions, {title} | share |", "|---|--:|"]
-        lines += [f"| `{name}` | {share(count)} |" for name, count in counter.most_common(top)]
+        lines += [f"| `{name}` | {share(count)} |" for name, count in ranked[:top]]
     return "\n".join(lines)
 
 
