@@ -105,7 +105,7 @@ class DisconnectWatcher:
 
         Never blocks. The request is cancelled (``request_scope.cancel()``) if its client
         disconnects while it runs, noticed at most ``grace_seconds`` plus a scheduling round
-        late.
+        late. Registrations made before :meth:`run` starts are picked up when it does.
         """
         entry = Watch(self, receive, request_scope, trio.current_time() + self._grace)
         self._pending.append(entry)
@@ -113,11 +113,10 @@ class DisconnectWatcher:
         return entry
 
     def start(self, entry: Watch) -> None:
-        """Start ``entry``'s watcher task now. Raises ``RuntimeError`` if not running."""
-        if self._nursery is None:
-            raise RuntimeError("the disconnect watcher is not running")
-        entry.started = True
-        self._nursery.start_soon(entry.watch)
+        """Start ``entry``'s watcher task now (nothing once the service has stopped)."""
+        if self._nursery is not None:
+            entry.started = True
+            self._nursery.start_soon(entry.watch)
 
     @property
     def pending(self) -> int:
@@ -126,18 +125,24 @@ class DisconnectWatcher:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start watcher tasks for requests that outlive their grace period, until cancelled."""
-        pending = self._pending
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
-            while True:
-                if not pending:
-                    self._registered = trio.Event()
-                    await self._registered.wait()
-                    continue
-                await trio.sleep_until(pending[0].due)
-                now = trio.current_time()
-                while pending and pending[0].due <= now:
-                    entry = pending.popleft()
-                    if not entry.finished and not entry.started:
-                        self.start(entry)
+            try:
+                await self._start_due_watchers()
+            finally:
+                self._nursery = None
+
+    async def _start_due_watchers(self) -> None:
+        pending = self._pending
+        while True:
+            if not pending:
+                self._registered = trio.Event()
+                await self._registered.wait()
+                continue
+            await trio.sleep_until(pending[0].due)
+            now = trio.current_time()
+            while pending and pending[0].due <= now:
+                entry = pending.popleft()
+                if not entry.finished and not entry.started:
+                    self.start(entry)
