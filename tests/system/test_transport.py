@@ -342,6 +342,12 @@ async def test_connection_lost_mid_body(
 # --- closing early and cancellation --------------------------------------------------------------
 
 
+async def never_answers(stream: trio.SocketStream, client_closed: trio.Event) -> None:
+    await read_request(stream, h11.Connection(h11.SERVER))
+    await wait_eof(stream)
+    client_closed.set()
+
+
 async def half_then_wait(stream: trio.SocketStream, client_closed: trio.Event) -> None:
     await read_request(stream, h11.Connection(h11.SERVER))
     await stream.send_all(HEAD_10 + b"12345")
@@ -381,14 +387,8 @@ async def test_cancellation_before_the_head_closes_the_connection(
     serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport
 ) -> None:
     client_closed = trio.Event()
-
-    async def never_answers(stream: trio.SocketStream) -> None:
-        await read_request(stream, h11.Connection(h11.SERVER))
-        await wait_eof(stream)
-        client_closed.set()
-
     with trio.fail_after(DEADLINE):
-        server = await serve(never_answers)
+        server = await serve(lambda stream: never_answers(stream, client_closed))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(transport.handle_async_request, post(server.url))
             await trio.testing.wait_all_tasks_blocked()
@@ -412,14 +412,8 @@ async def test_read_timeout_from_the_request(
     serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport
 ) -> None:
     client_closed = trio.Event()
-
-    async def never_answers(stream: trio.SocketStream) -> None:
-        await read_request(stream, h11.Connection(h11.SERVER))
-        await wait_eof(stream)
-        client_closed.set()
-
     with trio.fail_after(DEADLINE):
-        server = await serve(never_answers)
+        server = await serve(lambda stream: never_answers(stream, client_closed))
         timeout = httpx.Timeout(None, read=0.05).as_dict()
         with pytest.raises(httpx.ReadTimeout):
             await transport.handle_async_request(post(server.url, timeout=timeout))
