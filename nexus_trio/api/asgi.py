@@ -32,7 +32,7 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEven
 from nexus_trio import errors
 from nexus_trio.api.accounting import record_request
 from nexus_trio.api.context import RequestContext, request_id_from
-from nexus_trio.api.proxy import ROUTES, ProxyEndpoint
+from nexus_trio.api.proxy import ROUTES, ProxyEndpoint, send_reply
 from nexus_trio.api.reply import error_reply
 from nexus_trio.services import Services
 
@@ -105,10 +105,8 @@ class GatewayASGI:
     async def _reject(
         self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
     ) -> None:
-        ctx.status = error.status
         ctx.error_code = error.code
-        await error_reply(error).send(send, [(b"x-request-id", ctx.request_id.encode())])
-        ctx.completed = True
+        await send_reply(send, ctx, error_reply(error))
         if ctx.is_proxy:
             record_request(self.services, ctx)
 

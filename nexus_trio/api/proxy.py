@@ -62,12 +62,12 @@ class ProxyEndpoint:
                 f"Method {scope['method']} is not allowed on {scope['path']}.",
                 headers={"Allow": "POST"},
             )
-            await self._send(send, ctx, self._error(ctx, error))
+            await send_reply(send, ctx, self._error(ctx, error))
             return
         try:
             body = await self._read_body(scope, receive, ctx)
         except errors.APIError as error:
-            await self._send(send, ctx, self._error(ctx, error))
+            await send_reply(send, ctx, self._error(ctx, error))
             return
         if body is None:
             return  # the client left before its body arrived
@@ -75,7 +75,7 @@ class ProxyEndpoint:
             watch = ctx.watch = self.services.disconnects.watch(receive, request_scope)
             try:
                 reply = await self._answer(ctx, scope, body)
-                await self._send(send, ctx, reply)
+                await send_reply(send, ctx, reply)
             finally:
                 watch.finish()
 
@@ -132,12 +132,13 @@ class ProxyEndpoint:
         ctx.error_code = error.code
         return error_reply(error)
 
-    @staticmethod
-    async def _send(send: ASGISendCallable, ctx: RequestContext, reply: Reply) -> None:
-        ctx.status = reply.status
-        extra = [(b"x-request-id", ctx.request_id.encode()), *ctx.nexus_headers()]
-        await reply.send(send, extra)
-        ctx.completed = True
+
+async def send_reply(send: ASGISendCallable, ctx: RequestContext, reply: Reply) -> None:
+    """Send ``reply`` with ``X-Request-Id`` and the ``X-Nexus-*`` headers; mark ``ctx``."""
+    ctx.status = reply.status
+    extra = [(b"x-request-id", ctx.request_id.encode()), *ctx.nexus_headers()]
+    await reply.send(send, extra)
+    ctx.completed = True
 
 
 def _too_large(limit: int) -> errors.RequestTooLarge:
