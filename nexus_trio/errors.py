@@ -29,7 +29,8 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         │   ├── BadUpstreamResponse      502 bad_upstream_response (invalid body, too large)
         │   ├── BackendTimeout           504 backend_timeout
         │   └── UpstreamStatusError      the upstream's own 5xx/408/429, passed through as-is
-        │       └── UpstreamModelMissing the upstream does not know the model (404 / 400)
+        │       ├── UpstreamModelMissing the upstream does not know the model (404 / 400)
+        │       └── UpstreamCannotEmbed  the upstream does not embed (501 to /v1/embeddings)
         └── ServiceUnavailable           503 service_unavailable
             ├── NoAvailableBackend       503 no_available_backend
             ├── QueueFull                503 queue_full
@@ -213,6 +214,10 @@ class UpstreamStatusError(UpstreamError):
 
 class UpstreamModelMissing(UpstreamStatusError):
     """The backend answered that it does not serve the model: try another backend."""
+
+
+class UpstreamCannotEmbed(UpstreamStatusError):
+    """The backend answered 501 to an embeddings request: try one that embeds."""
 
 
 class ServiceUnavailable(APIError):

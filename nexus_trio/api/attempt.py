@@ -46,6 +46,11 @@ async def _close_shielded(closeable: httpx.Response | UpstreamStream) -> None:
         await closeable.aclose()
 
 
+def says_cannot_embed(path: str, status: int) -> bool:
+    """A 501 to an embeddings request: the server was not started to embed (llama.cpp)."""
+    return status == 501 and path == "/v1/embeddings"
+
+
 def says_model_missing(status: int, body: bytes) -> bool:
     """An upstream 404, or a 400 whose error says the model does not exist (SPEC §3.3)."""
     if status == 404:
@@ -109,7 +114,7 @@ class AttemptRunner:
                     committed = True
                     return result
                 data = await read_body(response, backend, limit=server.max_response_body_bytes)
-                return self._judge_body(ctx, attempt, response, data)
+                return self._judge_body(ctx, attempt, path, response, data)
             # Only reached when the attempt's own deadline cancelled the block above.
             what = "its first event" if stream else "a response"
             raise errors.BackendTimeout(
@@ -138,17 +143,32 @@ class AttemptRunner:
                     await _close_shielded(owned)
 
     def _judge_body(
-        self, ctx: RequestContext, attempt: Attempt, response: httpx.Response, data: bytes
+        self,
+        ctx: RequestContext,
+        attempt: Attempt,
+        path: str,
+        response: httpx.Response,
+        data: bytes,
     ) -> Reply:
-        """Judge a fully read upstream answer: return it, or raise to retry elsewhere."""
+        """Judge a fully read upstream answer: return it, or raise to retry elsewhere.
+
+        A backend saying it lacks the model, or that it does not embed, is not failing: the
+        attempt counts as the request's error there, the backend is told apart (the model
+        hidden, or known not to embed, until its next successful probe) and another is tried.
+        """
         services = self.services
         status = response.status_code
         headers = client_response_headers(response.headers)
-        name = attempt.backend.name
+        backend = attempt.backend
+        name = backend.name
         if says_model_missing(status, data):
             services.finish_attempt(attempt, Outcome.CLIENT_ERROR)
-            attempt.backend.missing_models.add(attempt.model)
+            backend.missing_models.add(attempt.model)
             raise errors.UpstreamModelMissing(name, status, data, headers)
+        if says_cannot_embed(path, status):
+            services.finish_attempt(attempt, Outcome.CLIENT_ERROR)
+            backend.refused_embeddings.add(attempt.model)
+            raise errors.UpstreamCannotEmbed(name, status, data, headers)
         outcome = outcome_for_status(status)
         if outcome is Outcome.FAILURE:
             services.finish_attempt(attempt, outcome)

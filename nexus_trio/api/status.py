@@ -9,7 +9,7 @@ from quart_trio import QuartTrio
 
 from nexus_trio import __version__
 from nexus_trio.metrics import CONTENT_TYPE_LATEST
-from nexus_trio.registry import HealthState
+from nexus_trio.registry import FLAGS, Capabilities, HealthState
 from nexus_trio.routing.reconcilers.analyzer import resolve_alias
 from nexus_trio.services import Services
 
@@ -29,6 +29,26 @@ def health_status(services: Services) -> str:
     if healthy and healthy == len(services.registry):
         return "healthy"
     return "degraded" if healthy else "unhealthy"
+
+
+def model_capabilities(per_backend: list[Capabilities]) -> dict[str, bool | int]:
+    """What is known of a model's capabilities across the healthy backends serving it.
+
+    A capability is ``true`` when some backend is known to have it (routing can use that one)
+    and ``false`` only when every backend is known to lack it; otherwise it is left out. The
+    context length shown is the largest known.
+    """
+    known: dict[str, bool | int] = {}
+    for flag in FLAGS:
+        values = [getattr(capabilities, flag) for capabilities in per_backend]
+        if True in values:
+            known[flag] = True
+        elif values and all(value is False for value in values):
+            known[flag] = False
+    lengths = [c.context_length for c in per_backend if c.context_length is not None]
+    if lengths:
+        known["context_length"] = max(lengths)
+    return known
 
 
 def register_status_routes(app: QuartTrio, services: Services) -> None:
@@ -57,11 +77,13 @@ def register_status_routes(app: QuartTrio, services: Services) -> None:
     @app.get("/v1/models")
     async def models() -> Response:
         owners: dict[str, list[tuple[int, str]]] = {}
+        declared: dict[str, list[Capabilities]] = {}
         for backend in services.registry:
             if backend.health is not HealthState.HEALTHY:
                 continue
             for model in backend.models:
                 owners.setdefault(model, []).append((backend.config.priority, backend.name))
+                declared.setdefault(model, []).append(backend.capabilities(model))
         created = int(services.started_wall)
         entries: dict[str, dict[str, object]] = {}
         for model, ranked in owners.items():
@@ -72,6 +94,7 @@ def register_status_routes(app: QuartTrio, services: Services) -> None:
                 "created": created,
                 "owned_by": ranked[0][1],
                 "backends": [name for _, name in ranked],
+                "capabilities": model_capabilities(declared[model]),
             }
         for alias, target in services.config.routing.aliases.items():
             resolved = resolve_alias(services.config.routing.aliases, alias)
@@ -83,6 +106,7 @@ def register_status_routes(app: QuartTrio, services: Services) -> None:
                     "owned_by": "nexus-trio",
                     "alias_of": target,
                     "backends": entries[resolved]["backends"],
+                    "capabilities": entries[resolved]["capabilities"],
                 }
         return _json({"object": "list", "data": [entries[k] for k in sorted(entries)]})
 

@@ -143,6 +143,7 @@ class HealthChecker:
             backend.detected_capabilities = detected | result.capabilities
             backend.discovered_models = models
             backend.missing_models.clear()
+            backend.refused_embeddings.clear()
         _log_transition(backend, before, after, result)
 
 

@@ -8,10 +8,14 @@ type                                      requests (model list)
 ``ollama``                                ``GET /api/tags`` (``models[].name``), then
                                           ``POST /api/show`` per model not yet detected
 ``llamacpp``                              ``GET /health`` (200 up, 503 loading = down),
-                                          then ``GET /v1/models`` (``data[].id``)
+                                          then ``GET /v1/models`` (``data[].id``), then
+                                          ``GET /props`` (best effort)
 ``vllm``, ``lmstudio``, ``generic``,      ``GET /v1/models`` (``data[].id``)
 ``openai``
 ========================================  ============================================
+
+What servers declare about their models becomes known capabilities
+(:mod:`nexus_trio.health.declared` decodes it); everything else stays unknown.
 
 Every request carries ``Accept-Encoding: identity`` and, when the backend has a key, its
 bearer token (a llama.cpp server started with ``--api-key`` wants it on ``/v1/models`` too).
@@ -30,7 +34,8 @@ import msgspec
 import trio
 
 from nexus_trio import errors
-from nexus_trio.registry import Backend, Capabilities, guess_capabilities
+from nexus_trio.health import declared
+from nexus_trio.registry import Backend, Capabilities
 from nexus_trio.upstream.client import read_body, translate_error
 
 __all__ = ["ProbeResult", "probe_backend"]
@@ -42,36 +47,6 @@ SHOW_CONCURRENCY = 8
 _CLOSE_SECONDS = 1.0
 
 
-class _Named(msgspec.Struct):
-    name: str
-
-
-class _Tags(msgspec.Struct):
-    models: list[_Named]
-
-
-class _Identified(msgspec.Struct):
-    id: str
-
-
-class _ModelList(msgspec.Struct):
-    data: list[_Identified]
-
-
-class _Details(msgspec.Struct):
-    families: list[str] | None = None
-
-
-class _Show(msgspec.Struct):
-    capabilities: list[str] | None = None
-    model_info: dict[str, msgspec.Raw] | None = None
-    details: _Details | None = None
-
-
-_TAGS = msgspec.json.Decoder(_Tags)
-_MODEL_LIST = msgspec.json.Decoder(_ModelList)
-_SHOW = msgspec.json.Decoder(_Show)
-_INT = msgspec.json.Decoder(int)
 _ENCODER = msgspec.json.Encoder()
 
 _T = TypeVar("_T")
@@ -112,6 +87,7 @@ async def probe_backend(http: httpx.AsyncClient, backend: Backend) -> ProbeResul
             return await _ollama(http, backend)
         if backend.config.type == "llamacpp":
             await _fetch(http, backend, "GET", "/health")
+            return await _llamacpp(http, backend)
         return await _openai(http, backend)
     except errors.UpstreamError as exc:
         return ProbeResult(ok=False, models=None, capabilities={}, error=exc.message)
@@ -119,14 +95,37 @@ async def probe_backend(http: httpx.AsyncClient, backend: Backend) -> ProbeResul
 
 async def _openai(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
     body = await _fetch(http, backend, "GET", "/v1/models")
-    listing = _decode(_MODEL_LIST, body, backend, "/v1/models")
+    listing = _decode(declared.MODEL_LIST, body, backend, "/v1/models")
     models = frozenset(entry.id for entry in listing.data)
-    return ProbeResult(ok=True, models=models, capabilities={}, error=None)
+    capabilities = {
+        entry.id: found for entry in listing.data if (found := entry.declared()) is not None
+    }
+    return ProbeResult(ok=True, models=models, capabilities=capabilities, error=None)
+
+
+async def _llamacpp(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
+    """``/v1/models``, then what ``/props`` declares of a server's one model (best effort)."""
+    listed = await _openai(http, backend)
+    if listed.models is None or len(listed.models) != 1:
+        return listed  # router mode: /props describes the router, not a model
+    try:
+        props = _decode(
+            declared.PROPS, await _fetch(http, backend, "GET", "/props"), backend, "/props"
+        )
+    except errors.UpstreamError:
+        return listed
+    (model,) = listed.models
+    found = props.declared()
+    if model in listed.capabilities:
+        found = found.over(listed.capabilities[model])
+    return ProbeResult(ok=True, models=listed.models, capabilities={model: found}, error=None)
 
 
 async def _ollama(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
     body = await _fetch(http, backend, "GET", "/api/tags")
-    models = frozenset(entry.name for entry in _decode(_TAGS, body, backend, "/api/tags").models)
+    models = frozenset(
+        entry.name for entry in _decode(declared.TAGS, body, backend, "/api/tags").models
+    )
     capabilities: dict[str, Capabilities] = {}
     limiter = trio.CapacityLimiter(SHOW_CONCURRENCY)
 
@@ -146,37 +145,10 @@ async def _show(http: httpx.AsyncClient, backend: Backend, model: str) -> Capabi
     """Capabilities from Ollama ``POST /api/show``, or None if it cannot tell."""
     try:
         body = await _fetch(http, backend, "POST", "/api/show", _ENCODER.encode({"model": model}))
-        show = _decode(_SHOW, body, backend, "/api/show")
+        show = _decode(declared.SHOW, body, backend, "/api/show")
     except errors.UpstreamError:
         return None
-    families = show.details.families if show.details is not None else None
-    bert = any("bert" in family for family in families or ())
-    if show.capabilities is None:  # Ollama before 0.6: no capabilities array
-        guess = guess_capabilities(model)
-        vision, tools, embeddings = guess.vision, guess.tools, guess.embeddings or bert
-    else:
-        vision = "vision" in show.capabilities
-        tools = "tools" in show.capabilities
-        embeddings = "embedding" in show.capabilities or bert
-    return Capabilities(
-        vision=vision,
-        tools=tools,
-        embeddings=embeddings,
-        context_length=_context_length(show.model_info or {}),
-    )
-
-
-def _context_length(model_info: dict[str, msgspec.Raw]) -> int | None:
-    """The first positive integer ``<architecture>.context_length`` in ``model_info``."""
-    for key, raw in model_info.items():
-        if key.endswith(".context_length"):
-            try:
-                value = _INT.decode(raw)
-            except msgspec.DecodeError:
-                continue
-            if value > 0:
-                return value
-    return None
+    return show.declared()
 
 
 def _decode(decoder: msgspec.json.Decoder[_T], body: bytes, backend: Backend, path: str) -> _T:

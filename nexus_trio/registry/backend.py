@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nexus_trio.config import BackendConfig
 from nexus_trio.registry.capabilities import Capabilities, effective_capabilities
@@ -68,15 +68,23 @@ class Backend:
     health: HealthState = HealthState.UNKNOWN
     #: Models reported by the last successful probe (static ``models`` are added on top).
     discovered_models: frozenset[str] = frozenset()
-    #: Capabilities a probe detected per model (Ollama ``/api/show``).
+    #: Capabilities the server declared to a probe, per model (Ollama ``/api/show``,
+    #: llama.cpp ``/props``).
     detected_capabilities: dict[str, Capabilities] = field(default_factory=dict)
     #: Models the backend answered "not found" for; hidden until its next successful probe.
     missing_models: set[str] = field(default_factory=set)
+    #: Models it answered 501 for on ``/v1/embeddings``: known not to embed until its next
+    #: successful probe (the configuration still wins).
+    refused_embeddings: set[str] = field(default_factory=set)
     #: Per model: trio time until which the agent is in 429 cooldown (SPEC §5.3).
     cooldown_until: dict[str, float] = field(default_factory=dict)
     counters: BackendCounters = field(default_factory=BackendCounters)
     #: ``models`` and ``embedding_models`` of the config, as a set (the config is frozen).
     static_models: frozenset[str] = field(init=False, repr=False)
+    #: Per model: what the effective capabilities were merged from, and them.
+    _merged: dict[str, tuple[Capabilities | None, bool, Capabilities]] = field(
+        init=False, repr=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self.static_models = frozenset(self.config.models) | frozenset(self.config.embedding_models)
@@ -106,8 +114,21 @@ class Backend:
         ) and model not in self.missing_models
 
     def capabilities(self, model: str) -> Capabilities:
-        """Effective capabilities of ``model`` here: override > detected > name guess."""
-        return effective_capabilities(self.config, model, self.detected_capabilities.get(model))
+        """Effective capabilities of ``model`` here: configured > declared > name guess.
+
+        Merged once per model and declaration (the routing hot path asks for every candidate).
+        """
+        declared = self.detected_capabilities.get(model)
+        refused = model in self.refused_embeddings
+        cached = self._merged.get(model)
+        if cached is not None and cached[0] is declared and cached[1] is refused:
+            return cached[2]
+        learned = declared
+        if refused:
+            learned = replace(declared or Capabilities(), embeddings=False)
+        merged = effective_capabilities(self.config, model, learned)
+        self._merged[model] = (declared, refused, merged)
+        return merged
 
     def identity(self) -> tuple[str, str, str]:
         """What must stay equal across a reload for history to be kept (SPEC §6.5)."""

@@ -1,16 +1,25 @@
-"""What a model can do (SPEC §4.3): detected, guessed from its name, overridden by config.
+"""What a model can do: known yes, known no, or unknown (SPEC §4.3 as amended by issue 11).
 
-Precedence for each capability: the backend's ``[backends.capabilities."model"]`` override,
-else what a probe detected (Ollama ``/api/show``), else a guess from the model name. Unknown
-context length means no context check. ``json_mode`` is assumed available unless overridden:
-every supported server type accepts ``response_format`` in some form.
+Each boolean capability (``vision``, ``tools``, ``json_mode``, ``embeddings``) is ``True``,
+``False`` or ``None`` (unknown). For each one, the strongest source that knows wins:
+
+1. the backend's configuration: ``[backends.capabilities."model"]`` and, for embeddings, the
+   ``embedding_models`` list;
+2. what the server itself declared to a health probe (Ollama ``/api/show`` capabilities,
+   llama.cpp ``/props`` and ``/v1/models``);
+3. a guess from the model name, which may only say **yes**: a name off every list says
+   nothing, so an unknown model is never refused for a capability it may well have.
+
+Routing refuses an agent only for a capability known to be missing; among the others, agents
+whose required capabilities are all known are preferred (see the scheduler). Unknown context
+length means no context check.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 
 from nexus_trio.config import BackendConfig
 
@@ -21,46 +30,62 @@ _TOOLS = re.compile(
 )
 _EMBED = re.compile(r"embed")
 
+#: The boolean capabilities, in the order they are reported.
+FLAGS = ("vision", "tools", "json_mode", "embeddings")
+
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """Capabilities of one model on one backend."""
+    """Capabilities of one model on one backend; ``None`` = unknown."""
 
-    vision: bool = False
-    tools: bool = False
-    json_mode: bool = True
-    embeddings: bool = False
+    vision: bool | None = None
+    tools: bool | None = None
+    json_mode: bool | None = None
+    embeddings: bool | None = None
     #: Maximum context in tokens; None = unknown (no context check).
     context_length: int | None = None
+
+    def over(self, weaker: Capabilities) -> Capabilities:
+        """These capabilities, with what they leave unknown taken from ``weaker``."""
+        return Capabilities(
+            *(
+                mine if (mine := getattr(self, f.name)) is not None else getattr(weaker, f.name)
+                for f in fields(self)
+            )
+        )
 
 
 @functools.lru_cache(maxsize=4096)
 def guess_capabilities(model: str) -> Capabilities:
-    """Capabilities from the model name alone (SPEC §4.3 heuristics); cached per name."""
+    """What the model name suggests: ``True`` on a match, else unknown; cached per name."""
     name = model.lower()
     return Capabilities(
-        vision=bool(_VISION.search(name)),
-        tools=bool(_TOOLS.search(name)),
-        embeddings=bool(_EMBED.search(name)),
+        vision=True if _VISION.search(name) else None,
+        tools=True if _TOOLS.search(name) else None,
+        embeddings=True if _EMBED.search(name) else None,
+    )
+
+
+def configured_capabilities(config: BackendConfig, model: str) -> Capabilities:
+    """What the operator declared for ``model`` on this backend (unknown where silent)."""
+    override = config.capabilities.get(model)
+    embeddings = True if model in config.embedding_models else None
+    if override is None:
+        return Capabilities(embeddings=embeddings)
+    return Capabilities(
+        vision=override.vision,
+        tools=override.tools,
+        json_mode=override.json_mode,
+        embeddings=override.embeddings if override.embeddings is not None else embeddings,
+        context_length=override.context_length,
     )
 
 
 def effective_capabilities(
-    config: BackendConfig, model: str, detected: Capabilities | None
+    config: BackendConfig, model: str, declared: Capabilities | None
 ) -> Capabilities:
-    """Merge a probe's detection (or the name guess) with the config override."""
-    base = detected if detected is not None else guess_capabilities(model)
-    if model in config.embedding_models and not base.embeddings:
-        base = replace(base, embeddings=True)
-    override = config.capabilities.get(model)
-    if override is None:
-        return base
-    return Capabilities(
-        vision=base.vision if override.vision is None else override.vision,
-        tools=base.tools if override.tools is None else override.tools,
-        json_mode=base.json_mode if override.json_mode is None else override.json_mode,
-        embeddings=base.embeddings if override.embeddings is None else override.embeddings,
-        context_length=(
-            base.context_length if override.context_length is None else override.context_length
-        ),
-    )
+    """Configuration over what the server declared over the name's guess."""
+    merged = configured_capabilities(config, model)
+    if declared is not None:
+        merged = merged.over(declared)
+    return merged.over(guess_capabilities(model))

@@ -57,6 +57,7 @@ class Registry:
                 backend.discovered_models = previous.discovered_models
                 backend.detected_capabilities = previous.detected_capabilities
                 backend.missing_models = previous.missing_models
+                backend.refused_embeddings = previous.refused_embeddings
                 backend.cooldown_until = previous.cooldown_until
                 backend.counters = previous.counters
             elif self._assume_healthy:

@@ -127,6 +127,9 @@ class RoutingIntent:
     route_reason: str | None = None
     #: An agent to route to regardless of score if it survives and has a free slot (a probe).
     forced: Agent | None = None
+    #: Agent keys with a required capability nobody declared: kept, but the scheduler
+    #: chooses them only when no agent whose capabilities are all known is available.
+    unconfirmed: set[tuple[str, str]] = field(default_factory=set)
     #: False when no backend serves the resolved model at all, whatever its health.
     model_known: bool = True
     #: The scheduler's choice; None when nothing survived or everything is at capacity.

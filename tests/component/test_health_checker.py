@@ -79,13 +79,54 @@ def ollama(tags: list[str], shows: dict[str, httpx.Response | dict[str, object]]
     return handler
 
 
-def llamacpp(health_status: int, *models: str) -> Handler:
+def llamacpp_models(*models: str, n_ctx: int = 1024, vision: bool = False) -> httpx.Response:
+    """A llama.cpp ``/v1/models`` as a real ``llama-server`` sends it (extra fields trimmed)."""
+    inputs = ["text", "image"] if vision else ["text"]
+    return json_response(
+        {
+            "models": [{"name": m, "model": m, "capabilities": ["completion"]} for m in models],
+            "object": "list",
+            "data": [
+                {
+                    "id": m,
+                    "object": "model",
+                    "owned_by": "llamacpp",
+                    "architecture": {"input_modalities": inputs, "output_modalities": ["text"]},
+                    "meta": {"n_ctx": n_ctx, "n_ctx_train": 8192, "n_embd": 576},
+                }
+                for m in models
+            ],
+        }
+    )
+
+
+def llamacpp_props(
+    *, tools: bool = False, vision: bool = False, n_ctx: int = 1024
+) -> dict[str, object]:
+    """A llama.cpp ``/props`` as a real ``llama-server`` sends it (extra fields trimmed)."""
+    return {
+        "default_generation_settings": {"params": {"n_predict": -1}, "n_ctx": n_ctx},
+        "total_slots": 2,
+        "modalities": {"vision": vision, "video": False, "audio": False},
+        "chat_template_caps": {"supports_tools": tools, "supports_tool_calls": tools},
+        "build_info": "b0-unknown",
+    }
+
+
+def llamacpp(
+    health_status: int,
+    *models: str,
+    props: httpx.Response | dict[str, object] | None = None,
+) -> Handler:
     async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
         if request.url.path == "/health":
             return json_response(
                 {"status": "ok" if health_status == 200 else "loading"}, health_status
             )
-        return model_list(*models)
+        if request.url.path == "/props":
+            found = llamacpp_props() if props is None else props
+            return found if isinstance(found, httpx.Response) else json_response(found)
+        return llamacpp_models(*models)
 
     return handler
 
@@ -178,11 +219,12 @@ async def test_ollama_probe_lists_tags_and_detects_capabilities(env: Env) -> Non
         "known",
     }
     assert result.capabilities == {
-        "llava:7b": Capabilities(vision=True, context_length=4096),
-        "qwen3:8b": Capabilities(tools=True, context_length=40960),
+        # Ollama 0.6+ declares every capability: what it leaves out is known to be missing.
+        "llava:7b": Capabilities(vision=True, tools=False, embeddings=False, context_length=4096),
+        "qwen3:8b": Capabilities(vision=False, tools=True, embeddings=False, context_length=40960),
+        # No capabilities array (Ollama < 0.6): only a bert family says something.
         "nomic-embed-text": Capabilities(embeddings=True, context_length=2048),
-        # No capabilities array (Ollama < 0.6): the name decides vision/tools.
-        "old-llama3.1": Capabilities(tools=True),
+        "old-llama3.1": Capabilities(),
     }
     shown = sorted(
         msgspec.json.decode(body)["model"]
@@ -197,7 +239,56 @@ async def test_llamacpp_probe_checks_health_then_lists_models(env: Env) -> None:
     result = await probe_backend(env.http, env.backend("llama"))
     assert result.ok
     assert result.models == {"qwen2.5-7b"}
+    assert env.paths("llama.test") == ["GET /health", "GET /v1/models", "GET /props"]
+    # A template without tools says nothing: llama.cpp still answers tool requests.
+    assert result.capabilities == {"qwen2.5-7b": Capabilities(vision=False, context_length=1024)}
+
+
+@pytest.mark.parametrize(
+    ("props", "declared"),
+    [
+        (llamacpp_props(tools=True), Capabilities(vision=False, tools=True, context_length=1024)),
+        (
+            llamacpp_props(vision=True, n_ctx=4096),
+            Capabilities(vision=True, context_length=4096),
+        ),
+        # /props failing or from an older server: what /v1/models said still counts
+        (
+            raw_response(404, b'{"error": "File Not Found"}'),
+            Capabilities(vision=False, context_length=1024),
+        ),
+        ({"build_info": "b1000"}, Capabilities(vision=False, context_length=1024)),
+    ],
+    ids=["tools", "vision", "no-props", "old-props"],
+)
+async def test_llamacpp_probe_reads_what_the_server_declares(
+    env: Env, props: httpx.Response | dict[str, object], declared: Capabilities
+) -> None:
+    env.serve(llama=llamacpp(200, "smollm2", props=props))
+    result = await probe_backend(env.http, env.backend("llama"))
+    assert result.ok
+    assert result.capabilities == {"smollm2": declared}
+
+
+async def test_llamacpp_router_mode_skips_props(env: Env) -> None:
+    env.serve(llama=llamacpp(200, "a", "b"))
+    result = await probe_backend(env.http, env.backend("llama"))
+    assert result.models == {"a", "b"}
     assert env.paths("llama.test") == ["GET /health", "GET /v1/models"]
+    declared = Capabilities(vision=False, context_length=1024)
+    assert result.capabilities == {"a": declared, "b": declared}
+
+
+async def test_vllm_max_model_len_is_the_context_length(env: Env) -> None:
+    document = {"object": "list", "data": [{"id": "m", "max_model_len": 32768}, {"id": "n"}]}
+
+    async def vllm(request: httpx.Request, body: bytes) -> httpx.Response:
+        return json_response(document)
+
+    env.serve(cloud=vllm)
+    result = await probe_backend(env.http, env.backend("cloud"))
+    assert result.models == {"m", "n"}
+    assert result.capabilities == {"m": Capabilities(context_length=32768)}
 
 
 async def test_llamacpp_loading_is_a_failure(env: Env) -> None:
@@ -298,7 +389,9 @@ async def test_success_forgets_missing_models_and_vanished_capabilities(env: Env
     await env.checker.sweep()
     assert backend.missing_models == set()
     assert backend.models == {"a"}
-    assert backend.detected_capabilities == {"a": Capabilities(context_length=100)}
+    assert backend.detected_capabilities == {
+        "a": Capabilities(vision=False, tools=False, embeddings=False, context_length=100)
+    }
     # Known models are not shown again.
     shown = sorted(body for r, body in env.upstream.requests if r.url.path == "/api/show")
     assert shown == [b'{"model":"a"}', b'{"model":"b"}']
@@ -331,17 +424,17 @@ async def test_thresholds_apply_over_sweeps(env: Env, caplog: pytest.LogCaptureF
 
 
 async def test_probes_run_concurrently(env: Env, autojump_clock: trio.testing.MockClock) -> None:
-    # Each probe takes 4 s: /api/tags + /api/show, /health + /v1/models, one /v1/models.
+    # Each probe takes 4.5 s: /api/tags + /api/show, /health + /v1/models + /props, /v1/models.
     env.serve(
-        ollama=slow(2, ollama(["m"], {"m": show_document(["completion"])})),
-        llama=slow(2, llamacpp(200, "m")),
-        cloud=slow(4, listing("m")),
+        ollama=slow(2.25, ollama(["m"], {"m": show_document(["completion"])})),
+        llama=slow(1.5, llamacpp(200, "m")),
+        cloud=slow(4.5, listing("m")),
     )
     t0 = trio.current_time()
     await env.checker.sweep()
-    assert trio.current_time() - t0 == 4
+    assert trio.current_time() - t0 == 4.5
     assert {b.health for b in env.services.registry} == {HealthState.HEALTHY}
-    assert [env.duration_sum(name) for name in ("ollama", "llama", "cloud")] == [4, 4, 4]
+    assert [env.duration_sum(name) for name in ("ollama", "llama", "cloud")] == [4.5, 4.5, 4.5]
     # A probe never asks for a completion.
     requests = {f"{r.method} {r.url.path}" for r, _ in env.upstream.requests}
     assert requests == {
@@ -349,6 +442,7 @@ async def test_probes_run_concurrently(env: Env, autojump_clock: trio.testing.Mo
         "POST /api/show",
         "GET /health",
         "GET /openai/v1/models",
+        "GET /props",
         "GET /v1/models",
     }
 

@@ -453,7 +453,7 @@ LONG_CHAT = {"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}
 async def test_permanent_rejections_say_do_not_retry(
     make_gateway: MakeGateway, body: dict[str, Any], reason: str, detail: str
 ) -> None:
-    small = "[backends.capabilities.m]\ncontext_length = 50"
+    small = "[backends.capabilities.m]\ncontext_length = 50\nvision = false"
     gateway = make_gateway(config(backend("a", 10, extra=small), backend("b", 20, extra=small)))
     response = await gateway.post(PATH, body)
     assert response.status_code == 503
@@ -469,13 +469,46 @@ async def test_permanent_rejections_say_do_not_retry(
     assert gateway.upstream.requests == []
 
 
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+
+
+@pytest.mark.parametrize(
+    "model", ["smollm2", "my-finetune", "gemma-3", "deepseek-v3", "phi-4", "gpt-5"]
+)
+async def test_tools_for_a_model_on_no_list_are_sent_upstream(
+    make_gateway: MakeGateway, model: str
+) -> None:
+    gateway = make_gateway(config(backend("a", models=[model])))
+    gateway.upstream.handlers["a.test"] = answer()
+    body = {**CHAT, "model": model, "tools": TOOLS}
+    response = await gateway.post(PATH, body)
+    assert response.status_code == 200
+    assert response.headers["x-nexus-backend"] == "a"
+    assert len(gateway.upstream.requests) == 1
+
+
+async def test_tools_prefer_a_backend_known_to_have_them(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway(
+        config(
+            backend("guess", 10),
+            backend("known", 90, extra="[backends.capabilities.m]\ntools = true"),
+        )
+    )
+    gateway.upstream.handlers["guess.test"] = answer()
+    gateway.upstream.handlers["known.test"] = answer()
+    with_tools = await gateway.post(PATH, {**CHAT, "tools": TOOLS})
+    assert with_tools.headers["x-nexus-backend"] == "known"
+    without = await gateway.post(PATH, CHAT)
+    assert without.headers["x-nexus-backend"] == "guess"
+
+
 async def test_mixed_permanent_and_transient_rejections_keep_retry_after(
     make_gateway: MakeGateway,
 ) -> None:
     gateway = make_gateway(
         config(
             backend("a", 10, extra="[backends.capabilities.m]\nvision = true"),
-            backend("b", 20),
+            backend("b", 20, extra="[backends.capabilities.m]\nvision = false"),
             health="[health_check]\ninterval_seconds = 10\n",
         )
     )
@@ -533,7 +566,7 @@ async def test_unknown_model_is_404_listing_known_models_and_aliases(
 # --- embeddings -------------------------------------------------------------------------------
 
 
-async def test_embeddings_go_only_to_an_embedding_capable_backend(
+async def test_embeddings_prefer_a_backend_known_to_embed(
     make_gateway: MakeGateway,
 ) -> None:
     gateway = make_gateway(
@@ -553,10 +586,73 @@ async def test_embeddings_go_only_to_an_embedding_capable_backend(
     assert paths == [("b.test", "/v1/embeddings"), ("a.test", PATH)]
 
 
-async def test_embeddings_without_an_embedding_model_are_a_permanent_503(
+async def test_embeddings_go_to_a_model_nobody_declared_either_way(
     make_gateway: MakeGateway,
 ) -> None:
-    gateway = make_gateway(config(backend("a")))
+    gateway = make_gateway(config(backend("a", models=["smollm2"])))
+    gateway.upstream.handlers["a.test"] = answer()
+    response = await gateway.post("/v1/embeddings", {"model": "smollm2", "input": "hello"})
+    assert response.status_code == 200
+    assert response.headers["x-nexus-backend"] == "a"
+    assert [r.url.path for r, _ in gateway.upstream.requests] == ["/v1/embeddings"]
+
+
+NOT_SUPPORTED = (
+    b'{"error":{"code":501,"message":"This server does not support embeddings. '
+    b'Start it with `--embeddings`","type":"not_supported_error"}}'
+)
+
+
+async def test_a_501_to_embeddings_is_learned_not_blamed(make_gateway: MakeGateway) -> None:
+    # llama.cpp started without --embeddings answers 501; it is not a failing backend.
+    gateway = make_gateway(config(backend("chat", 10), backend("vec", 20)))
+    refuse_embeddings, complete = answer(501, NOT_SUPPORTED), answer()
+
+    async def chat_only(request: httpx.Request, data: bytes) -> httpx.Response:
+        embeddings = request.url.path == "/v1/embeddings"
+        return await (refuse_embeddings if embeddings else complete)(request, data)
+
+    gateway.upstream.handlers["chat.test"] = chat_only
+    gateway.upstream.handlers["vec.test"] = complete
+    body = {"model": "m", "input": "hello"}
+    first = await gateway.post("/v1/embeddings", body)
+    assert first.status_code == 200
+    assert first.headers["x-nexus-backend"] == "vec"
+    second = await gateway.post("/v1/embeddings", body)
+    assert second.headers["x-nexus-backend"] == "vec"
+    chat = await gateway.post(PATH, CHAT)  # chat still goes to the chat backend
+    assert chat.headers["x-nexus-backend"] == "chat"
+    hosts = [r.url.host for r, _ in gateway.upstream.requests]
+    assert hosts == ["chat.test", "vec.test", "vec.test", "chat.test"]
+    outcomes = {
+        outcome: sample(
+            gateway, "nexus_upstream_attempts_total", backend="chat", model="m", outcome=outcome
+        )
+        for outcome in ("client_error", "failure")
+    }
+    assert outcomes == {"client_error": 1.0, "failure": 0.0}
+    chat_backend = gateway.services.registry.get("chat")
+    assert chat_backend is not None
+    assert chat_backend.capabilities("m").embeddings is False
+    assert chat_backend.refused_embeddings == {"m"}
+
+
+async def test_a_501_to_embeddings_from_the_only_backend_reaches_the_client(
+    make_gateway: MakeGateway,
+) -> None:
+    gateway = make_gateway(config(backend("chat")))
+    gateway.upstream.handlers["chat.test"] = answer(501, NOT_SUPPORTED)
+    response = await gateway.post("/v1/embeddings", {"model": "m", "input": "hello"})
+    assert response.status_code == 501
+    assert await response.get_data() == NOT_SUPPORTED
+
+
+async def test_embeddings_on_a_model_known_not_to_embed_are_a_permanent_503(
+    make_gateway: MakeGateway,
+) -> None:
+    gateway = make_gateway(
+        config(backend("a", extra="[backends.capabilities.m]\nembeddings = false"))
+    )
     response = await gateway.post("/v1/embeddings", {"model": "m", "input": "hello"})
     assert response.status_code == 503
     error = await error_of(response)

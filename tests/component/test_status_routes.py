@@ -6,7 +6,7 @@ import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from nexus_trio.registry import HealthState
+from nexus_trio.registry import Capabilities, HealthState
 from tests.component.conftest import CHAT, Gateway
 
 
@@ -91,3 +91,32 @@ async def test_models_lists_aliases_of_served_models(make_gateway) -> None:  # t
     assert by_id["gpt-4"]["alias_of"] == "smart"
     assert by_id["smart"]["alias_of"] == "m"
     assert "alias_of" not in by_id["m"]
+
+
+async def test_models_show_only_what_is_known_of_capabilities(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    backends = "".join(
+        f'[[backends]]\nname = "{name}"\nurl = "http://{name}.test"\ntype = "generic"\n'
+        f'models = ["m", "llava:7b", "plain"]\n{extra}\n'
+        for name, extra in (
+            ("a", "[backends.capabilities.m]\ntools = true\nvision = false\ncontext_length = 4096"),
+            ("b", "[backends.capabilities.m]\nvision = false\ncontext_length = 8192"),
+        )
+    )
+    gateway: Gateway = make_gateway(
+        '[routing.aliases]\n"fast" = "m"\n[health_check]\nenabled = false\n' + backends
+    )
+    gateway.services.registry.get("b").detected_capabilities["plain"] = Capabilities(  # type: ignore[union-attr]
+        embeddings=False
+    )
+    client = gateway.app.test_client()
+    body = msgspec.json.decode(await (await client.get("/v1/models")).get_data())
+    by_id = {entry["id"]: entry["capabilities"] for entry in body["data"]}
+    assert by_id == {
+        # one backend known to have tools is enough; both known to lack vision; largest context
+        "m": {"tools": True, "vision": False, "context_length": 8192},
+        "fast": {"tools": True, "vision": False, "context_length": 8192},
+        # the name's guess
+        "llava:7b": {"vision": True},
+        # known no on one backend only, unknown on the other: nothing known for the model
+        "plain": {},
+    }

@@ -53,9 +53,13 @@ async def test_ollama_and_generic_backends_are_probed(start_backend: StartBacken
     assert (ollama.health, generic.health) == (HealthState.HEALTHY, HealthState.HEALTHY)
     assert ollama.discovered_models == {"llama3.1:8b", "llava:7b", "nomic-embed-text"}
     assert ollama.detected_capabilities == {
-        "llama3.1:8b": Capabilities(tools=True, context_length=8192),
-        "llava:7b": Capabilities(vision=True, tools=True, context_length=8192),
-        "nomic-embed-text": Capabilities(embeddings=True, context_length=512),
+        "llama3.1:8b": Capabilities(
+            vision=False, tools=True, embeddings=False, context_length=8192
+        ),
+        "llava:7b": Capabilities(vision=True, tools=True, embeddings=False, context_length=8192),
+        "nomic-embed-text": Capabilities(
+            vision=False, tools=False, embeddings=True, context_length=512
+        ),
     }
     assert generic.discovered_models == {"demo"}
     requests = [(r.method, r.path) for r in sim_ollama.received + sim_generic.received]

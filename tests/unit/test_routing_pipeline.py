@@ -204,6 +204,37 @@ def test_route_reason_without_forced_agent_overrides_the_strategy_reason() -> No
     assert chosen(routing_intent.route) == ("a", "quality_panic")
 
 
+@pytest.mark.parametrize("strategy", ["smart", "round_robin", "priority_only", "random"])
+def test_known_support_ranks_before_a_guess_whatever_the_strategy(strategy: str) -> None:
+    guessed, known = backend("guessed", priority=0), backend("known", priority=100)
+    routing_intent = intent(guessed, known)
+    routing_intent.unconfirmed = {("guessed", MODEL)}
+    Scheduler(strategy, RoutingWeights(), rng=random.Random(1)).reconcile(routing_intent)
+    assert routing_intent.route is not None
+    assert routing_intent.route.agent.backend.name == "known"
+    assert routing_intent.route.reason != "only_candidate"
+
+
+def test_an_unconfirmed_agent_serves_when_no_confirmed_one_is_free() -> None:
+    guessed = backend("guessed")
+    full = backend("known", max_concurrent_requests=1)
+    full.counters.pending = 1
+    routing_intent = intent(guessed, full)
+    routing_intent.unconfirmed = {("guessed", MODEL)}
+    smart().reconcile(routing_intent)
+    assert chosen(routing_intent.route) == ("guessed", "only_candidate")
+
+
+def test_a_probe_of_an_unconfirmed_agent_waits_for_a_request_it_is_sure_to_serve() -> None:
+    known, guessed = backend("known"), backend("guessed")
+    routing_intent = intent(known, guessed)
+    routing_intent.unconfirmed = {("guessed", MODEL)}
+    routing_intent.forced = routing_intent.candidates[1]
+    routing_intent.route_reason = "probe"
+    smart().reconcile(routing_intent)
+    assert chosen(routing_intent.route) == ("known", "best_score")
+
+
 # the pipeline -------------------------------------------------------------------------------
 
 

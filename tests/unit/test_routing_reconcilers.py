@@ -100,7 +100,7 @@ def test_tried_agents_and_skipped_backends_are_left_out_without_rejection() -> N
     assert routing_intent.rejections == []
 
 
-def test_embeddings_requests_keep_only_embedding_models() -> None:
+def test_embeddings_drop_only_models_known_not_to_embed() -> None:
     registry = Registry(
         [
             config("plain", models=["bge-m3"]),
@@ -110,16 +110,30 @@ def test_embeddings_requests_keep_only_embedding_models() -> None:
                 models=["bge-m3"],
                 capabilities={"bge-m3": ModelCapabilities(embeddings=True)},
             ),
+            config(
+                "chat-only",
+                models=["bge-m3"],
+                capabilities={"bge-m3": ModelCapabilities(embeddings=False)},
+            ),
         ],
         {},
         assume_healthy=True,
     )
     routing_intent = intent(model="bge-m3", needs_embeddings=True)
     RequestAnalyzer(registry, {}).reconcile(routing_intent)
-    assert names(routing_intent) == ["listed", "override"]
+    assert names(routing_intent) == ["plain", "listed", "override"]
+    assert routing_intent.unconfirmed == {("plain", "bge-m3")}
     [rejection] = routing_intent.rejections
-    assert (rejection.backend, rejection.reconciler) == ("plain", "request_analyzer")
+    assert (rejection.backend, rejection.reconciler) == ("chat-only", "request_analyzer")
     assert (rejection.reason, rejection.detail) == (R.MISSING_CAPABILITY, "embeddings")
+
+
+def test_embeddings_go_to_a_model_nobody_declared() -> None:
+    registry = Registry([config("llama", models=["smollm2"])], {}, assume_healthy=True)
+    routing_intent = intent(model="smollm2", needs_embeddings=True)
+    RequestAnalyzer(registry, {}).reconcile(routing_intent)
+    assert names(routing_intent) == ["llama"]
+    assert routing_intent.rejections == []
 
 
 # Health -------------------------------------------------------------------------------------
@@ -143,16 +157,15 @@ def test_health_removes_unhealthy_and_unknown_with_the_probe_interval() -> None:
 @pytest.mark.parametrize(
     ("requirement", "model", "override", "detail"),
     [
-        ("needs_vision", "llama3:8b", None, "vision"),
-        ("needs_tools", "phi3:mini", None, "tools"),
+        ("needs_vision", "llama3:8b", ModelCapabilities(vision=False), "vision"),
+        ("needs_tools", "phi3:mini", ModelCapabilities(tools=False), "tools"),
         ("needs_json_mode", "llama3:8b", ModelCapabilities(json_mode=False), "json_mode"),
     ],
 )
-def test_health_removes_models_missing_a_capability(
-    requirement: str, model: str, override: ModelCapabilities | None, detail: str
+def test_health_removes_models_known_to_lack_a_capability(
+    requirement: str, model: str, override: ModelCapabilities, detail: str
 ) -> None:
-    capabilities = {model: override} if override else {}
-    lacking = backend("lacking", models=[model], capabilities=capabilities)
+    lacking = backend("lacking", models=[model], capabilities={model: override})
     able = backend(
         "able",
         models=[model],
@@ -161,6 +174,7 @@ def test_health_removes_models_missing_a_capability(
     routing_intent = intent(lacking, able, model=model, **{requirement: True})
     HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
     assert names(routing_intent) == ["able"]
+    assert routing_intent.unconfirmed == set()
     [rejection] = routing_intent.rejections
     assert (rejection.reason, rejection.detail, rejection.retry_after) == (
         R.MISSING_CAPABILITY,
@@ -169,9 +183,40 @@ def test_health_removes_models_missing_a_capability(
     )
 
 
+@pytest.mark.parametrize(
+    ("requirement", "model"),
+    [
+        ("needs_vision", "my-finetune"),
+        ("needs_tools", "gemma-3"),
+        ("needs_tools", "deepseek-v3"),
+        ("needs_tools", "phi-4"),
+        ("needs_tools", "gpt-5"),
+        ("needs_json_mode", "smollm2"),
+    ],
+)
+def test_an_unknown_capability_is_never_a_reason_to_refuse(requirement: str, model: str) -> None:
+    unknown = backend("unknown", models=[model])
+    routing_intent = intent(unknown, model=model, **{requirement: True})
+    HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
+    assert names(routing_intent) == ["unknown"]
+    assert routing_intent.rejections == []
+    assert routing_intent.unconfirmed == {("unknown", model)}
+
+
+def test_a_name_on_the_lists_confirms_a_capability() -> None:
+    guessed = backend("guessed", models=["llava:7b"])
+    routing_intent = intent(guessed, model="llava:7b", needs_vision=True)
+    HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
+    assert names(routing_intent) == ["guessed"]
+    assert routing_intent.unconfirmed == set()
+
+
 def test_missing_capability_detail_names_every_missing_one_before_health() -> None:
+    lacking = ModelCapabilities(vision=False, tools=False)
     routing_intent = intent(
-        backend("down", HealthState.UNHEALTHY), needs_vision=True, needs_tools=True
+        backend("down", HealthState.UNHEALTHY, capabilities={MODEL: lacking}),
+        needs_vision=True,
+        needs_tools=True,
     )
     HealthReconciler(Registry([], {}), 30.0).reconcile(routing_intent)
     [rejection] = routing_intent.rejections

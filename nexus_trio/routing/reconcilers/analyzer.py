@@ -26,7 +26,8 @@ class RequestAnalyzer:
     the request path, which has the decoded body; this reconciler only turns them into
     candidates. Backends the request already gave up on (``skip_backends``) and agents it
     already tried are left out without a rejection: they are not reasons the model cannot be
-    served, only choices already spent. An embeddings request keeps only embedding models.
+    served, only choices already spent. An embeddings request drops the agents known not to
+    embed and marks those nobody declared either way as unconfirmed.
     """
 
     name = "request_analyzer"
@@ -56,6 +57,9 @@ class RequestAnalyzer:
         ]
         if request.requirements.needs_embeddings:
             for agent in list(intent.candidates):
-                if not agent.backend.capabilities(model).embeddings:
+                embeds = agent.backend.capabilities(model).embeddings
+                if embeds is False:
                     reason = RejectionReason.MISSING_CAPABILITY
                     intent.remove(agent, self.name, reason, "embeddings")
+                elif embeds is None:
+                    intent.unconfirmed.add(agent.key)

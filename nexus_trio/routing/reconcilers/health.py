@@ -2,8 +2,10 @@
 
 Each agent gets at most one rejection, the first that applies, in this order:
 
-1. ``missing_capability`` — the model lacks vision, tools or JSON mode the request needs
-   (the detail names every missing one, comma-separated);
+1. ``missing_capability`` — the model is *known* to lack vision, tools or JSON mode the request
+   needs (the detail names every missing one, comma-separated). A capability nobody declared
+   is no reason to refuse: such an agent stays, marked unconfirmed, and the scheduler prefers
+   agents whose every required capability is known;
 2. ``context_too_long`` — the estimated tokens exceed a known context length;
 3. ``unhealthy`` / ``unknown_health`` — the backend is not ``healthy``; it may recover at the
    next health probe, so ``retry_after`` counts down to the checker's next sweep;
@@ -77,14 +79,17 @@ class HealthReconciler:
     ) -> bool:
         """Remove ``agent`` if its model lacks a ``wanted`` capability or the context.
 
-        ``wanted`` holds names of boolean :class:`Capabilities` fields. Returns True if removed.
+        ``wanted`` holds names of boolean :class:`Capabilities` fields. Only a known ``False``
+        removes; an unknown one marks the agent unconfirmed. Returns True if removed.
         """
         capabilities = agent.backend.capabilities(agent.model)
-        missing = [name for name in wanted if not getattr(capabilities, name)]
+        missing = [name for name in wanted if getattr(capabilities, name) is False]
         if missing:
             reason = RejectionReason.MISSING_CAPABILITY
             intent.remove(agent, self.name, reason, ", ".join(missing))
             return True
+        if any(getattr(capabilities, name) is None for name in wanted):
+            intent.unconfirmed.add(agent.key)
         limit = capabilities.context_length
         if limit is not None and tokens > limit:
             detail = f"~{tokens} tokens > context length {limit}"

@@ -5,9 +5,11 @@ stay candidates: when every survivor is at capacity the scheduler chooses nothin
 pipeline answers :class:`~nexus_trio.routing.decision.Queue` (SPEC §5.8).
 
 A ``forced`` agent (a quality probe) that survived and has a free slot is chosen regardless of
-the strategy, with the intent's ``route_reason``. Otherwise the strategy chooses; its reason is
-``only_candidate`` when one agent was available, and an intent ``route_reason`` set without a
-forced agent (``quality_panic``) overrides it. Strategies:
+the strategy, with the intent's ``route_reason``. Agents the intent marks ``unconfirmed`` (a
+required capability nobody declared) are left to the strategy only when no confirmed agent is
+available: known support ranks before a guess, whatever the scores. Otherwise the strategy
+chooses; its reason is ``only_candidate`` when one agent was available, and an intent
+``route_reason`` set without a forced agent (``quality_panic``) overrides it. Strategies:
 
 - ``smart`` — highest score, ties broken by lower ``priority`` then name (``best_score``);
 - ``round_robin`` — per resolved model, the next available agent in configuration order;
@@ -78,11 +80,15 @@ class Scheduler:
         available = [agent for agent in intent.candidates if not agent.backend.at_capacity()]
         if not available:
             return
+        choices = available
+        if intent.unconfirmed:
+            confirmed = [agent for agent in available if agent.key not in intent.unconfirmed]
+            choices = confirmed or available
         forced = intent.forced
-        if forced is not None and forced in available:
+        if forced is not None and forced in choices:
             agent, reason = forced, intent.route_reason or "probe"
         else:
-            agent, reason = self._choose(intent, available)
+            agent, reason = self._choose(intent, choices)
             if len(available) == 1:
                 reason = "only_candidate"
             if forced is None and intent.route_reason is not None:
