@@ -19,7 +19,7 @@ import httpx
 from nexus_trio import errors
 from nexus_trio.registry import Backend
 from nexus_trio.upstream.headers import upstream_request_headers
-from nexus_trio.upstream.transport import StaleConnectionError
+from nexus_trio.upstream.transport import POOL_EXTENSION, PoolSpec, StaleConnectionError
 
 
 def translate_error(exc: httpx.HTTPError, backend: Backend) -> errors.UpstreamError:
@@ -76,6 +76,11 @@ class _Target:
 class UpstreamClient:
     """Sends attempts to backends, straight to the transport serving each backend's origin.
 
+    Each backend has a connection pool of its own, as large as its ``max_concurrent_requests``
+    (the scheduler's "at capacity" and the pool agree) or unlimited: the gateway-wide
+    ``server.max_in_flight_requests`` is then the only limit, so no request ever waits for a
+    connection behind the router's back, where the wait would count against the backend.
+
     An ``httpx.Request`` in, an ``httpx.Response`` out, without ``AsyncClient``'s per-request
     cookie, auth and redirect machinery, none of which a gateway wants on its hot path. Each
     backend URL is parsed once (the targets are kept per base URL and path: a few per backend).
@@ -91,6 +96,15 @@ class UpstreamClient:
         self._transport = transport
         self._mounts = dict(mounts or {})
         self._targets: dict[tuple[str, str], _Target] = {}
+        self._pools: dict[tuple[str, int], PoolSpec] = {}
+
+    def _pool(self, backend: Backend) -> PoolSpec:
+        """The backend's own connection pool: ``max_concurrent_requests`` slots, or no limit."""
+        key = (backend.name, backend.config.max_concurrent_requests)
+        found = self._pools.get(key)
+        if found is None:
+            found = self._pools[key] = PoolSpec(key[0], key[1] or None)
+        return found
 
     def _target(self, base_url: str, path: str) -> _Target:
         found = self._targets.get((base_url, path))
@@ -132,7 +146,10 @@ class UpstreamClient:
                 target.url,
                 headers=headers,
                 stream=httpx.ByteStream(body),
-                extensions={"timeout": {"connect": connect_timeout}},
+                extensions={
+                    "timeout": {"connect": connect_timeout},
+                    POOL_EXTENSION: self._pool(backend),
+                },
             )
             response = await target.transport.handle_async_request(request)
             response.request = request

@@ -28,7 +28,7 @@ class Connection:
         idle_since: ``trio.current_time()`` when it was last put in the idle stack.
     """
 
-    __slots__ = ("h11", "idle_since", "reused", "silent", "stream")
+    __slots__ = ("h11", "idle_since", "reused", "silent", "slot", "stream")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
@@ -36,6 +36,8 @@ class Connection:
         self.reused = False
         self.silent = True
         self.idle_since = 0.0
+        #: The pool slot the current request holds (its borrower token); None while idle.
+        self.slot: object | None = None
 
     def start_next_cycle(self) -> bool:
         """Prepare for another request if the last exchange ended cleanly; False if it cannot.
@@ -66,6 +68,10 @@ class Connection:
         self.stream.socket.close()
 
 
+def _tokens(max_connections: int | None) -> float:
+    return math.inf if max_connections is None else max_connections
+
+
 def _connect_failure(exc: OSError) -> str:
     """Why a connect failed, without the address (trio groups one error per address tried)."""
     cause = exc.__cause__
@@ -77,12 +83,14 @@ def _connect_failure(exc: OSError) -> str:
 
 
 class HostPool:
-    """The connections to one ``(scheme, host, port)``.
+    """The connections to one ``(scheme, host, port)`` for one pool name (a backend).
 
-    Every connection in use holds one of ``max_connections`` slots. A request first takes a
-    slot, then the most recently used idle connection that passes the reuse check, or else a
-    new connection. Connections are opened only when no idle one is left, so open (idle plus in
-    use) never exceeds the number of slots.
+    Every connection in use holds one of ``max_connections`` slots (None: no limit). A request
+    first takes a slot, then the most recently used idle connection that passes the reuse
+    check, or else a new connection. Connections are opened only when no idle one is left, so
+    open (idle plus in use) never exceeds the number of slots. The limit can change while
+    requests hold slots (:meth:`resize`): a larger one admits waiters at once, a smaller one
+    admits none until enough slots came back.
     """
 
     def __init__(
@@ -90,7 +98,7 @@ class HostPool:
         host: str,
         port: int,
         *,
-        max_connections: int,
+        max_connections: int | None,
         max_idle: int,
         keepalive_expiry: float,
     ) -> None:
@@ -98,10 +106,19 @@ class HostPool:
         self._port = port
         self._max_idle = max_idle
         self._keepalive_expiry = keepalive_expiry
-        self._slots = trio.Semaphore(max_connections)
+        self._slots = trio.CapacityLimiter(_tokens(max_connections))
         self._idle: deque[Connection] = deque()
         self._open: set[Connection] = set()
         self._closed = False
+
+    @property
+    def max_connections(self) -> int | None:
+        tokens = self._slots.total_tokens
+        return None if math.isinf(tokens) else int(tokens)
+
+    def resize(self, max_connections: int | None) -> None:
+        """Change the number of slots (a reload changed the backend's limit)."""
+        self._slots.total_tokens = _tokens(max_connections)
 
     async def acquire(
         self, *, connect_timeout: float | None, pool_timeout: float | None
@@ -117,31 +134,32 @@ class HostPool:
             httpx.ConnectTimeout: the TCP connect took longer than ``connect_timeout`` seconds.
             httpx.ConnectError: the TCP connect failed.
         """
-        if self._slots.value:
-            self._slots.acquire_nowait()
-        else:
+        slot = object()
+        try:
+            self._slots.acquire_on_behalf_of_nowait(slot)
+        except trio.WouldBlock:
             try:
                 with trio.fail_after(math.inf if pool_timeout is None else pool_timeout):
-                    await self._slots.acquire()
+                    await self._slots.acquire_on_behalf_of(slot)
             except trio.TooSlowError as exc:
                 raise httpx.PoolTimeout("Timed out waiting for a free connection.") from exc
         if self._closed:
-            self._slots.release()
+            self._slots.release_on_behalf_of(slot)
             raise RuntimeError("The transport is closed.")
         connection = self.take_idle(trio.current_time())
-        if connection is not None:
-            return connection
-        connected = False
-        try:
-            with trio.fail_after(math.inf if connect_timeout is None else connect_timeout):
-                connection = await self._connect()
-            connected = True
-        except trio.TooSlowError as exc:
-            raise httpx.ConnectTimeout("Timed out connecting.") from exc
-        finally:
-            if not connected:
-                self._slots.release()
-        self._open.add(connection)
+        if connection is None:
+            connected = False
+            try:
+                with trio.fail_after(math.inf if connect_timeout is None else connect_timeout):
+                    connection = await self._connect()
+                connected = True
+            except trio.TooSlowError as exc:
+                raise httpx.ConnectTimeout("Timed out connecting.") from exc
+            finally:
+                if not connected:
+                    self._slots.release_on_behalf_of(slot)
+            self._open.add(connection)
+        connection.slot = slot
         return connection
 
     async def _connect(self) -> Connection:
@@ -185,7 +203,8 @@ class HostPool:
             idle.append(connection)
         else:
             self._discard(connection)
-        self._slots.release()
+        slot, connection.slot = connection.slot, None
+        self._slots.release_on_behalf_of(slot)
 
     def close(self) -> None:
         """Close every connection, idle or in use; later acquires raise ``RuntimeError``."""

@@ -16,6 +16,10 @@ import httpx
 from nexus_trio.config import BackendConfig
 from nexus_trio.errors import ConfigError
 
+#: httpx pools 100 connections per transport by default: a limit the router would not see.
+#: The scheduler's ``max_concurrent_requests`` and ``server.max_in_flight_requests`` bound it.
+UNLIMITED = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+
 
 def https_mounts(backends: Sequence[BackendConfig]) -> dict[str, httpx.AsyncBaseTransport]:
     """One verifying transport per https backend origin, keyed for ``AsyncClient(mounts=)``.
@@ -36,5 +40,5 @@ def https_mounts(backends: Sequence[BackendConfig]) -> dict[str, httpx.AsyncBase
                 f"$.backends[{index}].tls_ca_file: cannot load {backend.tls_ca_file}: {reason}"
             ) from exc
         origin = f"https://{url.host}" + (f":{url.port}" if url.port else "")
-        mounts[origin] = httpx.AsyncHTTPTransport(verify=context)
+        mounts[origin] = httpx.AsyncHTTPTransport(verify=context, limits=UNLIMITED)
     return mounts

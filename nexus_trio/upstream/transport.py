@@ -7,11 +7,14 @@ client API while the hot path skips httpcore, whose pool loses most of its throu
 under concurrency. Only ``http://`` is handled here; every other scheme goes to a fallback
 transport (by default httpx's own, created on first use, with certificate verification on).
 
-**Pool.** One :class:`~nexus_trio.upstream.pool.HostPool` per ``(scheme, host, port)``. A request
-takes one of ``max_connections_per_host`` slots — waiting on a semaphore when all are taken,
-never polling — then the most recently used idle connection (LIFO keeps a few connections warm
-and lets the rest expire), or a new one. The connection and its slot come back when the response
-ends: to the idle stack if h11 agrees the exchange finished cleanly, otherwise closed.
+**Pool.** One :class:`~nexus_trio.upstream.pool.HostPool` per ``(host, port)`` and pool name. A
+request names its pool and the pool's size in the ``nexus.pool`` extension (a :class:`PoolSpec`:
+the gateway gives each backend its own pool, as large as its ``max_concurrent_requests``, or
+unlimited); without one it shares the host's default pool of ``max_connections_per_host``. A
+request takes one of the pool's slots — waiting when all are taken, never polling — then the
+most recently used idle connection (LIFO keeps a few connections warm and lets the rest
+expire), or a new one. The connection and its slot come back when the response ends: to the
+idle stack if h11 agrees the exchange finished cleanly, otherwise closed.
 
 **Reuse check.** Before an idle connection is reused it must be younger than
 ``keepalive_expiry`` and not readable: an idle HTTP/1.1 connection has nothing to say, so a
@@ -38,6 +41,7 @@ Timeouts come from httpx's per-request ``timeout`` extension (``connect``, ``rea
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Self
 
 import h11
@@ -53,10 +57,21 @@ from nexus_trio.upstream.exchange import (
     next_event,
 )
 from nexus_trio.upstream.pool import Connection, HostPool
+from nexus_trio.upstream.tls import UNLIMITED
 
-__all__ = ["H11Transport", "ResponseStream", "StaleConnectionError"]
+__all__ = ["POOL_EXTENSION", "H11Transport", "PoolSpec", "ResponseStream", "StaleConnectionError"]
 
 _NO_TIMEOUTS: Mapping[str, float | None] = {}
+#: The request extension naming the pool a request uses.
+POOL_EXTENSION = "nexus.pool"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """Which pool a request uses: its name (a backend) and size (None: no limit)."""
+
+    name: str
+    max_connections: int | None
 
 
 class ResponseStream(httpx.AsyncByteStream):
@@ -132,7 +147,8 @@ class H11Transport(httpx.AsyncBaseTransport):
     """HTTP/1.1 keep-alive pools over trio sockets; ``https://`` goes to ``fallback``.
 
     Args:
-        max_connections_per_host: open connections per host at most; more requests wait.
+        max_connections_per_host: open connections at most in a host's default pool (used by
+            requests that name no pool); None = no limit.
         max_idle_per_host: idle connections kept per host; the oldest are closed first.
         keepalive_expiry: seconds an idle connection may wait before it is closed unused.
         connect_timeout: connect timeout when a request carries no ``timeout`` extension.
@@ -143,7 +159,7 @@ class H11Transport(httpx.AsyncBaseTransport):
     def __init__(
         self,
         *,
-        max_connections_per_host: int = 256,
+        max_connections_per_host: int | None = None,
         max_idle_per_host: int = 64,
         keepalive_expiry: float = 30.0,
         connect_timeout: float | None = None,
@@ -154,15 +170,15 @@ class H11Transport(httpx.AsyncBaseTransport):
         self._keepalive_expiry = keepalive_expiry
         self._connect_timeout = connect_timeout
         self._fallback = fallback
-        self._pools: dict[tuple[bytes, bytes, int], HostPool] = {}
+        self._pools: dict[tuple[bytes, int, str], HostPool] = {}
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``; return the response once its head arrived, body unread.
 
-        Blocks while the host's connections are all in use, then while connecting, sending and
-        waiting for the head. Cancellation closes the connection the request was using. The
-        caller must close the response (``aclose()``) to give the connection back.
+        Blocks while the slots of the request's pool are all in use, then while connecting,
+        sending and waiting for the head. Cancellation closes the connection the request was
+        using. The caller must close the response (``aclose()``) to give the connection back.
 
         Raises:
             StaleConnectionError: a reused connection failed before any response byte.
@@ -172,20 +188,27 @@ class H11Transport(httpx.AsyncBaseTransport):
         url = request.url
         if url.raw_scheme != b"http":
             if self._fallback is None:
-                self._fallback = httpx.AsyncHTTPTransport()
+                self._fallback = httpx.AsyncHTTPTransport(limits=UNLIMITED)
             return await self._fallback.handle_async_request(request)
         if self._closed:
             raise RuntimeError("The transport is closed.")
-        key = (b"http", url.raw_host, url.port or 80)
+        spec: PoolSpec | None = request.extensions.get(POOL_EXTENSION)
+        if spec is None:
+            name, size = "", self._max_connections
+        else:
+            name, size = spec.name, spec.max_connections
+        key = (url.raw_host, url.port or 80, name)
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = HostPool(
                 url.raw_host.decode("ascii"),
-                key[2],
-                max_connections=self._max_connections,
+                key[1],
+                max_connections=size,
                 max_idle=self._max_idle,
                 keepalive_expiry=self._keepalive_expiry,
             )
+        elif pool.max_connections != size:
+            pool.resize(size)
         timeouts: Mapping[str, float | None] = request.extensions.get("timeout", _NO_TIMEOUTS)
         connection = await pool.acquire(
             connect_timeout=timeouts.get("connect", self._connect_timeout),
