@@ -91,8 +91,8 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     keep_alive_timeout_seconds: Seconds = 5.0
     max_request_body_bytes: AtLeastOne = 10_485_760
     max_response_body_bytes: AtLeastOne = 67_108_864
-    #: 0 = unlimited.
-    max_in_flight_requests: NonNegativeInt = 1024
+    #: 0 = unlimited. Each request in flight holds two descriptors; see etc/nexus.toml.
+    max_in_flight_requests: NonNegativeInt = 8192
     #: Name of the variable holding comma-separated inbound API keys; None = no auth.
     api_keys_env: NonEmptyStr | None = None
 

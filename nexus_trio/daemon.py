@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 import trio
 
+from nexus_trio import descriptors
 from nexus_trio.api.server import FrontEnd
 from nexus_trio.config import Config, Overrides, load_config
 from nexus_trio.errors import ConfigError
@@ -89,6 +90,7 @@ class Supervisor:
         self.overrides = overrides or Overrides()
         self.transport = transport
         self.forced = False
+        self.open_files_limit = 0
         self.services: Services | None = None
         self.notifier = Notifier({}, str)
 
@@ -96,6 +98,8 @@ class Supervisor:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve until drained. ``task_status.started`` gets the bound URLs."""
+        self.open_files_limit = descriptors.raise_soft_limit()
+        descriptors.warn_if_short(self.config.server.max_in_flight_requests, self.open_files_limit)
         # Plain-HTTP backends go through our h11 keep-alive pool (the hot path); https ones
         # through httpx's own transports, verifying certificates (https_mounts).
         transport = self.transport or H11Transport()
@@ -183,6 +187,7 @@ class Supervisor:
                 services.restart_required = True
             services.metrics.config_reloads.labels("ok").inc()
             log.info("configuration reloaded (%d backend(s))", len(new.backends))
+            descriptors.warn_if_short(new.server.max_in_flight_requests, self.open_files_limit)
             return True
         finally:
             self.notifier.ready()

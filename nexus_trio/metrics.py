@@ -199,6 +199,13 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.capacity_rejections = Counter(
+            "nexus_capacity_rejections",
+            "Requests refused for the gateway's own capacity (overloaded, queue_full, "
+            "queue_timeout): never counted against a backend.",
+            ["code"],
+            registry=registry,
+        )
         self.retries = Counter(
             "nexus_retries",
             "Retries after a failed attempt, by the backend that failed.",

@@ -17,6 +17,9 @@ from nexus_trio.services import Services
 
 access_log = logging.getLogger("nexus_trio.access")
 
+#: Error codes of requests refused for the gateway's own capacity.
+CAPACITY_CODES = frozenset({"overloaded", "queue_full", "queue_timeout"})
+
 
 class AccessRecord(msgspec.Struct, omit_defaults=False):
     """One access-log line (SPEC §10). Never message contents, never keys."""
@@ -68,6 +71,8 @@ def record_request(services: Services, ctx: RequestContext) -> None:
     # (client TTFB minus upstream TTFB): the rest of a stream is the backend's pace.
     until = ctx.committed_at - ctx.started if ctx.committed_at is not None else elapsed
     metrics.gateway_overhead.labels(stream).observe(max(until - ctx.upstream_seconds, 0.0))
+    if ctx.error_code in CAPACITY_CODES:
+        metrics.capacity_rejections.labels(ctx.error_code).inc()
     if ctx.backend is not None:
         if ctx.prompt_tokens:
             metrics.tokens.labels(model_label, backend, "prompt").inc(ctx.prompt_tokens)

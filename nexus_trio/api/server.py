@@ -52,7 +52,9 @@ class FrontEnd:
         config.bind = [f"fd://{listener.detach()}"]
         config.keep_alive_timeout = server.keep_alive_timeout_seconds
         config.graceful_timeout = server.drain_timeout_seconds + _GRACE_MARGIN_SECONDS
-        config.backlog = 1024
+        # A burst of as many connections as requests may be in flight is queued, not dropped
+        # (the kernel caps the backlog at net.core.somaxconn).
+        config.backlog = min(max(server.max_in_flight_requests, 1024), 65535)
         config.accesslog = None
         config.errorlog = logging.getLogger("hypercorn.error")
         return config

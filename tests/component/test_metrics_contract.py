@@ -66,6 +66,7 @@ SPEC_TABLE: dict[str, tuple[str, frozenset[str]]] = {
     "nexus_stream_truncated": ("counter", frozenset({"backend", "reason"})),
     "nexus_quality_panic": ("counter", frozenset({"model"})),
     "nexus_queue_depth": ("gauge", frozenset()),
+    "nexus_capacity_rejections": ("counter", frozenset({"code"})),
     "nexus_config_reloads": ("counter", frozenset({"result"})),
     "nexus_build_info": ("gauge", frozenset({"version"})),
 }
@@ -74,7 +75,7 @@ BACKENDS = {"a", "b", "c"}
 MODELS = {"m", "x", "f", "p"}
 #: The closed set of values of each bounded label (SPEC §7, §6.1, §3.7).
 BOUNDED: dict[str, set[str]] = {
-    "code": {"2xx", "3xx", "4xx", "5xx", "cancelled"},
+    "code": {"2xx", "3xx", "4xx", "5xx", "cancelled", "overloaded", "queue_full", "queue_timeout"},
     "stream": {"true", "false"},
     "outcome": {outcome.value for outcome in Outcome},
     "state": {state.value for state in AgentState},
@@ -245,6 +246,10 @@ async def every_code_path(gateway: Gateway, tmp_path: Path) -> None:
     await post(gateway, {**CHAT, "model": "p"}, route_reason="quality_panic")  # all excluded
     unknown = await gateway.post(PATH, {**CHAT, "model": "no-such-model"})
     assert unknown.status_code == 404
+    full = services.config.server.max_in_flight_requests
+    services.in_flight += full  # the gateway is full: its own capacity refuses
+    assert (await gateway.post(PATH, CHAT)).status_code == 503
+    services.in_flight -= full
     QualityLoop(services).tick()  # recompute: agent gauges
 
     path = tmp_path / "nexus.toml"

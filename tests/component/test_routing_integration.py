@@ -776,6 +776,7 @@ async def test_full_queue_answers_503_queue_full(
         assert gateway.services.queue.depth == 1
         release.set()
     assert client.responses["waiter"].status_code == 200
+    assert sample(gateway, "nexus_capacity_rejections_total", code="queue_full") == 1
 
 
 @pytest.mark.parametrize(
@@ -808,6 +809,15 @@ async def test_waiting_too_long_answers_503_queue_timeout(
         assert gateway.services.queue.depth == 0
         release.set()
     assert labels_sent(gateway) == ["holder"]
+    # The wait was the gateway's: visible as such, and no attempt (outcome) of the backend's
+    # but the holder's own.
+    assert sample(gateway, "nexus_capacity_rejections_total", code="queue_timeout") == 1
+    outcomes = ("success", "failure", "cancelled", "client_error")
+    recorded = [
+        sample(gateway, "nexus_upstream_attempts_total", backend="a", model="m", outcome=o)
+        for o in outcomes
+    ]
+    assert sum(recorded) == 1
 
 
 async def test_client_gone_while_queued_leaves_the_queue_at_once(

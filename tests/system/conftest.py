@@ -6,6 +6,7 @@ Only loopback addresses are used. Every wait is a poll or an event under a deadl
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -71,15 +72,27 @@ async def start_gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[
     """Start ``nexus-trio serve`` with a config text; waits until it reports ready."""
     started: list[GatewayProcess] = []
 
-    async def start(config_text: str, *, env: dict[str, str] | None = None) -> GatewayProcess:
+    async def start(
+        config_text: str,
+        *,
+        env: dict[str, str] | None = None,
+        open_files: tuple[int, int] | None = None,
+    ) -> GatewayProcess:
+        """``open_files``: the (soft, hard) ``RLIMIT_NOFILE`` the process starts with."""
         path = tmp_path / f"nexus-{len(started)}.toml"
         path.write_text(config_text)
+
+        def limit_open_files() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
         process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "nexus_trio", "serve", "--config", str(path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})},
+            preexec_fn=limit_open_files,
         )
         gateway = GatewayProcess(process)
         started.append(gateway)

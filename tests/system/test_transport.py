@@ -20,7 +20,13 @@ import trio
 import trio.testing
 
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
-from nexus_trio.upstream.transport import H11Transport, ResponseStream, StaleConnectionError
+from nexus_trio.upstream.transport import (
+    POOL_EXTENSION,
+    H11Transport,
+    PoolSpec,
+    ResponseStream,
+    StaleConnectionError,
+)
 
 pytestmark = pytest.mark.system
 
@@ -169,6 +175,76 @@ async def test_connection_limit_makes_requests_wait(
             go.set()
         assert bodies == [b"ok"] * 5
         assert server.accepted == 2
+
+
+async def test_each_named_pool_has_its_own_size_and_none_is_a_hidden_limit(
+    serve: Callable[[Handler], Awaitable[RawServer]],
+) -> None:
+    go = trio.Event()
+    waiting = 0
+
+    async def gated(stream: trio.SocketStream) -> None:
+        nonlocal waiting
+        conn = h11.Connection(h11.SERVER)
+        while await read_request(stream, conn):
+            waiting += 1
+            await go.wait()
+            await stream.send_all(OK)
+            conn = h11.Connection(h11.SERVER)
+
+    server = await serve(gated)
+    bodies: list[bytes] = []
+
+    async def one(transport: H11Transport, spec: PoolSpec) -> None:
+        response = await transport.handle_async_request(post(server.url, **{POOL_EXTENSION: spec}))
+        bodies.append(await response.aread())
+        await response.aclose()
+
+    with trio.fail_after(DEADLINE):
+        transport = H11Transport()
+        async with transport, trio.open_nursery() as nursery:
+            # Two backends on one host: one limited to 2, one unlimited; more than the old
+            # hidden default of 256 connections per host.
+            for _ in range(5):
+                nursery.start_soon(one, transport, PoolSpec("limited", 2))
+            for _ in range(300):
+                nursery.start_soon(one, transport, PoolSpec("open", None))
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            assert (server.accepted, waiting) == (302, 302)
+            go.set()
+        assert bodies == [b"ok"] * 305
+
+
+async def test_a_pool_resized_by_a_reload_admits_waiters_at_once(
+    serve: Callable[[Handler], Awaitable[RawServer]],
+) -> None:
+    go = trio.Event()
+
+    async def gated(stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        while await read_request(stream, conn):
+            await go.wait()
+            await stream.send_all(OK)
+            conn = h11.Connection(h11.SERVER)
+
+    server = await serve(gated)
+
+    async def one(transport: H11Transport, spec: PoolSpec) -> None:
+        response = await transport.handle_async_request(post(server.url, **{POOL_EXTENSION: spec}))
+        await response.aread()
+        await response.aclose()
+
+    with trio.fail_after(DEADLINE):
+        transport = H11Transport()
+        async with transport, trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(one, transport, PoolSpec("b", 1))
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            assert server.accepted == 1
+            nursery.start_soon(one, transport, PoolSpec("b", 3))  # the limit after a reload
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            assert server.accepted == 3
+            go.set()
 
 
 async def test_body_that_came_with_the_head_frees_the_connection_at_once(

@@ -69,7 +69,7 @@ def test_defaults_match_spec() -> None:
     assert server.keep_alive_timeout_seconds == 5
     assert server.max_request_body_bytes == 10 * 1024 * 1024
     assert server.max_response_body_bytes == 64 * 1024 * 1024
-    assert server.max_in_flight_requests == 1024
+    assert server.max_in_flight_requests == 8192
     assert server.api_keys_env is None
     health = config.health_check
     assert (health.enabled, health.interval_seconds, health.timeout_seconds) == (True, 30, 5)
