@@ -8,8 +8,10 @@ clock; the simulator owns timing and failures. JSON goes through module-level ms
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -79,6 +81,7 @@ class InferenceRequest(msgspec.Struct):
     messages: list[_Message] | None = None
     prompt: str | list[Any] | None = None
     input: str | list[Any] | None = None
+    encoding_format: str | None = None
 
     @property
     def include_usage(self) -> bool:
@@ -109,6 +112,7 @@ class InferenceRequest(msgspec.Struct):
 
 _decode_request = msgspec.json.Decoder(InferenceRequest).decode
 _decode_show = msgspec.json.Decoder(dict[str, Any]).decode
+_ENCODING_FORMATS = (None, "float", "base64")
 
 
 def _text_chars(value: object) -> int:
@@ -214,7 +218,8 @@ def parse_inference(
 
     A body that does not decode is 400 ``invalid_json``; an unknown model is 404
     ``model_not_found``; a known model of the other kind (chat vs embedding) is 400
-    ``model_not_supported``; embeddings of nothing are 400 ``invalid_value``.
+    ``model_not_supported``; embeddings of nothing, or in another ``encoding_format`` than
+    ``float`` or ``base64``, are 400 ``invalid_value``.
     """
     try:
         request = _decode_request(body)
@@ -231,6 +236,9 @@ def parse_inference(
         return 400, openai_error(
             "input must not be empty", "invalid_request_error", "invalid_value"
         )
+    if embedding and request.encoding_format not in _ENCODING_FORMATS:
+        message = f"encoding_format must be 'float' or 'base64', not {request.encoding_format!r}"
+        return 400, openai_error(message, "invalid_request_error", "invalid_value")
     return request
 
 
@@ -286,11 +294,25 @@ def _vector(item: object) -> list[float]:
     return [round(byte / 127.5 - 1.0, 4) for byte in digest]
 
 
+def _base64_vector(vector: list[float]) -> str:
+    """OpenAI's ``encoding_format: "base64"``: the little-endian float32 bytes, in base64."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
 def embeddings(request: InferenceRequest) -> bytes:
-    """Return an OpenAI embeddings response: one deterministic vector per input item."""
+    """Return an OpenAI embeddings response: one deterministic vector per input item.
+
+    Vectors are lists of floats, or base64 strings when the request asks for
+    ``encoding_format: "base64"`` (which the official Node SDK does by default).
+    """
+    as_base64 = request.encoding_format == "base64"
     data = [
-        {"object": "embedding", "index": index, "embedding": _vector(item)}
-        for index, item in enumerate(request.embedding_inputs)
+        {
+            "object": "embedding",
+            "index": index,
+            "embedding": _base64_vector(vector) if as_base64 else vector,
+        }
+        for index, vector in enumerate(map(_vector, request.embedding_inputs))
     ]
     prompt_tokens = request.prompt_tokens
     return _encode(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import socket
@@ -246,6 +247,23 @@ async def test_embeddings_are_deterministic(client: httpx.AsyncClient) -> None:
     assert first["data"][0]["embedding"] != first["data"][1]["embedding"]
     assert all(len(item["embedding"]) == 8 for item in first["data"])
     assert first["usage"]["prompt_tokens"] == first["usage"]["total_tokens"] >= 1
+
+
+async def test_embeddings_in_base64(client: httpx.AsyncClient) -> None:
+    """``encoding_format: "base64"`` (the Node SDK's default) is honoured: float32 LE bytes."""
+    request = {"model": "nomic-embed-text", "input": ["alpha", "beta"]}
+    floats = (await client.post("/v1/embeddings", json=request)).json()
+    explicit = await client.post("/v1/embeddings", json={**request, "encoding_format": "float"})
+    assert explicit.json() == floats
+    encoded = await client.post("/v1/embeddings", json={**request, "encoding_format": "base64"})
+    assert encoded.status_code == 200
+    for item, expected in zip(encoded.json()["data"], floats["data"], strict=True):
+        raw = base64.b64decode(item["embedding"])
+        decoded = struct.unpack(f"<{len(raw) // 4}f", raw)
+        assert decoded == pytest.approx(expected["embedding"], rel=1e-6)
+    wrong = await client.post("/v1/embeddings", json={**request, "encoding_format": "int8"})
+    assert wrong.status_code == 400
+    assert wrong.json()["error"]["code"] == "invalid_value"
 
 
 async def test_keep_alive_and_received(
