@@ -10,9 +10,8 @@ know to tell a slow connect from a slow answer.
 from __future__ import annotations
 
 import http.cookiejar
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import cast
 
 import httpx
 
@@ -156,11 +155,6 @@ class UpstreamClient:
             return response
         except httpx.HTTPError as exc:
             raise translate_error(exc, backend) from exc
-
-
-def raw_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
-    """The body bytes as they arrive (no decoding); the caller must ``aclose()`` it."""
-    return cast(AsyncGenerator[bytes, None], response.aiter_raw())
 
 
 async def read_body(response: httpx.Response, backend: Backend, *, limit: int) -> bytes:

@@ -14,7 +14,7 @@ import trio
 from nexus_trio import errors
 from nexus_trio.registry import Backend
 from nexus_trio.upstream.chunks import Usage, inspect_chunk
-from nexus_trio.upstream.client import raw_chunks, translate_error
+from nexus_trio.upstream.client import translate_error
 from nexus_trio.upstream.sse import SSEEvent, SSEParser
 
 #: The data line the gateway appends after a stream that ended with a finish_reason.
@@ -28,7 +28,12 @@ class UpstreamStream:
         self.response = response
         self.backend = backend
         self.sent_at = sent_at
-        self._chunks = raw_chunks(response)
+        stream = response.stream
+        if not isinstance(stream, httpx.AsyncByteStream):
+            raise TypeError("UpstreamStream needs a response from an async transport")
+        # The transport's stream itself: httpx's aiter_raw() adds a chunker, a timer and an
+        # exception-mapping context to every chunk, on the path of every relayed event.
+        self._chunks = aiter(stream)
         self._parser = SSEParser()
         self.done = False
         self.finished = False
@@ -100,7 +105,4 @@ class UpstreamStream:
 
     async def aclose(self) -> None:
         """Close the upstream response (idempotent)."""
-        try:
-            await self._chunks.aclose()
-        finally:
-            await self.response.aclose()
+        await self.response.aclose()
