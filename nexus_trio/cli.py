@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, required=True)
     simulate.add_argument("--model", action="append", dest="models", metavar="M")
+    simulate.add_argument(
+        "--embedding-model",
+        action="append",
+        dest="embedding_models",
+        metavar="M",
+        help="a model that answers /v1/embeddings (repeatable)",
+    )
     simulate.add_argument("--ttft-ms", type=float, default=50.0)
     simulate.add_argument("--tokens-per-second", type=float, default=100.0)
     simulate.add_argument("--completion-tokens", type=int, default=20)
@@ -156,7 +163,8 @@ def _simulate(args: argparse.Namespace) -> int:
     options = SimulatorOptions(
         host=args.host,
         port=args.port,
-        models=tuple(args.models or ["demo"]),
+        models=tuple(args.models or ([] if args.embedding_models else ["demo"])),
+        embedding_models=tuple(args.embedding_models or ()),
         ttft_ms=args.ttft_ms,
         tokens_per_second=args.tokens_per_second,
         completion_tokens=args.completion_tokens,

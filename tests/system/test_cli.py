@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.system
@@ -92,3 +93,31 @@ def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("nexus-trio ")
+
+
+def test_simulate_serves_embedding_models_named_anything(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    simulator = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "nexus_trio", "simulate", "--port", str(port)),
+            *("--model", "chat", "--embedding-model", "vec"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert simulator.stdout is not None
+        assert "listening on" in simulator.stdout.readline()
+        base = f"http://127.0.0.1:{port}"
+        listed = httpx.get(f"{base}/v1/models", timeout=5).json()
+        assert sorted(entry["id"] for entry in listed["data"]) == ["chat", "vec"]
+        body = {"model": "vec", "input": ["a", "b"]}
+        embedded = httpx.post(f"{base}/v1/embeddings", json=body, timeout=5)
+        assert embedded.status_code == 200
+        assert len(embedded.json()["data"]) == 2
+    finally:
+        simulator.terminate()
+        simulator.communicate(timeout=10)
