@@ -24,8 +24,7 @@ import msgspec
 import pytest
 import trio
 
-from nexus_trio.simulator import PARTIAL_EVENTS, FailMode, SimulatedBackend
-from nexus_trio.simulator_payloads import EMBEDDING_DIMENSIONS
+from nexus_trio.simulator import EMBEDDING_DIMENSIONS, PARTIAL_EVENTS, FailMode, SimulatedBackend
 from tests.system.conftest import GatewayFactory, gateway_config, poll
 
 pytestmark = pytest.mark.system

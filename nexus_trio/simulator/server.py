@@ -1,108 +1,25 @@
-"""A simulated OpenAI/Ollama-compatible inference backend (SPEC §11 ``simulate``).
-
-Used by ``nexus-trio simulate`` and ``demo``, the system tests, the benchmarks and failure
-drills. It is a real HTTP/1.1 server written directly on trio streams and h11, because drills
-need control below HTTP (TCP resets, hangs, truncated bodies) and benchmarks need it fast.
-
-Theory of operation:
-
-* :meth:`SimulatedBackend.run` binds a listener and serves each accepted connection in its own
-  task (``trio.serve_listeners``). A connection owns one ``h11.Connection`` and loops
-  read request → answer → ``start_next_cycle`` for keep-alive. Cancelling ``run`` closes the
-  listener and every connection, so a stopped simulator looks like a dead backend.
-* Probe routes (``/v1/models``, ``/api/tags``, ``/health``, ``/api/show``) answer at once and
-  never fail: a sick backend still looks healthy to probes, like a real one.
-* Inference routes (``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``) are
-  answered inside a *watched exchange*: a sibling task reads the socket while the answer is
-  produced, so a client that goes away is noticed at once (EOF or reset), recorded in
-  :attr:`SimulatedBackend.disconnects`, and the answer is cancelled mid-sleep or mid-stream.
-  Bytes a pipelining client sends meanwhile are fed to h11, never lost.
-* Timing is relative to the moment the request was read: the first event of a stream is due at
-  ``ttft_ms``, token ``i`` at ``ttft_ms + i / tokens_per_second`` (drift-free
-  ``sleep_until``); a whole answer after ``ttft_ms + completion_tokens / tokens_per_second``.
-  ``tokens_per_second <= 0`` means no pacing between tokens.
-* Each inference request fails with probability ``error_rate`` in ``fail_mode`` after it was
-  validated (bad JSON → 400, unknown model → 404 are answered truthfully).
-  :class:`SimulatorOptions` is read per request, so tests may change it while it runs.
-"""
+"""The simulated backend's HTTP/1.1 server on trio streams and h11 (see the package docstring)."""
 
 from __future__ import annotations
 
-import enum
 import logging
 import random
-import socket
-import struct
 import time
-from dataclasses import dataclass
 
 import h11
 import trio
 
-from nexus_trio import simulator_payloads as payloads
-from nexus_trio.simulator_http import JSON, After, Exchange
+from nexus_trio.simulator import completion, payloads
+from nexus_trio.simulator.http import JSON, RECEIVE_BYTES, After, Exchange, reset
+from nexus_trio.simulator.options import (
+    MAX_RECEIVED,
+    PARTIAL_EVENTS,
+    FailMode,
+    ReceivedRequest,
+    SimulatorOptions,
+)
 
 log = logging.getLogger("nexus_trio.simulator")
-
-MAX_RECEIVED = 10_000
-"""How many :class:`ReceivedRequest` records a backend keeps (the most recent)."""
-
-PARTIAL_EVENTS = 3
-"""Content events a ``reset-mid``/``hang-mid`` stream sends before it breaks."""
-
-_RECEIVE_BYTES = 65_536
-_RST_LINGER = struct.pack("ii", 1, 0)
-
-
-class FailMode(enum.StrEnum):
-    """How a failing inference request fails."""
-
-    HTTP_500 = "500"
-    """Status 500 with an OpenAI error body."""
-    HTTP_429 = "429"
-    """Status 429 with an OpenAI error body and ``Retry-After``."""
-    RESET = "reset"
-    """No response: the connection is aborted with a TCP RST once the request is read."""
-    HANG = "hang"
-    """No response until the client goes away."""
-    GARBAGE = "garbage"
-    """Status 200 whose body is not JSON (not SSE when streaming), then a clean close."""
-    RESET_MID = "reset-mid"
-    """Status, headers and part of the body, then a TCP RST."""
-    HANG_MID = "hang-mid"
-    """Status, headers and part of the body, then nothing until the client goes away."""
-    HTML_502 = "html-502"
-    """Status 502 with an HTML page, as a reverse proxy in front of a dead server sends."""
-
-
-@dataclass
-class SimulatorOptions:
-    """Behaviour of a simulated backend; mutable on purpose, read anew for every request."""
-
-    host: str = "127.0.0.1"
-    port: int = 0
-    models: tuple[str, ...] = ("demo",)
-    embedding_models: tuple[str, ...] = ()
-    ttft_ms: float = 50.0
-    tokens_per_second: float = 100.0
-    completion_tokens: int = 20
-    error_rate: float = 0.0
-    fail_mode: FailMode = FailMode.HTTP_500
-    retry_after_seconds: int = 1
-    seed: int | None = None
-    name: str = "simulator"
-
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    """One request as the simulator read it; ``path`` is the request target, query included."""
-
-    method: str
-    path: str
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    at: float
-    """``trio.current_time()`` when the whole request had been read."""
 
 
 class SimulatedBackend:
@@ -175,8 +92,7 @@ class SimulatedBackend:
                 elif after is After.KEEP_ALIVE:
                     after = After.CLOSE
             if after is After.RESET:
-                stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST_LINGER)
-                await stream.aclose()
+                await reset(stream)
         except trio.BrokenResourceError:
             log.debug("simulator %s: connection reset by the client", self.options.name)
         except Exception:
@@ -192,7 +108,7 @@ class SimulatedBackend:
                 await stream.send_all(
                     conn.send(h11.InformationalResponse(status_code=100, headers=[]))
                 )
-            conn.receive_data(await stream.receive_some(_RECEIVE_BYTES))
+            conn.receive_data(await stream.receive_some(RECEIVE_BYTES))
 
     async def _receive(self, stream: trio.SocketStream, conn: h11.Connection) -> Exchange | None:
         """Read one whole request; ``None`` when the client closed or sent garbage (answered)."""
@@ -264,7 +180,7 @@ class SimulatedBackend:
     async def _watch(self, exchange: Exchange, scope: trio.CancelScope) -> None:
         """Read until EOF or reset, then cancel ``scope`` unless the answer is already out."""
         try:
-            while data := await exchange.stream.receive_some(_RECEIVE_BYTES):
+            while data := await exchange.stream.receive_some(RECEIVE_BYTES):
                 exchange.conn.receive_data(data)
         except trio.BrokenResourceError:
             pass
@@ -294,10 +210,10 @@ class SimulatedBackend:
         if fail is not None and fail not in (FailMode.RESET_MID, FailMode.HANG_MID):
             return await self._fail(exchange, fail, streaming=streaming)
         if embedding:
-            body = payloads.embeddings(request)
+            body = completion.embeddings(request)
             return await self._whole(exchange, body, options.ttft_ms / 1000, fail)
         chat = exchange.path == b"/v1/chat/completions"
-        answer = payloads.Completion(
+        answer = completion.Completion(
             request,
             chat=chat,
             ident=f"{'chatcmpl' if chat else 'cmpl'}-{exchange.request_id.decode()}",
@@ -363,7 +279,7 @@ class SimulatedBackend:
         return await self._broken(fail)
 
     async def _stream(
-        self, exchange: Exchange, answer: payloads.Completion, fail: FailMode | None
+        self, exchange: Exchange, answer: completion.Completion, fail: FailMode | None
     ) -> After:
         """Stream ``answer`` as SSE: headers now, events from ``ttft_ms`` on, then [DONE]."""
         headers = exchange.headers(b"text/event-stream", (b"cache-control", b"no-cache"))

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import enum
+import socket
+import struct
 
 import h11
 import trio
 
 JSON = b"application/json"
+RECEIVE_BYTES = 65_536
+"""How much one ``receive_some`` on a connection asks for."""
+
+_RST_LINGER = struct.pack("ii", 1, 0)
+
+
+async def reset(stream: trio.SocketStream) -> None:
+    """Abort the connection with a TCP RST (``SO_LINGER`` 0, then close)."""
+    stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST_LINGER)
+    await stream.aclose()
 
 
 class After(enum.Enum):
