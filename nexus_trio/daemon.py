@@ -34,8 +34,6 @@ from nexus_trio import descriptors
 from nexus_trio.api.server import FrontEnd
 from nexus_trio.config import Config, Overrides, load_config
 from nexus_trio.errors import ConfigError
-from nexus_trio.health import HealthChecker
-from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.sdnotify import Notifier
 from nexus_trio.services import Services
 from nexus_trio.upstream.client import upstream_http_client
@@ -113,8 +111,8 @@ class Supervisor:
             with trio.CancelScope() as everything:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self._watch_signals, services, everything)
-                    await nursery.start(HealthChecker(services).run)
-                    await nursery.start(QualityLoop(services).run)
+                    await nursery.start(services.health_checker().run)
+                    await nursery.start(services.quality_loop().run)
                     await nursery.start(self.notifier.run)
                     await nursery.start(services.disconnects.run)
                     binds = await nursery.start(front_end.run)

@@ -18,8 +18,10 @@ from nexus_trio.config import Config
 from nexus_trio.disconnects import DisconnectWatcher
 from nexus_trio.drain import Drain
 from nexus_trio.errors import ConfigError
+from nexus_trio.health import HealthChecker
 from nexus_trio.metrics import GaugeSnapshot, Metrics
 from nexus_trio.quality import Outcome, QualityStore
+from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing import Pipeline
 from nexus_trio.upstream.client import UpstreamClient
@@ -111,6 +113,18 @@ class Services:
     def agent_keys(self) -> list[tuple[str, str]]:
         """Every configured agent: (backend name, model) for each model a backend serves."""
         return [(b.name, model) for b in self.registry for model in sorted(b.models)]
+
+    def health_checker(self) -> HealthChecker:
+        """The health checker over these backends, reading ``[health_check]`` as reloaded."""
+        return HealthChecker(
+            self.registry, self.http, lambda: self.config.health_check, metrics=self.metrics
+        )
+
+    def quality_loop(self) -> QualityLoop:
+        """The quality recompute loop over this store and the agents configured now."""
+        return QualityLoop(
+            self.quality, self.agent_keys, observe_duration=self.metrics.quality_recompute.observe
+        )
 
     @classmethod
     def create(

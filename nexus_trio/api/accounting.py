@@ -12,8 +12,8 @@ import msgspec
 import trio
 
 from nexus_trio.api.context import RequestContext
-from nexus_trio.metrics import status_class
-from nexus_trio.services import Services
+from nexus_trio.metrics import Metrics, status_class
+from nexus_trio.services import RequestTotals
 
 access_log = logging.getLogger("nexus_trio.access")
 
@@ -41,11 +41,10 @@ class AccessRecord(msgspec.Struct, omit_defaults=False):
     error_code: str | None
 
 
-def record_request(services: Services, ctx: RequestContext) -> None:
-    """Count the request by final result, observe metrics, write the access-log line."""
+def record_request(totals: RequestTotals, metrics: Metrics, ctx: RequestContext) -> None:
+    """Count the request in ``totals`` by final result, observe ``metrics``, write the log line."""
     elapsed = trio.current_time() - ctx.started
     cancelled = not ctx.completed
-    totals = services.totals
     status = ctx.status
     if cancelled:
         totals.cancelled += 1
@@ -62,7 +61,6 @@ def record_request(services: Services, ctx: RequestContext) -> None:
     backend = ctx.backend or "none"
     model_label = model or "none"
     stream = "true" if ctx.stream else "false"
-    metrics = services.metrics
     metrics.requests.labels(
         model_label, backend, status_class(status, cancelled=cancelled), stream
     ).inc()

@@ -100,7 +100,7 @@ class GatewayASGI:
                     await ctx.exit_stack.aclose()
             if ctx.is_proxy:
                 services.in_flight -= 1
-                record_request(services, ctx)
+                record_request(services.totals, services.metrics, ctx)
 
     async def _reject(
         self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
@@ -108,7 +108,7 @@ class GatewayASGI:
         ctx.error_code = error.code
         await send_reply(send, ctx, error_reply(error))
         if ctx.is_proxy:
-            record_request(self.services, ctx)
+            record_request(self.services.totals, self.services.metrics, ctx)
 
 
 def _authorized(headers: Iterable[tuple[bytes, bytes]], keys: tuple[bytes, ...]) -> bool:

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
+import httpx
 import trio
 
 from nexus_trio.config import HealthCheckConfig
 from nexus_trio.health.probe import ProbeResult, probe_backend
 from nexus_trio.health.state import HealthStatus, apply
-from nexus_trio.registry import Backend, HealthState
-from nexus_trio.services import Services
+from nexus_trio.metrics import Metrics
+from nexus_trio.registry import Backend, HealthState, Registry
 
 log = logging.getLogger("nexus_trio.health")
 
@@ -41,19 +43,38 @@ class HealthChecker:
     derives ``Retry-After`` for unhealthy backends from it.
     """
 
-    def __init__(self, services: Services) -> None:
-        self._services = services
+    def __init__(
+        self,
+        registry: Registry,
+        http: httpx.AsyncClient,
+        settings: Callable[[], HealthCheckConfig],
+        *,
+        metrics: Metrics,
+    ) -> None:
+        """A checker of ``registry``'s backends.
+
+        Args:
+            registry: The backends to probe and update.
+            http: The client probes go through.
+            settings: Returns the ``[health_check]`` in force (read each tick and sweep, so a
+                reload applies).
+            metrics: Where probe durations go (``nexus_health_check_duration_seconds``).
+        """
+        self._registry = registry
+        self._http = http
+        self._settings = settings
+        self._metrics = metrics
         self._status: dict[_Identity, HealthStatus] = {}
         self.next_sweep_at = trio.current_time()
 
     @property
     def next_sweep_at(self) -> float:
         """Trio time of the next scheduled sweep (``math.inf`` when disabled)."""
-        return self._services.registry.next_health_sweep_at
+        return self._registry.next_health_sweep_at
 
     @next_sweep_at.setter
     def next_sweep_at(self, when: float) -> None:
-        self._services.registry.next_health_sweep_at = when
+        self._registry.next_health_sweep_at = when
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Sweep now, report started, then sweep every ``interval_seconds`` until cancelled.
@@ -67,19 +88,19 @@ class HealthChecker:
         Blocks forever. Cancellation stops it at once, abandoning a sweep in progress (results
         that already arrived have been applied).
         """
-        if not self._services.config.health_check.enabled:
-            for backend in self._services.registry:
+        if not self._settings().enabled:
+            for backend in self._registry:
                 backend.health = HealthState.HEALTHY
             self.next_sweep_at = math.inf
             task_status.started()
             await trio.sleep_forever()  # returns only by cancellation
         anchor = trio.current_time()
-        interval = self._services.config.health_check.interval_seconds
+        interval = self._settings().interval_seconds
         tick = 0
         await self._tick()
         task_status.started()
         while True:
-            configured = self._services.config.health_check.interval_seconds
+            configured = self._settings().interval_seconds
             if configured != interval:
                 anchor, tick, interval = anchor + tick * interval, 0, configured
             # The next grid point not yet past, skipping any a slow sweep overran.
@@ -101,12 +122,12 @@ class HealthChecker:
         failure). Cancellation abandons the probes still running; their backends keep their
         state. Raises only on a bug (an unexpected exception from a probe).
         """
-        settings = self._services.config.health_check
-        backends = list(self._services.registry)
+        settings = self._settings()
+        backends = list(self._registry)
         async with trio.open_nursery() as nursery:
             for backend in backends:
                 nursery.start_soon(self._probe, backend, settings)
-        configured = {backend.identity() for backend in self._services.registry}
+        configured = {backend.identity() for backend in self._registry}
         self._status = {key: s for key, s in self._status.items() if key in configured}
 
     async def _probe(self, backend: Backend, settings: HealthCheckConfig) -> None:
@@ -118,10 +139,10 @@ class HealthChecker:
             error=f"Backend '{backend.name}' timed out after {settings.timeout_seconds:g} s.",
         )
         with trio.move_on_after(settings.timeout_seconds):
-            result = await probe_backend(self._services.http, backend)
+            result = await probe_backend(self._http, backend)
         elapsed = trio.current_time() - started
-        self._services.metrics.health_check_duration.labels(backend.name).observe(elapsed)
-        current = self._services.registry.get(backend.name)
+        self._metrics.health_check_duration.labels(backend.name).observe(elapsed)
+        current = self._registry.get(backend.name)
         if current is not None and current.identity() == backend.identity():
             self._record(current, result, settings)
 

@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 from nexus_trio.config import parse_config
-from nexus_trio.health import HealthChecker, probe_backend
+from nexus_trio.health import probe_backend
 from nexus_trio.registry import Backend, Capabilities, HealthState
 from nexus_trio.services import Services
 from tests.component.conftest import Handler, Upstream, raw_response
@@ -163,7 +163,7 @@ class Env:
         self.services = Services.create(
             parse_config(config_text), {"CLOUD_KEY": KEY}, self.http, transport=transport
         )
-        self.checker = HealthChecker(self.services)
+        self.checker = self.services.health_checker()
         self.serve(ollama=ollama([], {}), llama=llamacpp(200), cloud=listing())
 
     def serve(self, **handlers: Handler) -> None:

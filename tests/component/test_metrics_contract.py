@@ -23,9 +23,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_trio.daemon import Supervisor
-from nexus_trio.health import HealthChecker
 from nexus_trio.quality import AgentState, Outcome
-from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.routing import RejectionReason
 from tests.component.conftest import (
     CHAT,
@@ -211,7 +209,7 @@ async def every_code_path(gateway: Gateway, tmp_path: Path) -> None:
     gateway.upstream.handlers.update({"a.test": a, "b.test": b, "c.test": c})
     services = gateway.services
     with trio.fail_after(5):
-        await HealthChecker(services).sweep()  # health probes: every backend healthy
+        await services.health_checker().sweep()  # health probes: every backend healthy
 
     a.answers.append(ok)
     await post(gateway, CHAT, backend="a")  # plain
@@ -250,7 +248,7 @@ async def every_code_path(gateway: Gateway, tmp_path: Path) -> None:
     services.in_flight += full  # the gateway is full: its own capacity refuses
     assert (await gateway.post(PATH, CHAT)).status_code == 503
     services.in_flight -= full
-    QualityLoop(services).tick()  # recompute: agent gauges
+    services.quality_loop().tick()  # recompute: agent gauges
 
     path = tmp_path / "nexus.toml"
     supervisor = Supervisor(services.config, config_path=path)

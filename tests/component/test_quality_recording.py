@@ -2,7 +2,7 @@
 
 Every test drives the in-process app with fake upstreams (``httpx.MockTransport``) and reads
 what was recorded three ways: the :class:`~nexus_trio.quality.QualityStore` snapshot after a
-recompute (``QualityLoop(services).tick()``, exactly what the periodic loop runs), ``/v1/stats``
+recompute (``services.quality_loop().tick()``, exactly what the periodic loop runs), ``/v1/stats``
 and ``/metrics``. Where time matters it is virtual (``autojump_clock``) and asserted exactly.
 """
 
@@ -20,7 +20,6 @@ import trio.testing
 from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_trio.quality import AgentQualityMetrics, AgentState
-from nexus_trio.quality.loop import QualityLoop
 from tests.component.conftest import (
     CHAT,
     ASGICall,
@@ -84,7 +83,7 @@ def good_stream() -> httpx.Response:
 
 def tick(gateway: Gateway) -> None:
     """One recompute, as the quality loop runs it every ``metrics_interval_seconds``."""
-    QualityLoop(gateway.services).tick()
+    gateway.services.quality_loop().tick()
 
 
 def quality(gateway: Gateway, backend_name: str = "a", model: str = "m") -> AgentQualityMetrics:

@@ -20,7 +20,6 @@ import trio
 import trio.testing
 
 from nexus_trio.admission import AdmissionQueue
-from nexus_trio.health import HealthChecker
 from nexus_trio.registry import HealthState
 from tests.component.conftest import CHAT, ASGICall, Gateway, Handler, completion, raw_response
 
@@ -533,7 +532,7 @@ async def test_retry_after_counts_down_to_the_next_health_probe(
     )
     gateway.upstream.handlers["a.test"] = answer(503)  # the probe (GET /v1/models) fails
     async with trio.open_nursery() as nursery:
-        await nursery.start(HealthChecker(gateway.services).run)
+        await nursery.start(gateway.services.health_checker().run)
         assert gateway.services.registry.get("a").health is HealthState.UNHEALTHY  # type: ignore[union-attr]
         await trio.sleep(7)
         response = await gateway.post(PATH, CHAT)

@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from nexus_trio.config import Config
-from nexus_trio.quality.loop import QualityLoop
 from tests.component.conftest import CHAT, ChunkStream, Gateway, completion, raw_response
 
 BACKEND_KEY = "sk-backend-VERY-SECRET-1234"
@@ -74,7 +73,7 @@ async def test_no_key_url_or_exception_text_leaks_anywhere(
     gateway.upstream.handlers[INTERNAL_HOST] = broken_stream
     response = await gateway.post("/v1/chat/completions", {**CHAT, "stream": True}, **auth)
     bodies.append(await response.get_data())
-    QualityLoop(gateway.services).tick()
+    gateway.services.quality_loop().tick()
     client = gateway.app.test_client()
     for path in ("/v1/stats", "/v1/models", "/metrics", "/health"):
         answer = await client.get(path, headers=auth)

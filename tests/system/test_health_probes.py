@@ -8,7 +8,6 @@ import pytest
 import trio
 
 from nexus_trio.config import parse_config
-from nexus_trio.health import HealthChecker
 from nexus_trio.registry import Capabilities, HealthState
 from nexus_trio.services import Services
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
@@ -46,7 +45,7 @@ async def test_ollama_and_generic_backends_are_probed(start_backend: StartBacken
             parse_config(text), {"SIM_KEY": "sk-sim"}, http, transport=transport
         )
         with trio.fail_after(10):
-            await HealthChecker(services).sweep()
+            await services.health_checker().sweep()
     ollama, generic = services.registry.get("o"), services.registry.get("g")
     assert ollama is not None
     assert generic is not None
@@ -82,7 +81,7 @@ async def test_a_stopped_backend_becomes_unhealthy() -> None:
             await nursery.start(backend.run)
             config_text = config(("s", "vllm", backend.port))
             services = Services.create(parse_config(config_text), {}, http, transport=transport)
-            checker = HealthChecker(services)
+            checker = services.health_checker()
             with trio.fail_after(10):
                 await checker.sweep()
             nursery.cancel_scope.cancel()  # the simulator stops: its port refuses connections
