@@ -7,8 +7,8 @@ chat completion the upstream sends, so whatever the gateway does beyond that (ro
 forwarding, the upstream round trip) is what separates its throughput from this one.
 
 With ``--gateway-headers`` it also sends the seven headers every proxied gateway response
-carries (``X-Request-Id`` and six ``X-Nexus-*``, SPEC §2 and §3.5): what those headers alone
-cost the server stack.
+carries (``X-Request-Id`` and six ``X-Nexus-*``, docs/api.md#response-headers): what those headers
+alone cost the server stack.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ _HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"application/json"),
     (b"content-length", str(len(_BODY)).encode()),
 ]
-#: What every proxied gateway response adds (SPEC §2, §3.5), with this benchmark's values.
+#: What every proxied gateway response adds (docs/api.md#http-api, docs/api.md#response-headers),
+#: with this benchmark's values.
 GATEWAY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-request-id", b"0b8f2c1e-5a4d-4c3b-9e2f-7d6a1b0c9e8f"),
     (b"x-nexus-backend", b"bench-plain"),

@@ -7,7 +7,8 @@ gateway and prints a timeline: per half second the phase, the quality state of A
 route reasons that matter (retry, probe) and the errors clients saw; then the ``/metrics``
 lines that tell the same story. (``tests/system/test_quality_scenario.py`` asserts it.)
 
-The story (SPEC §6.3, §6.4), with small ``[quality]`` values so that it takes ~10 s:
+The story (docs/quality.md#exclusion, docs/quality.md#ttft-penalty), with small ``[quality]`` values
+so that it takes ~10 s:
 
 1. One client sends plain requests; A (priority 10) serves them all. A starts failing:
    every request is retried on B and succeeds; after 3 failures in a row A is ejected; A heals

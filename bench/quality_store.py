@@ -1,4 +1,4 @@
-"""Micro-benchmark: the quality store's hot path and periodic recompute (SPEC §6.2).
+"""Micro-benchmark: the quality store's hot path and periodic recompute (docs/quality.md#store).
 
 Run with ``python bench/quality_store.py``. It fills a :class:`QualityStore` with a day of
 traffic for 1,000 agents (every bucket of both windows in use), then times:

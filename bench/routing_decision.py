@@ -1,4 +1,5 @@
-"""Micro-benchmark: one full routing decision (SPEC §5.1 goal: < 50 µs for 10 backends).
+"""Micro-benchmark: one full routing decision (docs/routing.md#pipeline goal: < 50 µs for 10
+backends).
 
 Run with ``python bench/routing_decision.py``. For each fleet size it builds a registry of
 healthy backends that all serve the requested model (plus one other), with varied priorities,

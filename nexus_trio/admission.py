@@ -1,4 +1,5 @@
-"""The admission queue: requests waiting for a free slot on an at-capacity model (SPEC §5.8).
+"""The admission queue: requests waiting for a free slot on an at-capacity model
+(docs/routing.md#queue-and-overload).
 
 Theory of operation. When every surviving candidate of a request is at its
 ``max_concurrent_requests``, the request waits here for its resolved model. Waiters are kept in

@@ -1,4 +1,5 @@
-"""The ``nexus-trio`` command line (SPEC §11). Exit codes: 0 ok, 1 runtime/config error, 2 usage."""
+"""The ``nexus-trio`` command line (docs/cli.md#command-line). Exit codes: 0 ok, 1 runtime/config
+error, 2 usage."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The configuration of nexus-trio: typed, frozen, strict (SPEC §8).
+"""The configuration of nexus-trio: typed, frozen, strict (docs/configuration.md#configuration).
 
 Layers, lowest first; each later layer wins:
 
@@ -74,7 +74,7 @@ CLOUD_TYPES = frozenset({"openai"})
 
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[server]``: listener, timeouts (§3.3, §3.4), drain (§9), limits (§3.1, §5.8)."""
+    """``[server]``: listener, timeouts, drain and limits (docs/configuration.md#sections)."""
 
     host: NonEmptyStr = "127.0.0.1"
     port: Port = 8000
@@ -98,7 +98,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class HealthCheckConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[health_check]`` (§4.2)."""
+    """``[health_check]`` (docs/routing.md#health-checks)."""
 
     enabled: bool = True
     interval_seconds: Seconds = 30.0
@@ -108,7 +108,10 @@ class HealthCheckConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
 
 class RoutingWeights(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[routing.weights]`` of the ``smart`` score (§5.6): each >= 0, finite sum > 0."""
+    """``[routing.weights]`` of the ``smart`` score: each >= 0, finite sum > 0.
+
+    The score is described in docs/routing.md#scheduler.
+    """
 
     priority: NonNegativeFloat = 50.0
     load: NonNegativeFloat = 30.0
@@ -121,7 +124,10 @@ class RoutingWeights(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 class RoutingPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One ``[[routing.policies]]`` entry (§5.4); the first matching ``model_pattern`` wins."""
+    """One ``[[routing.policies]]`` entry; the first matching ``model_pattern`` wins.
+
+    What a policy does: docs/routing.md#privacy-and-tier.
+    """
 
     model_pattern: NonEmptyStr
     privacy: Literal["restricted", "open"] | None = None
@@ -129,7 +135,7 @@ class RoutingPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class RoutingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[routing]`` with its weights, aliases (§5.2), fallbacks (§5.7) and policies (§5.4)."""
+    """``[routing]`` with its weights, aliases, fallbacks and policies (docs/routing.md#routing)."""
 
     strategy: Literal["smart", "round_robin", "priority_only", "random"] = "smart"
     max_retries: NonNegativeInt = 2
@@ -143,7 +149,7 @@ class RoutingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class QualityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[quality]`` (§6.5)."""
+    """``[quality]`` (docs/quality.md#settings)."""
 
     error_rate_threshold: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
     #: 0 disables the TTFT penalty.
@@ -155,7 +161,7 @@ class QualityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class QueueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[queue]`` (§5.8)."""
+    """``[queue]`` (docs/routing.md#queue-and-overload)."""
 
     enabled: bool = True
     max_size: NonNegativeInt = 100
@@ -163,7 +169,10 @@ class QueueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[backends.capabilities."model-id"]`` (§4.3); None = detect or guess from the name."""
+    """``[backends.capabilities."model-id"]``; None = what the server declares or the name says.
+
+    Where capabilities come from: docs/routing.md#capabilities.
+    """
 
     vision: bool | None = None
     tools: bool | None = None
@@ -173,7 +182,7 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
 
 class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One ``[[backends]]`` entry (§4.1); ``name`` is its identity.
+    """One ``[[backends]]`` entry (docs/routing.md#backend-types); ``name`` is its identity.
 
     ``url`` is stored without trailing slashes and ``zone`` in lower case.
     """
@@ -181,7 +190,7 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     name: NonEmptyStr
     url: str
     type: BackendType
-    #: Lower = preferred (§5.6).
+    #: Lower = preferred (docs/routing.md#scheduler).
     priority: int = 50
     #: "restricted" or "open", any case; None = the default of the type (see privacy_zone).
     zone: str | None = None
@@ -219,12 +228,15 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         return "open" if self.type in CLOUD_TYPES else "restricted"
 
     def location(self) -> str:
-        """``cloud`` for the ``openai`` type, ``local`` for every other type (§4.1)."""
+        """``cloud`` for the ``openai`` type, ``local`` for every other type."""
         return "cloud" if self.type in CLOUD_TYPES else "local"
 
 
 class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[logging]`` (§10); ``level`` is case-insensitive and stored in lower case."""
+    """``[logging]``; ``level`` is case-insensitive and stored in lower case.
+
+    What is logged: docs/operations.md#logging.
+    """
 
     level: str = "info"
     format: Literal["text", "json"] = "text"
@@ -275,7 +287,7 @@ class Overrides(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str | None = None
 
 
-#: (variable, section, key) of each environment override (SPEC §8).
+#: (variable, section, key) of each environment override (docs/configuration.md#sources).
 _ENV_OVERRIDES = (
     ("NEXUS_HOST", "server", "host"),
     ("NEXUS_PORT", "server", "port"),
@@ -300,7 +312,9 @@ def parse_config(text: str | bytes) -> Config:
 
 
 def load_config(path: Path | None, *, env: Mapping[str, str], overrides: Overrides) -> Config:
-    """Build the effective config: defaults < file < environment < command line (SPEC §8).
+    """Build the effective config: defaults < file < environment < command line.
+
+    Where each comes from: docs/configuration.md#sources.
 
     Blocks while reading the file (small). Call it again on reload with the same ``env`` and
     ``overrides`` to re-apply the start-up overrides.

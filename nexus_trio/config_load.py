@@ -11,7 +11,7 @@ module holds the schema-agnostic machinery they use, so it never imports ``confi
 - :func:`check_base_url` and :func:`check_alias_chains` are the cross-field rules that need
   more than a type constraint.
 - :func:`resolve_config_path`, :func:`read_config_file` and :func:`replace_field` implement
-  discovery (SPEC §8), reading and the environment/CLI override layers.
+  discovery (docs/configuration.md#sources), reading and the environment/CLI override layers.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def resolve_config_path(
     env: Mapping[str, str],
     default_path: Path = DEFAULT_CONFIG_PATH,
 ) -> Path | None:
-    """Find the config file (SPEC §8): ``--config``, then ``NEXUS_CONFIG``, then the default.
+    """Find the config file (docs/configuration.md#sources): ``--config``, then ``NEXUS_CONFIG``,
+    then the default.
 
     Args:
         cli_path: The ``--config`` argument, if given.
@@ -170,7 +171,8 @@ def replace_field(struct: S, field: str, value: object, source: str) -> S:
 
 
 def check_base_url(url: str) -> str:
-    """Validate a backend base URL (SPEC §4.1) and return it without trailing slashes.
+    """Validate a backend base URL (docs/routing.md#backend-types) and return it without trailing
+    slashes.
 
     Raises:
         ValueError: Not ``http``/``https``, no host, a bad port, a query or fragment, or a
@@ -195,7 +197,8 @@ def check_base_url(url: str) -> str:
 
 
 def check_alias_chains(aliases: Mapping[str, str]) -> None:
-    """Reject alias chains longer than :data:`MAX_ALIAS_HOPS` and cycles (SPEC §5.2).
+    """Reject alias chains longer than :data:`MAX_ALIAS_HOPS` and cycles
+    (docs/routing.md#request-analysis).
 
     Raises:
         InvalidKey: Names ``aliases.<name>`` of the first alias whose chain is invalid.

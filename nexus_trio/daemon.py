@@ -1,4 +1,5 @@
-"""The supervisor: one nursery, the start order, the drain order (SPEC §1, §9).
+"""The supervisor: one nursery, the start order, the drain order (docs/operations.md#runtime-shape,
+docs/operations.md#drain).
 
 Theory of operation. :meth:`Supervisor.run` owns the process tree::
 
@@ -43,9 +44,9 @@ from nexus_trio.upstream.transport import H11Transport
 log = logging.getLogger("nexus_trio.daemon")
 
 
-#: Settings a running process cannot change (SPEC §6.5).
+#: Settings a running process cannot change (docs/configuration.md#reload).
 def restart_required(old: Config, new: Config) -> list[str]:
-    """Settings whose change only takes effect after a restart (SPEC §6.5).
+    """Settings whose change only takes effect after a restart (docs/configuration.md#reload).
 
     Besides the listener and the log format, the https transports (``tls_ca_file``) and
     whether health checks run are set up at start-up.
@@ -165,7 +166,8 @@ class Supervisor:
         )
 
     def reload(self, services: Services) -> bool:
-        """Re-read the config file; swap it in if valid (SPEC §6.5). Returns success.
+        """Re-read the config file; swap it in if valid (docs/configuration.md#reload). Returns
+        success.
 
         Sends ``RELOADING=1`` … ``READY=1`` to systemd around it either way.
         """

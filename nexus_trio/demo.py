@@ -1,4 +1,5 @@
-"""``nexus-trio demo``: the gateway plus two simulated backends in one process (SPEC §11).
+"""``nexus-trio demo``: the gateway plus two simulated backends in one process
+(docs/cli.md#command-line).
 
 One backend is fast, the other slow and flaky; both serve the model ``demo``. The banner
 prints ``curl`` commands that work as pasted.

@@ -1,10 +1,11 @@
 """Cancelling a proxy request when its client disconnects, without a task per request.
 
 Theory of operation. A request whose client goes away must stop within 100 ms: its upstream
-response closed, its attempt recorded ``cancelled``, its queue place given up (SPEC §3.4).
-Noticing needs a task blocked in the request's ASGI ``receive()`` until ``http.disconnect``
-arrives, but starting, cancelling and joining one such task per request cost about a third of
-the gateway's own per-request CPU — for requests that mostly finish in milliseconds.
+response closed, its attempt recorded ``cancelled``, its queue place given up
+(docs/proxying.md#streaming). Noticing needs a task blocked in the request's ASGI ``receive()``
+until ``http.disconnect`` arrives, but starting, cancelling and joining one such task per request
+cost about a third of the gateway's own per-request CPU — for requests that mostly finish in
+milliseconds.
 
 So a request registers a :class:`Watch` (its ``receive`` and the cancel scope around its
 work) once its body has been read, and :class:`DisconnectWatcher`, one service for the whole
@@ -14,7 +15,7 @@ that ends calls :meth:`Watch.finish`, which cancels its watcher if it has one. A
 therefore noticed within :data:`GRACE_SECONDS` plus a scheduling round, well inside the
 100 ms promise; a request that ends within the grace period never costs a task. A request
 about to wait in the admission queue calls :meth:`Watch.expedite` (watched at once: a client
-that leaves while queued leaves the queue at once, SPEC §5.8).
+that leaves while queued leaves the queue at once, docs/routing.md#queue-and-overload).
 
 Watches are due in registration order, so the service keeps them in a deque and sleeps until
 the oldest is due; with nothing registered it waits on an event (an idle gateway never wakes).

@@ -1,4 +1,4 @@
-"""Shutdown state shared by the supervisor and the request path (SPEC §9).
+"""Shutdown state shared by the supervisor and the request path (docs/operations.md#drain).
 
 Theory of operation. The first SIGTERM/SIGINT calls :meth:`Drain.request`: health endpoints
 turn ``draining`` at once. After ``drain_delay_seconds`` the supervisor calls

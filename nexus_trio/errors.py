@@ -1,8 +1,8 @@
 """The one exception tree of nexus-trio.
 
 Every error the gateway can report is one of these classes. Each class that reaches a client
-knows its HTTP status, its OpenAI ``type`` and its ``code`` (SPEC §2.2); the front end renders
-all of them with one handler (``api/errors.py``). Library exceptions (httpx, msgspec, trio
+knows its HTTP status, its OpenAI ``type`` and its ``code`` (docs/api.md#errors); the front end
+renders all of them with one handler (``api/errors.py``). Library exceptions (httpx, msgspec, trio
 timeouts) are translated into this tree once, where they are caught (``raise ... from exc``).
 
 ::
@@ -164,7 +164,8 @@ class UpstreamError(APIError):
     status = 502
     type = "upstream_error"
     code = "backend_unavailable"
-    #: Whether the backend should be skipped for the rest of the request (SPEC §5.6).
+    #: Whether the backend should be skipped for the rest of the request
+    #: (docs/routing.md#scheduler).
     skip_backend: ClassVar[bool] = False
 
 

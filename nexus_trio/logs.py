@@ -1,4 +1,4 @@
-"""Logging setup: text or JSON lines on stderr (SPEC §10).
+"""Logging setup: text or JSON lines on stderr (docs/operations.md#logging).
 
 The access log's records carry an ``access`` attribute (an :class:`AccessRecord`); the
 formatters render its fields as ``key=value`` pairs (text) or as keys of the JSON object.

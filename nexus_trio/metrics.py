@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC §7) on the app's own ``CollectorRegistry``.
+"""Prometheus metrics (docs/metrics.md#metrics) on the app's own ``CollectorRegistry``.
 
 Counters and histograms are observed on the request path. Gauges that describe state (in
 flight, pending per backend, backend up) are not kept in sync by hand: a custom collector reads

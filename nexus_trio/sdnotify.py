@@ -1,4 +1,4 @@
-"""systemd's notify protocol, written directly (SPEC §9).
+"""systemd's notify protocol, written directly (docs/operations.md#systemd).
 
 Theory of operation. systemd passes ``NOTIFY_SOCKET`` (a filesystem path, or ``@name`` for
 the abstract namespace) to a ``Type=notify`` service; the service sends newline-separated
@@ -26,7 +26,7 @@ import trio
 
 log = logging.getLogger("nexus_trio.sdnotify")
 
-#: How often ``STATUS=`` is refreshed (SPEC §9).
+#: How often ``STATUS=`` is refreshed (docs/operations.md#systemd).
 STATUS_INTERVAL_SECONDS = 5.0
 
 

@@ -28,7 +28,8 @@ from nexus_trio.upstream.client import UpstreamClient
 
 
 def inbound_keys(config: Config, env: Mapping[str, str]) -> tuple[bytes, ...]:
-    """The bearer keys clients must present (SPEC §8); empty = inbound auth off.
+    """The bearer keys clients must present (docs/configuration.md#inbound-authentication); empty =
+    inbound auth off.
 
     Raises:
         ConfigError: ``server.api_keys_env`` names a variable that holds no key.
@@ -46,7 +47,7 @@ def inbound_keys(config: Config, env: Mapping[str, str]) -> tuple[bytes, ...]:
 
 @dataclass(slots=True)
 class RequestTotals:
-    """Client requests by final result (``/v1/stats`` ``requests``, SPEC §6.6)."""
+    """Client requests by final result (``/v1/stats`` ``requests``, docs/api.md#stats)."""
 
     success: int = 0
     errors: int = 0

@@ -1,7 +1,7 @@
 """Accounting for one finished proxy request: totals, metrics and the access-log line.
 
 Called exactly once per proxy request, when its last byte was sent or the client went away
-(SPEC §10: streams are logged when they end).
+(docs/operations.md#logging: streams are logged when they end).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ CAPACITY_CODES = frozenset({"overloaded", "queue_full", "queue_timeout"})
 
 
 class AccessRecord(msgspec.Struct, omit_defaults=False):
-    """One access-log line (SPEC §10). Never message contents, never keys."""
+    """One access-log line (docs/operations.md#logging). Never message contents, never keys."""
 
     request_id: str
     method: str

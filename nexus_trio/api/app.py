@@ -20,8 +20,8 @@ def create_app(services: Services) -> QuartTrio:
     """Build the Quart-Trio app serving ``services`` (with :class:`GatewayASGI` installed).
 
     Quart's ``RESPONSE_TIMEOUT`` (60 s) would silently cut long responses: it is disabled, and
-    the gateway's own deadlines apply (SPEC §3.3, §3.4). Its body limits follow the server's,
-    so a body sent to a Quart route is never buffered beyond them.
+    the gateway's own deadlines apply (docs/proxying.md#retries, docs/proxying.md#streaming). Its
+    body limits follow the server's, so a body sent to a Quart route is never buffered beyond them.
     """
     app = QuartTrio("nexus_trio")
     server = services.config.server

@@ -1,4 +1,5 @@
-"""One attempt: a single upstream exchange for one agent (SPEC §3.3, §3.4, §6.1).
+"""One attempt: a single upstream exchange for one agent (docs/proxying.md#retries,
+docs/proxying.md#streaming, docs/quality.md#outcomes).
 
 Theory of operation. An attempt sends the request to one agent and either returns the
 client's response or raises an :class:`~nexus_trio.errors.UpstreamError` for the retry loop.
@@ -52,7 +53,8 @@ def says_cannot_embed(path: str, status: int) -> bool:
 
 
 def says_model_missing(status: int, body: bytes) -> bool:
-    """An upstream 404, or a 400 whose error says the model does not exist (SPEC §3.3)."""
+    """An upstream 404, or a 400 whose error says the model does not exist
+    (docs/proxying.md#retries)."""
     if status == 404:
         return True
     if status != 400:
@@ -81,8 +83,8 @@ class AttemptRunner:
         """Send one attempt to ``agent``; return the client's response or raise.
 
         Blocks until the response is complete (non-streaming) or committed (streaming). The
-        attempt's own timeout is capped by ``request_deadline`` (SPEC §3.3): a backend that
-        outlasts either has failed, whichever scope notices.
+        attempt's own timeout is capped by ``request_deadline`` (docs/proxying.md#retries): a
+        backend that outlasts either has failed, whichever scope notices.
 
         Raises:
             UpstreamError: the attempt failed; its class says whether to retry.

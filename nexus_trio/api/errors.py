@@ -1,4 +1,4 @@
-"""Errors on the Quart routes: every one rendered as the OpenAI envelope (SPEC §2.2).
+"""Errors on the Quart routes: every one rendered as the OpenAI envelope (docs/api.md#errors).
 
 Our own :class:`~nexus_trio.errors.APIError` tree is rendered by
 :func:`~nexus_trio.api.reply.error_reply` (the proxy routes use it too); the framework's

@@ -1,4 +1,5 @@
-"""Forwarding one proxy request: routing, retries, fallbacks, the queue (SPEC §3.3, §5.7, §5.8).
+"""Forwarding one proxy request: routing, retries, fallbacks, the queue (docs/proxying.md#retries,
+docs/routing.md#fallbacks, docs/routing.md#queue-and-overload).
 
 Theory of operation. Everything before a response is committed — routing, queue waits, every
 attempt — runs inside one request-deadline scope (``request_timeout_seconds``, capped by the
@@ -44,7 +45,7 @@ from nexus_trio.services import Services
 
 log = logging.getLogger("nexus_trio.routing")
 
-#: Longest cooldown a 429's ``Retry-After`` may impose (SPEC §3.3).
+#: Longest cooldown a 429's ``Retry-After`` may impose (docs/proxying.md#retries).
 MAX_COOLDOWN_SECONDS = 300.0
 
 
@@ -327,7 +328,7 @@ def _queue_timeout(model: str, queued_at: float) -> errors.QueueTimeout:
 
 
 def _no_available_backend(reject: Reject) -> errors.NoAvailableBackend:
-    """The actionable 503 of SPEC §3.7."""
+    """The actionable 503 of docs/proxying.md#when-nothing-can-serve."""
     headers = {"X-Nexus-Rejection-Reasons": ",".join(reject.reason_codes())}
     retry_after = reject.retry_after_seconds()
     if retry_after is None:

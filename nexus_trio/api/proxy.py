@@ -1,4 +1,5 @@
-"""The proxy routes — chat, completions, embeddings (SPEC §3) — served at the ASGI layer.
+"""The proxy routes — chat, completions, embeddings (docs/proxying.md#proxying-requests) — served at
+the ASGI layer.
 
 Every other route is a Quart view; these three are the hot path and are answered by
 :class:`ProxyEndpoint` straight from the ASGI messages, without Quart's request and response
@@ -7,7 +8,7 @@ see ``bench/README.md``). What Quart did for them is done here, explicitly:
 
 * the body is read to its end before anything is routed: ``multipart/*`` → 415; larger than
   ``server.max_request_body_bytes`` → 413, from ``Content-Length`` before reading or while
-  reading, never buffering the rest (SPEC §3.1); not complete within
+  reading, never buffering the rest (docs/proxying.md#request-body); not complete within
   ``server.request_timeout_seconds`` of the request's start → 408 ``request_timeout``;
 * a client that disconnects cancels the request: the request registers the scope that
   routes, forwards and relays with :class:`~nexus_trio.disconnects.DisconnectWatcher`, which

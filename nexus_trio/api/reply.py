@@ -86,8 +86,8 @@ class Reply:
 
 
 def error_reply(error: errors.APIError) -> Reply:
-    """The response for one of our errors: the OpenAI envelope (SPEC §2.2), or the upstream's
-    own status and body for an error passed through as-is (SPEC §3.3)."""
+    """The response for one of our errors: the OpenAI envelope (docs/api.md#errors), or the
+    upstream's own status and body for an error passed through as-is (docs/proxying.md#retries)."""
     if isinstance(error, errors.UpstreamStatusError):
         return Reply.complete(error.upstream_status, error.headers, error.body)
     body = _ENCODER.encode(error.envelope())

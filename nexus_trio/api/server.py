@@ -18,7 +18,7 @@ _GRACE_MARGIN_SECONDS = 2.0
 
 
 def bind_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """Create and bind the listening socket ourselves (SPEC §12).
+    """Create and bind the listening socket ourselves (docs/operations.md#scaling-out).
 
     Hypercorn sets ``SO_REUSEPORT`` only in its multi-worker mode, so the daemon binds the
     socket and hands hypercorn its descriptor (``fd://N``).

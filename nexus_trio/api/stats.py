@@ -1,4 +1,6 @@
-"""``GET /v1/stats``: request counters, backends with their quality, per-model agents (§6.6).
+"""``GET /v1/stats``: request counters, backends with their quality, per-model agents.
+
+Its fields are described in docs/api.md#stats.
 
 Quality comes from the same snapshot the ``/metrics`` collector reads, so the two agree. A
 backend's ``quality`` aggregates its agents (counts summed and rates recomputed from the sums,
@@ -33,7 +35,7 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 
 def quality_object(metrics: AgentQualityMetrics | None) -> dict[str, Any] | None:
-    """The ``quality`` object of SPEC §6.6; None (``null``) without data."""
+    """The ``quality`` object of docs/api.md#stats; None (``null``) without data."""
     if metrics is None or metrics == NEUTRAL:
         return None
     return {

@@ -1,4 +1,5 @@
-"""Status routes: ``/health``, ``/health/live``, ``/v1/models``, ``/metrics`` (SPEC §2)."""
+"""Status routes: ``/health``, ``/health/live``, ``/v1/models``, ``/metrics``
+(docs/api.md#http-api)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _json(payload: object, status: int = 200) -> Response:
 
 
 def health_status(services: Services) -> str:
-    """``healthy`` | ``degraded`` | ``unhealthy`` | ``draining`` (SPEC §2.4)."""
+    """``healthy`` | ``degraded`` | ``unhealthy`` | ``draining`` (docs/api.md#health)."""
     if services.drain.draining:
         return "draining"
     counts = services.registry.health_counts()

@@ -1,10 +1,10 @@
 """Request views: decode only what routing needs, validate it, forward the rest untouched.
 
-A proxy request body is decoded once into a small view Struct (SPEC §3.1). Unknown fields are
-skipped by the decoder, never dropped from what is forwarded: the bytes sent upstream are the
-client's bytes, except that ``model`` is replaced when an alias or fallback resolved it
-(:func:`with_model` decodes the top level to ``dict[str, msgspec.Raw]``, replaces one key and
-re-encodes, leaving every other value byte-identical).
+A proxy request body is decoded once into a small view Struct (docs/proxying.md#request-body).
+Unknown fields are skipped by the decoder, never dropped from what is forwarded: the bytes sent
+upstream are the client's bytes, except that ``model`` is replaced when an alias or fallback
+resolved it (:func:`with_model` decodes the top level to ``dict[str, msgspec.Raw]``, replaces one
+key and re-encodes, leaving every other value byte-identical).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _param_of(message: str) -> tuple[str, str | None]:
 
 
 def _check_duplicate_keys(body: bytes) -> None:
-    """Reject a second top-level ``model`` or ``stream`` (SPEC §3.1).
+    """Reject a second top-level ``model`` or ``stream`` (docs/proxying.md#request-body).
 
     msgspec keeps the last duplicate and a backend may keep the first, so the model we route
     on could differ from the one served. The exact check (stdlib ``json`` with a pairs hook)
@@ -168,7 +168,7 @@ def _check_input(raw: msgspec.Raw) -> None:
 
 
 def requirements_of(view: RequestView) -> Requirements:
-    """What routing needs to know about the request (SPEC §5.2)."""
+    """What routing needs to know about the request (docs/routing.md#request-analysis)."""
     if isinstance(view, EmbeddingView):
         return Requirements(
             estimated_tokens=_raw_text_chars(view.input) // 4, needs_embeddings=True

@@ -1,4 +1,5 @@
-"""Health checks (SPEC §4.2, §4.3): the pure state machine, one probe, and the periodic loop."""
+"""Health checks (docs/routing.md#health-checks, docs/routing.md#capabilities): the pure state
+machine, one probe, and the periodic loop."""
 
 from nexus_trio.health.checker import HealthChecker
 from nexus_trio.health.probe import ProbeResult, probe_backend

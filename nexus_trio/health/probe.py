@@ -1,4 +1,5 @@
-"""One health probe of one backend (SPEC §4.2, §4.3): is it up, and which models does it serve.
+"""One health probe of one backend (docs/routing.md#health-checks, docs/routing.md#capabilities): is
+it up, and which models does it serve.
 
 Per backend type:
 
@@ -21,7 +22,8 @@ Every request carries ``Accept-Encoding: identity`` and, when the backend has a 
 bearer token (a llama.cpp server started with ``--api-key`` wants it on ``/v1/models`` too).
 A probe never sends a completion. Bodies are decoded into view Structs holding only the fields
 used. ``/api/show`` is best effort: a model it cannot describe is left out of
-``capabilities`` (its name decides, SPEC §4.3) and is asked about again on the next probe.
+``capabilities`` (its name decides, docs/routing.md#capabilities) and is asked about again on the
+next probe.
 """
 
 from __future__ import annotations

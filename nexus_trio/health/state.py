@@ -1,4 +1,4 @@
-"""The health state machine of one backend (SPEC §4.2): a pure function, no I/O.
+"""The health state machine of one backend (docs/routing.md#health-checks): a pure function, no I/O.
 
 Theory of operation. Every probe result is folded into a :class:`HealthStatus` by
 :func:`apply`, which counts the current run of equal results:

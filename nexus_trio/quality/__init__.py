@@ -1,4 +1,5 @@
-"""Quality tracking (SPEC §6): outcomes per agent, exclusion and probing, TTFT penalty.
+"""Quality tracking (docs/quality.md#quality-tracking): outcomes per agent, exclusion and probing,
+TTFT penalty.
 
 ``outcome`` names how an attempt ended, ``metrics`` the immutable per-agent snapshot entry and
 its aggregation, ``store`` the time-bucketed counts and the exclusion state machine. All of it

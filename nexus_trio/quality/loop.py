@@ -1,4 +1,4 @@
-"""The quality reconciliation loop: one synchronous recompute per tick (SPEC §6.2).
+"""The quality reconciliation loop: one synchronous recompute per tick (docs/quality.md#store).
 
 A drift-free periodic service: tick ``k`` runs at ``start + k * metrics_interval_seconds``
 (the interval is read from the store's current ``[quality]`` each tick, so a reload applies

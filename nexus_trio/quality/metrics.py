@@ -2,9 +2,9 @@
 
 Theory of operation. The :class:`~nexus_trio.quality.store.QualityStore` counts outcomes in
 time buckets; each recompute turns one agent's counts into an :class:`AgentQualityMetrics`
-with :func:`from_counts` (SPEC §6.2). Besides the numbers that are rendered (rates, TTFT
+with :func:`from_counts` (docs/quality.md#store). Besides the numbers that are rendered (rates, TTFT
 average and 90th percentile, state) an entry carries the raw 1 h and 24 h counts they were
-computed from, so that the quality of a backend — the aggregate of its agents (SPEC §6.6) —
+computed from, so that the quality of a backend — the aggregate of its agents (docs/api.md#stats) —
 is exact: :func:`aggregate` sums the counts and passes the sums through the same
 :func:`from_counts`, never averaging rates.
 
@@ -15,8 +15,8 @@ fraction of the samples, as Prometheus' ``histogram_quantile`` does (the first b
 at 0 ms). When that bucket is the +Inf one, it reports the largest finite bound (30 000 ms):
 all that is known is that the percentile is at least that.
 
-The TTFT penalty of SPEC §6.4 is here as well (:func:`ttft_penalty_fraction`): the Scheduler
-applies it and Quality needs to know which agents it penalises.
+The TTFT penalty of docs/quality.md#ttft-penalty is here as well (:func:`ttft_penalty_fraction`):
+the Scheduler applies it and Quality needs to know which agents it penalises.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-#: Upper bounds (ms) of the TTFT histogram buckets, the last one +Inf (SPEC §6.2).
+#: Upper bounds (ms) of the TTFT histogram buckets, the last one +Inf (docs/quality.md#store).
 TTFT_BUCKETS_MS: tuple[float, ...] = (
     50.0,
     100.0,
@@ -42,7 +42,7 @@ TTFT_BUCKETS_MS: tuple[float, ...] = (
 
 
 class AgentState(enum.StrEnum):
-    """Where an agent stands with quality (SPEC §6.3)."""
+    """Where an agent stands with quality (docs/quality.md#exclusion)."""
 
     #: Routed normally.
     HEALTHY = "healthy"
@@ -58,7 +58,8 @@ _SEVERITY = {AgentState.HEALTHY: 0, AgentState.PROBING: 1, AgentState.EXCLUDED: 
 
 @dataclass(frozen=True, slots=True)
 class AgentQualityMetrics:
-    """One agent's quality as of the last recompute (SPEC §6.2), plus the counts behind it."""
+    """One agent's quality as of the last recompute (docs/quality.md#store), plus the counts behind
+    it."""
 
     #: failures / (successes + failures) over 1 h; 0.0 without either.
     error_rate_1h: float
@@ -131,7 +132,8 @@ def ttft_quantile(histogram: Sequence[int], fraction: float) -> float | None:
 
 
 def ttft_penalty_fraction(avg_ttft_ms: float | None, threshold_ms: float) -> float:
-    """The share of the ``smart`` score an agent loses to its TTFT (SPEC §6.4), in [0, 1].
+    """The share of the ``smart`` score an agent loses to its TTFT (docs/quality.md#ttft-penalty),
+    in [0, 1].
 
     ``min((A - T) / T, 1)`` for an average A above the threshold T: 1.5·T loses half,
     2·T or more loses all. 0 when T is 0 (disabled) or A is None or at most T.
@@ -155,7 +157,8 @@ def from_counts(
     consecutive_failures: int,
     state: AgentState,
 ) -> AgentQualityMetrics:
-    """The entry whose rates and TTFT statistics are computed from these counts (SPEC §6.2).
+    """The entry whose rates and TTFT statistics are computed from these counts
+    (docs/quality.md#store).
 
     ``ttft_sum_ms`` is the sum of the samples counted in ``ttft_histogram_1h``.
     """
@@ -183,7 +186,7 @@ def from_counts(
 
 
 def aggregate(metrics: Iterable[AgentQualityMetrics]) -> AgentQualityMetrics | None:
-    """The quality of a backend from its agents' entries (SPEC §6.6).
+    """The quality of a backend from its agents' entries (docs/api.md#stats).
 
     Counts are summed and rates recomputed from the sums; the TTFT average is weighted by
     sample count and the 90th percentile comes from the merged histogram; the state is the

@@ -1,4 +1,4 @@
-"""How one attempt ended (SPEC §6.1)."""
+"""How one attempt ended (docs/quality.md#outcomes)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Theory of operation.
 
-**Buckets.** Each agent has two rings of buckets (SPEC §6.2): 60 of one minute (the 1 h
+**Buckets.** Each agent has two rings of buckets (docs/quality.md#store): 60 of one minute (the 1 h
 window) and 24 of one hour (the 24 h window). A bucket holds the counts of successes,
 failures, client errors and cancelled attempts, the TTFT sum (integer µs, so sums subtract
 exactly) and the TTFT histogram (whose sum is the sample count). Bucket ``i`` of a ring of
@@ -15,7 +15,7 @@ subtracts the buckets that have left the window since the last look (usually non
 so a recompute reads totals instead of summing buckets. Memory per agent is fixed. Times
 never decrease (``trio.current_time()``).
 
-**State machine** (SPEC §6.3), kept per agent in the store:
+**State machine** (docs/quality.md#exclusion), kept per agent in the store:
 
 - ``healthy`` → ``excluded`` at once when a failure makes ``consecutive_failures`` reach
   ``config.consecutive_failures`` (fast ejection), or at a recompute when the 1 h error rate is
@@ -202,7 +202,8 @@ class QualityStore:
         self.config = config
 
     def forget_backend(self, backend: str) -> None:
-        """Drop every agent of ``backend``: a new url or type is a new backend (SPEC §6.5)."""
+        """Drop every agent of ``backend``: a new url or type is a new backend
+        (docs/configuration.md#reload)."""
         for key in [key for key in self._agents if key[0] == backend]:
             del self._agents[key]
         self._snapshot = {key: m for key, m in self._snapshot.items() if key[0] != backend}
@@ -230,7 +231,7 @@ class QualityStore:
 
         Args:
             key: The agent attempted.
-            outcome: How the attempt ended (SPEC §6.1).
+            outcome: How the attempt ended (docs/quality.md#outcomes).
             now: ``trio.current_time()`` at the end of the attempt.
             wall: ``time.time()`` then; it only renders ``last_failure_time``.
             ttft_ms: The attempt's TTFT, for a streaming attempt that produced content.
@@ -271,8 +272,8 @@ class QualityStore:
         """Note that a request was routed to ``key`` with reason ``probe``.
 
         For an excluded agent this marks its probe in flight. For a healthy one it was a TTFT
-        probe (forced only for streaming requests, SPEC §6.4): it counts as its latest
-        streaming attempt, so no other request is forced to it meanwhile.
+        probe (forced only for streaming requests, docs/quality.md#ttft-penalty): it counts as its
+        latest streaming attempt, so no other request is forced to it meanwhile.
         """
         agent = self._agents.get(key)
         if agent is None:
@@ -301,7 +302,8 @@ class QualityStore:
         return None if agent is None else agent.last_streaming
 
     def recompute(self, now: float, configured: Iterable[AgentKey]) -> None:
-        """Build a new snapshot at ``now`` and apply the error-rate rule (SPEC §6.2, §6.3).
+        """Build a new snapshot at ``now`` and apply the error-rate rule (docs/quality.md#store,
+        docs/quality.md#exclusion).
 
         Agents not in ``configured`` are forgotten. A healthy agent is excluded when its
         1 h error rate is above the threshold with the minimum sample, or its run of failures

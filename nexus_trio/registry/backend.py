@@ -2,8 +2,8 @@
 
 A :class:`Backend` is created from a :class:`~nexus_trio.config.BackendConfig` and keeps, for
 as long as its identity (``name``, ``url``, ``type``) is unchanged, its health state, its model
-list and its live counters (SPEC §4.4). Everything here is synchronous and in memory: the
-health checker, the router and the request path mutate it from the one Trio thread.
+list and its live counters (docs/routing.md#live-counters). Everything here is synchronous and in
+memory: the health checker, the router and the request path mutate it from the one Trio thread.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from nexus_trio.config import BackendConfig
 from nexus_trio.registry.capabilities import Capabilities, effective_capabilities
 
-#: Smoothing factor of the per-backend EWMAs (SPEC §4.4).
+#: Smoothing factor of the per-backend EWMAs (docs/routing.md#live-counters).
 EWMA_ALPHA = 0.2
 
 
@@ -34,7 +34,7 @@ def _ewma(previous: float | None, sample: float) -> float:
 
 @dataclass(slots=True)
 class BackendCounters:
-    """Live counters of one backend (SPEC §4.4)."""
+    """Live counters of one backend (docs/routing.md#live-counters)."""
 
     pending: int = 0
     requests_total: int = 0
@@ -76,7 +76,8 @@ class Backend:
     #: Models it answered 501 for on ``/v1/embeddings``: known not to embed until its next
     #: successful probe (the configuration still wins).
     refused_embeddings: set[str] = field(default_factory=set)
-    #: Per model: trio time until which the agent is in 429 cooldown (SPEC §5.3).
+    #: Per model: trio time until which the agent is in 429 cooldown
+    #: (docs/routing.md#health-filter).
     cooldown_until: dict[str, float] = field(default_factory=dict)
     counters: BackendCounters = field(default_factory=BackendCounters)
     #: ``models`` and ``embedding_models`` of the config, as a set (the config is frozen).
@@ -131,7 +132,8 @@ class Backend:
         return merged
 
     def identity(self) -> tuple[str, str, str]:
-        """What must stay equal across a reload for history to be kept (SPEC §6.5)."""
+        """What must stay equal across a reload for history to be kept
+        (docs/configuration.md#reload)."""
         return (self.config.name, self.base_url, self.config.type)
 
     def at_capacity(self) -> bool:

@@ -1,4 +1,4 @@
-"""What a model can do: known yes, known no, or unknown (SPEC §4.3 as amended by issue 11).
+"""What a model can do: known yes, known no, or unknown (docs/routing.md#capabilities).
 
 Each boolean capability (``vision``, ``tools``, ``json_mode``, ``embeddings``) is ``True``,
 ``False`` or ``None`` (unknown). For each one, the strongest source that knows wins:

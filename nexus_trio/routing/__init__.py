@@ -1,4 +1,5 @@
-"""Routing (SPEC §5): synchronous, pure reconcilers that turn a request into a decision."""
+"""Routing (docs/routing.md#routing): synchronous, pure reconcilers that turn a request into a
+decision."""
 
 from nexus_trio.routing.decision import Decision, Queue, Reject, Route
 from nexus_trio.routing.intent import (

@@ -1,7 +1,8 @@
-"""How a routing pipeline ends (SPEC §5.1): route to an agent, queue, or reject.
+"""How a routing pipeline ends (docs/routing.md#pipeline): route to an agent, queue, or reject.
 
-:class:`Reject` also knows how to answer the client (SPEC §3.7): the message, the reason codes
-for ``X-Nexus-Rejection-Reasons`` and the ``Retry-After`` seconds, or none when no wait helps.
+:class:`Reject` also knows how to answer the client (docs/proxying.md#when-nothing-can-serve): the
+message, the reason codes for ``X-Nexus-Rejection-Reasons`` and the ``Retry-After`` seconds, or none
+when no wait helps.
 """
 
 from __future__ import annotations

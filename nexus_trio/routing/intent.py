@@ -1,9 +1,9 @@
 """What the routing pipeline works on: one request's intent, its candidates and rejections.
 
 The request path describes a request as a :class:`RoutingRequest`. The pipeline turns it into a
-:class:`RoutingIntent` and hands that to every reconciler in turn (SPEC §5.1). A reconciler may
-only remove candidates — each removal records a :class:`Rejection` — or annotate the intent:
-scores, a route reason, an agent it forces (a quality probe), and, for the scheduler, the
+:class:`RoutingIntent` and hands that to every reconciler in turn (docs/routing.md#pipeline). A
+reconciler may only remove candidates — each removal records a :class:`Rejection` — or annotate the
+intent: scores, a route reason, an agent it forces (a quality probe), and, for the scheduler, the
 route. Everything here is synchronous, in memory and free of I/O.
 """
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class RejectionReason(enum.StrEnum):
-    """Why an agent was removed: the closed set of SPEC §3.7."""
+    """Why an agent was removed: the closed set of docs/proxying.md#when-nothing-can-serve."""
 
     UNHEALTHY = "unhealthy"
     UNKNOWN_HEALTH = "unknown_health"
@@ -61,7 +61,8 @@ class Agent:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """One agent removed from the candidates, as the 503 body reports it (SPEC §3.7)."""
+    """One agent removed from the candidates, as the 503 body reports it
+    (docs/proxying.md#when-nothing-can-serve)."""
 
     backend: str
     reconciler: str
@@ -86,7 +87,8 @@ class Rejection:
 
 @dataclass(slots=True)
 class Requirements:
-    """What the request needs from a model (SPEC §5.2), computed by the request path."""
+    """What the request needs from a model (docs/routing.md#request-analysis), computed by the
+    request path."""
 
     #: Σ characters of all text parts / 4; 0 = unknown (no context check).
     estimated_tokens: int = 0
@@ -152,8 +154,9 @@ class RoutingIntent:
     def remove_unless_all(self, removals: Sequence[tuple[Agent, Rejection]]) -> bool:
         """Remove these agents, unless that would leave no candidate: then remove none.
 
-        This is the guard of cooldown and quality (SPEC §5.3, §6.3): they reorder the fleet
-        but never turn a servable request into a 503.
+        This is the guard of cooldown and quality (docs/routing.md#health-filter,
+        docs/quality.md#exclusion): they reorder the fleet but never turn a servable request into a
+        503.
 
         Args:
             removals: Distinct current candidates, each with the rejection to record.

@@ -1,4 +1,5 @@
-"""The routing pipeline: a fixed order of reconcilers ending in a decision (SPEC §5).
+"""The routing pipeline: a fixed order of reconcilers ending in a decision
+(docs/routing.md#routing).
 
 Theory of operation. The request path describes one request as a
 :class:`~nexus_trio.routing.intent.RoutingRequest` and asks :meth:`Pipeline.decide`. The
@@ -11,7 +12,7 @@ reconcilers, in the order :meth:`Pipeline.standard` writes — the one place it 
 2. **Health** removes agents the request cannot use: missing capability, context too long,
    backend not healthy, and 429 cooldown (which never removes the last candidates).
 3. **Privacy** and 4. **Tier** apply the first matching ``[[routing.policies]]``.
-5. **Quality** excludes agents that fail too often, or forces a probe (SPEC §6.3).
+5. **Quality** excludes agents that fail too often, or forces a probe (docs/quality.md#exclusion).
 6. **Scheduler** chooses one available agent by the configured strategy.
 
 Each reconciler only removes candidates (recording a rejection) or annotates the intent, so
@@ -62,7 +63,8 @@ class Pipeline:
         quality: QualityStore | None = None,
         rng: random.Random | None = None,
     ) -> Pipeline:
-        """The pipeline of SPEC §5.1; build a new one when the configuration is reloaded.
+        """The pipeline of docs/routing.md#pipeline; build a new one when the configuration is
+        reloaded.
 
         Args:
             registry: The live registry; backends are read at each decision.

@@ -52,7 +52,8 @@ def inspect_chunk(data: str) -> ChunkInfo:
     """Read one event's ``data``: generated content? a ``finish_reason``? usage?
 
     Content is a non-empty ``delta.content``/``delta.reasoning_content``/``text`` string or a
-    non-empty ``delta.tool_calls`` (SPEC §6.1): a first chunk with empty content is not.
+    non-empty ``delta.tool_calls`` (docs/quality.md#outcomes): a first chunk with empty content is
+    not.
     """
     try:
         chunk = _CHUNK.decode(data)

@@ -158,8 +158,9 @@ class UpstreamClient:
 
 
 async def read_body(response: httpx.Response, backend: Backend, *, limit: int) -> bytes:
-    """Read the whole body, refusing more than ``limit`` bytes (SPEC §8); close the response
-    once it is read to its end (on any failure closing it stays the caller's job).
+    """Read the whole body, refusing more than ``limit`` bytes
+    (docs/configuration.md#sections); close the response once it is read to its end (on any
+    failure closing it stays the caller's job).
 
     Raises:
         BadUpstreamResponse: the body is larger than ``limit``.

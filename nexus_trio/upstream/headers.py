@@ -1,4 +1,4 @@
-"""Which headers cross the gateway, in each direction (SPEC §3.2).
+"""Which headers cross the gateway, in each direction (docs/proxying.md#headers).
 
 To the upstream: the client's end-to-end headers minus credentials, cookies, framing and our
 own ``X-Nexus-*``; plus the backend's key, the request id and ``Accept-Encoding: identity``
@@ -78,7 +78,7 @@ def upstream_request_headers(
 
 
 def client_response_headers(upstream: httpx.Headers) -> dict[str, str]:
-    """The upstream response headers the client may see, from SPEC §3.2's allow-list.
+    """The upstream response headers the client may see, from docs/proxying.md#headers's allow-list.
 
     Reads the raw pairs and decodes only the ones kept (usually just ``Content-Type``).
     """

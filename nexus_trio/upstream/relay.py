@@ -1,4 +1,5 @@
-"""The stream relay: upstream SSE events to the client, and an honest ending (SPEC §3.4).
+"""The stream relay: upstream SSE events to the client, and an honest ending
+(docs/proxying.md#streaming).
 
 The relay is the body of a committed streaming response: an async generator that yields the
 first event(s) and then every complete upstream event as it arrives. Each upstream read sits

@@ -1,4 +1,4 @@
-"""Incremental Server-Sent-Events parser for the stream relay (SPEC §3.4).
+"""Incremental Server-Sent-Events parser for the stream relay (docs/proxying.md#streaming).
 
 Theory of operation
 -------------------

@@ -2,7 +2,7 @@
 
 :class:`UpstreamStream` wraps a streaming ``httpx.Response`` whose headers have arrived. Each
 :meth:`receive` is one network read parsed into complete SSE events; it also notes what the
-gateway must know about the stream — first generated content (TTFT, SPEC §6.1), a
+gateway must know about the stream — first generated content (TTFT, docs/quality.md#outcomes), a
 ``finish_reason``, ``[DONE]``, usage — without touching the bytes it relays.
 """
 

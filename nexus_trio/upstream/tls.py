@@ -1,4 +1,5 @@
-"""TLS for ``https://`` backends (SPEC §4.1): verified, with the system CAs or a backend's own.
+"""TLS for ``https://`` backends (docs/routing.md#backend-types): verified, with the system CAs or a
+backend's own.
 
 httpx verifies against certifi's bundle by default; a gateway host's operators manage the
 system store instead, and a backend behind a private CA names its file in ``tls_ca_file``.

@@ -1,4 +1,5 @@
-"""One access-log line per finished proxy request, no contents or keys (SPEC §10)."""
+"""One access-log line per finished proxy request, no contents or keys
+(docs/operations.md#logging)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Attempts, retries and the final answer for non-streaming requests (SPEC §3.3)."""
+"""Attempts, retries and the final answer for non-streaming requests (docs/proxying.md#retries)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every bad request gets the OpenAI envelope and nothing is sent upstream (SPEC §2.2, §3.1)."""
+"""Every bad request gets the OpenAI envelope and nothing is sent upstream (docs/api.md#errors,
+docs/proxying.md#request-body)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Lossless forwarding, header rules and request ids (SPEC §2, §3.1, §3.2, §3.5)."""
+"""Lossless forwarding, header rules and request ids (docs/api.md#http-api,
+docs/proxying.md#request-body, docs/proxying.md#headers, docs/api.md#response-headers)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Health probes and the health checker loop (SPEC §4.2, §4.3) over httpx.MockTransport.
+"""Health probes and the health checker loop (docs/routing.md#health-checks,
+docs/routing.md#capabilities) over httpx.MockTransport.
 
 Time is virtual (``autojump_clock``), so durations and tick times are asserted exactly.
 """

@@ -1,4 +1,4 @@
-"""Optional inbound bearer keys (SPEC §8)."""
+"""Optional inbound bearer keys (docs/configuration.md#inbound-authentication)."""
 
 from __future__ import annotations
 

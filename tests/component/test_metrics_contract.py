@@ -1,10 +1,11 @@
-"""The ``/metrics`` contract of SPEC §7: every family, its type, its label names, bounded values.
+"""The ``/metrics`` contract of docs/metrics.md#metrics: every family, its type, its label names,
+bounded values.
 
 Traffic covering every code path — plain, streaming, a client error, an upstream error, a
 retry, a fallback, a truncated stream, a 429 with a cooldown, a client that disconnects, a
 quality panic, an unknown model, a health sweep, a recompute and two reloads — is driven
 through the in-process app; then ``/metrics`` is parsed with prometheus_client's own parser
-and checked row by row against the table of SPEC §7.
+and checked row by row against the table of docs/metrics.md#metrics.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from tests.component.conftest import (
 PATH = "/v1/chat/completions"
 STREAM_CHAT = {**CHAT, "stream": True}
 
-#: SPEC §7, row by row: family name (as the parser names it) -> (type, label names).
-SPEC_TABLE: dict[str, tuple[str, frozenset[str]]] = {
+#: docs/metrics.md#metrics, row by row: family name (as the parser names it) -> (type, label names).
+METRICS_TABLE: dict[str, tuple[str, frozenset[str]]] = {
     "nexus_requests": ("counter", frozenset({"model", "backend", "code", "stream"})),
     "nexus_request_duration_seconds": ("histogram", frozenset({"model", "backend", "stream"})),
     "nexus_upstream_attempts": ("counter", frozenset({"backend", "model", "outcome"})),
@@ -71,7 +72,8 @@ SPEC_TABLE: dict[str, tuple[str, frozenset[str]]] = {
 
 BACKENDS = {"a", "b", "c"}
 MODELS = {"m", "x", "f", "p"}
-#: The closed set of values of each bounded label (SPEC §7, §6.1, §3.7).
+#: The closed set of values of each bounded label (docs/metrics.md#metrics,
+#: docs/quality.md#outcomes, docs/proxying.md#when-nothing-can-serve).
 BOUNDED: dict[str, set[str]] = {
     "code": {"2xx", "3xx", "4xx", "5xx", "cancelled", "overloaded", "queue_full", "queue_timeout"},
     "stream": {"true", "false"},
@@ -266,7 +268,7 @@ async def exercised(make_gateway: Callable[..., Gateway], tmp_path: Path) -> tup
     return gateway, await scrape(gateway)
 
 
-@pytest.mark.parametrize("name", list(SPEC_TABLE))
+@pytest.mark.parametrize("name", list(METRICS_TABLE))
 async def test_family_has_the_spec_type_and_label_names(
     exercised: tuple[Gateway, str], name: str
 ) -> None:
@@ -274,7 +276,7 @@ async def test_family_has_the_spec_type_and_label_names(
     families = families_of(text)
     assert name in families, f"{name} missing from /metrics"
     family = families[name]
-    kind, labels = SPEC_TABLE[name]
+    kind, labels = METRICS_TABLE[name]
     assert family.type == kind
     assert family.samples, f"{name} has no sample after traffic covering every code path"
     for sample in family.samples:

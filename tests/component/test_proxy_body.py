@@ -1,5 +1,6 @@
-"""The proxy endpoint reads request bodies itself (SPEC §3.1): in pieces, within the size limit,
-within the request deadline, and not at all when the request is refused from its headers."""
+"""The proxy endpoint reads request bodies itself (docs/proxying.md#request-body): in pieces, within
+the size limit, within the request deadline, and not at all when the request is refused from its
+headers."""
 
 from __future__ import annotations
 

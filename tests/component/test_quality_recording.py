@@ -1,4 +1,6 @@
-"""Quality tracking through the real request path (SPEC §6.1-§6.4, §6.6, §7).
+"""Quality tracking through the real request path (docs/quality.md#outcomes, docs/quality.md#store,
+docs/quality.md#exclusion, docs/quality.md#ttft-penalty, docs/api.md#stats,
+docs/metrics.md#metrics).
 
 Every test drives the in-process app with fake upstreams (``httpx.MockTransport``) and reads
 what was recorded three ways: the :class:`~nexus_trio.quality.QualityStore` snapshot after a
@@ -138,7 +140,8 @@ def hosts(gateway: Gateway) -> list[str]:
     return [request.url.host.removesuffix(".test") for request, _ in gateway.upstream.requests]
 
 
-# --- TTFT: the first generated content, not the first event (SPEC §6.1) ------------------------
+# --- TTFT: the first generated content, not the first event (docs/quality.md#outcomes)
+# ------------------------
 
 ROLE_ONLY = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
 NULL_CONTENT = {"choices": [{"index": 0, "delta": {"content": None}}]}
@@ -266,7 +269,8 @@ async def test_non_streaming_attempts_record_latency_not_ttft(
     assert gateway.services.registry.get("a").counters.ttft_ewma_ms is None  # type: ignore[union-attr]
 
 
-# --- outcomes: what counts against a backend (SPEC §6.1, §3.3) ---------------------------------
+# --- outcomes: what counts against a backend (docs/quality.md#outcomes, docs/proxying.md#retries)
+# ---------------------------------
 
 #: Thresholds so low that a single counted failure would exclude the agent.
 STRICT = "min_requests = 1\nconsecutive_failures = 2\nerror_rate_threshold = 0.5\n"
@@ -327,7 +331,7 @@ def _hang() -> httpx.Response:
     )
 
 
-#: (streaming?, answer) for every way an attempt fails (SPEC §6.1 "failure").
+#: (streaming?, answer) for every way an attempt fails (docs/quality.md#outcomes "failure").
 FAILURES: dict[str, tuple[bool, Callable[[], httpx.Response] | Exception]] = {
     "408": (False, status(408)),
     "429": (False, status(429)),
@@ -397,7 +401,8 @@ async def test_attempt_cut_by_the_request_deadline_is_a_failure(
     response = await gateway.post(PATH, CHAT)
     assert response.status_code == 504
     assert trio.current_time() - start == 3.0
-    # the backend did not answer in time: a timeout (SPEC §6.1), the client did not leave
+    # the backend did not answer in time: a timeout (docs/quality.md#outcomes), the client did not
+    # leave
     assert attempts(gateway, "failure") == 1
     assert attempts(gateway, "cancelled") == 0
 
@@ -417,7 +422,8 @@ async def test_model_missing_404_is_a_client_error_and_retried_elsewhere(
     assert quality(gateway).state is AgentState.HEALTHY
 
 
-# --- cancelled: the client went away (SPEC §3.4, §6.1) ----------------------------------------
+# --- cancelled: the client went away (docs/proxying.md#streaming, docs/quality.md#outcomes)
+# ----------------------------------------
 
 
 async def _vanish_mid_stream(gateway: Gateway) -> ChunkStream:
@@ -517,7 +523,8 @@ async def test_cancelled_not_counted(
     assert response.headers["x-nexus-route-reason"] == "best_score"
 
 
-# --- /v1/stats and /metrics agree (SPEC §6.6, §7) ---------------------------------------------
+# --- /v1/stats and /metrics agree (docs/api.md#stats, docs/metrics.md#metrics)
+# ---------------------------------------------
 
 
 async def test_stats_and_metrics_agree(
@@ -612,7 +619,8 @@ async def test_stats_and_metrics_agree(
     assert backend_entry(document, "c")["quality"]["request_count_1h"] == 1
 
 
-# --- the quality reconciler in the real request path (SPEC §6.3) ------------------------------
+# --- the quality reconciler in the real request path (docs/quality.md#exclusion)
+# ------------------------------
 
 FAST_EJECT = "consecutive_failures = 3\nprobe_interval_seconds = 10\nmin_requests = 100\n"
 
@@ -822,8 +830,9 @@ def streams_after(ttft: float) -> Handler:
 async def test_ttft_penalty_moves_streaming_and_probes_the_slow_backend(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """SPEC §6.4: a preferred backend with a slow average TTFT loses its streaming traffic, but
-    gets one streaming request per probe interval (reason ``probe``) to be measured again."""
+    """docs/quality.md#ttft-penalty: a preferred backend with a slow average TTFT loses its
+    streaming traffic, but gets one streaming request per probe interval (reason ``probe``) to be
+    measured again."""
     gateway = make_gateway(
         config(
             backend("a", 10),
@@ -851,7 +860,7 @@ async def test_ttft_penalty_moves_streaming_and_probes_the_slow_backend(
     # probe_interval_seconds without a streaming attempt: the next stream measures a again
     assert await send() == ("a", "probe")
     assert await send() == ("b", "best_score")
-    # non-streaming requests are penalised too (SPEC §6.4) but never probed
+    # non-streaming requests are penalised too (docs/quality.md#ttft-penalty) but never probed
     response = await gateway.post(PATH, CHAT)
     assert response.headers["x-nexus-backend"] == "b"
     # a got fast again: its next probe brings the average down and the traffic back

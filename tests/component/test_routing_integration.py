@@ -1,9 +1,10 @@
 """Routing through the request path: retries, fallbacks, cooldowns, rejections and the queue.
 
-SPEC §3.3 (retries and the final answer), §3.5 (``X-Nexus-*``), §3.6 (embeddings), §3.7 (when
-nothing can serve), §5 (routing) and §5.8 (the queue), driven through the in-process app with
-fake upstreams. Where deadlines matter time is virtual (``autojump_clock``) and asserted
-exactly.
+Retries and the final answer (docs/proxying.md#retries), the ``X-Nexus-*`` headers
+(docs/api.md#response-headers), embeddings (docs/proxying.md#embeddings), when nothing can serve
+(docs/proxying.md#when-nothing-can-serve), routing (docs/routing.md#routing) and the queue
+(docs/routing.md#queue-and-overload), driven through the in-process app with fake upstreams.
+Where deadlines matter time is virtual (``autojump_clock``) and asserted exactly.
 """
 
 from __future__ import annotations

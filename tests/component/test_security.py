@@ -1,4 +1,5 @@
-"""Security review of the request path (SPEC §3.2, §8): nothing secret or internal leaks."""
+"""Security review of the request path (docs/proxying.md#headers,
+docs/configuration.md#configuration): nothing secret or internal leaks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Status routes and drain answers (SPEC §2.3, §2.4, §9)."""
+"""Status routes and drain answers (docs/api.md#models, docs/api.md#health,
+docs/operations.md#systemd)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Streaming: commit on the first event, byte-exact relay, honest endings (SPEC §3.4)."""
+"""Streaming: commit on the first event, byte-exact relay, honest endings
+(docs/proxying.md#streaming)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Abusive clients: header bombs, malformed HTTP, slow senders (SPEC §2, issue: bad input)."""
+"""Abusive clients: header bombs, malformed HTTP, slow senders (docs/api.md#http-api, issue: bad
+input)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The command line: exit codes and one-line errors, never a traceback (SPEC §11)."""
+"""The command line: exit codes and one-line errors, never a traceback
+(docs/cli.md#command-line)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The fault matrix (SPEC §3): every upstream failure mode, against a real gateway process.
+"""The fault matrix (docs/proxying.md#proxying-requests): every upstream failure mode, against a
+real gateway process.
 
 For each fault: what the client gets, that nothing leaks (``in_flight_requests`` back to 0),
 which outcome quality tracking recorded, and that the next request is served.

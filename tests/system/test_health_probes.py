@@ -1,4 +1,5 @@
-"""Health probes over real sockets against simulated backends (SPEC §4.2, §4.3)."""
+"""Health probes over real sockets against simulated backends (docs/routing.md#health-checks,
+docs/routing.md#capabilities)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Drain on SIGTERM, forced exit, keep-alive handling (SPEC §9) — real process, real signals."""
+"""Drain on SIGTERM, forced exit, keep-alive handling (docs/operations.md#drain) — real process,
+real signals."""
 
 from __future__ import annotations
 

@@ -89,7 +89,8 @@ async def test_plain_streaming_and_tool_calls(
     start_gateway: GatewayFactory,
 ) -> None:
     backend = await start_backend(name="sim", models=("demo",), ttft_ms=5, tokens_per_second=0)
-    # the name "demo" says nothing about tool support: declare it (SPEC §4.3 override)
+    # the name "demo" says nothing about tool support: declare it (docs/routing.md#capabilities
+    # override)
     config = gateway_config(backend) + "[backends.capabilities.demo]\ntools = true\n"
     gateway = await start_gateway(config)
     sent: list[bytes] = []

@@ -1,4 +1,5 @@
-"""``/metrics`` against the real Prometheus tools (SPEC §7): promtool and a scraping server."""
+"""``/metrics`` against the real Prometheus tools (docs/metrics.md#metrics): promtool and a scraping
+server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Client disconnects and bad input against a real gateway process (SPEC §3.1, §3.4)."""
+"""Client disconnects and bad input against a real gateway process (docs/proxying.md#request-body,
+docs/proxying.md#streaming)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The quality-tracking scenario end to end, over real sockets (SPEC §6.3, §6.4, §6.6, §7).
+"""The quality-tracking scenario end to end, over real sockets (docs/quality.md#exclusion,
+docs/quality.md#ttft-penalty, docs/api.md#stats, docs/metrics.md#metrics).
 
 Two simulated backends, A and B, serve one model behind a real ``nexus-trio serve``. The
 quality settings are small so the whole story fits in a few seconds: recompute every 0.5 s,

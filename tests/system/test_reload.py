@@ -1,5 +1,5 @@
-"""Hot reload on SIGHUP over real sockets (SPEC §6.5): a ``nexus-trio serve`` subprocess, its
-config file rewritten, a real signal, and the effect observed through ``/v1/stats``,
+"""Hot reload on SIGHUP over real sockets (docs/configuration.md#reload): a ``nexus-trio serve``
+subprocess, its config file rewritten, a real signal, and the effect observed through ``/v1/stats``,
 ``/metrics`` and the log. Cross-process state is polled under ``trio.fail_after``.
 """
 

@@ -1,4 +1,4 @@
-"""Two instances share one port with ``server.reuse_port`` (SPEC §12)."""
+"""Two instances share one port with ``server.reuse_port`` (docs/operations.md#scaling-out)."""
 
 from __future__ import annotations
 

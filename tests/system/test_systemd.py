@@ -1,4 +1,5 @@
-"""sd_notify to a real datagram socket from a real ``nexus-trio serve`` (SPEC §9)."""
+"""sd_notify to a real datagram socket from a real ``nexus-trio serve``
+(docs/operations.md#systemd)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The systemd unit files pass ``systemd-analyze verify`` (SPEC §9)."""
+"""The systemd unit files pass ``systemd-analyze verify`` (docs/operations.md#systemd)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Configuration: defaults, strict decoding, cross-field rules, discovery, overrides (SPEC §8)."""
+"""Configuration: defaults, strict decoding, cross-field rules, discovery, overrides
+(docs/configuration.md#configuration)."""
 
 from __future__ import annotations
 

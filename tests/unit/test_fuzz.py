@@ -1,4 +1,5 @@
-"""Property tests: bad input of any shape gets one of our errors, never a crash (SPEC §2, §8)."""
+"""Property tests: bad input of any shape gets one of our errors, never a crash
+(docs/api.md#http-api, docs/configuration.md#configuration)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The health state machine (SPEC §4.2): every transition, no event loop."""
+"""The health state machine (docs/routing.md#health-checks): every transition, no event loop."""
 
 from __future__ import annotations
 

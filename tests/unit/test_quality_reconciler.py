@@ -1,4 +1,5 @@
-"""Quality in routing: exclusion, probes, panic, the scheduler's TTFT penalty (SPEC §6.3-6.4)."""
+"""Quality in routing: exclusion, probes, panic, the scheduler's TTFT penalty
+(docs/quality.md#exclusion, docs/quality.md#ttft-penalty)."""
 
 from __future__ import annotations
 

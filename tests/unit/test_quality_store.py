@@ -1,4 +1,5 @@
-"""The quality store: windows, rates, TTFT statistics, the exclusion state machine (SPEC §6)."""
+"""The quality store: windows, rates, TTFT statistics, the exclusion state machine
+(docs/quality.md#quality-tracking)."""
 
 from __future__ import annotations
 

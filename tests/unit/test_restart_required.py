@@ -1,4 +1,4 @@
-"""Which reloaded settings need a restart (SPEC §6.5)."""
+"""Which reloaded settings need a restart (docs/configuration.md#reload)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routing decisions: what a Reject tells the client (SPEC §3.7)."""
+"""Routing decisions: what a Reject tells the client (docs/proxying.md#when-nothing-can-serve)."""
 
 from __future__ import annotations
 

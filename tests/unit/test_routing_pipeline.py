@@ -1,4 +1,5 @@
-"""The scheduler's strategies and the whole pipeline (SPEC §5.1, §5.6, §5.8)."""
+"""The scheduler's strategies and the whole pipeline (docs/routing.md#pipeline,
+docs/routing.md#scheduler, docs/routing.md#queue-and-overload)."""
 
 from __future__ import annotations
 

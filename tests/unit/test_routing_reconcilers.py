@@ -1,4 +1,5 @@
-"""The reconcilers before the scheduler: analyzer, health, privacy, tier, quality (SPEC §5)."""
+"""The reconcilers before the scheduler: analyzer, health, privacy, tier, quality
+(docs/routing.md#routing)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""RequestAnalyzer: the model a request is for, and every agent that serves it (SPEC §5.2)."""
+"""RequestAnalyzer: the model a request is for, and every agent that serves it
+(docs/routing.md#request-analysis)."""
 
 from __future__ import annotations
 

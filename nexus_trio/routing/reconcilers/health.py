@@ -1,4 +1,4 @@
-"""Health: agents that cannot serve the request now or ever (SPEC §5.3).
+"""Health: agents that cannot serve the request now or ever (docs/routing.md#health-filter).
 
 Each agent gets at most one rejection, the first that applies, in this order:
 

@@ -1,4 +1,4 @@
-"""Privacy and tier (SPEC §5.4, Nexus F13): where a model's requests may go.
+"""Privacy and tier (docs/routing.md#privacy-and-tier, Nexus F13): where a model's requests may go.
 
 ``[[routing.policies]]`` are matched against the resolved model with shell globs
 (:func:`fnmatch.fnmatchcase`: case-sensitive, ``*``, ``?``, ``[...]``); the **first** matching

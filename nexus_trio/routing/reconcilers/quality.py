@@ -1,4 +1,5 @@
-"""Quality: exclusion and recovery of agents by their recent outcomes (SPEC §6.3, §6.4).
+"""Quality: exclusion and recovery of agents by their recent outcomes (docs/quality.md#exclusion,
+docs/quality.md#ttft-penalty).
 
 Theory of operation. The reconciler reads the store's last snapshot, one dict lookup per
 candidate, and changes nothing in the store; the request path reports what it routed
@@ -20,12 +21,12 @@ none does and ``route_reason`` becomes ``quality_panic`` — the scheduler ranks
 score and the request path counts ``nexus_quality_panic_total`` from that reason. Quality
 never turns a servable request into a 503.
 
-TTFT probes (SPEC §6.4) are decided here too, because forcing an agent is a quality decision
-that must be made before the scheduler runs: for a streaming request with nothing forced
-after the rules above, the first healthy candidate that the TTFT penalty hits and that had no
+TTFT probes (docs/quality.md#ttft-penalty) are decided here too, because forcing an agent is a
+quality decision that must be made before the scheduler runs: for a streaming request with nothing
+forced after the rules above, the first healthy candidate that the TTFT penalty hits and that had no
 streaming attempt for ``probe_interval_seconds`` is forced with reason ``probe`` when another
-candidate survives, so a backend that got fast again is measured again. The penalty exists
-only under the ``smart`` strategy, so :meth:`Pipeline.standard` enables TTFT probes only then.
+candidate survives, so a backend that got fast again is measured again. The penalty exists only
+under the ``smart`` strategy, so :meth:`Pipeline.standard` enables TTFT probes only then.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Scheduler: chooses one agent among the survivors (SPEC §5.6).
+"""Scheduler: chooses one agent among the survivors (docs/routing.md#scheduler).
 
 Agents whose backend is at capacity (``max_concurrent_requests`` reached) are never chosen but
 stay candidates: when every survivor is at capacity the scheduler chooses nothing and the
-pipeline answers :class:`~nexus_trio.routing.decision.Queue` (SPEC §5.8).
+pipeline answers :class:`~nexus_trio.routing.decision.Queue` (docs/routing.md#queue-and-overload).
 
 A ``forced`` agent (a quality probe) that survived and has a free slot is chosen regardless of
 the strategy, with the intent's ``route_reason``. Agents the intent marks ``unconfirmed`` (a
@@ -96,7 +96,7 @@ class Scheduler:
         intent.route = Route(agent, reason, intent.resolved_model)
 
     def base_score(self, agent: Agent, *, stream: bool) -> float:
-        """The ``smart`` score of SPEC §5.6 in [0, 100], before the TTFT penalty.
+        """The ``smart`` score of docs/routing.md#scheduler in [0, 100], before the TTFT penalty.
 
         P = 100 - clamp(priority, 0, 100); L = 100 - min(pending * 100 / limit, 100);
         T = 100 * clamp(1 - latency / zero, 0, 1) from the TTFT EWMA (streaming) or the
@@ -116,7 +116,7 @@ class Scheduler:
         return (priority * wp + load * wl + latency * wt) / self._weight_sum
 
     def ttft_penalty(self, score: float, agent: Agent) -> float:
-        """The score after the TTFT penalty of SPEC §6.4, which only reorders.
+        """The score after the TTFT penalty of docs/quality.md#ttft-penalty, which only reorders.
 
         With T = ``quality.ttft_penalty_threshold_ms`` and A the agent's 1 h average TTFT in
         the last quality snapshot: ``score * (1 - min((A - T) / T, 1))`` when A > T > 0,
