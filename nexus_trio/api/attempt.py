@@ -53,8 +53,7 @@ def says_cannot_embed(path: str, status: int) -> bool:
 
 
 def says_model_missing(status: int, body: bytes) -> bool:
-    """An upstream 404, or a 400 whose error says the model does not exist
-    (docs/proxying.md#retries)."""
+    """An upstream 404, or a 400 saying the model does not exist (docs/proxying.md#retries)."""
     if status == 404:
         return True
     if status != 400:

@@ -72,8 +72,7 @@ class RequestContext:
         self.exit_stack.push_async_callback(callback, *args)
 
     def nexus_headers(self) -> list[tuple[bytes, bytes]]:
-        """The ``X-Nexus-*`` headers for a response that reached routing
-        (docs/api.md#response-headers)."""
+        """The ``X-Nexus-*`` headers of a routed response (docs/api.md#response-headers)."""
         if self.backend is None:
             return []
         pairs = [
