@@ -108,10 +108,7 @@ class HealthCheckConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
 
 class RoutingWeights(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[routing.weights]`` of the ``smart`` score: each >= 0, finite sum > 0.
-
-    The score is described in docs/routing.md#scheduler.
-    """
+    """``[routing.weights]`` (docs/routing.md#scheduler): each >= 0, finite sum > 0."""
 
     priority: NonNegativeFloat = 50.0
     load: NonNegativeFloat = 30.0
@@ -124,10 +121,7 @@ class RoutingWeights(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 class RoutingPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One ``[[routing.policies]]`` entry; the first matching ``model_pattern`` wins.
-
-    What a policy does: docs/routing.md#privacy-and-tier.
-    """
+    """One ``[[routing.policies]]`` entry (docs/routing.md#privacy-and-tier); first match wins."""
 
     model_pattern: NonEmptyStr
     privacy: Literal["restricted", "open"] | None = None
@@ -169,10 +163,7 @@ class QueueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[backends.capabilities."model-id"]``; None = what the server declares or the name says.
-
-    Where capabilities come from: docs/routing.md#capabilities.
-    """
+    """``[backends.capabilities."model"]`` (docs/routing.md#capabilities); None = not declared."""
 
     vision: bool | None = None
     tools: bool | None = None
@@ -233,10 +224,7 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[logging]``; ``level`` is case-insensitive and stored in lower case.
-
-    What is logged: docs/operations.md#logging.
-    """
+    """``[logging]`` (docs/operations.md#logging); ``level`` is case-insensitive, kept lower."""
 
     level: str = "info"
     format: Literal["text", "json"] = "text"
