@@ -26,6 +26,7 @@ import httpx
 import openai
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.system.conftest import GatewayFactory, poll, start_gateway
 
@@ -75,13 +76,16 @@ def free_port() -> int:
 
 @dataclass
 class LlamaServer:
-    """One ``llama-server`` process serving the model under ``alias``."""
+    """One ``llama-server`` process serving the model under ``alias``; ``name`` is its
+    backend name in gateway configs."""
 
     real: RealBackend
+    name: str
     alias: str
     port: int
     extra: tuple[str, ...]
     log: Path
+    slots: int = 2
     process: trio.Process | None = None
 
     @property
@@ -104,7 +108,7 @@ class LlamaServer:
             "-c",
             "2048",
             "-np",
-            "2",
+            str(self.slots),
             *self.extra,
         ]
 
@@ -152,12 +156,18 @@ ServerFactory = Callable[..., Awaitable[LlamaServer]]
 
 @pytest.fixture
 async def start_llama(real_backend: RealBackend, tmp_path: Path) -> AsyncIterator[ServerFactory]:
-    """Start a ``llama-server`` (alias, extra flags) on a free port; returns it once healthy."""
+    """Start a ``llama-server`` (alias, extra flags) on a free port; returns it once healthy.
+
+    Its backend name is ``name``, by default the alias; ``slots`` requests run at once (``-np``).
+    """
     started: list[LlamaServer] = []
 
-    async def start(alias: str, *extra: str) -> LlamaServer:
+    async def start(
+        alias: str, *extra: str, name: str | None = None, slots: int = 2
+    ) -> LlamaServer:
+        log = tmp_path / f"llama-{len(started)}.log"
         server = LlamaServer(
-            real_backend, alias, free_port(), tuple(extra), tmp_path / f"llama-{len(started)}.log"
+            real_backend, name or alias, alias, free_port(), tuple(extra), log, slots
         )
         started.append(server)
         await server.start()
@@ -177,8 +187,8 @@ def real_config(
 ) -> str:
     """A gateway config with one ``llamacpp`` backend per server, no static models.
 
-    A server may come with extra backend keys (``(server, 'priority = 10')``). The backend is
-    named after its alias; what it serves is whatever the health probe discovers.
+    A server may come with extra backend keys (``(server, 'priority = 10')``). What a backend
+    serves is whatever the health probe discovers.
     """
     lines = ["[server]", 'host = "127.0.0.1"', "port = 0", server, "", extra, ""]
     lines += ["[health_check]", health, ""]
@@ -186,7 +196,7 @@ def real_config(
         llama, keys = entry if isinstance(entry, tuple) else (entry, "")
         lines += [
             "[[backends]]",
-            f'name = "{llama.alias}"',
+            f'name = "{llama.name}"',
             f'url = "{llama.url}"',
             'type = "llamacpp"',
             keys,
@@ -219,3 +229,20 @@ def agent_quality(stats: Any, backend: str, model: str) -> Any:
     """One agent's ``quality`` object (None without data) in a ``/v1/stats`` document."""
     (agent,) = [a for a in backend_stats(stats, backend)["agents"] if a["model"] == model]
     return agent["quality"]
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels`` (0 if none)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+async def metrics_text(url: str) -> str:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{url}/metrics")
+    response.raise_for_status()
+    return response.text

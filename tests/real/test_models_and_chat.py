@@ -9,7 +9,6 @@ import httpx
 import msgspec
 import pytest
 import trio
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.real.conftest import (
     GatewayFactory,
@@ -17,6 +16,8 @@ from tests.real.conftest import (
     agent_quality,
     backend_stats,
     get_json,
+    metric_value,
+    metrics_text,
     real_config,
     sdk_client,
 )
@@ -221,13 +222,5 @@ async def test_real_ttft_in_stats(
     assert quality["p90_ttft_ms"] > 0
     assert quality["error_rate_1h"] == 0
 
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{gateway.url}/metrics")).text
-    counts = [
-        sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "nexus_agent_ttft_seconds"
-        for sample in family.samples
-        if sample.name.endswith("_count") and sample.labels.get("backend") == "smol-chat"
-    ]
-    assert counts == [3]
+    text = await metrics_text(gateway.url)
+    assert metric_value(text, "nexus_agent_ttft_seconds_count", backend="smol-chat") == 3
