@@ -14,8 +14,8 @@ them. The gateway fixture is the system tier's (``start_gateway``). Prompts are 
 from __future__ import annotations
 
 import os
+import re
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +36,8 @@ BUILD_COMMAND = "scripts/build_real_backend.sh"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: Starting takes < 1 s here; the margin is for a machine busy with other builds and tests.
 START_SECONDS = 30.0
+#: What llama-server logs once bound (``--port 0`` binds a free port).
+LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
 
 
 def backend_dir() -> Path:
@@ -66,14 +68,6 @@ def real_backend() -> RealBackend:
     return found
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on right now (llama-server cannot bind port 0)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class LlamaServer:
     """One ``llama-server`` process serving the model under ``alias``; ``name`` is its
@@ -82,10 +76,10 @@ class LlamaServer:
     real: RealBackend
     name: str
     alias: str
-    port: int
     extra: tuple[str, ...]
     log: Path
     slots: int = 2
+    port: int = 0
     process: trio.Process | None = None
 
     @property
@@ -113,25 +107,37 @@ class LlamaServer:
         ]
 
     async def start(self) -> None:
-        """Start the process and wait until ``/health`` answers 200 (bounded here)."""
+        """Start the process and wait until ``/health`` answers 200 (bounded here).
+
+        The first start binds port 0 and reads the port from the server's log; a restart binds
+        the same port again.
+        """
+        logged = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = await trio.lowlevel.open_process(
                 self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
         process = self.process
 
-        async def healthy() -> bool:
+        async def healthy(http: httpx.AsyncClient) -> bool:
             if process.returncode is not None:
                 raise AssertionError(f"llama-server exited early:\n{self.log_tail()}")
+            if self.port == 0:
+                with self.log.open("rb") as log:
+                    log.seek(logged)
+                    found = LISTENING.search(log.read())
+                if found is None:
+                    return False
+                self.port = int(found[1])
             try:
-                async with httpx.AsyncClient() as client:
-                    response = await client.get(f"{self.url}/health")
+                response = await http.get(f"{self.url}/health")
             except httpx.TransportError:
                 return False
             return response.status_code == 200
 
-        with trio.fail_after(START_SECONDS):
-            await poll(healthy)
+        async with httpx.AsyncClient() as http:
+            with trio.fail_after(START_SECONDS):
+                await poll(lambda: healthy(http))
 
     async def kill(self) -> None:
         """SIGKILL the process and wait until it is gone (its port is then free again)."""
@@ -166,9 +172,7 @@ async def start_llama(real_backend: RealBackend, tmp_path: Path) -> AsyncIterato
         alias: str, *extra: str, name: str | None = None, slots: int = 2
     ) -> LlamaServer:
         log = tmp_path / f"llama-{len(started)}.log"
-        server = LlamaServer(
-            real_backend, name or alias, alias, free_port(), tuple(extra), log, slots
-        )
+        server = LlamaServer(real_backend, name or alias, alias, tuple(extra), log, slots)
         started.append(server)
         await server.start()
         return server

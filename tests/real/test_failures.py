@@ -173,7 +173,7 @@ async def _drained_stream(
     body = {
         "model": "smol",
         "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": 48,
+        "max_tokens": 64,
         "ignore_eos": True,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -219,4 +219,4 @@ async def test_sigterm_drains_real_streams(
         assert b"stream_truncated" not in raw
         # it ran to its end: every token asked for, then the server's usage chunk
         usage = msgspec.json.decode(events[-2].removeprefix(b"data: "))["usage"]
-        assert usage["completion_tokens"] == 48
+        assert usage["completion_tokens"] == 64
