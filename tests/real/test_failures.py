@@ -23,7 +23,7 @@ from tests.real.conftest import (
     real_config,
     sdk_client,
 )
-from tests.system.conftest import poll
+from tests.system.conftest import RawConnection, poll
 
 pytestmark = pytest.mark.real
 
@@ -220,3 +220,48 @@ async def test_sigterm_drains_real_streams(
         # it ran to its end: every token asked for, then the server's usage chunk
         usage = msgspec.json.decode(events[-2].removeprefix(b"data: "))["usage"]
         assert usage["completion_tokens"] == 64
+
+
+async def test_client_disconnect_cancels_the_real_generation(
+    start_llama: ServerFactory, start_gateway: GatewayFactory
+) -> None:
+    llama = await start_llama("smol")
+    gateway = await start_gateway(real_config(llama))
+    body = {
+        "model": "smol",
+        "messages": [{"role": "user", "content": "Tell me a long story."}],
+        "max_tokens": 400,  # seconds of work, unless the gateway lets the server know
+        "ignore_eos": True,
+        "stream": True,
+    }
+    connection = await RawConnection.open(gateway.port)
+    await connection.send_request(
+        "POST",
+        "/v1/chat/completions",
+        msgspec.json.encode(body),
+        [("content-type", "application/json")],
+    )
+    received = b""
+    with trio.fail_after(10):
+        while b'"content":"' not in received:
+            event = await connection.next_event()
+            received += getattr(event, "data", b"")
+    await connection.aclose()  # the client goes away mid-stream
+
+    async def slots_idle() -> bool:
+        slots = await llama.get_json("/slots")
+        return not any(slot["is_processing"] for slot in slots)
+
+    with trio.fail_after(2):
+        await poll(slots_idle)
+    # the server stopped the generation because its client (the gateway) went away
+    assert "stop: cancel task" in llama.log.read_text()
+
+    async def recorded() -> bool:
+        return (await get_json(gateway.url, "/v1/stats"))["requests"]["cancelled"] == 1
+
+    with trio.fail_after(5):
+        await poll(recorded)
+    text = await metrics_text(gateway.url)
+    assert metric_value(text, "nexus_upstream_attempts_total", outcome="cancelled") == 1
+    assert metric_value(text, "nexus_upstream_attempts_total", outcome="failure") == 0
