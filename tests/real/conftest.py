@@ -250,3 +250,13 @@ async def metrics_text(url: str) -> str:
         response = await client.get(f"{url}/metrics")
     response.raise_for_status()
     return response.text
+
+
+async def wait_metric(url: str, name: str, value: float, **labels: str) -> None:
+    """Poll ``/metrics`` until :func:`metric_value` is ``value`` (a request is counted when it
+    has ended, possibly just after its client saw the end); callers bound the wait."""
+
+    async def reached() -> bool:
+        return metric_value(await metrics_text(url), name, **labels) == value
+
+    await poll(reached)

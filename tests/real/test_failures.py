@@ -22,6 +22,7 @@ from tests.real.conftest import (
     metrics_text,
     real_config,
     sdk_client,
+    wait_metric,
 )
 from tests.system.conftest import RawConnection, poll
 
@@ -107,8 +108,9 @@ async def test_server_killed_mid_stream_then_restarted_is_readmitted(
     assert type(error) is openai.APIError, repr(error)
     assert error.code == "stream_truncated"
 
+    with trio.fail_after(5):
+        await wait_metric(gateway.url, "nexus_stream_truncated_total", 1, backend="alpha")
     text = await metrics_text(gateway.url)
-    assert metric_value(text, "nexus_stream_truncated_total", backend="alpha") == 1
     assert (
         metric_value(text, "nexus_upstream_attempts_total", backend="alpha", outcome="failure") == 1
     )
@@ -208,6 +210,7 @@ async def test_sigterm_drains_real_streams(
         signalled_at = trio.current_time()
         with trio.fail_after(30):
             status = await gateway.wait_exit()
+            await gateway.exited.wait()  # its last log lines read
 
     assert status == 0
     assert "drain complete" in gateway.log_text()

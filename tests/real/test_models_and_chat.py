@@ -16,10 +16,9 @@ from tests.real.conftest import (
     agent_quality,
     backend_stats,
     get_json,
-    metric_value,
-    metrics_text,
     real_config,
     sdk_client,
+    wait_metric,
 )
 from tests.system.conftest import poll
 
@@ -222,5 +221,5 @@ async def test_real_ttft_in_stats(
     assert quality["p90_ttft_ms"] > 0
     assert quality["error_rate_1h"] == 0
 
-    text = await metrics_text(gateway.url)
-    assert metric_value(text, "nexus_agent_ttft_seconds_count", backend="smol-chat") == 3
+    with trio.fail_after(5):
+        await wait_metric(gateway.url, "nexus_agent_ttft_seconds_count", 3, backend="smol-chat")
