@@ -1,4 +1,5 @@
-"""A real llama-server killed mid-stream and restarted; SIGTERM drain with real streams."""
+"""Faults with real llama-servers: one killed mid-stream and restarted, a client leaving
+mid-stream, and a SIGTERM drain with real streams in flight."""
 
 from __future__ import annotations
 
