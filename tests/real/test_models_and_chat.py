@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import openai
 import pytest
 import trio
 
@@ -16,6 +17,8 @@ from tests.real.conftest import (
     agent_quality,
     backend_stats,
     get_json,
+    metric_value,
+    metrics_text,
     real_config,
     sdk_client,
     wait_metric,
@@ -223,3 +226,45 @@ async def test_real_ttft_in_stats(
 
     with trio.fail_after(5):
         await wait_metric(gateway.url, "nexus_agent_ttft_seconds_count", 3, backend="smol-chat")
+
+
+def _too_long(url: str, content: str) -> openai.APIStatusError:
+    client = sdk_client(url)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model="smol-chat", messages=[{"role": "user", "content": content}], max_tokens=4
+        )
+    client.close()
+    return caught.value
+
+
+async def test_context_length_from_the_server_gates_requests(
+    start_llama: ServerFactory, start_gateway: GatewayFactory
+) -> None:
+    llama = await start_llama("smol-chat")
+    gateway = await start_gateway(real_config(llama))
+
+    # ~3,000 words against the 1,024 tokens the server declared: refused before any upstream
+    # request, and no wait helps
+    refused = await trio.to_thread.run_sync(_too_long, gateway.url, "word " * 3000)
+    assert refused.status_code == 503
+    assert refused.code == "no_available_backend"
+    assert refused.response.headers["x-nexus-rejection-reasons"] == "context_too_long"
+    assert refused.response.headers["x-should-retry"] == "false"
+
+    # digits are a token each, four times the estimate: the server itself says no, and its 400
+    # reaches the client as the request's fault, not the backend's
+    rejected = await trio.to_thread.run_sync(_too_long, gateway.url, "7" * 3000)
+    assert rejected.status_code == 400
+    assert rejected.response.headers["x-nexus-backend"] == "smol-chat"
+    assert rejected.type == "exceed_context_size_error"
+    with trio.fail_after(5):
+        await wait_metric(
+            gateway.url,
+            "nexus_upstream_attempts_total",
+            1,
+            backend="smol-chat",
+            outcome="client_error",
+        )
+    text = await metrics_text(gateway.url)
+    assert metric_value(text, "nexus_upstream_attempts_total", outcome="failure") == 0
