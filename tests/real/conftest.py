@@ -5,10 +5,11 @@ into ``$NEXUS_REAL_BACKEND_DIR`` (default ``~/.cache/nexus-trio/real-backend``),
 machine. Without them these tests skip, naming that command; with ``CI`` set they fail instead,
 so CI can never pass without running them.
 
-Each test starts the ``llama-server`` processes it needs on free loopback ports (``-t 1 -np 2``:
-one thread, two slots) and waits for ``/health`` to answer 200 under a deadline; teardown kills
-them. The gateway fixture is the system tier's (``start_gateway``). Prompts are tiny and
-``max_tokens`` small: the model decodes about 100 tokens/s on 2 cores.
+Each test starts the ``llama-server`` processes it needs (``-t 1 -np 2``: one thread, two
+slots); each binds a free loopback port (``--port 0``, read back from its log) and is waited for
+until ``/health`` answers 200, under a deadline; teardown kills them. The gateway fixture is the
+system tier's (``start_gateway``). Prompts are tiny and ``max_tokens`` small: the model decodes
+about 100 tokens/s on 2 cores.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ ServerFactory = Callable[..., Awaitable[LlamaServer]]
 
 @pytest.fixture
 async def start_llama(real_backend: RealBackend, tmp_path: Path) -> AsyncIterator[ServerFactory]:
-    """Start a ``llama-server`` (alias, extra flags) on a free port; returns it once healthy.
+    """Start a ``llama-server`` (alias, extra flags); returns it once healthy.
 
     Its backend name is ``name``, by default the alias; ``slots`` requests run at once (``-np``).
     """
