@@ -147,19 +147,36 @@ async def test_sequential_requests_share_one_connection(nursery: trio.Nursery) -
         assert backend.connections_accepted == 1
 
 
-async def test_connection_limit_makes_requests_wait(
-    serve: Callable[[Handler], Awaitable[RawServer]],
-) -> None:
-    go = trio.Event()
+@dataclass
+class Gate:
+    """A server handler that reads each request and answers ``OK`` once ``go`` is set."""
 
-    async def gated(stream: trio.SocketStream) -> None:
+    go: trio.Event
+    #: Requests read and waiting for ``go``, over every connection.
+    waiting: int = 0
+
+    async def __call__(self, stream: trio.SocketStream) -> None:
         conn = h11.Connection(h11.SERVER)
         while await read_request(stream, conn):
-            await go.wait()
+            self.waiting += 1
+            await self.go.wait()
             await stream.send_all(OK)
             conn = h11.Connection(h11.SERVER)
 
-    server = await serve(gated)
+
+async def fetch_from_pool(transport: H11Transport, url: str, spec: PoolSpec) -> bytes:
+    response = await transport.handle_async_request(post(url, **{POOL_EXTENSION: spec}))
+    try:
+        return await response.aread()
+    finally:
+        await response.aclose()
+
+
+async def test_connection_limit_makes_requests_wait(
+    serve: Callable[[Handler], Awaitable[RawServer]],
+) -> None:
+    gate = Gate(trio.Event())
+    server = await serve(gate)
     bodies: list[bytes] = []
 
     async def one(transport: H11Transport) -> None:
@@ -172,7 +189,7 @@ async def test_connection_limit_makes_requests_wait(
                 nursery.start_soon(one, limited)
             await trio.testing.wait_all_tasks_blocked(cushion=0.05)
             assert server.accepted == 2
-            go.set()
+            gate.go.set()
         assert bodies == [b"ok"] * 5
         assert server.accepted == 2
 
@@ -180,25 +197,12 @@ async def test_connection_limit_makes_requests_wait(
 async def test_each_named_pool_has_its_own_size_and_none_is_a_hidden_limit(
     serve: Callable[[Handler], Awaitable[RawServer]],
 ) -> None:
-    go = trio.Event()
-    waiting = 0
-
-    async def gated(stream: trio.SocketStream) -> None:
-        nonlocal waiting
-        conn = h11.Connection(h11.SERVER)
-        while await read_request(stream, conn):
-            waiting += 1
-            await go.wait()
-            await stream.send_all(OK)
-            conn = h11.Connection(h11.SERVER)
-
-    server = await serve(gated)
+    gate = Gate(trio.Event())
+    server = await serve(gate)
     bodies: list[bytes] = []
 
     async def one(transport: H11Transport, spec: PoolSpec) -> None:
-        response = await transport.handle_async_request(post(server.url, **{POOL_EXTENSION: spec}))
-        bodies.append(await response.aread())
-        await response.aclose()
+        bodies.append(await fetch_from_pool(transport, server.url, spec))
 
     with trio.fail_after(DEADLINE):
         transport = H11Transport()
@@ -210,41 +214,29 @@ async def test_each_named_pool_has_its_own_size_and_none_is_a_hidden_limit(
             for _ in range(300):
                 nursery.start_soon(one, transport, PoolSpec("open", None))
             await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-            assert (server.accepted, waiting) == (302, 302)
-            go.set()
+            assert (server.accepted, gate.waiting) == (302, 302)
+            gate.go.set()
         assert bodies == [b"ok"] * 305
 
 
 async def test_a_pool_resized_by_a_reload_admits_waiters_at_once(
     serve: Callable[[Handler], Awaitable[RawServer]],
 ) -> None:
-    go = trio.Event()
-
-    async def gated(stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        while await read_request(stream, conn):
-            await go.wait()
-            await stream.send_all(OK)
-            conn = h11.Connection(h11.SERVER)
-
-    server = await serve(gated)
-
-    async def one(transport: H11Transport, spec: PoolSpec) -> None:
-        response = await transport.handle_async_request(post(server.url, **{POOL_EXTENSION: spec}))
-        await response.aread()
-        await response.aclose()
+    gate = Gate(trio.Event())
+    server = await serve(gate)
 
     with trio.fail_after(DEADLINE):
         transport = H11Transport()
         async with transport, trio.open_nursery() as nursery:
             for _ in range(4):
-                nursery.start_soon(one, transport, PoolSpec("b", 1))
+                nursery.start_soon(fetch_from_pool, transport, server.url, PoolSpec("b", 1))
             await trio.testing.wait_all_tasks_blocked(cushion=0.05)
             assert server.accepted == 1
-            nursery.start_soon(one, transport, PoolSpec("b", 3))  # the limit after a reload
+            # the limit after a reload
+            nursery.start_soon(fetch_from_pool, transport, server.url, PoolSpec("b", 3))
             await trio.testing.wait_all_tasks_blocked(cushion=0.05)
             assert server.accepted == 3
-            go.set()
+            gate.go.set()
 
 
 async def test_body_that_came_with_the_head_frees_the_connection_at_once(
