@@ -40,6 +40,13 @@ GATEWAY_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 
+async def lifespan(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    """Accept the server's lifespan events: nothing to start or stop."""
+    while (await receive())["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+
+
 async def app(
     scope: Scope,
     receive: ASGIReceiveCallable,
@@ -48,9 +55,7 @@ async def app(
 ) -> None:
     """Answer every HTTP request with the static completion; accept lifespan events."""
     if scope["type"] == "lifespan":
-        while (await receive())["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+        await lifespan(receive, send)
         return
     while (await receive()).get("more_body", False):
         pass

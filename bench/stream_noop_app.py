@@ -10,7 +10,6 @@ what hypercorn and trio cost per event.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import time
 
@@ -18,7 +17,8 @@ import hypercorn.trio
 import trio
 from hypercorn.config import Config
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
-from stream_upstream import CHUNK, FINISH
+from noop_app import lifespan
+from stream_upstream import CHUNK, FINISH, timing_arguments
 
 _HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
@@ -34,9 +34,7 @@ async def app(
 ) -> None:
     """Stream ``events`` stamped events to every HTTP request; accept lifespan events."""
     if scope["type"] == "lifespan":
-        while (await receive())["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+        await lifespan(receive, send)
         return
     while (await receive()).get("more_body", False):
         pass
@@ -54,12 +52,7 @@ async def app(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ttft-ms", type=float, default=500.0)
-    parser.add_argument("--events", type=int, default=10)
-    parser.add_argument("--gap-ms", type=float, default=100.0)
-    args = parser.parse_args()
+    args = timing_arguments(__doc__.splitlines()[0])
     config = Config()
     config.bind = [f"127.0.0.1:{args.port}"]
     config.backlog = 8192

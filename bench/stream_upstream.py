@@ -100,13 +100,18 @@ class Upstream:
             self.open -= 1
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def timing_arguments(description: str) -> argparse.Namespace:
+    """``--port`` and the stream timing: ``--ttft-ms``, ``--events``, ``--gap-ms``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ttft-ms", type=float, default=500.0)
     parser.add_argument("--events", type=int, default=10)
     parser.add_argument("--gap-ms", type=float, default=100.0)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+async def main() -> None:
+    args = timing_arguments(__doc__.splitlines()[0])
     upstream = Upstream(args.ttft_ms / 1000.0, args.events, args.gap_ms / 1000.0)
     listeners = await trio.open_tcp_listeners(args.port, host="127.0.0.1", backlog=65535)
     await trio.serve_listeners(upstream.serve, listeners)
