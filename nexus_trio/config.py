@@ -67,10 +67,17 @@ NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 Tier = Annotated[int, msgspec.Meta(ge=1, le=5)]
 
-BackendType = Literal["ollama", "vllm", "llamacpp", "lmstudio", "openai", "generic"]
+BackendType = Literal["ollama", "vllm", "llamacpp", "lmstudio", "openai", "anthropic", "generic"]
 PRIVACY_ZONES = ("restricted", "open")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-CLOUD_TYPES = frozenset({"openai"})
+CLOUD_TYPES = frozenset({"openai", "anthropic"})
+#: The base URL of an ``anthropic`` backend whose ``url`` is omitted.
+ANTHROPIC_URL = "https://api.anthropic.com"
+ANTHROPIC_VERSION = "2023-06-01"
+#: ``max_tokens`` sent to Anthropic when the client sends none (Anthropic requires one).
+ANTHROPIC_MAX_TOKENS = 4096
+#: Keys that only mean something on an ``anthropic`` backend.
+_ANTHROPIC_KEYS = ("anthropic_version", "default_max_tokens")
 
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -179,7 +186,8 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """
 
     name: NonEmptyStr
-    url: str
+    #: Required, except for ``anthropic`` (default ``https://api.anthropic.com``).
+    url: str = ""
     type: BackendType
     #: Lower = preferred (docs/routing.md#scheduler).
     priority: int = 50
@@ -194,12 +202,24 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     embedding_models: list[NonEmptyStr] = msgspec.field(default_factory=list)
     capabilities: dict[NonEmptyStr, ModelCapabilities] = msgspec.field(default_factory=dict)
     tls_ca_file: NonEmptyStr | None = None
+    #: Replaces ``server.attempt_timeout_seconds`` for this backend; None = the server's.
+    timeout_seconds: Seconds | None = None
+    #: ``anthropic`` only: the ``anthropic-version`` header (None = 2023-06-01).
+    anthropic_version: NonEmptyStr | None = None
+    #: ``anthropic`` only: ``max_tokens`` when the client sends none (None = 4096).
+    default_max_tokens: AtLeastOne | None = None
 
     def __post_init__(self) -> None:
+        url = self.url
+        if not url:
+            if self.type != "anthropic":
+                raise InvalidKey("url", f"url is required for type {self.type!r}")
+            url = ANTHROPIC_URL
         try:
-            msgspec.structs.force_setattr(self, "url", check_base_url(self.url))
+            msgspec.structs.force_setattr(self, "url", check_base_url(url))
         except ValueError as exc:
             raise InvalidKey("url", f"url {exc}") from exc
+        self._check_type_keys()
         if self.zone is not None:
             zone = self.zone.lower()
             if zone not in PRIVACY_ZONES:
@@ -212,6 +232,18 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 "backend: choose the client's key or the backend key",
             )
 
+    def _check_type_keys(self) -> None:
+        """Anthropic's keys only on ``anthropic``, which needs a key variable."""
+        if self.type != "anthropic":
+            for key in _ANTHROPIC_KEYS:
+                if getattr(self, key) is not None:
+                    raise InvalidKey(key, f"{key} is only valid on type 'anthropic'")
+            return
+        if self.api_key_env is None:
+            raise InvalidKey(
+                "api_key_env", "type 'anthropic' needs api_key_env (the variable holding its key)"
+            )
+
     def privacy_zone(self) -> str:
         """The effective zone: ``zone``, else ``open`` for cloud types, else ``restricted``."""
         if self.zone is not None:
@@ -219,7 +251,7 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         return "open" if self.type in CLOUD_TYPES else "restricted"
 
     def location(self) -> str:
-        """``cloud`` for the ``openai`` type, ``local`` for every other type."""
+        """``cloud`` for the ``openai`` and ``anthropic`` types, ``local`` for the others."""
         return "cloud" if self.type in CLOUD_TYPES else "local"
 
 

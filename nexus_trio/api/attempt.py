@@ -9,6 +9,12 @@ judges it (valid JSON, 4xx, 5xx, model missing). A streaming attempt is bounded 
 stream is handed to the request's exit stack (its owner from then on) and the response body is
 the relay.
 
+A backend speaking another API than OpenAI's (``anthropic``) gets a dialect
+(:mod:`nexus_trio.cloud`): the request is translated before the attempt starts (a request the
+provider cannot serve is refused then, with nothing sent), sent with the dialect's own path
+and headers, and its answer — body, error or stream events — translated back before it is
+judged exactly like any other backend's. The OpenAI pass-through path does none of this.
+
 Every attempt is finished exactly once with its outcome. Whatever did not record an outcome
 when the attempt's scope unwinds (client gone, request deadline, drain) is ``cancelled``, and
 what it opened is closed under a shielded scope.
@@ -16,6 +22,7 @@ what it opened is closed under a shielded scope.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import httpx
@@ -25,6 +32,9 @@ import trio
 from nexus_trio import errors
 from nexus_trio.api.context import RequestContext
 from nexus_trio.api.reply import Reply
+from nexus_trio.cloud.anthropic import AnthropicDialect
+from nexus_trio.cloud.anthropic.request import Translated
+from nexus_trio.config import ServerConfig
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
 from nexus_trio.routing import Agent
 from nexus_trio.services import Attempt, Services
@@ -32,7 +42,7 @@ from nexus_trio.upstream.chunks import body_usage
 from nexus_trio.upstream.client import read_body
 from nexus_trio.upstream.headers import client_response_headers
 from nexus_trio.upstream.relay import StreamLimits, max_stream_deadline, relay
-from nexus_trio.upstream.stream import UpstreamStream
+from nexus_trio.upstream.stream import TranslatedStream, UpstreamStream
 
 #: How long closing an upstream response may take while the request is being cancelled.
 _CLOSE_SECONDS = 1.0
@@ -60,6 +70,19 @@ def says_model_missing(status: int, body: bytes) -> bool:
         return False
     text = body[:4096].lower()
     return b"model" in text and any(words in text for words in _MODEL_MISSING_WORDS)
+
+
+def attempt_timeout(server: ServerConfig, backend_seconds: float | None, *, stream: bool) -> float:
+    """How long one attempt may take before its answer (streams: its first event).
+
+    A backend's ``timeout_seconds`` replaces ``server.attempt_timeout_seconds`` for it, and
+    also bounds a stream's wait for its first event when shorter than
+    ``server.first_token_timeout_seconds``.
+    """
+    if stream:
+        first = server.first_token_timeout_seconds
+        return first if backend_seconds is None else min(first, backend_seconds)
+    return server.attempt_timeout_seconds if backend_seconds is None else backend_seconds
 
 
 class AttemptRunner:
@@ -91,31 +114,58 @@ class AttemptRunner:
         services = self.services
         server = services.config.server
         backend = agent.backend
+        dialect: AnthropicDialect | None = None
+        translated: Translated | None = None
+        if backend.config.type == "anthropic":
+            dialect = AnthropicDialect(backend)
+            translated = dialect.translate(path, body, agent.model)  # may refuse: nothing sent
         attempt = services.start_attempt(backend, agent.model, stream=stream)
         response: httpx.Response | None = None
         #: What to close unless the stream is committed (then the request's exit stack owns it).
         owned: httpx.Response | UpstreamStream | None = None
         committed = False
-        timeout = server.first_token_timeout_seconds if stream else server.attempt_timeout_seconds
+        timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
         sent_at = trio.current_time()
         deadline = min(sent_at + timeout, request_deadline)
+        connect_timeout = server.connect_timeout_seconds
         try:
             with trio.move_on_at(deadline):
-                response = owned = await services.upstream.open(
-                    backend,
-                    path,
-                    body,
-                    client_headers,
-                    request_id=ctx.request_id,
-                    connect_timeout=server.connect_timeout_seconds,
-                )
-                if stream and 200 <= response.status_code < 300:
-                    upstream = owned = UpstreamStream(response, backend, sent_at=sent_at)
+                if dialect is None or translated is None:
+                    response = owned = await services.upstream.open(
+                        backend,
+                        path,
+                        body,
+                        client_headers,
+                        request_id=ctx.request_id,
+                        connect_timeout=connect_timeout,
+                    )
+                else:
+                    response = owned = await services.upstream.open_prepared(
+                        backend,
+                        dialect.path,
+                        translated.body,
+                        dialect.headers(ctx.request_id),
+                        connect_timeout=connect_timeout,
+                    )
+                status = response.status_code
+                if stream and 200 <= status < 300:
+                    if dialect is None or translated is None:
+                        upstream = owned = UpstreamStream(response, backend, sent_at=sent_at)
+                    else:
+                        translator = dialect.stream_translator(translated, created=int(time.time()))
+                        upstream = owned = TranslatedStream(
+                            response, backend, sent_at=sent_at, translator=translator
+                        )
                     result = await self._commit_stream(ctx, attempt, upstream)
                     committed = True
                     return result
                 data = await read_body(response, backend, limit=server.max_response_body_bytes)
-                return self._judge_body(ctx, attempt, path, response, data)
+                if dialect is None:
+                    headers = client_response_headers(response.headers)
+                else:
+                    status, data = dialect.response(status, data, created=int(time.time()))
+                    headers = dialect.client_headers(response.headers)
+                return self._judge_body(ctx, attempt, path, status, headers, data)
             # Only reached when the attempt's own deadline cancelled the block above.
             what = "its first event" if stream else "a response"
             raise errors.BackendTimeout(
@@ -148,7 +198,8 @@ class AttemptRunner:
         ctx: RequestContext,
         attempt: Attempt,
         path: str,
-        response: httpx.Response,
+        status: int,
+        headers: dict[str, str],
         data: bytes,
     ) -> Reply:
         """Judge a fully read upstream answer: return it, or raise to retry elsewhere.
@@ -158,8 +209,6 @@ class AttemptRunner:
         hidden, or known not to embed, until its next successful probe) and another is tried.
         """
         services = self.services
-        status = response.status_code
-        headers = client_response_headers(response.headers)
         backend = attempt.backend
         name = backend.name
         if says_model_missing(status, data):

@@ -55,6 +55,13 @@ class Capabilities:
         )
 
 
+#: What is known of every model of a backend type, whatever its name. The gateway translates
+#: images and tools for Anthropic; it has no embeddings, and no JSON mode the gateway sends.
+TYPE_CAPABILITIES = {
+    "anthropic": Capabilities(vision=True, tools=True, json_mode=False, embeddings=False),
+}
+
+
 @functools.lru_cache(maxsize=4096)
 def guess_capabilities(model: str) -> Capabilities:
     """What the model name suggests: ``True`` on a match, else unknown; cached per name."""
@@ -88,4 +95,7 @@ def effective_capabilities(
     merged = configured_capabilities(config, model)
     if declared is not None:
         merged = merged.over(declared)
+    typed = TYPE_CAPABILITIES.get(config.type)
+    if typed is not None:
+        merged = merged.over(typed)
     return merged.over(guess_capabilities(model))

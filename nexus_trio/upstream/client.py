@@ -129,13 +129,32 @@ class UpstreamClient:
         Blocks until the status line and headers arrive. The caller must close the response
         (``await response.aclose()``), also when cancelled. Raises :class:`UpstreamError`.
         """
-        target = self._target(backend.base_url, path)
         headers = upstream_request_headers(
             client_headers,
             request_id=request_id,
             api_key=backend.api_key,
             forward_authorization=backend.config.forward_authorization,
         )
+        return await self.open_prepared(
+            backend, path, body, headers, connect_timeout=connect_timeout
+        )
+
+    async def open_prepared(
+        self,
+        backend: Backend,
+        path: str,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]],
+        *,
+        connect_timeout: float,
+    ) -> httpx.Response:
+        """Like :meth:`open`, with the upstream headers given whole (a cloud dialect's own).
+
+        ``Host`` and ``Content-Length`` are appended to ``headers``; nothing of the client's
+        is added. Blocks until the status line and headers arrive; the caller closes the
+        response. Raises :class:`UpstreamError`.
+        """
+        target = self._target(backend.base_url, path)
         # A request built from a stream gets no automatic headers: these are all of them.
         headers.append((b"host", target.host))
         headers.append((b"content-length", str(len(body)).encode()))

@@ -9,7 +9,8 @@ drain deadline (registered with :class:`~nexus_trio.drain.Drain`, so a drain tha
 the read is blocked still cuts it).
 
 Endings: ``[DONE]`` from upstream, or a clean close after a ``finish_reason`` (the relay then
-appends ``[DONE]``) is a good end. Anything else ends with one ``stream_truncated`` error event
+appends ``[DONE]``) is a good end. Anything else — a translated stream's upstream ``error``
+event too — ends with one ``stream_truncated`` error event
 and ``[DONE]``. The relay never closes the upstream response itself: its owner (the request's
 exit stack) does, whether or not this generator ever ran.
 """
@@ -30,6 +31,7 @@ from nexus_trio.upstream.stream import DONE_EVENT, UpstreamStream
 _TRUNCATION_MESSAGES = {
     "upstream_reset": "The backend connection failed mid-stream.",
     "upstream_closed": "The backend closed the stream before it was complete.",
+    "upstream_error": "The backend reported an error mid-stream.",
     "idle_timeout": "The backend stopped sending before the stream was complete.",
     "max_duration": "The stream reached the gateway's maximum duration.",
     "drain": "The gateway is shutting down.",
@@ -71,6 +73,9 @@ async def relay(
     yield data
     reason: str | None = None
     while not stream.done:
+        if stream.failed:
+            reason = "upstream_error"
+            break
         events: list[SSEEvent] | None = None
         deadline = min(trio.current_time() + limits.idle_seconds, limits.max_deadline)
         with trio.move_on_at(deadline) as scope:

@@ -8,6 +8,8 @@ gateway must know about the stream — first generated content (TTFT, docs/quali
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import httpx
 import trio
 
@@ -39,6 +41,8 @@ class UpstreamStream:
         self.finished = False
         self.first_content_at: float | None = None
         self.usage: Usage | None = None
+        #: The upstream reported an error mid-stream (a translated stream's ``error`` event).
+        self.failed = False
 
     @property
     def ended_well_at_eof(self) -> bool:
@@ -106,3 +110,71 @@ class UpstreamStream:
     async def aclose(self) -> None:
         """Close the upstream response (idempotent)."""
         await self.response.aclose()
+
+
+class EventTranslator(Protocol):
+    """Turns another API's stream events into OpenAI chunk events (a cloud dialect's)."""
+
+    content_started: bool
+    done: bool
+    failed: bool
+    usage: Usage | None
+
+    def feed(self, data: str) -> bytes:
+        """The OpenAI events standing for one upstream event's ``data``."""
+        ...
+
+    def opening_error(self, data: str) -> tuple[int, bytes] | None:
+        """Status and OpenAI error body when the first event is an error, else None."""
+        ...
+
+
+class TranslatedStream(UpstreamStream):
+    """An upstream stream in another API's dialect, relayed as OpenAI events.
+
+    The relay treats it as any stream (deadlines, drain, endings); what it yields are the
+    translator's events, and the translator says when content started, when the stream ended
+    well (``done``) and when the upstream reported an error (``failed``: truncated).
+    """
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        backend: Backend,
+        *,
+        sent_at: float,
+        translator: EventTranslator,
+    ) -> None:
+        super().__init__(response, backend, sent_at=sent_at)
+        self.translator = translator
+
+    def take(self, events: list[SSEEvent]) -> bytes:
+        translator = self.translator
+        out: list[bytes] = []
+        for event in events:
+            if event.data is None:
+                continue
+            out.append(translator.feed(event.data))
+            if translator.content_started and self.first_content_at is None:
+                self.first_content_at = trio.current_time()
+            if translator.done or translator.failed:
+                break
+        self.done = translator.done
+        self.failed = translator.failed
+        self.usage = translator.usage
+        return b"".join(out)
+
+    async def receive_first(self) -> list[SSEEvent]:
+        """As for any stream; an ``error`` as the first event fails the attempt uncommitted.
+
+        Raises:
+            UpstreamStatusError: the first event was an error (retried like an error status).
+            BadUpstreamResponse, UpstreamError: as :meth:`UpstreamStream.receive_first`.
+        """
+        events = await super().receive_first()
+        refusal = self.translator.opening_error(events[0].data or "")
+        if refusal is not None:
+            status, body = refusal
+            headers = {"content-type": "application/json"}
+            raise errors.UpstreamStatusError(self.backend.name, status, body, headers)
+        return events

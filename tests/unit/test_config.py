@@ -136,9 +136,13 @@ def test_example_file_shows_every_key() -> None:
 def test_example_file_examples_are_valid() -> None:
     uncommented = re.sub(r'(?m)^#(?=[\["a-z])', "", EXAMPLE.read_text())
     config = parse_config(uncommented)
-    assert [b.name for b in config.backends] == ["local-ollama", "gpu-a", "groq"]
+    assert [b.name for b in config.backends] == ["local-ollama", "gpu-a", "groq", "anthropic"]
     assert config.backends[0].capabilities["llava:13b"].vision is True
     assert config.backends[2].location() == "cloud"
+    anthropic = config.backends[3]
+    assert (anthropic.location(), anthropic.privacy_zone()) == ("cloud", "open")
+    assert anthropic.default_max_tokens == 4096
+    assert anthropic.timeout_seconds == 60
     assert config.routing.aliases
     assert config.routing.fallbacks
     assert config.routing.policies
@@ -468,3 +472,41 @@ def test_render_config_json_is_the_effective_config() -> None:
     output = render_config(config, {})
     assert msgspec.json.decode(output, type=Config) == config
     assert '"zone": "open"' in output
+
+
+# --- cloud backends ------------------------------------------------------------------------
+
+
+def _backend(keys: str) -> str:
+    return f'[[backends]]\nname = "c"\n{keys}\n'
+
+
+def test_anthropic_backend_defaults() -> None:
+    (backend,) = parse_config(_backend('type = "anthropic"\napi_key_env = "K"')).backends
+    assert backend.url == "https://api.anthropic.com"
+    assert (backend.location(), backend.privacy_zone()) == ("cloud", "open")
+    assert backend.anthropic_version is None  # the dialect sends 2023-06-01
+    assert backend.timeout_seconds is None
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ('type = "anthropic"', "$.backends[0].api_key_env"),
+        ('type = "vllm"', "url is required for type 'vllm'"),
+        (
+            'type = "openai"\nurl = "https://x.test"\nanthropic_version = "2023-06-01"',
+            "anthropic_version is only valid on type 'anthropic'",
+        ),
+        (
+            'type = "vllm"\nurl = "http://h"\ndefault_max_tokens = 10',
+            "default_max_tokens is only valid on type 'anthropic'",
+        ),
+        ('type = "anthropic"\napi_key_env = "K"\ndefault_max_tokens = 0', "default_max_tokens"),
+        ('type = "vllm"\nurl = "http://h"\ntimeout_seconds = 0', "timeout_seconds"),
+        ('type = "anthropic"\napi_key_env = "K"\nurl = "https://api.anthropic.com/v1"', "/v1"),
+    ],
+)
+def test_cloud_backend_keys_are_checked(keys: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(_backend(keys))

@@ -1,0 +1,15 @@
+"""The ``anthropic`` backend type: OpenAI chat requests in, Anthropic Messages API out.
+
+Modules, each pure and synchronous:
+
+- :mod:`.request` — an OpenAI ``/v1/chat/completions`` body → a ``POST /v1/messages`` body;
+  what Anthropic cannot do is refused with a 400 naming the field, before anything is sent;
+- :mod:`.response` — a Messages API response → an OpenAI ``chat.completion``;
+- :mod:`.stream` — Messages API stream events → OpenAI ``chat.completion.chunk`` events;
+- :mod:`.errors` — an Anthropic error (status and body) → the OpenAI error envelope;
+- :mod:`.dialect` — the one object the attempt path uses: path, headers and the above.
+"""
+
+from nexus_trio.cloud.anthropic.dialect import AnthropicDialect
+
+__all__ = ["AnthropicDialect"]
