@@ -82,7 +82,18 @@ def problems(body: Any) -> str | None:
             return "tool_choice.type: invalid"
         if choice["type"] == "tool" and choice.get("name") not in names:
             return "tool_choice.name: no such tool"
-    return _turn_problems(body.get("messages"))
+    problem = _turn_problems(body.get("messages"))
+    if problem is None and not tools and _has_tool_blocks(body["messages"]):
+        return "Requests which include `tool_use` or `tool_result` blocks must define tools."
+    return problem
+
+
+def _has_tool_blocks(messages: list[dict[str, Any]]) -> bool:
+    return any(
+        isinstance(turn["content"], list)
+        and any(b["type"] in ("tool_use", "tool_result") for b in turn["content"])
+        for turn in messages
+    )
 
 
 def _bad_texts(blocks: Any) -> bool:

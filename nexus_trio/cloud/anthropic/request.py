@@ -209,6 +209,12 @@ def translate_request(body: bytes, *, model: str, default_max_tokens: int) -> Tr
         raise errors.InvalidValue(f"Invalid request for an Anthropic backend: {exc}.") from exc
     _refuse_unsupported(request)
     system, turns = _turns(request.messages)
+    if not request.tools and any(
+        isinstance(b, _ToolUse | _ToolResult) for turn in turns for b in turn.content
+    ):
+        raise errors.InvalidValue(
+            "'tools' is required by Anthropic when the messages hold tool calls.", param="tools"
+        )
     out = _MessagesRequest(
         model=model,
         max_tokens=request.max_completion_tokens or request.max_tokens or default_max_tokens,
@@ -258,15 +264,16 @@ def _refuse_unsupported(request: _ChatRequest) -> None:
 
 def _tool_choice(request: _ChatRequest) -> _ToolChoice | None:
     choice = request.tool_choice
-    parallel = False if request.parallel_tool_calls is False else None
+    #: ``parallel_tool_calls: false`` is Anthropic's ``disable_parallel_tool_use: true``.
+    serial = True if request.parallel_tool_calls is False else None
     if choice is None:
-        return _ToolChoice("auto", disable_parallel_tool_use=True) if parallel is False else None
+        return _ToolChoice("auto", disable_parallel_tool_use=True) if serial else None
     if isinstance(choice, _NamedChoice):
-        return _ToolChoice("tool", name=choice.function.name, disable_parallel_tool_use=parallel)
+        return _ToolChoice("tool", name=choice.function.name, disable_parallel_tool_use=serial)
     kind = _TOOL_CHOICES.get(choice)
     if kind is None:
         raise errors.InvalidValue(f"'tool_choice' {choice!r} is not valid.", param="tool_choice")
-    return _ToolChoice(kind, disable_parallel_tool_use=None if kind == "none" else parallel)
+    return _ToolChoice(kind, disable_parallel_tool_use=None if kind == "none" else serial)
 
 
 def _turns(messages: list[_Message]) -> tuple[list[_Text], list[_Turn]]:
