@@ -99,7 +99,8 @@ def _chat_session(client: openai.OpenAI) -> dict[str, Any]:
 async def test_plain_streamed_usage_and_images(
     fake: FakeAnthropic, gateway: GatewayProcess
 ) -> None:
-    seen = await trio.to_thread.run_sync(_chat_session, _client(gateway.url))
+    with _client(gateway.url) as client:
+        seen = await trio.to_thread.run_sync(_chat_session, client)
     plain = seen["plain"]
     assert plain.choices[0].message.content == "Hello from the fake Claude."
     assert plain.choices[0].finish_reason == "stop"
@@ -154,7 +155,8 @@ def _tool_round_trip(client: openai.OpenAI) -> dict[str, Any]:
 
 
 async def test_tool_call_round_trip(fake: FakeAnthropic, gateway: GatewayProcess) -> None:
-    seen = await trio.to_thread.run_sync(_tool_round_trip, _client(gateway.url))
+    with _client(gateway.url) as client:
+        seen = await trio.to_thread.run_sync(_tool_round_trip, client)
     first = seen["first"].choices[0]
     assert first.finish_reason == "tool_calls"
     assert first.message.content == "Let me check."
@@ -192,8 +194,8 @@ async def test_each_anthropic_error_maps_to_the_openai_envelope(
     gateway: GatewayProcess, status: int, client_status: int, error_class: type[Exception]
 ) -> None:
     def call() -> openai.APIStatusError:
-        with pytest.raises(error_class) as info:
-            _client(gateway.url).chat.completions.create(model=f"fail-{status}", messages=HELLO)
+        with _client(gateway.url) as client, pytest.raises(error_class) as info:
+            client.chat.completions.create(model=f"fail-{status}", messages=HELLO)
         assert isinstance(info.value, openai.APIStatusError)
         return info.value
 
@@ -250,8 +252,8 @@ def _consume(client: openai.OpenAI, model: str) -> None:
 async def test_a_broken_or_failed_stream_ends_truncated(
     gateway: GatewayProcess, model: str, words: str
 ) -> None:
-    with pytest.raises(openai.APIError, match=words):
-        await trio.to_thread.run_sync(_consume, _client(gateway.url), model)
+    with _client(gateway.url) as client, pytest.raises(openai.APIError, match=words):
+        await trio.to_thread.run_sync(_consume, client, model)
 
 
 async def test_client_disconnect_closes_the_upstream_stream(

@@ -61,7 +61,10 @@ def _strict_stream(fake: FakeAnthropic, body: dict[str, Any]) -> list[Any]:
 
 async def test_sdk_accepts_plain_streamed_and_tool_use_messages(fake: FakeAnthropic) -> None:
     def session() -> None:
-        client = _client(fake)
+        with _client(fake) as client:
+            run(client)
+
+    def run(client: anthropic.Anthropic) -> None:
         hello: Any = [{"role": "user", "content": "hello"}]
         raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=50, messages=hello)
         Message.model_validate(raw.http_response.json(), strict=False)
@@ -121,8 +124,8 @@ async def test_sdk_raises_the_documented_error_for_each_status(
     }[status]
 
     def call() -> anthropic.APIStatusError:
-        with pytest.raises(expected) as info:
-            _client(fake).messages.create(
+        with _client(fake) as client, pytest.raises(expected) as info:
+            client.messages.create(
                 model=f"fail-{status}", max_tokens=5, messages=[{"role": "user", "content": "x"}]
             )
         return info.value
@@ -140,7 +143,10 @@ async def test_sdk_raises_on_an_error_event_and_the_fake_refuses_bad_turns(
     fake: FakeAnthropic,
 ) -> None:
     def session() -> None:
-        client = _client(fake)
+        with _client(fake) as client:
+            run(client)
+
+    def run(client: anthropic.Anthropic) -> None:
         hello: Any = [{"role": "user", "content": "hello"}]
         with (
             pytest.raises(anthropic.APIStatusError, match="overloaded_error"),
@@ -151,7 +157,7 @@ async def test_sdk_raises_on_an_error_event_and_the_fake_refuses_bad_turns(
         with pytest.raises(anthropic.BadRequestError, match="alternate"):
             client.messages.create(model=MODEL, max_tokens=5, messages=twice)
         wrong_key = anthropic.Anthropic(base_url=fake.url, api_key="nope", max_retries=0)
-        with pytest.raises(anthropic.AuthenticationError):
+        with wrong_key, pytest.raises(anthropic.AuthenticationError):
             wrong_key.messages.create(model=MODEL, max_tokens=5, messages=hello)
 
     await trio.to_thread.run_sync(session)
