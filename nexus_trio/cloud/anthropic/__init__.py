@@ -2,6 +2,7 @@
 
 Modules, each pure and synchronous:
 
+- :mod:`.shapes` — the request shapes of both APIs (view Structs);
 - :mod:`.request` — an OpenAI ``/v1/chat/completions`` body → a ``POST /v1/messages`` body;
   what Anthropic cannot do is refused with a 400 naming the field, before anything is sent;
 - :mod:`.response` — a Messages API response → an OpenAI ``chat.completion``;

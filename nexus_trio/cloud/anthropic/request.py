@@ -18,164 +18,31 @@ audio, files). Nothing is sent for a refused request.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from nexus_trio import errors
+from nexus_trio.cloud.anthropic.shapes import (
+    URL,
+    AnthropicTool,
+    Base64,
+    Block,
+    ChatRequest,
+    Image,
+    Message,
+    MessagesRequest,
+    Metadata,
+    NamedChoice,
+    Part,
+    Text,
+    ToolChoice,
+    ToolResult,
+    ToolUse,
+    Turn,
+)
 
 __all__ = ["Translated", "translate_request"]
 
-
-# -- what the client sent (OpenAI) ------------------------------------------------------------
-
-
-class _ImageURL(msgspec.Struct):
-    url: str
-
-
-class _Part(msgspec.Struct):
-    type: str
-    text: str | None = None
-    image_url: _ImageURL | None = None
-
-
-class _FunctionCall(msgspec.Struct):
-    name: str
-    arguments: str
-
-
-class _ToolCall(msgspec.Struct):
-    id: str
-    function: _FunctionCall
-
-
-class _Message(msgspec.Struct):
-    role: str
-    content: str | list[_Part] | None = None
-    tool_calls: list[_ToolCall] | None = None
-    tool_call_id: str | None = None
-
-
-class _FunctionDef(msgspec.Struct):
-    name: str
-    description: str | None = None
-    parameters: msgspec.Raw = msgspec.Raw()
-
-
-class _Tool(msgspec.Struct):
-    function: _FunctionDef
-    type: str = "function"
-
-
-class _Named(msgspec.Struct):
-    name: str
-
-
-class _NamedChoice(msgspec.Struct):
-    function: _Named
-
-
-class _StreamOptions(msgspec.Struct):
-    include_usage: bool = False
-
-
-class _ResponseFormat(msgspec.Struct):
-    type: str
-
-
-class _ChatRequest(msgspec.Struct):
-    model: str
-    messages: list[_Message]
-    stream: bool = False
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: str | list[str] | None = None
-    user: str | None = None
-    tools: list[_Tool] | None = None
-    tool_choice: str | _NamedChoice | None = None
-    parallel_tool_calls: bool | None = None
-    stream_options: _StreamOptions | None = None
-    n: int | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-    response_format: _ResponseFormat | None = None
-    audio: dict[str, Any] | None = None
-    modalities: list[str] | None = None
-
-
-# -- what Anthropic receives ------------------------------------------------------------------
-
-
-class _Text(msgspec.Struct, tag="text", tag_field="type"):
-    text: str
-
-
-class _Base64(msgspec.Struct, tag="base64", tag_field="type"):
-    media_type: str
-    data: str
-
-
-class _URL(msgspec.Struct, tag="url", tag_field="type"):
-    url: str
-
-
-class _Image(msgspec.Struct, tag="image", tag_field="type"):
-    source: _Base64 | _URL
-
-
-class _ToolUse(msgspec.Struct, tag="tool_use", tag_field="type"):
-    id: str
-    name: str
-    input: msgspec.Raw
-
-
-class _ToolResult(msgspec.Struct, tag="tool_result", tag_field="type", omit_defaults=True):
-    tool_use_id: str
-    content: list[_Text | _Image] = msgspec.field(default_factory=list)
-
-
-_Block = _Text | _Image | _ToolUse | _ToolResult
-
-
-class _Turn(msgspec.Struct):
-    role: str
-    content: list[_Block]
-
-
-class _AnthropicTool(msgspec.Struct, omit_defaults=True):
-    name: str
-    input_schema: msgspec.Raw
-    description: str | None = None
-
-
-class _ToolChoice(msgspec.Struct, omit_defaults=True):
-    type: str
-    name: str | None = None
-    disable_parallel_tool_use: bool | None = None
-
-
-class _Metadata(msgspec.Struct):
-    user_id: str
-
-
-class _MessagesRequest(msgspec.Struct, omit_defaults=True):
-    model: str
-    max_tokens: int
-    messages: list[_Turn]
-    system: list[_Text] | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop_sequences: list[str] | None = None
-    metadata: _Metadata | None = None
-    tools: list[_AnthropicTool] | None = None
-    tool_choice: _ToolChoice | None = None
-    stream: bool = False
-
-
-_DECODER = msgspec.json.Decoder(_ChatRequest)
+_DECODER = msgspec.json.Decoder(ChatRequest)
 _ARGUMENTS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ENCODER = msgspec.json.Encoder()
 #: An empty JSON Schema object: a function without ``parameters`` takes none.
@@ -210,12 +77,12 @@ def translate_request(body: bytes, *, model: str, default_max_tokens: int) -> Tr
     _refuse_unsupported(request)
     system, turns = _turns(request.messages)
     if not request.tools and any(
-        isinstance(b, _ToolUse | _ToolResult) for turn in turns for b in turn.content
+        isinstance(b, ToolUse | ToolResult) for turn in turns for b in turn.content
     ):
         raise errors.InvalidValue(
             "'tools' is required by Anthropic when the messages hold tool calls.", param="tools"
         )
-    out = _MessagesRequest(
+    out = MessagesRequest(
         model=model,
         max_tokens=request.max_completion_tokens or request.max_tokens or default_max_tokens,
         messages=turns,
@@ -223,12 +90,12 @@ def translate_request(body: bytes, *, model: str, default_max_tokens: int) -> Tr
         temperature=request.temperature,
         top_p=request.top_p,
         stop_sequences=[request.stop] if isinstance(request.stop, str) else request.stop,
-        metadata=_Metadata(request.user) if request.user else None,
+        metadata=Metadata(request.user) if request.user else None,
         stream=request.stream,
     )
     if request.tools:
         out.tools = [
-            _AnthropicTool(
+            AnthropicTool(
                 name=tool.function.name,
                 input_schema=tool.function.parameters or _NO_PARAMETERS,
                 description=tool.function.description,
@@ -244,7 +111,7 @@ def _refuse(param: str, what: str) -> errors.InvalidValue:
     return errors.InvalidValue(f"'{param}': {what} is not supported by Anthropic.", param=param)
 
 
-def _refuse_unsupported(request: _ChatRequest) -> None:
+def _refuse_unsupported(request: ChatRequest) -> None:
     if request.n is not None and request.n != 1:
         raise _refuse("n", "more than one choice")
     if request.logprobs or request.top_logprobs:
@@ -262,24 +129,24 @@ def _refuse_unsupported(request: _ChatRequest) -> None:
             raise _refuse(f"tools[{index}].type", f"tool type '{tool.type}'")
 
 
-def _tool_choice(request: _ChatRequest) -> _ToolChoice | None:
+def _tool_choice(request: ChatRequest) -> ToolChoice | None:
     choice = request.tool_choice
     #: ``parallel_tool_calls: false`` is Anthropic's ``disable_parallel_tool_use: true``.
     serial = True if request.parallel_tool_calls is False else None
     if choice is None:
-        return _ToolChoice("auto", disable_parallel_tool_use=True) if serial else None
-    if isinstance(choice, _NamedChoice):
-        return _ToolChoice("tool", name=choice.function.name, disable_parallel_tool_use=serial)
+        return ToolChoice("auto", disable_parallel_tool_use=True) if serial else None
+    if isinstance(choice, NamedChoice):
+        return ToolChoice("tool", name=choice.function.name, disable_parallel_tool_use=serial)
     kind = _TOOL_CHOICES.get(choice)
     if kind is None:
         raise errors.InvalidValue(f"'tool_choice' {choice!r} is not valid.", param="tool_choice")
-    return _ToolChoice(kind, disable_parallel_tool_use=None if kind == "none" else serial)
+    return ToolChoice(kind, disable_parallel_tool_use=None if kind == "none" else serial)
 
 
-def _turns(messages: list[_Message]) -> tuple[list[_Text], list[_Turn]]:
+def _turns(messages: list[Message]) -> tuple[list[Text], list[Turn]]:
     """The ``system`` blocks and the alternating turns (see the module docstring)."""
-    system: list[_Text] = []
-    turns: list[_Turn] = []
+    system: list[Text] = []
+    turns: list[Turn] = []
     #: The index of the message that opened each turn (for error messages).
     opened: list[int] = []
     for index, message in enumerate(messages):
@@ -289,7 +156,7 @@ def _turns(messages: list[_Message]) -> tuple[list[_Text], list[_Turn]]:
             system += _texts_only(message.content, where)
             continue
         if role == "user":
-            blocks: list[_Block] = _content(message.content, where)
+            blocks: list[Block] = _content(message.content, where)
         elif role == "assistant":
             blocks = [*_texts_only(message.content, where), *_tool_uses(message, where)]
         elif role == "tool":
@@ -304,7 +171,7 @@ def _turns(messages: list[_Message]) -> tuple[list[_Text], list[_Turn]]:
         if turns and turns[-1].role == anthropic_role:
             turns[-1].content.extend(blocks)
         else:
-            turns.append(_Turn(anthropic_role, blocks))
+            turns.append(Turn(anthropic_role, blocks))
             opened.append(index)
     if not turns:
         raise errors.InvalidValue("'messages' needs a user message.", param="messages")
@@ -312,11 +179,11 @@ def _turns(messages: list[_Message]) -> tuple[list[_Text], list[_Turn]]:
     return system, turns
 
 
-def _check_answered(turns: list[_Turn], opened: list[int]) -> None:
+def _check_answered(turns: list[Turn], opened: list[int]) -> None:
     """Every tool call of an assistant turn followed by a user turn is answered there."""
     for index in range(1, len(turns) - 1):
-        asked = {b.id for b in turns[index].content if isinstance(b, _ToolUse)}
-        answered = {b.tool_use_id for b in turns[index + 1].content if isinstance(b, _ToolResult)}
+        asked = {b.id for b in turns[index].content if isinstance(b, ToolUse)}
+        answered = {b.tool_use_id for b in turns[index + 1].content if isinstance(b, ToolResult)}
         if turns[index].role == "assistant" and asked - answered:
             where = f"messages[{opened[index + 1]}]"
             raise errors.InvalidValue(
@@ -326,26 +193,26 @@ def _check_answered(turns: list[_Turn], opened: list[int]) -> None:
             )
 
 
-def _texts_only(content: str | list[_Part] | None, where: str) -> list[_Text]:
+def _texts_only(content: str | list[Part] | None, where: str) -> list[Text]:
     blocks = []
     for block in _content(content, where):
-        if not isinstance(block, _Text):
+        if not isinstance(block, Text):
             raise _refuse(f"{where}.content", "an image outside a user message")
         blocks.append(block)
     return blocks
 
 
-def _content(content: str | list[_Part] | None, where: str) -> list[_Block]:
+def _content(content: str | list[Part] | None, where: str) -> list[Block]:
     """Text and image blocks; empty or blank text is left out (Anthropic refuses it)."""
     if content is None:
         return []
     if isinstance(content, str):
-        return [_Text(content)] if content.strip() else []
-    blocks: list[_Block] = []
+        return [Text(content)] if content.strip() else []
+    blocks: list[Block] = []
     for index, part in enumerate(content):
         if part.type in ("text", "refusal"):
             if part.text and part.text.strip():
-                blocks.append(_Text(part.text))
+                blocks.append(Text(part.text))
         elif part.type == "image_url" and part.image_url is not None:
             blocks.append(_image(part.image_url.url, f"{where}.content[{index}]"))
         else:
@@ -353,19 +220,19 @@ def _content(content: str | list[_Part] | None, where: str) -> list[_Block]:
     return blocks
 
 
-def _image(url: str, where: str) -> _Image:
+def _image(url: str, where: str) -> Image:
     if url.startswith(("http://", "https://")):
-        return _Image(_URL(url))
+        return Image(URL(url))
     header, sep, data = url.partition(",")
     if url.startswith("data:") and sep and header.endswith(";base64"):
-        return _Image(_Base64(header[5:].removesuffix(";base64"), data))
+        return Image(Base64(header[5:].removesuffix(";base64"), data))
     raise errors.InvalidValue(
         f"'{where}.image_url.url' must be an http(s) URL or a base64 data: URL.",
         param=f"{where}.image_url.url",
     )
 
 
-def _tool_uses(message: _Message, where: str) -> list[_ToolUse]:
+def _tool_uses(message: Message, where: str) -> list[ToolUse]:
     uses = []
     for index, call in enumerate(message.tool_calls or ()):
         arguments = call.function.arguments or "{}"
@@ -374,11 +241,11 @@ def _tool_uses(message: _Message, where: str) -> list[_ToolUse]:
         except msgspec.DecodeError as exc:
             param = f"{where}.tool_calls[{index}].function.arguments"
             raise errors.InvalidValue(f"'{param}' is not a JSON object.", param=param) from exc
-        uses.append(_ToolUse(call.id, call.function.name, msgspec.Raw(arguments.encode())))
+        uses.append(ToolUse(call.id, call.function.name, msgspec.Raw(arguments.encode())))
     return uses
 
 
-def _tool_result(message: _Message, turns: list[_Turn], where: str) -> _ToolResult:
+def _tool_result(message: Message, turns: list[Turn], where: str) -> ToolResult:
     """A ``tool`` message as a ``tool_result``, checked against the turns before it."""
     call_id = message.tool_call_id
     param = f"{where}.tool_call_id"
@@ -386,16 +253,16 @@ def _tool_result(message: _Message, turns: list[_Turn], where: str) -> _ToolResu
         raise errors.InvalidValue(f"'{param}' is required.", param=param)
     # The previous assistant turn is the last turn, or the one before a user turn that holds
     # only tool results so far (several tool messages answer one assistant turn).
-    answered: list[_Block] = []
+    answered: list[Block] = []
     if turns and turns[-1].role == "assistant":
         answered = turns[-1].content
-    elif len(turns) >= 2 and all(isinstance(b, _ToolResult) for b in turns[-1].content):
+    elif len(turns) >= 2 and all(isinstance(b, ToolResult) for b in turns[-1].content):
         answered = turns[-2].content
-    if not any(isinstance(b, _ToolUse) and b.id == call_id for b in answered):
+    if not any(isinstance(b, ToolUse) and b.id == call_id for b in answered):
         raise errors.InvalidValue(
             f"'{param}' {call_id!r} answers no tool call of the assistant message just before "
             "it (Anthropic requires tool results right after their tool calls).",
             param=param,
         )
     blocks = _content(message.content, where)
-    return _ToolResult(call_id, [b for b in blocks if isinstance(b, _Text | _Image)])
+    return ToolResult(call_id, [b for b in blocks if isinstance(b, Text | Image)])
