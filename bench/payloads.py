@@ -12,6 +12,10 @@ import json
 
 PLAIN_MODEL = "bench"
 STREAM_MODEL = "bench-stream"
+#: The same two answers in Anthropic's Messages API (``bench/anthropic.py``), under
+#: ``/anthropic-plain`` and ``/anthropic-stream``.
+ANTHROPIC_PLAIN_MODEL = "claude-bench"
+ANTHROPIC_STREAM_MODEL = "claude-bench-stream"
 #: Size of the non-streaming chat completion, in bytes.
 COMPLETION_BYTES = 700
 #: Content events in one stream (a finish_reason chunk and ``[DONE]`` follow them).
@@ -68,6 +72,67 @@ def stream() -> bytes:
     return b"".join(events)
 
 
+def _anthropic_event(event: dict[str, object]) -> bytes:
+    return b"event: " + str(event["type"]).encode() + b"\ndata: " + _compact(event) + b"\n\n"
+
+
+def anthropic_message() -> bytes:
+    """An Anthropic message with the same text and usage as :func:`chat_completion`."""
+    text = json.loads(chat_completion())["choices"][0]["message"]["content"]
+    return _compact(
+        {
+            "id": "msg_bench",
+            "type": "message",
+            "role": "assistant",
+            "model": ANTHROPIC_PLAIN_MODEL,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 12, "output_tokens": 100},
+        }
+    )
+
+
+def anthropic_stream() -> bytes:
+    """Anthropic's events for :data:`STREAM_EVENTS` text deltas, as its API sends them."""
+    message = {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": ANTHROPIC_STREAM_MODEL,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": 1},
+    }
+    events = [
+        {"type": "message_start", "message": message},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+    ]
+    events += [
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "text_delta", "text": f"token{index} "}}
+        for index in range(STREAM_EVENTS)
+    ]  # fmt: skip
+    events += [
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": STREAM_EVENTS}},
+        {"type": "message_stop"},
+    ]  # fmt: skip
+    return b"".join(_anthropic_event(event) for event in events)
+
+
+def anthropic_model_list(*models: str) -> bytes:
+    """Anthropic's ``GET /v1/models`` listing ``models``."""
+    data = [
+        {"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
+        for m in models
+    ]
+    return _compact({"data": data, "has_more": False, "first_id": models[0], "last_id": models[-1]})
+
+
 def model_list(model: str) -> bytes:
     """``GET /v1/models`` of a backend that serves ``model`` (the gateway's health probe)."""
     return _compact(
@@ -94,4 +159,14 @@ def upstream_routes() -> dict[str, tuple[str, bytes]]:
         "/stream/v1/chat/completions": ("text/event-stream", stream()),
         "/plain/v1/models": ("application/json", model_list(PLAIN_MODEL)),
         "/stream/v1/models": ("application/json", model_list(STREAM_MODEL)),
+        "/anthropic-plain/v1/messages": ("application/json", anthropic_message()),
+        "/anthropic-stream/v1/messages": ("text/event-stream", anthropic_stream()),
+        "/anthropic-plain/v1/models": (
+            "application/json",
+            anthropic_model_list(ANTHROPIC_PLAIN_MODEL),
+        ),
+        "/anthropic-stream/v1/models": (
+            "application/json",
+            anthropic_model_list(ANTHROPIC_STREAM_MODEL),
+        ),
     }

@@ -54,7 +54,7 @@ class StaticHttp(asyncio.Protocol):
             if len(self.buffer) < end + 4 + length:
                 return
             del self.buffer[: end + 4 + length]
-            path = head[0].split(" ")[1]
+            path = head[0].split(" ")[1].partition("?")[0]
             self.transport.write(_RESPONSES.get(path, _NOT_FOUND))
 
 
