@@ -33,7 +33,6 @@ from nexus_trio import errors
 from nexus_trio.api.context import RequestContext
 from nexus_trio.api.reply import Reply
 from nexus_trio.cloud.anthropic import AnthropicDialect
-from nexus_trio.cloud.anthropic.request import Translated
 from nexus_trio.config import ServerConfig
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
 from nexus_trio.routing import Agent
@@ -115,10 +114,8 @@ class AttemptRunner:
         server = services.config.server
         backend = agent.backend
         dialect: AnthropicDialect | None = None
-        translated: Translated | None = None
         if backend.config.type == "anthropic":
-            dialect = AnthropicDialect(backend)
-            translated = dialect.translate(path, body, agent.model)  # may refuse: nothing sent
+            dialect = AnthropicDialect(backend, path, body, agent.model)  # may refuse: nothing sent
         attempt = services.start_attempt(backend, agent.model, stream=stream)
         response: httpx.Response | None = None
         #: What to close unless the stream is committed (then the request's exit stack owns it).
@@ -130,7 +127,7 @@ class AttemptRunner:
         connect_timeout = server.connect_timeout_seconds
         try:
             with trio.move_on_at(deadline):
-                if dialect is None or translated is None:
+                if dialect is None:
                     response = owned = await services.upstream.open(
                         backend,
                         path,
@@ -143,16 +140,16 @@ class AttemptRunner:
                     response = owned = await services.upstream.open_prepared(
                         backend,
                         dialect.path,
-                        translated.body,
+                        dialect.body,
                         dialect.headers(ctx.request_id),
                         connect_timeout=connect_timeout,
                     )
                 status = response.status_code
                 if stream and 200 <= status < 300:
-                    if dialect is None or translated is None:
+                    if dialect is None:
                         upstream = owned = UpstreamStream(response, backend, sent_at=sent_at)
                     else:
-                        translator = dialect.stream_translator(translated, created=int(time.time()))
+                        translator = dialect.stream_translator(created=int(time.time()))
                         upstream = owned = TranslatedStream(
                             response, backend, sent_at=sent_at, translator=translator
                         )

@@ -29,7 +29,8 @@ and ``_scan`` (where the next search resumes), so a block arriving one byte at a
 scanned once overall, not once per feed. When nothing received so far contained ``\\r``
 (OpenAI, vLLM, llama.cpp, Ollama), a block ends at the first ``\\n\\n``, found with
 :meth:`bytes.find` (first for the next ``\\n``: in the usual block, a single ``data:`` line,
-that is already the end, and the block is parsed without splitting it into lines); after the
+that is already the end, and the block is parsed without splitting it into lines; so is an
+``event:`` line followed by one ``data:`` line, Anthropic's usual block); after the
 first ``\\r`` the parser switches for good to a regular expression that finds two consecutive
 line terminators of any kind. A chunk arriving on an empty buffer is scanned in place, without
 copying it into the buffer.
@@ -81,11 +82,22 @@ class SSEEvent(msgspec.Struct, frozen=True, gc=False):
 def _parse_block(raw: bytes, body: int, any_cr: bool) -> SSEEvent:
     """Parse the fields of one complete block whose first line starts at ``body``.
 
-    ``any_cr`` is false when ``raw`` is known to hold no ``\\r``, which allows the fast path
-    for the usual block: one ``data: `` line.
+    ``any_cr`` is false when ``raw`` is known to hold no ``\\r``, which allows the fast paths
+    for the usual blocks: one ``data: `` line (OpenAI-style streams), or an ``event: `` line
+    then one ``data: `` line (Anthropic's).
     """
-    if not any_cr and raw.startswith(b"data: ", body) and raw.find(b"\n", body) == len(raw) - 2:
-        return SSEEvent(raw, raw[body + 6 : -2].decode("utf-8", "replace"))
+    if not any_cr:
+        if raw.startswith(b"data: ", body):
+            if raw.find(b"\n", body) == len(raw) - 2:
+                return SSEEvent(raw, raw[body + 6 : -2].decode("utf-8", "replace"))
+        elif raw.startswith(b"event: ", body):
+            data_at = raw.find(b"\n", body) + 1
+            if raw.startswith(b"data: ", data_at) and raw.find(b"\n", data_at) == len(raw) - 2:
+                return SSEEvent(
+                    raw,
+                    raw[data_at + 6 : -2].decode("utf-8", "replace"),
+                    raw[body + 7 : data_at - 1].decode("utf-8", "replace"),
+                )
     data: list[bytes] = []
     event: bytes | None = None
     id_: bytes | None = None

@@ -126,3 +126,15 @@ async def test_backend_timeout_seconds_bounds_a_non_streaming_attempt(
     response = await gateway.post("/v1/chat/completions", HELLO)
     assert response.status_code == 504
     assert trio.current_time() - start == pytest.approx(5.0)
+
+
+async def test_only_chat_is_served_and_a_refused_request_sends_nothing(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    gateway = make_gateway(CONFIG, {"KEY": "k"})
+    completions = await gateway.post("/v1/completions", {"model": "claude-x", "prompt": "hi"})
+    assert completions.status_code == 400
+    refused = await gateway.post("/v1/chat/completions", {**HELLO, "n": 3})
+    assert refused.status_code == 400
+    assert (await refused.get_json())["error"]["param"] == "n"
+    assert gateway.upstream.requests == []

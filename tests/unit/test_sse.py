@@ -369,3 +369,21 @@ def test_random_bytes_any_chunking(stream: bytes, draw: st.DataObject) -> None:
     assert fields(events) == fields(whole)
     assert_same_raw(events, whole)
     assert parser.buffered == whole_parser.buffered
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        (b"event: ping\ndata: {}\n\n", ("{}", "ping", None)),
+        (b"event:  two\ndata: a: b\n\n", ("a: b", " two", None)),
+        (b"event: x\ndata: a\ndata: b\n\n", ("a\nb", "x", None)),
+        (b"event: x\nid: 7\n\n", (None, "x", "7")),
+        (b"event: x\ndata: a\nevent: y\n\n", ("a", "y", None)),
+        (b"event: x\n: note\ndata: a\n\n", ("a", "x", None)),
+    ],
+)
+def test_an_event_line_then_data_lines(block: bytes, expected: Fields) -> None:
+    """Anthropic's usual block, ``event:`` then one ``data:`` line, and its neighbours."""
+    events, _ = parse([block])
+    assert fields(events) == [expected]
+    assert events[0].raw == block

@@ -12,7 +12,7 @@ import httpx
 
 from nexus_trio import errors
 from nexus_trio.cloud.anthropic.errors import translate_error
-from nexus_trio.cloud.anthropic.request import Translated, translate_request
+from nexus_trio.cloud.anthropic.request import translate_request
 from nexus_trio.cloud.anthropic.response import translate_response
 from nexus_trio.cloud.anthropic.stream import StreamTranslator
 from nexus_trio.config import ANTHROPIC_MAX_TOKENS, ANTHROPIC_VERSION
@@ -25,35 +25,35 @@ _CHAT_PATH = "/v1/chat/completions"
 
 
 class AnthropicDialect:
-    """Translation for one attempt on one ``anthropic`` backend."""
+    """One attempt's request, translated for an ``anthropic`` backend, and its way back."""
 
     path = MESSAGES_PATH
 
-    def __init__(self, backend: Backend) -> None:
-        config = backend.config
-        self.backend_name = backend.name
-        self.version = (config.anthropic_version or ANTHROPIC_VERSION).encode("latin-1")
-        self.default_max_tokens = config.default_max_tokens or ANTHROPIC_MAX_TOKENS
-        self._key = (backend.api_key or "").encode("latin-1")
-
-    def translate(self, path: str, body: bytes, model: str) -> Translated:
-        """The Messages API body for a client request on ``path``.
+    def __init__(self, backend: Backend, path: str, body: bytes, model: str) -> None:
+        """Translate the client's request on ``path`` for ``model`` on ``backend``.
 
         Raises:
             InvalidValue: not a chat request, or one Anthropic cannot serve (names the field).
         """
+        config = backend.config
         if path != _CHAT_PATH:
             raise errors.InvalidValue(
-                f"Backend '{self.backend_name}' (Anthropic) serves only {_CHAT_PATH}."
+                f"Backend '{backend.name}' (Anthropic) serves only {_CHAT_PATH}."
             )
-        return translate_request(body, model=model, default_max_tokens=self.default_max_tokens)
+        max_tokens = config.default_max_tokens or ANTHROPIC_MAX_TOKENS
+        translated = translate_request(body, model=model, default_max_tokens=max_tokens)
+        #: The Messages API request body.
+        self.body = translated.body
+        self.include_usage = translated.include_usage
+        self._version = (config.anthropic_version or ANTHROPIC_VERSION).encode("latin-1")
+        self._key = (backend.api_key or "").encode("latin-1")
 
     def headers(self, request_id: str) -> list[tuple[bytes, bytes]]:
         """Every header of the upstream request except ``Host`` and ``Content-Length``."""
         return [
             (b"content-type", b"application/json"),
             (b"x-api-key", self._key),
-            (b"anthropic-version", self.version),
+            (b"anthropic-version", self._version),
             (b"x-request-id", request_id.encode("ascii")),
             (b"accept-encoding", b"identity"),
         ]
@@ -82,7 +82,6 @@ class AnthropicDialect:
             out["x-upstream-request-id"] = request_id
         return out
 
-    @staticmethod
-    def stream_translator(translated: Translated, *, created: int) -> StreamTranslator:
-        """A translator for the stream answering ``translated``."""
-        return StreamTranslator(created=created, include_usage=translated.include_usage)
+    def stream_translator(self, *, created: int) -> StreamTranslator:
+        """A translator for the stream answering this request."""
+        return StreamTranslator(created=created, include_usage=self.include_usage)

@@ -54,7 +54,6 @@ class Translated(msgspec.Struct, frozen=True):
     """The Anthropic body, and what answering in OpenAI's shape needs to know."""
 
     body: bytes
-    stream: bool
     include_usage: bool
 
 
@@ -104,7 +103,7 @@ def translate_request(body: bytes, *, model: str, default_max_tokens: int) -> Tr
         ]
         out.tool_choice = _tool_choice(request)
     include_usage = request.stream_options is not None and request.stream_options.include_usage
-    return Translated(_ENCODER.encode(out), request.stream, include_usage)
+    return Translated(_ENCODER.encode(out), include_usage)
 
 
 def _refuse(param: str, what: str) -> errors.InvalidValue:

@@ -100,6 +100,7 @@ class _Chunk(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(_Event)
 _ENCODER = msgspec.json.Encoder()
 _DONE = b"data: [DONE]\n\n"
+_DELTA_TAIL = b"}}]}\n\n"
 
 
 class StreamTranslator:
@@ -119,6 +120,8 @@ class StreamTranslator:
         self._output_tokens = 0
         #: Anthropic content block index → OpenAI tool call index.
         self._tools: dict[int, int] = {}
+        #: A delta chunk's bytes up to the delta's fields (set at ``message_start``).
+        self._delta_head = b""
 
     def feed(self, data: str) -> bytes:
         """The OpenAI events for one upstream event's ``data`` (empty bytes for none)."""
@@ -133,9 +136,7 @@ class StreamTranslator:
         if kind == "content_block_start" and event.content_block is not None:
             return self._block_start(event.index, event.content_block)
         if kind == "message_start" and event.message is not None:
-            self._id = event.message.id
-            self._model = event.message.model
-            self._input = event.message.usage
+            self._start(event.message)
             return self._chunk(_DeltaOut(role="assistant", content=""))
         if kind == "message_delta":
             return self._message_delta(event)
@@ -156,15 +157,35 @@ class StreamTranslator:
         """Status and OpenAI error body when the stream's first event is an ``error``."""
         return translate_error_event(data)
 
+    def _start(self, message: _StartedMessage) -> None:
+        self._id = message.id
+        self._model = message.model
+        self._input = message.usage
+        self._delta_head = b"".join(
+            (
+                b'data: {"id":',
+                _ENCODER.encode(message.id),
+                b',"object":"chat.completion.chunk","created":',
+                str(self.created).encode(),
+                b',"model":',
+                _ENCODER.encode(message.model),
+                b',"choices":[{"index":0,"finish_reason":null,"delta":{',
+            )
+        )
+
     def _block_delta(self, index: int, delta: _Delta) -> bytes:
+        """A text or argument delta: the hot path, written from a prebuilt head (the same
+        JSON as :meth:`_chunk` would encode, without building Structs)."""
         if delta.type == "text_delta" and delta.text:
             self.content_started = True
-            return self._chunk(_DeltaOut(content=delta.text))
+            text = _ENCODER.encode(delta.text)
+            return b"".join((self._delta_head, b'"content":', text, _DELTA_TAIL))
         tool = self._tools.get(index)
         if delta.type == "input_json_delta" and delta.partial_json and tool is not None:
             self.content_started = True
-            call = _ToolCallDelta(tool, _FunctionDelta(arguments=delta.partial_json))
-            return self._chunk(_DeltaOut(tool_calls=[call]))
+            fragment = _ENCODER.encode(delta.partial_json)
+            call = b'"tool_calls":[{"index":%d,"function":{"arguments":%s}}]' % (tool, fragment)
+            return b"".join((self._delta_head, call, _DELTA_TAIL))
         return b""
 
     def _block_start(self, index: int, block: _Block) -> bytes:
