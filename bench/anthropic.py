@@ -172,9 +172,11 @@ def render(notes: list[str], runs: list[dict[str, run.Load]], counters: run.Coun
         f"| added p50 ms, c=1 | {statistics.median(added_pass):.3f} | "
         f"{statistics.median(added_translated):.3f} |",
         "",
-        f"Translated / pass-through streams/s: **{ratio:.2f}** (per run: "
-        f"{', '.join(f'{r:.2f}' for r in ratios)}); target ≥ {GOAL_STREAM_RATIO}: "
-        f"**{'met' if ratio >= GOAL_STREAM_RATIO else 'NOT met'}**.",
+        f"Translated / pass-through streams/s, median of the per-run ratios (each run loads "
+        f"both back to back): **{ratio:.2f}** (per run: "
+        f"{', '.join(f'{r:.2f}' for r in ratios)}; ratio of the medians above: "
+        f"{rate('translated stream') / rate('pass-through stream'):.2f}); target ≥ "
+        f"{GOAL_STREAM_RATIO}: **{'met' if ratio >= GOAL_STREAM_RATIO else 'NOT met'}**.",
         f"Non-2xx responses: {counters.non_2xx}; socket errors: {counters.socket_errors}.",
     ]
     return "\n".join(lines) + "\n"
