@@ -15,8 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from nexus_trio.quality.loop import QualityLoop
-from tests.component.conftest import ASGICall, ChunkStream, Gateway, stream_response
+from tests.component.conftest import ASGICall, ChunkStream, Gateway, raw_response, stream_response
 from tests.fake_anthropic import FakeAnthropic, stream_events
 
 CONFIG = """
@@ -74,7 +73,7 @@ async def test_ttft_is_the_first_text_delta_and_usage_is_recorded(
     sent = json.loads(gateway.upstream.requests[0][1])
     assert sent["stream"] is True
     assert gateway.upstream.requests[0][0].url.path == "/v1/messages"
-    QualityLoop(gateway.services).tick()
+    gateway.services.quality_loop().tick()
     metrics = gateway.services.quality.get(("claude", "claude-x"))
     assert metrics.avg_ttft_ms == pytest.approx(2000.0)
     assert metrics.successes_1h == 1
@@ -138,3 +137,22 @@ async def test_only_chat_is_served_and_a_refused_request_sends_nothing(
     assert refused.status_code == 400
     assert (await refused.get_json())["error"]["param"] == "n"
     assert gateway.upstream.requests == []
+
+
+async def test_a_429_with_retry_after_puts_the_model_in_cooldown(
+    make_gateway: Callable[..., Gateway], autojump_clock: trio.testing.MockClock
+) -> None:
+    gateway = make_gateway(CONFIG, {"KEY": "k"})
+    error = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+
+    async def limited(request: Any, body: bytes) -> Any:
+        return raw_response(429, json.dumps(error).encode(), **{"retry-after": "7"})
+
+    gateway.upstream.handlers["claude.test"] = limited
+    response = await gateway.post("/v1/chat/completions", HELLO)
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert (await response.get_json())["error"]["message"] == "slow down"
+    backend = gateway.services.registry.get("claude")
+    assert backend is not None
+    assert backend.cooldown_until["claude-x"] == pytest.approx(trio.current_time() + 7.0)
