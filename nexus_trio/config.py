@@ -169,6 +169,16 @@ class QueueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_wait_seconds: Seconds = 30.0
 
 
+class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[dashboard]``: the live web page at ``/``; read at start-up (a change needs a restart)."""
+
+    enabled: bool = True
+    #: Finished proxy requests the dashboard's request log keeps (newest first on the page).
+    request_log_size: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 200
+    #: Dashboards connected at once; one more is answered 503 ``overloaded``.
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 16
+
+
 class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[backends.capabilities."model"]`` (docs/routing.md#capabilities); None = not declared."""
 
@@ -278,6 +288,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
     queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
+    dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
     backends: list[BackendConfig] = msgspec.field(default_factory=list)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
 

@@ -10,6 +10,7 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
         ├── quality loop        recomputes agent quality every metrics_interval_seconds
         ├── notifier            systemd WATCHDOG=1 and STATUS= (READY=1 once all is up)
         ├── disconnect watcher  watches the clients of requests running over 20 ms
+        ├── dashboard publisher one snapshot per second while a dashboard is connected
         └── front end           hypercorn serving the app, until drained
 
 Services start in dependency order with ``await nursery.start(...)``; each reports
@@ -25,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,9 +36,10 @@ import trio
 from nexus_trio import descriptors
 from nexus_trio.api.server import FrontEnd
 from nexus_trio.config import Config, Overrides, load_config
+from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.errors import ConfigError
 from nexus_trio.sdnotify import Notifier
-from nexus_trio.services import Services
+from nexus_trio.services import ReloadResult, Services
 from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.tls import https_mounts
 from nexus_trio.upstream.transport import H11Transport
@@ -48,8 +51,8 @@ log = logging.getLogger("nexus_trio.daemon")
 def restart_required(old: Config, new: Config) -> list[str]:
     """Settings whose change only takes effect after a restart (docs/configuration.md#reload).
 
-    Besides the listener and the log format, the https transports (``tls_ca_file``) and
-    whether health checks run are set up at start-up.
+    Besides the listener and the log format, the https transports (``tls_ca_file``), whether
+    health checks run and the whole ``[dashboard]`` section are set up at start-up.
     """
     changed = [
         key
@@ -61,6 +64,11 @@ def restart_required(old: Config, new: Config) -> list[str]:
             ("health_check.enabled", old.health_check.enabled, new.health_check.enabled),
         )
         if before != after
+    ]
+    changed += [
+        f"dashboard.{key}"
+        for key in old.dashboard.__struct_fields__
+        if getattr(old.dashboard, key) != getattr(new.dashboard, key)
     ]
     old_ca = {b.name: b.tls_ca_file for b in old.backends}
     changed += [
@@ -108,7 +116,10 @@ class Supervisor:
                 self.config, self.env, http, transport=transport, mounts=mounts
             )
             self.notifier = Notifier(self.env, services.status_line)
-            front_end = FrontEnd(services)
+            dashboard = None
+            if services.request_log is not None:
+                dashboard = SnapshotPublisher(services, services.request_log)
+            front_end = FrontEnd(services, dashboard)
             with trio.CancelScope() as everything:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self._watch_signals, services, everything)
@@ -116,6 +127,8 @@ class Supervisor:
                     await nursery.start(services.quality_loop().run)
                     await nursery.start(self.notifier.run)
                     await nursery.start(services.disconnects.run)
+                    if dashboard is not None:
+                        await nursery.start(dashboard.run)
                     binds = await nursery.start(front_end.run)
                     self.notifier.ready()
                     log.info("nexus-trio ready on %s", ", ".join(binds))
@@ -179,12 +192,16 @@ class Supervisor:
         except ConfigError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             services.metrics.config_reloads.labels("error").inc()
+            services.last_reload = ReloadResult(ok=False, at_wall=time.time(), error=str(exc))
             return False
         else:
             needs_restart = restart_required(old, new)
             if needs_restart:
                 log.warning("restart required for: %s", ", ".join(needs_restart))
                 services.restart_required = True
+            services.last_reload = ReloadResult(
+                ok=True, at_wall=time.time(), restart_required=tuple(needs_restart)
+            )
             services.metrics.config_reloads.labels("ok").inc()
             log.info("configuration reloaded (%d backend(s))", len(new.backends))
             descriptors.warn_if_short(new.server.max_in_flight_requests, self.open_files_limit)

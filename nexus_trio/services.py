@@ -15,6 +15,7 @@ import trio
 
 from nexus_trio.admission import AdmissionQueue
 from nexus_trio.config import Config
+from nexus_trio.dashboard.request_log import RequestLog
 from nexus_trio.disconnects import DisconnectWatcher
 from nexus_trio.drain import Drain
 from nexus_trio.errors import ConfigError
@@ -61,6 +62,19 @@ class RequestTotals:
         return self.success + self.errors + self.client_errors + self.cancelled
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """How the last configuration reload (SIGHUP) went, for operators."""
+
+    ok: bool
+    #: ``time.time()`` of the reload (for display only).
+    at_wall: float
+    #: The error that kept the old configuration, or None.
+    error: str | None = None
+    #: Settings that changed but need a restart to apply.
+    restart_required: tuple[str, ...] = ()
+
+
 @dataclass(eq=False)
 class Attempt:
     """One upstream exchange for one agent; finished exactly once."""
@@ -97,11 +111,17 @@ class Services:
     pipeline: Pipeline = field(init=False)
     #: Keys accepted from clients (never logged or rendered); empty = no inbound auth.
     api_keys: tuple[bytes, ...] = field(init=False, repr=False)
+    #: The last reload's result; None before the first.
+    last_reload: ReloadResult | None = None
+    #: The dashboard's ring buffer of finished proxy requests; None with the dashboard off.
+    request_log: RequestLog | None = field(init=False)
     #: Called with the new config after a reload (e.g. the app's body-size limit).
     reload_listeners: list[Callable[[Config], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.api_keys = inbound_keys(self.config, self.env)
+        dashboard = self.config.dashboard
+        self.request_log = RequestLog(dashboard.request_log_size) if dashboard.enabled else None
         self.quality = QualityStore(self.config.quality)
         self.metrics = Metrics(self.gauge_snapshot)
         self.pipeline = self._build_pipeline(self.config)

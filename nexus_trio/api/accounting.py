@@ -12,6 +12,7 @@ import msgspec
 import trio
 
 from nexus_trio.api.context import RequestContext
+from nexus_trio.dashboard.request_log import RequestLog
 from nexus_trio.metrics import Metrics, status_class
 from nexus_trio.services import RequestTotals
 
@@ -41,8 +42,16 @@ class AccessRecord(msgspec.Struct, omit_defaults=False):
     error_code: str | None
 
 
-def record_request(totals: RequestTotals, metrics: Metrics, ctx: RequestContext) -> None:
-    """Count the request in ``totals`` by final result, observe ``metrics``, write the log line."""
+def record_request(
+    totals: RequestTotals,
+    metrics: Metrics,
+    ctx: RequestContext,
+    request_log: RequestLog | None = None,
+) -> None:
+    """Count the request in ``totals`` by final result, observe ``metrics``, write the log line.
+
+    With a ``request_log`` (the dashboard's ring buffer) the request is appended to it too.
+    """
     elapsed = trio.current_time() - ctx.started
     cancelled = not ctx.completed
     status = ctx.status
@@ -77,6 +86,8 @@ def record_request(totals: RequestTotals, metrics: Metrics, ctx: RequestContext)
         if ctx.completion_tokens:
             metrics.tokens.labels(model_label, backend, "completion").inc(ctx.completion_tokens)
 
+    if request_log is not None:
+        request_log.append(ctx, elapsed)
     if access_log.isEnabledFor(logging.INFO):
         record = AccessRecord(
             request_id=ctx.request_id,

@@ -4,7 +4,8 @@
 (``app.asgi_app = GatewayASGI(app.asgi_app, proxy, services)``, so Quart's test client goes
 through it too). The three proxy paths go to the
 :class:`~nexus_trio.api.proxy.ProxyEndpoint` (the hot path, served without Quart); every other
-request to the Quart app. For every HTTP request it:
+request to the Quart app, except the dashboard's event stream, which has its own endpoint
+(:class:`~nexus_trio.dashboard.events.DashboardEvents`). For every HTTP request it:
 
 * creates the :class:`RequestContext` (request id, exit stack) the views fill in;
 * answers on its own, before the body is read, a request that arrives after the listener
@@ -37,6 +38,10 @@ from nexus_trio.api.reply import error_reply
 from nexus_trio.services import Services
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
+#: An endpoint served at the ASGI layer: the ASGI arguments plus the request's context.
+Endpoint = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable, RequestContext], Awaitable[None]]
+#: Where the dashboard's event stream is served (when the dashboard is on).
+DASHBOARD_EVENTS_PATH = "/v1/dashboard/events"
 
 #: Upper bound on request cleanup (closing upstream responses) once the request is over.
 _CLEANUP_SECONDS = 2.0
@@ -46,10 +51,17 @@ class GatewayASGI:
     """ASGI application: the proxy endpoint and the Quart app, with per-request ownership and
     accounting."""
 
-    def __init__(self, app: ASGIApp, proxy: ProxyEndpoint, services: Services) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        proxy: ProxyEndpoint,
+        services: Services,
+        dashboard_events: Endpoint | None = None,
+    ) -> None:
         self.app = app
         self.proxy = proxy
         self.services = services
+        self.dashboard_events = dashboard_events
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -92,6 +104,8 @@ class GatewayASGI:
         try:
             if ctx.path in ROUTES:
                 await self.proxy(scope, receive, send, ctx)
+            elif ctx.path == DASHBOARD_EVENTS_PATH and self.dashboard_events is not None:
+                await self.dashboard_events(scope, receive, send, ctx)
             else:
                 await self.app(scope, receive, _ResponseSender(send, ctx))
         finally:
@@ -100,7 +114,7 @@ class GatewayASGI:
                     await ctx.exit_stack.aclose()
             if ctx.is_proxy:
                 services.in_flight -= 1
-                record_request(services.totals, services.metrics, ctx)
+                record_request(services.totals, services.metrics, ctx, services.request_log)
 
     async def _reject(
         self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
@@ -108,7 +122,8 @@ class GatewayASGI:
         ctx.error_code = error.code
         await send_reply(send, ctx, error_reply(error))
         if ctx.is_proxy:
-            record_request(self.services.totals, self.services.metrics, ctx)
+            services = self.services
+            record_request(services.totals, services.metrics, ctx, services.request_log)
 
 
 def _authorized(headers: Iterable[tuple[bytes, bytes]], keys: tuple[bytes, ...]) -> bool:

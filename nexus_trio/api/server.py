@@ -10,6 +10,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 
 from nexus_trio.api.app import create_app
+from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.errors import ListenError
 from nexus_trio.services import Services
 
@@ -42,8 +43,9 @@ def bind_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 class FrontEnd:
     """Serves the gateway on ``server.host:server.port`` until the drain completes."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, dashboard: SnapshotPublisher | None = None) -> None:
         self.services = services
+        self.dashboard = dashboard
         self.stopped = trio.Event()
 
     def hypercorn_config(self, listener: socket.socket) -> HypercornConfig:
@@ -73,7 +75,7 @@ class FrontEnd:
         listener = bind_listener(server.host, server.port, reuse_port=server.reuse_port)
         try:
             await hypercorn.trio.serve(
-                create_app(self.services),
+                create_app(self.services, self.dashboard),
                 self.hypercorn_config(listener),
                 shutdown_trigger=self.services.drain.wait_listener_closed,
                 task_status=task_status,

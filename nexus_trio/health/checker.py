@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 
 import httpx
@@ -28,7 +29,7 @@ from nexus_trio.config import HealthCheckConfig
 from nexus_trio.health.probe import ProbeResult, probe_backend
 from nexus_trio.health.state import HealthStatus, apply
 from nexus_trio.metrics import Metrics
-from nexus_trio.registry import Backend, HealthState, Registry
+from nexus_trio.registry import Backend, HealthState, ProbeRecord, Registry
 
 log = logging.getLogger("nexus_trio.health")
 
@@ -158,6 +159,9 @@ class HealthChecker:
         )
         self._status[key] = after
         backend.health = after.state
+        backend.last_probe = ProbeRecord(
+            ok=result.ok, error=None if result.ok else result.error, at_wall=time.time()
+        )
         if result.models is not None:
             models = result.models
             detected = {m: c for m, c in backend.detected_capabilities.items() if m in models}

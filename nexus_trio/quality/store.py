@@ -46,6 +46,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from operator import sub
 from types import MappingProxyType
+from typing import NamedTuple
 
 from nexus_trio.config import QualityConfig
 from nexus_trio.quality.metrics import (
@@ -70,6 +71,18 @@ _FIELD_OF = {
     Outcome.CLIENT_ERROR: _CLIENT_ERROR,
     Outcome.CANCELLED: _CANCELLED,
 }
+
+
+class MinuteCounts(NamedTuple):
+    """One minute of an agent's (or a backend's) history, for charts."""
+
+    #: Successes, failures and client errors (cancelled attempts are not counted).
+    requests: int
+    failures: int
+    #: Mean TTFT of the streaming attempts of that minute; None without samples.
+    avg_ttft_ms: float | None
+
+
 #: The epoch of a bucket that never held one.
 _NEVER = -(1 << 62)
 #: The backoff factor doubles after each failed probe, up to this.
@@ -139,6 +152,7 @@ class _AgentRecord:
         "consecutive_failures",
         "day",
         "excluded",
+        "exclusion_reason",
         "hour",
         "last_failure_wall",
         "last_streaming",
@@ -151,6 +165,9 @@ class _AgentRecord:
         self.day = _Ring(3600, 24, now)
         self.consecutive_failures = 0
         self.excluded = False
+        #: Why the agent was last excluded: ``consecutive_failures``, ``high_error_rate`` or
+        #: ``probe_failed``; kept for display only.
+        self.exclusion_reason = ""
         #: When an excluded agent may be probed.
         self.probe_at = 0.0
         #: When the probe in flight was routed; None when none is.
@@ -159,8 +176,9 @@ class _AgentRecord:
         self.last_failure_wall: float | None = None
         self.last_streaming: float | None = None
 
-    def exclude(self, now: float, probe_interval_seconds: float) -> None:
+    def exclude(self, now: float, probe_interval_seconds: float, reason: str) -> None:
         self.excluded = True
+        self.exclusion_reason = reason
         self.probe_at = now + probe_interval_seconds * self.backoff_factor
         self.probe_since = None
 
@@ -259,7 +277,7 @@ class QualityStore:
             if now >= agent.probe_at:
                 self._resolve_probe(key, agent, field, now)
         elif field == _FAILURE and agent.consecutive_failures >= self.config.consecutive_failures:
-            agent.exclude(now, self.config.probe_interval_seconds)
+            agent.exclude(now, self.config.probe_interval_seconds, "consecutive_failures")
             log.warning(
                 "agent %s/%s excluded: %d consecutive failures; probe in %.0f s",
                 *key,
@@ -296,6 +314,42 @@ class QualityStore:
         agent = self._agents.get(key)
         return agent.probe_at if agent is not None and agent.excluded else None
 
+    def exclusion_reason(self, key: AgentKey) -> str | None:
+        """Why the excluded agent ``key`` was excluded; None if it is not excluded."""
+        agent = self._agents.get(key)
+        return agent.exclusion_reason if agent is not None and agent.excluded else None
+
+    def minute_history(self, keys: Iterable[AgentKey], now: float) -> list[MinuteCounts]:
+        """The last 60 one-minute buckets summed over ``keys``, oldest first (display only).
+
+        O(60 * agents); the store is not changed. A readmitted agent's failures were zeroed
+        (see the module docstring), so they are gone from its history too.
+        """
+        current = int(now // 60)
+        sums = [[0, 0, 0, 0] for _ in range(60)]
+        for key in keys:
+            agent = self._agents.get(key)
+            if agent is None:
+                continue
+            ring = agent.hour
+            for index, epoch in enumerate(ring.epochs):
+                age = current - epoch
+                if 0 <= age < 60:
+                    bucket = ring.buckets[index]
+                    row = sums[59 - age]
+                    row[0] += bucket[_SUCCESS] + bucket[_CLIENT_ERROR]
+                    row[1] += bucket[_FAILURE]
+                    row[2] += bucket[_TTFT_SUM_US]
+                    row[3] += sum(bucket[_HISTOGRAM:])
+        return [
+            MinuteCounts(
+                requests=ok + failures,
+                failures=failures,
+                avg_ttft_ms=ttft_us / count / 1000.0 if count else None,
+            )
+            for ok, failures, ttft_us, count in sums
+        ]
+
     def last_streaming_attempt(self, key: AgentKey) -> float | None:
         """The trio time of the agent's latest streaming attempt (or TTFT probe); None if none."""
         agent = self._agents.get(key)
@@ -322,7 +376,12 @@ class QualityStore:
                     and entry.error_rate_1h > config.error_rate_threshold
                 )
             ):
-                agent.exclude(now, config.probe_interval_seconds)
+                reason = (
+                    "consecutive_failures"
+                    if entry.consecutive_failures >= config.consecutive_failures
+                    else "high_error_rate"
+                )
+                agent.exclude(now, config.probe_interval_seconds, reason)
                 entry = agent.metrics(now)
                 log.warning(
                     "agent %s/%s excluded: error rate %.0f%% over 1 h (%d requests); "
@@ -345,7 +404,7 @@ class QualityStore:
             log.info("agent %s/%s readmitted: its probe succeeded", *key)
         elif field == _FAILURE:
             agent.backoff_factor = min(agent.backoff_factor * 2.0, MAX_BACKOFF_FACTOR)
-            agent.exclude(now, self.config.probe_interval_seconds)
+            agent.exclude(now, self.config.probe_interval_seconds, "probe_failed")
             log.info("agent %s/%s probe failed; next probe in %.0f s", *key, agent.probe_at - now)
         else:
             return

@@ -1,6 +1,6 @@
 """The in-memory registry of configured backends (sync)."""
 
-from nexus_trio.registry.backend import Backend, BackendCounters, HealthState
+from nexus_trio.registry.backend import Backend, BackendCounters, HealthState, ProbeRecord
 from nexus_trio.registry.capabilities import (
     FLAGS,
     TYPE_CAPABILITIES,
@@ -16,6 +16,7 @@ __all__ = [
     "BackendCounters",
     "Capabilities",
     "HealthState",
+    "ProbeRecord",
     "Registry",
     "guess_capabilities",
 ]

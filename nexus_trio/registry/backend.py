@@ -58,6 +58,17 @@ class BackendCounters:
             self.ms_per_output_token_ewma = _ewma(self.ms_per_output_token_ewma, per_token)
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeRecord:
+    """The result of the backend's last health probe, as shown to operators."""
+
+    ok: bool
+    #: Why it failed (None on success); never contains keys.
+    error: str | None
+    #: ``time.time()`` when the result arrived (for display only).
+    at_wall: float
+
+
 @dataclass(slots=True, eq=False)
 class Backend:
     """A configured inference server and what the gateway knows about it now."""
@@ -66,6 +77,8 @@ class Backend:
     #: The bearer key read from ``api_key_env`` at load time; never logged or rendered.
     api_key: str | None = field(default=None, repr=False)
     health: HealthState = HealthState.UNKNOWN
+    #: The last health probe's result; None before the first (or with health checks off).
+    last_probe: ProbeRecord | None = None
     #: Models reported by the last successful probe (static ``models`` are added on top).
     discovered_models: frozenset[str] = frozenset()
     #: Capabilities the server declared to a probe, per model (Ollama ``/api/show``,

@@ -54,6 +54,7 @@ class Registry:
             previous = self._backends.get(config.name)
             if previous is not None and previous.identity() == backend.identity():
                 backend.health = previous.health
+                backend.last_probe = previous.last_probe
                 backend.discovered_models = previous.discovered_models
                 backend.detected_capabilities = previous.detected_capabilities
                 backend.missing_models = previous.missing_models

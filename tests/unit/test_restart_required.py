@@ -36,3 +36,11 @@ def test_thresholds_and_backends_apply_live() -> None:
     changed = BASE + "[quality]\nerror_rate_threshold = 0.2\n"
     changed += '[[backends]]\nname = "new"\nurl = "http://127.0.0.1:1"\ntype = "vllm"\n'
     assert restart_required(parse_config(BASE), parse_config(changed)) == []
+
+
+def test_dashboard_settings_need_a_restart() -> None:
+    changed = BASE + "[dashboard]\nenabled = false\nrequest_log_size = 50\n"
+    assert restart_required(parse_config(BASE), parse_config(changed)) == [
+        "dashboard.enabled",
+        "dashboard.request_log_size",
+    ]

@@ -1,0 +1,123 @@
+"""``GET /v1/dashboard/events``: the dashboard's server-sent-event stream.
+
+Served at the ASGI layer (like the proxy routes, without Quart's machinery) so that the
+stream's lifetime is owned in one function: :meth:`DashboardEvents.__call__` subscribes to the
+:class:`~nexus_trio.dashboard.publisher.SnapshotPublisher`, sends the request log it holds
+(``log`` event), then every published snapshot (``snapshot`` event), until
+
+* the client goes away (its ``http.disconnect`` arrives), or
+* the gateway's listener closes at the start of a drain: the stream ends with an ``end``
+  event saying ``draining`` and the response completes, so a connected dashboard never holds
+  up a drain. While the drain delay keeps the listener open, snapshots go on (showing
+  ``draining``).
+
+The route sits under ``/v1/``, so inbound auth applies before it is reached. It is not a
+proxy request: it is not counted in flight and not accounted. At most
+``dashboard.max_connections`` streams run at once; one more is answered 503 ``overloaded``.
+"""
+
+from __future__ import annotations
+
+import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
+
+from nexus_trio import errors
+from nexus_trio.api.context import RequestContext
+from nexus_trio.api.proxy import send_reply
+from nexus_trio.api.reply import error_reply
+from nexus_trio.dashboard.publisher import SnapshotPublisher, server_sent_event
+from nexus_trio.dashboard.request_log import RequestEntry, entry_object
+from nexus_trio.services import Services
+
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+def _log_event(entries: list[RequestEntry]) -> bytes:
+    return server_sent_event("log", [entry_object(entry) for entry in entries])
+
+
+class DashboardEvents:
+    """The ASGI endpoint of ``/v1/dashboard/events``; see the module docstring."""
+
+    def __init__(self, services: Services, publisher: SnapshotPublisher) -> None:
+        self.services = services
+        self.publisher = publisher
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+        ctx: RequestContext,
+    ) -> None:
+        """Serve one dashboard until it leaves or the listener closes.
+
+        Blocks for the life of the stream. Cancellation (a forced shutdown) ends it without
+        the ``end`` event; the final body message is sent under a shielded scope either way.
+        """
+        error: errors.APIError
+        if ctx.method != "GET":
+            error = errors.MethodNotAllowed("Only GET is allowed on this route.")
+            await send_reply(send, ctx, error_reply(error))
+            return
+        if self.publisher.connected >= self.services.config.dashboard.max_connections:
+            error = errors.Overloaded(
+                "Too many dashboards are connected (dashboard.max_connections)."
+            )
+            await send_reply(send, ctx, error_reply(error))
+            return
+        request_id = (b"x-request-id", ctx.request_id.encode())
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [*_HEADERS, request_id]}
+        )
+        ctx.status = 200
+        listener_closed = self.services.drain.listener_closed
+        with self.publisher.subscribe(), trio.CancelScope() as streaming:
+            async with trio.open_nursery() as watchers:
+                watchers.start_soon(_cancel_on_disconnect, receive, streaming)
+                watchers.start_soon(_cancel_on_event, listener_closed, streaming)
+                await self._stream(send)
+        final = b""
+        if listener_closed.is_set():
+            final = server_sent_event("end", {"state": "draining"})
+        with trio.CancelScope(shield=True):
+            await send({"type": "http.response.body", "body": final, "more_body": False})
+        ctx.completed = True
+
+    async def _stream(self, send: ASGISendCallable) -> None:
+        """Send the request log, then every snapshot; returns only by cancellation."""
+        request_log = self.publisher.request_log
+        sent_log = request_log.last_seq
+        await _send_chunk(send, _log_event(request_log.entries_after(0)))
+        latest = self.publisher.latest
+        seq = 0 if latest is None else latest.seq - 1
+        while True:
+            published = await self.publisher.wait_published(seq)
+            seq = published.seq
+            if published.log_from > sent_log:
+                # Skipped snapshots carried entries this dashboard has not had: catch up.
+                missed = [
+                    e for e in request_log.entries_after(sent_log) if e.seq <= published.log_from
+                ]
+                await _send_chunk(send, _log_event(missed))
+            await _send_chunk(send, published.event)
+            sent_log = max(sent_log, published.log_to)
+
+
+async def _send_chunk(send: ASGISendCallable, data: bytes) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _cancel_on_disconnect(receive: ASGIReceiveCallable, scope: trio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def _cancel_on_event(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()

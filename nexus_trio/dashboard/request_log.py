@@ -1,0 +1,104 @@
+"""The ring buffer of the last finished proxy requests, for the dashboard's request log.
+
+The accounting code appends one tuple per finished proxy request (:meth:`RequestLog.append`,
+a handful of attribute reads and a ``deque`` append, well under the 2 µs budget). Turning
+entries into JSON objects happens only when a snapshot is built, once per second, and only
+while a dashboard is connected. An entry holds metadata only: never prompts, completions or
+keys. Every entry carries a sequence number so that a reader can ask for the entries it has
+not seen yet (:meth:`RequestLog.entries_after`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, NamedTuple
+
+from nexus_trio.api.context import RequestContext
+
+
+class RequestEntry(NamedTuple):
+    """One finished proxy request as the dashboard shows it."""
+
+    seq: int
+    #: ``time.time()`` when the request finished.
+    at_wall: float
+    request_id: str
+    path: str
+    requested_model: str | None
+    served_model: str | None
+    backend: str | None
+    #: The final status; None when the client went away or the gateway drained first.
+    status: int | None
+    truncated: bool
+    error_code: str | None
+    duration_ms: float
+    ttft_ms: float | None
+    attempts: int
+    route_reason: str | None
+    stream: bool
+
+
+class RequestLog:
+    """The last ``size`` finished proxy requests, oldest first; synchronous."""
+
+    __slots__ = ("_entries", "last_seq")
+
+    def __init__(self, size: int) -> None:
+        self._entries: deque[RequestEntry] = deque(maxlen=size)
+        #: The sequence number of the newest entry (0 before the first).
+        self.last_seq = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def append(self, ctx: RequestContext, elapsed_seconds: float) -> None:
+        """Remember the request ``ctx`` that finished after ``elapsed_seconds``; O(1)."""
+        seq = self.last_seq = self.last_seq + 1
+        self._entries.append(
+            RequestEntry(
+                seq,
+                time.time(),
+                ctx.request_id,
+                ctx.path,
+                ctx.requested_model,
+                ctx.served_model if ctx.backend is not None else None,
+                ctx.backend,
+                ctx.status if ctx.completed else None,
+                ctx.truncated,
+                ctx.error_code if ctx.completed else "cancelled",
+                elapsed_seconds * 1000.0,
+                ctx.ttft_ms,
+                ctx.attempts,
+                ctx.route_reason,
+                ctx.stream,
+            )
+        )
+
+    def entries_after(self, seq: int) -> list[RequestEntry]:
+        """The entries newer than sequence number ``seq``, oldest first."""
+        if seq >= self.last_seq:
+            return []
+        newer = min(self.last_seq - seq, len(self._entries))
+        return list(self._entries)[-newer:]
+
+
+def entry_object(entry: RequestEntry) -> dict[str, Any]:
+    """The JSON object of one entry (durations rounded to 0.1 ms)."""
+    return {
+        "seq": entry.seq,
+        "time": round(entry.at_wall, 3),
+        "request_id": entry.request_id,
+        "route": entry.path,
+        "requested_model": entry.requested_model,
+        "served_model": entry.served_model,
+        "backend": entry.backend,
+        "status": entry.status,
+        "truncated": entry.truncated,
+        "error_code": entry.error_code,
+        "duration_ms": round(entry.duration_ms, 1),
+        "ttft_ms": None if entry.ttft_ms is None else round(entry.ttft_ms, 1),
+        "attempts": entry.attempts,
+        "route_reason": entry.route_reason,
+        "stream": entry.stream,
+    }
