@@ -14,6 +14,7 @@ from quart_trio import QuartTrio
 
 from nexus_trio.api.app import create_app
 from nexus_trio.config import Config, parse_config
+from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.services import Services
 from nexus_trio.upstream.client import upstream_http_client
 
@@ -135,6 +136,8 @@ class Gateway:
     app: QuartTrio
     services: Services
     upstream: Upstream
+    #: The dashboard's snapshot publisher (running), None with the dashboard off.
+    dashboard: SnapshotPublisher | None = None
 
     async def post(self, path: str, body: object, **headers: str) -> Any:
         data = body if isinstance(body, bytes) else msgspec.json.encode(body)
@@ -151,19 +154,31 @@ class ASGICall:
     gets, so disconnect tests talk ASGI directly.)
     """
 
-    def __init__(self, app: QuartTrio, path: str, body: bytes) -> None:
+    def __init__(
+        self,
+        app: QuartTrio,
+        path: str,
+        body: bytes,
+        *,
+        method: str = "POST",
+        headers: Iterable[tuple[bytes, bytes]] = (),
+    ) -> None:
         self.app = app
         self.scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
-            "method": "POST",
+            "method": method,
             "scheme": "http",
             "path": path,
             "raw_path": path.encode(),
             "query_string": b"",
             "root_path": "",
-            "headers": [(b"content-type", b"application/json"), (b"host", b"gw.test")],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"host", b"gw.test"),
+                *headers,
+            ],
             "client": ("127.0.0.1", 1234),
             "server": ("127.0.0.1", 8000),
             "extensions": {},
@@ -201,7 +216,8 @@ class ASGICall:
 
 @pytest.fixture
 def make_gateway(nursery: trio.Nursery) -> Callable[..., Gateway]:
-    """Build an in-process gateway; its disconnect watcher runs until the test ends."""
+    """Build an in-process gateway; its disconnect watcher and dashboard publisher run until
+    the test ends."""
 
     def make(config_text: str = BASE_CONFIG, env: dict[str, str] | None = None) -> Gateway:
         config: Config = parse_config(config_text)
@@ -210,7 +226,12 @@ def make_gateway(nursery: trio.Nursery) -> Callable[..., Gateway]:
         http = upstream_http_client(transport)
         services = Services.create(config, env or {}, http, transport=transport)
         nursery.start_soon(services.disconnects.run)
-        return Gateway(app=create_app(services), services=services, upstream=upstream)
+        dashboard = None
+        if services.request_log is not None:
+            dashboard = SnapshotPublisher(services, services.request_log)
+            nursery.start_soon(dashboard.run)
+        app = create_app(services, dashboard)
+        return Gateway(app=app, services=services, upstream=upstream, dashboard=dashboard)
 
     return make
 

@@ -235,3 +235,13 @@ class RawConnection:
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the dashboard screenshots the browser tests saved (CI prints where they are)."""
+    from tests.system.browser import SCREENSHOTS
+
+    if SCREENSHOTS:
+        terminalreporter.section("dashboard screenshots")
+        for path in SCREENSHOTS:
+            terminalreporter.write_line(str(path))

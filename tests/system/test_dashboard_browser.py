@@ -1,0 +1,196 @@
+"""The dashboard in a real browser: headless Chromium against a real ``nexus-trio serve``.
+
+Each test saves a screenshot of the page as it ends (``dashboard-<test>.png`` in the test's
+temporary directory; the session summary lists them). ``browser`` comes last among a test's
+fixtures, so it is closed — and the screenshot taken — while the gateway still runs.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from nexus_trio.simulator import SimulatedBackend
+from tests.system.browser import Browser, browser_paths
+from tests.system.conftest import GatewayFactory, GatewayProcess, gateway_config, poll
+
+pytestmark = pytest.mark.system
+
+CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+async def browser(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Browser]:
+    browser_paths()
+    window = await trio.to_thread.run_sync(Browser.start, tmp_path)
+    try:
+        yield window
+    finally:
+        with trio.CancelScope(shield=True):
+            await window.screenshot(request.node.name)
+            await window.close()
+
+
+@pytest.fixture
+async def two_backends(
+    start_backend: Callable[..., Awaitable[SimulatedBackend]],
+) -> tuple[SimulatedBackend, SimulatedBackend]:
+    fast = await start_backend(name="fast", models=("demo",), ttft_ms=10, tokens_per_second=500)
+    other = await start_backend(name="other", models=("demo",), ttft_ms=10, tokens_per_second=500)
+    return fast, other
+
+
+async def send_requests(gateway: GatewayProcess, count: int, **headers: str) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(count):
+            response = await client.post(
+                f"{gateway.url}/v1/chat/completions", json=CHAT, headers=headers
+            )
+            assert response.status_code == 200
+
+
+async def test_page_lists_backends_and_requests_with_no_errors_or_foreign_requests(
+    start_gateway: GatewayFactory,
+    two_backends: tuple[SimulatedBackend, SimulatedBackend],
+    browser: Browser,
+) -> None:
+    gateway = await start_gateway(gateway_config(*two_backends))
+    await send_requests(gateway, 3)
+    await browser.open(f"{gateway.url}/")
+    await browser.wait_text("#backends tr[data-backend='fast']", "healthy", 10)
+    await browser.wait_text("#backends tr[data-backend='other']", "healthy", 10)
+    await browser.wait_text("#log-count", "3 of 3 shown", 5)
+    await send_requests(gateway, 2, **{"x-request-id": "from-the-test"})
+    await browser.wait_text("#log tbody", "from-the-test", 3)
+    await browser.wait_text("#log-count", "5 of 5 shown", 3)
+    assert await browser.console_errors() == []
+    urls = await browser.script(
+        "return performance.getEntriesByType('resource').map((entry) => entry.name)"
+    )
+    assert urls
+    assert all(url.startswith(f"{gateway.url}/") for url in urls), urls
+    # Filtering by status hides the successes.
+    await browser.script(
+        "const s = document.getElementById('filter-status'); s.value = '5xx';"
+        "s.dispatchEvent(new Event('change'))"
+    )
+    await browser.wait_text("#log-count", "0 of 5 shown", 2)
+
+
+async def test_failing_backend_shows_excluded_within_three_seconds(
+    start_gateway: GatewayFactory,
+    two_backends: tuple[SimulatedBackend, SimulatedBackend],
+    browser: Browser,
+) -> None:
+    fast, other = two_backends
+    quality = "[quality]\nconsecutive_failures = 3\nprobe_interval_seconds = 300"
+    gateway = await start_gateway(gateway_config(fast, other, extra=quality))
+    await browser.open(f"{gateway.url}/dashboard")
+    await browser.wait_text("#backends tr[data-backend='other']", "healthy", 10)
+    other.options.error_rate = 1.0
+
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def excluded() -> bool:
+            # Each request fails on 'other' (when routed there) and is retried on 'fast'.
+            await client.post(f"{gateway.url}/v1/chat/completions", json=CHAT)
+            stats = (await client.get(f"{gateway.url}/v1/stats")).json()
+            states = {b["name"]: (b["quality"] or {}).get("state") for b in stats["backends"]}
+            return states["other"] == "excluded"
+
+        with trio.fail_after(20):
+            await poll(excluded)
+    await browser.wait_text("#backends tr[data-backend='other']", "excluded", 3)
+    await browser.wait_text("#backends tr[data-backend='other']", "consecutive failures", 1)
+    await browser.wait_text("#backends tr[data-backend='fast']", "healthy", 1)
+
+
+async def test_with_inbound_auth_the_page_shows_nothing_until_the_key_is_entered(
+    start_gateway: GatewayFactory,
+    two_backends: tuple[SimulatedBackend, SimulatedBackend],
+    browser: Browser,
+) -> None:
+    config = gateway_config(*two_backends, server='api_keys_env = "DASHBOARD_TEST_KEYS"')
+    gateway = await start_gateway(config, env={"DASHBOARD_TEST_KEYS": "right-key"})
+    await send_requests(gateway, 1, authorization="Bearer right-key")
+    await browser.open(f"{gateway.url}/")
+    await browser.wait_for(
+        lambda driver: driver.find_element("id", "key-form").is_displayed(), 10, "the key form"
+    )
+    page = await browser.script("return document.documentElement.outerHTML")
+    assert "fast" not in page
+    assert "chat/completions" not in page
+    assert not await browser.script("return document.getElementById('main').hidden === false")
+
+    async def enter(key: str) -> None:
+        def type_key(driver: object) -> None:
+            field = browser.driver.find_element("id", "key-input")
+            field.clear()
+            field.send_keys(key)
+            field.submit()
+
+        await browser.run(type_key, browser.driver)
+
+    await enter("wrong-key")
+    await browser.wait_text("#key-message", "refused", 5)
+    assert "fast" not in await browser.script("return document.documentElement.outerHTML")
+    await enter("right-key")
+    await browser.wait_text("#backends tr[data-backend='fast']", "healthy", 10)
+    await browser.wait_text("#log-count", "1 of 1 shown", 5)
+    stored = await browser.script("return sessionStorage.getItem('nexus-trio.api-key')")
+    assert stored == "right-key"
+
+
+async def test_sigterm_shows_draining_and_the_open_page_does_not_hold_up_the_drain(
+    start_gateway: GatewayFactory,
+    two_backends: tuple[SimulatedBackend, SimulatedBackend],
+    browser: Browser,
+) -> None:
+    server = "drain_delay_seconds = 2\ndrain_timeout_seconds = 30"
+    gateway = await start_gateway(gateway_config(*two_backends, server=server))
+    await browser.open(f"{gateway.url}/")
+    await browser.wait_text("[data-field='State']", "ready", 10)
+    gateway.send_signal(signal.SIGTERM)
+    # During the drain delay the listener stays open and snapshots go on, showing draining.
+    await browser.wait_text("[data-field='State']", "draining", 3)
+    await browser.wait_text("#alerts", "draining", 1)
+    # When the listener closes the stream ends, and the process exits long before 30 s.
+    await browser.wait_text("#connection", "draining and closed this view", 5)
+    with trio.fail_after(5):
+        assert await gateway.wait_exit() == 0
+    await browser.wait_text("[data-field='State']", "draining", 1)
+
+
+async def test_connected_event_stream_ends_at_drain_start(
+    start_gateway: GatewayFactory,
+    two_backends: tuple[SimulatedBackend, SimulatedBackend],
+) -> None:
+    """No browser: a raw event-stream client must not stretch the drain to its deadline."""
+    gateway = await start_gateway(
+        gateway_config(*two_backends, server="drain_timeout_seconds = 30")
+    )
+    received = b""
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("GET", f"{gateway.url}/v1/dashboard/events") as response,
+    ):
+        assert response.status_code == 200
+        health = (await client.get(f"{gateway.url}/health")).json()
+        assert health["in_flight_requests"] == 0
+        started: float | None = None
+        with trio.fail_after(10):
+            async for chunk in response.aiter_raw():
+                received += chunk
+                if started is None and b"event: snapshot" in received:
+                    started = trio.current_time()
+                    gateway.send_signal(signal.SIGTERM)
+        assert started is not None
+        assert trio.current_time() - started < 2
+    assert received.endswith(b'event: end\ndata: {"state":"draining"}\n\n')
+    with trio.fail_after(5):
+        assert await gateway.wait_exit() == 0
