@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -73,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="gateway + two simulated backends, ready to curl")
     demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--traffic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send a few demo requests per second so the dashboard shows routing learn",
+    )
 
     status = commands.add_parser("status", help="backends, health and quality of a gateway")
     status.add_argument("--url", default="http://127.0.0.1:8000")
@@ -195,7 +202,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     configure_logging("info", "text")
     try:
-        return trio.run(run_demo, args.port)
+        return trio.run(partial(run_demo, args.port, traffic=args.traffic))
     except OSError as exc:
         print(
             f"nexus-trio: cannot listen on port {args.port}: {exc.strerror or exc}", file=sys.stderr

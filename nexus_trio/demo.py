@@ -2,7 +2,11 @@
 (docs/cli.md#command-line).
 
 One backend is fast, the other slow and flaky; both serve the model ``demo``. The banner
-prints ``curl`` commands that work as pasted.
+prints the dashboard's address first, then ``curl`` commands that work as pasted. Unless
+``--no-traffic`` is given, a small traffic generator
+(:class:`~nexus_trio.demo_traffic.TrafficGenerator`) sends a few requests per second until the
+drain begins, so the dashboard shows the quality tracker exclude the flaky backend, probe it
+and readmit it within a couple of minutes.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ from nexus_trio.config import (
     Config,
     HealthCheckConfig,
     QualityConfig,
+    RoutingConfig,
     ServerConfig,
 )
 from nexus_trio.daemon import Supervisor
+from nexus_trio.demo_traffic import TrafficGenerator
+from nexus_trio.drain import Drain
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 
 FAST = SimulatorOptions(name="fast", models=("demo",), ttft_ms=40.0, tokens_per_second=150.0)
 SLOW_FLAKY = SimulatorOptions(
-    name="slow-flaky", models=("demo",), ttft_ms=600.0, tokens_per_second=25.0, error_rate=0.3
+    name="slow-flaky", models=("demo",), ttft_ms=600.0, tokens_per_second=25.0, error_rate=0.5
 )
 
 
@@ -32,12 +39,15 @@ def demo_config(port: int, fast_port: int, slow_port: int) -> Config:
     return Config(
         server=ServerConfig(port=port, drain_timeout_seconds=5.0),
         health_check=HealthCheckConfig(interval_seconds=5.0, timeout_seconds=2.0),
-        # quick enough to watch: quality recomputed every 2 s, excluded agents probed after 10 s,
-        # first tokens slower than 300 ms penalised
+        # Round robin, so the flaky backend keeps getting its share until quality excludes it.
+        routing=RoutingConfig(strategy="round_robin"),
+        # quick enough to watch: quality recomputed every 2 s, an error rate above 25 % over at
+        # least 5 requests excludes, excluded agents are probed after 10 s
         quality=QualityConfig(
             metrics_interval_seconds=2.0,
             probe_interval_seconds=10.0,
             min_requests=5,
+            error_rate_threshold=0.25,
             ttft_penalty_threshold_ms=300.0,
         ),
         backends=[
@@ -54,7 +64,7 @@ def demo_config(port: int, fast_port: int, slow_port: int) -> Config:
     )
 
 
-def banner(url: str) -> str:
+def banner(url: str, *, traffic: bool) -> str:
     chat = (
         f"curl -s {url}/v1/chat/completions -H 'Content-Type: application/json' "
         '-d \'{"model": "demo", "messages": [{"role": "user", "content": "Hello"}]}\''
@@ -64,10 +74,17 @@ def banner(url: str) -> str:
         '-d \'{"model": "demo", "stream": true, '
         '"messages": [{"role": "user", "content": "Hello"}]}\''
     )
+    traffic_line = (
+        "Demo traffic: 4 requests/s (--no-traffic to send your own only)."
+        if traffic
+        else "No demo traffic (--no-traffic): send requests with the commands below."
+    )
     return "\n".join(
         [
+            f"Dashboard: {url}/",
             "",
             f"nexus-trio demo: gateway on {url}, backends 'fast' and 'slow-flaky' (model 'demo')",
+            traffic_line,
             "",
             "Try:",
             f"  {chat}",
@@ -84,8 +101,12 @@ def banner(url: str) -> str:
     )
 
 
-async def run_demo(port: int) -> int:
-    """Run the demo until interrupted; returns the exit status."""
+async def run_demo(port: int, *, traffic: bool = True) -> int:
+    """Run the demo until interrupted; returns the exit status.
+
+    With ``traffic`` the generator runs from the moment the gateway is ready until its drain
+    begins.
+    """
     fast = SimulatedBackend(FAST)
     slow = SimulatedBackend(SLOW_FLAKY)
     async with trio.open_nursery() as nursery:
@@ -98,5 +119,14 @@ async def run_demo(port: int) -> int:
             nursery.cancel_scope.cancel()
 
         binds = await nursery.start(gateway)
-        print(banner(binds[0]), flush=True)
+        print(banner(binds[0], traffic=traffic), flush=True)
+        if traffic and supervisor.services is not None:
+            nursery.start_soon(_traffic_until_drain, binds[0], supervisor.services.drain)
     return 1 if supervisor.forced else 0
+
+
+async def _traffic_until_drain(url: str, drain: Drain) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(TrafficGenerator(url).run)
+        await drain.requested.wait()
+        nursery.cancel_scope.cancel()

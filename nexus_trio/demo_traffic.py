@@ -1,0 +1,71 @@
+"""The demo's traffic generator: a steady trickle of chat requests through the gateway.
+
+With it a newcomer watches the routing learn on the dashboard without writing a client:
+``nexus-trio demo`` starts it unless ``--no-traffic`` is given. It sends
+``REQUESTS_PER_SECOND`` requests per second on a drift-free grid, every other one streaming
+(so TTFT is measured), never more than ``MAX_IN_FLIGHT`` at once (a tick with that many still
+running is skipped). Answers are read to their end and dropped; failures are the demo's point
+and are not reported.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import trio
+
+log = logging.getLogger("nexus_trio.demo")
+
+REQUESTS_PER_SECOND = 4.0
+MAX_IN_FLIGHT = 16
+_TIMEOUT_SECONDS = 30.0
+
+
+def chat_body(index: int) -> dict[str, object]:
+    """The ``index``-th request: model ``demo``, streaming when ``index`` is odd."""
+    return {
+        "model": "demo",
+        "stream": index % 2 == 1,
+        "messages": [{"role": "user", "content": f"Demo request {index}: say hello."}],
+    }
+
+
+class TrafficGenerator:
+    """Sends demo requests to the gateway at ``url`` until cancelled."""
+
+    def __init__(self, url: str) -> None:
+        self.url = f"{url}/v1/chat/completions"
+        self.in_flight = 0
+        self.sent = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Send requests until cancelled; reports started at once.
+
+        Blocks forever. Cancellation abandons the requests in flight (their connections are
+        closed with the client).
+        """
+        async with (
+            httpx.AsyncClient(timeout=_TIMEOUT_SECONDS) as client,
+            trio.open_nursery() as nursery,
+        ):
+            task_status.started()
+            start = trio.current_time()
+            tick = 0
+            while True:
+                if self.in_flight < MAX_IN_FLIGHT:
+                    nursery.start_soon(self._send, client, self.sent)
+                    self.sent += 1
+                tick += 1
+                await trio.sleep_until(start + tick / REQUESTS_PER_SECOND)
+
+    async def _send(self, client: httpx.AsyncClient, index: int) -> None:
+        self.in_flight += 1
+        try:
+            async with client.stream("POST", self.url, json=chat_body(index)) as response:
+                async for _ in response.aiter_raw():
+                    pass
+        except httpx.HTTPError as exc:
+            log.debug("demo request %d failed: %s", index, exc)
+        finally:
+            self.in_flight -= 1

@@ -1,0 +1,75 @@
+"""``nexus-trio demo``: the dashboard address first, and traffic that makes quality act."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import httpx
+import msgspec
+import pytest
+import trio
+
+pytestmark = pytest.mark.system
+
+
+async def test_demo_prints_the_dashboard_and_its_traffic_gets_the_flaky_backend_probed() -> None:
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "nexus_trio", "demo", "--port", "0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        output = b""
+        with trio.fail_after(15):
+            while b"\n" not in output:
+                output += await process.stdout.receive_some(4096)
+        first_line = output.split(b"\n", 1)[0].decode()
+        assert first_line.startswith("Dashboard: http://127.0.0.1:")
+        url = first_line.removeprefix("Dashboard: ").rstrip("/")
+        async with httpx.AsyncClient(timeout=5) as client:
+            page = await client.get(f"{url}/")
+            assert page.status_code == 200
+            assert "text/html" in page.headers["content-type"]
+            # 4 requests/s, half of them to the flaky backend until quality excludes it; the
+            # dashboard then shows it excluded, and the result of its probe 10 s later. Then
+            # SIGTERM: the event stream ends and the demo exits.
+            with trio.fail_after(30):
+                seen = await _watch_until_drained(client, url, process)
+        assert seen == ["excluded", "probe", "end"]
+        with trio.fail_after(10):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _watch_until_drained(
+    client: httpx.AsyncClient, url: str, process: trio.Process
+) -> list[str]:
+    """Read the dashboard's events to their end; SIGTERM the demo once a probe was seen."""
+    seen: list[str] = []
+    buffer = b""
+    async with client.stream("GET", f"{url}/v1/dashboard/events", timeout=None) as events:
+        async for chunk in events.aiter_raw():
+            buffer += chunk
+            *blocks, buffer = buffer.split(b"\n\n")
+            for block in blocks:
+                name, _, data = block.partition(b"\ndata: ")
+                if name == b"event: end":
+                    seen.append("end")
+                if name != b"event: snapshot" or "probe" in seen:
+                    continue
+                flaky = msgspec.json.decode(data)["backends"]["slow-flaky"]
+                state, reason = flaky["quality_state"], flaky["exclusion_reason"]
+                if not seen and state == "excluded":
+                    seen.append("excluded")
+                # The probe either readmits it or excludes it again, for that reason.
+                elif seen == ["excluded"] and (state == "healthy" or reason == "probe_failed"):
+                    seen.append("probe")
+                    process.send_signal(signal.SIGTERM)
+    return seen
