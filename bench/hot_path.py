@@ -10,6 +10,12 @@ judging the answer, the reply, accounting — and nothing hypercorn, h11 or the 
 it is far steadier than a load test and shows the effect of a change to the hot path in a few
 seconds. ``--profile`` adds cProfile's top entries by cumulative time (cProfile slows Python
 code about three times; read the shares, not the times).
+
+``--request-log-ab`` measures what the dashboard's request ring buffer costs: two apps, one with
+``[dashboard] enabled = true`` (the default: each finished request is appended to the ring)
+and one with it off (no ring), driven in alternating blocks in the same process, so both see
+the same machine; it prints the median µs per request of each and their difference, and the
+cost of one ``RequestLog.append`` measured alone.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import statistics
 import time
+import timeit
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -25,7 +34,9 @@ import payloads
 import trio
 
 from nexus_trio.api.app import create_app
+from nexus_trio.api.context import RequestContext
 from nexus_trio.config import parse_config
+from nexus_trio.dashboard.request_log import RequestLog
 from nexus_trio.registry import HealthState
 from nexus_trio.services import Services
 from nexus_trio.upstream.client import upstream_http_client
@@ -80,15 +91,16 @@ class InstantUpstream(httpx.AsyncBaseTransport):
         return httpx.Response(200, headers=headers, stream=httpx.ByteStream(_ANSWER))
 
 
-async def measure(requests: int, profile: bool) -> None:
-    """Print µs per request over ``requests`` sequential requests (after a warm-up)."""
+def build(config: str, nursery: trio.Nursery) -> Callable[[], Awaitable[None]]:
+    """The app on ``config``; returns a function that drives one request through it."""
     transport = InstantUpstream()
     services = Services.create(
-        parse_config(CONFIG), {}, upstream_http_client(transport), transport=transport
+        parse_config(config), {}, upstream_http_client(transport), transport=transport
     )
     for backend in services.registry:
         backend.health = HealthState.HEALTHY
     app = create_app(services)
+    nursery.start_soon(services.disconnects.run)
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
@@ -108,8 +120,13 @@ async def measure(requests: int, profile: bool) -> None:
         if sent[0]["status"] != 200:
             raise SystemExit(f"the gateway answered {sent}")
 
+    return one
+
+
+async def measure(requests: int, profile: bool) -> None:
+    """Print µs per request over ``requests`` sequential requests (after a warm-up)."""
     async with trio.open_nursery() as nursery:
-        await nursery.start(services.disconnects.run)
+        one = build(CONFIG, nursery)
         for _ in range(500):
             await one()
         profiler = cProfile.Profile() if profile else None
@@ -127,12 +144,53 @@ async def measure(requests: int, profile: bool) -> None:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
 
 
+async def request_log_ab(requests: int, blocks: int = 10) -> None:
+    """Alternate blocks with and without the request ring buffer; print both and the cost."""
+    async with trio.open_nursery() as nursery:
+        variants = {
+            "ring buffer on": build(CONFIG, nursery),
+            "ring buffer off": build(CONFIG + "[dashboard]\nenabled = false\n", nursery),
+        }
+        for one in variants.values():
+            for _ in range(500):
+                await one()
+        per_block = max(requests // blocks, 1)
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(blocks):
+            for name, one in variants.items():
+                started = time.perf_counter()
+                for _ in range(per_block):
+                    await one()
+                samples[name].append((time.perf_counter() - started) / per_block * 1e6)
+        nursery.cancel_scope.cancel()
+    on, off = (statistics.median(samples[name]) for name in variants)
+    print(f"ring buffer on:  {on:.2f} µs per request (median of {blocks} blocks of {per_block:,})")
+    print(f"ring buffer off: {off:.2f} µs per request")
+    print(f"difference:      {on - off:+.2f} µs per request ({(on / off - 1) * 100:+.1f} %)")
+    ring = RequestLog(200)
+    ctx = RequestContext(
+        request_id="x" * 36, method="POST", path="/v1/chat/completions", started=0.0
+    )
+    ctx.completed, ctx.status, ctx.backend = True, 200, "bench-plain"
+    appends = 200_000
+    seconds = min(timeit.repeat(lambda: ring.append(ctx, 0.001), number=appends, repeat=5))
+    print(f"RequestLog.append alone: {seconds / appends * 1e6:.2f} µs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true", help="also print cProfile's top 40")
+    parser.add_argument(
+        "--request-log-ab",
+        action="store_true",
+        help="compare the dashboard's request ring buffer on and off, in the same process",
+    )
     args = parser.parse_args()
-    trio.run(measure, args.requests, args.profile)
+    if args.request_log_ab:
+        trio.run(request_log_ab, args.requests)
+    else:
+        trio.run(measure, args.requests, args.profile)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ non-streaming alternately, 16 connections) and its RSS is read before and after.
 medians of the runs with the per-run values of each ratio, goes to stdout and to
 ``bench/results/<timestamp>.md``.
 
+``--dashboards N`` adds, to every run, what N connected dashboards cost the gateway: the
+gateway's non-streaming (c=16) and streaming loads are measured again without and with N
+clients reading ``/v1/dashboard/events`` (``bench/dashboards.py``, pinned with the load
+generator), in the order without, with, with, without, so both sides see the same machine;
+the report gives the with/without ratios of each run.
+
 CPU placement (2 cores): the four Python servers on the first core (only one is loaded at a
 time), nginx and the load generator on the second, so the load generator competes with
 the upstream, never with the Python server under test. With one core nothing is pinned.
@@ -62,6 +68,8 @@ GOAL_CEILING_RATIO = 0.5
 GOAL_ADDED_P50_MS = 1.0
 GOAL_STREAMS_PER_S = 600.0
 GOAL_RSS_GROWTH_MB = 10.0
+#: Throughput with dashboards connected, relative to without.
+GOAL_DASHBOARDS_RATIO = 0.97
 
 GATEWAY_CONFIG = """\
 [server]
@@ -116,6 +124,8 @@ class Settings:
     use_wrk: bool
     server_cpus: frozenset[int] | None
     tool_cpus: frozenset[int] | None
+    #: Dashboards connected for the with/without comparison; 0 = no comparison.
+    dashboards: int = 0
 
 
 @dataclass
@@ -477,6 +487,48 @@ def one_run(
         results[key] = counters.add(
             run_load(settings, workdir, url, connections, settings.duration, body)
         )
+    if settings.dashboards:
+        results |= dashboards_comparison(settings, workdir, stack, bodies, counters)
+    return results
+
+
+#: (key, target, connections, streaming) of the dashboards comparison, in the order they run:
+#: the dashboards are connected for the middle two.
+DASHBOARD_CASES = [
+    ("gateway c16 -dashboards", "gateway", 16, False),
+    ("gateway c16 +dashboards", "gateway", 16, False),
+    ("gateway stream +dashboards", "gateway", 16, True),
+    ("gateway stream -dashboards", "gateway", 16, True),
+]
+
+
+@contextlib.contextmanager
+def dashboards_connected(settings: Settings, workdir: Path, stack: Stack) -> Iterator[None]:
+    """``settings.dashboards`` clients reading the gateway's dashboard stream, until exit."""
+    log = workdir / "dashboards.log"
+    command = [sys.executable, str(BENCH / "dashboards.py"), str(stack.gateway)]
+    with contextlib.ExitStack() as running:
+        process = spawn(running, [*command, str(settings.dashboards)], log, settings.tool_cpus)
+        wait_until(lambda: log.read_text().startswith("connected"), process, log, "the dashboards")
+        yield
+
+
+def dashboards_comparison(
+    settings: Settings, workdir: Path, stack: Stack, bodies: Bodies, counters: Counters
+) -> dict[str, Load]:
+    """The gateway's loads without, with, with and without the dashboards connected."""
+    results = {}
+    for key, target, connections, streaming in DASHBOARD_CASES:
+        body = bodies.streaming if streaming else bodies.plain
+        url = target_url(stack, target, streaming)
+        with (
+            dashboards_connected(settings, workdir, stack)
+            if "+dashboards" in key
+            else contextlib.nullcontext()
+        ):
+            results[key] = counters.add(
+                run_load(settings, workdir, url, connections, settings.duration, body)
+            )
     return results
 
 
@@ -493,7 +545,17 @@ def rss_mb(pid: int) -> float:
 
 def derived(run: dict[str, Load]) -> dict[str, float]:
     """The ratios and differences of one run."""
-    return {
+    dashboards = {}
+    if "gateway c16 +dashboards" in run:
+        dashboards = {
+            "gateway with / without dashboards req/s, c=16": run["gateway c16 +dashboards"].rate
+            / run["gateway c16 -dashboards"].rate,
+            "gateway with / without dashboards streams/s, c=16": run[
+                "gateway stream +dashboards"
+            ].rate
+            / run["gateway stream -dashboards"].rate,
+        }
+    return dashboards | {
         "gateway / no-op req/s, c=16": run["gateway c16"].rate / run["noop c16"].rate,
         "gateway / no-op req/s, c=1": run["gateway c1"].rate / run["noop c1"].rate,
         "gateway / direct req/s, c=16": run["gateway c16"].rate / run["direct c16"].rate,
@@ -629,6 +691,16 @@ def render(
             _verdict(errors == 0),
         ),
     ]
+    for name in ratios:
+        if name.startswith("gateway with / without dashboards"):
+            goals.append(
+                (
+                    name.replace("gateway with / without dashboards", "with dashboards connected:"),
+                    f"≥ {GOAL_DASHBOARDS_RATIO} x",
+                    f"{_ratio(ratios[name])} x",
+                    _verdict(ratios[name] >= GOAL_DASHBOARDS_RATIO),
+                )
+            )
     lines += ["", "## Goals", "", "| goal | target | measured | |", "|---|---|---|---|"]
     for goal, target, measured, verdict in goals:
         lines.append(f"| {goal} | {target} | {measured} | {verdict} |")
@@ -642,7 +714,7 @@ def render(
     lines += ["", "## Per run: req/s (p50 ms)", ""]
     lines += ["| load | " + " | ".join(f"run {n}" for n in range(1, len(runs) + 1)) + " |"]
     lines += ["|---|" + "--:|" * len(runs)]
-    for key, _target, _connections, _streaming in CASES:
+    for key in runs[0]:
         cells = [f"{_fmt(run[key].rate)} ({run[key].p50_ms:.2f})" for run in runs]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -706,6 +778,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--upstream", choices=["auto", "nginx", "builtin"], default="auto")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
+        "--dashboards",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure the gateway with N dashboards connected (same runs)",
+    )
+    parser.add_argument(
         "--install", action="store_true", help="apt-get install nginx and wrk if missing (root)"
     )
     return parser.parse_args()
@@ -726,6 +805,7 @@ def main() -> None:
         use_wrk=use_wrk,
         server_cpus=frozenset(cpus[:1]) if two else None,
         tool_cpus=frozenset(cpus[1:2]) if two else None,
+        dashboards=args.dashboards,
     )
     counters = Counters()
     load_before = os.getloadavg()[0]

@@ -2,8 +2,9 @@
 
 With it a newcomer watches the routing learn on the dashboard without writing a client:
 ``nexus-trio demo`` starts it unless ``--no-traffic`` is given. It sends
-``REQUESTS_PER_SECOND`` requests per second on a drift-free grid, every other one streaming
-(so TTFT is measured), never more than ``MAX_IN_FLIGHT`` at once (a tick with that many still
+``REQUESTS_PER_SECOND`` requests per second on a drift-free grid, two in three streaming (so
+TTFT is measured; a period of 3 keeps round robin over two backends from giving each backend
+only one kind), never more than ``MAX_IN_FLIGHT`` at once (a tick with that many still
 running is skipped). Answers are read to their end and dropped; failures are the demo's point
 and are not reported.
 """
@@ -23,10 +24,10 @@ _TIMEOUT_SECONDS = 30.0
 
 
 def chat_body(index: int) -> dict[str, object]:
-    """The ``index``-th request: model ``demo``, streaming when ``index`` is odd."""
+    """The ``index``-th request: model ``demo``, streaming unless ``index`` is a multiple of 3."""
     return {
         "model": "demo",
-        "stream": index % 2 == 1,
+        "stream": index % 3 != 0,
         "messages": [{"role": "user", "content": f"Demo request {index}: say hello."}],
     }
 
