@@ -1,8 +1,7 @@
 """The dashboard in a real browser: headless Chromium against a real ``nexus-trio serve``.
 
 Each test saves a screenshot of the page as it ends (``dashboard-<test>.png`` in the test's
-temporary directory; the session summary lists them). ``browser`` comes last among a test's
-fixtures, so it is closed — and the screenshot taken — while the gateway still runs.
+temporary directory; the session summary lists them), while the gateway still runs.
 """
 
 from __future__ import annotations
@@ -25,7 +24,14 @@ CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture
-async def browser(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Browser]:
+async def browser(
+    request: pytest.FixtureRequest, tmp_path: Path, start_gateway: GatewayFactory
+) -> AsyncIterator[Browser]:
+    """A Chromium window, closed after a last screenshot of the page.
+
+    It depends on ``start_gateway`` so that pytest-trio tears it down (screenshot first)
+    before it stops the gateways: independent fixtures are torn down concurrently.
+    """
     browser_paths()
     window = await trio.to_thread.run_sync(Browser.start, tmp_path)
     try:
