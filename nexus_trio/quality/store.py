@@ -2,18 +2,9 @@
 
 Theory of operation.
 
-**Buckets.** Each agent has two rings of buckets (docs/quality.md#store): 60 of one minute (the 1 h
-window) and 24 of one hour (the 24 h window). A bucket holds the counts of successes,
-failures, client errors and cancelled attempts, the TTFT sum (integer µs, so sums subtract
-exactly) and the TTFT histogram (whose sum is the sample count). Bucket ``i`` of a ring of
-``size`` buckets of ``width`` seconds serves every epoch ``e = int(now // width)`` with
-``e % size == i`` and remembers which one it holds; a bucket still holding an older epoch is
-zeroed when it is reused. The window at ``now`` is the current epoch and the ``size - 1``
-before it. Each ring also keeps the running totals of its counted buckets:
-:meth:`QualityStore.record_outcome` adds to a bucket and to the totals (O(1)); expiry
-subtracts the buckets that have left the window since the last look (usually none or one),
-so a recompute reads totals instead of summing buckets. Memory per agent is fixed. Times
-never decrease (``trio.current_time()``).
+**Buckets.** Each agent has two rings of buckets (:mod:`nexus_trio.quality.buckets`): 60 of
+one minute (the 1 h window) and 24 of one hour (the 24 h window), each keeping the running
+totals of its window, so a recompute reads totals instead of summing buckets.
 
 **State machine** (docs/quality.md#exclusion), kept per agent in the store:
 
@@ -44,11 +35,21 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from operator import sub
 from types import MappingProxyType
-from typing import NamedTuple
 
 from nexus_trio.config import QualityConfig
+from nexus_trio.quality.buckets import (
+    CANCELLED,
+    CLIENT_ERROR,
+    FAILURE,
+    FIELD_OF,
+    HISTOGRAM,
+    SUCCESS,
+    TTFT_SUM_US,
+    MinuteCounts,
+    Ring,
+    minute_counts,
+)
 from nexus_trio.quality.metrics import (
     NEUTRAL,
     TTFT_BUCKETS_MS,
@@ -61,87 +62,10 @@ from nexus_trio.quality.outcome import Outcome
 #: ``(backend name, model)``, as :attr:`nexus_trio.routing.Agent.key`.
 AgentKey = tuple[str, str]
 
-#: Positions in a bucket; the TTFT histogram (whose sum is the sample count) comes last.
-_SUCCESS, _FAILURE, _CLIENT_ERROR, _CANCELLED, _TTFT_SUM_US, _HISTOGRAM = range(6)
-_FIELDS = _HISTOGRAM + len(TTFT_BUCKETS_MS)
-_ZEROS = (0,) * _FIELDS
-_FIELD_OF = {
-    Outcome.SUCCESS: _SUCCESS,
-    Outcome.FAILURE: _FAILURE,
-    Outcome.CLIENT_ERROR: _CLIENT_ERROR,
-    Outcome.CANCELLED: _CANCELLED,
-}
-
-
-class MinuteCounts(NamedTuple):
-    """One minute of an agent's (or a backend's) history, for charts."""
-
-    #: Successes, failures and client errors (cancelled attempts are not counted).
-    requests: int
-    failures: int
-    #: Mean TTFT of the streaming attempts of that minute; None without samples.
-    avg_ttft_ms: float | None
-
-
-#: The epoch of a bucket that never held one.
-_NEVER = -(1 << 62)
 #: The backoff factor doubles after each failed probe, up to this.
 MAX_BACKOFF_FACTOR = 10.0
 
 log = logging.getLogger("nexus_trio.quality")
-
-
-class _Ring:
-    """``size`` buckets of ``width`` seconds and the running totals of the counted ones."""
-
-    __slots__ = ("buckets", "epochs", "horizon", "size", "totals", "width")
-
-    def __init__(self, width: int, size: int, now: float) -> None:
-        self.width = width
-        self.size = size
-        self.epochs = [_NEVER] * size
-        self.buckets = [list(_ZEROS) for _ in range(size)]
-        self.totals = list(_ZEROS)
-        #: The oldest epoch the totals may still include; older buckets were subtracted.
-        self.horizon = int(now // width) - size + 1
-
-    def add(self, now: float, field: int, ttft_us: int, ttft_bucket: int) -> None:
-        """Count one outcome at ``now``; ``ttft_bucket`` < 0 means no TTFT sample."""
-        epoch = int(now // self.width)
-        index = epoch % self.size
-        bucket = self.buckets[index]
-        if self.epochs[index] != epoch:
-            if self.epochs[index] >= self.horizon:
-                self.totals = list(map(sub, self.totals, bucket))
-            bucket[:] = _ZEROS
-            self.epochs[index] = epoch
-        totals = self.totals
-        bucket[field] += 1
-        totals[field] += 1
-        if ttft_bucket >= 0:
-            bucket[_TTFT_SUM_US] += ttft_us
-            totals[_TTFT_SUM_US] += ttft_us
-            bucket[ttft_bucket] += 1
-            totals[ttft_bucket] += 1
-
-    def expire(self, now: float) -> None:
-        """Subtract from the totals the buckets that have left the window at ``now``."""
-        cutoff = int(now // self.width) - self.size
-        horizon = self.horizon
-        if cutoff < horizon:
-            return
-        span = range(horizon, cutoff + 1)
-        indices = range(self.size) if len(span) >= self.size else (e % self.size for e in span)
-        for index in indices:
-            if horizon <= self.epochs[index] <= cutoff:
-                self.totals = list(map(sub, self.totals, self.buckets[index]))
-        self.horizon = cutoff + 1
-
-    def zero(self, field: int) -> None:
-        """Forget every count of ``field`` in the ring."""
-        for bucket in self.buckets:
-            bucket[field] = 0
-        self.totals[field] = 0
 
 
 class _AgentRecord:
@@ -161,8 +85,8 @@ class _AgentRecord:
     )
 
     def __init__(self, now: float) -> None:
-        self.hour = _Ring(60, 60, now)
-        self.day = _Ring(3600, 24, now)
+        self.hour = Ring(60, 60, now)
+        self.day = Ring(3600, 24, now)
         self.consecutive_failures = 0
         self.excluded = False
         #: Why the agent was last excluded: ``consecutive_failures``, ``high_error_rate`` or
@@ -192,14 +116,14 @@ class _AgentRecord:
         else:
             state = AgentState.PROBING if now >= self.probe_at else AgentState.EXCLUDED
         return from_counts(
-            successes_1h=hour[_SUCCESS],
-            failures_1h=hour[_FAILURE],
-            client_errors_1h=hour[_CLIENT_ERROR],
-            cancelled_1h=hour[_CANCELLED],
-            ttft_sum_ms=hour[_TTFT_SUM_US] / 1000.0,
-            ttft_histogram_1h=tuple(hour[_HISTOGRAM:]),
-            successes_24h=day[_SUCCESS],
-            failures_24h=day[_FAILURE],
+            successes_1h=hour[SUCCESS],
+            failures_1h=hour[FAILURE],
+            client_errors_1h=hour[CLIENT_ERROR],
+            cancelled_1h=hour[CANCELLED],
+            ttft_sum_ms=hour[TTFT_SUM_US] / 1000.0,
+            ttft_histogram_1h=tuple(hour[HISTOGRAM:]),
+            successes_24h=day[SUCCESS],
+            failures_24h=day[FAILURE],
             last_failure_time=self.last_failure_wall,
             consecutive_failures=self.consecutive_failures,
             state=state,
@@ -258,25 +182,25 @@ class QualityStore:
         agent = self._agents.get(key)
         if agent is None:
             agent = self._agents[key] = _AgentRecord(now)
-        field = _FIELD_OF[outcome]
+        field = FIELD_OF[outcome]
         if ttft_ms is None:
             ttft_us, ttft_bucket = 0, -1
         else:
             ttft_us = round(ttft_ms * 1000.0)
-            ttft_bucket = _HISTOGRAM + bisect_left(TTFT_BUCKETS_MS, ttft_ms)
+            ttft_bucket = HISTOGRAM + bisect_left(TTFT_BUCKETS_MS, ttft_ms)
         agent.hour.add(now, field, ttft_us, ttft_bucket)
         agent.day.add(now, field, ttft_us, ttft_bucket)
         if streaming:
             agent.last_streaming = now
-        if field == _FAILURE:
+        if field == FAILURE:
             agent.consecutive_failures += 1
             agent.last_failure_wall = wall
-        elif field == _SUCCESS:
+        elif field == SUCCESS:
             agent.consecutive_failures = 0
         if agent.excluded:
             if now >= agent.probe_at:
                 self._resolve_probe(key, agent, field, now)
-        elif field == _FAILURE and agent.consecutive_failures >= self.config.consecutive_failures:
+        elif field == FAILURE and agent.consecutive_failures >= self.config.consecutive_failures:
             agent.exclude(now, self.config.probe_interval_seconds, "consecutive_failures")
             log.warning(
                 "agent %s/%s excluded: %d consecutive failures; probe in %.0f s",
@@ -325,30 +249,8 @@ class QualityStore:
         O(60 * agents); the store is not changed. A readmitted agent's failures were zeroed
         (see the module docstring), so they are gone from its history too.
         """
-        current = int(now // 60)
-        sums = [[0, 0, 0, 0] for _ in range(60)]
-        for key in keys:
-            agent = self._agents.get(key)
-            if agent is None:
-                continue
-            ring = agent.hour
-            for index, epoch in enumerate(ring.epochs):
-                age = current - epoch
-                if 0 <= age < 60:
-                    bucket = ring.buckets[index]
-                    row = sums[59 - age]
-                    row[0] += bucket[_SUCCESS] + bucket[_CLIENT_ERROR]
-                    row[1] += bucket[_FAILURE]
-                    row[2] += bucket[_TTFT_SUM_US]
-                    row[3] += sum(bucket[_HISTOGRAM:])
-        return [
-            MinuteCounts(
-                requests=ok + failures,
-                failures=failures,
-                avg_ttft_ms=ttft_us / count / 1000.0 if count else None,
-            )
-            for ok, failures, ttft_us, count in sums
-        ]
+        rings = [agent.hour for key in keys if (agent := self._agents.get(key)) is not None]
+        return minute_counts(rings, now)
 
     def last_streaming_attempt(self, key: AgentKey) -> float | None:
         """The trio time of the agent's latest streaming attempt (or TTFT probe); None if none."""
@@ -397,12 +299,12 @@ class QualityStore:
     def _resolve_probe(self, key: AgentKey, agent: _AgentRecord, field: int, now: float) -> None:
         """Apply the outcome of an excluded agent at or after its probe time."""
         agent.probe_since = None
-        if field == _SUCCESS:
+        if field == SUCCESS:
             agent.excluded = False
             agent.backoff_factor = 1.0
-            agent.hour.zero(_FAILURE)
+            agent.hour.zero(FAILURE)
             log.info("agent %s/%s readmitted: its probe succeeded", *key)
-        elif field == _FAILURE:
+        elif field == FAILURE:
             agent.backoff_factor = min(agent.backoff_factor * 2.0, MAX_BACKOFF_FACTOR)
             agent.exclude(now, self.config.probe_interval_seconds, "probe_failed")
             log.info("agent %s/%s probe failed; next probe in %.0f s", *key, agent.probe_at - now)
