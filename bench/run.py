@@ -28,7 +28,9 @@ medians of the runs with the per-run values of each ratio, goes to stdout and to
 gateway's non-streaming (c=16) and streaming loads are measured again without and with N
 clients reading ``/v1/dashboard/events`` (``bench/dashboards.py``, pinned with the load
 generator), in the order without, with, with, without, so both sides see the same machine;
-the report gives the with/without ratios of each run.
+the report gives the with/without ratios of each run. It also reads the gateway's CPU time
+(``/proc/PID/stat``) over an idle period without and then with the N dashboards connected:
+the cost of the once-a-second snapshot itself, which a noisy machine does not blur.
 
 CPU placement (2 cores): the four Python servers on the first core (only one is loaded at a
 time), nginx and the load generator on the second, so the load generator competes with
@@ -532,6 +534,32 @@ def dashboards_comparison(
     return results
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu_with_dashboards(settings: Settings, workdir: Path, stack: Stack) -> str:
+    """The gateway's CPU use while idle, without and with the dashboards connected."""
+    seconds = 5 * settings.duration
+
+    def ms_per_second() -> float:
+        before = cpu_seconds(stack.gateway_pid)
+        time.sleep(seconds)
+        return (cpu_seconds(stack.gateway_pid) - before) / seconds * 1000
+
+    without = ms_per_second()
+    with dashboards_connected(settings, workdir, stack):
+        with_them = ms_per_second()
+    return (
+        f"Gateway CPU while idle, over {seconds} s each: {without:.1f} ms per second without "
+        f"dashboards, {with_them:.1f} ms per second with {settings.dashboards} connected "
+        f"(the snapshot built and sent once a second; {with_them - without:+.1f} ms/s, "
+        f"{(with_them - without) / 10:+.2f} % of one core)."
+    )
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size of ``pid`` in MB (``VmRSS`` of ``/proc/PID/status``)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -824,6 +852,10 @@ def main() -> None:
         for number in range(1, settings.runs + 1):
             print(f"run {number}/{settings.runs} ...", file=sys.stderr, flush=True)
             runs.append(one_run(settings, workdir, stack, bodies, counters))
+        idle_cpu = None
+        if settings.dashboards:
+            print("idle CPU with and without dashboards ...", file=sys.stderr, flush=True)
+            idle_cpu = idle_cpu_with_dashboards(settings, workdir, stack)
         print(f"RSS phase: {settings.rss_requests:,} requests ...", file=sys.stderr, flush=True)
         before = rss_mb(stack.gateway_pid)
         load = counters.add(
@@ -844,6 +876,8 @@ def main() -> None:
         "anything else running on the machine skews every figure"
     )
     report = render(describe(settings, notes), runs, rss, counters)
+    if idle_cpu is not None:
+        report += f"\n## Dashboards while idle\n\n{idle_cpu}\n"
     results = BENCH / "results"
     results.mkdir(exist_ok=True)
     path = results / f"{datetime.datetime.now():%Y%m%d-%H%M%S}.md"
