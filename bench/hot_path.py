@@ -14,8 +14,10 @@ code about three times; read the shares, not the times).
 ``--request-log-ab`` measures what the dashboard's request ring buffer costs: two apps, one with
 ``[dashboard] enabled = true`` (the default: each finished request is appended to the ring)
 and one with it off (no ring), driven in alternating blocks in the same process, so both see
-the same machine; it prints the median µs per request of each and their difference, and the
-cost of one ``RequestLog.append`` measured alone.
+the same machine; it prints the median µs per request of each and their difference, the
+cost of one ``RequestLog.append`` measured alone, and the cost of one dashboard snapshot
+built, encoded and published with 200 new requests in it (a busy second's worth: the ring
+holds no more).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import trio
 from nexus_trio.api.app import create_app
 from nexus_trio.api.context import RequestContext
 from nexus_trio.config import parse_config
+from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.dashboard.request_log import RequestLog
 from nexus_trio.registry import HealthState
 from nexus_trio.services import Services
@@ -156,8 +159,10 @@ async def request_log_ab(requests: int, blocks: int = 10) -> None:
                 await one()
         per_block = max(requests // blocks, 1)
         samples: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(blocks):
-            for name, one in variants.items():
+        for block in range(blocks):
+            # Alternate which goes first, so neither gains from running second (ABBA...).
+            order = list(variants.items())
+            for name, one in order if block % 2 == 0 else reversed(order):
                 started = time.perf_counter()
                 for _ in range(per_block):
                     await one()
@@ -175,6 +180,32 @@ async def request_log_ab(requests: int, blocks: int = 10) -> None:
     appends = 200_000
     seconds = min(timeit.repeat(lambda: ring.append(ctx, 0.001), number=appends, repeat=5))
     print(f"RequestLog.append alone: {seconds / appends * 1e6:.2f} µs")
+    await snapshot_cost()
+
+
+async def snapshot_cost() -> None:
+    """Time one snapshot published with 200 new request-log entries, as in a busy second."""
+    transport = InstantUpstream()
+    services = Services.create(
+        parse_config(CONFIG), {}, upstream_http_client(transport), transport=transport
+    )
+    assert services.request_log is not None
+    publisher = SnapshotPublisher(services, services.request_log)
+    ctx = RequestContext(
+        request_id="x" * 36, method="POST", path="/v1/chat/completions", started=0.0
+    )
+    ctx.completed, ctx.status, ctx.backend = True, 200, "bench-plain"
+    timings = []
+    for _ in range(200):
+        for _ in range(200):
+            services.request_log.append(ctx, 0.001)
+        started = time.perf_counter()
+        published = publisher.publish()
+        timings.append(time.perf_counter() - started)
+    print(
+        f"one dashboard snapshot with 200 new requests: {statistics.median(timings) * 1e3:.2f} ms "
+        f"to build, encode and publish ({len(published.event):,} bytes), once a second"
+    )
 
 
 def main() -> None:
