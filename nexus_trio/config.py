@@ -46,6 +46,7 @@ __all__ = [
     "LoggingConfig",
     "ModelCapabilities",
     "Overrides",
+    "PriceConfig",
     "QualityConfig",
     "QueueConfig",
     "RoutingConfig",
@@ -71,6 +72,8 @@ BackendType = Literal["ollama", "vllm", "llamacpp", "lmstudio", "openai", "anthr
 PRIVACY_ZONES = ("restricted", "open")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 CLOUD_TYPES = frozenset({"openai", "anthropic"})
+#: Types whose API the gateway translates (everything else speaks OpenAI's, passed through).
+TRANSLATED_TYPES = frozenset({"anthropic"})
 #: The base URL of an ``anthropic`` backend whose ``url`` is omitted.
 ANTHROPIC_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -265,6 +268,20 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         return "cloud" if self.type in CLOUD_TYPES else "local"
 
 
+class PriceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One ``[[pricing]]`` entry (docs/spend.md#pricing): USD per million tokens.
+
+    Without ``model`` it is the backend-wide default; an entry naming the served model wins.
+    ``cached_input_usd_per_million`` defaults to the input price.
+    """
+
+    backend: NonEmptyStr
+    model: NonEmptyStr | None = None
+    input_usd_per_million: NonNegativeFloat
+    output_usd_per_million: NonNegativeFloat
+    cached_input_usd_per_million: NonNegativeFloat | None = None
+
+
 class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[logging]`` (docs/operations.md#logging); ``level`` is case-insensitive, kept lower."""
 
@@ -290,9 +307,31 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
     dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
     backends: list[BackendConfig] = msgspec.field(default_factory=list)
+    pricing: list[PriceConfig] = msgspec.field(default_factory=list)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:
+        self._check_backends()
+        self._check_pricing()
+
+    def _check_pricing(self) -> None:
+        names = {backend.name for backend in self.backends}
+        seen: dict[tuple[str, str | None], int] = {}
+        for index, price in enumerate(self.pricing):
+            if price.backend not in names:
+                raise InvalidKey(
+                    f"pricing[{index}].backend", f"no backend is named {price.backend!r}"
+                )
+            key = (price.backend, price.model)
+            if key in seen:
+                raise InvalidKey(
+                    f"pricing[{index}]",
+                    f"duplicate price for backend {price.backend!r} model "
+                    f"{price.model or '(default)'!r} (also $.pricing[{seen[key]}])",
+                )
+            seen[key] = index
+
+    def _check_backends(self) -> None:
         first_index: dict[str, int] = {}
         for index, backend in enumerate(self.backends):
             if backend.name in first_index:

@@ -267,6 +267,14 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.spend = Labelled(
+            Counter(
+                "nexus_spend_usd",
+                "USD spent, by key, backend and model; estimated = from characters, no usage.",
+                ["key", "backend", "model", "estimated"],
+                registry=registry,
+            )
+        )
         self.health_check_duration = Histogram(
             "nexus_health_check_duration_seconds",
             "Health probe latency per backend (not routing latency).",

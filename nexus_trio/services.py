@@ -25,6 +25,7 @@ from nexus_trio.quality import Outcome, QualityStore
 from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing import Pipeline
+from nexus_trio.spend.pricing import PriceList
 from nexus_trio.upstream.client import UpstreamClient
 
 
@@ -109,6 +110,8 @@ class Services:
     quality: QualityStore = field(init=False)
     metrics: Metrics = field(init=False)
     pipeline: Pipeline = field(init=False)
+    #: ``[[pricing]]`` as lookups, rebuilt on reload.
+    prices: PriceList = field(init=False)
     #: Keys accepted from clients (never logged or rendered); empty = no inbound auth.
     api_keys: tuple[bytes, ...] = field(init=False, repr=False)
     #: The last reload's result; None before the first.
@@ -125,6 +128,7 @@ class Services:
         self.quality = QualityStore(self.config.quality)
         self.metrics = Metrics(self.gauge_snapshot)
         self.pipeline = self._build_pipeline(self.config)
+        self.prices = PriceList(self.config.pricing)
 
     def _build_pipeline(self, config: Config) -> Pipeline:
         return Pipeline.standard(
@@ -173,6 +177,7 @@ class Services:
             self.quality.forget_backend(name)
         self.quality.configure(config.quality)
         self.pipeline = self._build_pipeline(config)
+        self.prices = PriceList(config.pricing)
         self.config = config
         for listener in self.reload_listeners:
             listener(config)

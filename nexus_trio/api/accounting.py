@@ -1,7 +1,9 @@
-"""Accounting for one finished proxy request: totals, metrics and the access-log line.
+"""Accounting for one finished proxy request: totals, cost, metrics and the access-log line.
 
-Called exactly once per proxy request, when its last byte was sent or the client went away
-(docs/operations.md#logging: streams are logged when they end).
+:func:`record_request` is called exactly once per proxy request, when its last byte was sent or
+the client went away (docs/operations.md#logging: streams are logged when they end).
+:func:`settle_cost` prices what the request used (docs/spend.md#pricing): a non-streaming answer
+when it is judged (its ``X-Nexus-Cost-USD`` header needs it), a committed stream when it ends.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import msgspec
 import trio
 
 from nexus_trio.api.context import RequestContext
-from nexus_trio.dashboard.request_log import RequestLog
-from nexus_trio.metrics import Metrics, status_class
-from nexus_trio.services import RequestTotals
+from nexus_trio.metrics import status_class
+from nexus_trio.services import Services
+from nexus_trio.spend.pricing import PriceList, estimated_tokens
 
 access_log = logging.getLogger("nexus_trio.access")
 
@@ -40,18 +42,46 @@ class AccessRecord(msgspec.Struct, omit_defaults=False):
     completion_tokens: int | None
     route_reason: str | None
     error_code: str | None
+    cost_usd: float
+    cost_estimated: bool
 
 
-def record_request(
-    totals: RequestTotals,
-    metrics: Metrics,
-    ctx: RequestContext,
-    request_log: RequestLog | None = None,
-) -> None:
-    """Count the request in ``totals`` by final result, observe ``metrics``, write the log line.
+#: The ``key`` label of spend until named keys exist: every request is the gateway's own.
+DEFAULT_KEY = "default"
 
-    With a ``request_log`` (the dashboard's ring buffer) the request is appended to it too.
+
+def settle_cost(prices: PriceList, ctx: RequestContext) -> None:
+    """Set ``ctx.cost_usd`` (once) from the tokens the served agent reported.
+
+    An unpriced agent costs 0. Without reported usage the tokens are estimated — the request's
+    characters / 4 and the generated characters / 4 — and ``ctx.cost_estimated`` is set
+    (docs/spend.md#estimates).
     """
+    if ctx.cost_usd is not None or ctx.backend is None or ctx.served_model is None:
+        return
+    price = prices.lookup(ctx.backend, ctx.served_model)
+    if price is None:
+        ctx.cost_usd = 0.0
+        return
+    prompt = ctx.prompt_tokens
+    completion = ctx.completion_tokens or 0
+    if prompt is None:
+        ctx.cost_estimated = True
+        prompt = ctx.estimated_prompt_tokens
+        completion = estimated_tokens(ctx.output_chars)
+    ctx.cost_usd = price.cost(prompt, completion, ctx.cached_tokens)
+
+
+def record_request(services: Services, ctx: RequestContext) -> None:
+    """Count the request by final result, charge its cost, observe metrics, write the log line.
+
+    With the dashboard on, the request is appended to its ring buffer too.
+    """
+    totals = services.totals
+    metrics = services.metrics
+    if ctx.stream and ctx.committed_at is not None:
+        settle_cost(services.prices, ctx)
+    cost = ctx.cost_usd or 0.0
     elapsed = trio.current_time() - ctx.started
     cancelled = not ctx.completed
     status = ctx.status
@@ -85,9 +115,12 @@ def record_request(
             metrics.tokens.labels(model_label, backend, "prompt").inc(ctx.prompt_tokens)
         if ctx.completion_tokens:
             metrics.tokens.labels(model_label, backend, "completion").inc(ctx.completion_tokens)
+        if cost > 0:
+            estimated = "true" if ctx.cost_estimated else "false"
+            metrics.spend.labels(DEFAULT_KEY, backend, model_label, estimated).inc(cost)
 
-    if request_log is not None:
-        request_log.append(ctx, elapsed)
+    if services.request_log is not None:
+        services.request_log.append(ctx, elapsed)
     if access_log.isEnabledFor(logging.INFO):
         record = AccessRecord(
             request_id=ctx.request_id,
@@ -105,5 +138,7 @@ def record_request(
             completion_tokens=ctx.completion_tokens,
             route_reason=ctx.route_reason,
             error_code="cancelled" if cancelled else ctx.error_code,
+            cost_usd=round(cost, 8),
+            cost_estimated=ctx.cost_estimated,
         )
         access_log.info("request", extra={"access": record})

@@ -114,7 +114,7 @@ class GatewayASGI:
                     await ctx.exit_stack.aclose()
             if ctx.is_proxy:
                 services.in_flight -= 1
-                record_request(services.totals, services.metrics, ctx, services.request_log)
+                record_request(services, ctx)
 
     async def _reject(
         self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
@@ -122,8 +122,7 @@ class GatewayASGI:
         ctx.error_code = error.code
         await send_reply(send, ctx, error_reply(error))
         if ctx.is_proxy:
-            services = self.services
-            record_request(services.totals, services.metrics, ctx, services.request_log)
+            record_request(self.services, ctx)
 
 
 def _authorized(headers: Iterable[tuple[bytes, bytes]], keys: tuple[bytes, ...]) -> bool:

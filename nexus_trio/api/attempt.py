@@ -30,6 +30,7 @@ import msgspec
 import trio
 
 from nexus_trio import errors
+from nexus_trio.api.accounting import settle_cost
 from nexus_trio.api.context import RequestContext
 from nexus_trio.api.reply import Reply
 from nexus_trio.cloud.anthropic import AnthropicDialect
@@ -37,7 +38,7 @@ from nexus_trio.config import ServerConfig
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
 from nexus_trio.routing import Agent
 from nexus_trio.services import Attempt, Services
-from nexus_trio.upstream.chunks import body_usage
+from nexus_trio.upstream.chunks import body_output_chars, body_usage
 from nexus_trio.upstream.client import read_body
 from nexus_trio.upstream.headers import client_response_headers
 from nexus_trio.upstream.relay import StreamLimits, max_stream_deadline, relay
@@ -100,12 +101,14 @@ class AttemptRunner:
         client_headers: Sequence[tuple[bytes, bytes]],
         *,
         request_deadline: float,
+        strip_usage: bool = False,
     ) -> Reply:
         """Send one attempt to ``agent``; return the client's response or raise.
 
         Blocks until the response is complete (non-streaming) or committed (streaming). The
         attempt's own timeout is capped by ``request_deadline`` (docs/proxying.md#retries): a
-        backend that outlasts either has failed, whichever scope notices.
+        backend that outlasts either has failed, whichever scope notices. ``strip_usage``: the
+        gateway asked this stream for usage, so its usage-only chunk is not relayed.
 
         Raises:
             UpstreamError: the attempt failed; its class says whether to retry.
@@ -147,7 +150,9 @@ class AttemptRunner:
                 status = response.status_code
                 if stream and 200 <= status < 300:
                     if dialect is None:
-                        upstream = owned = UpstreamStream(response, backend, sent_at=sent_at)
+                        upstream = owned = UpstreamStream(
+                            response, backend, sent_at=sent_at, strip_usage=strip_usage
+                        )
                     else:
                         translator = dialect.stream_translator(created=int(time.time()))
                         upstream = owned = TranslatedStream(
@@ -236,6 +241,10 @@ class AttemptRunner:
         if usage is not None:
             ctx.prompt_tokens = usage.prompt_tokens
             ctx.completion_tokens = usage.completion_tokens
+            ctx.cached_tokens = usage.cached_tokens
+        if ctx.prompt_tokens is None and services.prices.lookup(name, attempt.model) is not None:
+            ctx.output_chars = body_output_chars(data)
+        settle_cost(services.prices, ctx)
         services.finish_attempt(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
         ctx.status = status
         return Reply.complete(status, headers, data)
@@ -252,7 +261,7 @@ class AttemptRunner:
                 "event stream."
             )
         first = await stream.receive_first()
-        ctx.defer(self._release_stream, attempt, stream)
+        ctx.defer(self._release_stream, ctx, attempt, stream)
         now = trio.current_time()
         ctx.committed_at = now
         ctx.status = stream.response.status_code
@@ -264,9 +273,7 @@ class AttemptRunner:
 
         def on_end(reason: str | None) -> None:
             attempt.ttft_ms = ctx.ttft_ms = stream.ttft_ms()
-            if stream.usage is not None:
-                ctx.prompt_tokens = stream.usage.prompt_tokens
-                ctx.completion_tokens = stream.usage.completion_tokens
+            _note_usage(ctx, stream)
             if reason is None:
                 services.finish_attempt(attempt, Outcome.SUCCESS)
                 return
@@ -284,8 +291,21 @@ class AttemptRunner:
             relay(stream, first, limits, services.drain, on_end),
         )
 
-    async def _release_stream(self, attempt: Attempt, stream: UpstreamStream) -> None:
+    async def _release_stream(
+        self, ctx: RequestContext, attempt: Attempt, stream: UpstreamStream
+    ) -> None:
         """Exit-stack callback: record a stream the client abandoned, close the upstream."""
+        _note_usage(ctx, stream)
         attempt.ttft_ms = stream.ttft_ms()
         self.services.finish_attempt(attempt, Outcome.CANCELLED)
         await _close_shielded(stream)
+
+
+def _note_usage(ctx: RequestContext, stream: UpstreamStream) -> None:
+    """What a stream used, for the access log and its cost (the characters: for an estimate)."""
+    ctx.output_chars = stream.content_chars
+    usage = stream.usage
+    if usage is not None:
+        ctx.prompt_tokens = usage.prompt_tokens
+        ctx.completion_tokens = usage.completion_tokens
+        ctx.cached_tokens = usage.cached_tokens

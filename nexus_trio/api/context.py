@@ -56,6 +56,15 @@ class RequestContext:
     ttft_ms: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int = 0
+    #: The request's own size in tokens (characters / 4), for the cost estimate.
+    estimated_prompt_tokens: int = 0
+    #: Characters of generated content; for the cost estimate when no usage arrived.
+    output_chars: int = 0
+    #: USD this request cost (docs/spend.md#pricing); None until settled.
+    cost_usd: float | None = None
+    #: The cost was estimated from characters: the backend reported no usage.
+    cost_estimated: bool = False
     #: Seconds spent waiting on upstreams (for the gateway-overhead histogram).
     upstream_seconds: float = 0.0
     #: Set once the final body message has been handed to the server.
@@ -85,4 +94,6 @@ class RequestContext:
         ]
         if self.fallback_model is not None:
             pairs.append((b"x-nexus-fallback-model", self.fallback_model))
+        if self.cost_usd is not None and not self.stream:
+            pairs.append((b"x-nexus-cost-usd", f"{self.cost_usd:.8f}"))
         return [(name, value.encode("latin-1", "replace")) for name, value in pairs]

@@ -29,7 +29,8 @@ from nexus_trio.admission import Ticket
 from nexus_trio.api.attempt import AttemptRunner
 from nexus_trio.api.context import RequestContext
 from nexus_trio.api.reply import Reply
-from nexus_trio.api.views import RequestView, requirements_of, with_model
+from nexus_trio.api.views import RequestView, requirements_of, rewritten
+from nexus_trio.config import TRANSLATED_TYPES
 from nexus_trio.routing import (
     Agent,
     Decision,
@@ -110,6 +111,7 @@ class Forwarder:
         ctx.requested_model = view.model
         high = any(k == b"x-nexus-priority" and v.lower() == b"high" for k, v in client_headers)
         plan = _Plan(view, requirements_of(view), high)
+        ctx.estimated_prompt_tokens = plan.requirements.estimated_tokens
         budget = 1 + config.routing.max_retries
         deadline = ctx.started + config.server.request_timeout_seconds
         models = [view.model]
@@ -154,11 +156,30 @@ class Forwarder:
         agent = route.agent
         view = plan.view
         self._label(ctx, route, fallback)
-        forwarded = body if agent.model == view.model else with_model(body, agent.model)
+        # A priced stream must report usage: ask an OpenAI-compatible backend for it unless the
+        # client did (docs/proxying.md#request-body); the relay then drops the chunk that
+        # answers it. A translated backend (anthropic) always reports usage to the gateway.
+        ask_usage = (
+            view.stream
+            and not view.asks_usage
+            and agent.backend.config.type not in TRANSLATED_TYPES
+            and self.services.prices.lookup(agent.backend.name, agent.model) is not None
+        )
+        model = None if agent.model == view.model else agent.model
+        forwarded = body
+        if model is not None or ask_usage:
+            forwarded = rewritten(body, model=model, include_usage=ask_usage)
         ctx.attempts += 1
         try:
             response = await self.attempts.run(
-                ctx, agent, view.stream, path, forwarded, client_headers, request_deadline=deadline
+                ctx,
+                agent,
+                view.stream,
+                path,
+                forwarded,
+                client_headers,
+                request_deadline=deadline,
+                strip_usage=ask_usage,
             )
         except errors.UpstreamReset as exc:
             name = agent.backend.name

@@ -3,8 +3,10 @@
 A proxy request body is decoded once into a small view Struct (docs/proxying.md#request-body).
 Unknown fields are skipped by the decoder, never dropped from what is forwarded: the bytes sent
 upstream are the client's bytes, except that ``model`` is replaced when an alias or fallback
-resolved it (:func:`with_model` decodes the top level to ``dict[str, msgspec.Raw]``, replaces one
-key and re-encodes, leaving every other value byte-identical).
+resolved it, and that a stream to a priced backend asks for usage when the client did not
+(``stream_options.include_usage``, docs/proxying.md#request-body). :func:`rewritten` decodes the
+top level to ``dict[str, msgspec.Raw]``, replaces those keys and re-encodes, leaving every other
+value byte-identical; it runs only when one of them must change.
 """
 
 from __future__ import annotations
@@ -39,18 +41,36 @@ class ResponseFormat(msgspec.Struct):
     type: str | None = None
 
 
+class StreamOptions(msgspec.Struct):
+    include_usage: bool | None = None
+
+
 class _Common(msgspec.Struct):
     model: str
     stream: bool = False
 
+    @property
+    def asks_usage(self) -> bool:
+        """Whether the client asked for the stream's usage chunk itself."""
+        return False
 
-class ChatView(_Common):
+
+class _Streaming(_Common):
+    stream_options: StreamOptions | None = None
+
+    @property
+    def asks_usage(self) -> bool:
+        options = self.stream_options
+        return options is not None and bool(options.include_usage)
+
+
+class ChatView(_Streaming):
     messages: list[Message] = msgspec.field(default_factory=list)
     tools: list[msgspec.Raw] | None = None
     response_format: ResponseFormat | None = None
 
 
-class CompletionView(_Common):
+class CompletionView(_Streaming):
     #: ``msgspec.Raw`` cannot sit in a union: an empty Raw means the field was absent.
     prompt: msgspec.Raw = msgspec.Raw()
 
@@ -208,8 +228,18 @@ def _raw_text_chars(raw: msgspec.Raw) -> int:
     return 0
 
 
-def with_model(body: bytes, model: str) -> bytes:
-    """The client's body with ``model`` replaced; every other value byte-identical."""
+def rewritten(body: bytes, *, model: str | None, include_usage: bool) -> bytes:
+    """The client's body with ``model`` replaced (when not None) and, with ``include_usage``,
+    ``stream_options.include_usage`` set to true (other stream options kept); every other value
+    byte-identical."""
     top = _TOP_LEVEL_DECODER.decode(body)
-    top["model"] = msgspec.Raw(msgspec.json.encode(model))
+    if model is not None:
+        top["model"] = msgspec.Raw(msgspec.json.encode(model))
+    if include_usage:
+        options: dict[str, msgspec.Raw] = {}
+        raw = top.get("stream_options")
+        if raw is not None and bytes(raw) != b"null":
+            options = _TOP_LEVEL_DECODER.decode(raw)
+        options["include_usage"] = msgspec.Raw(b"true")
+        top["stream_options"] = msgspec.Raw(msgspec.json.encode(options))
     return msgspec.json.encode(top)

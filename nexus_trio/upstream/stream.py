@@ -3,7 +3,10 @@
 :class:`UpstreamStream` wraps a streaming ``httpx.Response`` whose headers have arrived. Each
 :meth:`receive` is one network read parsed into complete SSE events; it also notes what the
 gateway must know about the stream — first generated content (TTFT, docs/quality.md#outcomes), a
-``finish_reason``, ``[DONE]``, usage — without touching the bytes it relays.
+``finish_reason``, ``[DONE]``, usage, the characters generated — without touching the bytes it
+relays. The one exception: when the gateway itself asked for usage
+(``stream_options.include_usage``, docs/proxying.md#request-body), the usage-only chunk that
+answers it is not relayed (``strip_usage``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ DONE_EVENT = b"data: [DONE]\n\n"
 class UpstreamStream:
     """Reads SSE events from one upstream response. Closing it closes the response."""
 
-    def __init__(self, response: httpx.Response, backend: Backend, *, sent_at: float) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        backend: Backend,
+        *,
+        sent_at: float,
+        strip_usage: bool = False,
+    ) -> None:
         self.response = response
         self.backend = backend
         self.sent_at = sent_at
@@ -43,6 +53,10 @@ class UpstreamStream:
         self.usage: Usage | None = None
         #: The upstream reported an error mid-stream (a translated stream's ``error`` event).
         self.failed = False
+        #: Characters of generated content seen so far.
+        self.content_chars = 0
+        #: Drop usage-only chunks: the client did not ask for them, the gateway did.
+        self.strip_usage = strip_usage
 
     @property
     def ended_well_at_eof(self) -> bool:
@@ -64,23 +78,30 @@ class UpstreamStream:
         return self._parser.feed(chunk)
 
     def take(self, events: list[SSEEvent]) -> bytes:
-        """The bytes to relay for ``events``: everything up to and including ``[DONE]``."""
+        """The bytes to relay for ``events``: everything up to and including ``[DONE]``,
+        without the usage-only chunk when ``strip_usage`` is set."""
         out: list[bytes] = []
         for event in events:
-            out.append(event.raw)
             data = event.data
             if data is None:
+                out.append(event.raw)
                 continue
             if event.is_done:
+                out.append(event.raw)
                 self.done = True
                 break
             info = inspect_chunk(data)
-            if info.has_content and self.first_content_at is None:
-                self.first_content_at = trio.current_time()
+            if info.has_content:
+                self.content_chars += info.content_chars
+                if self.first_content_at is None:
+                    self.first_content_at = trio.current_time()
             if info.finished:
                 self.finished = True
             if info.usage is not None:
                 self.usage = info.usage
+                if info.usage_only and self.strip_usage:
+                    continue
+            out.append(event.raw)
         return b"".join(out)
 
     async def receive_first(self) -> list[SSEEvent]:

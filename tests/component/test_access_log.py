@@ -115,6 +115,8 @@ def test_json_format_is_one_object_per_line(caplog: pytest.LogCaptureFixture) ->
         ttft_ms=None,
         latency_ms=1.5,
         prompt_tokens=1,
+        cost_usd=0.0,
+        cost_estimated=False,
         completion_tokens=2,
         route_reason="best_score",
         error_code=None,

@@ -14,6 +14,7 @@ from nexus_trio.config import (
     Config,
     ModelCapabilities,
     Overrides,
+    PriceConfig,
     RoutingPolicy,
     load_config,
     parse_config,
@@ -127,7 +128,13 @@ def _field_names(struct_type: type[msgspec.Struct]) -> set[str]:
 
 def test_example_file_shows_every_key() -> None:
     text = EXAMPLE.read_text()
-    structs: list[type[msgspec.Struct]] = [Config, BackendConfig, ModelCapabilities, RoutingPolicy]
+    structs: list[type[msgspec.Struct]] = [
+        Config,
+        BackendConfig,
+        ModelCapabilities,
+        RoutingPolicy,
+        PriceConfig,
+    ]
     keys = set().union(*map(_field_names, structs))
     missing = {key for key in keys if not re.search(rf"(?m)^#?\s*\[*([\w.]+\.)?{key}\b", text)}
     assert not missing

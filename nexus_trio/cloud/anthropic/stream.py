@@ -31,6 +31,7 @@ from nexus_trio.cloud.anthropic.response import (
     Usage,
     usage_of,
 )
+from nexus_trio.upstream.chunks import PromptTokensDetails
 from nexus_trio.upstream.chunks import Usage as StreamUsage
 
 __all__ = ["StreamTranslator"]
@@ -204,7 +205,9 @@ class StreamTranslator:
             if usage.input_tokens is not None:  # newer API versions repeat the input counts
                 self._input = usage
         final = usage_of(self._input, self._output_tokens)
-        self.usage = StreamUsage(final.prompt_tokens, final.completion_tokens)
+        details = final.prompt_tokens_details
+        cached = None if details is None else PromptTokensDetails(details.cached_tokens)
+        self.usage = StreamUsage(final.prompt_tokens, final.completion_tokens, cached)
         stop = event.delta.stop_reason if event.delta is not None else None
         reason = FINISH_REASONS.get(stop, "stop") if stop is not None else "stop"
         return self._chunk(_DeltaOut(), finish_reason=reason)
