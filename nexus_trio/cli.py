@@ -25,7 +25,7 @@ from nexus_trio.config import (
 )
 from nexus_trio.daemon import Supervisor
 from nexus_trio.demo import run_demo
-from nexus_trio.errors import ConfigError, ListenError
+from nexus_trio.errors import ConfigError, ListenError, StateError
 from nexus_trio.logs import configure_logging
 from nexus_trio.simulator import FailMode, SimulatedBackend, SimulatorOptions
 from nexus_trio.status_report import StatusUnavailable, fetch_stats, render_status
@@ -123,17 +123,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 1 if supervisor.forced else 0
 
 
-def _print_failure(failure: ListenError | ConfigError) -> None:
+def _print_failure(failure: ListenError | ConfigError | StateError) -> None:
     what = "configuration error: " if isinstance(failure, ConfigError) else ""
     print(f"nexus-trio: {what}{failure}", file=sys.stderr)
 
 
-def _run_daemon(main: Callable[[], Awaitable[object]]) -> ListenError | ConfigError | None:
+def _run_daemon(
+    main: Callable[[], Awaitable[object]],
+) -> ListenError | ConfigError | StateError | None:
     """``trio.run(main)``; a fatal start-up error is returned (one line), not raised."""
-    failure: ListenError | ConfigError | None = None
+    failure: ListenError | ConfigError | StateError | None = None
     try:
         trio.run(main)
-    except* (ListenError, ConfigError) as group:
+    except* (ListenError, ConfigError, StateError) as group:
         failure = _first(group)
     return failure
 

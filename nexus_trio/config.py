@@ -41,6 +41,7 @@ from nexus_trio.errors import ConfigError
 
 __all__ = [
     "BackendConfig",
+    "BudgetConfig",
     "Config",
     "HealthCheckConfig",
     "LoggingConfig",
@@ -53,6 +54,7 @@ __all__ = [
     "RoutingPolicy",
     "RoutingWeights",
     "ServerConfig",
+    "StateConfig",
     "load_config",
     "parse_config",
     "render_config",
@@ -282,6 +284,20 @@ class PriceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     cached_input_usd_per_million: NonNegativeFloat | None = None
 
 
+class BudgetConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[budget]``: the global monthly budget (docs/spend.md#budgets); 0 USD = no budget."""
+
+    monthly_limit_usd: NonNegativeFloat = 0.0
+    soft_limit_percent: Annotated[float, msgspec.Meta(gt=0, le=100)] = 80.0
+    hard_limit_action: Literal["local_only", "reject"] = "local_only"
+
+
+class StateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[state]``: where the spend ledger lives (docs/spend.md#ledger)."""
+
+    dir: NonEmptyStr = "/var/lib/nexus-trio"
+
+
 class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[logging]`` (docs/operations.md#logging); ``level`` is case-insensitive, kept lower."""
 
@@ -308,11 +324,18 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
     backends: list[BackendConfig] = msgspec.field(default_factory=list)
     pricing: list[PriceConfig] = msgspec.field(default_factory=list)
+    budget: BudgetConfig = msgspec.field(default_factory=BudgetConfig)
+    state: StateConfig = msgspec.field(default_factory=StateConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:
         self._check_backends()
         self._check_pricing()
+
+    @property
+    def keeps_spend(self) -> bool:
+        """Whether spend is tracked and kept in the ledger: something is priced or budgeted."""
+        return bool(self.pricing) or self.budget.monthly_limit_usd > 0
 
     def _check_pricing(self) -> None:
         names = {backend.name for backend in self.backends}

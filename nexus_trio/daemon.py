@@ -11,6 +11,7 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
         ├── notifier            systemd WATCHDOG=1 and STATUS= (READY=1 once all is up)
         ├── disconnect watcher  watches the clients of requests running over 20 ms
         ├── dashboard publisher one snapshot per second while a dashboard is connected
+        ├── spend ledger        loads the month, writes spend every second and at the end
         └── front end           hypercorn serving the app, until drained
 
 Services start in dependency order with ``await nursery.start(...)``; each reports
@@ -62,6 +63,8 @@ def restart_required(old: Config, new: Config) -> list[str]:
             ("server.reuse_port", old.server.reuse_port, new.server.reuse_port),
             ("logging.format", old.logging.format, new.logging.format),
             ("health_check.enabled", old.health_check.enabled, new.health_check.enabled),
+            ("state.dir", old.state.dir, new.state.dir),
+            ("spend ledger (pricing or budget)", old.keeps_spend, new.keeps_spend),
         )
         if before != after
     ]
@@ -129,6 +132,9 @@ class Supervisor:
                     await nursery.start(services.disconnects.run)
                     if dashboard is not None:
                         await nursery.start(dashboard.run)
+                    ledger = services.ledger_service()
+                    if ledger is not None:
+                        await nursery.start(ledger.run)
                     binds = await nursery.start(front_end.run)
                     self.notifier.ready()
                     log.info("nexus-trio ready on %s", ", ".join(binds))

@@ -10,6 +10,7 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
     NexusError
     ├── ConfigError                      invalid configuration (key path or line:column)
     ├── ListenError                      the listening socket could not be bound
+    ├── StateError                       the spend ledger cannot be opened, read or written
     └── APIError                         rendered as the OpenAI error envelope
         ├── InvalidRequest               400 invalid_request_error
         │   ├── InvalidJSON              400 invalid_json
@@ -22,6 +23,7 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         ├── RequestTimeout               408 request_timeout (the body was too slow to arrive)
         ├── RequestTooLarge              413 request_too_large
         ├── UnsupportedMediaType         415 unsupported_media_type
+        ├── BudgetExceeded               429 budget_exceeded (hard limit, action "reject")
         ├── UpstreamError                an attempt failed: the next agent may be tried
         │   ├── BackendUnavailable       502 backend_unavailable
         │   │   ├── UpstreamConnectError connect refused / DNS / TLS: nothing was sent
@@ -62,6 +64,13 @@ class ConfigError(NexusError):
 
 class ListenError(NexusError):
     """The gateway could not bind its listening socket (fatal at start-up)."""
+
+
+class StateError(NexusError):
+    """The spend ledger cannot be used (docs/spend.md#ledger): fatal at start-up.
+
+    ``str(error)`` is the one-line reason: the path and what is wrong with it.
+    """
 
 
 class APIError(NexusError):
@@ -219,6 +228,17 @@ class UpstreamModelMissing(UpstreamStatusError):
 
 class UpstreamCannotEmbed(UpstreamStatusError):
     """The backend answered 501 to an embeddings request: try one that embeds."""
+
+
+class BudgetExceeded(APIError):
+    """The monthly budget is spent and its action is ``reject`` (docs/spend.md#budgets).
+
+    Waiting does not help before the month rolls over: ``x-should-retry: false``.
+    """
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
 
 
 class ServiceUnavailable(APIError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import trio
@@ -25,7 +26,7 @@ from nexus_trio.quality import Outcome, QualityStore
 from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing import Pipeline
-from nexus_trio.spend.pricing import PriceList
+from nexus_trio.spend import LedgerService, PriceList, SpendBook
 from nexus_trio.upstream.client import UpstreamClient
 
 
@@ -112,6 +113,10 @@ class Services:
     pipeline: Pipeline = field(init=False)
     #: ``[[pricing]]`` as lookups, rebuilt on reload.
     prices: PriceList = field(init=False)
+    #: Wall clock of the spend month (a fake one in tests).
+    wall_clock: Callable[[], float] = time.time
+    #: The month's spend and the budget (docs/spend.md#spend-and-budgets).
+    spend: SpendBook = field(init=False)
     #: Keys accepted from clients (never logged or rendered); empty = no inbound auth.
     api_keys: tuple[bytes, ...] = field(init=False, repr=False)
     #: The last reload's result; None before the first.
@@ -129,6 +134,7 @@ class Services:
         self.metrics = Metrics(self.gauge_snapshot)
         self.pipeline = self._build_pipeline(self.config)
         self.prices = PriceList(self.config.pricing)
+        self.spend = SpendBook(self.config.budget, self.wall_clock)
 
     def _build_pipeline(self, config: Config) -> Pipeline:
         return Pipeline.standard(
@@ -138,6 +144,12 @@ class Services:
     def agent_keys(self) -> list[tuple[str, str]]:
         """Every configured agent: (backend name, model) for each model a backend serves."""
         return [(b.name, model) for b in self.registry for model in sorted(b.models)]
+
+    def ledger_service(self) -> LedgerService | None:
+        """The spend ledger in ``[state] dir``; None when nothing is priced or budgeted."""
+        if not self.config.keeps_spend:
+            return None
+        return LedgerService(self.spend, Path(self.config.state.dir))
 
     def health_checker(self) -> HealthChecker:
         """The health checker over these backends, reading ``[health_check]`` as reloaded."""
@@ -178,6 +190,7 @@ class Services:
         self.quality.configure(config.quality)
         self.pipeline = self._build_pipeline(config)
         self.prices = PriceList(config.pricing)
+        self.spend.budget_config = config.budget
         self.config = config
         for listener in self.reload_listeners:
             listener(config)

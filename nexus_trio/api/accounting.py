@@ -118,6 +118,9 @@ def record_request(services: Services, ctx: RequestContext) -> None:
         if cost > 0:
             estimated = "true" if ctx.cost_estimated else "false"
             metrics.spend.labels(DEFAULT_KEY, backend, model_label, estimated).inc(cost)
+            services.spend.charge(
+                DEFAULT_KEY, backend, model_label, cost, estimated=ctx.cost_estimated
+            )
 
     if services.request_log is not None:
         services.request_log.append(ctx, elapsed)

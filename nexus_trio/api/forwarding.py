@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import time
 from collections.abc import Sequence
 
@@ -33,6 +34,7 @@ from nexus_trio.api.views import RequestView, requirements_of, rewritten
 from nexus_trio.config import TRANSLATED_TYPES
 from nexus_trio.routing import (
     Agent,
+    CloudUse,
     Decision,
     Queue,
     Reject,
@@ -69,8 +71,15 @@ def parse_retry_after(value: str | None) -> float | None:
 class _Plan:
     """What one request has spent and learned on its way through its attempts."""
 
-    def __init__(self, view: RequestView, requirements: Requirements, high_priority: bool) -> None:
+    def __init__(
+        self,
+        view: RequestView,
+        requirements: Requirements,
+        high_priority: bool,
+        cloud_use: CloudUse,
+    ) -> None:
         self.view = view
+        self.cloud_use = cloud_use
         self.requirements = requirements
         self.high_priority = high_priority
         self.tried: set[tuple[str, str]] = set()
@@ -110,7 +119,7 @@ class Forwarder:
         ctx.stream = view.stream
         ctx.requested_model = view.model
         high = any(k == b"x-nexus-priority" and v.lower() == b"high" for k, v in client_headers)
-        plan = _Plan(view, requirements_of(view), high)
+        plan = _Plan(view, requirements_of(view), high, self._cloud_use())
         ctx.estimated_prompt_tokens = plan.requirements.estimated_tokens
         budget = 1 + config.routing.max_retries
         deadline = ctx.started + config.server.request_timeout_seconds
@@ -140,6 +149,24 @@ class Forwarder:
                 f"No backend answered within {config.server.request_timeout_seconds:g} s."
             )
         raise self._final_error(ctx, plan)
+
+    def _cloud_use(self) -> CloudUse:
+        """What the global budget leaves of cloud backends (docs/spend.md#budgets).
+
+        Raises:
+            BudgetExceeded: the budget is spent and its action is ``reject``.
+        """
+        services = self.services
+        if services.config.budget.monthly_limit_usd <= 0:
+            return CloudUse.ALLOWED
+        state = services.spend.budget()
+        if state.rejects:
+            seconds = max(1, math.ceil(services.spend.seconds_to_month_end()))
+            raise errors.BudgetExceeded(
+                f"The monthly budget of {state.limit_usd:g} USD for {state.month} is spent.",
+                headers={"x-should-retry": "false", "Retry-After": str(seconds)},
+            )
+        return state.cloud_use
 
     async def _try(
         self,
@@ -278,6 +305,7 @@ class Forwarder:
             now=trio.current_time(),
             tried=frozenset(plan.tried),
             skip_backends=frozenset(plan.skip_backends),
+            cloud_use=plan.cloud_use,
         )
         services = self.services
         started = time.perf_counter()

@@ -5,6 +5,7 @@ from nexus_trio.routing.decision import Decision, Queue, Reject, Route
 from nexus_trio.routing.intent import (
     PERMANENT_REASONS,
     Agent,
+    CloudUse,
     Reconciler,
     Rejection,
     RejectionReason,
@@ -17,6 +18,7 @@ from nexus_trio.routing.pipeline import Pipeline
 __all__ = [
     "PERMANENT_REASONS",
     "Agent",
+    "CloudUse",
     "Decision",
     "Pipeline",
     "Queue",

@@ -33,6 +33,18 @@ class RejectionReason(enum.StrEnum):
     CONSECUTIVE_FAILURES = "consecutive_failures"
     RATE_LIMITED = "rate_limited"
     AT_CAPACITY = "at_capacity"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
+
+class CloudUse(enum.StrEnum):
+    """What the spend budget leaves of cloud backends (docs/spend.md#budgets)."""
+
+    #: Cloud backends are candidates like any other.
+    ALLOWED = "allowed"
+    #: Past the soft limit: chosen only when no local candidate is available.
+    LAST_RESORT = "last_resort"
+    #: Past the hard limit with ``local_only``: removed (``budget_exhausted``).
+    NONE = "none"
 
 
 #: Reasons that no amount of waiting cures: a retry of the same request will fail the same way.
@@ -42,6 +54,7 @@ PERMANENT_REASONS = frozenset(
         RejectionReason.CONTEXT_TOO_LONG,
         RejectionReason.PRIVACY_ZONE,
         RejectionReason.TIER_TOO_LOW,
+        RejectionReason.BUDGET_EXHAUSTED,
     }
 )
 
@@ -111,6 +124,8 @@ class RoutingRequest:
     tried: frozenset[tuple[str, str]] = frozenset()
     #: Backends that failed with a connect error or timeout: skipped for the rest of the request.
     skip_backends: frozenset[str] = frozenset()
+    #: What the budget leaves of cloud backends, read by the request path before routing.
+    cloud_use: CloudUse = CloudUse.ALLOWED
 
 
 @dataclass(slots=True)
@@ -132,6 +147,9 @@ class RoutingIntent:
     #: Agent keys with a required capability nobody declared: kept, but the scheduler
     #: chooses them only when no agent whose capabilities are all known is available.
     unconfirmed: set[tuple[str, str]] = field(default_factory=set)
+    #: Agent keys the scheduler chooses only when no other candidate is available (cloud
+    #: backends past the budget's soft limit).
+    last_resort: set[tuple[str, str]] = field(default_factory=set)
     #: False when no backend serves the resolved model at all, whatever its health.
     model_known: bool = True
     #: The scheduler's choice; None when nothing survived or everything is at capacity.

@@ -12,8 +12,9 @@ reconcilers, in the order :meth:`Pipeline.standard` writes — the one place it 
 2. **Health** removes agents the request cannot use: missing capability, context too long,
    backend not healthy, and 429 cooldown (which never removes the last candidates).
 3. **Privacy** and 4. **Tier** apply the first matching ``[[routing.policies]]``.
-5. **Quality** excludes agents that fail too often, or forces a probe (docs/quality.md#exclusion).
-6. **Scheduler** chooses one available agent by the configured strategy.
+5. **Budget** applies what the month's spend leaves of cloud backends (docs/spend.md#budgets).
+6. **Quality** excludes agents that fail too often, or forces a probe (docs/quality.md#exclusion).
+7. **Scheduler** chooses one available agent by the configured strategy.
 
 Each reconciler only removes candidates (recording a rejection) or annotates the intent, so
 a later step never sees an agent an earlier one excluded, and every exclusion is explained.
@@ -37,6 +38,7 @@ from nexus_trio.registry import Registry
 from nexus_trio.routing.decision import Decision, Queue, Reject, Route
 from nexus_trio.routing.intent import Reconciler, RoutingIntent, RoutingRequest
 from nexus_trio.routing.reconcilers import (
+    BudgetReconciler,
     HealthReconciler,
     PrivacyReconciler,
     QualityReconciler,
@@ -76,7 +78,7 @@ class Pipeline:
             rng: The generator of the ``random`` strategy (seed it in tests).
 
         Returns:
-            RequestAnalyzer → Health → Privacy → Tier → Quality → Scheduler.
+            RequestAnalyzer → Health → Privacy → Tier → Budget → Quality → Scheduler.
         """
         store = quality if quality is not None else QualityStore(QualityConfig())
         smart = routing.strategy == "smart"
@@ -86,6 +88,7 @@ class Pipeline:
                 HealthReconciler(registry, health.interval_seconds),
                 PrivacyReconciler(routing.policies),
                 TierReconciler(routing.policies),
+                BudgetReconciler(),
                 QualityReconciler(store, ttft_probes=smart),
                 Scheduler(routing.strategy, routing.weights, quality=store, rng=rng),
             ]

@@ -11,11 +11,13 @@ import pytest
 
 from nexus_trio.config import (
     BackendConfig,
+    BudgetConfig,
     Config,
     ModelCapabilities,
     Overrides,
     PriceConfig,
     RoutingPolicy,
+    StateConfig,
     load_config,
     parse_config,
     render_config,
@@ -134,6 +136,8 @@ def test_example_file_shows_every_key() -> None:
         ModelCapabilities,
         RoutingPolicy,
         PriceConfig,
+        BudgetConfig,
+        StateConfig,
     ]
     keys = set().union(*map(_field_names, structs))
     missing = {key for key in keys if not re.search(rf"(?m)^#?\s*\[*([\w.]+\.)?{key}\b", text)}

@@ -12,9 +12,11 @@ from nexus_trio.config import BackendConfig, HealthCheckConfig, RoutingConfig, R
 from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing import (
     Agent,
+    CloudUse,
     Pipeline,
     Queue,
     Reject,
+    RejectionReason,
     Requirements,
     Route,
     RoutingIntent,
@@ -252,6 +254,7 @@ def test_the_order_is_the_specs() -> None:
         "health",
         "privacy",
         "tier",
+        "budget",
         "quality",
         "scheduler",
     ]
@@ -320,3 +323,58 @@ def test_at_capacity_is_queued_for_the_resolved_model() -> None:
     assert isinstance(decision, Queue)
     assert (decision.resolved_model, decision.reason) == (MODEL, "at_capacity")
     assert [agent.key for agent in decision.agents] == [("a", MODEL)]
+
+
+# the budget (docs/spend.md#budgets) ---------------------------------------------------------
+
+
+def budget_pipeline() -> tuple[Pipeline, Registry]:
+    return pipeline(
+        config("cloud", type="openai", priority=1),
+        config("local", max_concurrent_requests=1, priority=90),
+    )
+
+
+def test_within_budget_cloud_is_chosen_on_its_score() -> None:
+    built, _ = budget_pipeline()
+    decision = built.decide(request(cloud_use=CloudUse.ALLOWED))
+    assert isinstance(decision, Route)
+    assert (decision.agent.backend.name, decision.reason) == ("cloud", "best_score")
+
+
+def test_past_the_soft_limit_local_first_with_its_own_route_reason() -> None:
+    built, _ = budget_pipeline()
+    decision = built.decide(request(cloud_use=CloudUse.LAST_RESORT))
+    assert isinstance(decision, Route)
+    assert (decision.agent.backend.name, decision.reason) == ("local", "budget_soft_limit")
+    assert decision.rejections == ()
+
+
+def test_past_the_soft_limit_cloud_serves_when_no_local_can() -> None:
+    built, registry = budget_pipeline()
+    registry.get("local").counters.pending = 1  # at capacity
+    decision = built.decide(request(cloud_use=CloudUse.LAST_RESORT))
+    assert isinstance(decision, Route)
+    assert (decision.agent.backend.name, decision.reason) == ("cloud", "only_candidate")
+
+
+def test_past_the_hard_limit_cloud_is_rejected_and_local_serves() -> None:
+    built, registry = budget_pipeline()
+    decision = built.decide(request(cloud_use=CloudUse.NONE))
+    assert isinstance(decision, Route)
+    assert decision.agent.backend.name == "local"
+    assert [(r.backend, r.reason) for r in decision.rejections] == [
+        ("cloud", RejectionReason.BUDGET_EXHAUSTED)
+    ]
+    registry.get("local").health = HealthState.UNHEALTHY
+    rejected = built.decide(request(cloud_use=CloudUse.NONE))
+    assert isinstance(rejected, Reject)
+    assert rejected.reason_codes() == ["unhealthy", "budget_exhausted"]
+
+
+def test_budget_exhausted_alone_is_permanent() -> None:
+    built, _ = pipeline(config("cloud", type="openai"))
+    rejected = built.decide(request(cloud_use=CloudUse.NONE))
+    assert isinstance(rejected, Reject)
+    assert rejected.all_permanent
+    assert rejected.retry_after_seconds() is None

@@ -1,4 +1,4 @@
-"""The reconcilers before the scheduler: analyzer, health, privacy, tier, quality
+"""The reconcilers before the scheduler: analyzer, health, privacy, tier, budget, quality
 (docs/routing.md#routing)."""
 
 from __future__ import annotations

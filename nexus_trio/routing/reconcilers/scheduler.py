@@ -7,7 +7,10 @@ pipeline answers :class:`~nexus_trio.routing.decision.Queue` (docs/routing.md#qu
 A ``forced`` agent (a quality probe) that survived and has a free slot is chosen regardless of
 the strategy, with the intent's ``route_reason``. Agents the intent marks ``unconfirmed`` (a
 required capability nobody declared) are left to the strategy only when no confirmed agent is
-available: known support ranks before a guess, whatever the scores. Otherwise the strategy
+available: known support ranks before a guess, whatever the scores. Agents marked
+``last_resort`` (cloud backends past the budget's soft limit) are chosen only when no other
+agent is available; when that set one aside the reason is ``budget_soft_limit``. Otherwise the
+strategy
 chooses; its reason is ``only_candidate`` when one agent was available, and an intent
 ``route_reason`` set without a forced agent (``quality_panic``) overrides it. Strategies:
 
@@ -81,9 +84,15 @@ class Scheduler:
         if not available:
             return
         choices = available
+        budget_reason: str | None = None
+        if intent.last_resort:
+            preferred = [agent for agent in available if agent.key not in intent.last_resort]
+            if preferred and len(preferred) < len(available):
+                choices = available = preferred
+                budget_reason = "budget_soft_limit"
         if intent.unconfirmed:
-            confirmed = [agent for agent in available if agent.key not in intent.unconfirmed]
-            choices = confirmed or available
+            confirmed = [agent for agent in choices if agent.key not in intent.unconfirmed]
+            choices = confirmed or choices
         forced = intent.forced
         if forced is not None and forced in choices:
             agent, reason = forced, intent.route_reason or "probe"
@@ -93,6 +102,8 @@ class Scheduler:
                 reason = "only_candidate"
             if forced is None and intent.route_reason is not None:
                 reason = intent.route_reason
+            elif budget_reason is not None:
+                reason = budget_reason
         intent.route = Route(agent, reason, intent.resolved_model)
 
     def base_score(self, agent: Agent, *, stream: bool) -> float:

@@ -1,0 +1,86 @@
+"""The spend book: what the request path charges and what the budget reads (in memory only).
+
+One :class:`SpendBook` lives in the gateway's services. Its :meth:`~SpendBook.charge` is called
+once per finished request with a cost above 0 and its :meth:`~SpendBook.budget` once per proxy
+request before routing; both are plain dict and float work on the :class:`SpendTally`, never
+I/O. The ledger service (:mod:`nexus_trio.spend.service`) fills the tally from the ledger at
+start-up and writes its deltas back once a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nexus_trio.config import BudgetConfig
+from nexus_trio.spend.budget import BudgetState, budget_state
+from nexus_trio.spend.tally import SpendRow, SpendTally, month_bounds
+
+
+@dataclass(frozen=True, slots=True)
+class SpendStatistics:
+    """The month's spend for ``/v1/stats`` (docs/api.md#stats)."""
+
+    month: str
+    total_usd: float
+    estimated_usd: float
+    requests: int
+    by_key: dict[str, float]
+    by_backend: dict[str, float]
+    by_model: dict[str, float]
+    budget: BudgetState
+    #: Whether the ledger's last write succeeded (``nexus_state_store_up``).
+    store_up: bool
+
+
+class SpendBook:
+    """The month's spend and the global budget over it."""
+
+    def __init__(self, budget: BudgetConfig, clock: Callable[[], float]) -> None:
+        """A book with nothing spent yet.
+
+        Args:
+            budget: ``[budget]``; replace :attr:`budget_config` on reload.
+            clock: Wall-clock seconds since the epoch (``time.time``; a fake one in tests).
+        """
+        self.budget_config = budget
+        self.tally = SpendTally(clock)
+        self.store_up = True
+
+    def charge(self, key: str, backend: str, model: str, usd: float, *, estimated: bool) -> None:
+        """Add one request's cost, attributed to (key, backend, model) in the current month."""
+        self.tally.charge((key, backend, model), usd, estimated=estimated)
+
+    def budget(self) -> BudgetState:
+        """The global budget now; reading it rolls the month over when it has ended."""
+        tally = self.tally
+        month = tally.current()
+        return budget_state(month, tally.total_usd, self.budget_config)
+
+    def seconds_to_month_end(self) -> float:
+        """Seconds until 00:00 UTC on the 1st of the next month."""
+        return month_bounds(self.tally.current())[1] - self.tally.clock()
+
+    def statistics(self) -> SpendStatistics:
+        """A frozen snapshot of the month's spend and the budget."""
+        budget = self.budget()
+        by_key: dict[str, float] = {}
+        by_backend: dict[str, float] = {}
+        by_model: dict[str, float] = {}
+        total = SpendRow()
+        for (key, backend, model), row in self.tally.rows.items():
+            by_key[key] = by_key.get(key, 0.0) + row.usd
+            by_backend[backend] = by_backend.get(backend, 0.0) + row.usd
+            by_model[model] = by_model.get(model, 0.0) + row.usd
+            total.add(row.usd, row.requests, row.estimated_usd)
+        return SpendStatistics(
+            month=budget.month,
+            total_usd=total.usd,
+            estimated_usd=total.estimated_usd,
+            requests=total.requests,
+            by_key=by_key,
+            by_backend=by_backend,
+            by_model=by_model,
+            budget=budget,
+            store_up=self.store_up,
+        )

@@ -1,0 +1,76 @@
+"""The budget's state from what the month has spent (docs/spend.md#budgets): pure functions.
+
+``ok`` below the soft limit, ``soft`` from ``soft_limit_percent`` of ``monthly_limit_usd``,
+``hard`` from the limit itself. What each state means for routing is decided by the routing
+package from the :class:`~nexus_trio.routing.CloudUse` it is handed; what ``hard`` means for
+the request (``local_only`` or ``reject``) comes from ``hard_limit_action``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from nexus_trio.config import BudgetConfig
+from nexus_trio.routing import CloudUse
+
+
+class BudgetLevel(enum.StrEnum):
+    OK = "ok"
+    SOFT = "soft"
+    HARD = "hard"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """One budget (global) at one moment; ``limit_usd`` 0 = no budget."""
+
+    month: str
+    spent_usd: float
+    limit_usd: float
+    soft_limit_usd: float
+    level: BudgetLevel
+    action: str
+
+    @property
+    def remaining_usd(self) -> float | None:
+        """USD left before the hard limit; None without a budget."""
+        if self.limit_usd <= 0:
+            return None
+        return max(self.limit_usd - self.spent_usd, 0.0)
+
+    @property
+    def cloud_use(self) -> CloudUse:
+        """What routing may do with cloud backends in this state."""
+        if self.level is BudgetLevel.HARD:
+            return CloudUse.NONE
+        if self.level is BudgetLevel.SOFT:
+            return CloudUse.LAST_RESORT
+        return CloudUse.ALLOWED
+
+    @property
+    def rejects(self) -> bool:
+        """Past the hard limit with ``hard_limit_action = "reject"``: answer 429."""
+        return self.level is BudgetLevel.HARD and self.action == "reject"
+
+
+def budget_state(month: str, spent_usd: float, config: BudgetConfig) -> BudgetState:
+    """The state of ``config``'s budget after ``spent_usd`` in ``month``."""
+    limit = config.monthly_limit_usd
+    soft = limit * config.soft_limit_percent / 100.0
+    if limit <= 0:
+        level = BudgetLevel.OK
+    elif spent_usd >= limit:
+        level = BudgetLevel.HARD
+    elif spent_usd >= soft:
+        level = BudgetLevel.SOFT
+    else:
+        level = BudgetLevel.OK
+    return BudgetState(
+        month=month,
+        spent_usd=spent_usd,
+        limit_usd=limit,
+        soft_limit_usd=soft,
+        level=level,
+        action=config.hard_limit_action,
+    )

@@ -1,0 +1,150 @@
+"""The SQLite ledger: the month's spend per (key, backend, model), kept across restarts
+(docs/spend.md#ledger).
+
+Plain blocking code on purpose: every call here does file I/O, so the gateway runs it only in a
+worker thread (``trio.to_thread.run_sync``), one call at a time; the ``nexus-trio spend`` command
+calls it directly. The database is ``spend.sqlite3`` in ``[state] dir``, in WAL mode with
+``synchronous = NORMAL``: a committed write survives the process being killed. Each flush adds
+deltas in one transaction (an upsert per row), so a row is never half written. Every failure —
+a directory that cannot be created or written, a file that is not a ledger, a corrupt page —
+is a :class:`~nexus_trio.errors.StateError` naming the path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from nexus_trio.errors import StateError
+from nexus_trio.spend.tally import SpendKey, SpendRow
+
+FILE_NAME = "spend.sqlite3"
+_SCHEMA_VERSION = 1
+
+_CREATE = """
+CREATE TABLE IF NOT EXISTS spend (
+    month TEXT NOT NULL,
+    key TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    usd REAL NOT NULL,
+    requests INTEGER NOT NULL,
+    estimated_usd REAL NOT NULL,
+    PRIMARY KEY (month, key, backend, model)
+) WITHOUT ROWID
+"""
+_UPSERT = """
+INSERT INTO spend (month, key, backend, model, usd, requests, estimated_usd)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (month, key, backend, model) DO UPDATE SET
+    usd = usd + excluded.usd,
+    requests = requests + excluded.requests,
+    estimated_usd = estimated_usd + excluded.estimated_usd
+"""
+_MONTH = (
+    "SELECT key, backend, model, usd, requests, estimated_usd FROM spend WHERE month = ? "
+    "ORDER BY key, backend, model"
+)
+
+
+@contextmanager
+def _errors(path: Path, doing: str) -> Iterator[None]:
+    """Translate sqlite3 and OS errors into one-line :class:`StateError` s."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StateError(f"spend ledger {path}: cannot {doing}: {exc}") from exc
+    except OSError as exc:
+        raise StateError(f"spend ledger {path}: cannot {doing}: {exc.strerror}") from exc
+
+
+class Ledger:
+    """One open ledger database (blocking; see the module docstring)."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, directory: Path) -> Ledger:
+        """Open (creating if needed) the ledger in ``directory`` for writing, and check it.
+
+        Raises:
+            StateError: the directory or file cannot be used; the message says why.
+        """
+        path = directory / FILE_NAME
+        with _errors(path, "create its directory"):
+            directory.mkdir(parents=True, exist_ok=True)
+        with _errors(path, "open it"):
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            with _errors(path, "open it"):
+                db.execute("PRAGMA journal_mode = WAL").fetchone()
+                db.execute("PRAGMA synchronous = NORMAL")
+                (check,) = db.execute("PRAGMA quick_check").fetchone()
+                if check != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version > _SCHEMA_VERSION:
+                    raise sqlite3.DatabaseError(f"written by a newer version (schema {version})")
+                db.execute(_CREATE)
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except StateError:
+            db.close()
+            raise
+        return cls(db, path)
+
+    @classmethod
+    def open_read_only(cls, directory: Path) -> Ledger:
+        """Open an existing ledger without writing to it (``nexus-trio spend``).
+
+        Raises:
+            StateError: there is no ledger there, or it cannot be read.
+        """
+        path = directory / FILE_NAME
+        if not path.is_file():
+            raise StateError(f"spend ledger {path}: no ledger there")
+        with _errors(path, "read it"):
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            db.execute("SELECT count(*) FROM spend").fetchone()
+        return cls(db, path)
+
+    def month(self, month: str) -> list[tuple[SpendKey, SpendRow]]:
+        """Every row of ``month`` (``YYYY-MM``), ordered by key, backend and model."""
+        with _errors(self.path, "read it"):
+            return [
+                ((key, backend, model), SpendRow(usd, requests, estimated))
+                for key, backend, model, usd, requests, estimated in self._db.execute(
+                    _MONTH, (month,)
+                )
+            ]
+
+    def months(self) -> list[str]:
+        """The months with spend, newest first."""
+        with _errors(self.path, "read it"):
+            rows = self._db.execute("SELECT DISTINCT month FROM spend ORDER BY month DESC")
+            return [month for (month,) in rows]
+
+    def add(self, deltas: Mapping[tuple[str, str, str, str], SpendRow]) -> None:
+        """Add ``deltas`` — (month, key, backend, model) -> row — in one transaction."""
+        with _errors(self.path, "write it"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    _UPSERT,
+                    [
+                        (*key, row.usd, row.requests, row.estimated_usd)
+                        for key, row in deltas.items()
+                    ],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the database (checkpoints the WAL when this was its last connection)."""
+        with _errors(self.path, "close it"):
+            self._db.close()

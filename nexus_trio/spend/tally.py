@@ -1,0 +1,111 @@
+"""The month's spend in memory: totals per (key, backend, model), and what the ledger still owes.
+
+The request path charges a :class:`SpendTally` (a few dict updates, never I/O); the ledger
+service takes the pending deltas once a second and writes them in a worker thread. Months are
+UTC calendar months named ``YYYY-MM``. The tally rolls over on the first charge or read at or
+after 00:00 UTC on the 1st (docs/spend.md#budgets): the new month starts from zero, and deltas
+still pending for the old month keep their month, so the ledger files them where they belong.
+Time comes from an injectable wall clock (seconds since the epoch), so rollover is tested with a
+fake one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+#: (key name, backend, model): what spend is attributed to.
+SpendKey = tuple[str, str, str]
+
+
+def month_of(wall: float) -> str:
+    """The UTC month ``YYYY-MM`` that ``wall`` (seconds since the epoch) falls in."""
+    return dt.datetime.fromtimestamp(wall, dt.UTC).strftime("%Y-%m")
+
+
+def month_bounds(month: str) -> tuple[float, float]:
+    """Epoch seconds of 00:00 UTC on the 1st of ``month`` and of the month after."""
+    year, number = (int(part) for part in month.split("-"))
+    start = dt.datetime(year, number, 1, tzinfo=dt.UTC)
+    end = dt.datetime(year + number // 12, number % 12 + 1, 1, tzinfo=dt.UTC)
+    return start.timestamp(), end.timestamp()
+
+
+@dataclass(slots=True)
+class SpendRow:
+    """USD and requests for one (key, backend, model) in one month."""
+
+    usd: float = 0.0
+    requests: int = 0
+    #: The part of ``usd`` estimated from characters (docs/spend.md#estimates).
+    estimated_usd: float = 0.0
+
+    def add(self, usd: float, requests: int, estimated_usd: float) -> None:
+        self.usd += usd
+        self.requests += requests
+        self.estimated_usd += estimated_usd
+
+
+class SpendTally:
+    """The current month's totals and the deltas not yet in the ledger."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        """Start empty in the month ``clock()`` falls in.
+
+        Args:
+            clock: Wall-clock seconds since the epoch (``time.time`` in production).
+        """
+        self.clock = clock
+        self.month = ""
+        self._month_ends = float("-inf")
+        self.rows: dict[SpendKey, SpendRow] = {}
+        self.total_usd = 0.0
+        #: Not yet written: (month, key, backend, model) -> delta.
+        self.pending: dict[tuple[str, str, str, str], SpendRow] = {}
+        self.current()
+
+    def current(self) -> str:
+        """The current month, rolling the totals over first if a month boundary has passed."""
+        wall = self.clock()
+        if wall >= self._month_ends:
+            month = month_of(wall)
+            if month != self.month:
+                self.month = month
+                self.rows = {}
+                self.total_usd = 0.0
+            self._month_ends = month_bounds(month)[1]
+        return self.month
+
+    def restore(self, month: str, rows: Iterable[tuple[SpendKey, SpendRow]]) -> None:
+        """Add what the ledger holds for ``month`` to the totals (at start-up, before charges)."""
+        if month != self.current():
+            return
+        for key, row in rows:
+            self.rows.setdefault(key, SpendRow()).add(row.usd, row.requests, row.estimated_usd)
+            self.total_usd += row.usd
+
+    def charge(self, key: SpendKey, usd: float, *, estimated: bool) -> None:
+        """Count one request's cost in this month's totals and in the pending deltas."""
+        month = self.current()
+        estimated_usd = usd if estimated else 0.0
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = SpendRow()
+        row.add(usd, 1, estimated_usd)
+        self.total_usd += usd
+        pending_key = (month, *key)
+        delta = self.pending.get(pending_key)
+        if delta is None:
+            delta = self.pending[pending_key] = SpendRow()
+        delta.add(usd, 1, estimated_usd)
+
+    def take_pending(self) -> dict[tuple[str, str, str, str], SpendRow]:
+        """The deltas to write, and forget them here (give them back with :meth:`give_back`)."""
+        pending, self.pending = self.pending, {}
+        return pending
+
+    def give_back(self, pending: dict[tuple[str, str, str, str], SpendRow]) -> None:
+        """Deltas a failed write did not store: pending again, merged with newer ones."""
+        for key, row in pending.items():
+            self.pending.setdefault(key, SpendRow()).add(row.usd, row.requests, row.estimated_usd)
