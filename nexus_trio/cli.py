@@ -4,10 +4,12 @@ error, 2 usage."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -28,6 +30,8 @@ from nexus_trio.demo import run_demo
 from nexus_trio.errors import ConfigError, ListenError, StateError
 from nexus_trio.logs import configure_logging
 from nexus_trio.simulator import FailMode, SimulatedBackend, SimulatorOptions
+from nexus_trio.spend import Ledger, month_of
+from nexus_trio.spend.report import render_ledger
 from nexus_trio.status_report import StatusUnavailable, fetch_stats, render_status
 
 log = logging.getLogger("nexus_trio.cli")
@@ -84,7 +88,27 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="backends, health and quality of a gateway")
     status.add_argument("--url", default="http://127.0.0.1:8000")
     status.add_argument("--api-key", help="inbound key (default: $NEXUS_API_KEY)")
+
+    spend = commands.add_parser("spend", help="print the spend ledger of a month (read-only)")
+    spend.add_argument("--month", type=_month, help="YYYY-MM (default: this UTC month)")
+    spend.add_argument(
+        "--state-dir", help="the ledger's directory (default: [state] dir of the config)"
+    )
+    spend.add_argument(
+        "--config", help="config file (default: $NEXUS_CONFIG, /etc/nexus-trio/nexus.toml)"
+    )
     return parser
+
+
+def _month(value: str) -> str:
+    """``--month``: a ``YYYY-MM`` month (an argparse type)."""
+    try:
+        dt.datetime.strptime(value, "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM, got {value!r}") from None
+    if len(value) != 7:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM, got {value!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,9 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "spend":
+            return _spend(args)
         return _demo(args)
     except ConfigError as exc:
         print(f"nexus-trio: configuration error: {exc}", file=sys.stderr)
+        return 1
+    except StateError as exc:
+        print(f"nexus-trio: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 1
@@ -154,6 +183,24 @@ def _status(args: argparse.Namespace) -> int:
         print(f"nexus-trio: {exc}", file=sys.stderr)
         return 1
     print(render_status(args.url, stats))
+    return 0
+
+
+def _spend(args: argparse.Namespace) -> int:
+    """Print a month of the ledger; the directory from ``--state-dir`` or the config."""
+    if args.state_dir is not None:
+        directory = Path(args.state_dir)
+    else:
+        path = resolve_config_path(args.config, os.environ)
+        config = load_config(path, env=os.environ, overrides=Overrides())
+        directory = Path(config.state.dir)
+    month = args.month or month_of(time.time())
+    ledger = Ledger.open_read_only(directory)
+    try:
+        rows = ledger.month(month)
+    finally:
+        ledger.close()
+    print(render_ledger(month, rows))
     return 0
 
 

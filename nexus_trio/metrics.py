@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from nexus_trio import __version__
 from nexus_trio.quality import AgentQualityMetrics, AgentState
+from nexus_trio.spend import BudgetLevel, SpendStatistics
 
 __all__ = ["CONTENT_TYPE_LATEST", "GaugeSnapshot", "Metrics", "status_class"]
 
@@ -50,6 +51,8 @@ class GaugeSnapshot:
     backend_up: dict[str, bool]
     #: The quality snapshot ``/v1/stats`` also renders, by (backend, model).
     agents: Mapping[tuple[str, str], AgentQualityMetrics]
+    #: The month's spend and budget; None when no spend is kept (nothing priced or budgeted).
+    spend: SpendStatistics | None = None
 
 
 class _StateCollector(Collector):
@@ -80,6 +83,27 @@ class _StateCollector(Collector):
         build.add_metric([__version__], 1)
         yield from (in_flight, queue_depth, pending, up, build)
         yield from _agent_families(snap.agents)
+        if snap.spend is not None:
+            yield from _spend_families(snap.spend)
+
+
+def _spend_families(spend: SpendStatistics) -> Iterator[Metric]:
+    """The budget gauges and the ledger's health (docs/spend.md#budgets, docs/spend.md#ledger)."""
+    budget = spend.budget
+    spent = GaugeMetricFamily("nexus_budget_spent_usd", "USD spent this UTC month.")
+    spent.add_metric([], budget.spent_usd)
+    limit = GaugeMetricFamily("nexus_budget_limit_usd", "The monthly budget in USD; 0 = no budget.")
+    limit.add_metric([], budget.limit_usd)
+    state = GaugeMetricFamily(
+        "nexus_budget_state", "1 for the budget's state: ok, soft or hard.", labels=["state"]
+    )
+    for level in BudgetLevel:
+        state.add_metric([level.value], 1 if budget.level is level else 0)
+    store = GaugeMetricFamily(
+        "nexus_state_store_up", "1 while the spend ledger is open and its last write succeeded."
+    )
+    store.add_metric([], 1 if spend.store_up else 0)
+    yield from (spent, limit, state, store)
 
 
 def _agent_families(agents: Mapping[tuple[str, str], AgentQualityMetrics]) -> Iterator[Metric]:

@@ -131,10 +131,10 @@ class Services:
         dashboard = self.config.dashboard
         self.request_log = RequestLog(dashboard.request_log_size) if dashboard.enabled else None
         self.quality = QualityStore(self.config.quality)
-        self.metrics = Metrics(self.gauge_snapshot)
-        self.pipeline = self._build_pipeline(self.config)
         self.prices = PriceList(self.config.pricing)
         self.spend = SpendBook(self.config.budget, self.wall_clock)
+        self.metrics = Metrics(self.gauge_snapshot)  # reads the above once, to describe
+        self.pipeline = self._build_pipeline(self.config)
 
     def _build_pipeline(self, config: Config) -> Pipeline:
         return Pipeline.standard(
@@ -210,6 +210,7 @@ class Services:
             backend_pending={b.name: b.counters.pending for b in self.registry},
             backend_up={b.name: b.health is HealthState.HEALTHY for b in self.registry},
             agents=self.quality.snapshot,
+            spend=self.spend.statistics() if self.config.keeps_spend else None,
         )
 
     def start_attempt(self, backend: Backend, model: str, *, stream: bool) -> Attempt:

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from nexus_trio.errors import NexusError
+from nexus_trio.spend.report import status_lines
 
 
 class StatusUnavailable(NexusError):
@@ -49,7 +50,7 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def render_status(url: str, stats: dict[str, Any]) -> str:
-    """The report: request totals, then one line per backend and per agent."""
+    """The report: request totals and spend, then one line per backend and per agent."""
     requests = stats["requests"]
     lines = [
         f"nexus-trio at {url}: up {stats['uptime_seconds']} s, "
@@ -59,6 +60,8 @@ def render_status(url: str, stats: dict[str, Any]) -> str:
     ]
     if stats.get("restart_required"):
         lines.append("note: a reload changed settings that need a restart")
+    if "spend" in stats:
+        lines.extend(status_lines(stats["spend"]))
     lines.append("")
     rows = [
         [

@@ -1,4 +1,4 @@
-"""``GET /v1/stats``: request counters, backends with their quality, per-model agents.
+"""``GET /v1/stats``: request counters, backends with their quality, per-model agents, spend.
 
 Its fields are described in docs/api.md#stats.
 
@@ -97,7 +97,38 @@ def stats_document(services: Services) -> dict[str, Any]:
         "backends": backends,
         "models": models,
         "quality_config": msgspec.structs.asdict(services.config.quality),
+        "spend": spend_object(services),
     }
+
+
+def spend_object(services: Services) -> dict[str, Any]:
+    """The ``spend`` object of docs/api.md#stats: the month's spend and the budget."""
+    stats = services.spend.statistics()
+    budget = stats.budget
+    remaining = budget.remaining_usd
+    return {
+        "enabled": services.config.keeps_spend,
+        "month": stats.month,
+        "total_usd": round(stats.total_usd, 8),
+        "estimated_usd": round(stats.estimated_usd, 8),
+        "requests": stats.requests,
+        "by_key": _rounded_map(stats.by_key),
+        "by_backend": _rounded_map(stats.by_backend),
+        "by_model": _rounded_map(stats.by_model),
+        "budget": {
+            "limit_usd": budget.limit_usd or None,
+            "soft_limit_usd": round(budget.soft_limit_usd, 8) if budget.limit_usd else None,
+            "spent_usd": round(budget.spent_usd, 8),
+            "remaining_usd": None if remaining is None else round(remaining, 8),
+            "state": budget.level.value,
+            "hard_limit_action": budget.action,
+        },
+        "store_up": stats.store_up,
+    }
+
+
+def _rounded_map(values: dict[str, float]) -> dict[str, float]:
+    return {name: round(value, 8) for name, value in sorted(values.items())}
 
 
 def register_stats_route(app: QuartTrio, services: Services) -> None:

@@ -45,7 +45,8 @@ class SpendBook:
         """
         self.budget_config = budget
         self.tally = SpendTally(clock)
-        self.store_up = True
+        #: Set by the ledger service: loaded, and its last write succeeded.
+        self.store_up = False
 
     def charge(self, key: str, backend: str, model: str, usd: float, *, estimated: bool) -> None:
         """Add one request's cost, attributed to (key, backend, model) in the current month."""

@@ -50,6 +50,7 @@ class LedgerService:
             month = self.book.tally.current()
             rows = await trio.to_thread.run_sync(ledger.month, month)
             self.book.tally.restore(month, rows)
+            self.book.store_up = True
             log.info(
                 "spend ledger %s: %s so far %.6f USD", ledger.path, month, self.book.tally.total_usd
             )
@@ -63,6 +64,7 @@ class LedgerService:
             with trio.move_on_after(FINAL_FLUSH_SECONDS, shield=True):
                 await self.flush()
                 await trio.to_thread.run_sync(ledger.close)
+            self.book.store_up = False
 
     async def flush(self) -> None:
         """Write the pending deltas in a worker thread; on failure keep them for the next try."""

@@ -161,3 +161,56 @@ def _month(directory: Path) -> list[tuple[tuple[str, str, str], SpendRow]]:
         return ledger.month("2026-01")
     finally:
         ledger.close()
+
+
+async def test_stats_and_metrics_show_the_months_spend_and_budget(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    gateway = budgeted(make_gateway, "local_only", Clock())
+    spend(gateway, 8.0)
+    gateway.services.spend.charge("default", "cloud", "gpt", 0.5, estimated=True)
+    response = await gateway.app.test_client().get("/v1/stats")
+    document = (await response.get_json())["spend"]
+    assert document == {
+        "enabled": True,
+        "month": "2026-01",
+        "total_usd": 8.5,
+        "estimated_usd": 0.5,
+        "requests": 2,
+        "by_key": {"default": 8.5},
+        "by_backend": {"cloud": 8.5},
+        "by_model": {"gpt": 0.5, "m": 8.0},
+        "budget": {
+            "limit_usd": 10.0,
+            "soft_limit_usd": 8.0,
+            "spent_usd": 8.5,
+            "remaining_usd": 1.5,
+            "state": "soft",
+            "hard_limit_action": "local_only",
+        },
+        # No ledger service runs in-process: nothing is being written.
+        "store_up": False,
+    }
+    registry = gateway.services.metrics.registry
+    assert registry.get_sample_value("nexus_budget_spent_usd") == 8.5
+    assert registry.get_sample_value("nexus_budget_limit_usd") == 10.0
+    states = {
+        state: registry.get_sample_value("nexus_budget_state", {"state": state})
+        for state in ("ok", "soft", "hard")
+    }
+    assert states == {"ok": 0.0, "soft": 1.0, "hard": 0.0}
+    assert registry.get_sample_value("nexus_state_store_up") == 0.0
+
+
+async def test_without_pricing_or_budget_no_spend_is_kept_or_exported(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    gateway = make_gateway()
+    assert gateway.services.ledger_service() is None
+    document = (await (await gateway.app.test_client().get("/v1/stats")).get_json())["spend"]
+    assert (document["enabled"], document["total_usd"], document["budget"]["limit_usd"]) == (
+        False,
+        0.0,
+        None,
+    )
+    assert gateway.services.metrics.registry.get_sample_value("nexus_state_store_up") is None

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from nexus_trio.daemon import Supervisor
 from nexus_trio.quality import AgentState, Outcome
 from nexus_trio.routing import RejectionReason
+from nexus_trio.spend import BudgetLevel
 from tests.component.conftest import (
     CHAT,
     ASGICall,
@@ -68,6 +69,11 @@ METRICS_TABLE: dict[str, tuple[str, frozenset[str]]] = {
     "nexus_capacity_rejections": ("counter", frozenset({"code"})),
     "nexus_config_reloads": ("counter", frozenset({"result"})),
     "nexus_build_info": ("gauge", frozenset({"version"})),
+    "nexus_spend_usd": ("counter", frozenset({"key", "backend", "model", "estimated"})),
+    "nexus_budget_spent_usd": ("gauge", frozenset()),
+    "nexus_budget_limit_usd": ("gauge", frozenset()),
+    "nexus_budget_state": ("gauge", frozenset({"state"})),
+    "nexus_state_store_up": ("gauge", frozenset()),
 }
 
 BACKENDS = {"a", "b", "c"}
@@ -78,7 +84,9 @@ BOUNDED: dict[str, set[str]] = {
     "code": {"2xx", "3xx", "4xx", "5xx", "cancelled", "overloaded", "queue_full", "queue_timeout"},
     "stream": {"true", "false"},
     "outcome": {outcome.value for outcome in Outcome},
-    "state": {state.value for state in AgentState},
+    "state": {state.value for state in AgentState} | {level.value for level in BudgetLevel},
+    "key": {"default"},
+    "estimated": {"true", "false"},
     "result": {"ok", "error"},
     "type": {"prompt", "completion"},
     "reconciler": {
@@ -135,6 +143,10 @@ url = "http://c.test"
 type = "generic"
 priority = 30
 models = ["p"]
+[[pricing]]
+backend = "b"
+input_usd_per_million = 1.0
+output_usd_per_million = 2.0
 """
 
 Answer = Callable[[], httpx.Response]

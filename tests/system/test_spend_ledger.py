@@ -38,8 +38,7 @@ def this_month(state: Path) -> SpendRow:
     """The whole month's row of the ledger (one key, backend and model here)."""
     ledger = Ledger.open_read_only(state)
     try:
-        month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
-        rows = ledger.month(month)
+        rows = ledger.month(this_month_name())
     finally:
         ledger.close()
     assert [key for key, _ in rows] in ([], [("default", "simulator", "demo")])
@@ -71,10 +70,37 @@ async def test_restart_keeps_the_months_totals_and_their_budget(
 
         budget = f'[budget]\nmonthly_limit_usd = {charged}\nhard_limit_action = "reject"'
         restarted = await start_gateway(config(backend, state, budget))
+        spend = (await client.get(f"{restarted.url}/v1/stats")).json()["spend"]
+        assert (spend["total_usd"], spend["requests"], spend["budget"]["state"]) == (
+            charged,
+            5,
+            "hard",
+        )
+        assert "nexus_state_store_up 1.0" in (await client.get(f"{restarted.url}/metrics")).text
         refused = await client.post(f"{restarted.url}/v1/chat/completions", json=CHAT)
         assert refused.status_code == 429
         assert refused.json()["error"]["code"] == "budget_exceeded"
         assert refused.headers["x-should-retry"] == "false"
+        status = await _cli("status", "--url", restarted.url)
+        assert f"spend {this_month_name()}: ${charged:,.2f} over 5 requests" in status
+
+    # The ledger can be read beside the running gateway.
+    printed = (await _cli("spend", "--state-dir", str(state))).splitlines()
+    assert printed[0] == f"spend for {this_month_name()} (UTC)"
+    assert printed[2].split() == ["default", "simulator", "demo", "5", f"${charged:,.2f}", "$0.00"]
+
+
+def this_month_name() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m")
+
+
+async def _cli(*args: str) -> str:
+    """Run a ``nexus-trio`` client command; returns what it printed (it must exit 0)."""
+    with trio.fail_after(15):
+        result = await trio.run_process(
+            [sys.executable, "-m", "nexus_trio", *args], capture_stdout=True, capture_stderr=True
+        )
+    return str(result.stdout.decode())
 
 
 async def test_kill_9_under_load_loses_at_most_the_last_second(
