@@ -217,3 +217,84 @@ async def test_stream_without_usage_is_estimated(
     (record,) = access(caplog)
     assert record.cost_estimated is True  # type: ignore[attr-defined]
     assert record.cost_usd == pytest.approx((2 * 2.0 + 5 * 10.0) / 1e6)  # type: ignore[attr-defined]
+
+
+ANTHROPIC = """
+[health_check]
+enabled = false
+[[backends]]
+name = "claude"
+type = "anthropic"
+url = "http://claude.test"
+api_key_env = "KEY"
+models = ["claude-x"]
+[[pricing]]
+backend = "claude"
+input_usd_per_million = 3.0
+output_usd_per_million = 15.0
+cached_input_usd_per_million = 0.3
+"""
+#: 100 uncached + 50 cache-read + 10 cache-write input tokens, 20 output tokens.
+ANTHROPIC_USAGE = {
+    "input_tokens": 100,
+    "cache_read_input_tokens": 50,
+    "cache_creation_input_tokens": 10,
+}
+#: Translated: 160 prompt tokens of which 50 cached; written cache tokens at the input price.
+ANTHROPIC_COST = (110 * 3.0 + 50 * 0.3 + 20 * 15.0) / 1e6
+
+
+async def test_anthropic_cost_comes_from_the_usage_it_translates(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    gateway = make_gateway(ANTHROPIC, env={"KEY": "sk-ant"})
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": [{"type": "text", "text": "hi"}],
+        "stop_reason": "end_turn",
+        "usage": {**ANTHROPIC_USAGE, "output_tokens": 20},
+    }
+
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return raw_response(200, msgspec.json.encode(message))
+
+    gateway.upstream.handlers["claude.test"] = handler
+    response = await gateway.post("/v1/chat/completions", {**CHAT, "model": "claude-x"})
+    assert response.status_code == 200
+    assert response.headers["x-nexus-cost-usd"] == f"{ANTHROPIC_COST:.8f}"
+
+
+async def test_anthropic_stream_is_charged_without_asking_or_hiding_anything(
+    make_gateway: Callable[..., Gateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = make_gateway(ANTHROPIC, env={"KEY": "sk-ant"})
+    start = {"id": "msg_1", "model": "claude-x", "usage": {**ANTHROPIC_USAGE, "output_tokens": 1}}
+    upstream_events = sse(
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}},
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 20},
+        },
+        {"type": "message_stop"},
+    )
+
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return stream_response(ChunkStream(upstream_events))
+
+    gateway.upstream.handlers["claude.test"] = handler
+    caplog.set_level(logging.INFO, logger="nexus_trio.access")
+    body = {**CHAT, "model": "claude-x", "stream": True}
+    response = await gateway.post("/v1/chat/completions", body)
+    text = (await response.get_data()).decode()
+    assert '"usage"' not in text  # the client did not ask; the translator adds none
+    assert "stream_options" not in gateway.upstream.bodies("/v1/messages")[0].decode()
+    (record,) = access(caplog)
+    assert record.cost_usd == pytest.approx(ANTHROPIC_COST)  # type: ignore[attr-defined]
+    assert record.cost_estimated is False  # type: ignore[attr-defined]
