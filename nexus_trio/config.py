@@ -44,6 +44,7 @@ __all__ = [
     "BudgetConfig",
     "Config",
     "HealthCheckConfig",
+    "KeyConfig",
     "LoggingConfig",
     "ModelCapabilities",
     "Overrides",
@@ -292,6 +293,35 @@ class BudgetConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     hard_limit_action: Literal["local_only", "reject"] = "local_only"
 
 
+class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One ``[[keys]]`` entry: a named inbound key with its limits (docs/keys.md#keys).
+
+    The key itself is never in the file: ``key_env`` names the variable holding it, or
+    ``key_sha256`` is its SHA-256 in hex. Exactly one of the two.
+    """
+
+    name: NonEmptyStr
+    key_env: NonEmptyStr | None = None
+    key_sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F]{64}$")] | None = None
+    #: Model names or shell globs this key may request; empty = every model.
+    models: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    #: ``restricted``: only backends in the restricted zone; ``open``: any backend.
+    privacy: Literal["restricted", "open"] = "open"
+    #: 0 = unlimited.
+    requests_per_minute: NonNegativeInt = 0
+    tokens_per_minute: NonNegativeInt = 0
+    #: 0 = no budget of its own (the global budget still applies).
+    monthly_budget_usd: NonNegativeFloat = 0.0
+
+    def __post_init__(self) -> None:
+        if (self.key_env is None) == (self.key_sha256 is None):
+            raise InvalidKey("key_env", "set exactly one of key_env and key_sha256")
+        if self.name == "default":
+            raise InvalidKey("name", "'default' is reserved for keys from server.api_keys_env")
+        if self.key_sha256 is not None:
+            msgspec.structs.force_setattr(self, "key_sha256", self.key_sha256.lower())
+
+
 class StateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[state]``: where the spend ledger lives (docs/spend.md#ledger)."""
 
@@ -324,6 +354,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
     backends: list[BackendConfig] = msgspec.field(default_factory=list)
     pricing: list[PriceConfig] = msgspec.field(default_factory=list)
+    keys: list[KeyConfig] = msgspec.field(default_factory=list)
     budget: BudgetConfig = msgspec.field(default_factory=BudgetConfig)
     state: StateConfig = msgspec.field(default_factory=StateConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
@@ -331,6 +362,22 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def __post_init__(self) -> None:
         self._check_backends()
         self._check_pricing()
+        self._check_keys()
+
+    @property
+    def inbound_auth(self) -> bool:
+        """Whether clients must present a key (``server.api_keys_env`` or ``[[keys]]``)."""
+        return self.server.api_keys_env is not None or bool(self.keys)
+
+    def _check_keys(self) -> None:
+        seen: dict[str, int] = {}
+        for index, key in enumerate(self.keys):
+            if key.name in seen:
+                raise InvalidKey(
+                    f"keys[{index}].name",
+                    f"duplicate key name {key.name!r} (also $.keys[{seen[key.name]}].name)",
+                )
+            seen[key.name] = index
 
     @property
     def keeps_spend(self) -> bool:
@@ -364,11 +411,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                     f"(also $.backends[{first_index[backend.name]}].name)",
                 )
             first_index[backend.name] = index
-            if backend.forward_authorization and self.server.api_keys_env is not None:
+            if backend.forward_authorization and (
+                self.server.api_keys_env is not None or self.keys
+            ):
                 raise InvalidKey(
                     f"backends[{index}].forward_authorization",
                     "forward_authorization = true cannot be used while inbound auth "
-                    "(server.api_keys_env) is enabled: it would forward the gateway's own keys",
+                    "(server.api_keys_env or [[keys]]) is enabled: it would forward the "
+                    "gateway's own keys",
                 )
 
 
@@ -468,6 +518,9 @@ def render_config(config: Config, env: Mapping[str, str]) -> str:
         lines.append(
             f"server: inbound API keys from {_key_source(config.server.api_keys_env, env)}"
         )
+    for key in config.keys:
+        source = "its SHA-256" if key.key_env is None else _key_source(key.key_env, env)
+        lines.append(f"key {key.name!r}: from {source}")
     return "\n".join(lines)
 
 

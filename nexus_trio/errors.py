@@ -17,6 +17,7 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         │   ├── InvalidValue             400 invalid_value (param names the field)
         │   └── DuplicateKey             400 duplicate_key
         ├── AuthenticationFailed         401 invalid_api_key
+        ├── ModelNotAllowed              403 model_not_allowed (the key's models allow-list)
         ├── NotFound                     404 not_found
         ├── ModelNotFound                404 model_not_found
         ├── MethodNotAllowed             405 method_not_allowed
@@ -24,6 +25,7 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         ├── RequestTooLarge              413 request_too_large
         ├── UnsupportedMediaType         415 unsupported_media_type
         ├── BudgetExceeded               429 budget_exceeded (hard limit, action "reject")
+        ├── RateLimitExceeded            429 rate_limit_exceeded (a key's requests or tokens)
         ├── UpstreamError                an attempt failed: the next agent may be tried
         │   ├── BackendUnavailable       502 backend_unavailable
         │   │   ├── UpstreamConnectError connect refused / DNS / TLS: nothing was sent
@@ -228,6 +230,27 @@ class UpstreamModelMissing(UpstreamStatusError):
 
 class UpstreamCannotEmbed(UpstreamStatusError):
     """The backend answered 501 to an embeddings request: try one that embeds."""
+
+
+class ModelNotAllowed(APIError):
+    """The key's ``models`` allow-list does not include the model (docs/keys.md#keys)."""
+
+    status = 403
+    type = "invalid_request_error"
+    code = "model_not_allowed"
+
+
+class RateLimitExceeded(APIError):
+    """A key went over its requests or tokens per minute (docs/keys.md#rate-limits)."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, kind: str, headers: dict[str, str]) -> None:
+        super().__init__(message, headers=headers)
+        #: ``requests`` or ``tokens``: which limit (``nexus_rate_limited_total{kind}``).
+        self.kind = kind
 
 
 class BudgetExceeded(APIError):

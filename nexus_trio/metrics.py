@@ -291,6 +291,14 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.rate_limited = Labelled(
+            Counter(
+                "nexus_rate_limited",
+                "Requests refused 429 rate_limit_exceeded, by key and kind (requests, tokens).",
+                ["key", "kind"],
+                registry=registry,
+            )
+        )
         self.spend = Labelled(
             Counter(
                 "nexus_spend_usd",

@@ -19,8 +19,8 @@ from nexus_trio.config import Config
 from nexus_trio.dashboard.request_log import RequestLog
 from nexus_trio.disconnects import DisconnectWatcher
 from nexus_trio.drain import Drain
-from nexus_trio.errors import ConfigError
 from nexus_trio.health import HealthChecker
+from nexus_trio.keys import KeyRing, RateLimiter
 from nexus_trio.metrics import GaugeSnapshot, Metrics
 from nexus_trio.quality import Outcome, QualityStore
 from nexus_trio.quality.loop import QualityLoop
@@ -28,24 +28,6 @@ from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing import Pipeline
 from nexus_trio.spend import LedgerService, PriceList, SpendBook
 from nexus_trio.upstream.client import UpstreamClient
-
-
-def inbound_keys(config: Config, env: Mapping[str, str]) -> tuple[bytes, ...]:
-    """The bearer keys clients must present (docs/configuration.md#inbound-authentication); empty =
-    inbound auth off.
-
-    Raises:
-        ConfigError: ``server.api_keys_env`` names a variable that holds no key.
-    """
-    variable = config.server.api_keys_env
-    if variable is None:
-        return ()
-    keys = tuple(k.strip().encode() for k in env.get(variable, "").split(",") if k.strip())
-    if not keys:
-        raise ConfigError(
-            f"$.server.api_keys_env: ${variable} holds no key (comma-separated keys expected)"
-        )
-    return keys
 
 
 @dataclass(slots=True)
@@ -118,7 +100,9 @@ class Services:
     #: The month's spend and the budget (docs/spend.md#spend-and-budgets).
     spend: SpendBook = field(init=False)
     #: Keys accepted from clients (never logged or rendered); empty = no inbound auth.
-    api_keys: tuple[bytes, ...] = field(init=False, repr=False)
+    keyring: KeyRing = field(init=False, repr=False)
+    #: Per-key request and token buckets; kept across reloads (docs/keys.md#rate-limits).
+    limiter: RateLimiter = field(default_factory=RateLimiter)
     #: The last reload's result; None before the first.
     last_reload: ReloadResult | None = None
     #: The dashboard's ring buffer of finished proxy requests; None with the dashboard off.
@@ -127,7 +111,7 @@ class Services:
     reload_listeners: list[Callable[[Config], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.api_keys = inbound_keys(self.config, self.env)
+        self.keyring = KeyRing.from_config(self.config, self.env)
         dashboard = self.config.dashboard
         self.request_log = RequestLog(dashboard.request_log_size) if dashboard.enabled else None
         self.quality = QualityStore(self.config.quality)
@@ -184,7 +168,7 @@ class Services:
         Raises:
             ConfigError: the new configuration cannot be applied (nothing was changed).
         """
-        self.api_keys = inbound_keys(config, self.env)
+        self.keyring = KeyRing.from_config(config, self.env)
         for name in self.registry.replace_backends(config.backends, self.env):
             self.quality.forget_backend(name)
         self.quality.configure(config.quality)

@@ -46,10 +46,6 @@ class AccessRecord(msgspec.Struct, omit_defaults=False):
     cost_estimated: bool
 
 
-#: The ``key`` label of spend until named keys exist: every request is the gateway's own.
-DEFAULT_KEY = "default"
-
-
 def settle_cost(prices: PriceList, ctx: RequestContext) -> None:
     """Set ``ctx.cost_usd`` (once) from the tokens the served agent reported.
 
@@ -70,6 +66,16 @@ def settle_cost(prices: PriceList, ctx: RequestContext) -> None:
         prompt = ctx.estimated_prompt_tokens
         completion = estimated_tokens(ctx.output_chars)
     ctx.cost_usd = price.cost(prompt, completion, ctx.cached_tokens)
+
+
+def _tokens_used(ctx: RequestContext) -> int:
+    """Prompt plus completion tokens: reported, else estimated (docs/keys.md#rate-limits)."""
+    if ctx.backend is None:
+        return 0
+    prompt = ctx.prompt_tokens
+    if prompt is None:
+        return ctx.estimated_prompt_tokens + estimated_tokens(ctx.output_chars)
+    return prompt + (ctx.completion_tokens or 0)
 
 
 def record_request(services: Services, ctx: RequestContext) -> None:
@@ -117,10 +123,14 @@ def record_request(services: Services, ctx: RequestContext) -> None:
             metrics.tokens.labels(model_label, backend, "completion").inc(ctx.completion_tokens)
         if cost > 0:
             estimated = "true" if ctx.cost_estimated else "false"
-            metrics.spend.labels(DEFAULT_KEY, backend, model_label, estimated).inc(cost)
+            key_name = ctx.key_name
+            metrics.spend.labels(key_name, backend, model_label, estimated).inc(cost)
             services.spend.charge(
-                DEFAULT_KEY, backend, model_label, cost, estimated=ctx.cost_estimated
+                key_name, backend, model_label, cost, estimated=ctx.cost_estimated
             )
+    key = ctx.key
+    if key is not None and key.config is not None and key.config.tokens_per_minute:
+        services.limiter.charge_tokens(key.name, key.config, _tokens_used(ctx), ctx.started)
 
     if services.request_log is not None:
         services.request_log.append(ctx, elapsed)

@@ -23,8 +23,7 @@ request to the Quart app, except the dashboard's event stream, which has its own
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import trio
@@ -34,7 +33,7 @@ from nexus_trio import errors
 from nexus_trio.api.accounting import record_request
 from nexus_trio.api.context import RequestContext, request_id_from
 from nexus_trio.api.proxy import ROUTES, ProxyEndpoint, send_reply
-from nexus_trio.api.reply import error_reply
+from nexus_trio.api.reply import encode_headers, error_reply
 from nexus_trio.services import Services
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
@@ -81,25 +80,32 @@ class GatewayASGI:
         if services.drain.listener_closed.is_set():
             await self._reject(send, ctx, errors.ShuttingDown())
             return
-        if (
-            services.api_keys
-            and ctx.path.startswith("/v1/")
-            and not _authorized(scope["headers"], services.api_keys)
-        ):
-            await self._reject(
-                send,
-                ctx,
-                errors.AuthenticationFailed(
-                    "Missing or invalid API key (Authorization: Bearer <key>).",
-                    headers={"WWW-Authenticate": "Bearer"},
-                ),
-            )
-            return
+        if services.keyring and ctx.path.startswith("/v1/"):
+            ctx.key = services.keyring.authenticate(scope["headers"])
+            if ctx.key is None:
+                await self._reject(
+                    send,
+                    ctx,
+                    errors.AuthenticationFailed(
+                        "Missing or invalid API key (Authorization: Bearer <key>).",
+                        headers={"WWW-Authenticate": "Bearer"},
+                    ),
+                )
+                return
         if ctx.is_proxy:
             limit = services.config.server.max_in_flight_requests
             if limit and services.in_flight >= limit:
                 await self._reject(send, ctx, errors.Overloaded())
                 return
+            key = ctx.key
+            if key is not None and key.config is not None and key.limited:
+                try:
+                    headers = services.limiter.admit(key.name, key.config, ctx.started)
+                except errors.RateLimitExceeded as exc:
+                    services.metrics.rate_limited.labels(key.name, exc.kind).inc()
+                    await self._reject(send, ctx, exc)
+                    return
+                ctx.rate_headers = encode_headers(headers)
             services.in_flight += 1
         try:
             if ctx.path in ROUTES:
@@ -123,21 +129,6 @@ class GatewayASGI:
         await send_reply(send, ctx, error_reply(error))
         if ctx.is_proxy:
             record_request(self.services, ctx)
-
-
-def _authorized(headers: Iterable[tuple[bytes, bytes]], keys: tuple[bytes, ...]) -> bool:
-    """Whether the request presents one of the inbound keys (constant-time, every key checked)."""
-    presented = b""
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, token = value.partition(b" ")
-            if scheme.lower() == b"bearer":
-                presented = token.strip()
-            break
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(presented, key)
-    return matched and bool(presented)
 
 
 class _ResponseSender:

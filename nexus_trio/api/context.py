@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from nexus_trio.disconnects import Watch
+from nexus_trio.keys import DEFAULT_KEY, ClientKey
 
 _PRINTABLE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
@@ -73,6 +74,15 @@ class RequestContext:
     committed_at: float | None = None
     #: The request's registration with the disconnect watcher, once its body is read.
     watch: Watch | None = None
+    #: The inbound key the request presented; None when inbound auth is off.
+    key: ClientKey | None = None
+    #: The key's ``x-ratelimit-*`` headers at admission (docs/keys.md#rate-limits).
+    rate_headers: list[tuple[bytes, bytes]] | None = None
+
+    @property
+    def key_name(self) -> str:
+        """The name spend is attributed to: the key's, or ``default``."""
+        return DEFAULT_KEY if self.key is None else self.key.name
 
     def defer(self, callback: Callable[..., Awaitable[object]], *args: object) -> None:
         """Have ``await callback(*args)`` run when the request is over, whatever happens."""

@@ -32,6 +32,7 @@ from nexus_trio.api.context import RequestContext
 from nexus_trio.api.reply import Reply
 from nexus_trio.api.views import RequestView, requirements_of, rewritten
 from nexus_trio.config import TRANSLATED_TYPES
+from nexus_trio.keys import ClientKey
 from nexus_trio.routing import (
     Agent,
     CloudUse,
@@ -45,6 +46,8 @@ from nexus_trio.routing import (
     RoutingRequest,
 )
 from nexus_trio.services import Services
+from nexus_trio.spend import BudgetState
+from nexus_trio.spend.budget import stricter
 
 log = logging.getLogger("nexus_trio.routing")
 
@@ -80,6 +83,8 @@ class _Plan:
     ) -> None:
         self.view = view
         self.cloud_use = cloud_use
+        #: The key is ``privacy = "restricted"`` (docs/keys.md#keys).
+        self.restricted = False
         self.requirements = requirements
         self.high_priority = high_priority
         self.tried: set[tuple[str, str]] = set()
@@ -119,7 +124,13 @@ class Forwarder:
         ctx.stream = view.stream
         ctx.requested_model = view.model
         high = any(k == b"x-nexus-priority" and v.lower() == b"high" for k, v in client_headers)
-        plan = _Plan(view, requirements_of(view), high, self._cloud_use())
+        key = ctx.key
+        if key is not None and not key.allows_model(view.model):
+            raise errors.ModelNotAllowed(
+                f"The key '{key.name}' may not use the model '{view.model}'.", param="model"
+            )
+        plan = _Plan(view, requirements_of(view), high, self._cloud_use(key))
+        plan.restricted = key is not None and key.restricted
         ctx.estimated_prompt_tokens = plan.requirements.estimated_tokens
         budget = 1 + config.routing.max_retries
         deadline = ctx.started + config.server.request_timeout_seconds
@@ -150,23 +161,30 @@ class Forwarder:
             )
         raise self._final_error(ctx, plan)
 
-    def _cloud_use(self) -> CloudUse:
-        """What the global budget leaves of cloud backends (docs/spend.md#budgets).
+    def _cloud_use(self, key: ClientKey | None) -> CloudUse:
+        """What the global budget and the key's own leave of cloud backends
+        (docs/spend.md#budgets, docs/keys.md#keys).
 
         Raises:
-            BudgetExceeded: the budget is spent and its action is ``reject``.
+            BudgetExceeded: a budget is spent and its action is ``reject``.
         """
-        services = self.services
-        if services.config.budget.monthly_limit_usd <= 0:
-            return CloudUse.ALLOWED
-        state = services.spend.budget()
-        if state.rejects:
-            seconds = max(1, math.ceil(services.spend.seconds_to_month_end()))
-            raise errors.BudgetExceeded(
-                f"The monthly budget of {state.limit_usd:g} USD for {state.month} is spent.",
-                headers={"x-should-retry": "false", "Retry-After": str(seconds)},
-            )
-        return state.cloud_use
+        spend = self.services.spend
+        states: list[tuple[str, BudgetState]] = []
+        if self.services.config.budget.monthly_limit_usd > 0:
+            states.append(("The monthly budget", spend.budget()))
+        if key is not None and key.config is not None and key.config.monthly_budget_usd > 0:
+            what = f"The monthly budget of key '{key.name}'"
+            states.append((what, spend.key_budget(key.name, key.config.monthly_budget_usd)))
+        cloud_use = CloudUse.ALLOWED
+        for what, state in states:
+            if state.rejects:
+                seconds = max(1, math.ceil(spend.seconds_to_month_end()))
+                raise errors.BudgetExceeded(
+                    f"{what} ({state.limit_usd:g} USD for {state.month}) is spent.",
+                    headers={"x-should-retry": "false", "Retry-After": str(seconds)},
+                )
+            cloud_use = stricter(cloud_use, state.cloud_use)
+        return cloud_use
 
     async def _try(
         self,
@@ -306,6 +324,7 @@ class Forwarder:
             tried=frozenset(plan.tried),
             skip_backends=frozenset(plan.skip_backends),
             cloud_use=plan.cloud_use,
+            restricted=plan.restricted,
         )
         services = self.services
         started = time.perf_counter()

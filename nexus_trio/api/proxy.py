@@ -138,6 +138,8 @@ async def send_reply(send: ASGISendCallable, ctx: RequestContext, reply: Reply) 
     """Send ``reply`` with ``X-Request-Id`` and the ``X-Nexus-*`` headers; mark ``ctx``."""
     ctx.status = reply.status
     extra = [(b"x-request-id", ctx.request_id.encode()), *ctx.nexus_headers()]
+    if ctx.rate_headers is not None:
+        extra += ctx.rate_headers
     await reply.send(send, extra)
     ctx.completed = True
 

@@ -126,6 +126,8 @@ class RoutingRequest:
     skip_backends: frozenset[str] = frozenset()
     #: What the budget leaves of cloud backends, read by the request path before routing.
     cloud_use: CloudUse = CloudUse.ALLOWED
+    #: The request's key is ``privacy = "restricted"``: no backend in the open zone.
+    restricted: bool = False
 
 
 @dataclass(slots=True)

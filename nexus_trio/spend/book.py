@@ -58,6 +58,14 @@ class SpendBook:
         month = tally.current()
         return budget_state(month, tally.total_usd, self.budget_config)
 
+    def key_budget(self, name: str, limit_usd: float) -> BudgetState:
+        """Key ``name``'s own budget of ``limit_usd`` over its spend this month."""
+        tally = self.tally
+        month = tally.current()
+        return budget_state(
+            month, tally.by_key.get(name, 0.0), self.budget_config, limit_usd=limit_usd
+        )
+
     def seconds_to_month_end(self) -> float:
         """Seconds until 00:00 UTC on the 1st of the next month."""
         return month_bounds(self.tally.current())[1] - self.tally.clock()

@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from nexus_trio.config import BudgetConfig
 from nexus_trio.routing import CloudUse
 
+#: How much each cloud use restricts, to combine the global budget with a key's.
+_STRICTNESS = {CloudUse.ALLOWED: 0, CloudUse.LAST_RESORT: 1, CloudUse.NONE: 2}
+
+
+def stricter(first: CloudUse, second: CloudUse) -> CloudUse:
+    """The more restrictive of two cloud uses."""
+    return first if _STRICTNESS[first] >= _STRICTNESS[second] else second
+
 
 class BudgetLevel(enum.StrEnum):
     OK = "ok"
@@ -54,9 +62,15 @@ class BudgetState:
         return self.level is BudgetLevel.HARD and self.action == "reject"
 
 
-def budget_state(month: str, spent_usd: float, config: BudgetConfig) -> BudgetState:
-    """The state of ``config``'s budget after ``spent_usd`` in ``month``."""
-    limit = config.monthly_limit_usd
+def budget_state(
+    month: str, spent_usd: float, config: BudgetConfig, *, limit_usd: float | None = None
+) -> BudgetState:
+    """The state of ``config``'s budget after ``spent_usd`` in ``month``.
+
+    ``limit_usd`` replaces ``monthly_limit_usd`` (a key's own budget, judged with the same
+    soft limit and action).
+    """
+    limit = config.monthly_limit_usd if limit_usd is None else limit_usd
     soft = limit * config.soft_limit_percent / 100.0
     if limit <= 0:
         level = BudgetLevel.OK

@@ -61,6 +61,8 @@ class SpendTally:
         self._month_ends = float("-inf")
         self.rows: dict[SpendKey, SpendRow] = {}
         self.total_usd = 0.0
+        #: This month's USD per key name (for keys' own budgets).
+        self.by_key: dict[str, float] = {}
         #: Not yet written: (month, key, backend, model) -> delta.
         self.pending: dict[tuple[str, str, str, str], SpendRow] = {}
         self.current()
@@ -74,6 +76,7 @@ class SpendTally:
                 self.month = month
                 self.rows = {}
                 self.total_usd = 0.0
+                self.by_key = {}
             self._month_ends = month_bounds(month)[1]
         return self.month
 
@@ -84,6 +87,7 @@ class SpendTally:
         for key, row in rows:
             self.rows.setdefault(key, SpendRow()).add(row.usd, row.requests, row.estimated_usd)
             self.total_usd += row.usd
+            self.by_key[key[0]] = self.by_key.get(key[0], 0.0) + row.usd
 
     def charge(self, key: SpendKey, usd: float, *, estimated: bool) -> None:
         """Count one request's cost in this month's totals and in the pending deltas."""
@@ -94,6 +98,7 @@ class SpendTally:
             row = self.rows[key] = SpendRow()
         row.add(usd, 1, estimated_usd)
         self.total_usd += usd
+        self.by_key[key[0]] = self.by_key.get(key[0], 0.0) + usd
         pending_key = (month, *key)
         delta = self.pending.get(pending_key)
         if delta is None:

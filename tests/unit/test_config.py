@@ -13,6 +13,7 @@ from nexus_trio.config import (
     BackendConfig,
     BudgetConfig,
     Config,
+    KeyConfig,
     ModelCapabilities,
     Overrides,
     PriceConfig,
@@ -138,6 +139,7 @@ def test_example_file_shows_every_key() -> None:
         PriceConfig,
         BudgetConfig,
         StateConfig,
+        KeyConfig,
     ]
     keys = set().union(*map(_field_names, structs))
     missing = {key for key in keys if not re.search(rf"(?m)^#?\s*\[*([\w.]+\.)?{key}\b", text)}

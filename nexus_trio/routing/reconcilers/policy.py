@@ -38,15 +38,19 @@ class _PolicyReconciler:
 
 
 class PrivacyReconciler(_PolicyReconciler):
-    """Under a ``privacy = "restricted"`` policy, removes backends in the ``open`` zone."""
+    """Under a ``privacy = "restricted"`` policy, or for a restricted key
+    (docs/keys.md#keys), removes backends in the ``open`` zone."""
 
     name = "privacy"
 
     def reconcile(self, intent: RoutingIntent) -> None:
         policy = self._policy(intent)
-        if policy is None or policy.privacy != "restricted":
+        if policy is not None and policy.privacy == "restricted":
+            detail = f"zone open; policy '{policy.model_pattern}' requires restricted"
+        elif intent.request.restricted:
+            detail = "zone open; the request's key is restricted"
+        else:
             return
-        detail = f"zone open; policy '{policy.model_pattern}' requires restricted"
         for agent in list(intent.candidates):
             if agent.backend.config.privacy_zone() == "open":
                 intent.remove(agent, self.name, RejectionReason.PRIVACY_ZONE, detail)
