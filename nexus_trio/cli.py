@@ -252,8 +252,11 @@ def _demo(args: argparse.Namespace) -> int:
     configure_logging("info", "text")
     try:
         return trio.run(partial(run_demo, args.port, traffic=args.traffic))
-    except OSError as exc:
+    except* StateError as group:
+        print(f"nexus-trio: {_first(group)}", file=sys.stderr)
+    except* OSError as group:
+        exc = _first(group)
         print(
             f"nexus-trio: cannot listen on port {args.port}: {exc.strerror or exc}", file=sys.stderr
         )
-        return 1
+    return 1

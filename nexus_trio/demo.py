@@ -7,6 +7,9 @@ prints the dashboard's address first, then ``curl`` commands that work as pasted
 (:class:`~nexus_trio.demo_traffic.TrafficGenerator`) sends a few requests per second until the
 drain begins, so the dashboard shows the quality tracker exclude the flaky backend, probe it
 and readmit it within a couple of minutes.
+The slow one is priced as if it cost money, so the dashboard, ``/v1/stats`` and
+``nexus-trio status`` show spend; the ledger is kept in ``./nexus-trio-demo-state``
+(docs/spend.md#ledger).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from nexus_trio.config import (
     BackendConfig,
     Config,
     HealthCheckConfig,
+    PriceConfig,
     QualityConfig,
     RoutingConfig,
     ServerConfig,
+    StateConfig,
 )
 from nexus_trio.daemon import Supervisor
 from nexus_trio.demo_traffic import TrafficGenerator
@@ -32,6 +37,10 @@ FAST = SimulatorOptions(name="fast", models=("demo",), ttft_ms=40.0, tokens_per_
 SLOW_FLAKY = SimulatorOptions(
     name="slow-flaky", models=("demo",), ttft_ms=600.0, tokens_per_second=25.0, error_rate=0.5
 )
+
+
+#: The demo's spend ledger, relative to the directory it runs in.
+DEMO_STATE_DIR = "nexus-trio-demo-state"
 
 
 def demo_config(port: int, fast_port: int, slow_port: int) -> Config:
@@ -61,6 +70,10 @@ def demo_config(port: int, fast_port: int, slow_port: int) -> Config:
                 models=["demo"],
             ),
         ],
+        pricing=[
+            PriceConfig(backend="slow-flaky", input_usd_per_million=1.0, output_usd_per_million=2.0)
+        ],
+        state=StateConfig(dir=DEMO_STATE_DIR),
     )
 
 
@@ -91,9 +104,11 @@ def banner(url: str, *, traffic: bool) -> str:
             f"  {stream}",
             f"  curl -s {url}/v1/models",
             f"  curl -s {url}/health",
-            f"  curl -s {url}/v1/stats        # per-backend quality: error rates, TTFT, state",
+            f"  curl -s {url}/v1/stats        # per-backend quality: error rates, TTFT, state;"
+            " spend",
             f"  curl -s {url}/metrics | grep ^nexus_",
             f"  nexus-trio status --url {url}",
+            f"  nexus-trio spend --state-dir {DEMO_STATE_DIR}",
             "",
             "Ctrl-C drains and stops.",
             "",
