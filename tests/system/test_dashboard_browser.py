@@ -86,6 +86,8 @@ async def test_page_lists_backends_and_requests_with_no_errors_or_foreign_reques
         "s.dispatchEvent(new Event('change'))"
     )
     await browser.wait_text("#log-count", "0 of 5 shown", 2)
+    # Nothing is priced or budgeted: no spend is kept, and its panel stays hidden.
+    assert await browser.script("return document.getElementById('spend').hidden") is True
 
 
 async def test_failing_backend_shows_excluded_within_three_seconds(
@@ -150,6 +152,35 @@ async def test_with_inbound_auth_the_page_shows_nothing_until_the_key_is_entered
     await browser.wait_text("#log-count", "1 of 1 shown", 5)
     stored = await browser.script("return sessionStorage.getItem('nexus-trio.api-key')")
     assert stored == "right-key"
+
+
+async def test_spend_panel_shows_the_months_spend_by_backend_and_the_budget(
+    start_gateway: GatewayFactory,
+    two_backends: tuple[SimulatedBackend, SimulatedBackend],
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    fast, _ = two_backends
+    extra = (
+        f'[state]\ndir = "{tmp_path / "state"}"\n'
+        "[budget]\nmonthly_limit_usd = 1000\n"
+        '[[pricing]]\nbackend = "fast"\n'
+        "input_usd_per_million = 1000000\noutput_usd_per_million = 1000000\n"
+    )
+    gateway = await start_gateway(gateway_config(fast, extra=extra))
+    await send_requests(gateway, 2)
+    await browser.open(f"{gateway.url}/")
+    await browser.wait_text("[data-field='Charged requests']", "2", 10)
+    await browser.wait_text("#spend-table", "backend", 1)
+    await browser.wait_text("#spend-table", "fast", 1)
+    await browser.wait_text("[data-field='Budget']", "ok", 1)
+    await browser.wait_text("[data-field='Budget']", "left of $1000.00", 1)
+    await browser.wait_text("[data-field='Ledger']", "writing", 1)
+    async with httpx.AsyncClient(timeout=10) as client:
+        spend = (await client.get(f"{gateway.url}/v1/stats")).json()["spend"]
+    assert spend["total_usd"] > 0
+    shown = f"${spend['by_backend']['fast']:.2f}"
+    await browser.wait_text("#spend-table", shown, 1)
 
 
 async def test_sigterm_shows_draining_and_the_open_page_does_not_hold_up_the_drain(

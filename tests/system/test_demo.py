@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -14,9 +15,13 @@ import trio
 pytestmark = pytest.mark.system
 
 
-async def test_demo_prints_the_dashboard_and_its_traffic_gets_the_flaky_backend_probed() -> None:
+async def test_demo_prints_the_dashboard_and_its_traffic_gets_the_flaky_backend_probed(
+    tmp_path: Path,
+) -> None:
+    # the demo keeps its ledger in ./nexus-trio-demo-state: run it where that is disposable
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "nexus_trio", "demo", "--port", "0"],
+        cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -42,6 +47,7 @@ async def test_demo_prints_the_dashboard_and_its_traffic_gets_the_flaky_backend_
         assert seen == ["excluded", "probe", "end"]
         with trio.fail_after(10):
             assert await process.wait() == 0
+        assert (tmp_path / "nexus-trio-demo-state" / "spend.sqlite3").is_file()
     finally:
         if process.returncode is None:
             process.kill()

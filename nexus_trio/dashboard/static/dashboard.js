@@ -194,7 +194,43 @@
     renderBackends();
     renderCharts();
     renderLog();
-    $("spend").hidden = !view.snapshot.spend;
+    renderSpend();
+  }
+
+  function fmtUsd(usd) {
+    if (usd === null || usd === undefined) return "–";
+    return `$${usd.toFixed(usd > 0 && usd < 1 ? 4 : 2)}`;
+  }
+
+  function renderSpend() {
+    const spend = view.snapshot.stats.spend;
+    $("spend").hidden = !spend.enabled;
+    if (!spend.enabled) return;
+    const budget = spend.budget;
+    const tone = { ok: "ok", soft: "warn", hard: "bad" }[budget.state] || "info";
+    const budgetText = budget.limit_usd === null
+      ? "none"
+      : el("span", {}, badge(budget.state, tone), ` ${fmtUsd(budget.remaining_usd)} left of ${fmtUsd(budget.limit_usd)}`);
+    const items = [
+      ["Month (UTC)", spend.month],
+      ["Spent", fmtUsd(spend.total_usd)],
+      ["Estimated part", fmtUsd(spend.estimated_usd)],
+      ["Charged requests", spend.requests],
+      ["Budget", budgetText],
+      ["At hard limit", budget.hard_limit_action.replaceAll("_", " ")],
+      ["Ledger", spend.store_up ? badge("writing", "ok") : badge("write failed", "bad")],
+    ];
+    $("spend-summary").replaceChildren(
+      ...items.map(([label, value]) => el("div", { "data-field": label }, el("dt", {}, label), el("dd", {}, value))),
+    );
+    const rows = [];
+    for (const [group, values] of [["key", spend.by_key], ["backend", spend.by_backend], ["model", spend.by_model]]) {
+      for (const [name, usd] of Object.entries(values)) {
+        rows.push(el("tr", {}, el("td", {}, group), el("td", {}, name), el("td", { class: "num" }, fmtUsd(usd))));
+      }
+    }
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "3" }, "Nothing charged this month yet.")));
+    $("spend-table").tBodies[0].replaceChildren(...rows);
   }
 
   function renderSummary() {
