@@ -14,7 +14,9 @@ Overrides are applied with ``msgspec.structs.replace`` after converting the valu
 field's annotated type, so they pass the same constraints and ``__post_init__`` checks as the
 file. Every failure is a :class:`~nexus_trio.errors.ConfigError` with a one-line message. The
 schema-agnostic machinery (decoding, error translation, discovery) is in
-``nexus_trio.config_load``; import everything from here.
+``nexus_trio.config_load``; the backend entries are in ``nexus_trio.config_backends``, the spend
+and key tables in ``nexus_trio.config_spend``, the shared value types in
+``nexus_trio.config_types``. Import everything from here.
 """
 
 from __future__ import annotations
@@ -28,18 +30,44 @@ import msgspec
 import msgspec.json
 import msgspec.structs
 
+from nexus_trio.config_backends import (
+    ANTHROPIC_MAX_TOKENS,
+    ANTHROPIC_URL,
+    ANTHROPIC_VERSION,
+    CLOUD_TYPES,
+    PRIVACY_ZONES,
+    TRANSLATED_TYPES,
+    BackendConfig,
+    ModelCapabilities,
+)
 from nexus_trio.config_load import (
     InvalidKey,
     check_alias_chains,
-    check_base_url,
     decode_toml,
     read_config_file,
     replace_field,
     resolve_config_path,
 )
+from nexus_trio.config_spend import BudgetConfig, KeyConfig, PriceConfig, StateConfig
+from nexus_trio.config_types import (
+    AtLeastOne,
+    NonEmptyStr,
+    NonNegativeFloat,
+    NonNegativeInt,
+    NonNegativeSeconds,
+    Port,
+    Seconds,
+    Tier,
+)
 from nexus_trio.errors import ConfigError
 
 __all__ = [
+    "ANTHROPIC_MAX_TOKENS",
+    "ANTHROPIC_URL",
+    "ANTHROPIC_VERSION",
+    "CLOUD_TYPES",
+    "PRIVACY_ZONES",
+    "TRANSLATED_TYPES",
     "BackendConfig",
     "BudgetConfig",
     "Config",
@@ -62,28 +90,7 @@ __all__ = [
     "resolve_config_path",
 ]
 
-NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
-Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-Seconds = Annotated[float, msgspec.Meta(gt=0)]
-NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
-AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
-NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
-NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
-Tier = Annotated[int, msgspec.Meta(ge=1, le=5)]
-
-BackendType = Literal["ollama", "vllm", "llamacpp", "lmstudio", "openai", "anthropic", "generic"]
-PRIVACY_ZONES = ("restricted", "open")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-CLOUD_TYPES = frozenset({"openai", "anthropic"})
-#: Types whose API the gateway translates (everything else speaks OpenAI's, passed through).
-TRANSLATED_TYPES = frozenset({"anthropic"})
-#: The base URL of an ``anthropic`` backend whose ``url`` is omitted.
-ANTHROPIC_URL = "https://api.anthropic.com"
-ANTHROPIC_VERSION = "2023-06-01"
-#: ``max_tokens`` sent to Anthropic when the client sends none (Anthropic requires one).
-ANTHROPIC_MAX_TOKENS = 4096
-#: Keys that only mean something on an ``anthropic`` backend.
-_ANTHROPIC_KEYS = ("anthropic_version", "default_max_tokens")
 
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -183,149 +190,6 @@ class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     request_log_size: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 200
     #: Dashboards connected at once; one more is answered 503 ``overloaded``.
     max_connections: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 16
-
-
-class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[backends.capabilities."model"]`` (docs/routing.md#capabilities); None = not declared."""
-
-    vision: bool | None = None
-    tools: bool | None = None
-    json_mode: bool | None = None
-    embeddings: bool | None = None
-    context_length: AtLeastOne | None = None
-
-
-class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One ``[[backends]]`` entry (docs/routing.md#backend-types); ``name`` is its identity.
-
-    ``url`` is stored without trailing slashes and ``zone`` in lower case.
-    """
-
-    name: NonEmptyStr
-    #: Required, except for ``anthropic`` (default ``https://api.anthropic.com``).
-    url: str = ""
-    type: BackendType
-    #: Lower = preferred (docs/routing.md#scheduler).
-    priority: int = 50
-    #: "restricted" or "open", any case; None = the default of the type (see privacy_zone).
-    zone: str | None = None
-    tier: Tier = 1
-    api_key_env: NonEmptyStr | None = None
-    forward_authorization: bool = False
-    #: 0 = unlimited.
-    max_concurrent_requests: NonNegativeInt = 0
-    models: list[NonEmptyStr] = msgspec.field(default_factory=list)
-    embedding_models: list[NonEmptyStr] = msgspec.field(default_factory=list)
-    capabilities: dict[NonEmptyStr, ModelCapabilities] = msgspec.field(default_factory=dict)
-    tls_ca_file: NonEmptyStr | None = None
-    #: Replaces ``server.attempt_timeout_seconds`` for this backend; None = the server's.
-    timeout_seconds: Seconds | None = None
-    #: ``anthropic`` only: the ``anthropic-version`` header (None = 2023-06-01).
-    anthropic_version: NonEmptyStr | None = None
-    #: ``anthropic`` only: ``max_tokens`` when the client sends none (None = 4096).
-    default_max_tokens: AtLeastOne | None = None
-
-    def __post_init__(self) -> None:
-        url = self.url
-        if not url:
-            if self.type != "anthropic":
-                raise InvalidKey("url", f"url is required for type {self.type!r}")
-            url = ANTHROPIC_URL
-        try:
-            msgspec.structs.force_setattr(self, "url", check_base_url(url))
-        except ValueError as exc:
-            raise InvalidKey("url", f"url {exc}") from exc
-        self._check_type_keys()
-        if self.zone is not None:
-            zone = self.zone.lower()
-            if zone not in PRIVACY_ZONES:
-                raise InvalidKey("zone", f"zone must be 'restricted' or 'open', got {self.zone!r}")
-            msgspec.structs.force_setattr(self, "zone", zone)
-        if self.forward_authorization and self.api_key_env is not None:
-            raise InvalidKey(
-                "forward_authorization",
-                "forward_authorization = true cannot be combined with api_key_env on the same "
-                "backend: choose the client's key or the backend key",
-            )
-
-    def _check_type_keys(self) -> None:
-        """Anthropic's keys only on ``anthropic``, which needs a key variable."""
-        if self.type != "anthropic":
-            for key in _ANTHROPIC_KEYS:
-                if getattr(self, key) is not None:
-                    raise InvalidKey(key, f"{key} is only valid on type 'anthropic'")
-            return
-        if self.api_key_env is None:
-            raise InvalidKey(
-                "api_key_env", "type 'anthropic' needs api_key_env (the variable holding its key)"
-            )
-
-    def privacy_zone(self) -> str:
-        """The effective zone: ``zone``, else ``open`` for cloud types, else ``restricted``."""
-        if self.zone is not None:
-            return self.zone
-        return "open" if self.type in CLOUD_TYPES else "restricted"
-
-    def location(self) -> str:
-        """``cloud`` for the ``openai`` and ``anthropic`` types, ``local`` for the others."""
-        return "cloud" if self.type in CLOUD_TYPES else "local"
-
-
-class PriceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One ``[[pricing]]`` entry (docs/spend.md#pricing): USD per million tokens.
-
-    Without ``model`` it is the backend-wide default; an entry naming the served model wins.
-    ``cached_input_usd_per_million`` defaults to the input price.
-    """
-
-    backend: NonEmptyStr
-    model: NonEmptyStr | None = None
-    input_usd_per_million: NonNegativeFloat
-    output_usd_per_million: NonNegativeFloat
-    cached_input_usd_per_million: NonNegativeFloat | None = None
-
-
-class BudgetConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[budget]``: the global monthly budget (docs/spend.md#budgets); 0 USD = no budget."""
-
-    monthly_limit_usd: NonNegativeFloat = 0.0
-    soft_limit_percent: Annotated[float, msgspec.Meta(gt=0, le=100)] = 80.0
-    hard_limit_action: Literal["local_only", "reject"] = "local_only"
-
-
-class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One ``[[keys]]`` entry: a named inbound key with its limits (docs/keys.md#keys).
-
-    The key itself is never in the file: ``key_env`` names the variable holding it, or
-    ``key_sha256`` is its SHA-256 in hex. Exactly one of the two.
-    """
-
-    name: NonEmptyStr
-    key_env: NonEmptyStr | None = None
-    key_sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F]{64}$")] | None = None
-    #: Model names or shell globs this key may request; empty = every model.
-    models: list[NonEmptyStr] = msgspec.field(default_factory=list)
-    #: ``restricted``: only backends in the restricted zone; ``open``: any backend.
-    privacy: Literal["restricted", "open"] = "open"
-    #: 0 = unlimited.
-    requests_per_minute: NonNegativeInt = 0
-    tokens_per_minute: NonNegativeInt = 0
-    #: 0 = no budget of its own (the global budget still applies).
-    monthly_budget_usd: NonNegativeFloat = 0.0
-
-    def __post_init__(self) -> None:
-        if (self.key_env is None) == (self.key_sha256 is None):
-            raise InvalidKey("key_env", "set exactly one of key_env and key_sha256")
-        if self.name == "default":
-            raise InvalidKey("name", "'default' is reserved for keys from server.api_keys_env")
-        if self.key_sha256 is not None:
-            msgspec.structs.force_setattr(self, "key_sha256", self.key_sha256.lower())
-
-
-class StateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[state]``: where the spend ledger lives (docs/spend.md#ledger)."""
-
-    dir: NonEmptyStr = "/var/lib/nexus-trio"
 
 
 class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
