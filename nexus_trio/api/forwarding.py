@@ -17,7 +17,6 @@ attempt's (upstream status passed through as-is), or — when no attempt was pos
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
 import time
@@ -29,6 +28,12 @@ from nexus_trio import errors
 from nexus_trio.admission import Ticket
 from nexus_trio.api.attempt import AttemptRunner
 from nexus_trio.api.context import RequestContext
+from nexus_trio.api.refusals import (
+    model_not_found,
+    no_available_backend,
+    parse_retry_after,
+    queue_timeout,
+)
 from nexus_trio.api.reply import Reply
 from nexus_trio.api.views import RequestView, requirements_of, rewritten
 from nexus_trio.config import TRANSLATED_TYPES
@@ -50,25 +55,6 @@ from nexus_trio.spend import BudgetState
 from nexus_trio.spend.budget import stricter
 
 log = logging.getLogger("nexus_trio.routing")
-
-#: Longest cooldown a 429's ``Retry-After`` may impose (docs/proxying.md#retries).
-MAX_COOLDOWN_SECONDS = 300.0
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` value (delta-seconds or HTTP date), capped at 300."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return min(seconds, MAX_COOLDOWN_SECONDS) if seconds > 0 else None
 
 
 class _Plan:
@@ -155,7 +141,7 @@ class Forwarder:
             if services.drain.expired():
                 raise errors.ShuttingDown()
             if plan.waiting and plan.queued_at is not None:
-                raise _queue_timeout(view.model, plan.queued_at)
+                raise queue_timeout(view.model, plan.queued_at)
             plan.last_error = errors.BackendTimeout(
                 f"No backend answered within {config.server.request_timeout_seconds:g} s."
             )
@@ -313,7 +299,7 @@ class Forwarder:
                 await services.queue.wait_for_slot(plan.ticket, max_size=queue.max_size)
                 plan.waiting = False
             if wait_scope.cancelled_caught:
-                raise _queue_timeout(decision.resolved_model, plan.queued_at)
+                raise queue_timeout(decision.resolved_model, plan.queued_at)
 
     def _decide(self, plan: _Plan, model: str) -> Decision:
         request = RoutingRequest(
@@ -364,47 +350,14 @@ class Forwarder:
         if plan.last_error is not None:
             error = plan.last_error
         elif not any(reject.model_known for reject in plan.rejects):
-            error = self._model_not_found(plan.view.model)
+            error = model_not_found(plan.view.model, self._known_models())
         else:
             reject = next(reject for reject in plan.rejects if reject.model_known)
-            error = _no_available_backend(reject)
+            error = no_available_backend(reject)
         if ctx.attempts >= 2:
             error.headers["x-should-retry"] = "false"
         return error
 
-    def _model_not_found(self, model: str) -> errors.ModelNotFound:
-        known = sorted(
-            self.services.registry.known_models() | set(self.services.config.routing.aliases)
-        )
-        if not known:
-            return errors.ModelNotFound(
-                f"The model '{model}' does not exist: no backend is configured.", param="model"
-            )
-        listed = ", ".join(known[:20])
-        more = f" (and {len(known) - 20} more)" if len(known) > 20 else ""
-        return errors.ModelNotFound(
-            f"The model '{model}' does not exist. Known models: {listed}{more}.", param="model"
-        )
-
-
-def _queue_timeout(model: str, queued_at: float) -> errors.QueueTimeout:
-    waited = trio.current_time() - queued_at
-    return errors.QueueTimeout(
-        f"Every backend serving '{model}' stayed at capacity for {waited:.0f} s.",
-        headers={"Retry-After": "1"},
-    )
-
-
-def _no_available_backend(reject: Reject) -> errors.NoAvailableBackend:
-    """The actionable 503 of docs/proxying.md#when-nothing-can-serve."""
-    headers = {"X-Nexus-Rejection-Reasons": ",".join(reject.reason_codes())}
-    retry_after = reject.retry_after_seconds()
-    if retry_after is None:
-        headers["x-should-retry"] = "false"
-    else:
-        headers["Retry-After"] = str(retry_after)
-    return errors.NoAvailableBackend(
-        reject.message(),
-        headers=headers,
-        extra={"rejections": [rejection.as_dict() for rejection in reject.rejections]},
-    )
+    def _known_models(self) -> list[str]:
+        services = self.services
+        return sorted(services.registry.known_models() | set(services.config.routing.aliases))

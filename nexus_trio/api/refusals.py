@@ -1,0 +1,71 @@
+"""The answers a forward ends with when no backend could take the request, and the reading of
+an upstream's ``Retry-After`` (docs/proxying.md#when-nothing-can-serve,
+docs/proxying.md#retries). Pure: builds errors, touches no state.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Sequence
+
+import trio
+
+from nexus_trio import errors
+from nexus_trio.routing import Reject
+
+#: Longest cooldown a 429's ``Retry-After`` may impose (docs/proxying.md#retries).
+MAX_COOLDOWN_SECONDS = 300.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` value (delta-seconds or HTTP date), capped at 300."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(seconds, MAX_COOLDOWN_SECONDS) if seconds > 0 else None
+
+
+def model_not_found(model: str, known: Sequence[str]) -> errors.ModelNotFound:
+    """404 ``model_not_found``, naming up to 20 of the ``known`` models (sorted)."""
+    if not known:
+        return errors.ModelNotFound(
+            f"The model '{model}' does not exist: no backend is configured.", param="model"
+        )
+    listed = ", ".join(known[:20])
+    more = f" (and {len(known) - 20} more)" if len(known) > 20 else ""
+    return errors.ModelNotFound(
+        f"The model '{model}' does not exist. Known models: {listed}{more}.", param="model"
+    )
+
+
+def queue_timeout(model: str, queued_at: float) -> errors.QueueTimeout:
+    """503 ``queue_timeout``: the request waited its whole share for a slot."""
+    waited = trio.current_time() - queued_at
+    return errors.QueueTimeout(
+        f"Every backend serving '{model}' stayed at capacity for {waited:.0f} s.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def no_available_backend(reject: Reject) -> errors.NoAvailableBackend:
+    """The actionable 503 of docs/proxying.md#when-nothing-can-serve."""
+    headers = {"X-Nexus-Rejection-Reasons": ",".join(reject.reason_codes())}
+    retry_after = reject.retry_after_seconds()
+    if retry_after is None:
+        headers["x-should-retry"] = "false"
+    else:
+        headers["Retry-After"] = str(retry_after)
+    return errors.NoAvailableBackend(
+        reject.message(),
+        headers=headers,
+        extra={"rejections": [rejection.as_dict() for rejection in reject.rejections]},
+    )
