@@ -31,7 +31,7 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
     return str(uuid.uuid4())
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class RequestContext:
     """What one client request did, filled in as it goes."""
 
