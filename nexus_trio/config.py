@@ -45,6 +45,7 @@ from nexus_trio.config_load import (
     check_alias_chains,
     decode_toml,
     read_config_file,
+    redacted_url,
     replace_field,
     resolve_config_path,
 )
@@ -369,9 +370,12 @@ def render_config(config: Config, env: Mapping[str, str]) -> str:
 
     Returns:
         Indented JSON, then one line per key variable saying whether it is set; key values
-        are never included.
+        are never included, nor the password of ``[state] store``.
     """
-    rendered = msgspec.json.format(msgspec.json.encode(config), indent=2).decode()
+    document = msgspec.to_builtins(config)
+    if config.state.store is not None:
+        document["state"]["store"] = redacted_url(config.state.store)
+    rendered = msgspec.json.format(msgspec.json.encode(document), indent=2).decode()
     lines = [rendered]
     for backend in config.backends:
         if backend.api_key_env is not None:

@@ -8,8 +8,8 @@ module holds the schema-agnostic machinery they use, so it never imports ``confi
   naming the key path (``$.backends[1].url``) or the line and column of a syntax error.
 - :class:`InvalidKey` lets a ``__post_init__`` name the key it rejects; msgspec only knows the
   path of the Struct being built, so :func:`decode_toml` appends the key to it.
-- :func:`check_base_url` and :func:`check_alias_chains` are the cross-field rules that need
-  more than a type constraint.
+- :func:`check_base_url`, :func:`check_store_url` and :func:`check_alias_chains` are the rules
+  that need more than a type constraint; :func:`redacted_url` hides a URL's password.
 - :func:`resolve_config_path`, :func:`read_config_file` and :func:`replace_field` implement
   discovery (docs/configuration.md#sources), reading and the environment/CLI override layers.
 """
@@ -194,6 +194,38 @@ def check_base_url(url: str) -> str:
             f"drop it, use {base.removesuffix('/v1')!r}"
         )
     return base
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for logs, errors and renders)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def check_store_url(url: str) -> None:
+    """Validate ``[state] store`` (docs/spend.md#a-fleet): ``redis://`` or ``rediss://``, a host,
+    an optional port and database number, nothing else.
+
+    Raises:
+        ValueError: What is wrong; the message shows the URL without its password.
+    """
+    shown = redacted_url(url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"must be a redis:// or rediss:// URL with a host, got {shown!r}")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise ValueError(f"has an invalid port: {shown!r}") from exc
+    if parts.query or parts.fragment:
+        raise ValueError(f"must not have a query or fragment: {shown!r}")
+    database = parts.path.strip("/")
+    if database and not (database.isascii() and database.isdigit()):
+        raise ValueError(f"must have a database number as its path (/0): {shown!r}")
 
 
 def check_alias_chains(aliases: Mapping[str, str]) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 import msgspec.structs
 
-from nexus_trio.config_load import InvalidKey
+from nexus_trio.config_load import InvalidKey, check_store_url
 from nexus_trio.config_types import NonEmptyStr, NonNegativeFloat, NonNegativeInt
 
 
@@ -66,6 +66,21 @@ class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class StateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[state]``: where the spend ledger lives (docs/spend.md#ledger)."""
+    """``[state]``: where the spend ledger lives (docs/spend.md#ledger), and the store a fleet of
+    gateways shares its spend and rate-limit windows through (docs/spend.md#a-fleet).
+
+    ``store`` may hold a password: render it with ``redacted_url``, never as it is.
+    """
 
     dir: NonEmptyStr = "/var/lib/nexus-trio"
+    #: ``redis://[user:password@]host[:port][/db]`` (or ``rediss://``); None = this gateway alone.
+    store: NonEmptyStr | None = None
+    #: With ``store``: how often the ledger is written and the store synced.
+    sync_interval_seconds: Annotated[float, msgspec.Meta(ge=0.05, le=60)] = 0.25
+
+    def __post_init__(self) -> None:
+        if self.store is not None:
+            try:
+                check_store_url(self.store)
+            except ValueError as exc:
+                raise InvalidKey("store", f"store {exc}") from exc

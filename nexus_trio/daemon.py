@@ -12,6 +12,7 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
         ├── disconnect watcher  watches the clients of requests running over 20 ms
         ├── dashboard publisher one snapshot per second while a dashboard is connected
         ├── spend ledger        loads the month, writes spend every second and at the end
+        ├── store sync          in a fleet: shares spend and rate windows through Redis
         └── front end           hypercorn serving the app, until drained
 
 Services start in dependency order with ``await nursery.start(...)``; each reports
@@ -64,6 +65,12 @@ def restart_required(old: Config, new: Config) -> list[str]:
             ("logging.format", old.logging.format, new.logging.format),
             ("health_check.enabled", old.health_check.enabled, new.health_check.enabled),
             ("state.dir", old.state.dir, new.state.dir),
+            ("state.store", old.state.store, new.state.store),
+            (
+                "state.sync_interval_seconds",
+                old.state.sync_interval_seconds,
+                new.state.sync_interval_seconds,
+            ),
             ("spend ledger (pricing or budget)", old.keeps_spend, new.keeps_spend),
         )
         if before != after
@@ -135,6 +142,9 @@ class Supervisor:
                     ledger = services.ledger_service()
                     if ledger is not None:
                         await nursery.start(ledger.run)
+                    store_sync = services.store_sync()
+                    if store_sync is not None:
+                        await nursery.start(store_sync.run)
                     binds = await nursery.start(front_end.run)
                     self.notifier.ready()
                     log.info("nexus-trio ready on %s", ", ".join(binds))

@@ -9,7 +9,7 @@ configured model or ``"none"``, ``backend`` a configured name or ``"none"``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from prometheus_client import (
@@ -53,6 +53,8 @@ class GaugeSnapshot:
     agents: Mapping[tuple[str, str], AgentQualityMetrics]
     #: The month's spend and budget; None when no spend is kept (nothing priced or budgeted).
     spend: SpendStatistics | None = None
+    #: Each state store's health: ``ledger`` when spend is kept, ``redis`` in a fleet.
+    stores: Mapping[str, bool] = field(default_factory=dict)
 
 
 class _StateCollector(Collector):
@@ -85,10 +87,20 @@ class _StateCollector(Collector):
         yield from _agent_families(snap.agents)
         if snap.spend is not None:
             yield from _spend_families(snap.spend)
+        if snap.stores:
+            store = GaugeMetricFamily(
+                "nexus_state_store_up",
+                "1 while the state store works: the spend ledger's last write, or the shared "
+                "store's last sync, succeeded.",
+                labels=["store"],
+            )
+            for name, is_up in sorted(snap.stores.items()):
+                store.add_metric([name], 1 if is_up else 0)
+            yield store
 
 
 def _spend_families(spend: SpendStatistics) -> Iterator[Metric]:
-    """The budget gauges and the ledger's health (docs/spend.md#budgets, docs/spend.md#ledger)."""
+    """The budget gauges (docs/spend.md#budgets)."""
     budget = spend.budget
     spent = GaugeMetricFamily("nexus_budget_spent_usd", "USD spent this UTC month.")
     spent.add_metric([], budget.spent_usd)
@@ -99,11 +111,7 @@ def _spend_families(spend: SpendStatistics) -> Iterator[Metric]:
     )
     for level in BudgetLevel:
         state.add_metric([level.value], 1 if budget.level is level else 0)
-    store = GaugeMetricFamily(
-        "nexus_state_store_up", "1 while the spend ledger is open and its last write succeeded."
-    )
-    store.add_metric([], 1 if spend.store_up else 0)
-    yield from (spent, limit, state, store)
+    yield from (spent, limit, state)
 
 
 def _agent_families(agents: Mapping[tuple[str, str], AgentQualityMetrics]) -> Iterator[Metric]:

@@ -19,6 +19,7 @@ from nexus_trio.config import Config
 from nexus_trio.dashboard.request_log import RequestLog
 from nexus_trio.disconnects import DisconnectWatcher
 from nexus_trio.drain import Drain
+from nexus_trio.fleet import StoreSync
 from nexus_trio.health import HealthChecker
 from nexus_trio.keys import KeyRing, RateLimiter
 from nexus_trio.metrics import GaugeSnapshot, Metrics
@@ -27,6 +28,7 @@ from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing import Pipeline
 from nexus_trio.spend import LedgerService, PriceList, SpendBook
+from nexus_trio.spend.outbox import Outbox
 from nexus_trio.upstream.client import UpstreamClient
 
 
@@ -103,6 +105,8 @@ class Services:
     keyring: KeyRing = field(init=False, repr=False)
     #: Per-key request and token buckets; kept across reloads (docs/keys.md#rate-limits).
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    #: In a fleet that keeps spend: what the ledger owes the shared store.
+    outbox: Outbox | None = field(init=False)
     #: The last reload's result; None before the first.
     last_reload: ReloadResult | None = None
     #: The dashboard's ring buffer of finished proxy requests; None with the dashboard off.
@@ -117,6 +121,8 @@ class Services:
         self.quality = QualityStore(self.config.quality)
         self.prices = PriceList(self.config.pricing)
         self.spend = SpendBook(self.config.budget, self.wall_clock)
+        fleet_spend = self.config.state.store is not None and self.config.keeps_spend
+        self.outbox = Outbox() if fleet_spend else None
         self.metrics = Metrics(self.gauge_snapshot)  # reads the above once, to describe
         self.pipeline = self._build_pipeline(self.config)
 
@@ -133,7 +139,24 @@ class Services:
         """The spend ledger in ``[state] dir``; None when nothing is priced or budgeted."""
         if not self.config.keeps_spend:
             return None
-        return LedgerService(self.spend, Path(self.config.state.dir))
+        state = self.config.state
+        interval = 1.0 if state.store is None else min(1.0, state.sync_interval_seconds)
+        return LedgerService(self.spend, Path(state.dir), interval=interval, outbox=self.outbox)
+
+    def store_sync(self) -> StoreSync | None:
+        """The sync with ``[state] store`` (docs/spend.md#a-fleet); None without one."""
+        state = self.config.state
+        if state.store is None:
+            return None
+        return StoreSync(
+            state.store,
+            interval=state.sync_interval_seconds,
+            book=self.spend,
+            limiter=self.limiter,
+            keys=lambda: self.config.keys,
+            outbox=self.outbox,
+            wall_clock=self.wall_clock,
+        )
 
     def health_checker(self) -> HealthChecker:
         """The health checker over these backends, reading ``[health_check]`` as reloaded."""
@@ -195,7 +218,15 @@ class Services:
             backend_up={b.name: b.health is HealthState.HEALTHY for b in self.registry},
             agents=self.quality.snapshot,
             spend=self.spend.statistics() if self.config.keeps_spend else None,
+            stores=self.store_states(),
         )
+
+    def store_states(self) -> dict[str, bool]:
+        """``nexus_state_store_up{store}``: the ledger's when spend is kept, Redis's in a fleet."""
+        stores = {"ledger": self.spend.store_up} if self.config.keeps_spend else {}
+        if self.spend.shared_store_up is not None:
+            stores["redis"] = self.spend.shared_store_up
+        return stores
 
     def start_attempt(self, backend: Backend, model: str, *, stream: bool) -> Attempt:
         backend.counters.pending += 1

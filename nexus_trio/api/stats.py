@@ -123,7 +123,9 @@ def spend_object(services: Services) -> dict[str, Any]:
             "state": budget.level.value,
             "hard_limit_action": budget.action,
         },
+        "own_usd": round(stats.own_usd, 8),
         "store_up": stats.store_up,
+        "stores": services.store_states(),
     }
 
 

@@ -11,6 +11,13 @@ may leave it below zero: the key then waits until it refills. Time comes in as a
 The state belongs to key names and survives reloads; the limits are read from the key's current
 entry at each call. The headers follow OpenAI's ``x-ratelimit-*``: limit, what remains, and
 the time until the bucket is full again.
+
+In a fleet (docs/keys.md#a-fleet) every gateway keeps admitting from its own buckets, and the
+store sync shares what was consumed: with :attr:`RateLimiter.sharing` set, admissions and token
+charges are also counted in :attr:`RateLimiter.used` (one dict update), which the sync takes with
+:meth:`RateLimiter.take_used`; what the other gateways consumed comes back through
+:meth:`RateLimiter.absorb`, which takes it from this gateway's buckets as if it had been
+consumed here.
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ class RateLimiter:
     def __init__(self) -> None:
         self._requests: dict[str, _Bucket] = {}
         self._tokens: dict[str, _Bucket] = {}
+        #: Count consumption in :attr:`used` for the fleet's store sync.
+        self.sharing = False
+        #: (key name, ``requests`` or ``tokens``) -> consumed since the last :meth:`take_used`.
+        self.used: dict[tuple[str, str], int] = {}
 
     def _bucket(self, table: dict[str, _Bucket], name: str, limit: int, now: float) -> _Bucket:
         bucket = table.get(name)
@@ -70,6 +81,9 @@ class RateLimiter:
                 wait = (1 - requests.level) * 60.0 / rpm
                 raise self._exceeded(name, "requests", rpm, wait, self.headers(name, key, now))
             requests.level -= 1
+            if self.sharing:
+                used = (name, "requests")
+                self.used[used] = self.used.get(used, 0) + 1
         if tpm:
             tokens = self._bucket(self._tokens, name, tpm, now)
             if tokens.level <= 0:
@@ -81,6 +95,31 @@ class RateLimiter:
         """Take the tokens a finished request used from ``key``'s token allowance."""
         if key.tokens_per_minute and tokens > 0:
             self._bucket(self._tokens, name, key.tokens_per_minute, now).level -= tokens
+            if self.sharing:
+                used = (name, "tokens")
+                self.used[used] = self.used.get(used, 0) + tokens
+
+    def take_used(self) -> dict[tuple[str, str], int]:
+        """What was consumed since the last call, and start counting afresh."""
+        used, self.used = self.used, {}
+        return used
+
+    def absorb(
+        self, name: str, key: KeyConfig, kind: str, amount: int, now: float, *, catch_up: bool
+    ) -> None:
+        """Take ``amount`` that other gateways consumed from ``key``'s ``kind`` bucket.
+
+        Steady-state amounts may leave the bucket below zero (down to minus one minute's
+        allowance): the fleet then waits, as one gateway would. A ``catch_up`` — what was
+        consumed while this gateway was not syncing — only empties the bucket, never more.
+        """
+        limit = key.requests_per_minute if kind == "requests" else key.tokens_per_minute
+        if not limit or amount <= 0:
+            return
+        table = self._requests if kind == "requests" else self._tokens
+        bucket = self._bucket(table, name, limit, now)
+        floor = min(bucket.level, 0.0) if catch_up else -float(limit)
+        bucket.level = max(bucket.level - amount, floor)
 
     def headers(self, name: str, key: KeyConfig, now: float) -> dict[str, str]:
         """The ``x-ratelimit-*`` headers of ``key`` now (only the kinds it limits)."""

@@ -4,7 +4,8 @@ One :class:`SpendBook` lives in the gateway's services. Its :meth:`~SpendBook.ch
 once per finished request with a cost above 0 and its :meth:`~SpendBook.budget` once per proxy
 request before routing; both are plain dict and float work on the :class:`SpendTally`, never
 I/O. The ledger service (:mod:`nexus_trio.spend.service`) fills the tally from the ledger at
-start-up and writes its deltas back once a second.
+start-up and writes its deltas back once a second; in a fleet, the store sync
+(:mod:`nexus_trio.fleet.service`) adds the other gateways' spend, which budgets count too.
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ class SpendStatistics:
     by_backend: dict[str, float]
     by_model: dict[str, float]
     budget: BudgetState
-    #: Whether the ledger's last write succeeded (``nexus_state_store_up``).
+    #: Whether every store that keeps spend is up: the ledger, and the shared store if any.
     store_up: bool
+    #: Each store's state (``nexus_state_store_up{store}``): ``ledger``, and ``redis`` in a fleet.
+    stores: dict[str, bool]
+    #: This gateway's ledger's part of ``total_usd`` (all of it without a shared store).
+    own_usd: float
 
 
 class SpendBook:
@@ -47,6 +52,8 @@ class SpendBook:
         self.tally = SpendTally(clock)
         #: Set by the ledger service: loaded, and its last write succeeded.
         self.store_up = False
+        #: Set by the store sync: its last exchange succeeded; None without a shared store.
+        self.shared_store_up: bool | None = None
 
     def charge(self, key: str, backend: str, model: str, usd: float, *, estimated: bool) -> None:
         """Add one request's cost, attributed to (key, backend, model) in the current month."""
@@ -56,14 +63,14 @@ class SpendBook:
         """The global budget now; reading it rolls the month over when it has ended."""
         tally = self.tally
         month = tally.current()
-        return budget_state(month, tally.total_usd, self.budget_config)
+        return budget_state(month, tally.fleet_usd, self.budget_config)
 
     def key_budget(self, name: str, limit_usd: float) -> BudgetState:
         """Key ``name``'s own budget of ``limit_usd`` over its spend this month."""
         tally = self.tally
         month = tally.current()
         return budget_state(
-            month, tally.by_key.get(name, 0.0), self.budget_config, limit_usd=limit_usd
+            month, tally.fleet_key_usd(name), self.budget_config, limit_usd=limit_usd
         )
 
     def seconds_to_month_end(self) -> float:
@@ -77,11 +84,15 @@ class SpendBook:
         by_backend: dict[str, float] = {}
         by_model: dict[str, float] = {}
         total = SpendRow()
-        for (key, backend, model), row in self.tally.rows.items():
-            by_key[key] = by_key.get(key, 0.0) + row.usd
-            by_backend[backend] = by_backend.get(backend, 0.0) + row.usd
-            by_model[model] = by_model.get(model, 0.0) + row.usd
-            total.add(row.usd, row.requests, row.estimated_usd)
+        for rows in (self.tally.rows, self.tally.others):
+            for (key, backend, model), row in rows.items():
+                by_key[key] = by_key.get(key, 0.0) + row.usd
+                by_backend[backend] = by_backend.get(backend, 0.0) + row.usd
+                by_model[model] = by_model.get(model, 0.0) + row.usd
+                total.add(row.usd, row.requests, row.estimated_usd)
+        stores = {"ledger": self.store_up}
+        if self.shared_store_up is not None:
+            stores["redis"] = self.shared_store_up
         return SpendStatistics(
             month=budget.month,
             total_usd=total.usd,
@@ -91,5 +102,7 @@ class SpendBook:
             by_backend=by_backend,
             by_model=by_model,
             budget=budget,
-            store_up=self.store_up,
+            store_up=all(stores.values()),
+            stores=stores,
+            own_usd=self.tally.total_usd,
         )

@@ -5,7 +5,10 @@ Plain blocking code on purpose: every call here does file I/O, so the gateway ru
 worker thread (``trio.to_thread.run_sync``), one call at a time; the ``nexus-trio spend`` command
 calls it directly. The database is ``spend.sqlite3`` in ``[state] dir``, in WAL mode with
 ``synchronous = NORMAL``: a committed write survives the process being killed. Each flush adds
-deltas in one transaction (an upsert per row), so a row is never half written. Every failure —
+deltas in one transaction (an upsert per row), so a row is never half written, and reads the
+months it wrote back: instances sharing the file see each other's spend. The ledger has an id,
+made when the file is created; a fleet keeps each ledger's totals under it in the shared store
+(docs/spend.md#a-fleet). Every failure —
 a directory that cannot be created or written, a file that is not a ledger, a corrupt page —
 is a :class:`~nexus_trio.errors.StateError` naming the path.
 """
@@ -13,7 +16,8 @@ is a :class:`~nexus_trio.errors.StateError` naming the path.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from nexus_trio.errors import StateError
 from nexus_trio.spend.tally import SpendKey, SpendRow
 
 FILE_NAME = "spend.sqlite3"
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -35,6 +39,9 @@ CREATE TABLE IF NOT EXISTS spend (
     PRIMARY KEY (month, key, backend, model)
 ) WITHOUT ROWID
 """
+#: Schema 2: the ledger's id (a schema 1 file gets one when it is opened for writing).
+_CREATE_META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_ID = "SELECT value FROM meta WHERE name = 'id'"
 _UPSERT = """
 INSERT INTO spend (month, key, backend, model, usd, requests, estimated_usd)
 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -60,12 +67,17 @@ def _errors(path: Path, doing: str) -> Iterator[None]:
         raise StateError(f"spend ledger {path}: cannot {doing}: {exc.strerror}") from exc
 
 
+MonthRows = list[tuple[SpendKey, SpendRow]]
+
+
 class Ledger:
     """One open ledger database (blocking; see the module docstring)."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, ledger_id: str = "") -> None:
         self._db = connection
         self.path = path
+        #: Made when the file was created; empty when opened read-only.
+        self.id = ledger_id
 
     @classmethod
     def open(cls, directory: Path) -> Ledger:
@@ -89,12 +101,19 @@ class Ledger:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version > _SCHEMA_VERSION:
                     raise sqlite3.DatabaseError(f"written by a newer version (schema {version})")
+                db.execute("BEGIN IMMEDIATE")
                 db.execute(_CREATE)
+                db.execute(_CREATE_META)
+                row = db.execute(_ID).fetchone()
+                ledger_id = row[0] if row else uuid.uuid4().hex
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('id', ?)", (ledger_id,))
                 db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                db.execute("COMMIT")
         except StateError:
             db.close()
             raise
-        return cls(db, path)
+        return cls(db, path, ledger_id)
 
     @classmethod
     def open_read_only(cls, directory: Path) -> Ledger:
@@ -111,7 +130,7 @@ class Ledger:
             db.execute("SELECT count(*) FROM spend").fetchone()
         return cls(db, path)
 
-    def month(self, month: str) -> list[tuple[SpendKey, SpendRow]]:
+    def month(self, month: str) -> MonthRows:
         """Every row of ``month`` (``YYYY-MM``), ordered by key, backend and model."""
         with _errors(self.path, "read it"):
             return [
@@ -143,6 +162,19 @@ class Ledger:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def add_and_read(
+        self, deltas: Mapping[tuple[str, str, str, str], SpendRow], months: Iterable[str]
+    ) -> dict[str, MonthRows]:
+        """Add ``deltas`` (if any), then read back every month of ``months`` and of the deltas.
+
+        What is read back is what the file holds: this process's spend and that of any other
+        instance sharing the file.
+        """
+        if deltas:
+            self.add(deltas)
+        wanted = sorted({*months, *(month for month, *_ in deltas)})
+        return {month: self.month(month) for month in wanted}
 
     def close(self) -> None:
         """Close the database (checkpoints the WAL when this was its last connection)."""

@@ -54,6 +54,14 @@ def status_lines(spend: dict[str, Any]) -> list[str]:
         parts = [f"{name} {usd(value)}" for name, value in sorted(spend[field].items())]
         if parts:
             lines.append(f"  {label}: " + ", ".join(parts))
-    if not spend["store_up"]:
+    stores = spend.get("stores", {"ledger": spend["store_up"]})
+    if not stores.get("ledger", True):
         lines.append("  warning: the spend ledger is not being written (see the log)")
+    if not stores.get("redis", True):
+        lines.append(
+            "  warning: the shared store is unreachable: this gateway counts on its own"
+            " (see the log)"
+        )
+    elif "redis" in stores:
+        lines.append(f"  fleet: this gateway's ledger {usd(spend['own_usd'])} of the total")
     return lines

@@ -7,6 +7,12 @@ after 00:00 UTC on the 1st (docs/spend.md#budgets): the new month starts from ze
 still pending for the old month keep their month, so the ledger files them where they belong.
 Time comes from an injectable wall clock (seconds since the epoch), so rollover is tested with a
 fake one.
+
+Two more sources feed the totals. After each write the ledger service hands back what the
+ledger file holds for the month (:meth:`SpendTally.refresh`): the rows become that plus what was
+charged since, so instances sharing one file see each other's spend. In a fleet, the store sync
+hands over the month's rows of every *other* ledger (:meth:`SpendTally.set_others`); the
+``fleet_*`` totals, which budgets read, add them to this ledger's own.
 """
 
 from __future__ import annotations
@@ -65,6 +71,10 @@ class SpendTally:
         self.by_key: dict[str, float] = {}
         #: Not yet written: (month, key, backend, model) -> delta.
         self.pending: dict[tuple[str, str, str, str], SpendRow] = {}
+        #: The current month's rows of the fleet's other ledgers (docs/spend.md#a-fleet).
+        self.others: dict[SpendKey, SpendRow] = {}
+        self.others_usd = 0.0
+        self.others_by_key: dict[str, float] = {}
         self.current()
 
     def current(self) -> str:
@@ -77,6 +87,7 @@ class SpendTally:
                 self.rows = {}
                 self.total_usd = 0.0
                 self.by_key = {}
+                self.set_others(month, {})
             self._month_ends = month_bounds(month)[1]
         return self.month
 
@@ -88,6 +99,36 @@ class SpendTally:
             self.rows.setdefault(key, SpendRow()).add(row.usd, row.requests, row.estimated_usd)
             self.total_usd += row.usd
             self.by_key[key[0]] = self.by_key.get(key[0], 0.0) + row.usd
+
+    def refresh(self, month: str, committed: Iterable[tuple[SpendKey, SpendRow]]) -> None:
+        """Make ``committed`` (what the ledger holds) plus the pending deltas the month's rows."""
+        if month != self.current():
+            return
+        rows = {key: SpendRow(row.usd, row.requests, row.estimated_usd) for key, row in committed}
+        for (pending_month, *key), delta in self.pending.items():
+            if pending_month == month:
+                spend_key = (key[0], key[1], key[2])
+                rows.setdefault(spend_key, SpendRow()).add(
+                    delta.usd, delta.requests, delta.estimated_usd
+                )
+        self.rows = rows
+        self.total_usd, self.by_key = _totals(rows)
+
+    def set_others(self, month: str, rows: dict[SpendKey, SpendRow]) -> None:
+        """The fleet's other ledgers' rows for ``month`` (ignored unless it is the current one)."""
+        if month != self.month:
+            return
+        self.others = rows
+        self.others_usd, self.others_by_key = _totals(rows)
+
+    @property
+    def fleet_usd(self) -> float:
+        """This month's USD of the fleet: this ledger's and the others' (docs/spend.md#a-fleet)."""
+        return self.total_usd + self.others_usd
+
+    def fleet_key_usd(self, name: str) -> float:
+        """This month's USD of key ``name`` across the fleet."""
+        return self.by_key.get(name, 0.0) + self.others_by_key.get(name, 0.0)
 
     def charge(self, key: SpendKey, usd: float, *, estimated: bool) -> None:
         """Count one request's cost in this month's totals and in the pending deltas."""
@@ -114,3 +155,12 @@ class SpendTally:
         """Deltas a failed write did not store: pending again, merged with newer ones."""
         for key, row in pending.items():
             self.pending.setdefault(key, SpendRow()).add(row.usd, row.requests, row.estimated_usd)
+
+
+def _totals(rows: dict[SpendKey, SpendRow]) -> tuple[float, dict[str, float]]:
+    total = 0.0
+    by_key: dict[str, float] = {}
+    for (key, _, _), row in rows.items():
+        total += row.usd
+        by_key[key] = by_key.get(key, 0.0) + row.usd
+    return total, by_key

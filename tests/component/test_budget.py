@@ -188,8 +188,10 @@ async def test_stats_and_metrics_show_the_months_spend_and_budget(
             "state": "soft",
             "hard_limit_action": "local_only",
         },
+        "own_usd": 8.5,
         # No ledger service runs in-process: nothing is being written.
         "store_up": False,
+        "stores": {"ledger": False},
     }
     registry = gateway.services.metrics.registry
     assert registry.get_sample_value("nexus_budget_spent_usd") == 8.5
@@ -199,7 +201,7 @@ async def test_stats_and_metrics_show_the_months_spend_and_budget(
         for state in ("ok", "soft", "hard")
     }
     assert states == {"ok": 0.0, "soft": 1.0, "hard": 0.0}
-    assert registry.get_sample_value("nexus_state_store_up") == 0.0
+    assert registry.get_sample_value("nexus_state_store_up", {"store": "ledger"}) == 0.0
 
 
 async def test_without_pricing_or_budget_no_spend_is_kept_or_exported(

@@ -73,7 +73,7 @@ METRICS_TABLE: dict[str, tuple[str, frozenset[str]]] = {
     "nexus_budget_spent_usd": ("gauge", frozenset()),
     "nexus_budget_limit_usd": ("gauge", frozenset()),
     "nexus_budget_state": ("gauge", frozenset({"state"})),
-    "nexus_state_store_up": ("gauge", frozenset()),
+    "nexus_state_store_up": ("gauge", frozenset({"store"})),
 }
 
 BACKENDS = {"a", "b", "c"}
@@ -88,6 +88,7 @@ BOUNDED: dict[str, set[str]] = {
     "key": {"default"},
     "estimated": {"true", "false"},
     "result": {"ok", "error"},
+    "store": {"ledger", "redis"},
     "type": {"prompt", "completion"},
     "reconciler": {
         "request_analyzer",

@@ -76,7 +76,8 @@ async def test_restart_keeps_the_months_totals_and_their_budget(
             5,
             "hard",
         )
-        assert "nexus_state_store_up 1.0" in (await client.get(f"{restarted.url}/metrics")).text
+        metrics = (await client.get(f"{restarted.url}/metrics")).text
+        assert 'nexus_state_store_up{store="ledger"} 1.0' in metrics
         refused = await client.post(f"{restarted.url}/v1/chat/completions", json=CHAT)
         assert refused.status_code == 429
         assert refused.json()["error"]["code"] == "budget_exceeded"
