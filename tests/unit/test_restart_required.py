@@ -44,3 +44,14 @@ def test_dashboard_settings_need_a_restart() -> None:
         "dashboard.enabled",
         "dashboard.request_log_size",
     ]
+
+
+def test_the_shared_store_needs_a_restart_and_its_password_is_not_named() -> None:
+    fleet = BASE + '[state]\nstore = "redis://:first-secret@10.0.0.5:6379/0"\n'
+    moved = fleet.replace("first-secret@10.0.0.5", "second-secret@10.0.0.6")
+    faster = fleet + "sync_interval_seconds = 0.1\n"
+    assert restart_required(parse_config(BASE), parse_config(fleet)) == ["state.store"]
+    assert restart_required(parse_config(fleet), parse_config(moved)) == ["state.store"]
+    assert restart_required(parse_config(fleet), parse_config(faster)) == [
+        "state.sync_interval_seconds"
+    ]
