@@ -350,7 +350,7 @@ class Forwarder:
         if plan.last_error is not None:
             error = plan.last_error
         elif not any(reject.model_known for reject in plan.rejects):
-            error = model_not_found(plan.view.model, self._known_models())
+            error = model_not_found(plan.view.model, self._known_models(ctx.key))
         else:
             reject = next(reject for reject in plan.rejects if reject.model_known)
             error = no_available_backend(reject)
@@ -358,6 +358,8 @@ class Forwarder:
             error.headers["x-should-retry"] = "false"
         return error
 
-    def _known_models(self) -> list[str]:
+    def _known_models(self, key: ClientKey | None) -> list[str]:
+        """Every model and alias, as far as ``key`` may ask for them (docs/keys.md#keys)."""
         services = self.services
-        return sorted(services.registry.known_models() | set(services.config.routing.aliases))
+        known = services.registry.known_models() | set(services.config.routing.aliases)
+        return sorted(m for m in known if key is None or key.allows_model(m))

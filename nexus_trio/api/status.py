@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import msgspec
 import trio
-from quart import Response
+from quart import Response, request
 from quart_trio import QuartTrio
 
 from nexus_trio import __version__
+from nexus_trio.api.context import RequestContext
+from nexus_trio.keys import ClientKey
 from nexus_trio.metrics import CONTENT_TYPE_LATEST
 from nexus_trio.registry import FLAGS, Capabilities, HealthState
 from nexus_trio.routing.reconcilers.analyzer import resolve_alias
@@ -52,6 +54,53 @@ def model_capabilities(per_backend: list[Capabilities]) -> dict[str, bool | int]
     return known
 
 
+def model_list(services: Services, key: ClientKey | None) -> list[dict[str, object]]:
+    """The ``/v1/models`` entries, sorted by id, that ``key`` may ask for (docs/api.md#models).
+
+    A model served by a healthy backend is listed, and an alias whose target is; with a key
+    that has a ``models`` allow-list, only the names it allows, as the request path checks them
+    (the name asked for, before aliases: docs/keys.md#keys), so an alias is listed when its
+    own name is allowed, whether or not its target's is.
+    """
+    owners: dict[str, list[tuple[int, str]]] = {}
+    declared: dict[str, list[Capabilities]] = {}
+    for backend in services.registry:
+        if backend.health is not HealthState.HEALTHY:
+            continue
+        for model in backend.models:
+            owners.setdefault(model, []).append((backend.config.priority, backend.name))
+            declared.setdefault(model, []).append(backend.capabilities(model))
+    created = int(services.started_wall)
+    entries: dict[str, dict[str, object]] = {}
+    for model, ranked in owners.items():
+        ranked.sort()
+        entries[model] = {
+            "id": model,
+            "object": "model",
+            "created": created,
+            "owned_by": ranked[0][1],
+            "backends": [name for _, name in ranked],
+            "capabilities": model_capabilities(declared[model]),
+        }
+    aliases = services.config.routing.aliases
+    for alias, target in aliases.items():
+        resolved = resolve_alias(aliases, alias)
+        if resolved in owners and alias not in entries:
+            entries[alias] = {
+                "id": alias,
+                "object": "model",
+                "created": created,
+                "owned_by": "nexus-trio",
+                "alias_of": target,
+                "backends": entries[resolved]["backends"],
+                "capabilities": entries[resolved]["capabilities"],
+            }
+    allowed = (
+        sorted(entries) if key is None else [m for m in sorted(entries) if key.allows_model(m)]
+    )
+    return [entries[model] for model in allowed]
+
+
 def register_status_routes(app: QuartTrio, services: Services) -> None:
     """Add the status routes to ``app``."""
 
@@ -77,39 +126,9 @@ def register_status_routes(app: QuartTrio, services: Services) -> None:
 
     @app.get("/v1/models")
     async def models() -> Response:
-        owners: dict[str, list[tuple[int, str]]] = {}
-        declared: dict[str, list[Capabilities]] = {}
-        for backend in services.registry:
-            if backend.health is not HealthState.HEALTHY:
-                continue
-            for model in backend.models:
-                owners.setdefault(model, []).append((backend.config.priority, backend.name))
-                declared.setdefault(model, []).append(backend.capabilities(model))
-        created = int(services.started_wall)
-        entries: dict[str, dict[str, object]] = {}
-        for model, ranked in owners.items():
-            ranked.sort()
-            entries[model] = {
-                "id": model,
-                "object": "model",
-                "created": created,
-                "owned_by": ranked[0][1],
-                "backends": [name for _, name in ranked],
-                "capabilities": model_capabilities(declared[model]),
-            }
-        for alias, target in services.config.routing.aliases.items():
-            resolved = resolve_alias(services.config.routing.aliases, alias)
-            if resolved in owners and alias not in entries:
-                entries[alias] = {
-                    "id": alias,
-                    "object": "model",
-                    "created": created,
-                    "owned_by": "nexus-trio",
-                    "alias_of": target,
-                    "backends": entries[resolved]["backends"],
-                    "capabilities": entries[resolved]["capabilities"],
-                }
-        return _json({"object": "list", "data": [entries[k] for k in sorted(entries)]})
+        ctx: RequestContext | None = request.scope.get("nexus.context")  # type: ignore[assignment]
+        key = None if ctx is None else ctx.key
+        return _json({"object": "list", "data": model_list(services, key)})
 
     @app.get("/metrics")
     async def metrics() -> Response:

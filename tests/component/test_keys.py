@@ -131,3 +131,64 @@ async def test_a_key_over_its_own_budget_is_refused_alone(keyed: Gateway) -> Non
     assert error["code"] == "budget_exceeded"
     assert "key 'capped'" in error["message"]
     assert (await keyed.post(PATH, CHAT, **as_key("old"))).status_code == 200
+
+
+LISTING = """
+[health_check]
+enabled = false
+[server]
+api_keys_env = "OLD_KEYS"
+[routing.aliases]
+"fast" = "gpt-4o"        # allowed by name, its target is not
+"llama" = "llama3:8b"    # its target is allowed, its name is not
+"smart" = "llama"        # a chain; its name is not allowed either
+"big" = "llama3:70b"     # name and target allowed
+[[backends]]
+name = "a"
+url = "http://a.test"
+type = "generic"
+models = ["llama3:8b", "llama3:70b", "gpt-4o", "mistral"]
+[[keys]]
+name = "team-a"
+key_env = "TEAM_A_KEY"
+models = ["llama3*", "fast", "b?g"]
+[[keys]]
+name = "everything"
+key_env = "ALL_KEY"
+"""
+EVERY_NAME = ["big", "fast", "gpt-4o", "llama", "llama3:70b", "llama3:8b", "mistral", "smart"]
+
+
+async def listed(gateway: Gateway, token: str) -> list[str]:
+    response = await gateway.app.test_client().get("/v1/models", headers=as_key(token))
+    assert response.status_code == 200
+    return [entry["id"] for entry in (await response.get_json())["data"]]
+
+
+async def test_models_lists_exactly_what_the_key_may_ask_for(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    """docs/keys.md#keys: a key with an allow-list sees the names it may request, and every
+    name it sees is accepted; aliases by their own name, as the request path checks them."""
+    gateway = make_gateway(LISTING, env={"OLD_KEYS": "old", "TEAM_A_KEY": "team", "ALL_KEY": "all"})
+
+    async def answer(request: httpx.Request, body: bytes) -> httpx.Response:
+        return completion()
+
+    gateway.upstream.handlers["a.test"] = answer
+    # the unnamed key and a named key without an allow-list see everything
+    assert await listed(gateway, "old") == EVERY_NAME
+    assert await listed(gateway, "all") == EVERY_NAME
+    team = await listed(gateway, "team")
+    assert team == ["big", "fast", "llama3:70b", "llama3:8b"]
+    # what is listed is exactly what is accepted: every other name is 403 model_not_allowed
+    for name in EVERY_NAME:
+        response = await gateway.post(PATH, {**CHAT, "model": name}, **as_key("team"))
+        assert (response.status_code == 200) == (name in team), (name, response.status_code)
+        if name not in team:
+            assert (await response.get_json())["error"]["code"] == "model_not_allowed"
+    # an allowed name that nothing serves is 404, naming only models the key may ask for
+    unknown = await gateway.post(PATH, {**CHAT, "model": "llama3:1b"}, **as_key("team"))
+    assert unknown.status_code == 404
+    message = (await unknown.get_json())["error"]["message"]
+    assert message.endswith("Known models: big, fast, llama3:70b, llama3:8b.")
