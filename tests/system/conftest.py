@@ -5,7 +5,9 @@ Only loopback addresses are used. Every wait is a poll or an event under a deadl
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -13,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +24,8 @@ import trio
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 
 READY_MARK = "nexus-trio ready on http://"
+#: The ready line, in the text or the JSON log format; group 1 is the port.
+READY_LINE = re.compile(re.escape(READY_MARK) + r"[^\s\"]+:(\d+)")
 
 
 @dataclass
@@ -56,8 +61,9 @@ class GatewayProcess:
             for raw in complete:
                 line = raw.decode(errors="replace")
                 self.lines.append(line)
-                if READY_MARK in line and not self.ready.is_set():
-                    self.port = int(line.rsplit(":", 1)[1])
+                ready = READY_LINE.search(line)
+                if ready is not None and not self.ready.is_set():
+                    self.port = int(ready.group(1))
                     self.ready.set()
         if buffer:
             self.lines.append(buffer.decode(errors="replace"))
@@ -158,6 +164,42 @@ async def poll(predicate: Callable[[], bool | Awaitable[bool]]) -> None:
         if result:
             return
         await trio.sleep(0.01)
+
+
+def access_records(gateway: GatewayProcess) -> list[dict[str, Any]]:
+    """The access-log records a gateway with ``[logging] format = "json"`` wrote so far."""
+    records = []
+    for line in gateway.lines:
+        if line.startswith("{") and '"nexus_trio.access"' in line:
+            record: dict[str, Any] = json.loads(line)
+            records.append(record)
+    return records
+
+
+async def empty_request_bucket(
+    client: httpx.AsyncClient, url: str, key: str, model: str
+) -> tuple[int, int]:
+    """Leave ``key``'s request bucket just emptied (docs/keys.md#rate-limits); returns the
+    chat requests admitted and refused on the way. The caller bounds it with ``fail_after``.
+
+    Requests go one after the other until one is refused (the burst is spent), then one every
+    10 ms until one is admitted again: the refill had just made one whole request, which that
+    one took. The bucket then holds almost nothing, so a request in the next ``60 / rpm``
+    seconds (less those 10 ms) is refused, with ``Retry-After: ceil(60 / rpm)``.
+    """
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {key}"}
+    admitted = refused = 0
+    while True:
+        response = await client.post(f"{url}/v1/chat/completions", json=body, headers=headers)
+        assert response.status_code in (200, 429), response.text
+        if response.status_code == 429:
+            refused += 1
+            await trio.sleep(0.01)
+            continue
+        admitted += 1
+        if refused:
+            return admitted, refused
 
 
 async def in_flight(client: httpx.AsyncClient, url: str) -> int:

@@ -25,7 +25,13 @@ import pytest
 import trio
 
 from nexus_trio.simulator import EMBEDDING_DIMENSIONS, PARTIAL_EVENTS, FailMode, SimulatedBackend
-from tests.system.conftest import GatewayFactory, gateway_config, poll
+from tests.system.conftest import (
+    GatewayFactory,
+    access_records,
+    empty_request_bucket,
+    gateway_config,
+    poll,
+)
 
 pytestmark = pytest.mark.system
 
@@ -78,9 +84,11 @@ def node_sdk() -> NodeSDK:
     return NodeSDK(node, Path(done.stdout.decode().strip()))
 
 
-async def run_node(sdk: NodeSDK, url: str, *calls: dict[str, Any]) -> dict[str, dict[str, Any]]:
+async def run_node(
+    sdk: NodeSDK, url: str, *calls: dict[str, Any], api_key: str = "client-key"
+) -> dict[str, dict[str, Any]]:
     """Run ``calls`` in one ``node client.mjs`` against the gateway at ``url``; results by name."""
-    scenario = {"baseURL": f"{url}/v1", "apiKey": "client-key", "prefix": str(sdk.prefix)}
+    scenario = {"baseURL": f"{url}/v1", "apiKey": api_key, "prefix": str(sdk.prefix)}
     stdin = json.dumps({**scenario, "calls": list(calls)}).encode()
     with trio.fail_after(60):
         done = await trio.run_process(
@@ -343,3 +351,105 @@ async def test_truncated_stream_raises(
         "stream_truncated",
     )
     assert "backend connection failed" in error["message"]
+
+
+LIMITED_KEY = "limited-key"
+#: 30 requests a minute: one comes back every 2 s, so the SDK's first request is refused even
+#: with node's start (a few hundred ms) between the emptied bucket and it.
+LIMITS = """
+[logging]
+format = "json"
+[[keys]]
+name = "limited"
+key_env = "LIMITED_KEY"
+requests_per_minute = 30
+"""
+
+
+async def test_the_sdk_waits_out_a_rate_limit_and_succeeds(
+    start_backend: Backends, start_gateway: GatewayFactory, node_sdk: NodeSDK
+) -> None:
+    """docs/keys.md#rate-limits: over its limit a key gets 429 ``rate_limit_exceeded`` with
+    ``Retry-After``; the SDK's own retry waits that long and then gets the answer."""
+    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
+    gateway = await start_gateway(
+        gateway_config(backend, extra=LIMITS), env={"LIMITED_KEY": LIMITED_KEY}
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        with trio.fail_after(10):
+            admitted, refused = await empty_request_bucket(client, gateway.url, LIMITED_KEY, "demo")
+        results = await run_node(
+            node_sdk, gateway.url, chat("limited", max_retries=1), api_key=LIMITED_KEY
+        )
+        limited = results["limited"]
+        assert limited["ok"], limited
+        assert limited["content"]
+
+        # refused with Retry-After, waited that long, retried and answered
+        first, second = limited["responses"]
+        assert (first["status"], second["status"]) == (429, 200)
+        retry_after_ms = int(first["retry_after"]) * 1000
+        assert 1000 <= retry_after_ms <= 2000  # the bucket was at most 2 s from a request
+        assert second["at_ms"] - first["at_ms"] >= retry_after_ms
+        # Retry-After, with 2x as the upper bound only
+        assert retry_after_ms <= limited["elapsed_ms"] < 2 * retry_after_ms
+        last = [r for r in backend.received if r.path == CHAT][-1]
+        assert dict(last.headers)[b"x-stainless-retry-count"] == b"1"
+
+        # the gateway saw the refusal, then the answer
+        metrics = (await client.get(f"{gateway.url}/metrics")).text
+        counted = 'nexus_rate_limited_total{key="limited",kind="requests"}'
+        assert f"{counted} {refused + 1}.0" in metrics
+        with trio.fail_after(5):  # access-log lines arrive through the process's stderr pipe
+            await poll(lambda: len(access_records(gateway)) == admitted + refused + 2)
+        last_two = [(r["status"], r["error_code"]) for r in access_records(gateway)[-2:]]
+        assert last_two == [(429, "rate_limit_exceeded"), (200, None)]
+
+
+async def test_x_should_retry_false_stops_the_sdk_on_a_spent_budget(
+    start_backend: Backends, start_gateway: GatewayFactory, node_sdk: NodeSDK, tmp_path: Path
+) -> None:
+    """docs/spend.md#budgets: with ``hard_limit_action = "reject"`` and the budget spent, the SDK
+    (2 retries by default) raises RateLimitError ``budget_exceeded`` after one request.
+
+    The answer's ``Retry-After`` is the time left in the month, and this SDK waits out any
+    ``Retry-After``: only ``x-should-retry: false`` keeps it from sleeping until the 1st.
+    """
+    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
+    budget = f"""
+[logging]
+format = "json"
+[state]
+dir = "{tmp_path / "state"}"
+[budget]
+monthly_limit_usd = 1
+hard_limit_action = "reject"
+[[pricing]]
+backend = "sim"
+input_usd_per_million = 1000000
+output_usd_per_million = 1000000
+"""
+    gateway = await start_gateway(gateway_config(backend, extra=budget))
+    async with httpx.AsyncClient(timeout=10) as client:
+        spent = await client.post(f"{gateway.url}{CHAT}", json={"model": "demo", "messages": HELLO})
+        assert float(spent.headers["x-nexus-cost-usd"]) >= 1  # the month's whole budget
+        results = await run_node(node_sdk, gateway.url, chat("refused", max_retries=None))
+        refused = results["refused"]
+        assert not refused["ok"], refused
+        error = refused["error"]
+        assert (error["class"], error["status"], error["code"], error["type"]) == (
+            "RateLimitError",
+            429,
+            "budget_exceeded",
+            "insufficient_quota",
+        )
+        assert error["headers"]["x-should-retry"] == "false"
+        assert int(error["headers"]["retry-after"]) >= 1
+        assert [response["status"] for response in refused["responses"]] == [429]
+        with trio.fail_after(5):
+            await poll(lambda: len(access_records(gateway)) == 2)
+        assert [(r["status"], r["error_code"]) for r in access_records(gateway)] == [
+            (200, None),
+            (429, "budget_exceeded"),
+        ]
+        assert len(inference(backend)) == 1

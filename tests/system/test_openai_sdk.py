@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -11,7 +16,13 @@ import pytest
 import trio
 
 from nexus_trio.simulator import FailMode, SimulatedBackend
-from tests.system.conftest import GatewayFactory, gateway_config
+from tests.system.conftest import (
+    GatewayFactory,
+    access_records,
+    empty_request_bucket,
+    gateway_config,
+    poll,
+)
 
 pytestmark = pytest.mark.system
 
@@ -144,3 +155,143 @@ async def test_sdk_raises_on_a_truncated_stream(
     with pytest.raises(openai.APIError, match="backend connection failed"):
         await trio.to_thread.run_sync(_consume, client)
     client.close()
+
+
+@dataclass
+class SDKCall:
+    """One ``chat.completions.create`` of ``AsyncOpenAI``: what it returned or raised, how long
+    it took, and every HTTP response the SDK received on the way (status, ``Retry-After``,
+    and when it arrived)."""
+
+    result: Any = None
+    error: openai.APIError | None = None
+    seconds: float = 0.0
+    responses: list[tuple[int, str | None, float]] = field(default_factory=list)
+
+
+async def _async_sdk_chat(url: str, key: str, max_retries: int) -> SDKCall:
+    """Runs on asyncio, in a worker thread (see :func:`_client` for why not on trio)."""
+    call = SDKCall()
+
+    async def seen(response: Any) -> None:
+        call.responses.append(
+            (response.status_code, response.headers.get("retry-after"), time.monotonic())
+        )
+
+    http = openai.DefaultAsyncHttpxClient(event_hooks={"response": [seen]})
+    async with openai.AsyncOpenAI(
+        base_url=f"{url}/v1", api_key=key, http_client=http, max_retries=max_retries, timeout=10
+    ) as client:
+        started = time.monotonic()
+        try:
+            call.result = await client.chat.completions.create(
+                model="demo", messages=[{"role": "user", "content": "hello"}]
+            )
+        except openai.APIError as exc:
+            call.error = exc
+        call.seconds = time.monotonic() - started
+    return call
+
+
+async def sdk_chat(url: str, key: str, max_retries: int) -> SDKCall:
+    return await trio.to_thread.run_sync(
+        lambda: asyncio.run(_async_sdk_chat(url, key, max_retries))
+    )
+
+
+LIMITED_KEY = "limited-key"
+LIMITS = """
+[logging]
+format = "json"
+[[keys]]
+name = "limited"
+key_env = "LIMITED_KEY"
+requests_per_minute = 60
+"""
+
+
+async def test_the_sdk_waits_out_a_rate_limit_and_succeeds(
+    start_backend: Callable[..., Awaitable[SimulatedBackend]],
+    start_gateway: GatewayFactory,
+) -> None:
+    """docs/keys.md#rate-limits: over its limit a key gets 429 ``rate_limit_exceeded`` with
+    ``Retry-After``, and the SDK's own retry waits that long and then gets the answer.
+
+    60 requests a minute refill one request a second; with the bucket just emptied, the SDK's
+    first request is refused with ``Retry-After: 1``, and its retry one second later is served.
+    """
+    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
+    gateway = await start_gateway(
+        gateway_config(backend, extra=LIMITS), env={"LIMITED_KEY": LIMITED_KEY}
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        with trio.fail_after(10):
+            admitted, refused = await empty_request_bucket(client, gateway.url, LIMITED_KEY, "demo")
+            call = await sdk_chat(gateway.url, LIMITED_KEY, max_retries=1)
+        assert call.error is None, call.error
+        assert call.result.choices[0].message.content
+
+        # the SDK got the 429 with Retry-After: 1, slept that long, and its retry was answered
+        (first, retry_after, refused_at), (second, _, answered_at) = call.responses
+        assert (first, retry_after, second) == (429, "1", 200)
+        assert answered_at - refused_at >= 1.0
+        assert 1.0 <= call.seconds < 2 * 1.0  # Retry-After, with 2x as the upper bound only
+        # the retry is the request the backend got, marked as the SDK's first retry
+        last = [r for r in backend.received if r.path == "/v1/chat/completions"][-1]
+        assert dict(last.headers)[b"x-stainless-retry-count"] == b"1"
+
+        # the gateway saw the refusal, then the answer
+        metrics = (await client.get(f"{gateway.url}/metrics")).text
+        limited = 'nexus_rate_limited_total{key="limited",kind="requests"}'
+        assert f"{limited} {refused + 1}.0" in metrics
+        with trio.fail_after(5):  # access-log lines arrive through the process's stderr pipe
+            await poll(lambda: len(access_records(gateway)) == admitted + refused + 2)
+        last_two = [(r["status"], r["error_code"]) for r in access_records(gateway)[-2:]]
+        assert last_two == [(429, "rate_limit_exceeded"), (200, None)]
+
+
+async def test_the_sdk_does_not_retry_a_spent_budget(
+    start_backend: Callable[..., Awaitable[SimulatedBackend]],
+    start_gateway: GatewayFactory,
+    tmp_path: Path,
+) -> None:
+    """docs/spend.md#budgets: with ``hard_limit_action = "reject"`` and the budget spent, the SDK
+    (2 retries by default) raises RateLimitError ``budget_exceeded`` after one request.
+
+    (The Python SDK would not wait out a ``Retry-After`` beyond two minutes either; the Node
+    SDK would, so only ``x-should-retry: false`` stops it there: ``test_node_sdk.py``.)
+    """
+    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
+    budget = f"""
+[logging]
+format = "json"
+[state]
+dir = "{tmp_path / "state"}"
+[budget]
+monthly_limit_usd = 1
+hard_limit_action = "reject"
+[[pricing]]
+backend = "sim"
+input_usd_per_million = 1000000
+output_usd_per_million = 1000000
+"""
+    gateway = await start_gateway(gateway_config(backend, extra=budget))
+    async with httpx.AsyncClient(timeout=10) as client:
+        chat = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
+        spent = await client.post(f"{gateway.url}/v1/chat/completions", json=chat)
+        assert float(spent.headers["x-nexus-cost-usd"]) >= 1  # the month's whole budget
+        with trio.fail_after(10):
+            call = await sdk_chat(gateway.url, "any", max_retries=2)
+        assert isinstance(call.error, openai.RateLimitError), call.error
+        assert call.error.code == "budget_exceeded"
+        assert call.error.response.headers["x-should-retry"] == "false"
+        assert [status for status, _, _ in call.responses] == [429]
+        with trio.fail_after(5):
+            await poll(lambda: len(access_records(gateway)) == 2)
+        assert [(r["status"], r["error_code"]) for r in access_records(gateway)] == [
+            (200, None),
+            (429, "budget_exceeded"),
+        ]
+        stats = (await client.get(f"{gateway.url}/v1/stats")).json()
+        assert stats["requests"]["total"] == 2
+        assert len([r for r in backend.received if r.path == "/v1/chat/completions"]) == 1

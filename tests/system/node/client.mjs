@@ -14,7 +14,9 @@
 // the repository); without it `openai` is imported from the usual places.
 //
 // Prints one JSON line per call, in order: {"name", "ok": true, ...what the SDK returned} or
-// {"name", "ok": false, "error": {"class": e.constructor.name, "status", "code", "type", ...}}.
+// {"name", "ok": false, "error": {"class": e.constructor.name, "status", "code", "type", ...}},
+// with "elapsed_ms" and "responses": every HTTP response the SDK received for the call, retries
+// included, as {"status", "retry_after", "at_ms"} (ms since the call started).
 // A call that fails is a result, not a failure of this script: it exits 0 unless the scenario
 // itself is unusable.
 
@@ -106,18 +108,35 @@ async function embeddings(client, params) {
 
 const METHODS = { chat, chat_stream: chatStream, embeddings };
 
+// The platform's fetch, noting each response the SDK gets (its retries are new fetches), with
+// the milliseconds since started().
+function recordingFetch(responses, started) {
+  return async (url, init) => {
+    const response = await fetch(url, init);
+    responses.push({
+      status: response.status,
+      retry_after: response.headers.get('retry-after'),
+      at_ms: Math.round(performance.now() - started()),
+    });
+    return response;
+  };
+}
+
 async function run(sdk, scenario, call) {
   const OpenAI = sdk.default;
+  const responses = [];
+  let started = performance.now();
   const client = new OpenAI({
     baseURL: scenario.baseURL,
     apiKey: scenario.apiKey ?? 'unused',
     ...(call.maxRetries === undefined ? {} : { maxRetries: call.maxRetries }),
     timeout: call.timeoutMs ?? 20000,
+    fetch: recordingFetch(responses, () => started),
   });
   const method = METHODS[call.method];
   if (!method) throw new Error(`unknown method ${JSON.stringify(call.method)}`);
   const partial = {};
-  const started = performance.now();
+  started = performance.now();
   let result;
   try {
     result = { ok: true, ...(await method(client, call.params, partial)) };
@@ -125,7 +144,7 @@ async function run(sdk, scenario, call) {
     result = { ok: false, ...partial, error: describeError(error) };
   }
   const elapsed_ms = Math.round(performance.now() - started);
-  return { name: call.name ?? call.method, elapsed_ms, ...result };
+  return { name: call.name ?? call.method, elapsed_ms, responses, ...result };
 }
 
 async function main() {
