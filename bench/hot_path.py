@@ -18,6 +18,13 @@ the same machine; it prints the median µs per request of each and their differe
 cost of one ``RequestLog.append`` measured alone, and the cost of one dashboard snapshot
 built, encoded and published with 200 new requests in it (a busy second's worth: the ring
 holds no more).
+
+``--spend-ab`` measures, the same way, what spend tracking adds to every request: one app
+with the spend gateway's additions of ``bench/run.py --spend`` (two named keys with request and
+token limits that are never reached, ``[[pricing]]`` on both backends, a global and a per-key
+budget, and the SQLite ledger service writing once a second into a temporary directory), the
+requests alternating between the two keys; the other the plain configuration, sent the same
+headers.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import argparse
 import cProfile
 import pstats
 import statistics
+import tempfile
 import time
 import timeit
 from collections.abc import Awaitable, Callable
@@ -33,6 +41,7 @@ from typing import Any
 
 import httpx
 import payloads
+import spend_gateway
 import trio
 
 from nexus_trio.api.app import create_app
@@ -94,8 +103,12 @@ class InstantUpstream(httpx.AsyncBaseTransport):
         return httpx.Response(200, headers=headers, stream=httpx.ByteStream(_ANSWER))
 
 
-def build(config: str, nursery: trio.Nursery) -> Callable[[], Awaitable[None]]:
-    """The app on ``config``; returns a function that drives one request through it."""
+def build(
+    config: str, nursery: trio.Nursery, keys: tuple[str, ...] = ()
+) -> Callable[[], Awaitable[None]]:
+    """The app on ``config``; returns a function that drives one request through it. With
+    ``keys``, the requests carry them in turn as bearer keys. The ledger service runs when
+    the configuration keeps spend."""
     transport = InstantUpstream()
     services = Services.create(
         parse_config(config), {}, upstream_http_client(transport), transport=transport
@@ -104,7 +117,15 @@ def build(config: str, nursery: trio.Nursery) -> Callable[[], Awaitable[None]]:
         backend.health = HealthState.HEALTHY
     app = create_app(services)
     nursery.start_soon(services.disconnects.run)
+    ledger = services.ledger_service()
+    if ledger is not None:
+        nursery.start_soon(ledger.run)
+    scopes = [
+        {**_SCOPE, "headers": [*_SCOPE["headers"], (b"authorization", f"Bearer {key}".encode())]}
+        for key in keys
+    ] or [_SCOPE]
     sent: list[dict[str, Any]] = []
+    count = 0
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -118,8 +139,10 @@ def build(config: str, nursery: trio.Nursery) -> Callable[[], Awaitable[None]]:
             await trio.sleep_forever()
             raise AssertionError("unreachable")
 
+        nonlocal count
+        count += 1
         sent.clear()
-        await app.asgi_app(dict(_SCOPE), receive, send)  # type: ignore[arg-type]
+        await app.asgi_app(dict(scopes[count % len(scopes)]), receive, send)  # type: ignore[arg-type]
         if sent[0]["status"] != 200:
             raise SystemExit(f"the gateway answered {sent}")
 
@@ -147,6 +170,48 @@ async def measure(requests: int, profile: bool) -> None:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
 
 
+def spend_config(state: str) -> str:
+    """:data:`CONFIG` with the spend gateway's keys, limits, prices, budgets and ledger."""
+    return CONFIG + spend_gateway.additions(state)
+
+
+async def alternate(
+    variants: dict[str, Callable[[], Awaitable[None]]], requests: int, blocks: int
+) -> tuple[dict[str, float], int]:
+    """Drive the variants in alternating blocks (ABBA...); median µs per request of each."""
+    for one in variants.values():
+        for _ in range(500):
+            await one()
+    per_block = max(requests // blocks, 1)
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for block in range(blocks):
+        # Alternate which goes first, so neither gains from running second (ABBA...).
+        order = list(variants.items())
+        for name, one in order if block % 2 == 0 else reversed(order):
+            started = time.perf_counter()
+            for _ in range(per_block):
+                await one()
+            samples[name].append((time.perf_counter() - started) / per_block * 1e6)
+    return {name: statistics.median(values) for name, values in samples.items()}, per_block
+
+
+async def spend_ab(requests: int, blocks: int = 10) -> None:
+    """Alternate blocks with and without keys, limits, pricing, budgets and the ledger."""
+    keys = spend_gateway.KEYS
+    with tempfile.TemporaryDirectory(prefix="nexus-hot-path-") as state:
+        async with trio.open_nursery() as nursery:
+            variants = {
+                "spend on": build(spend_config(state), nursery, keys),
+                "spend off": build(CONFIG, nursery, keys),
+            }
+            medians, per_block = await alternate(variants, requests, blocks)
+            nursery.cancel_scope.cancel()
+    on, off = medians["spend on"], medians["spend off"]
+    print(f"spend on:   {on:.2f} µs per request (median of {blocks} blocks of {per_block:,})")
+    print(f"spend off:  {off:.2f} µs per request")
+    print(f"difference: {on - off:+.2f} µs per request ({(on / off - 1) * 100:+.1f} %)")
+
+
 async def request_log_ab(requests: int, blocks: int = 10) -> None:
     """Alternate blocks with and without the request ring buffer; print both and the cost."""
     async with trio.open_nursery() as nursery:
@@ -154,21 +219,9 @@ async def request_log_ab(requests: int, blocks: int = 10) -> None:
             "ring buffer on": build(CONFIG, nursery),
             "ring buffer off": build(CONFIG + "[dashboard]\nenabled = false\n", nursery),
         }
-        for one in variants.values():
-            for _ in range(500):
-                await one()
-        per_block = max(requests // blocks, 1)
-        samples: dict[str, list[float]] = {name: [] for name in variants}
-        for block in range(blocks):
-            # Alternate which goes first, so neither gains from running second (ABBA...).
-            order = list(variants.items())
-            for name, one in order if block % 2 == 0 else reversed(order):
-                started = time.perf_counter()
-                for _ in range(per_block):
-                    await one()
-                samples[name].append((time.perf_counter() - started) / per_block * 1e6)
+        medians, per_block = await alternate(variants, requests, blocks)
         nursery.cancel_scope.cancel()
-    on, off = (statistics.median(samples[name]) for name in variants)
+    on, off = medians["ring buffer on"], medians["ring buffer off"]
     print(f"ring buffer on:  {on:.2f} µs per request (median of {blocks} blocks of {per_block:,})")
     print(f"ring buffer off: {off:.2f} µs per request")
     print(f"difference:      {on - off:+.2f} µs per request ({(on / off - 1) * 100:+.1f} %)")
@@ -217,8 +270,15 @@ def main() -> None:
         action="store_true",
         help="compare the dashboard's request ring buffer on and off, in the same process",
     )
+    parser.add_argument(
+        "--spend-ab",
+        action="store_true",
+        help="compare keys, limits, pricing, budgets and the ledger on and off, same process",
+    )
     args = parser.parse_args()
-    if args.request_log_ab:
+    if args.spend_ab:
+        trio.run(spend_ab, args.requests)
+    elif args.request_log_ab:
         trio.run(request_log_ab, args.requests)
     else:
         trio.run(measure, args.requests, args.profile)

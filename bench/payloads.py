@@ -3,7 +3,8 @@
 The upstream (nginx or :mod:`static_upstream`) and the no-op app answer with these bytes, the
 load generators send them. Two models keep nginx from having to read JSON: ``bench`` is served
 under ``/plain`` (one 700-byte chat completion), ``bench-stream`` under ``/stream`` (one
-20-event SSE stream); the gateway appends ``/v1/chat/completions`` to each backend URL.
+20-event SSE stream; under ``/stream-usage`` the same stream with a usage chunk); the gateway
+appends ``/v1/chat/completions`` to each backend URL.
 """
 
 from __future__ import annotations
@@ -64,10 +65,26 @@ def _chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
     return b"data: " + _compact(chunk) + b"\n\n"
 
 
-def stream() -> bytes:
-    """An SSE body: :data:`STREAM_EVENTS` content chunks, a finish_reason chunk, ``[DONE]``."""
+def stream(*, usage: bool = False) -> bytes:
+    """An SSE body: :data:`STREAM_EVENTS` content chunks, a finish_reason chunk, ``[DONE]``.
+
+    With ``usage``, a usage-only chunk (``"choices": []``) before ``[DONE]``: what an OpenAI
+    server sends when asked ``stream_options.include_usage``, as the gateway asks a priced
+    backend (``bench/run.py --spend``; the gateway does not relay that chunk).
+    """
     events = [_chunk({"content": f"token{index} "}, None) for index in range(STREAM_EVENTS)]
     events.append(_chunk({}, "stop"))
+    if usage:
+        counts = {"prompt_tokens": 12, "completion_tokens": STREAM_EVENTS, "total_tokens": 32}
+        chunk = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": _CREATED,
+            "model": STREAM_MODEL,
+            "choices": [],
+            "usage": counts,
+        }
+        events.append(b"data: " + _compact(chunk) + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return b"".join(events)
 
@@ -157,8 +174,10 @@ def upstream_routes() -> dict[str, tuple[str, bytes]]:
     return {
         "/plain/v1/chat/completions": ("application/json", chat_completion()),
         "/stream/v1/chat/completions": ("text/event-stream", stream()),
+        "/stream-usage/v1/chat/completions": ("text/event-stream", stream(usage=True)),
         "/plain/v1/models": ("application/json", model_list(PLAIN_MODEL)),
         "/stream/v1/models": ("application/json", model_list(STREAM_MODEL)),
+        "/stream-usage/v1/models": ("application/json", model_list(STREAM_MODEL)),
         "/anthropic-plain/v1/messages": ("application/json", anthropic_message()),
         "/anthropic-stream/v1/messages": ("text/event-stream", anthropic_stream()),
         "/anthropic-plain/v1/models": (

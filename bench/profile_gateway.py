@@ -1,15 +1,18 @@
 """Profile the gateway under the benchmark's load: where its CPU goes, by package and function.
 
-Run as ``python bench/profile_gateway.py [--seconds 10] [--connections 16] [--stream]`` from
-the work tree, in the venv, with ``py-spy`` installed (``pip install py-spy``; it needs ptrace,
-so root or ``kernel.yama.ptrace_scope = 0``). It starts the same stack as ``bench/run.py`` (nginx or
-the built-in upstream, the gateway), warms up, then samples the gateway with ``py-spy record``
-while wrk (or the Python load generator) drives it, and prints:
+Run as ``python bench/profile_gateway.py [--seconds 10] [--connections 16] [--stream]
+[--spend]`` from the work tree, in the venv, with ``py-spy`` installed (``pip install py-spy``;
+it needs ptrace, so root or ``kernel.yama.ptrace_scope = 0``). It starts the same stack as
+``bench/run.py`` (nginx or the built-in upstream, the gateway), warms up, then samples the
+gateway with ``py-spy record`` while wrk (or the Python load generator) drives it, and prints:
 
 - the share of samples in each package, inclusive (the package is anywhere on the stack) and
   self (the package's code is running);
 - the top functions by inclusive and by self share (leaving out the frames on nearly every
   stack: the interpreter's and the run loop's).
+
+With ``--spend`` it profiles the spend gateway of ``bench/run.py --spend`` instead (two named
+keys with limits, pricing, budgets, the ledger; the load alternates between the keys).
 
 The raw collapsed stacks are kept in ``bench/results/profile-<timestamp>.txt`` (git-ignored)
 for a flame graph (``flamegraph.pl`` or speedscope).
@@ -30,6 +33,7 @@ import time
 from pathlib import Path
 
 import run
+import spend_gateway
 
 #: Packages reported on their own; everything else is "other".
 PACKAGES = [
@@ -119,6 +123,9 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true", help="20-event streams, not plain")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    parser.add_argument(
+        "--spend", action="store_true", help="the gateway with keys, limits, pricing, ledger"
+    )
     args = parser.parse_args()
     if shutil.which("py-spy") is None:
         sys.exit("py-spy is not installed: pip install py-spy")
@@ -135,6 +142,7 @@ def main() -> None:
         use_wrk=use_wrk,
         server_cpus=frozenset(cpus[:1]) if two else None,
         tool_cpus=frozenset(cpus[1:2]) if two else None,
+        spend=args.spend,
     )
     results = run.BENCH / "results"
     results.mkdir(exist_ok=True)
@@ -146,9 +154,12 @@ def main() -> None:
         workdir = Path(tmp)
         bodies = run.Bodies.write(workdir)
         body = bodies.streaming if args.stream else bodies.plain
-        url = run.target_url(stack, "gateway", args.stream)
-        run.run_load(settings, workdir, url, args.connections, settings.warmup, body)
-        command = ["py-spy", "record", "--pid", str(stack.gateway_pid), "--rate", str(args.rate)]
+        target, pid, keys = "gateway", stack.gateway_pid, ()
+        if stack.gateway_spend_pid is not None:
+            target, pid, keys = "gateway_spend", stack.gateway_spend_pid, spend_gateway.KEYS
+        url = run.target_url(stack, target, args.stream)
+        run.run_load(settings, workdir, url, args.connections, settings.warmup, body, keys=keys)
+        command = ["py-spy", "record", "--pid", str(pid), "--rate", str(args.rate)]
         command += ["--duration", str(args.seconds), "--format", "raw", "--function"]
         command += ["--output", str(raw_path)]
         spy = subprocess.Popen(
@@ -157,16 +168,18 @@ def main() -> None:
             stderr=subprocess.PIPE,
         )
         time.sleep(0.5)  # py-spy attaches before the load starts; the load outlasts it
-        cpu_before, wall_before = cpu_seconds(stack.gateway_pid), time.monotonic()
-        load = run.run_load(settings, workdir, url, args.connections, args.seconds + 1, body)
-        busy = (cpu_seconds(stack.gateway_pid) - cpu_before) / (time.monotonic() - wall_before)
+        cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
+        load = run.run_load(
+            settings, workdir, url, args.connections, args.seconds + 1, body, keys=keys
+        )
+        busy = (cpu_seconds(pid) - cpu_before) / (time.monotonic() - wall_before)
         _, error = spy.communicate(timeout=args.seconds + 30)
         if spy.returncode != 0 or not raw_path.exists():
             sys.exit(f"py-spy failed ({spy.returncode}): {error.decode(errors='replace')}")
     what = "20-event streams" if args.stream else "plain completions"
     print(
-        f"gateway under {what} at c={args.connections}: {load.rate:,.0f} req/s while sampled, "
-        f"{100 * busy:.0f}% of a core busy"
+        f"{target} under {what} at c={args.connections}: {load.rate:,.0f} req/s while sampled, "
+        f"{100 * busy:.0f}% of a core busy, {1e6 * busy / load.rate:,.0f} µs of CPU per request"
     )
     print(summarise(raw_path.read_text(), args.top))
     print(f"raw stacks: {raw_path.relative_to(run.BENCH.parent)}", file=sys.stderr)

@@ -1,10 +1,11 @@
 """The fallback load generator of ``bench/run.py``, used when wrk is not installed.
 
-Run as ``python bench/pyload.py URL -c 16 -d 10 --body FILE [--body-alt FILE]
+Run as ``python bench/pyload.py URL -c 16 -d 10 --body FILE [--body-alt FILE] [--key KEY ...]
 [--max-requests N]``. Like ``wrk -t1 -s bench/wrk.lua``: one process, ``-c`` keep-alive
 connections on asyncio each sending one POST at a time until ``-d`` seconds have passed (or
 ``--max-requests`` responses arrived), alternating between two bodies when ``--body-alt`` is
-given. It prints the same ``BENCH_RESULT {json}`` line as ``bench/wrk.lua``. It understands
+given, and between bearer keys (``Authorization``) when ``--key`` is given more than once. It
+prints the same ``BENCH_RESULT {json}`` line as ``bench/wrk.lua``. It understands
 ``Content-Length`` and chunked responses, which is all the three servers send. It is much
 slower than wrk, so it caps the figures of the fastest target; the report says it was used.
 """
@@ -103,16 +104,19 @@ def _percentile(ordered: list[float], fraction: float) -> float:
 
 
 async def run(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, float]:
-    """One load run sending ``bodies`` in turn; the result in the names of ``bench/wrk.lua``."""
+    """One load run sending ``bodies`` (each with each key) in turn; the result in the names of
+    ``bench/wrk.lua``."""
     url = urlsplit(args.url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
+    auth = [f"Authorization: Bearer {key}\r\n" for key in args.key] or [""]
     requests = [
         (
-            f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\n{header}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         + body
         for body in bodies
+        for header in auth
     ]
     tally = Tally(args.max_requests)
     started = time.monotonic()
@@ -142,6 +146,9 @@ def main() -> None:
     parser.add_argument("-d", "--duration", type=float, default=10.0, help="seconds")
     parser.add_argument("--body", required=True, help="file holding the request body")
     parser.add_argument("--body-alt", help="second body file; requests alternate")
+    parser.add_argument(
+        "--key", action="append", default=[], help="bearer key; repeat to alternate keys"
+    )
     parser.add_argument("--max-requests", type=int, help="stop after this many responses")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
     args = parser.parse_args()

@@ -32,6 +32,13 @@ the report gives the with/without ratios of each run. It also reads the gateway'
 (``/proc/PID/stat``) over an idle period without and then with the N dashboards connected:
 the cost of the once-a-second snapshot itself, which a noisy machine does not blur.
 
+``--spend`` adds, to every run, what spend tracking costs: a second gateway with two named keys
+(rate limits far above the load), ``[[pricing]]`` on both backends, a budget and the SQLite
+ledger (``bench/spend_gateway.py``) is measured beside the plain one, non-streaming (c=16) and
+streaming, in the order plain, spend, spend, plain, with the load's requests alternating between
+the two keys (sent to both gateways; the plain one ignores them); the report gives the
+spend/plain ratios of each run against the target of 0.9, and what the spend gateway charged.
+
 CPU placement (2 cores): the four Python servers on the first core (only one is loaded at a
 time), nginx and the load generator on the second, so the load generator competes with
 the upstream, never with the Python server under test. With one core nothing is pinned.
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import http.client
 import json
@@ -59,6 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import payloads
+import spend_gateway
 
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
@@ -72,6 +81,8 @@ GOAL_STREAMS_PER_S = 600.0
 GOAL_RSS_GROWTH_MB = 10.0
 #: Throughput with dashboards connected, relative to without.
 GOAL_DASHBOARDS_RATIO = 0.97
+#: Throughput with keys, limits, pricing and the ledger, relative to without (`--spend`).
+GOAL_SPEND_RATIO = 0.9
 
 GATEWAY_CONFIG = """\
 [server]
@@ -106,11 +117,35 @@ class Load:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    #: CPU seconds the server under load used meanwhile, when measured (``--spend``).
+    cpu_seconds: float | None = None
 
     @property
     def rate(self) -> float:
         """Responses per second (streams per second for a streaming body)."""
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """The server's CPU microseconds per response (``nan`` when not measured)."""
+        if self.cpu_seconds is None or not self.requests:
+            return float("nan")
+        return self.cpu_seconds / self.requests * 1e6
+
+    @classmethod
+    def merge(cls, loads: list[Load]) -> Load:
+        """Several loads as one: requests, seconds, errors and CPU added; p50 and p99 the
+        mean of theirs."""
+        cpu = [load.cpu_seconds for load in loads]
+        return cls(
+            requests=sum(load.requests for load in loads),
+            seconds=sum(load.seconds for load in loads),
+            p50_ms=statistics.mean(load.p50_ms for load in loads),
+            p99_ms=statistics.mean(load.p99_ms for load in loads),
+            non_2xx=sum(load.non_2xx for load in loads),
+            socket_errors=sum(load.socket_errors for load in loads),
+            cpu_seconds=None if None in cpu else sum(c for c in cpu if c is not None),
+        )
 
 
 @dataclass(frozen=True)
@@ -128,6 +163,8 @@ class Settings:
     tool_cpus: frozenset[int] | None
     #: Dashboards connected for the with/without comparison; 0 = no comparison.
     dashboards: int = 0
+    #: Measure a gateway with keys, limits, pricing and the ledger beside the plain one.
+    spend: bool = False
 
 
 @dataclass
@@ -140,6 +177,10 @@ class Stack:
     noop: int
     noop_headers: int
     gateway_pid: int
+    #: The ``--spend`` gateway's port, pid and ``[state] dir``, when it runs.
+    gateway_spend: int | None = None
+    gateway_spend_pid: int | None = None
+    spend_state: Path | None = None
 
 
 @dataclass
@@ -278,6 +319,17 @@ def render_nginx_config(prefix: Path, port: int) -> str:
     )
 
 
+def gateway_config(port: int, upstream: int) -> str:
+    """The gateway's configuration file, listening on ``port``."""
+    return GATEWAY_CONFIG.format(
+        host=HOST,
+        port=port,
+        upstream=upstream,
+        plain=payloads.PLAIN_MODEL,
+        stream=payloads.STREAM_MODEL,
+    )
+
+
 @contextlib.contextmanager
 def start_stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
     """Start the upstream, the gateway, the floor and the no-op app; check their answers."""
@@ -296,15 +348,7 @@ def start_stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
         wait_until(lambda: listening(upstream_port), upstream, upstream_log, "the upstream")
 
         config = workdir / "gateway.toml"
-        config.write_text(
-            GATEWAY_CONFIG.format(
-                host=HOST,
-                port=gateway_port,
-                upstream=upstream_port,
-                plain=payloads.PLAIN_MODEL,
-                stream=payloads.STREAM_MODEL,
-            )
-        )
+        config.write_text(gateway_config(gateway_port, upstream_port))
         gateway_log = workdir / "gateway.log"
         command = [sys.executable, "-m", "nexus_trio", "serve", "--config", str(config)]
         gateway = spawn(stack, command, gateway_log, settings.server_cpus)
@@ -332,9 +376,35 @@ def start_stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
         noop_headers = spawn(stack, command, headers_log, settings.server_cpus)
         wait_until(lambda: listening(noop_headers_port), noop_headers, headers_log, "the no-op app")
 
+        spend_port, spend_pid, spend_state = None, None, None
+        if settings.spend:
+            spend_port, spend_state = free_port(), workdir / "state"
+            config = workdir / "gateway-spend.toml"
+            plain_config = gateway_config(spend_port, upstream_port)
+            config.write_text(spend_gateway.config(plain_config, spend_state))
+            spend_log = workdir / "gateway-spend.log"
+            command = [sys.executable, "-m", "nexus_trio", "serve", "--config", str(config)]
+            spend = spawn(stack, command, spend_log, settings.server_cpus)
+            wait_until(
+                lambda: request(spend_port, "GET", "/health")[0] == 200,
+                spend,
+                spend_log,
+                "the spend gateway",
+            )
+            spend_gateway.check_answers(spend_port, CHAT_PATH)
+            spend_pid = spend.pid
+
         check_answers(upstream_port, gateway_port, floor_port, noop_port, noop_headers_port)
         yield Stack(
-            upstream_port, gateway_port, floor_port, noop_port, noop_headers_port, gateway.pid
+            upstream_port,
+            gateway_port,
+            floor_port,
+            noop_port,
+            noop_headers_port,
+            gateway.pid,
+            spend_port,
+            spend_pid,
+            spend_state,
         )
 
 
@@ -381,14 +451,18 @@ def run_load(
     *,
     alternate: Path | None = None,
     max_requests: int | None = None,
+    keys: tuple[str, ...] = (),
 ) -> Load:
-    """Run the load generator once (in its own process, pinned with the upstream)."""
+    """Run the load generator once (in its own process, pinned with the upstream); with
+    ``keys``, the requests carry them in turn as bearer keys."""
     if settings.use_wrk:
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
         command += ["-s", str(BENCH / "wrk.lua"), url]
         env = {**os.environ, "BENCH_BODY": str(body)}
         if alternate is not None:
             env["BENCH_BODY_ALT"] = str(alternate)
+        if keys:
+            env["BENCH_KEYS"] = ",".join(keys)
         if max_requests is not None:
             env["BENCH_MAX_REQUESTS"] = str(max_requests)
     else:
@@ -398,6 +472,8 @@ def run_load(
             command += ["--body-alt", str(alternate)]
         if max_requests is not None:
             command += ["--max-requests", str(max_requests)]
+        for key in keys:
+            command += ["--key", key]
         env = dict(os.environ)
     result = subprocess.run(
         command,
@@ -455,6 +531,9 @@ CASES = [
 ]
 
 
+#: (target, streaming) of the 16-connection warm-up loads of the spend gateway (``--spend``).
+SPEND_WARMUP = [("gateway_spend", False), ("gateway_spend", True)]
+
 #: (target, streaming) of the 16-connection warm-up loads before the first run.
 WARMUP = [
     ("upstream", False),
@@ -471,6 +550,7 @@ def target_url(stack: Stack, target: str, streaming: bool) -> str:
         return f"http://{HOST}:{stack.upstream}/{'stream' if streaming else 'plain'}{CHAT_PATH}"
     port = {
         "gateway": stack.gateway,
+        "gateway_spend": stack.gateway_spend,
         "floor": stack.floor,
         "noop": stack.noop,
         "noop_headers": stack.noop_headers,
@@ -491,6 +571,41 @@ def one_run(
         )
     if settings.dashboards:
         results |= dashboards_comparison(settings, workdir, stack, bodies, counters)
+    if settings.spend:
+        results |= spend_comparison(settings, workdir, stack, bodies, counters)
+    return results
+
+
+#: (key, streaming) of the spend comparison's two loads (16 connections each).
+SPEND_KINDS = [("c16", False), ("stream", True)]
+#: The order each kind runs in: without, with, with, without (``+``: the spend gateway).
+SPEND_ORDER = ["-", "+", "+", "-"]
+
+
+def spend_comparison(
+    settings: Settings, workdir: Path, stack: Stack, bodies: Bodies, counters: Counters
+) -> dict[str, Load]:
+    """The plain and the spend gateway under each load of :data:`SPEND_KINDS`, in the order
+    of :data:`SPEND_ORDER`, both sent the two keys in turn; the two loads of each side merged,
+    with the CPU time its gateway used."""
+    pids = {"-": stack.gateway_pid, "+": stack.gateway_spend_pid}
+    targets = {"-": "gateway", "+": "gateway_spend"}
+    results = {}
+    for kind, streaming in SPEND_KINDS:
+        body = bodies.streaming if streaming else bodies.plain
+        loads: dict[str, list[Load]] = {"-": [], "+": []}
+        for side in SPEND_ORDER:
+            pid = pids[side]
+            assert pid is not None
+            url = target_url(stack, targets[side], streaming)
+            before = cpu_seconds(pid)
+            load = run_load(
+                settings, workdir, url, 16, settings.duration, body, keys=spend_gateway.KEYS
+            )
+            used = cpu_seconds(pid) - before
+            loads[side].append(counters.add(dataclasses.replace(load, cpu_seconds=used)))
+        for side, measured in loads.items():
+            results[f"gateway {kind} {side}spend"] = Load.merge(measured)
     return results
 
 
@@ -583,6 +698,20 @@ def derived(run: dict[str, Load]) -> dict[str, float]:
             ].rate
             / run["gateway stream -dashboards"].rate,
         }
+    if "gateway c16 +spend" in run:
+        with_spend, without = run["gateway c16 +spend"], run["gateway c16 -spend"]
+        streams_with, streams_without = run["gateway stream +spend"], run["gateway stream -spend"]
+        dashboards |= {
+            "gateway with / without spend req/s, c=16": with_spend.rate / without.rate,
+            "gateway with / without spend streams/s, c=16": streams_with.rate
+            / streams_without.rate,
+            "gateway with / without spend CPU per request, c=16": with_spend.cpu_us
+            / without.cpu_us,
+            "gateway with / without spend CPU per stream, c=16": streams_with.cpu_us
+            / streams_without.cpu_us,
+            "spend added CPU per request, c=16 (µs)": with_spend.cpu_us - without.cpu_us,
+            "spend added CPU per stream, c=16 (µs)": streams_with.cpu_us - streams_without.cpu_us,
+        }
     return dashboards | {
         "gateway / no-op req/s, c=16": run["gateway c16"].rate / run["noop c16"].rate,
         "gateway / no-op req/s, c=1": run["gateway c1"].rate / run["noop c1"].rate,
@@ -625,6 +754,10 @@ def _ratio(value: float) -> str:
 
 def _ms(value: float) -> str:
     return f"{value:.3f}"
+
+
+def _us(value: float) -> str:
+    return f"{value:+.0f}"
 
 
 def _fmt(value: float, digits: int = 0) -> str:
@@ -676,7 +809,7 @@ def render(
     ratios = {name: statistics.median(values[name] for values in per_run) for name in per_run[0]}
     lines += ["", "## Ratios", "", "| | median | per run |", "|---|--:|---|"]
     for name, value in ratios.items():
-        shown = _ms if name.endswith("(ms)") else _ratio
+        shown = _ms if name.endswith("(ms)") else _us if name.endswith("(µs)") else _ratio
         each = ", ".join(shown(values[name]) for values in per_run)
         lines.append(f"| {name} | {shown(value)} | {each} |")
 
@@ -729,6 +862,18 @@ def render(
                     _verdict(ratios[name] >= GOAL_DASHBOARDS_RATIO),
                 )
             )
+        if name.startswith("gateway with / without spend") and "/s" in name:
+            goals.append(
+                (
+                    name.replace(
+                        "gateway with / without spend",
+                        "with keys, limits, pricing and the ledger:",
+                    ),
+                    f"≥ {GOAL_SPEND_RATIO} x",
+                    f"{_ratio(ratios[name])} x",
+                    _verdict(ratios[name] >= GOAL_SPEND_RATIO),
+                )
+            )
     lines += ["", "## Goals", "", "| goal | target | measured | |", "|---|---|---|---|"]
     for goal, target, measured, verdict in goals:
         lines.append(f"| {goal} | {target} | {measured} | {verdict} |")
@@ -746,6 +891,25 @@ def render(
         cells = [f"{_fmt(run[key].rate)} ({run[key].p50_ms:.2f})" for run in runs]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def spend_table(runs: list[dict[str, Load]]) -> str:
+    """The spend comparison's medians: each gateway's rate, p50 and CPU per response."""
+
+    def med(key: str, attribute: str) -> float:
+        return float(statistics.median(getattr(run[key], attribute) for run in runs))
+
+    lines = [
+        "| load | gateway | req/s | p50 ms | p99 ms | CPU µs per response |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for kind, label in (("c16", "non-streaming, c=16"), ("stream", "20-event streams, c=16")):
+        for side, gateway in (("-", "plain"), ("+", "keys, limits, pricing, ledger")):
+            key = f"gateway {kind} {side}spend"
+            cells = [_fmt(med(key, "rate")), _fmt(med(key, "p50_ms"), 2)]
+            cells += [_fmt(med(key, "p99_ms"), 2), _fmt(med(key, "cpu_us"))]
+            lines.append(f"| {label} | {gateway} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def describe(settings: Settings, notes: list[str]) -> list[str]:
@@ -813,6 +977,12 @@ def parse_args() -> argparse.Namespace:
         help="also measure the gateway with N dashboards connected (same runs)",
     )
     parser.add_argument(
+        "--spend",
+        action="store_true",
+        help="also measure a gateway with two keys, rate limits, pricing and the SQLite ledger "
+        "(same runs)",
+    )
+    parser.add_argument(
         "--install", action="store_true", help="apt-get install nginx and wrk if missing (root)"
     )
     return parser.parse_args()
@@ -834,6 +1004,7 @@ def main() -> None:
         server_cpus=frozenset(cpus[:1]) if two else None,
         tool_cpus=frozenset(cpus[1:2]) if two else None,
         dashboards=args.dashboards,
+        spend=args.spend,
     )
     counters = Counters()
     load_before = os.getloadavg()[0]
@@ -844,14 +1015,19 @@ def main() -> None:
         workdir = Path(tmp)
         bodies = Bodies.write(workdir)
         at_start = rss_mb(stack.gateway_pid)
-        for target, streaming in WARMUP:
+        warmup = WARMUP + (SPEND_WARMUP if settings.spend else [])
+        for target, streaming in warmup:
             body = bodies.streaming if streaming else bodies.plain
             url = target_url(stack, target, streaming)
-            counters.add(run_load(settings, workdir, url, 16, settings.warmup, body))
+            keys = spend_gateway.KEYS if target == "gateway_spend" else ()
+            counters.add(run_load(settings, workdir, url, 16, settings.warmup, body, keys=keys))
         runs = []
         for number in range(1, settings.runs + 1):
             print(f"run {number}/{settings.runs} ...", file=sys.stderr, flush=True)
             runs.append(one_run(settings, workdir, stack, bodies, counters))
+        spend_summary = None
+        if stack.gateway_spend is not None and stack.spend_state is not None:
+            spend_summary = spend_gateway.summary(stack.gateway_spend, stack.spend_state)
         idle_cpu = None
         if settings.dashboards:
             print("idle CPU with and without dashboards ...", file=sys.stderr, flush=True)
@@ -878,6 +1054,11 @@ def main() -> None:
     report = render(describe(settings, notes), runs, rss, counters)
     if idle_cpu is not None:
         report += f"\n## Dashboards while idle\n\n{idle_cpu}\n"
+    if spend_summary is not None:
+        report += (
+            f"\n## Spend gateway\n\nMedians of {len(runs)} run(s); each side's two loads of "
+            f"{settings.duration} s merged.\n\n{spend_table(runs)}\n\n{spend_summary}\n"
+        )
     results = BENCH / "results"
     results.mkdir(exist_ok=True)
     path = results / f"{datetime.datetime.now():%Y%m%d-%H%M%S}.md"

@@ -3,6 +3,8 @@
 -- Environment:
 --   BENCH_BODY          file holding the request body (required)
 --   BENCH_BODY_ALT      optional second body file: requests then alternate between the two
+--   BENCH_KEYS          optional comma-separated bearer keys: each request carries the next
+--                       one in turn (`Authorization: Bearer <key>`), cycling with the bodies
 --   BENCH_MAX_REQUESTS  optional: end the test after this many responses (exact with -t1)
 --
 -- done() prints `BENCH_RESULT {json}` with the request count, duration, latency percentiles
@@ -19,17 +21,42 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = slurp(assert(os.getenv("BENCH_BODY"), "BENCH_BODY is not set"))
 
+local bodies = { wrk.body }
 local alt = os.getenv("BENCH_BODY_ALT")
 if alt then
+  bodies[2] = slurp(alt)
+end
+local keys = {}
+for key in string.gmatch(os.getenv("BENCH_KEYS") or "", "[^,]+") do
+  keys[#keys + 1] = key
+end
+
+if #bodies > 1 or #keys > 0 then
   local prepared
   local sent = 0
-  -- Formatted in init(): wrk sets the Host header just before calling it.
+  -- Formatted in init(): wrk sets the Host header just before calling it. Every (body, key)
+  -- pair is one prepared request; request() cycles through them, so with two keys and one
+  -- body the keys alternate request by request.
   function init(args)
-    prepared = { wrk.format(nil, nil, nil, wrk.body), wrk.format(nil, nil, nil, slurp(alt)) }
+    prepared = {}
+    for _, body in ipairs(bodies) do
+      if #keys == 0 then
+        prepared[#prepared + 1] = wrk.format(nil, nil, nil, body)
+      end
+      for _, key in ipairs(keys) do
+        -- wrk.format uses the headers given instead of wrk.headers: copy them
+        local headers = {}
+        for name, value in pairs(wrk.headers) do
+          headers[name] = value
+        end
+        headers["Authorization"] = "Bearer " .. key
+        prepared[#prepared + 1] = wrk.format(nil, nil, headers, body)
+      end
+    end
   end
   function request()
     sent = sent + 1
-    return prepared[sent % 2 + 1]
+    return prepared[sent % #prepared + 1]
   end
 end
 
