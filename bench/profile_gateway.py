@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime
 import os
 import re
@@ -142,7 +143,6 @@ def main() -> None:
         use_wrk=use_wrk,
         server_cpus=frozenset(cpus[:1]) if two else None,
         tool_cpus=frozenset(cpus[1:2]) if two else None,
-        spend=args.spend,
     )
     results = run.BENCH / "results"
     results.mkdir(exist_ok=True)
@@ -150,14 +150,17 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="nexus-profile-") as tmp,
         run.start_stack(settings, Path(tmp)) as stack,
+        contextlib.ExitStack() as spend,
     ):
         workdir = Path(tmp)
         bodies = run.Bodies.write(workdir)
         body = bodies.streaming if args.stream else bodies.plain
         target, pid, keys = "gateway", stack.gateway_pid, ()
-        if stack.gateway_spend_pid is not None:
-            target, pid, keys = "gateway_spend", stack.gateway_spend_pid, spend_gateway.KEYS
         url = run.target_url(stack, target, args.stream)
+        if args.spend:
+            pair = spend.enter_context(run.start_spend_pair(settings, workdir, stack, 1))
+            target, pid, keys = "spend gateway", pair.spend_pid, spend_gateway.KEYS
+            url = f"http://{run.HOST}:{pair.spend}{run.CHAT_PATH}"
         run.run_load(settings, workdir, url, args.connections, settings.warmup, body, keys=keys)
         command = ["py-spy", "record", "--pid", str(pid), "--rate", str(args.rate)]
         command += ["--duration", str(args.seconds), "--format", "raw", "--function"]

@@ -32,12 +32,13 @@ the report gives the with/without ratios of each run. It also reads the gateway'
 (``/proc/PID/stat``) over an idle period without and then with the N dashboards connected:
 the cost of the once-a-second snapshot itself, which a noisy machine does not blur.
 
-``--spend`` adds, to every run, what spend tracking costs: a second gateway with two named keys
-(rate limits far above the load), ``[[pricing]]`` on both backends, a budget and the SQLite
-ledger (``bench/spend_gateway.py``) is measured beside the plain one, non-streaming (c=16) and
-streaming, in the order plain, spend, spend, plain, with the load's requests alternating between
-the two keys (sent to both gateways; the plain one ignores them); the report gives the
-spend/plain ratios of each run against the target of 0.9, and what the spend gateway charged.
+``--spend`` adds, to every run, what spend tracking costs: a fresh pair of gateways, a plain one
+and one with two named keys (rate limits far above the load), ``[[pricing]]`` on both
+backends, budgets and the SQLite ledger (``bench/spend_gateway.py``), is measured non-streaming
+(c=16) and streaming, in the order plain, spend, spend, plain, with the load's requests
+alternating between the two keys (sent to both; the plain one ignores them), reading each
+gateway's CPU time too; the report gives the spend/plain ratios of each run against the
+target of 0.9, and what the spend gateway charged.
 
 CPU placement (2 cores): the four Python servers on the first core (only one is loaded at a
 time), nginx and the load generator on the second, so the load generator competes with
@@ -177,10 +178,6 @@ class Stack:
     noop: int
     noop_headers: int
     gateway_pid: int
-    #: The ``--spend`` gateway's port, pid and ``[state] dir``, when it runs.
-    gateway_spend: int | None = None
-    gateway_spend_pid: int | None = None
-    spend_state: Path | None = None
 
 
 @dataclass
@@ -376,24 +373,6 @@ def start_stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
         noop_headers = spawn(stack, command, headers_log, settings.server_cpus)
         wait_until(lambda: listening(noop_headers_port), noop_headers, headers_log, "the no-op app")
 
-        spend_port, spend_pid, spend_state = None, None, None
-        if settings.spend:
-            spend_port, spend_state = free_port(), workdir / "state"
-            config = workdir / "gateway-spend.toml"
-            plain_config = gateway_config(spend_port, upstream_port)
-            config.write_text(spend_gateway.config(plain_config, spend_state))
-            spend_log = workdir / "gateway-spend.log"
-            command = [sys.executable, "-m", "nexus_trio", "serve", "--config", str(config)]
-            spend = spawn(stack, command, spend_log, settings.server_cpus)
-            wait_until(
-                lambda: request(spend_port, "GET", "/health")[0] == 200,
-                spend,
-                spend_log,
-                "the spend gateway",
-            )
-            spend_gateway.check_answers(spend_port, CHAT_PATH)
-            spend_pid = spend.pid
-
         check_answers(upstream_port, gateway_port, floor_port, noop_port, noop_headers_port)
         yield Stack(
             upstream_port,
@@ -402,9 +381,6 @@ def start_stack(settings: Settings, workdir: Path) -> Iterator[Stack]:
             noop_port,
             noop_headers_port,
             gateway.pid,
-            spend_port,
-            spend_pid,
-            spend_state,
         )
 
 
@@ -427,15 +403,19 @@ def check_answers(upstream: int, gateway: int, floor: int, noop: int, noop_heade
         ("upstream", upstream, "/stream" + CHAT_PATH),
         ("gateway", gateway, CHAT_PATH),
     ]:
-        status, body = request(port, "POST", path, streaming)
-        content_events = body.count(b'"content":"token')
-        if (
-            status != 200
-            or content_events != payloads.STREAM_EVENTS
-            or b"error" in body
-            or not body.endswith(b"data: [DONE]\n\n")
-        ):
-            sys.exit(f"{what} answered {status} {body[:300]!r}..., not the 20-event stream")
+        check_stream(what, *request(port, "POST", path, streaming))
+
+
+def check_stream(what: str, status: int, body: bytes) -> None:
+    """Fail unless ``body`` is the whole 20-event stream."""
+    content_events = body.count(b'"content":"token')
+    if (
+        status != 200
+        or content_events != payloads.STREAM_EVENTS
+        or b"error" in body
+        or not body.endswith(b"data: [DONE]\n\n")
+    ):
+        sys.exit(f"{what} answered {status} {body[:300]!r}..., not the 20-event stream")
 
 
 # --- load ----------------------------------------------------------------------------------
@@ -531,9 +511,6 @@ CASES = [
 ]
 
 
-#: (target, streaming) of the 16-connection warm-up loads of the spend gateway (``--spend``).
-SPEND_WARMUP = [("gateway_spend", False), ("gateway_spend", True)]
-
 #: (target, streaming) of the 16-connection warm-up loads before the first run.
 WARMUP = [
     ("upstream", False),
@@ -550,7 +527,6 @@ def target_url(stack: Stack, target: str, streaming: bool) -> str:
         return f"http://{HOST}:{stack.upstream}/{'stream' if streaming else 'plain'}{CHAT_PATH}"
     port = {
         "gateway": stack.gateway,
-        "gateway_spend": stack.gateway_spend,
         "floor": stack.floor,
         "noop": stack.noop,
         "noop_headers": stack.noop_headers,
@@ -559,9 +535,15 @@ def target_url(stack: Stack, target: str, streaming: bool) -> str:
 
 
 def one_run(
-    settings: Settings, workdir: Path, stack: Stack, bodies: Bodies, counters: Counters
+    settings: Settings,
+    workdir: Path,
+    stack: Stack,
+    bodies: Bodies,
+    counters: Counters,
+    spend_summaries: list[str],
 ) -> dict[str, Load]:
-    """Every case of :data:`CASES` once, for ``settings.duration`` seconds each."""
+    """Every case of :data:`CASES` once, for ``settings.duration`` seconds each (and the
+    comparisons asked for; the spend gateway's summary is appended to ``spend_summaries``)."""
     results = {}
     for key, target, connections, streaming in CASES:
         body = bodies.streaming if streaming else bodies.plain
@@ -572,7 +554,7 @@ def one_run(
     if settings.dashboards:
         results |= dashboards_comparison(settings, workdir, stack, bodies, counters)
     if settings.spend:
-        results |= spend_comparison(settings, workdir, stack, bodies, counters)
+        results |= spend_comparison(settings, workdir, stack, bodies, counters, spend_summaries)
     return results
 
 
@@ -582,30 +564,90 @@ SPEND_KINDS = [("c16", False), ("stream", True)]
 SPEND_ORDER = ["-", "+", "+", "-"]
 
 
-def spend_comparison(
-    settings: Settings, workdir: Path, stack: Stack, bodies: Bodies, counters: Counters
-) -> dict[str, Load]:
-    """The plain and the spend gateway under each load of :data:`SPEND_KINDS`, in the order
-    of :data:`SPEND_ORDER`, both sent the two keys in turn; the two loads of each side merged,
-    with the CPU time its gateway used."""
-    pids = {"-": stack.gateway_pid, "+": stack.gateway_spend_pid}
-    targets = {"-": "gateway", "+": "gateway_spend"}
-    results = {}
-    for kind, streaming in SPEND_KINDS:
-        body = bodies.streaming if streaming else bodies.plain
-        loads: dict[str, list[Load]] = {"-": [], "+": []}
-        for side in SPEND_ORDER:
-            pid = pids[side]
-            assert pid is not None
-            url = target_url(stack, targets[side], streaming)
-            before = cpu_seconds(pid)
-            load = run_load(
-                settings, workdir, url, 16, settings.duration, body, keys=spend_gateway.KEYS
+@dataclass(frozen=True)
+class SpendPair:
+    """A plain gateway and a spend gateway started for one run's comparison."""
+
+    plain: int
+    plain_pid: int
+    spend: int
+    spend_pid: int
+    state: Path
+
+
+@contextlib.contextmanager
+def start_spend_pair(
+    settings: Settings, workdir: Path, stack: Stack, number: int
+) -> Iterator[SpendPair]:
+    """Start a plain and a spend gateway on the stack's upstream, check their answers, and stop
+    them on exit. Every run has its own pair: two processes of one program can differ by a
+    few percent in speed (memory layout), which a single pair would pass off as the cost of
+    spend tracking. The ledger's directory is kept from run to run."""
+    state = workdir / "state"
+    with contextlib.ExitStack() as running:
+        ports, pids = {}, {}
+        for side in ("plain", "spend"):
+            port = ports[side] = free_port()
+            config = workdir / f"gateway-{side}-{number}.toml"
+            text = gateway_config(port, stack.upstream)
+            config.write_text(text if side == "plain" else spend_gateway.config(text, state))
+            log = workdir / f"gateway-{side}-{number}.log"
+            command = [sys.executable, "-m", "nexus_trio", "serve", "--config", str(config)]
+            process = spawn(running, command, log, settings.server_cpus)
+            wait_until(
+                lambda port=port: request(port, "GET", "/health")[0] == 200,
+                process,
+                log,
+                f"the {side} gateway",
             )
-            used = cpu_seconds(pid) - before
-            loads[side].append(counters.add(dataclasses.replace(load, cpu_seconds=used)))
-        for side, measured in loads.items():
-            results[f"gateway {kind} {side}spend"] = Load.merge(measured)
+            pids[side] = process.pid
+        plain = payloads.chat_request(payloads.PLAIN_MODEL, streaming=False)
+        status, body = request(ports["plain"], "POST", CHAT_PATH, plain)
+        if status != 200 or json.loads(body) != json.loads(payloads.chat_completion()):
+            sys.exit(f"plain gateway answered {status} {body[:300]!r}, not the chat completion")
+        streaming = payloads.chat_request(payloads.STREAM_MODEL, streaming=True)
+        check_stream("plain gateway", *request(ports["plain"], "POST", CHAT_PATH, streaming))
+        spend_gateway.check_answers(ports["spend"], CHAT_PATH)
+        yield SpendPair(ports["plain"], pids["plain"], ports["spend"], pids["spend"], state)
+
+
+def spend_comparison(
+    settings: Settings,
+    workdir: Path,
+    stack: Stack,
+    bodies: Bodies,
+    counters: Counters,
+    summaries: list[str],
+) -> dict[str, Load]:
+    """A fresh plain and spend gateway under each load of :data:`SPEND_KINDS`, in the order
+    of :data:`SPEND_ORDER`, both sent the two keys in turn; the two loads of each side merged,
+    with the CPU time its gateway used. Appends the spend gateway's summary to ``summaries``."""
+    with start_spend_pair(settings, workdir, stack, len(summaries) + 1) as pair:
+        ports = {"-": pair.plain, "+": pair.spend}
+        pids = {"-": pair.plain_pid, "+": pair.spend_pid}
+        for port in ports.values():
+            for body in (bodies.plain, bodies.streaming):
+                url = f"http://{HOST}:{port}{CHAT_PATH}"
+                counters.add(
+                    run_load(
+                        settings, workdir, url, 16, settings.warmup, body, keys=spend_gateway.KEYS
+                    )
+                )
+        results = {}
+        for kind, streaming in SPEND_KINDS:
+            body = bodies.streaming if streaming else bodies.plain
+            loads: dict[str, list[Load]] = {"-": [], "+": []}
+            for side in SPEND_ORDER:
+                url = f"http://{HOST}:{ports[side]}{CHAT_PATH}"
+                before = cpu_seconds(pids[side])
+                load = run_load(
+                    settings, workdir, url, 16, settings.duration, body, keys=spend_gateway.KEYS
+                )
+                used = cpu_seconds(pids[side]) - before
+                loads[side].append(counters.add(dataclasses.replace(load, cpu_seconds=used)))
+            for side, measured in loads.items():
+                results[f"gateway {kind} {side}spend"] = Load.merge(measured)
+        summaries.append(spend_gateway.summary(pair.spend, pair.state))
     return results
 
 
@@ -1015,19 +1057,15 @@ def main() -> None:
         workdir = Path(tmp)
         bodies = Bodies.write(workdir)
         at_start = rss_mb(stack.gateway_pid)
-        warmup = WARMUP + (SPEND_WARMUP if settings.spend else [])
-        for target, streaming in warmup:
+        for target, streaming in WARMUP:
             body = bodies.streaming if streaming else bodies.plain
             url = target_url(stack, target, streaming)
-            keys = spend_gateway.KEYS if target == "gateway_spend" else ()
-            counters.add(run_load(settings, workdir, url, 16, settings.warmup, body, keys=keys))
+            counters.add(run_load(settings, workdir, url, 16, settings.warmup, body))
         runs = []
+        spend_summaries: list[str] = []
         for number in range(1, settings.runs + 1):
             print(f"run {number}/{settings.runs} ...", file=sys.stderr, flush=True)
-            runs.append(one_run(settings, workdir, stack, bodies, counters))
-        spend_summary = None
-        if stack.gateway_spend is not None and stack.spend_state is not None:
-            spend_summary = spend_gateway.summary(stack.gateway_spend, stack.spend_state)
+            runs.append(one_run(settings, workdir, stack, bodies, counters, spend_summaries))
         idle_cpu = None
         if settings.dashboards:
             print("idle CPU with and without dashboards ...", file=sys.stderr, flush=True)
@@ -1054,10 +1092,12 @@ def main() -> None:
     report = render(describe(settings, notes), runs, rss, counters)
     if idle_cpu is not None:
         report += f"\n## Dashboards while idle\n\n{idle_cpu}\n"
-    if spend_summary is not None:
+    if spend_summaries:
         report += (
-            f"\n## Spend gateway\n\nMedians of {len(runs)} run(s); each side's two loads of "
-            f"{settings.duration} s merged.\n\n{spend_table(runs)}\n\n{spend_summary}\n"
+            f"\n## Spend gateway\n\nMedians of {len(runs)} run(s), each with its own pair of "
+            f"gateways; each side's two loads of {settings.duration} s merged.\n\n"
+            f"{spend_table(runs)}\n\nAfter the last run (its ledger kept across the runs' "
+            f"restarts): {spend_summaries[-1]}\n"
         )
     results = BENCH / "results"
     results.mkdir(exist_ok=True)
