@@ -390,7 +390,8 @@ async def test_the_sdk_waits_out_a_rate_limit_and_succeeds(
         assert (first["status"], second["status"]) == (429, 200)
         retry_after_ms = int(first["retry_after"]) * 1000
         assert 1000 <= retry_after_ms <= 2000  # the bucket was at most 2 s from a request
-        assert second["at_ms"] - first["at_ms"] >= retry_after_ms
+        # (node's timers may fire a millisecond early, and at_ms is rounded)
+        assert second["at_ms"] - first["at_ms"] >= retry_after_ms - 5
         # Retry-After, with 2x as the upper bound only
         assert retry_after_ms <= limited["elapsed_ms"] < 2 * retry_after_ms
         last = [r for r in backend.received if r.path == CHAT][-1]
