@@ -166,6 +166,8 @@ class Settings:
     dashboards: int = 0
     #: Measure a gateway with keys, limits, pricing and the ledger beside the plain one.
     spend: bool = False
+    #: With ``spend``: the spend gateway also syncs through a real ``redis-server`` (fleet store).
+    spend_redis: bool = False
 
 
 @dataclass
@@ -585,12 +587,14 @@ def start_spend_pair(
     spend tracking. The ledger's directory is kept from run to run."""
     state = workdir / "state"
     with contextlib.ExitStack() as running:
+        store = start_redis(running, workdir, settings) if settings.spend_redis else None
         ports, pids = {}, {}
         for side in ("plain", "spend"):
             port = ports[side] = free_port()
             config = workdir / f"gateway-{side}-{number}.toml"
             text = gateway_config(port, stack.upstream)
-            config.write_text(text if side == "plain" else spend_gateway.config(text, state))
+            spend_text = spend_gateway.config(text, state, store)
+            config.write_text(text if side == "plain" else spend_text)
             log = workdir / f"gateway-{side}-{number}.log"
             command = [sys.executable, "-m", "nexus_trio", "serve", "--config", str(config)]
             process = spawn(running, command, log, settings.server_cpus)
@@ -609,6 +613,19 @@ def start_spend_pair(
         check_stream("plain gateway", *request(ports["plain"], "POST", CHAT_PATH, streaming))
         spend_gateway.check_answers(ports["spend"], CHAT_PATH)
         yield SpendPair(ports["plain"], pids["plain"], ports["spend"], pids["spend"], state)
+
+
+def start_redis(running: contextlib.ExitStack, workdir: Path, settings: Settings) -> str:
+    """A ``redis-server`` (no persistence) on a free port, pinned with the load tools; its URL."""
+    if shutil.which("redis-server") is None:
+        sys.exit("--spend-redis needs redis-server (apt-get install redis-server)")
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(workdir)]
+    log = workdir / f"redis-{port}.log"
+    process = spawn(running, command, log, settings.tool_cpus)
+    wait_until(lambda: listening(port), process, log, "redis-server")
+    return f"redis://127.0.0.1:{port}/0"
 
 
 def spend_comparison(
@@ -935,8 +952,9 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def spend_table(runs: list[dict[str, Load]]) -> str:
+def spend_table(runs: list[dict[str, Load]], redis: bool) -> str:
     """The spend comparison's medians: each gateway's rate, p50 and CPU per response."""
+    added = "keys, limits, pricing, ledger" + (", Redis store" if redis else "")
 
     def med(key: str, attribute: str) -> float:
         return float(statistics.median(getattr(run[key], attribute) for run in runs))
@@ -946,7 +964,7 @@ def spend_table(runs: list[dict[str, Load]]) -> str:
         "|---|---|--:|--:|--:|--:|",
     ]
     for kind, label in (("c16", "non-streaming, c=16"), ("stream", "20-event streams, c=16")):
-        for side, gateway in (("-", "plain"), ("+", "keys, limits, pricing, ledger")):
+        for side, gateway in (("-", "plain"), ("+", added)):
             key = f"gateway {kind} {side}spend"
             cells = [_fmt(med(key, "rate")), _fmt(med(key, "p50_ms"), 2)]
             cells += [_fmt(med(key, "p99_ms"), 2), _fmt(med(key, "cpu_us"))]
@@ -1025,6 +1043,11 @@ def parse_args() -> argparse.Namespace:
         "(same runs)",
     )
     parser.add_argument(
+        "--spend-redis",
+        action="store_true",
+        help="with --spend: the spend gateway also syncs through a real redis-server",
+    )
+    parser.add_argument(
         "--install", action="store_true", help="apt-get install nginx and wrk if missing (root)"
     )
     return parser.parse_args()
@@ -1046,7 +1069,8 @@ def main() -> None:
         server_cpus=frozenset(cpus[:1]) if two else None,
         tool_cpus=frozenset(cpus[1:2]) if two else None,
         dashboards=args.dashboards,
-        spend=args.spend,
+        spend=args.spend or args.spend_redis,
+        spend_redis=args.spend_redis,
     )
     counters = Counters()
     load_before = os.getloadavg()[0]
@@ -1096,8 +1120,8 @@ def main() -> None:
         report += (
             f"\n## Spend gateway\n\nMedians of {len(runs)} run(s), each with its own pair of "
             f"gateways; each side's two loads of {settings.duration} s merged.\n\n"
-            f"{spend_table(runs)}\n\nAfter the last run (its ledger kept across the runs' "
-            f"restarts): {spend_summaries[-1]}\n"
+            f"{spend_table(runs, settings.spend_redis)}\n\nAfter the last run (its ledger kept "
+            f"across the runs' restarts): {spend_summaries[-1]}\n"
         )
     results = BENCH / "results"
     results.mkdir(exist_ok=True)

@@ -71,8 +71,9 @@ monthly_budget_usd = 1000000000
 """
 
 
-def additions(state: Path | str) -> str:
-    """The ``[state]``, ``[budget]``, ``[[pricing]]`` and ``[[keys]]`` of the spend gateway."""
+def additions(state: Path | str, store: str | None = None) -> str:
+    """The ``[state]``, ``[budget]``, ``[[pricing]]`` and ``[[keys]]`` of the spend gateway;
+    with ``store`` (a ``redis://`` URL) its spend and rate windows are shared through it."""
     keys = "".join(
         KEY_ENTRY.format(
             name=name,
@@ -82,16 +83,19 @@ def additions(state: Path | str) -> str:
         )
         for name, key in zip(KEY_NAMES, KEYS, strict=True)
     )
-    return ADDITIONS.format(state=state) + keys
+    text = ADDITIONS.format(state=state) + keys
+    if store is not None:
+        text = text.replace(f'dir = "{state}"\n', f'dir = "{state}"\nstore = "{store}"\n', 1)
+    return text
 
 
-def config(plain_config: str, state: Path) -> str:
+def config(plain_config: str, state: Path, store: str | None = None) -> str:
     """The spend gateway's configuration: the plain gateway's ``plain_config``, its stream
     backend moved to ``/stream-usage``, and :func:`additions`."""
     stream_url = '/stream"\n'
     if plain_config.count(stream_url) != 1:
         raise ValueError("the plain gateway's stream backend URL was not found")
-    return plain_config.replace(stream_url, '/stream-usage"\n') + additions(state)
+    return plain_config.replace(stream_url, '/stream-usage"\n') + additions(state, store)
 
 
 def _request(
