@@ -18,7 +18,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from noop_app import lifespan
-from stream_upstream import CHUNK, FINISH, timing_arguments
+from stream_upstream import CHUNK, FINISH, first_due, timing_arguments
 
 _HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
@@ -31,6 +31,7 @@ async def app(
     ttft: float,
     events: int,
     gap: float,
+    spread: bool,
 ) -> None:
     """Stream ``events`` stamped events to every HTTP request; accept lifespan events."""
     if scope["type"] == "lifespan":
@@ -41,7 +42,7 @@ async def app(
     await send(
         {"type": "http.response.start", "status": 200, "headers": _HEADERS, "trailers": False}
     )
-    due = trio.current_time() + ttft
+    due = first_due(ttft, gap, spread)
     for _ in range(events):
         await trio.sleep_until(due)
         body = b"data: " + CHUNK % time.monotonic() + b"\n\n"
@@ -58,7 +59,11 @@ def main() -> None:
     config.backlog = 8192
     config.accesslog = None
     served = functools.partial(
-        app, ttft=args.ttft_ms / 1000.0, events=args.events, gap=args.gap_ms / 1000.0
+        app,
+        ttft=args.ttft_ms / 1000.0,
+        events=args.events,
+        gap=args.gap_ms / 1000.0,
+        spread=args.spread,
     )
     trio.run(functools.partial(hypercorn.trio.serve, served, config, mode="asgi"))
 

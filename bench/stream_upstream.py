@@ -1,19 +1,22 @@
 """A timed SSE upstream for ``bench/streams.py``: holds as many streams as it is sent.
 
-Run as ``python bench/stream_upstream.py --port N --ttft-ms T --events E --gap-ms G``.
-Every ``POST`` is answered with a chat-completion event stream: the first content event after
-``T`` ms, then one every ``G`` ms, ``E`` content events in all, a ``finish_reason`` event and
-``data: [DONE]``. Each event carries ``"t"``, the ``time.monotonic()`` at which it was written
-(the clock is system-wide, so the client can compare it with its own). ``GET /stats`` answers
-``{"open": N, "peak": N, "completed": N}``: streams open now, the most open at once, and
-streams written to their end. HTTP is h11 over trio; event bodies are prebuilt but for the
-timestamp.
+Run as ``python bench/stream_upstream.py --port N --ttft-ms T --events E --gap-ms G``. Every
+``POST`` is answered with a chat-completion event stream: the first content event after ``T``
+ms, then one every ``G`` ms, ``E`` content events in all, a ``finish_reason`` event and ``data:
+[DONE]``. With ``--spread`` each stream's first event comes a random part of a gap later
+(uniform in ``[0, G)``), so the streams' events are spread over time as independent streams'
+tokens are; without it every stream writes in the same instant. Each event carries ``"t"``, the
+``time.monotonic()`` at which it was written (the clock is system-wide, so the client can
+compare it with its own). ``GET /stats`` answers ``{"open": N, "peak": N, "completed": N}``:
+streams open now, the most open at once, and streams written to their end. HTTP is h11 over
+trio; event bodies are prebuilt but for the timestamp.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 
 import h11
@@ -31,10 +34,11 @@ HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cach
 
 
 class Upstream:
-    def __init__(self, ttft: float, events: int, gap: float) -> None:
+    def __init__(self, ttft: float, events: int, gap: float, spread: bool) -> None:
         self.ttft = ttft
         self.events = events
         self.gap = gap
+        self.spread = spread
         self.open = 0
         self.peak = 0
         self.completed = 0
@@ -87,7 +91,7 @@ class Upstream:
         self.peak = max(self.peak, self.open)
         try:
             await stream.send_all(conn.send(h11.Response(status_code=200, headers=HEADERS)))
-            due = trio.current_time() + self.ttft
+            due = first_due(self.ttft, self.gap, self.spread)
             for _ in range(self.events):
                 await trio.sleep_until(due)
                 event = b"data: " + CHUNK % time.monotonic() + b"\n\n"
@@ -100,19 +104,25 @@ class Upstream:
             self.open -= 1
 
 
+def first_due(ttft: float, gap: float, spread: bool) -> float:
+    """When a stream opened now writes its first event (trio clock)."""
+    return trio.current_time() + ttft + (random.uniform(0.0, gap) if spread else 0.0)
+
+
 def timing_arguments(description: str) -> argparse.Namespace:
-    """``--port`` and the stream timing: ``--ttft-ms``, ``--events``, ``--gap-ms``."""
+    """``--port`` and the stream timing: ``--ttft-ms``, ``--events``, ``--gap-ms``, ``--spread``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ttft-ms", type=float, default=500.0)
     parser.add_argument("--events", type=int, default=10)
     parser.add_argument("--gap-ms", type=float, default=100.0)
+    parser.add_argument("--spread", action="store_true", help="random phase per stream")
     return parser.parse_args()
 
 
 async def main() -> None:
     args = timing_arguments(__doc__.splitlines()[0])
-    upstream = Upstream(args.ttft_ms / 1000.0, args.events, args.gap_ms / 1000.0)
+    upstream = Upstream(args.ttft_ms / 1000.0, args.events, args.gap_ms / 1000.0, args.spread)
     listeners = await trio.open_tcp_listeners(args.port, host="127.0.0.1", backlog=65535)
     await trio.serve_listeners(upstream.serve, listeners)
 
