@@ -5,6 +5,8 @@ settings the gateway's front end uses (``nexus_trio/api/server.py``: keep-alive,
 access log), reads each request body to its end and answers every POST with the same 700-byte
 chat completion the upstream sends, so whatever the gateway does beyond that (routing,
 forwarding, the upstream round trip) is what separates its throughput from this one.
+It runs with the garbage-collector settings ``nexus-trio serve`` uses
+(``nexus_trio/collector.py``), so the two are compared like for like.
 
 With ``--gateway-headers`` it also sends the seven headers every proxied gateway response
 carries (``X-Request-Id`` and six ``X-Nexus-*``, docs/api.md#response-headers): what those headers
@@ -21,6 +23,8 @@ import trio
 from hypercorn.config import Config
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from payloads import chat_completion
+
+from nexus_trio.collector import tune_for_serving
 
 _BODY = chat_completion()
 _HEADERS: list[tuple[bytes, bytes]] = [
@@ -82,6 +86,7 @@ def main() -> None:
     served = (
         functools.partial(app, headers=_HEADERS + GATEWAY_HEADERS) if args.gateway_headers else app
     )
+    tune_for_serving()
     trio.run(functools.partial(hypercorn.trio.serve, served, config, mode="asgi"))
 
 

@@ -6,6 +6,8 @@ itself with the event stream ``stream_upstream.py`` sends (the same events, stam
 ``time.monotonic()`` when sent): no routing, no upstream, no relay. What separates the gateway
 from it is the gateway's own work per event; what separates it from the upstream's timing is
 what hypercorn and trio cost per event.
+It runs with the garbage-collector settings ``nexus-trio serve`` uses
+(``nexus_trio/collector.py``), so the two are compared like for like.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from hypercorn.config import Config
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from noop_app import lifespan
 from stream_upstream import CHUNK, FINISH, first_due, timing_arguments
+
+from nexus_trio.collector import tune_for_serving
 
 _HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
@@ -65,6 +69,7 @@ def main() -> None:
         gap=args.gap_ms / 1000.0,
         spread=args.spread,
     )
+    tune_for_serving()
     trio.run(functools.partial(hypercorn.trio.serve, served, config, mode="asgi"))
 
 

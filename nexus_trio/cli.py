@@ -18,6 +18,7 @@ from typing import TypeVar
 import trio
 
 from nexus_trio import __version__
+from nexus_trio.collector import tune_for_serving
 from nexus_trio.config import (
     Overrides,
     load_config,
@@ -145,6 +146,7 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         log.info("configuration loaded from %s", path)
     supervisor = Supervisor(config, config_path=path, overrides=overrides)
+    log.debug("garbage collector: %d start-up objects frozen", tune_for_serving())
     failure = _run_daemon(supervisor.run)
     if failure is not None:
         _print_failure(failure)
@@ -250,6 +252,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     configure_logging("info", "text")
+    tune_for_serving()
     try:
         return trio.run(partial(run_demo, args.port, traffic=args.traffic))
     except* StateError as group:
