@@ -202,6 +202,80 @@ async def empty_request_bucket(
             return admitted, refused
 
 
+LIMITED_KEY = "limited-key"
+
+
+def limited_key_config(requests_per_minute: int) -> str:
+    """A JSON access log and one named key, ``limited`` (from ``$LIMITED_KEY``), limited to
+    ``requests_per_minute``."""
+    return f"""
+[logging]
+format = "json"
+[[keys]]
+name = "limited"
+key_env = "LIMITED_KEY"
+requests_per_minute = {requests_per_minute}
+"""
+
+
+async def assert_refused_then_answered(
+    client: httpx.AsyncClient, gateway: GatewayProcess, admitted: int, refused: int
+) -> None:
+    """After :func:`empty_request_bucket` and one SDK call retried once: the gateway counted one
+    more refusal for ``limited`` and logged the refusal, then the answer."""
+    metrics = (await client.get(f"{gateway.url}/metrics")).text
+    counted = 'nexus_rate_limited_total{key="limited",kind="requests"}'
+    assert f"{counted} {refused + 1}.0" in metrics
+    with trio.fail_after(5):  # access-log lines arrive through the process's stderr pipe
+        await poll(lambda: len(access_records(gateway)) == admitted + refused + 2)
+    last_two = [(r["status"], r["error_code"]) for r in access_records(gateway)[-2:]]
+    assert last_two == [(429, "rate_limit_exceeded"), (200, None)]
+
+
+def spent_budget_config(state_dir: Path) -> str:
+    """A JSON access log, a $1 monthly budget with ``hard_limit_action = "reject"``, and prices
+    at which the first chat completion of backend ``sim`` spends it all."""
+    return f"""
+[logging]
+format = "json"
+[state]
+dir = "{state_dir}"
+[budget]
+monthly_limit_usd = 1
+hard_limit_action = "reject"
+[[pricing]]
+backend = "sim"
+input_usd_per_million = 1000000
+output_usd_per_million = 1000000
+"""
+
+
+async def gateway_with_spent_budget(
+    start_backend: Callable[..., Awaitable[SimulatedBackend]],
+    start_gateway: GatewayFactory,
+    state_dir: Path,
+) -> tuple[SimulatedBackend, GatewayProcess]:
+    """Backend ``sim`` serving ``demo`` behind a gateway on :func:`spent_budget_config`, after
+    one chat completion that spent the month's budget."""
+    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
+    gateway = await start_gateway(gateway_config(backend, extra=spent_budget_config(state_dir)))
+    body = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(timeout=10) as client:
+        spent = await client.post(f"{gateway.url}/v1/chat/completions", json=body)
+    assert float(spent.headers["x-nexus-cost-usd"]) >= 1
+    return backend, gateway
+
+
+async def assert_answered_then_budget_refused(gateway: GatewayProcess) -> None:
+    """The access log of a gateway after :func:`spend_the_budget` and one refused request."""
+    with trio.fail_after(5):
+        await poll(lambda: len(access_records(gateway)) == 2)
+    assert [(r["status"], r["error_code"]) for r in access_records(gateway)] == [
+        (200, None),
+        (429, "budget_exceeded"),
+    ]
+
+
 async def in_flight(client: httpx.AsyncClient, url: str) -> int:
     response = await client.get(f"{url}/health")
     value: int = response.json()["in_flight_requests"]

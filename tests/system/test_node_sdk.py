@@ -26,10 +26,14 @@ import trio
 
 from nexus_trio.simulator import EMBEDDING_DIMENSIONS, PARTIAL_EVENTS, FailMode, SimulatedBackend
 from tests.system.conftest import (
+    LIMITED_KEY,
     GatewayFactory,
-    access_records,
+    assert_answered_then_budget_refused,
+    assert_refused_then_answered,
     empty_request_bucket,
     gateway_config,
+    gateway_with_spent_budget,
+    limited_key_config,
     poll,
 )
 
@@ -353,17 +357,9 @@ async def test_truncated_stream_raises(
     assert "backend connection failed" in error["message"]
 
 
-LIMITED_KEY = "limited-key"
 #: 30 requests a minute: one comes back every 2 s, so the SDK's first request is refused even
 #: with node's start (a few hundred ms) between the emptied bucket and it.
-LIMITS = """
-[logging]
-format = "json"
-[[keys]]
-name = "limited"
-key_env = "LIMITED_KEY"
-requests_per_minute = 30
-"""
+LIMITS = limited_key_config(30)
 
 
 async def test_the_sdk_waits_out_a_rate_limit_and_succeeds(
@@ -398,13 +394,7 @@ async def test_the_sdk_waits_out_a_rate_limit_and_succeeds(
         assert dict(last.headers)[b"x-stainless-retry-count"] == b"1"
 
         # the gateway saw the refusal, then the answer
-        metrics = (await client.get(f"{gateway.url}/metrics")).text
-        counted = 'nexus_rate_limited_total{key="limited",kind="requests"}'
-        assert f"{counted} {refused + 1}.0" in metrics
-        with trio.fail_after(5):  # access-log lines arrive through the process's stderr pipe
-            await poll(lambda: len(access_records(gateway)) == admitted + refused + 2)
-        last_two = [(r["status"], r["error_code"]) for r in access_records(gateway)[-2:]]
-        assert last_two == [(429, "rate_limit_exceeded"), (200, None)]
+        await assert_refused_then_answered(client, gateway, admitted, refused)
 
 
 async def test_x_should_retry_false_stops_the_sdk_on_a_spent_budget(
@@ -416,41 +406,21 @@ async def test_x_should_retry_false_stops_the_sdk_on_a_spent_budget(
     The answer's ``Retry-After`` is the time left in the month, and this SDK waits out any
     ``Retry-After``: only ``x-should-retry: false`` keeps it from sleeping until the 1st.
     """
-    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
-    budget = f"""
-[logging]
-format = "json"
-[state]
-dir = "{tmp_path / "state"}"
-[budget]
-monthly_limit_usd = 1
-hard_limit_action = "reject"
-[[pricing]]
-backend = "sim"
-input_usd_per_million = 1000000
-output_usd_per_million = 1000000
-"""
-    gateway = await start_gateway(gateway_config(backend, extra=budget))
-    async with httpx.AsyncClient(timeout=10) as client:
-        spent = await client.post(f"{gateway.url}{CHAT}", json={"model": "demo", "messages": HELLO})
-        assert float(spent.headers["x-nexus-cost-usd"]) >= 1  # the month's whole budget
-        results = await run_node(node_sdk, gateway.url, chat("refused", max_retries=None))
-        refused = results["refused"]
-        assert not refused["ok"], refused
-        error = refused["error"]
-        assert (error["class"], error["status"], error["code"], error["type"]) == (
-            "RateLimitError",
-            429,
-            "budget_exceeded",
-            "insufficient_quota",
-        )
-        assert error["headers"]["x-should-retry"] == "false"
-        assert int(error["headers"]["retry-after"]) >= 1
-        assert [response["status"] for response in refused["responses"]] == [429]
-        with trio.fail_after(5):
-            await poll(lambda: len(access_records(gateway)) == 2)
-        assert [(r["status"], r["error_code"]) for r in access_records(gateway)] == [
-            (200, None),
-            (429, "budget_exceeded"),
-        ]
-        assert len(inference(backend)) == 1
+    backend, gateway = await gateway_with_spent_budget(
+        start_backend, start_gateway, tmp_path / "state"
+    )
+    results = await run_node(node_sdk, gateway.url, chat("refused", max_retries=None))
+    refused = results["refused"]
+    assert not refused["ok"], refused
+    error = refused["error"]
+    assert (error["class"], error["status"], error["code"], error["type"]) == (
+        "RateLimitError",
+        429,
+        "budget_exceeded",
+        "insufficient_quota",
+    )
+    assert error["headers"]["x-should-retry"] == "false"
+    assert int(error["headers"]["retry-after"]) >= 1
+    assert [response["status"] for response in refused["responses"]] == [429]
+    await assert_answered_then_budget_refused(gateway)
+    assert len(inference(backend)) == 1

@@ -17,11 +17,14 @@ import trio
 
 from nexus_trio.simulator import FailMode, SimulatedBackend
 from tests.system.conftest import (
+    LIMITED_KEY,
     GatewayFactory,
-    access_records,
+    assert_answered_then_budget_refused,
+    assert_refused_then_answered,
     empty_request_bucket,
     gateway_config,
-    poll,
+    gateway_with_spent_budget,
+    limited_key_config,
 )
 
 pytestmark = pytest.mark.system
@@ -199,15 +202,7 @@ async def sdk_chat(url: str, key: str, max_retries: int) -> SDKCall:
     )
 
 
-LIMITED_KEY = "limited-key"
-LIMITS = """
-[logging]
-format = "json"
-[[keys]]
-name = "limited"
-key_env = "LIMITED_KEY"
-requests_per_minute = 60
-"""
+LIMITS = limited_key_config(60)
 
 
 async def test_the_sdk_waits_out_a_rate_limit_and_succeeds(
@@ -241,13 +236,7 @@ async def test_the_sdk_waits_out_a_rate_limit_and_succeeds(
         assert dict(last.headers)[b"x-stainless-retry-count"] == b"1"
 
         # the gateway saw the refusal, then the answer
-        metrics = (await client.get(f"{gateway.url}/metrics")).text
-        limited = 'nexus_rate_limited_total{key="limited",kind="requests"}'
-        assert f"{limited} {refused + 1}.0" in metrics
-        with trio.fail_after(5):  # access-log lines arrive through the process's stderr pipe
-            await poll(lambda: len(access_records(gateway)) == admitted + refused + 2)
-        last_two = [(r["status"], r["error_code"]) for r in access_records(gateway)[-2:]]
-        assert last_two == [(429, "rate_limit_exceeded"), (200, None)]
+        await assert_refused_then_answered(client, gateway, admitted, refused)
 
 
 async def test_the_sdk_does_not_retry_a_spent_budget(
@@ -261,37 +250,17 @@ async def test_the_sdk_does_not_retry_a_spent_budget(
     (The Python SDK would not wait out a ``Retry-After`` beyond two minutes either; the Node
     SDK would, so only ``x-should-retry: false`` stops it there: ``test_node_sdk.py``.)
     """
-    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
-    budget = f"""
-[logging]
-format = "json"
-[state]
-dir = "{tmp_path / "state"}"
-[budget]
-monthly_limit_usd = 1
-hard_limit_action = "reject"
-[[pricing]]
-backend = "sim"
-input_usd_per_million = 1000000
-output_usd_per_million = 1000000
-"""
-    gateway = await start_gateway(gateway_config(backend, extra=budget))
+    backend, gateway = await gateway_with_spent_budget(
+        start_backend, start_gateway, tmp_path / "state"
+    )
     async with httpx.AsyncClient(timeout=10) as client:
-        chat = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
-        spent = await client.post(f"{gateway.url}/v1/chat/completions", json=chat)
-        assert float(spent.headers["x-nexus-cost-usd"]) >= 1  # the month's whole budget
         with trio.fail_after(10):
             call = await sdk_chat(gateway.url, "any", max_retries=2)
         assert isinstance(call.error, openai.RateLimitError), call.error
         assert call.error.code == "budget_exceeded"
         assert call.error.response.headers["x-should-retry"] == "false"
         assert [status for status, _, _ in call.responses] == [429]
-        with trio.fail_after(5):
-            await poll(lambda: len(access_records(gateway)) == 2)
-        assert [(r["status"], r["error_code"]) for r in access_records(gateway)] == [
-            (200, None),
-            (429, "budget_exceeded"),
-        ]
+        await assert_answered_then_budget_refused(gateway)
         stats = (await client.get(f"{gateway.url}/v1/stats")).json()
         assert stats["requests"]["total"] == 2
         assert len([r for r in backend.received if r.path == "/v1/chat/completions"]) == 1
