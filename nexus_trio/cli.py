@@ -146,7 +146,8 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         log.info("configuration loaded from %s", path)
     supervisor = Supervisor(config, config_path=path, overrides=overrides)
-    log.debug("garbage collector: %d start-up objects frozen", tune_for_serving())
+    frozen = tune_for_serving()
+    log.debug("garbage collector: %d start-up objects frozen", frozen)
     failure = _run_daemon(supervisor.run)
     if failure is not None:
         _print_failure(failure)

@@ -16,6 +16,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
     ProcessCollector,
     disable_created_metrics,
@@ -324,6 +325,7 @@ class Metrics:
         )
         registry.register(_StateCollector(snapshot))
         ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
 
     def render(self) -> bytes:
         """The text exposition, served with ``CONTENT_TYPE_LATEST``."""

@@ -316,6 +316,13 @@ async def test_process_collector_is_exported(exercised: tuple[Gateway, str]) -> 
     assert {"process_cpu_seconds", "process_resident_memory_bytes", "process_open_fds"} <= process
     assert families["process_cpu_seconds"].type == "counter"
     assert families["process_resident_memory_bytes"].type == "gauge"
+    # the garbage collector's pauses show as collections per generation (README)
+    assert families["python_gc_collections"].type == "counter"
+    assert {s.labels["generation"] for s in families["python_gc_collections"].samples} == {
+        "0",
+        "1",
+        "2",
+    }
 
 
 async def test_label_values_are_bounded(exercised: tuple[Gateway, str]) -> None:
