@@ -205,10 +205,15 @@ async def empty_request_bucket(
 LIMITED_KEY = "limited-key"
 
 
-def limited_key_config(requests_per_minute: int) -> str:
-    """A JSON access log and one named key, ``limited`` (from ``$LIMITED_KEY``), limited to
-    ``requests_per_minute``."""
-    return f"""
+async def gateway_with_limited_key(
+    start_backend: Callable[..., Awaitable[SimulatedBackend]],
+    start_gateway: GatewayFactory,
+    requests_per_minute: int,
+) -> tuple[SimulatedBackend, GatewayProcess]:
+    """Backend ``sim`` serving ``demo`` behind a gateway with a JSON access log and one named
+    key, ``limited`` (:data:`LIMITED_KEY`), limited to ``requests_per_minute``."""
+    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
+    limits = f"""
 [logging]
 format = "json"
 [[keys]]
@@ -216,6 +221,10 @@ name = "limited"
 key_env = "LIMITED_KEY"
 requests_per_minute = {requests_per_minute}
 """
+    gateway = await start_gateway(
+        gateway_config(backend, extra=limits), env={"LIMITED_KEY": LIMITED_KEY}
+    )
+    return backend, gateway
 
 
 async def assert_refused_then_answered(

@@ -32,8 +32,8 @@ from tests.system.conftest import (
     assert_refused_then_answered,
     empty_request_bucket,
     gateway_config,
+    gateway_with_limited_key,
     gateway_with_spent_budget,
-    limited_key_config,
     poll,
 )
 
@@ -357,20 +357,14 @@ async def test_truncated_stream_raises(
     assert "backend connection failed" in error["message"]
 
 
-#: 30 requests a minute: one comes back every 2 s, so the SDK's first request is refused even
-#: with node's start (a few hundred ms) between the emptied bucket and it.
-LIMITS = limited_key_config(30)
-
-
 async def test_the_sdk_waits_out_a_rate_limit_and_succeeds(
     start_backend: Backends, start_gateway: GatewayFactory, node_sdk: NodeSDK
 ) -> None:
     """docs/keys.md#rate-limits: over its limit a key gets 429 ``rate_limit_exceeded`` with
     ``Retry-After``; the SDK's own retry waits that long and then gets the answer."""
-    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
-    gateway = await start_gateway(
-        gateway_config(backend, extra=LIMITS), env={"LIMITED_KEY": LIMITED_KEY}
-    )
+    # 30 requests a minute: one comes back every 2 s, so the SDK's first request is refused
+    # even with node's start (a few hundred ms) between the emptied bucket and it.
+    backend, gateway = await gateway_with_limited_key(start_backend, start_gateway, 30)
     async with httpx.AsyncClient(timeout=10) as client:
         with trio.fail_after(10):
             admitted, refused = await empty_request_bucket(client, gateway.url, LIMITED_KEY, "demo")

@@ -23,8 +23,8 @@ from tests.system.conftest import (
     assert_refused_then_answered,
     empty_request_bucket,
     gateway_config,
+    gateway_with_limited_key,
     gateway_with_spent_budget,
-    limited_key_config,
 )
 
 pytestmark = pytest.mark.system
@@ -202,9 +202,6 @@ async def sdk_chat(url: str, key: str, max_retries: int) -> SDKCall:
     )
 
 
-LIMITS = limited_key_config(60)
-
-
 async def test_the_sdk_waits_out_a_rate_limit_and_succeeds(
     start_backend: Callable[..., Awaitable[SimulatedBackend]],
     start_gateway: GatewayFactory,
@@ -215,10 +212,7 @@ async def test_the_sdk_waits_out_a_rate_limit_and_succeeds(
     60 requests a minute refill one request a second; with the bucket just emptied, the SDK's
     first request is refused with ``Retry-After: 1``, and its retry one second later is served.
     """
-    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
-    gateway = await start_gateway(
-        gateway_config(backend, extra=LIMITS), env={"LIMITED_KEY": LIMITED_KEY}
-    )
+    backend, gateway = await gateway_with_limited_key(start_backend, start_gateway, 60)
     async with httpx.AsyncClient(timeout=10) as client:
         with trio.fail_after(10):
             admitted, refused = await empty_request_bucket(client, gateway.url, LIMITED_KEY, "demo")
