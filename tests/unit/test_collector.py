@@ -64,6 +64,8 @@ def _record_calls(monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> None:
         return 1
 
     monkeypatch.setattr(cli, "tune_for_serving", tune)
+    # The command's logging set-up would stay on the nexus_trio loggers for every later test.
+    monkeypatch.setattr(cli, "configure_logging", lambda level, fmt: None)
 
 
 def test_serve_tunes_the_collector_before_the_event_loop_starts(
