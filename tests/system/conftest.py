@@ -241,10 +241,16 @@ async def assert_refused_then_answered(
     assert last_two == [(429, "rate_limit_exceeded"), (200, None)]
 
 
-def spent_budget_config(state_dir: Path) -> str:
-    """A JSON access log, a $1 monthly budget with ``hard_limit_action = "reject"``, and prices
-    at which the first chat completion of backend ``sim`` spends it all."""
-    return f"""
+async def gateway_with_spent_budget(
+    start_backend: Callable[..., Awaitable[SimulatedBackend]],
+    start_gateway: GatewayFactory,
+    state_dir: Path,
+) -> tuple[SimulatedBackend, GatewayProcess]:
+    """Backend ``sim`` serving ``demo`` behind a gateway with a JSON access log, a $1 monthly
+    budget with ``hard_limit_action = "reject"`` and prices at which one chat completion spends
+    it all, after that one completion."""
+    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
+    budget = f"""
 [logging]
 format = "json"
 [state]
@@ -257,17 +263,7 @@ backend = "sim"
 input_usd_per_million = 1000000
 output_usd_per_million = 1000000
 """
-
-
-async def gateway_with_spent_budget(
-    start_backend: Callable[..., Awaitable[SimulatedBackend]],
-    start_gateway: GatewayFactory,
-    state_dir: Path,
-) -> tuple[SimulatedBackend, GatewayProcess]:
-    """Backend ``sim`` serving ``demo`` behind a gateway on :func:`spent_budget_config`, after
-    one chat completion that spent the month's budget."""
-    backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
-    gateway = await start_gateway(gateway_config(backend, extra=spent_budget_config(state_dir)))
+    gateway = await start_gateway(gateway_config(backend, extra=budget))
     body = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
     async with httpx.AsyncClient(timeout=10) as client:
         spent = await client.post(f"{gateway.url}/v1/chat/completions", json=body)
@@ -276,7 +272,8 @@ async def gateway_with_spent_budget(
 
 
 async def assert_answered_then_budget_refused(gateway: GatewayProcess) -> None:
-    """The access log of a gateway after :func:`spend_the_budget` and one refused request."""
+    """The access log of a gateway from :func:`gateway_with_spent_budget` after one refused
+    request."""
     with trio.fail_after(5):
         await poll(lambda: len(access_records(gateway)) == 2)
     assert [(r["status"], r["error_code"]) for r in access_records(gateway)] == [
