@@ -41,6 +41,11 @@ class ClientKey:
         return config is not None and bool(config.requests_per_minute or config.tokens_per_minute)
 
     @property
+    def admin(self) -> bool:
+        """``admin = true``, or a key of ``server.api_keys_env`` (docs/keys.md#roles)."""
+        return self.config is None or self.config.admin
+
+    @property
     def restricted(self) -> bool:
         """A ``privacy = "restricted"`` key: only backends in the restricted zone serve it."""
         return self.config is not None and self.config.privacy == "restricted"

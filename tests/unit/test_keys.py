@@ -23,6 +23,7 @@ models = ["llama3*", "gpt-4o-mini"]
 name = "ci"
 key_sha256 = "{digest}"
 privacy = "restricted"
+admin = true
 """
 
 
@@ -67,6 +68,16 @@ def test_allow_list_and_privacy(ring: KeyRing) -> None:
     assert ci.allows_model("anything")
     assert ci.restricted
     assert not team.restricted
+
+
+def test_roles_admin_entries_and_api_keys_env_keys_are_admin(ring: KeyRing) -> None:
+    roles = {
+        token: key.admin
+        for token in ("old-1", "team-secret", "ci-secret")
+        for key in [ring.authenticate(bearer(token))]
+        if key is not None
+    }
+    assert roles == {"old-1": True, "team-secret": False, "ci-secret": True}
 
 
 def test_a_key_variable_without_a_key_is_a_config_error() -> None:
