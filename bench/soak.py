@@ -30,6 +30,8 @@ import trio
 
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 
+JSON_HEADERS = {"content-type": "application/json"}
+
 CHAT = b'{"model": "soak", "messages": [{"role": "user", "content": "hello there"}]}'
 STREAM = b'{"model": "soak", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
 
@@ -129,7 +131,9 @@ async def _client(url: str, until: float, report: SoakReport, index: int) -> Non
         while trio.current_time() < until:
             body = STREAM if (sent + index) % 2 else CHAT
             try:
-                response = await client.post(f"{url}/v1/chat/completions", content=body)
+                response = await client.post(
+                    f"{url}/v1/chat/completions", content=body, headers=JSON_HEADERS
+                )
                 if response.status_code != 200:
                     report.statuses[str(response.status_code)] += 1
                 elif b"stream_truncated" in response.content:

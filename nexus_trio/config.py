@@ -59,6 +59,8 @@ from nexus_trio.config_types import (
     Port,
     Seconds,
     Tier,
+    check_host_pattern,
+    check_origin,
 )
 from nexus_trio.errors import ConfigError
 
@@ -116,6 +118,20 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_in_flight_requests: NonNegativeInt = 8192
     #: Name of the variable holding comma-separated inbound API keys; None = no auth.
     api_keys_env: NonEmptyStr | None = None
+    #: A request body must have arrived this long after the request's start (408).
+    body_timeout_seconds: Seconds = 30.0
+    #: Host names the ``Host`` header may name (DNS rebinding); ``*`` = any, ``*.x`` = subdomains.
+    allowed_hosts: list[NonEmptyStr] = msgspec.field(default_factory=lambda: ["*"])
+    #: Browser origins (``scheme://host[:port]``, or ``*``) allowed cross-origin (CORS).
+    cors_origins: list[NonEmptyStr] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for field, check in (("allowed_hosts", check_host_pattern), ("cors_origins", check_origin)):
+            for index, value in enumerate(getattr(self, field)):
+                try:
+                    check(value)
+                except ValueError as exc:
+                    raise InvalidKey(f"{field}[{index}]", str(exc)) from exc
 
 
 class HealthCheckConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -193,6 +209,13 @@ class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     max_connections: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 16
 
 
+class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[metrics]``: who may scrape ``/metrics`` (docs/metrics.md#access)."""
+
+    #: true: ``/metrics`` needs no key even when inbound keys are configured.
+    public: bool = False
+
+
 class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[logging]`` (docs/operations.md#logging); ``level`` is case-insensitive, kept lower."""
 
@@ -217,6 +240,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     quality: QualityConfig = msgspec.field(default_factory=QualityConfig)
     queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
     dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     backends: list[BackendConfig] = msgspec.field(default_factory=list)
     pricing: list[PriceConfig] = msgspec.field(default_factory=list)
     keys: list[KeyConfig] = msgspec.field(default_factory=list)

@@ -55,6 +55,8 @@ class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     tokens_per_minute: NonNegativeInt = 0
     #: 0 = no budget of its own (the global budget still applies).
     monthly_budget_usd: NonNegativeFloat = 0.0
+    #: Requests of this key in flight at once; 0 = unlimited (docs/keys.md#keys).
+    max_concurrent_requests: NonNegativeInt = 0
     #: An admin key sees every tenant's requests and spend (docs/keys.md#roles).
     admin: bool = False
 

@@ -15,8 +15,13 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         ├── InvalidRequest               400 invalid_request_error
         │   ├── InvalidJSON              400 invalid_json
         │   ├── InvalidValue             400 invalid_value (param names the field)
-        │   └── DuplicateKey             400 duplicate_key
+        │   ├── DuplicateKey             400 duplicate_key
+        │   ├── InvalidTarget            400 invalid_request_target (not one canonical path)
+        │   ├── AmbiguousFraming         400 ambiguous_framing (Content-Length and chunked)
+        │   └── HostNotAllowed           400 host_not_allowed (``server.allowed_hosts``)
         ├── AuthenticationFailed         401 invalid_api_key
+        ├── PermissionDenied             403 permission_denied (the route needs an admin key)
+        ├── OriginNotAllowed             403 origin_not_allowed (CORS preflight)
         ├── ModelNotAllowed              403 model_not_allowed (the key's models allow-list)
         ├── NotFound                     404 not_found
         ├── ModelNotFound                404 model_not_found
@@ -25,7 +30,8 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         ├── RequestTooLarge              413 request_too_large
         ├── UnsupportedMediaType         415 unsupported_media_type
         ├── BudgetExceeded               429 budget_exceeded (hard limit, action "reject")
-        ├── RateLimitExceeded            429 rate_limit_exceeded (a key's requests or tokens)
+        ├── RateLimitExceeded            429 rate_limit_exceeded (a key's requests, tokens or
+        │                                concurrent requests)
         ├── UpstreamError                an attempt failed: the next agent may be tried
         │   ├── BackendUnavailable       502 backend_unavailable
         │   │   ├── UpstreamConnectError connect refused / DNS / TLS: nothing was sent
@@ -125,6 +131,24 @@ class InvalidValue(InvalidRequest):
 
 class DuplicateKey(InvalidRequest):
     code = "duplicate_key"
+
+
+class InvalidTarget(InvalidRequest):
+    """The request target is not one canonical path (docs/api.md#request-targets)."""
+
+    code = "invalid_request_target"
+
+
+class AmbiguousFraming(InvalidRequest):
+    """Both ``Content-Length`` and ``Transfer-Encoding``: the connection is closed after it."""
+
+    code = "ambiguous_framing"
+
+
+class HostNotAllowed(InvalidRequest):
+    """The ``Host`` header names no host of ``server.allowed_hosts``."""
+
+    code = "host_not_allowed"
 
 
 class AuthenticationFailed(APIError):
@@ -232,6 +256,22 @@ class UpstreamCannotEmbed(UpstreamStatusError):
     """The backend answered 501 to an embeddings request: try one that embeds."""
 
 
+class PermissionDenied(APIError):
+    """A valid key without the role the route needs (docs/keys.md#roles)."""
+
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class OriginNotAllowed(APIError):
+    """A CORS preflight from an origin not in ``server.cors_origins``."""
+
+    status = 403
+    type = "invalid_request_error"
+    code = "origin_not_allowed"
+
+
 class ModelNotAllowed(APIError):
     """The key's ``models`` allow-list does not include the model (docs/keys.md#keys)."""
 
@@ -249,8 +289,14 @@ class RateLimitExceeded(APIError):
 
     def __init__(self, message: str, *, kind: str, headers: dict[str, str]) -> None:
         super().__init__(message, headers=headers)
-        #: ``requests`` or ``tokens``: which limit (``nexus_rate_limited_total{kind}``).
+        #: ``requests``, ``tokens`` or ``concurrent_requests``: which limit; the envelope's
+        #: ``type`` and ``nexus_rate_limited_total{kind}``.
         self.kind = kind
+
+    def envelope(self) -> dict[str, Any]:
+        body = super().envelope()
+        body["error"]["type"] = self.kind
+        return body
 
 
 class BudgetExceeded(APIError):

@@ -21,7 +21,7 @@ from nexus_trio.disconnects import DisconnectWatcher
 from nexus_trio.drain import Drain
 from nexus_trio.fleet import StoreSync
 from nexus_trio.health import HealthChecker
-from nexus_trio.keys import KeyRing, RateLimiter
+from nexus_trio.keys import KeyConcurrency, KeyRing, RateLimiter
 from nexus_trio.metrics import GaugeSnapshot, Metrics
 from nexus_trio.quality import Outcome, QualityStore
 from nexus_trio.quality.loop import QualityLoop
@@ -105,6 +105,8 @@ class Services:
     keyring: KeyRing = field(init=False, repr=False)
     #: Per-key request and token buckets; kept across reloads (docs/keys.md#rate-limits).
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    #: Requests in flight per key (``max_concurrent_requests``).
+    key_concurrency: KeyConcurrency = field(default_factory=KeyConcurrency)
     #: In a fleet that keeps spend: what the ledger owes the shared store.
     outbox: Outbox | None = field(init=False)
     #: The last reload's result; None before the first.

@@ -34,13 +34,15 @@ def create_app(services: Services, dashboard: SnapshotPublisher | None = None) -
     server = services.config.server
     app.config.update(
         RESPONSE_TIMEOUT=None,
-        BODY_TIMEOUT=server.request_timeout_seconds,
+        BODY_TIMEOUT=min(server.body_timeout_seconds, server.request_timeout_seconds),
         MAX_CONTENT_LENGTH=server.max_request_body_bytes,
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     services.reload_listeners.append(
         lambda config: app.config.update(
-            BODY_TIMEOUT=config.server.request_timeout_seconds,
+            BODY_TIMEOUT=min(
+                config.server.body_timeout_seconds, config.server.request_timeout_seconds
+            ),
             MAX_CONTENT_LENGTH=config.server.max_request_body_bytes,
         )
     )

@@ -8,14 +8,16 @@ request to the Quart app, except the dashboard's event stream, which has its own
 (:class:`~nexus_trio.dashboard.events.DashboardEvents`). For every HTTP request it:
 
 * creates the :class:`RequestContext` (request id, exit stack) the views fill in;
-* answers on its own, before the body is read, a request that arrives after the listener
-  closed (503 ``shutting_down``, ``Connection: close``) and a proxy request over
-  ``server.max_in_flight_requests`` (503 ``overloaded``);
-* counts proxy requests in flight from acceptance until they are accounted for;
+* refuses, before any route runs and before the body is read, what no route may see
+  (docs/api.md#routes): a request after the listener closed (503 ``shutting_down``); a target
+  that is not one canonical path, ambiguous framing (``Connection: close``) or a host not
+  allowed (:mod:`nexus_trio.api.gate`); a preflight from an origin not allowed
+  (:mod:`nexus_trio.api.cors`); a missing or wrong key, or a tenant key on an admin route; and,
+  with inbound keys off, a POST that is not JSON. It answers an allowed CORS preflight itself;
 * adds ``X-Request-Id`` to Quart's responses and performs their final body ``send`` inside a
   shielded scope. Quart-Trio cancels the app task while hypercorn is still doing its
   end-of-response bookkeeping inside that send (closing on ``Connection: close``, arming the
-  keep-alive timer); shielding lets it finish (ARCHITECTURE, traps). The proxy endpoint's
+  keep-alive timer); shielding lets it finish. The proxy endpoint's
   replies do both themselves (:mod:`nexus_trio.api.reply`);
 * closes the request's exit stack under a shielded, bounded scope in ``finally``, so an
   upstream response handed to it is closed even when the body generator never started.
@@ -23,17 +25,24 @@ request to the Quart app, except the dashboard's event stream, which has its own
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import trio
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
+from hypercorn.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    HTTPScope,
+    Scope,
+)
 
 from nexus_trio import errors
+from nexus_trio.api import cors, gate
 from nexus_trio.api.accounting import record_request
 from nexus_trio.api.context import RequestContext, request_id_from
 from nexus_trio.api.proxy import ROUTES, ProxyEndpoint, send_reply
-from nexus_trio.api.reply import encode_headers, error_reply
+from nexus_trio.api.reply import Reply, error_reply
 from nexus_trio.services import Services
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
@@ -68,7 +77,6 @@ class GatewayASGI:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        services = self.services
         ctx = RequestContext(
             request_id=request_id_from(scope["headers"]),
             method=scope["method"],
@@ -77,36 +85,13 @@ class GatewayASGI:
             is_proxy=scope["method"] == "POST" and scope["path"] in ROUTES,
         )
         cast(dict[str, Any], scope)["nexus.context"] = ctx
-        if services.drain.listener_closed.is_set():
-            await self._reject(send, ctx, errors.ShuttingDown())
+        refusal = self._refusal(scope, ctx)
+        if refusal is not None:
+            await self._reject(send, ctx, refusal)
             return
-        if services.keyring and ctx.path.startswith("/v1/"):
-            ctx.key = services.keyring.authenticate(scope["headers"])
-            if ctx.key is None:
-                await self._reject(
-                    send,
-                    ctx,
-                    errors.AuthenticationFailed(
-                        "Missing or invalid API key (Authorization: Bearer <key>).",
-                        headers={"WWW-Authenticate": "Bearer"},
-                    ),
-                )
-                return
-        if ctx.is_proxy:
-            limit = services.config.server.max_in_flight_requests
-            if limit and services.in_flight >= limit:
-                await self._reject(send, ctx, errors.Overloaded())
-                return
-            key = ctx.key
-            if key is not None and key.config is not None and key.limited:
-                try:
-                    headers = services.limiter.admit(key.name, key.config, ctx.started)
-                except errors.RateLimitExceeded as exc:
-                    services.metrics.rate_limited.labels(key.name, exc.kind).inc()
-                    await self._reject(send, ctx, exc)
-                    return
-                ctx.rate_headers = encode_headers(headers)
-            services.in_flight += 1
+        if cors.is_preflight(ctx.method, cast(Sequence[tuple[bytes, bytes]], scope["headers"])):
+            await send_reply(send, ctx, Reply.complete(204, {}, b""))
+            return
         try:
             if ctx.path in ROUTES:
                 await self.proxy(scope, receive, send, ctx)
@@ -119,8 +104,59 @@ class GatewayASGI:
                 with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
                     await ctx.exit_stack.aclose()
             if ctx.is_proxy:
-                services.in_flight -= 1
-                record_request(services, ctx)
+                record_request(self.services, ctx)
+
+    def _refusal(self, scope: HTTPScope, ctx: RequestContext) -> errors.APIError | None:
+        """Why the request is refused before any route runs, or None (docs/api.md#routes).
+
+        In order: the drain; the target, framing and host (:mod:`nexus_trio.api.gate`); CORS
+        (a preflight is answered by the caller); the key the route needs; and, with inbound
+        keys off, a JSON content type on POST (a page on any origin could otherwise send a
+        form or plain text). Sets ``ctx.key`` and the CORS headers of the answer.
+        """
+        services = self.services
+        if services.drain.listener_closed.is_set():
+            return errors.ShuttingDown()
+        config = services.config
+        headers = cast(Sequence[tuple[bytes, bytes]], scope["headers"])  # a list, from hypercorn
+        error = gate.check_request(
+            scope["raw_path"] or scope["path"].encode(),
+            ctx.path,
+            headers,
+            config.server.allowed_hosts,
+        )
+        if error is not None:
+            return error
+        origin = cors.origin_of(headers)
+        if cors.allowed(origin, config.server.cors_origins):
+            assert origin is not None
+            if cors.is_preflight(ctx.method, headers):
+                ctx.response_headers = cors.preflight_headers(origin, headers)
+                return None
+            ctx.response_headers = cors.response_headers(origin)
+        elif cors.is_preflight(ctx.method, headers):
+            return errors.OriginNotAllowed(
+                "This origin may not call the gateway (server.cors_origins)."
+            )
+        keyring = services.keyring
+        if not keyring:
+            if ctx.method == "POST" and not gate.is_json(headers):
+                return errors.UnsupportedMediaType(
+                    "Send the body as JSON with Content-Type: application/json."
+                )
+            return None
+        access = gate.access_of(ctx.path, metrics_public=config.metrics.public)
+        if access is gate.Access.OPEN:
+            return None
+        ctx.key = keyring.authenticate(headers)
+        if ctx.key is None:
+            return errors.AuthenticationFailed(
+                "Missing or invalid API key (Authorization: Bearer <key>).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if access is gate.Access.ADMIN and not ctx.key.admin:
+            return errors.PermissionDenied(f"{ctx.path} needs an admin key.")
+        return None
 
     async def _reject(
         self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
@@ -145,6 +181,8 @@ class _ResponseSender:
         if message["type"] == "http.response.start":
             ctx.status = message["status"]
             headers = [*message.get("headers", ()), (b"x-request-id", ctx.request_id.encode())]
+            if ctx.response_headers is not None:
+                headers += ctx.response_headers
             await self._send({**message, "headers": headers})
             return
         if message["type"] == "http.response.body" and not message.get("more_body", False):

@@ -76,8 +76,13 @@ class RequestContext:
     watch: Watch | None = None
     #: The inbound key the request presented; None when inbound auth is off.
     key: ClientKey | None = None
-    #: The key's ``x-ratelimit-*`` headers at admission (docs/keys.md#rate-limits).
-    rate_headers: list[tuple[bytes, bytes]] | None = None
+    #: Headers every answer to this request carries: CORS (docs/api.md#cors), and the key's
+    #: ``x-ratelimit-*`` at admission (docs/keys.md#rate-limits).
+    response_headers: list[tuple[bytes, bytes]] | None = None
+    #: The request holds one of ``server.max_in_flight_requests`` (its body has been read).
+    admitted: bool = False
+    #: The request holds one of its key's ``max_concurrent_requests``.
+    holds_key_slot: bool = False
 
     @property
     def key_name(self) -> str:

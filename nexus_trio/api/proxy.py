@@ -9,7 +9,11 @@ see ``bench/README.md``). What Quart did for them is done here, explicitly:
 * the body is read to its end before anything is routed: ``multipart/*`` → 415; larger than
   ``server.max_request_body_bytes`` → 413, from ``Content-Length`` before reading or while
   reading, never buffering the rest (docs/proxying.md#request-body); not complete within
-  ``server.request_timeout_seconds`` of the request's start → 408 ``request_timeout``;
+  ``server.body_timeout_seconds`` (capped by ``request_timeout_seconds``) of the request's
+  start → 408 ``request_timeout``;
+* only then does the request take its slots — one of ``server.max_in_flight_requests`` (503
+  ``overloaded``), one of its key's ``max_concurrent_requests`` and a request of its key's
+  rate limits (429 ``rate_limit_exceeded``) — so a client sending its body slowly holds none;
 * a client that disconnects cancels the request: the request registers the scope that
   routes, forwards and relays with :class:`~nexus_trio.disconnects.DisconnectWatcher`, which
   watches it for ``http.disconnect`` once it has run 20 ms (the attempt is then recorded
@@ -30,7 +34,7 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 from nexus_trio import errors
 from nexus_trio.api.context import RequestContext
 from nexus_trio.api.forwarding import Forwarder
-from nexus_trio.api.reply import Reply, error_reply
+from nexus_trio.api.reply import Reply, encode_headers, error_reply
 from nexus_trio.api.views import RouteKind, decode_view
 from nexus_trio.services import Services
 
@@ -67,18 +71,58 @@ class ProxyEndpoint:
             return
         try:
             body = await self._read_body(scope, receive, ctx)
+            if body is None:
+                return  # the client left before its body arrived
+            self._admit(ctx)
         except errors.APIError as error:
             await send_reply(send, ctx, self._error(ctx, error))
             return
-        if body is None:
-            return  # the client left before its body arrived
-        with trio.CancelScope() as request_scope:
-            watch = ctx.watch = self.services.disconnects.watch(receive, request_scope)
+        try:
+            with trio.CancelScope() as request_scope:
+                watch = ctx.watch = self.services.disconnects.watch(receive, request_scope)
+                try:
+                    reply = await self._answer(ctx, scope, body)
+                    await send_reply(send, ctx, reply)
+                finally:
+                    watch.finish()
+        finally:
+            self._release(ctx)
+
+    def _admit(self, ctx: RequestContext) -> None:
+        """Take the request's slots, now that its body is here (docs/routing.md#queue-and-overload,
+        docs/keys.md#keys): one of ``server.max_in_flight_requests``, one of its key's
+        ``max_concurrent_requests``, and a request of its key's rate limits.
+
+        Raises:
+            Overloaded, RateLimitExceeded: nothing was taken.
+        """
+        services = self.services
+        limit = services.config.server.max_in_flight_requests
+        if limit and services.in_flight >= limit:
+            raise errors.Overloaded()
+        key = ctx.key
+        config = None if key is None else key.config
+        if key is not None and config is not None:
             try:
-                reply = await self._answer(ctx, scope, body)
-                await send_reply(send, ctx, reply)
-            finally:
-                watch.finish()
+                services.key_concurrency.take(key.name, config.max_concurrent_requests)
+                if key.limited:
+                    headers = services.limiter.admit(key.name, config, ctx.started)
+                    ctx.response_headers = [*(ctx.response_headers or ()), *encode_headers(headers)]
+            except errors.RateLimitExceeded as exc:
+                services.metrics.rate_limited.labels(key.name, exc.kind).inc()
+                if exc.kind != "concurrent_requests":
+                    services.key_concurrency.give_back(key.name)
+                raise
+            ctx.holds_key_slot = True
+        services.in_flight += 1
+        ctx.admitted = True
+
+    def _release(self, ctx: RequestContext) -> None:
+        """Give back what :meth:`_admit` took."""
+        if ctx.admitted:
+            self.services.in_flight -= 1
+        if ctx.holds_key_slot and ctx.key is not None:
+            self.services.key_concurrency.give_back(ctx.key.name)
 
     async def _read_body(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, ctx: RequestContext
@@ -90,6 +134,7 @@ class ProxyEndpoint:
         """
         server = self.services.config.server
         limit = server.max_request_body_bytes
+        seconds = min(server.body_timeout_seconds, server.request_timeout_seconds)
         for name, value in scope["headers"]:
             if name == b"content-type" and value[:10].lower() == b"multipart/":
                 raise errors.UnsupportedMediaType(
@@ -99,7 +144,7 @@ class ProxyEndpoint:
                 raise _too_large(limit)
         parts: list[bytes] = []
         size = 0
-        with trio.move_on_at(ctx.started + server.request_timeout_seconds):
+        with trio.move_on_at(ctx.started + seconds):
             while True:
                 message = await receive()
                 if message["type"] != "http.request":
@@ -111,9 +156,7 @@ class ProxyEndpoint:
                 parts.append(chunk)
                 if not message.get("more_body", False):
                     return parts[0] if len(parts) == 1 else b"".join(parts)
-        raise errors.RequestTimeout(
-            f"The request body did not arrive within {server.request_timeout_seconds:g} s."
-        )
+        raise errors.RequestTimeout(f"The request body did not arrive within {seconds:g} s.")
 
     async def _answer(self, ctx: RequestContext, scope: HTTPScope, body: bytes) -> Reply:
         """Decode, route and forward; any failure becomes its error reply."""
@@ -138,8 +181,8 @@ async def send_reply(send: ASGISendCallable, ctx: RequestContext, reply: Reply) 
     """Send ``reply`` with ``X-Request-Id`` and the ``X-Nexus-*`` headers; mark ``ctx``."""
     ctx.status = reply.status
     extra = [(b"x-request-id", ctx.request_id.encode()), *ctx.nexus_headers()]
-    if ctx.rate_headers is not None:
-        extra += ctx.rate_headers
+    if ctx.response_headers is not None:
+        extra += ctx.response_headers
     await reply.send(send, extra)
     ctx.completed = True
 

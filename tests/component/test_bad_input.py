@@ -3,6 +3,8 @@ docs/proxying.md#request-body)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 import pytest
 
@@ -133,13 +135,37 @@ async def test_body_over_limit_is_413(make_gateway) -> None:  # type: ignore[no-
     assert gateway.upstream.requests == []
 
 
-async def test_form_content_type_accepted_when_json(gateway: Gateway) -> None:
-    """``curl -d`` sends application/x-www-form-urlencoded; a JSON body is still accepted."""
+FORM_BODY = b'{"model": "unknown-model", "messages": [{"content": "x"}]}'
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+async def test_without_keys_a_post_that_is_not_json_is_415(
+    gateway: Gateway, content_type: str | None
+) -> None:
+    """A page on any origin can send a form or plain text without a preflight: with inbound
+    keys off, nothing but JSON is served (docs/proxying.md#request-body)."""
+    client = gateway.app.test_client()
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = await client.post("/v1/chat/completions", data=FORM_BODY, headers=headers)
+    assert response.status_code == 415
+    assert (await _error(response))["code"] == "unsupported_media_type"
+    assert gateway.upstream.requests == []
+
+
+async def test_with_keys_a_form_content_type_is_accepted_when_json(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    """``curl -d`` sends application/x-www-form-urlencoded; with a key, a JSON body is accepted."""
+    gateway = make_gateway(
+        '[server]\napi_keys_env = "KEYS"\n[health_check]\nenabled = false\n'
+        '[[backends]]\nname = "a"\nurl = "http://a.test"\ntype = "generic"\nmodels = ["m"]\n',
+        env={"KEYS": "k1"},
+    )
     client = gateway.app.test_client()
     response = await client.post(
         "/v1/chat/completions",
-        data=b'{"model": "unknown-model", "messages": [{"content": "x"}]}',
-        headers={"content-type": "application/x-www-form-urlencoded"},
+        data=FORM_BODY,
+        headers={"content-type": "application/x-www-form-urlencoded", "authorization": "Bearer k1"},
     )
     assert (await _error(response))["code"] == "model_not_found"
 

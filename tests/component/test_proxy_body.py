@@ -5,6 +5,7 @@ headers."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -167,3 +168,55 @@ async def test_other_methods_on_proxy_paths_are_405_with_allow(
         assert client.error_code() == "method_not_allowed"
         assert client.header(b"x-request-id")
     assert gateway.upstream.requests == []
+
+
+SLOW_BODIES = """
+[server]
+body_timeout_seconds = 5
+request_timeout_seconds = 20
+max_in_flight_requests = 1
+[health_check]
+enabled = false
+[[backends]]
+name = "a"
+url = "http://a.test"
+type = "generic"
+models = ["m"]
+"""
+
+
+async def test_body_not_complete_within_body_timeout_is_408_then(
+    make_gateway: Callable[..., Gateway], autojump_clock: trio.testing.MockClock
+) -> None:
+    gateway = make_gateway(SLOW_BODIES)
+    client = ScriptedClient([CHAT[:10]], finished=False)
+    started = trio.current_time()
+    with trio.fail_after(100):
+        await client.call(gateway, headers=JSON)
+    assert trio.current_time() - started == 5.0
+    assert (client.status, client.error_code()) == (408, "request_timeout")
+    assert gateway.upstream.requests == []
+
+
+async def test_clients_still_sending_their_body_hold_no_in_flight_slot(
+    make_gateway: Callable[..., Gateway], autojump_clock: trio.testing.MockClock
+) -> None:
+    """``max_in_flight_requests = 1``: slow senders do not keep other tenants out
+    (docs/routing.md#queue-and-overload)."""
+    gateway = make_gateway(SLOW_BODIES)
+
+    async def ok(request: object, body: bytes) -> object:
+        return completion()
+
+    gateway.upstream.handlers["a.test"] = ok  # type: ignore[assignment]
+    slow = [ScriptedClient([CHAT[:5]], finished=False) for _ in range(3)]
+    async with trio.open_nursery() as nursery:
+        for client in slow:
+            nursery.start_soon(partial(client.call, gateway, headers=JSON))
+        await trio.sleep(1)
+        assert gateway.services.in_flight == 0
+        fast = ScriptedClient([CHAT], finished=True)
+        await fast.call(gateway, headers=JSON)
+        assert fast.status == 200
+    assert [client.status for client in slow] == [408, 408, 408]
+    assert gateway.services.in_flight == 0

@@ -216,6 +216,8 @@ async def gateway_with_limited_key(
     limits = f"""
 [logging]
 format = "json"
+[metrics]
+public = true
 [[keys]]
 name = "limited"
 key_env = "LIMITED_KEY"

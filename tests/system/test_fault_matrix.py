@@ -18,6 +18,8 @@ import trio
 from nexus_trio.simulator import FailMode, SimulatedBackend
 from tests.system.conftest import GatewayFactory, gateway_config, in_flight, poll
 
+JSON_HEADERS = {"content-type": "application/json"}
+
 pytestmark = pytest.mark.system
 
 PLAIN = b'{"model": "demo", "messages": [{"role": "user", "content": "hi"}]}'
@@ -83,7 +85,9 @@ async def test_fault(
     async with httpx.AsyncClient(timeout=10) as client:
         started = trio.current_time()
         response = await client.post(
-            f"{url}/v1/chat/completions", content=STREAM if fault.stream else PLAIN
+            f"{url}/v1/chat/completions",
+            content=STREAM if fault.stream else PLAIN,
+            headers=JSON_HEADERS,
         )
         assert response.status_code == fault.status, response.text[:200]
         if fault.code == "stream_truncated":
@@ -99,7 +103,7 @@ async def test_fault(
         assert await _outcomes(client, url) == {"failure": 1.0}
         backend.options.error_rate = 0.0
         backend.options.completion_tokens = 5
-        after = await client.post(f"{url}/v1/chat/completions", content=PLAIN)
+        after = await client.post(f"{url}/v1/chat/completions", content=PLAIN, headers=JSON_HEADERS)
         assert after.status_code == 200
         assert (await _outcomes(client, url))["success"] == 1.0
 
@@ -119,7 +123,9 @@ async def test_connect_refused(
     config = gateway_config(backend).replace(f"127.0.0.1:{backend.port}", f"127.0.0.1:{dead_port}")
     gateway = await start_gateway(config)
     async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(f"{gateway.url}/v1/chat/completions", content=PLAIN)
+        response = await client.post(
+            f"{gateway.url}/v1/chat/completions", content=PLAIN, headers=JSON_HEADERS
+        )
         assert response.status_code == 502
         assert response.json()["error"]["code"] == "backend_unavailable"
         assert "127.0.0.1" not in response.text
@@ -138,7 +144,9 @@ async def test_slow_first_token_fails_over(
     gateway = await start_gateway(config)
     async with httpx.AsyncClient(timeout=10) as client:
         started = trio.current_time()
-        response = await client.post(f"{gateway.url}/v1/chat/completions", content=STREAM)
+        response = await client.post(
+            f"{gateway.url}/v1/chat/completions", content=STREAM, headers=JSON_HEADERS
+        )
         assert response.status_code == 200
         assert response.headers["x-nexus-backend"] == "fast"
         assert response.content.endswith(b"data: [DONE]\n\n")
@@ -162,12 +170,16 @@ async def test_429_passed_through_with_retry_after_and_last_candidate_kept(
     )
     gateway = await start_gateway(gateway_config(backend))
     async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(f"{gateway.url}/v1/chat/completions", content=PLAIN)
+        response = await client.post(
+            f"{gateway.url}/v1/chat/completions", content=PLAIN, headers=JSON_HEADERS
+        )
         assert response.status_code == 429
         assert response.headers["retry-after"] == "30"
         # in cooldown, but the only candidate: the next request is still sent, and served
         backend.options.error_rate = 0.0
-        after = await client.post(f"{gateway.url}/v1/chat/completions", content=PLAIN)
+        after = await client.post(
+            f"{gateway.url}/v1/chat/completions", content=PLAIN, headers=JSON_HEADERS
+        )
         assert after.status_code == 200
         assert await _outcomes(client, gateway.url) == {"failure": 1.0, "success": 1.0}
         assert await in_flight(client, gateway.url) == 0

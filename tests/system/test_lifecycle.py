@@ -13,6 +13,8 @@ import trio
 from nexus_trio.simulator import SimulatedBackend
 from tests.system.conftest import GatewayFactory, RawConnection, gateway_config, poll
 
+JSON_HEADERS = {"content-type": "application/json"}
+
 pytestmark = pytest.mark.system
 
 STREAM_BODY = b'{"model": "%s", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
@@ -26,7 +28,10 @@ async def _stream(
     out: list[bytes],
 ) -> None:
     async with client.stream(
-        "POST", f"{url}/v1/chat/completions", content=STREAM_BODY % model.encode()
+        "POST",
+        f"{url}/v1/chat/completions",
+        content=STREAM_BODY % model.encode(),
+        headers=JSON_HEADERS,
     ) as response:
         assert response.status_code == 200
         body = b""

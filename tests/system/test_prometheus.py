@@ -16,6 +16,8 @@ import trio
 from nexus_trio.simulator import SimulatedBackend
 from tests.system.conftest import GatewayFactory, gateway_config, poll
 
+JSON_HEADERS = {"content-type": "application/json"}
+
 pytestmark = pytest.mark.system
 
 CHAT = b'{"model": "demo", "messages": [{"role": "user", "content": "hi"}]}'
@@ -25,8 +27,12 @@ STREAM = b'{"model": "demo", "stream": true, "messages": [{"role": "user", "cont
 async def _traffic(url: str) -> str:
     async with httpx.AsyncClient() as client:
         for body in (CHAT, STREAM, b"{broken", CHAT):
-            await client.post(f"{url}/v1/chat/completions", content=body)
-        await client.post(f"{url}/v1/chat/completions", content=CHAT.replace(b"demo", b"nope"))
+            await client.post(f"{url}/v1/chat/completions", content=body, headers=JSON_HEADERS)
+        await client.post(
+            f"{url}/v1/chat/completions",
+            content=CHAT.replace(b"demo", b"nope"),
+            headers=JSON_HEADERS,
+        )
         return (await client.get(f"{url}/metrics")).text
 
 

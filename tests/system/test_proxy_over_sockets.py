@@ -18,6 +18,8 @@ from tests.system.conftest import (
     poll,
 )
 
+JSON_HEADERS = {"content-type": "application/json"}
+
 pytestmark = pytest.mark.system
 
 #: The product promises 100 ms; assert with a 2x margin on a shared machine.
@@ -125,6 +127,8 @@ async def test_bad_input_gets_envelopes_and_nothing_reaches_upstream(
             assert error["code"] == code
             assert set(error) >= {"message", "type", "param", "code"}
             assert response.headers["x-request-id"]
-        ok = await client.post(f"{gateway.url}/v1/chat/completions", content=PLAIN)
+        ok = await client.post(
+            f"{gateway.url}/v1/chat/completions", content=PLAIN, headers=JSON_HEADERS
+        )
         assert ok.status_code == 200
     assert [r.path for r in backend.received] == ["/v1/chat/completions"]

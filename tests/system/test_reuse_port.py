@@ -12,6 +12,8 @@ import trio
 from nexus_trio.simulator import SimulatedBackend
 from tests.system.conftest import GatewayFactory, gateway_config, poll
 
+JSON_HEADERS = {"content-type": "application/json"}
+
 pytestmark = pytest.mark.system
 
 
@@ -39,7 +41,7 @@ async def test_two_instances_on_one_port_both_serve(
         # a new connection each time, so the kernel spreads them over both listeners
         async with httpx.AsyncClient() as client:
             response = await client.post(
-                f"http://127.0.0.1:{port}/v1/chat/completions", content=body
+                f"http://127.0.0.1:{port}/v1/chat/completions", content=body, headers=JSON_HEADERS
             )
             assert response.status_code == 200
 

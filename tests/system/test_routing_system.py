@@ -20,6 +20,8 @@ from nexus_trio.simulator import FailMode, ReceivedRequest, SimulatedBackend
 from tests.system.conftest import GatewayFactory, poll
 from tests.system.fleet import Fleet
 
+JSON_HEADERS = {"content-type": "application/json"}
+
 pytestmark = pytest.mark.system
 
 PATH = "/v1/chat/completions"
@@ -232,7 +234,7 @@ async def test_fallback_model_serves_when_the_requested_one_fails(
     gateway = await start_gateway(config)
     url = gateway.url
     body = b'{"model": "big", "seed": 7, "messages": [{"role": "user", "content": "hi"}]}'
-    response = await client.post(f"{url}{PATH}", content=body)
+    response = await client.post(f"{url}{PATH}", content=body, headers=JSON_HEADERS)
     assert response.status_code == 200
     assert response.headers["x-nexus-fallback-model"] == "small"
     assert response.headers["x-nexus-model"] == "small"
