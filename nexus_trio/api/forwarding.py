@@ -66,9 +66,11 @@ class _Plan:
         requirements: Requirements,
         high_priority: bool,
         cloud_use: CloudUse,
+        key: ClientKey | None,
     ) -> None:
         self.view = view
         self.cloud_use = cloud_use
+        self.key = key
         #: The key is ``privacy = "restricted"`` (docs/keys.md#keys).
         self.restricted = False
         self.requirements = requirements
@@ -115,7 +117,7 @@ class Forwarder:
             raise errors.ModelNotAllowed(
                 f"The key '{key.name}' may not use the model '{view.model}'.", param="model"
             )
-        plan = _Plan(view, requirements_of(view), high, self._cloud_use(key))
+        plan = _Plan(view, requirements_of(view), high, self._cloud_use(key), key)
         plan.restricted = key is not None and key.restricted
         ctx.estimated_prompt_tokens = plan.requirements.estimated_tokens
         budget = 1 + config.routing.max_retries
@@ -311,6 +313,7 @@ class Forwarder:
             skip_backends=frozenset(plan.skip_backends),
             cloud_use=plan.cloud_use,
             restricted=plan.restricted,
+            model_allowed=plan.key is None or plan.key.allows_model(model),
         )
         services = self.services
         started = time.perf_counter()
@@ -352,8 +355,10 @@ class Forwarder:
         elif not any(reject.model_known for reject in plan.rejects):
             error = model_not_found(plan.view.model, self._known_models(ctx.key))
         else:
-            reject = next(reject for reject in plan.rejects if reject.model_known)
-            error = no_available_backend(reject)
+            # Every model of the chain that was routed says why it could not serve.
+            first = next(reject for reject in plan.rejects if reject.model_known)
+            rejections = tuple(r for reject in plan.rejects for r in reject.rejections)
+            error = no_available_backend(Reject(first.resolved_model, rejections, True))
         if ctx.attempts >= 2:
             error.headers["x-should-retry"] = "false"
         return error
