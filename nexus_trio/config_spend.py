@@ -11,7 +11,7 @@ import msgspec
 import msgspec.structs
 
 from nexus_trio.config_load import InvalidKey, check_store_url
-from nexus_trio.config_types import NonEmptyStr, NonNegativeFloat, NonNegativeInt
+from nexus_trio.config_types import AtLeastOne, NonEmptyStr, NonNegativeFloat, NonNegativeInt
 
 
 class PriceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -34,6 +34,8 @@ class BudgetConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     monthly_limit_usd: NonNegativeFloat = 0.0
     soft_limit_percent: Annotated[float, msgspec.Meta(gt=0, le=100)] = 80.0
     hard_limit_action: Literal["local_only", "reject"] = "local_only"
+    #: The output a request without ``max_tokens`` reserves (docs/spend.md#reservations).
+    default_reserved_output_tokens: AtLeastOne = 4096
 
 
 class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

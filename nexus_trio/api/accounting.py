@@ -4,6 +4,8 @@
 the client went away (docs/operations.md#logging: streams are logged when they end).
 :func:`settle_cost` prices what the request used (docs/spend.md#pricing): a non-streaming answer
 when it is judged (its ``X-Nexus-Cost-USD`` header needs it), a committed stream when it ends.
+The cost is charged, and the answering attempt's reservation released, in one synchronous step
+(docs/spend.md#reservations): the budget never sees the request twice, nor misses it.
 """
 
 from __future__ import annotations
@@ -78,16 +80,37 @@ def _tokens_used(ctx: RequestContext) -> int:
     return prompt + (ctx.completion_tokens or 0)
 
 
+def _charge(services: Services, ctx: RequestContext) -> float:
+    """Settle and charge the request's cost and release its reservation, whatever happens;
+    the cost (0 when it has none)."""
+    try:
+        if ctx.stream and ctx.committed_at is not None:
+            settle_cost(services.prices, ctx)
+        cost = ctx.cost_usd or 0.0
+        if cost > 0 and ctx.backend is not None:
+            estimated = "true" if ctx.cost_estimated else "false"
+            key_name = ctx.key_name
+            model = ctx.served_model or "none"
+            services.metrics.spend.labels(key_name, ctx.backend, model, estimated).inc(cost)
+            services.spend.charge(key_name, ctx.backend, model, cost, estimated=ctx.cost_estimated)
+    finally:
+        reservation = ctx.reservation
+        if reservation is not None:
+            ctx.reservation = None
+            services.spend.release(reservation)
+    return cost
+
+
 def record_request(services: Services, ctx: RequestContext) -> None:
     """Count the request by final result, charge its cost, observe metrics, write the log line.
 
-    With the dashboard on, the request is appended to its ring buffer too.
+    With the dashboard on, the request is appended to its ring buffer too. Called exactly once
+    per proxy request (the ASGI layer's ``finally``): the request's reservation is released
+    here at the latest.
     """
     totals = services.totals
     metrics = services.metrics
-    if ctx.stream and ctx.committed_at is not None:
-        settle_cost(services.prices, ctx)
-    cost = ctx.cost_usd or 0.0
+    cost = _charge(services, ctx)
     elapsed = trio.current_time() - ctx.started
     cancelled = not ctx.completed
     status = ctx.status
@@ -121,13 +144,6 @@ def record_request(services: Services, ctx: RequestContext) -> None:
             metrics.tokens.labels(model_label, backend, "prompt").inc(ctx.prompt_tokens)
         if ctx.completion_tokens:
             metrics.tokens.labels(model_label, backend, "completion").inc(ctx.completion_tokens)
-        if cost > 0:
-            estimated = "true" if ctx.cost_estimated else "false"
-            key_name = ctx.key_name
-            metrics.spend.labels(key_name, backend, model_label, estimated).inc(cost)
-            services.spend.charge(
-                key_name, backend, model_label, cost, estimated=ctx.cost_estimated
-            )
     key = ctx.key
     if key is not None and key.config is not None and key.config.tokens_per_minute:
         services.limiter.charge_tokens(key.name, key.config, _tokens_used(ctx), ctx.started)

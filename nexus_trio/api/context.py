@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from nexus_trio.disconnects import Watch
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
+from nexus_trio.spend.reservations import Reservation
 
 _PRINTABLE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
@@ -83,6 +84,9 @@ class RequestContext:
     admitted: bool = False
     #: The request holds one of its key's ``max_concurrent_requests``.
     holds_key_slot: bool = False
+    #: The worst case held for the current attempt to a priced agent, until it is released
+    #: (docs/spend.md#reservations).
+    reservation: Reservation | None = None
 
     @property
     def key_name(self) -> str:

@@ -18,7 +18,6 @@ attempt's (upstream status passed through as-is), or — when no attempt was pos
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 
@@ -27,6 +26,7 @@ import trio
 from nexus_trio import errors
 from nexus_trio.admission import Ticket
 from nexus_trio.api.attempt import AttemptRunner
+from nexus_trio.api.budgets import BudgetGate
 from nexus_trio.api.context import RequestContext
 from nexus_trio.api.refusals import (
     model_not_found,
@@ -51,8 +51,6 @@ from nexus_trio.routing import (
     RoutingRequest,
 )
 from nexus_trio.services import Services
-from nexus_trio.spend import BudgetState
-from nexus_trio.spend.budget import stricter
 
 log = logging.getLogger("nexus_trio.routing")
 
@@ -66,9 +64,11 @@ class _Plan:
         requirements: Requirements,
         high_priority: bool,
         cloud_use: CloudUse,
+        key: ClientKey | None,
     ) -> None:
         self.view = view
         self.cloud_use = cloud_use
+        self.key = key
         #: The key is ``privacy = "restricted"`` (docs/keys.md#keys).
         self.restricted = False
         self.requirements = requirements
@@ -90,6 +90,7 @@ class Forwarder:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.attempts = AttemptRunner(services)
+        self.budgets = BudgetGate(services)
 
     async def forward(
         self,
@@ -115,7 +116,7 @@ class Forwarder:
             raise errors.ModelNotAllowed(
                 f"The key '{key.name}' may not use the model '{view.model}'.", param="model"
             )
-        plan = _Plan(view, requirements_of(view), high, self._cloud_use(key))
+        plan = _Plan(view, requirements_of(view), high, self.budgets.cloud_use(key), key)
         plan.restricted = key is not None and key.restricted
         ctx.estimated_prompt_tokens = plan.requirements.estimated_tokens
         budget = 1 + config.routing.max_retries
@@ -147,31 +148,6 @@ class Forwarder:
             )
         raise self._final_error(ctx, plan)
 
-    def _cloud_use(self, key: ClientKey | None) -> CloudUse:
-        """What the global budget and the key's own leave of cloud backends
-        (docs/spend.md#budgets, docs/keys.md#keys).
-
-        Raises:
-            BudgetExceeded: a budget is spent and its action is ``reject``.
-        """
-        spend = self.services.spend
-        states: list[tuple[str, BudgetState]] = []
-        if self.services.config.budget.monthly_limit_usd > 0:
-            states.append(("The monthly budget", spend.budget()))
-        if key is not None and key.config is not None and key.config.monthly_budget_usd > 0:
-            what = f"The monthly budget of key '{key.name}'"
-            states.append((what, spend.key_budget(key.name, key.config.monthly_budget_usd)))
-        cloud_use = CloudUse.ALLOWED
-        for what, state in states:
-            if state.rejects:
-                seconds = max(1, math.ceil(spend.seconds_to_month_end()))
-                raise errors.BudgetExceeded(
-                    f"{what} ({state.limit_usd:g} USD for {state.month}) is spent.",
-                    headers={"x-should-retry": "false", "Retry-After": str(seconds)},
-                )
-            cloud_use = stricter(cloud_use, state.cloud_use)
-        return cloud_use
-
     async def _try(
         self,
         ctx: RequestContext,
@@ -183,9 +159,20 @@ class Forwarder:
         client_headers: Sequence[tuple[bytes, bytes]],
         deadline: float,
     ) -> Reply | None:
-        """One attempt on the routed agent; None when it failed and the loop goes on."""
+        """One attempt on the routed agent; None when it failed and the loop goes on.
+
+        The attempt is admitted by the budgets first, reserving its worst case
+        (docs/spend.md#reservations); a failed attempt releases it here, an answered one when
+        its cost is charged, any other end when the request is accounted for.
+
+        Raises:
+            BudgetExceeded: a budget is spent or reserved and its action is ``reject``.
+        """
         agent = route.agent
         view = plan.view
+        if not self.budgets.admit(ctx, view, agent):
+            plan.cloud_use = CloudUse.NONE  # local_only: route again without cloud backends
+            return None
         self._label(ctx, route, fallback)
         # A priced stream must report usage: ask an OpenAI-compatible backend for it unless the
         # client did (docs/proxying.md#request-body); the relay then drops the chunk that
@@ -222,6 +209,7 @@ class Forwarder:
                 # A keep-alive race, not a backend failure: once more, not counted.
                 plan.fresh_connection_used.add(name)
                 ctx.attempts -= 1
+                self.budgets.release(ctx)
                 return None
             self._failed(ctx, plan, agent, exc)
             return None
@@ -249,8 +237,10 @@ class Forwarder:
     def _failed(
         self, ctx: RequestContext, plan: _Plan, agent: Agent, exc: errors.UpstreamError
     ) -> None:
-        """Learn from a failed attempt: never this agent again, maybe not this backend."""
+        """Learn from a failed attempt: never this agent again, maybe not this backend. It cost
+        nothing: its reservation is released."""
         services = self.services
+        self.budgets.release(ctx)
         plan.last_error = exc
         plan.tried.add(agent.key)
         backend = agent.backend
@@ -311,6 +301,7 @@ class Forwarder:
             skip_backends=frozenset(plan.skip_backends),
             cloud_use=plan.cloud_use,
             restricted=plan.restricted,
+            model_allowed=plan.key is None or plan.key.allows_model(model),
         )
         services = self.services
         started = time.perf_counter()
@@ -352,8 +343,10 @@ class Forwarder:
         elif not any(reject.model_known for reject in plan.rejects):
             error = model_not_found(plan.view.model, self._known_models(ctx.key))
         else:
-            reject = next(reject for reject in plan.rejects if reject.model_known)
-            error = no_available_backend(reject)
+            # Every model of the chain that was routed says why it could not serve.
+            first = next(reject for reject in plan.rejects if reject.model_known)
+            rejections = tuple(r for reject in plan.rejects for r in reject.rejections)
+            error = no_available_backend(Reject(first.resolved_model, rejections, True))
         if ctx.attempts >= 2:
             error.headers["x-should-retry"] = "false"
         return error

@@ -124,6 +124,7 @@ def spend_object(services: Services) -> dict[str, Any]:
             "hard_limit_action": budget.action,
         },
         "own_usd": round(stats.own_usd, 8),
+        "reserved_usd": round(stats.reserved_usd, 8),
         "store_up": stats.store_up,
         "stores": services.store_states(),
     }

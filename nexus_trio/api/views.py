@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from typing import Any
 
@@ -54,14 +55,45 @@ class _Common(msgspec.Struct):
         """Whether the client asked for the stream's usage chunk itself."""
         return False
 
+    def output_allowance(self, default: int) -> int:
+        """The most output tokens the request may generate (docs/spend.md#reservations), with
+        ``default`` standing for a cap it does not set; 0 for embeddings."""
+        return 0
+
+
+#: A JSON number the request may give where an integer is meant; anything else is a 400.
+_Count = int | float | None
+#: Counts above this are taken as this (JSON integers are unbounded; token counts are not).
+_MAX_COUNT = 2**53
+
+
+def _positive(value: _Count) -> int | None:
+    """A count as a whole number, rounded up and at most ``_MAX_COUNT``; None when absent or
+    not positive."""
+    if value is None or not value > 0:
+        return None
+    return min(math.ceil(value), _MAX_COUNT)
+
 
 class _Streaming(_Common):
     stream_options: StreamOptions | None = None
+    max_tokens: _Count = None
+    max_completion_tokens: _Count = None
+    #: Choices generated (``best_of``: generated server-side, of which ``n`` are returned).
+    n: _Count = None
+    best_of: _Count = None
 
     @property
     def asks_usage(self) -> bool:
         options = self.stream_options
         return options is not None and bool(options.include_usage)
+
+    def output_allowance(self, default: int) -> int:
+        """The larger of ``max_tokens`` and ``max_completion_tokens`` (``default`` without a
+        positive one), times the choices generated."""
+        cap = max(_positive(self.max_tokens) or 0, _positive(self.max_completion_tokens) or 0)
+        choices = max(_positive(self.n) or 1, _positive(self.best_of) or 1)
+        return (cap or default) * choices
 
 
 class ChatView(_Streaming):

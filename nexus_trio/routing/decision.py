@@ -37,10 +37,10 @@ class Queue:
 class Reject:
     """No candidate survived routing.
 
-    With ``model_known`` false no backend serves the model at all (404 ``model_not_found``,
-    whose message the request path builds from the registry); otherwise it is a 503
-    ``no_available_backend``. An empty ``rejections`` means every candidate was already tried
-    or skipped by this request.
+    With ``model_known`` false no backend serves the model at all, or the request may not use
+    it (404 ``model_not_found``, whose message the request path builds from the registry);
+    otherwise it is a 503 ``no_available_backend``. An empty ``rejections`` means every
+    candidate was already tried or skipped by this request.
     """
 
     resolved_model: str

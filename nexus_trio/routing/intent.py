@@ -34,6 +34,7 @@ class RejectionReason(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     AT_CAPACITY = "at_capacity"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    MODEL_NOT_ALLOWED = "model_not_allowed"
 
 
 class CloudUse(enum.StrEnum):
@@ -55,6 +56,7 @@ PERMANENT_REASONS = frozenset(
         RejectionReason.PRIVACY_ZONE,
         RejectionReason.TIER_TOO_LOW,
         RejectionReason.BUDGET_EXHAUSTED,
+        RejectionReason.MODEL_NOT_ALLOWED,
     }
 )
 
@@ -128,6 +130,9 @@ class RoutingRequest:
     cloud_use: CloudUse = CloudUse.ALLOWED
     #: The request's key is ``privacy = "restricted"``: no backend in the open zone.
     restricted: bool = False
+    #: False when the request's key may not use ``model`` (a fallback outside its allow-list):
+    #: every agent is rejected with ``model_not_allowed`` (docs/routing.md#fallbacks).
+    model_allowed: bool = True
 
 
 @dataclass(slots=True)
@@ -152,7 +157,8 @@ class RoutingIntent:
     #: Agent keys the scheduler chooses only when no other candidate is available (cloud
     #: backends past the budget's soft limit).
     last_resort: set[tuple[str, str]] = field(default_factory=set)
-    #: False when no backend serves the resolved model at all, whatever its health.
+    #: False when no backend serves the resolved model at all, whatever its health, or the
+    #: request may not use it (``model_allowed``): for this request the model does not exist.
     model_known: bool = True
     #: The scheduler's choice; None when nothing survived or everything is at capacity.
     route: Route | None = None

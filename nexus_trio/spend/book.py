@@ -6,6 +6,8 @@ request before routing; both are plain dict and float work on the :class:`SpendT
 I/O. The ledger service (:mod:`nexus_trio.spend.service`) fills the tally from the ledger at
 start-up and writes its deltas back once a second; in a fleet, the store sync
 (:mod:`nexus_trio.fleet.service`) adds the other gateways' spend, which budgets count too.
+What this gateway's requests in flight have reserved (:meth:`~SpendBook.reserve`,
+:meth:`~SpendBook.release`, docs/spend.md#reservations) is counted by every budget it reads.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nexus_trio.config import BudgetConfig
-from nexus_trio.spend.budget import BudgetState, budget_state
+from nexus_trio.spend.budget import BudgetLevel, BudgetState, budget_state, level_of
+from nexus_trio.spend.reservations import Reservation, Reservations
 from nexus_trio.spend.tally import SpendRow, SpendTally, month_bounds
 
 
@@ -36,6 +39,8 @@ class SpendStatistics:
     stores: dict[str, bool]
     #: This gateway's ledger's part of ``total_usd`` (all of it without a shared store).
     own_usd: float
+    #: Held by this gateway's requests in flight (docs/spend.md#reservations).
+    reserved_usd: float
 
 
 class SpendBook:
@@ -50,6 +55,7 @@ class SpendBook:
         """
         self.budget_config = budget
         self.tally = SpendTally(clock)
+        self.reservations = Reservations()
         #: Set by the ledger service: loaded, and its last write succeeded.
         self.store_up = False
         #: Set by the store sync: its last exchange succeeded; None without a shared store.
@@ -59,18 +65,51 @@ class SpendBook:
         """Add one request's cost, attributed to (key, backend, model) in the current month."""
         self.tally.charge((key, backend, model), usd, estimated=estimated)
 
+    def reserve(self, key: str, usd: float) -> Reservation:
+        """Hold ``usd`` for a request of key ``key`` in flight, until :meth:`release`."""
+        return self.reservations.reserve(key, usd)
+
+    def release(self, reservation: Reservation) -> None:
+        """Give a reservation back (once; again is a no-op)."""
+        self.reservations.release(reservation)
+
+    def level(self, key: str, key_limit_usd: float) -> BudgetLevel:
+        """The highest level of the global budget and of key ``key``'s own budget of
+        ``key_limit_usd`` (0 = none): the request path's cheap check, building no state."""
+        tally = self.tally
+        tally.current()
+        reservations = self.reservations
+        percent = self.budget_config.soft_limit_percent
+        committed = tally.fleet_usd + reservations.total_usd
+        level = level_of(committed, self.budget_config.monthly_limit_usd, percent)
+        if key_limit_usd > 0 and level is not BudgetLevel.HARD:
+            committed = tally.fleet_key_usd(key) + reservations.key_usd(key)
+            key_level = level_of(committed, key_limit_usd, percent)
+            if key_level is not BudgetLevel.OK:
+                level = key_level
+        return level
+
     def budget(self) -> BudgetState:
         """The global budget now; reading it rolls the month over when it has ended."""
         tally = self.tally
         month = tally.current()
-        return budget_state(month, tally.fleet_usd, self.budget_config)
+        return budget_state(
+            month,
+            tally.fleet_usd,
+            self.budget_config,
+            reserved_usd=self.reservations.total_usd,
+        )
 
     def key_budget(self, name: str, limit_usd: float) -> BudgetState:
         """Key ``name``'s own budget of ``limit_usd`` over its spend this month."""
         tally = self.tally
         month = tally.current()
         return budget_state(
-            month, tally.fleet_key_usd(name), self.budget_config, limit_usd=limit_usd
+            month,
+            tally.fleet_key_usd(name),
+            self.budget_config,
+            limit_usd=limit_usd,
+            reserved_usd=self.reservations.key_usd(name),
         )
 
     def seconds_to_month_end(self) -> float:
@@ -105,4 +144,5 @@ class SpendBook:
             store_up=all(stores.values()),
             stores=stores,
             own_usd=self.tally.total_usd,
+            reserved_usd=self.reservations.total_usd,
         )

@@ -1,9 +1,11 @@
 """The budget's state from what the month has spent (docs/spend.md#budgets): pure functions.
 
-``ok`` below the soft limit, ``soft`` from ``soft_limit_percent`` of ``monthly_limit_usd``,
-``hard`` from the limit itself. What each state means for routing is decided by the routing
-package from the :class:`~nexus_trio.routing.CloudUse` it is handed; what ``hard`` means for
-the request (``local_only`` or ``reject``) comes from ``hard_limit_action``.
+The state is judged on the settled spend plus what the requests in flight have reserved
+(docs/spend.md#reservations): ``ok`` below the soft limit, ``soft`` from ``soft_limit_percent``
+of ``monthly_limit_usd``, ``hard`` from the limit itself. What each state means for routing is
+decided by the routing package from the :class:`~nexus_trio.routing.CloudUse` it is handed;
+what ``hard`` means for the request (``local_only`` or ``reject``) comes from
+``hard_limit_action``.
 """
 
 from __future__ import annotations
@@ -31,21 +33,29 @@ class BudgetLevel(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BudgetState:
-    """One budget (global) at one moment; ``limit_usd`` 0 = no budget."""
+    """One budget (global, or a key's) at one moment; ``limit_usd`` 0 = no budget."""
 
     month: str
+    #: Settled spend: what answered requests were charged.
     spent_usd: float
     limit_usd: float
     soft_limit_usd: float
     level: BudgetLevel
     action: str
+    #: Held by the requests in flight (docs/spend.md#reservations); counted in ``level``.
+    reserved_usd: float = 0.0
 
     @property
     def remaining_usd(self) -> float | None:
-        """USD left before the hard limit; None without a budget."""
+        """USD neither spent nor reserved before the hard limit; None without a budget."""
         if self.limit_usd <= 0:
             return None
-        return max(self.limit_usd - self.spent_usd, 0.0)
+        return max(self.limit_usd - self.spent_usd - self.reserved_usd, 0.0)
+
+    @property
+    def spent(self) -> bool:
+        """Settled spend alone has reached the limit (reservations aside)."""
+        return 0 < self.limit_usd <= self.spent_usd
 
     @property
     def cloud_use(self) -> CloudUse:
@@ -63,28 +73,34 @@ class BudgetState:
 
 
 def budget_state(
-    month: str, spent_usd: float, config: BudgetConfig, *, limit_usd: float | None = None
+    month: str,
+    spent_usd: float,
+    config: BudgetConfig,
+    *,
+    limit_usd: float | None = None,
+    reserved_usd: float = 0.0,
 ) -> BudgetState:
-    """The state of ``config``'s budget after ``spent_usd`` in ``month``.
+    """The state of ``config``'s budget after ``spent_usd`` in ``month`` with ``reserved_usd``
+    held by requests in flight.
 
     ``limit_usd`` replaces ``monthly_limit_usd`` (a key's own budget, judged with the same
     soft limit and action).
     """
     limit = config.monthly_limit_usd if limit_usd is None else limit_usd
-    soft = limit * config.soft_limit_percent / 100.0
-    if limit <= 0:
-        level = BudgetLevel.OK
-    elif spent_usd >= limit:
-        level = BudgetLevel.HARD
-    elif spent_usd >= soft:
-        level = BudgetLevel.SOFT
-    else:
-        level = BudgetLevel.OK
     return BudgetState(
         month=month,
         spent_usd=spent_usd,
         limit_usd=limit,
-        soft_limit_usd=soft,
-        level=level,
+        soft_limit_usd=limit * config.soft_limit_percent / 100.0,
+        level=level_of(spent_usd + reserved_usd, limit, config.soft_limit_percent),
         action=config.hard_limit_action,
+        reserved_usd=reserved_usd,
     )
+
+
+def level_of(committed_usd: float, limit_usd: float, soft_limit_percent: float) -> BudgetLevel:
+    """The level of a budget of ``limit_usd`` (0 = none) with ``committed_usd`` spent and
+    reserved."""
+    if limit_usd <= 0 or committed_usd < limit_usd * soft_limit_percent / 100.0:
+        return BudgetLevel.OK
+    return BudgetLevel.HARD if committed_usd >= limit_usd else BudgetLevel.SOFT

@@ -189,6 +189,7 @@ async def test_stats_and_metrics_show_the_months_spend_and_budget(
             "hard_limit_action": "local_only",
         },
         "own_usd": 8.5,
+        "reserved_usd": 0.0,
         # No ledger service runs in-process: nothing is being written.
         "store_up": False,
         "stores": {"ledger": False},

@@ -205,6 +205,10 @@ def test_unknown_key_names_its_path(text: str, path: str) -> None:
             "$.routing.policies[0].min_tier",
         ),
         ("[queue]\nmax_size = -1", "$.queue.max_size"),
+        (
+            "[budget]\ndefault_reserved_output_tokens = 0",
+            "$.budget.default_reserved_output_tokens",
+        ),
         ('[logging]\nformat = "xml"', "$.logging.format"),
         (OLLAMA + backend(tier="0"), "$.backends[1].tier"),
         (OLLAMA + backend(kind="tgi"), "$.backends[1].type"),

@@ -101,6 +101,20 @@ def test_tried_agents_and_skipped_backends_are_left_out_without_rejection() -> N
     assert routing_intent.rejections == []
 
 
+def test_a_model_the_key_may_not_use_loses_every_agent_and_is_unknown() -> None:
+    registry = Registry([config("a"), config("b")], {}, assume_healthy=True)
+    routing_intent = intent()
+    routing_intent.request.model_allowed = False
+    RequestAnalyzer(registry, {}).reconcile(routing_intent)
+    assert routing_intent.candidates == []
+    assert not routing_intent.model_known
+    assert reasons(routing_intent) == [
+        ("a", "request_analyzer", "model_not_allowed"),
+        ("b", "request_analyzer", "model_not_allowed"),
+    ]
+    assert all(rejection.permanent for rejection in routing_intent.rejections)
+
+
 def test_embeddings_drop_only_models_known_not_to_embed() -> None:
     registry = Registry(
         [

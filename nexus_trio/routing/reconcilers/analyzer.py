@@ -27,8 +27,10 @@ class RequestAnalyzer:
     the request path, which has the decoded body; this reconciler only turns them into
     candidates. Backends the request already gave up on (``skip_backends``) and agents it
     already tried are left out without a rejection: they are not reasons the model cannot be
-    served, only choices already spent. An embeddings request drops the agents known not to
-    embed and marks those nobody declared either way as unconfirmed.
+    served, only choices already spent. A model the request's key may not use (a fallback
+    outside its allow-list) loses every agent with ``model_not_allowed`` and counts as unknown.
+    An embeddings request drops the agents known not to embed and marks those nobody declared
+    either way as unconfirmed.
     """
 
     name = "request_analyzer"
@@ -56,6 +58,12 @@ class RequestAnalyzer:
         intent.candidates = [
             Agent(backend, model) for backend in serving if backend.name not in spent
         ]
+        if not request.model_allowed:
+            for agent in list(intent.candidates):
+                reason = RejectionReason.MODEL_NOT_ALLOWED
+                intent.remove(agent, self.name, reason, "the request's key may not use this model")
+            intent.model_known = False
+            return
         if request.requirements.needs_embeddings:
             for agent in list(intent.candidates):
                 embeds = agent.backend.capabilities(model).embeddings
