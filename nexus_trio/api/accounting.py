@@ -14,6 +14,7 @@ import msgspec
 import trio
 
 from nexus_trio.api.context import RequestContext
+from nexus_trio.errors import AuthenticationFailed
 from nexus_trio.metrics import status_class
 from nexus_trio.services import Services
 from nexus_trio.spend.pricing import PriceList, estimated_tokens
@@ -78,10 +79,17 @@ def _tokens_used(ctx: RequestContext) -> int:
     return prompt + (ctx.completion_tokens or 0)
 
 
+def refused_without_key(ctx: RequestContext) -> bool:
+    """The gateway refused the request 401: it presented no valid key (never routed)."""
+    return ctx.error_code == AuthenticationFailed.code and ctx.backend is None
+
+
 def record_request(services: Services, ctx: RequestContext) -> None:
     """Count the request by final result, charge its cost, observe metrics, write the log line.
 
-    With the dashboard on, the request is appended to its ring buffer too.
+    With the dashboard on, the request is appended to its ring buffer too, unless it was
+    refused 401 (docs/api.md#dashboard): anyone can send those, and they must not push real
+    entries out of the ring. They still count in the totals, the metrics and the access log.
     """
     totals = services.totals
     metrics = services.metrics
@@ -132,7 +140,7 @@ def record_request(services: Services, ctx: RequestContext) -> None:
     if key is not None and key.config is not None and key.config.tokens_per_minute:
         services.limiter.charge_tokens(key.name, key.config, _tokens_used(ctx), ctx.started)
 
-    if services.request_log is not None:
+    if services.request_log is not None and not refused_without_key(ctx):
         services.request_log.append(ctx, elapsed)
     if access_log.isEnabledFor(logging.INFO):
         record = AccessRecord(
