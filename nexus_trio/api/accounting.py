@@ -16,7 +16,7 @@ import trio
 from nexus_trio.api.context import RequestContext
 from nexus_trio.errors import AuthenticationFailed
 from nexus_trio.metrics import status_class
-from nexus_trio.services import Services
+from nexus_trio.services import RequestCounts, Services
 from nexus_trio.spend.pricing import PriceList, estimated_tokens
 
 access_log = logging.getLogger("nexus_trio.access")
@@ -85,7 +85,8 @@ def refused_without_key(ctx: RequestContext) -> bool:
 
 
 def record_request(services: Services, ctx: RequestContext) -> None:
-    """Count the request by final result, charge its cost, observe metrics, write the log line.
+    """Count the request by final result (in the totals, and its key's own when it presented
+    one), charge its cost, observe metrics, write the log line.
 
     With the dashboard on, the request is appended to its ring buffer too, unless it was
     refused 401 (docs/api.md#dashboard): anyone can send those, and they must not push real
@@ -99,18 +100,15 @@ def record_request(services: Services, ctx: RequestContext) -> None:
     elapsed = trio.current_time() - ctx.started
     cancelled = not ctx.completed
     status = ctx.status
-    if cancelled:
-        totals.cancelled += 1
-    elif status is not None and 400 <= status < 500:
-        totals.client_errors += 1
-    elif status is None or status >= 500 or ctx.truncated:
-        totals.errors += 1
-    else:
-        totals.success += 1
-
     model = ctx.served_model if ctx.backend is not None else None
-    if model is not None:
-        totals.by_model[model] = totals.by_model.get(model, 0) + 1
+    failed = status is None or status >= 500 or ctx.truncated
+    totals.count(status, cancelled=cancelled, failed=failed, model=model)
+    if ctx.key is not None:
+        name = ctx.key.name
+        own = totals.by_key.get(name)
+        if own is None:
+            own = totals.by_key[name] = RequestCounts()
+        own.count(status, cancelled=cancelled, failed=failed, model=model)
     backend = ctx.backend or "none"
     model_label = model or "none"
     stream = "true" if ctx.stream else "false"
