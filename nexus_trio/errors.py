@@ -26,6 +26,7 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         ├── UnsupportedMediaType         415 unsupported_media_type
         ├── BudgetExceeded               429 budget_exceeded (hard limit, action "reject")
         ├── RateLimitExceeded            429 rate_limit_exceeded (a key's requests or tokens)
+        ├── TooManyDashboards            429 too_many_dashboards (a tenant key's event streams)
         ├── UpstreamError                an attempt failed: the next agent may be tried
         │   ├── BackendUnavailable       502 backend_unavailable
         │   │   ├── UpstreamConnectError connect refused / DNS / TLS: nothing was sent
@@ -251,6 +252,15 @@ class RateLimitExceeded(APIError):
         super().__init__(message, headers=headers)
         #: ``requests`` or ``tokens``: which limit (``nexus_rate_limited_total{kind}``).
         self.kind = kind
+
+
+class TooManyDashboards(APIError):
+    """A tenant key already has ``dashboard.max_connections_per_key`` event streams open
+    (docs/api.md#dashboard)."""
+
+    status = 429
+    type = "requests"
+    code = "too_many_dashboards"
 
 
 class BudgetExceeded(APIError):

@@ -16,6 +16,8 @@ shows follows the key's role (docs/keys.md#roles): an admin key everything; a te
 own requests and spend only, in the request log and in every snapshot. It is not a proxy
 request: it is not counted in flight and not accounted. At most
 ``dashboard.max_connections`` streams run at once; one more is answered 503 ``overloaded``.
+A tenant key has at most ``dashboard.max_connections_per_key`` of them; one more is answered
+429 ``too_many_dashboards``, so one tenant cannot take every slot.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ _HEADERS = [
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),
 ]
+
+
+#: ``Retry-After`` of a tenant over its dashboards: a slot frees only when one of them leaves.
+_RETRY_AFTER_SECONDS = "5"
 
 
 def _log_event(entries: list[RequestEntry], tenant: ClientKey | None) -> bytes:
@@ -79,7 +85,7 @@ class DashboardEvents:
         )
         ctx.status = 200
         listener_closed = self.services.drain.listener_closed
-        with self.publisher.subscribe(), trio.CancelScope() as streaming:
+        with self.publisher.subscribe(tenant), trio.CancelScope() as streaming:
             async with trio.open_nursery() as watchers:
                 watchers.start_soon(_cancel_on_disconnect, receive, streaming)
                 watchers.start_soon(_cancel_on_event, listener_closed, streaming)
@@ -95,15 +101,26 @@ class DashboardEvents:
         """Who the stream is for (None: an admin), if it may open now.
 
         Raises:
-            APIError: not a GET (405); no key while keys are configured (401); the gateway's
-                dashboards at their limit (503 ``overloaded``).
+            APIError: not a GET (405); no key while keys are configured (401); the dashboards
+                of the gateway (503 ``overloaded``) or of this tenant key (429) at their limit.
         """
         if ctx.method != "GET":
             raise errors.MethodNotAllowed("Only GET is allowed on this route.")
         tenant = viewer(self.services, ctx)
-        if self.publisher.connected >= self.services.config.dashboard.max_connections:
+        dashboard = self.services.config.dashboard
+        if self.publisher.connected >= dashboard.max_connections:
             raise errors.Overloaded(
                 "Too many dashboards are connected (dashboard.max_connections)."
+            )
+        if (
+            tenant is not None
+            and self.publisher.connected_by_tenant.get(tenant.name, 0)
+            >= dashboard.max_connections_per_key
+        ):
+            raise errors.TooManyDashboards(
+                f"Key '{tenant.name}' has {dashboard.max_connections_per_key} dashboards "
+                "connected, its limit (dashboard.max_connections_per_key); close one first.",
+                headers={"Retry-After": _RETRY_AFTER_SECONDS},
             )
         return tenant
 

@@ -75,20 +75,30 @@ class SnapshotPublisher:
         self._seq = 0
         self._log_seq = request_log.last_seq
         self.connected = 0
+        #: Connected dashboards of each tenant key, by key name.
+        self.connected_by_tenant: dict[str, int] = {}
         #: The latest snapshot; None while nobody watches (so nobody gets a stale one).
         self.latest: Published | None = None
         self._someone_connected = trio.Event()
         self._next = trio.Event()
 
     @contextmanager
-    def subscribe(self) -> Iterator[None]:
-        """Count a connected dashboard for the duration of the ``with`` block."""
+    def subscribe(self, tenant: ClientKey | None = None) -> Iterator[None]:
+        """Count a connected dashboard (of ``tenant``, None for an admin) for the duration of
+        the ``with`` block."""
         self.connected += 1
+        if tenant is not None:
+            by_tenant = self.connected_by_tenant
+            by_tenant[tenant.name] = by_tenant.get(tenant.name, 0) + 1
         self._someone_connected.set()
         try:
             yield
         finally:
             self.connected -= 1
+            if tenant is not None:
+                left = self.connected_by_tenant.pop(tenant.name) - 1
+                if left:
+                    self.connected_by_tenant[tenant.name] = left
             if not self.connected:
                 self._someone_connected = trio.Event()
                 self.latest = None

@@ -17,7 +17,7 @@ from nexus_trio.errors import AuthenticationFailed
 from nexus_trio.keys import ClientKey
 from nexus_trio.status_report import render_status
 from tests.component.conftest import CHAT, Gateway, completion
-from tests.component.test_dashboard import EventReader, open_stream
+from tests.component.test_dashboard import EVENTS, EventReader, open_stream
 
 CONFIG = """
 [health_check]
@@ -26,6 +26,8 @@ enabled = false
 api_keys_env = "OLD_KEYS"
 [budget]
 monthly_limit_usd = 1000
+[dashboard]
+max_connections_per_key = 1
 [[backends]]
 name = "cloud"
 url = "http://cloud.test"
@@ -205,3 +207,34 @@ async def test_a_tenants_dashboard_shows_only_its_requests_and_spend(
     assert list(latest.tenant_events) == ["team-a"]
     tenant.call.gone.set()
     admin.call.gone.set()
+
+
+async def test_dashboards_are_capped_per_tenant_key(nursery: trio.Nursery, shared: Gateway) -> None:
+    first = await open_stream(nursery, shared, [(b"authorization", b"Bearer a")])
+    with trio.fail_after(5):
+        await first.next_event()
+    client = shared.app.test_client()
+    with trio.fail_after(5):  # a stream let in would never end
+        refused = await client.get(EVENTS, headers=bearer("a"))
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "5"
+    error = msgspec.json.decode(await refused.get_data())["error"]
+    assert error["code"] == "too_many_dashboards"
+    assert "dashboard.max_connections_per_key" in error["message"]
+    # Another tenant, and admin keys (bounded by max_connections only), still get in.
+    others = [
+        await open_stream(nursery, shared, [(b"authorization", f"Bearer {token}".encode())])
+        for token in ("b", "boss", "boss")
+    ]
+    with trio.fail_after(5):
+        for reader in others:
+            assert (await reader.next_event())[0] == "log"
+    # The slot is the tenant's again once its dashboard leaves.
+    first.call.gone.set()
+    with trio.fail_after(5):
+        await first.call.finished.wait()
+    again = await open_stream(nursery, shared, [(b"authorization", b"Bearer a")])
+    with trio.fail_after(5):
+        assert (await again.next_event())[0] == "log"
+    for reader in (*others, again):
+        reader.call.gone.set()
