@@ -207,6 +207,8 @@ class DashboardConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     request_log_size: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 200
     #: Dashboards connected at once; one more is answered 503 ``overloaded``.
     max_connections: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 16
+    #: Dashboards one tenant key may have connected at once; one more is answered 429.
+    max_connections_per_key: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 4
 
 
 class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -32,6 +32,7 @@ timeouts) are translated into this tree once, where they are caught (``raise ...
         ├── BudgetExceeded               429 budget_exceeded (hard limit, action "reject")
         ├── RateLimitExceeded            429 rate_limit_exceeded (a key's requests, tokens or
         │                                concurrent requests)
+        ├── TooManyDashboards            429 too_many_dashboards (a tenant key's event streams)
         ├── UpstreamError                an attempt failed: the next agent may be tried
         │   ├── BackendUnavailable       502 backend_unavailable
         │   │   ├── UpstreamConnectError connect refused / DNS / TLS: nothing was sent
@@ -297,6 +298,15 @@ class RateLimitExceeded(APIError):
         body = super().envelope()
         body["error"]["type"] = self.kind
         return body
+
+
+class TooManyDashboards(APIError):
+    """A tenant key already has ``dashboard.max_connections_per_key`` event streams open
+    (docs/api.md#dashboard)."""
+
+    status = 429
+    type = "requests"
+    code = "too_many_dashboards"
 
 
 class BudgetExceeded(APIError):

@@ -33,8 +33,8 @@ from nexus_trio.upstream.client import UpstreamClient
 
 
 @dataclass(slots=True)
-class RequestTotals:
-    """Client requests by final result (``/v1/stats`` ``requests``, docs/api.md#stats)."""
+class RequestCounts:
+    """Finished client requests by final result (``requests`` of docs/api.md#stats)."""
 
     success: int = 0
     errors: int = 0
@@ -46,6 +46,35 @@ class RequestTotals:
     @property
     def total(self) -> int:
         return self.success + self.errors + self.client_errors + self.cancelled
+
+    def count(
+        self, status: int | None, *, cancelled: bool, failed: bool, model: str | None
+    ) -> None:
+        """Count one finished request: cancelled, else a 4xx, else ``failed`` (a 5xx, no
+        status or a truncated stream), else a success; and its serving ``model`` if any."""
+        if cancelled:
+            self.cancelled += 1
+        elif status is not None and 400 <= status < 500:
+            self.client_errors += 1
+        elif failed:
+            self.errors += 1
+        else:
+            self.success += 1
+        if model is not None:
+            self.by_model[model] = self.by_model.get(model, 0) + 1
+
+
+@dataclass(slots=True)
+class RequestTotals(RequestCounts):
+    """Every finished client request, and each key's own (docs/keys.md#roles)."""
+
+    #: The requests that presented a key, by key name (names are configured: bounded).
+    by_key: dict[str, RequestCounts] = field(default_factory=dict)
+
+    def of_key(self, name: str) -> RequestCounts:
+        """Key ``name``'s counts; zero (and not stored) when it has sent nothing."""
+        counts = self.by_key.get(name)
+        return RequestCounts() if counts is None else counts
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,8 @@
-"""``nexus-trio status``: a readable report of a running gateway, from its ``/v1/stats``."""
+"""``nexus-trio status``: a readable report of a running gateway, from its ``/v1/stats``.
+
+It shows what the key it presents may see (docs/keys.md#roles): with a tenant key, that key's
+own requests and spend, and the backends and quality every key sees.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 import httpx
 
 from nexus_trio.errors import NexusError
-from nexus_trio.spend.report import status_lines
+from nexus_trio.spend.report import status_lines, usd
 
 
 class StatusUnavailable(NexusError):
@@ -49,6 +53,24 @@ def _table(rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _budget_lines(spend: dict[str, Any], *, tenant: bool) -> list[str]:
+    """The key budgets, and for a tenant the global budget's state (its amounts are withheld)."""
+    if not spend.get("enabled"):
+        return []
+    lines = [
+        f"  key budget {name} {usd(budget['limit_usd'])}: {budget['state']}, "
+        f"{usd(budget['remaining_usd'])} left"
+        for name, budget in spend.get("key_budgets", {}).items()
+    ]
+    if tenant:
+        budget = spend["budget"]
+        lines.append(
+            f"  gateway budget: {budget['state']} (past it: {budget['hard_limit_action']}); "
+            "its amounts are shown to admin keys only"
+        )
+    return lines
+
+
 def render_status(url: str, stats: dict[str, Any]) -> str:
     """The report: request totals and spend, then one line per backend and per agent."""
     requests = stats["requests"]
@@ -58,10 +80,14 @@ def render_status(url: str, stats: dict[str, Any]) -> str:
         f"({requests['success']} ok, {requests['errors']} errors, "
         f"{requests['client_errors']} client errors, {requests['cancelled']} cancelled)",
     ]
+    tenant = stats.get("role") == "tenant"
+    if tenant:
+        lines.append("as a tenant key: the requests and spend shown are this key's own")
     if stats.get("restart_required"):
         lines.append("note: a reload changed settings that need a restart")
     if "spend" in stats:
         lines.extend(status_lines(stats["spend"]))
+        lines.extend(_budget_lines(stats["spend"], tenant=tenant))
     lines.append("")
     rows = [
         [

@@ -16,8 +16,9 @@ import msgspec
 import trio
 
 from nexus_trio.api.context import RequestContext
+from nexus_trio.errors import AuthenticationFailed
 from nexus_trio.metrics import status_class
-from nexus_trio.services import Services
+from nexus_trio.services import RequestCounts, Services
 from nexus_trio.spend.pricing import PriceList, estimated_tokens
 
 access_log = logging.getLogger("nexus_trio.access")
@@ -101,12 +102,20 @@ def _charge(services: Services, ctx: RequestContext) -> float:
     return cost
 
 
-def record_request(services: Services, ctx: RequestContext) -> None:
-    """Count the request by final result, charge its cost, observe metrics, write the log line.
+def refused_without_key(ctx: RequestContext) -> bool:
+    """The gateway refused the request 401: it presented no valid key (never routed)."""
+    return ctx.error_code == AuthenticationFailed.code and ctx.backend is None
 
-    With the dashboard on, the request is appended to its ring buffer too. Called exactly once
-    per proxy request (the ASGI layer's ``finally``): the request's reservation is released
-    here at the latest.
+
+def record_request(services: Services, ctx: RequestContext) -> None:
+    """Count the request by final result (in the totals, and its key's own when it presented
+    one), charge its cost, observe metrics, write the log line.
+
+    Called exactly once per proxy request (the ASGI layer's ``finally``): the request's
+    reservation is released here at the latest. With the dashboard on, the request is appended
+    to its ring buffer too, unless it was refused 401 (docs/api.md#dashboard): anyone can send
+    those, and they must not push real entries out of the ring. They still count in the
+    totals, the metrics and the access log.
     """
     totals = services.totals
     metrics = services.metrics
@@ -114,18 +123,15 @@ def record_request(services: Services, ctx: RequestContext) -> None:
     elapsed = trio.current_time() - ctx.started
     cancelled = not ctx.completed
     status = ctx.status
-    if cancelled:
-        totals.cancelled += 1
-    elif status is not None and 400 <= status < 500:
-        totals.client_errors += 1
-    elif status is None or status >= 500 or ctx.truncated:
-        totals.errors += 1
-    else:
-        totals.success += 1
-
     model = ctx.served_model if ctx.backend is not None else None
-    if model is not None:
-        totals.by_model[model] = totals.by_model.get(model, 0) + 1
+    failed = status is None or status >= 500 or ctx.truncated
+    totals.count(status, cancelled=cancelled, failed=failed, model=model)
+    if ctx.key is not None:
+        name = ctx.key.name
+        own = totals.by_key.get(name)
+        if own is None:
+            own = totals.by_key[name] = RequestCounts()
+        own.count(status, cancelled=cancelled, failed=failed, model=model)
     backend = ctx.backend or "none"
     model_label = model or "none"
     stream = "true" if ctx.stream else "false"
@@ -148,7 +154,7 @@ def record_request(services: Services, ctx: RequestContext) -> None:
     if key is not None and key.config is not None and key.config.tokens_per_minute:
         services.limiter.charge_tokens(key.name, key.config, _tokens_used(ctx), ctx.started)
 
-    if services.request_log is not None:
+    if services.request_log is not None and not refused_without_key(ctx):
         services.request_log.append(ctx, elapsed)
     if access_log.isEnabledFor(logging.INFO):
         record = AccessRecord(

@@ -1,6 +1,9 @@
 """``GET /v1/stats``: request counters, backends with their quality, per-model agents, spend.
 
-Its fields are described in docs/api.md#stats.
+Its fields are described in docs/api.md#stats. What a key reads depends on its role
+(docs/keys.md#roles): an admin key (or anyone, without inbound keys) the whole document; a
+tenant key the same backends and quality, with the request totals, the models' request counts
+and the spend of its own requests only (:func:`tenant_stats`).
 
 Quality comes from the same snapshot the ``/metrics`` collector reads, so the two agree. A
 backend's ``quality`` aggregates its agents (counts summed and rates recomputed from the sums,
@@ -15,11 +18,15 @@ from typing import Any
 
 import msgspec
 import trio
-from quart import Response
+from quart import Response, request
 from quart_trio import QuartTrio
 
+from nexus_trio import errors
+from nexus_trio.api.context import RequestContext
+from nexus_trio.api.stats_spend import spend_object, tenant_spend_object
+from nexus_trio.keys import ClientKey
 from nexus_trio.quality import NEUTRAL, AgentQualityMetrics, aggregate
-from nexus_trio.services import Services
+from nexus_trio.services import RequestCounts, Services
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -50,8 +57,29 @@ def quality_object(metrics: AgentQualityMetrics | None) -> dict[str, Any] | None
     }
 
 
+def viewer(services: Services, ctx: RequestContext | None) -> ClientKey | None:
+    """Whose requests and spend the reader of ``ctx`` may see (docs/keys.md#roles).
+
+    None means everything: an admin key, or no inbound key configured. Otherwise the tenant
+    key, which sees only its own.
+
+    Raises:
+        AuthenticationFailed: keys are configured and the request presented none (deny by
+            default, whatever let it reach the route).
+    """
+    key = None if ctx is None else ctx.key
+    if key is None:
+        if services.keyring:
+            raise errors.AuthenticationFailed(
+                "Missing or invalid API key (Authorization: Bearer <key>).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return None
+    return None if key.admin else key
+
+
 def stats_document(services: Services) -> dict[str, Any]:
-    """The whole ``/v1/stats`` body, read from the live state in one pass."""
+    """The whole ``/v1/stats`` body, as an admin sees it, read from the live state in one pass."""
     totals = services.totals
     snapshot = services.quality.snapshot
     backends = []
@@ -83,17 +111,11 @@ def stats_document(services: Services) -> dict[str, Any]:
         for model, names in sorted(serving.items())
     ]
     return {
+        "role": "admin",
         "uptime_seconds": int(trio.current_time() - services.started_at),
         "total_requests": totals.total,
         "restart_required": services.restart_required,
-        "requests": {
-            "total": totals.total,
-            "success": totals.success,
-            "errors": totals.errors,
-            "client_errors": totals.client_errors,
-            "cancelled": totals.cancelled,
-            "in_flight": services.in_flight,
-        },
+        "requests": _requests_object(totals, services.in_flight),
         "backends": backends,
         "models": models,
         "quality_config": msgspec.structs.asdict(services.config.quality),
@@ -101,43 +123,45 @@ def stats_document(services: Services) -> dict[str, Any]:
     }
 
 
-def spend_object(services: Services) -> dict[str, Any]:
-    """The ``spend`` object of docs/api.md#stats: the month's spend and the budget."""
-    stats = services.spend.statistics()
-    budget = stats.budget
-    remaining = budget.remaining_usd
+def tenant_stats(services: Services, everything: dict[str, Any], key: ClientKey) -> dict[str, Any]:
+    """The ``/v1/stats`` body tenant ``key`` sees, from the admin's document ``everything``.
+
+    Backends, quality and the gateway's own state are shared; the request totals, the
+    models' request counts and the spend become the key's own.
+    """
+    counts = services.totals.of_key(key.name)
     return {
-        "enabled": services.config.keeps_spend,
-        "month": stats.month,
-        "total_usd": round(stats.total_usd, 8),
-        "estimated_usd": round(stats.estimated_usd, 8),
-        "requests": stats.requests,
-        "by_key": _rounded_map(stats.by_key),
-        "by_backend": _rounded_map(stats.by_backend),
-        "by_model": _rounded_map(stats.by_model),
-        "budget": {
-            "limit_usd": budget.limit_usd or None,
-            "soft_limit_usd": round(budget.soft_limit_usd, 8) if budget.limit_usd else None,
-            "spent_usd": round(budget.spent_usd, 8),
-            "remaining_usd": None if remaining is None else round(remaining, 8),
-            "state": budget.level.value,
-            "hard_limit_action": budget.action,
-        },
-        "own_usd": round(stats.own_usd, 8),
-        "reserved_usd": round(stats.reserved_usd, 8),
-        "store_up": stats.store_up,
-        "stores": services.store_states(),
+        **everything,
+        "role": "tenant",
+        "total_requests": counts.total,
+        "requests": _requests_object(counts, services.in_flight),
+        "models": [
+            {**model, "request_count": counts.by_model.get(model["name"], 0)}
+            for model in everything["models"]
+        ],
+        "spend": tenant_spend_object(services, key),
     }
 
 
-def _rounded_map(values: dict[str, float]) -> dict[str, float]:
-    return {name: round(value, 8) for name, value in sorted(values.items())}
+def _requests_object(counts: RequestCounts, in_flight: int) -> dict[str, int]:
+    return {
+        "total": counts.total,
+        "success": counts.success,
+        "errors": counts.errors,
+        "client_errors": counts.client_errors,
+        "cancelled": counts.cancelled,
+        "in_flight": in_flight,
+    }
 
 
 def register_stats_route(app: QuartTrio, services: Services) -> None:
-    """Add ``GET /v1/stats`` to ``app``."""
+    """Add ``GET /v1/stats`` to ``app``: everything for an admin, its own for a tenant."""
 
     @app.get("/v1/stats")
     async def stats() -> Response:
-        body = _ENCODER.encode(stats_document(services))
-        return Response(body, content_type="application/json")
+        ctx: RequestContext | None = request.scope.get("nexus.context")  # type: ignore[assignment]
+        tenant = viewer(services, ctx)
+        document = stats_document(services)
+        if tenant is not None:
+            document = tenant_stats(services, document, tenant)
+        return Response(_ENCODER.encode(document), content_type="application/json")

@@ -10,7 +10,9 @@ What this package owns:
 * the snapshot shaping (:mod:`~nexus_trio.dashboard.snapshot`): ``/v1/stats`` plus rates,
   health and quality details, per-minute history and the new request-log entries;
 * :class:`~nexus_trio.dashboard.publisher.SnapshotPublisher`, the background service that
-  builds one snapshot per second while at least one dashboard is connected, shared by all;
+  builds one snapshot per second while at least one dashboard is connected, shared by all,
+  and derives from it, once per tenant key watching, the view of a tenant key (its own
+  requests and spend only; docs/keys.md#roles);
 * the server-sent-events endpoint ``GET /v1/dashboard/events``
   (:mod:`~nexus_trio.dashboard.events`), which ends when the gateway's listener closes so a
   connected dashboard never holds up a drain, and is never counted as a request in flight.

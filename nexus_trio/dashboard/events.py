@@ -11,9 +11,13 @@ stream's lifetime is owned in one function: :meth:`DashboardEvents.__call__` sub
   up a drain. While the drain delay keeps the listener open, snapshots go on (showing
   ``draining``).
 
-The route sits under ``/v1/``, so inbound auth applies before it is reached. It is not a
-proxy request: it is not counted in flight and not accounted. At most
+The route sits under ``/v1/``, so inbound auth applies before it is reached. What a stream
+shows follows the key's role (docs/keys.md#roles): an admin key everything; a tenant key its
+own requests and spend only, in the request log and in every snapshot. It is not a proxy
+request: it is not counted in flight and not accounted. At most
 ``dashboard.max_connections`` streams run at once; one more is answered 503 ``overloaded``.
+A tenant key has at most ``dashboard.max_connections_per_key`` of them; one more is answered
+429 ``too_many_dashboards``, so one tenant cannot take every slot.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from nexus_trio import errors
 from nexus_trio.api.context import RequestContext
 from nexus_trio.api.proxy import send_reply
 from nexus_trio.api.reply import error_reply
+from nexus_trio.api.stats import viewer
 from nexus_trio.dashboard.publisher import SnapshotPublisher, server_sent_event
 from nexus_trio.dashboard.request_log import RequestEntry, entry_object
+from nexus_trio.keys import ClientKey
 from nexus_trio.services import Services
 
 _HEADERS = [
@@ -36,8 +42,17 @@ _HEADERS = [
 ]
 
 
-def _log_event(entries: list[RequestEntry]) -> bytes:
-    return server_sent_event("log", [entry_object(entry) for entry in entries])
+#: ``Retry-After`` of a tenant over its dashboards: a slot frees only when one of them leaves.
+_RETRY_AFTER_SECONDS = "5"
+
+
+def _log_event(entries: list[RequestEntry], tenant: ClientKey | None) -> bytes:
+    """The ``log`` event: every entry for an admin, a tenant's own (without the key column)."""
+    if tenant is None:
+        objects = [entry_object(entry, with_key=True) for entry in entries]
+    else:
+        objects = [entry_object(e, with_key=False) for e in entries if e.key == tenant.name]
+    return server_sent_event("log", objects)
 
 
 class DashboardEvents:
@@ -59,15 +74,9 @@ class DashboardEvents:
         Blocks for the life of the stream. Cancellation (a forced shutdown) ends it without
         the ``end`` event; the final body message is sent under a shielded scope either way.
         """
-        error: errors.APIError
-        if ctx.method != "GET":
-            error = errors.MethodNotAllowed("Only GET is allowed on this route.")
-            await send_reply(send, ctx, error_reply(error))
-            return
-        if self.publisher.connected >= self.services.config.dashboard.max_connections:
-            error = errors.Overloaded(
-                "Too many dashboards are connected (dashboard.max_connections)."
-            )
+        try:
+            tenant = self._admit(ctx)
+        except errors.APIError as error:
             await send_reply(send, ctx, error_reply(error))
             return
         request_id = (b"x-request-id", ctx.request_id.encode())
@@ -76,11 +85,11 @@ class DashboardEvents:
         )
         ctx.status = 200
         listener_closed = self.services.drain.listener_closed
-        with self.publisher.subscribe(), trio.CancelScope() as streaming:
+        with self.publisher.subscribe(tenant), trio.CancelScope() as streaming:
             async with trio.open_nursery() as watchers:
                 watchers.start_soon(_cancel_on_disconnect, receive, streaming)
                 watchers.start_soon(_cancel_on_event, listener_closed, streaming)
-                await self._stream(send)
+                await self._stream(send, tenant)
         final = b""
         if listener_closed.is_set():
             final = server_sent_event("end", {"state": "draining"})
@@ -88,23 +97,52 @@ class DashboardEvents:
             await send({"type": "http.response.body", "body": final, "more_body": False})
         ctx.completed = True
 
-    async def _stream(self, send: ASGISendCallable) -> None:
-        """Send the request log, then every snapshot; returns only by cancellation."""
-        request_log = self.publisher.request_log
+    def _admit(self, ctx: RequestContext) -> ClientKey | None:
+        """Who the stream is for (None: an admin), if it may open now.
+
+        Raises:
+            APIError: not a GET (405); no key while keys are configured (401); the dashboards
+                of the gateway (503 ``overloaded``) or of this tenant key (429) at their limit.
+        """
+        if ctx.method != "GET":
+            raise errors.MethodNotAllowed("Only GET is allowed on this route.")
+        tenant = viewer(self.services, ctx)
+        dashboard = self.services.config.dashboard
+        if self.publisher.connected >= dashboard.max_connections:
+            raise errors.Overloaded(
+                "Too many dashboards are connected (dashboard.max_connections)."
+            )
+        if (
+            tenant is not None
+            and self.publisher.connected_by_tenant.get(tenant.name, 0)
+            >= dashboard.max_connections_per_key
+        ):
+            raise errors.TooManyDashboards(
+                f"Key '{tenant.name}' has {dashboard.max_connections_per_key} dashboards "
+                "connected, its limit (dashboard.max_connections_per_key); close one first.",
+                headers={"Retry-After": _RETRY_AFTER_SECONDS},
+            )
+        return tenant
+
+    async def _stream(self, send: ASGISendCallable, tenant: ClientKey | None) -> None:
+        """Send the request log, then every snapshot, as ``tenant`` (None: an admin) may see
+        them; returns only by cancellation."""
+        publisher = self.publisher
+        request_log = publisher.request_log
         sent_log = request_log.last_seq
-        await _send_chunk(send, _log_event(request_log.entries_after(0)))
-        latest = self.publisher.latest
+        await _send_chunk(send, _log_event(request_log.entries_after(0), tenant))
+        latest = publisher.latest
         seq = 0 if latest is None else latest.seq - 1
         while True:
-            published = await self.publisher.wait_published(seq)
+            published = await publisher.wait_published(seq)
             seq = published.seq
             if published.log_from > sent_log:
                 # Skipped snapshots carried entries this dashboard has not had: catch up.
                 missed = [
                     e for e in request_log.entries_after(sent_log) if e.seq <= published.log_from
                 ]
-                await _send_chunk(send, _log_event(missed))
-            await _send_chunk(send, published.event)
+                await _send_chunk(send, _log_event(missed, tenant))
+            await _send_chunk(send, publisher.event(published, tenant))
             sent_log = max(sent_log, published.log_to)
 
 

@@ -4,8 +4,9 @@ The accounting code appends one tuple per finished proxy request (:meth:`Request
 a handful of attribute reads and a ``deque`` append, well under the 2 µs budget). Turning
 entries into JSON objects happens only when a snapshot is built, once per second, and only
 while a dashboard is connected. An entry holds metadata only: never prompts, completions or
-keys. Every entry carries a sequence number so that a reader can ask for the entries it has
-not seen yet (:meth:`RequestLog.entries_after`).
+keys, only the key's configured name (each tenant is shown its own; docs/keys.md#roles). Every
+entry carries a sequence number so that a reader can ask for the entries it has not seen yet
+(:meth:`RequestLog.entries_after`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class RequestEntry(NamedTuple):
     attempts: int
     route_reason: str | None
     stream: bool
+    #: The name of the key the request presented; None when inbound auth is off.
+    key: str | None
 
 
 class RequestLog:
@@ -72,6 +75,7 @@ class RequestLog:
                 ctx.attempts,
                 ctx.route_reason,
                 ctx.stream,
+                None if ctx.key is None else ctx.key.name,
             )
         )
 
@@ -83,9 +87,10 @@ class RequestLog:
         return list(self._entries)[-newer:]
 
 
-def entry_object(entry: RequestEntry) -> dict[str, Any]:
-    """The JSON object of one entry (durations rounded to 0.1 ms)."""
-    return {
+def entry_object(entry: RequestEntry, *, with_key: bool) -> dict[str, Any]:
+    """The JSON object of one entry (durations rounded to 0.1 ms); ``key`` only ``with_key``
+    (for admins: a tenant's entries are all its own)."""
+    entry_json = {
         "seq": entry.seq,
         "time": round(entry.at_wall, 3),
         "request_id": entry.request_id,
@@ -102,3 +107,6 @@ def entry_object(entry: RequestEntry) -> dict[str, Any]:
         "route_reason": entry.route_reason,
         "stream": entry.stream,
     }
+    if with_key:
+        entry_json["key"] = entry.key
+    return entry_json

@@ -16,7 +16,8 @@ One snapshot is a JSON object::
 first: ``requests``, ``failures`` and ``avg_ttft_ms`` lists. A reload is a synchronous swap
 of the configuration, so ``state`` is never seen as reloading; ``last_reload`` tells how the
 last one went. Building a snapshot reads the live state and changes nothing; it runs once per
-second at most, in :class:`~nexus_trio.dashboard.publisher.SnapshotPublisher`.
+second at most, in :class:`~nexus_trio.dashboard.publisher.SnapshotPublisher`. That is the
+admin's snapshot; a tenant key's (:func:`tenant_snapshot`) is derived from it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Any
 import trio
 
 from nexus_trio import __version__
-from nexus_trio.api.stats import stats_document
-from nexus_trio.dashboard.request_log import RequestLog, entry_object
+from nexus_trio.api.stats import stats_document, tenant_stats
+from nexus_trio.dashboard.request_log import RequestEntry, entry_object
+from nexus_trio.keys import ClientKey
 from nexus_trio.quality import AgentState, aggregate
 from nexus_trio.quality.metrics import ttft_penalty_fraction
 from nexus_trio.registry import Backend
@@ -124,9 +126,10 @@ def panic_models(services: Services) -> list[str]:
 
 
 def build_snapshot(
-    services: Services, request_log: RequestLog, rates: RateWindow, log_from: int
+    services: Services, entries: list[RequestEntry], rates: RateWindow, log_from: int
 ) -> dict[str, Any]:
-    """The snapshot at this moment, with the request-log entries newer than ``log_from``."""
+    """The snapshot at this moment as an admin sees it, carrying ``entries`` (the request-log
+    entries newer than ``log_from``)."""
     now = trio.current_time()
     stats = stats_document(services)
     totals = services.totals
@@ -152,5 +155,31 @@ def build_snapshot(
         "backends": {b.name: _backend_details(services, b, now) for b in services.registry},
         "panic_models": panic_models(services),
         "log_from": log_from,
-        "requests": [entry_object(e) for e in request_log.entries_after(log_from)],
+        "requests": [entry_object(e, with_key=True) for e in entries],
+    }
+
+
+def tenant_snapshot(
+    services: Services,
+    everything: dict[str, Any],
+    entries: list[RequestEntry],
+    key: ClientKey,
+    rates: RateWindow,
+) -> dict[str, Any]:
+    """The snapshot ``everything`` as tenant ``key`` sees it (docs/keys.md#roles).
+
+    Derived from the admin's snapshot without rebuilding it: the backends, quality and the
+    gateway's state are shared; ``stats`` becomes the key's own (:func:`tenant_stats`), the
+    rates are measured on its own requests (``rates``: its window), ``requests`` keeps only
+    its own entries (without the key column), and a failed reload's error text, which may
+    name other keys, is withheld.
+    """
+    counts = services.totals.of_key(key.name)
+    reload = everything["last_reload"]
+    return {
+        **everything,
+        "rates": rates.rates(trio.current_time(), counts.total, counts.errors),
+        "last_reload": None if reload is None else {**reload, "error": None},
+        "stats": tenant_stats(services, everything["stats"], key),
+        "requests": [entry_object(e, with_key=False) for e in entries if e.key == key.name],
     }

@@ -188,6 +188,7 @@ async def test_stats_and_metrics_show_the_months_spend_and_budget(
             "state": "soft",
             "hard_limit_action": "local_only",
         },
+        "key_budgets": {},
         "own_usd": 8.5,
         "reserved_usd": 0.0,
         # No ledger service runs in-process: nothing is being written.

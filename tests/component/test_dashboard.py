@@ -204,3 +204,29 @@ async def test_connections_beyond_the_limit_are_refused(
     error = msgspec.json.decode(await response.get_data())["error"]
     assert error["code"] == "overloaded"
     first.call.gone.set()
+
+
+async def test_requests_refused_401_leave_the_request_log_alone(
+    nursery: trio.Nursery, make_gateway: Callable[..., Gateway]
+) -> None:
+    gateway = make_gateway(AUTH + "\n[dashboard]\nrequest_log_size = 3\n", env={"KEYS": "k1"})
+    gateway.upstream.handlers["a.test"] = _ok
+    for index in range(3):
+        headers = {"authorization": "Bearer k1", "x-request-id": f"real-{index}"}
+        assert (await gateway.post("/v1/chat/completions", CHAT, **headers)).status_code == 200
+    for index in range(10):
+        headers = {"x-request-id": f"refused-{index}"}
+        if index % 2:
+            headers["authorization"] = "Bearer wrong"
+        assert (await gateway.post("/v1/chat/completions", CHAT, **headers)).status_code == 401
+    reader = await open_stream(nursery, gateway, [(b"authorization", b"Bearer k1")])
+    with trio.fail_after(5):
+        name, log = await reader.next_event()
+    assert name == "log"
+    assert [entry["request_id"] for entry in log] == ["real-0", "real-1", "real-2"]
+    # Still counted: in the totals and the metrics.
+    assert gateway.services.totals.client_errors == 10
+    registry = gateway.services.metrics.registry
+    labels = {"model": "none", "backend": "none", "code": "4xx", "stream": "false"}
+    assert registry.get_sample_value("nexus_requests_total", labels) == 10
+    reader.call.gone.set()

@@ -183,6 +183,45 @@ async def test_spend_panel_shows_the_months_spend_by_backend_and_the_budget(
     await browser.wait_text("#spend-table", shown, 1)
 
 
+async def test_a_tenant_key_sees_its_own_requests_and_spend_an_admin_every_key(
+    start_gateway: GatewayFactory,
+    two_backends: tuple[SimulatedBackend, SimulatedBackend],
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    fast, _ = two_backends
+    extra = (
+        f'[state]\ndir = "{tmp_path / "state"}"\n'
+        "[budget]\nmonthly_limit_usd = 1000\n"
+        '[[pricing]]\nbackend = "fast"\n'
+        "input_usd_per_million = 1000000\noutput_usd_per_million = 1000000\n"
+        '[[keys]]\nname = "team-a"\nkey_env = "TEAM_A_KEY"\nmonthly_budget_usd = 100\n'
+    )
+    config = gateway_config(fast, server='api_keys_env = "ADMIN_KEYS"', extra=extra)
+    gateway = await start_gateway(config, env={"ADMIN_KEYS": "admin", "TEAM_A_KEY": "tenant"})
+    await send_requests(gateway, 1, authorization="Bearer tenant", **{"x-request-id": "mine"})
+    await send_requests(gateway, 1, authorization="Bearer admin", **{"x-request-id": "theirs"})
+
+    async def open_as(key: str) -> None:
+        await browser.open(f"{gateway.url}/dashboard/dashboard.css")  # the origin, no script
+        await browser.script(f"sessionStorage.setItem('nexus-trio.api-key', '{key}')")
+        await browser.open(f"{gateway.url}/")
+
+    await open_as("tenant")
+    await browser.wait_text("#log-count", "1 of 1 shown", 10)
+    await browser.wait_text("#log tbody", "mine", 1)
+    await browser.wait_text("[data-field='Budget']", "amounts shown to admin keys only", 1)
+    await browser.wait_text("[data-field='Budget of key team-a']", "left of $100.00", 1)
+    assert "theirs" not in await browser.text("#log tbody")
+    assert "default" not in await browser.text("#spend-table")
+    assert await browser.script("return document.getElementById('log-key-head').hidden")
+    await open_as("admin")
+    await browser.wait_text("#log-count", "2 of 2 shown", 10)
+    await browser.wait_text("#log tbody", "team-a", 1)
+    await browser.wait_text("[data-field='Budget']", "left of $1000.00", 1)
+    assert not await browser.script("return document.getElementById('log-key-head').hidden")
+
+
 async def test_sigterm_shows_draining_and_the_open_page_does_not_hold_up_the_drain(
     start_gateway: GatewayFactory,
     two_backends: tuple[SimulatedBackend, SimulatedBackend],

@@ -243,6 +243,14 @@ def test_deeply_nested_toml_is_a_config_error() -> None:
     assert "nested too deeply" in error_of("a = " + "[" * 5000 + "]" * 5000)
 
 
+@pytest.mark.parametrize("value", ["0", "1001", '"4"'])
+def test_dashboards_per_key_out_of_range_is_rejected(value: str) -> None:
+    message = error_of(f"[dashboard]\nmax_connections_per_key = {value}")
+    assert message.startswith("Expected `int`")
+    assert message.endswith(at("$.dashboard.max_connections_per_key"))
+    assert parse_config("").dashboard.max_connections_per_key == 4
+
+
 # --- cross-field rules ---------------------------------------------------------------------
 
 

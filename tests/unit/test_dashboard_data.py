@@ -8,6 +8,7 @@ from nexus_trio.api.context import RequestContext
 from nexus_trio.config import QualityConfig
 from nexus_trio.dashboard.request_log import RequestLog, entry_object
 from nexus_trio.dashboard.snapshot import RateWindow
+from nexus_trio.keys import ClientKey
 from nexus_trio.quality import Outcome, QualityStore
 
 S, F, CE = Outcome.SUCCESS, Outcome.FAILURE, Outcome.CLIENT_ERROR
@@ -46,12 +47,18 @@ def test_entry_holds_metadata_only_and_marks_cancelled_requests() -> None:
     )
     log.append(context("gone", completed=False, status=200, backend="a", served_model="m"), 1.0)
     log.append(context("refused", status=404, error_code="model_not_found"), 0.001)
-    ok, gone, refused = (entry_object(e) for e in log.entries_after(0))
-    assert set(ok) == {
+    log.append(context("keyed", key=ClientKey("team-a")), 0.1)
+    ok, gone, refused, keyed = log.entries_after(0)
+    fields = {
         "seq", "time", "request_id", "route", "requested_model", "served_model", "backend",
         "status", "truncated", "error_code", "duration_ms", "ttft_ms", "attempts",
         "route_reason", "stream",
     }  # fmt: skip
+    # The key's name is shown to admins only (docs/keys.md#roles).
+    assert set(entry_object(ok, with_key=False)) == fields
+    assert entry_object(keyed, with_key=True)["key"] == "team-a"
+    assert entry_object(ok, with_key=True)["key"] is None
+    ok, gone, refused = (entry_object(e, with_key=False) for e in (ok, gone, refused))
     assert (ok["status"], ok["duration_ms"], ok["ttft_ms"]) == (200, 500.0, 12.3)
     assert (ok["requested_model"], ok["served_model"]) == ("alias", "m")
     assert (gone["status"], gone["error_code"]) == (None, "cancelled")

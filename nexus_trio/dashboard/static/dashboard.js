@@ -207,10 +207,13 @@
     $("spend").hidden = !spend.enabled;
     if (!spend.enabled) return;
     const budget = spend.budget;
-    const tone = { ok: "ok", soft: "warn", hard: "bad" }[budget.state] || "info";
-    const budgetText = budget.limit_usd === null
-      ? "none"
-      : el("span", {}, badge(budget.state, tone), ` ${fmtUsd(budget.remaining_usd)} left of ${fmtUsd(budget.limit_usd)}`);
+    const stateBadge = (state) => badge(state, { ok: "ok", soft: "warn", hard: "bad" }[state] || "info");
+    const amounts = (b) => el("span", {}, stateBadge(b.state), ` ${fmtUsd(b.remaining_usd)} left of ${fmtUsd(b.limit_usd)}`);
+    // A tenant key sees the gateway budget's state only: its amounts are null (docs/keys.md#roles).
+    let budgetText = budget.limit_usd === null ? "none" : amounts(budget);
+    if (view.snapshot.stats.role === "tenant") {
+      budgetText = el("span", {}, stateBadge(budget.state), " (amounts shown to admin keys only)");
+    }
     const items = [
       ["Month (UTC)", spend.month],
       ["Spent", fmtUsd(spend.total_usd)],
@@ -218,6 +221,7 @@
       ["Charged requests", spend.requests],
       ["Budget", budgetText],
       ["At hard limit", budget.hard_limit_action.replaceAll("_", " ")],
+      ...Object.entries(spend.key_budgets || {}).map(([name, b]) => [`Budget of key ${name}`, amounts(b)]),
       ["Ledger", spend.store_up ? badge("writing", "ok") : badge("write failed", "bad")],
     ];
     $("spend-summary").replaceChildren(
@@ -432,11 +436,15 @@
     const backend = $("filter-backend").value;
     const status = $("filter-status").value;
     const shown = view.log.filter((entry) => matches(entry, backend, status)).reverse();
+    // Entries name their key for admin keys only (a tenant's are all its own).
+    const showKey = view.log.some((entry) => entry.key);
+    $("log-key-head").hidden = !showKey;
     const rows = shown.map((entry) =>
       el(
         "tr",
         { "data-status": statusText(entry) },
         el("td", { class: "num" }, fmtClock(entry.time)),
+        showKey ? el("td", {}, entry.key || "–") : null,
         el("td", { class: "id", title: entry.request_id }, entry.request_id),
         el("td", {}, entry.route.replace("/v1/", "")),
         el("td", {}, entry.requested_model === entry.served_model || !entry.served_model
