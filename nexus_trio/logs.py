@@ -99,8 +99,10 @@ class JSONFormatter(logging.Formatter):
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         line = _ENCODER.encode(payload).decode()
+        if line.isascii() and "\x7f" not in line:
+            return line
         # What is left to match can only be inside a JSON string: \uNNNN is the same text.
-        return line if line.isprintable() else _CONTROL.sub(_json_escaped, line)
+        return _CONTROL.sub(_json_escaped, line)
 
 
 def configure_logging(level: str, fmt: str) -> None:
