@@ -131,7 +131,9 @@ def test_json_format_is_one_object_per_line(caplog: pytest.LogCaptureFixture) ->
     assert "request_id=r" in TextFormatter().format(record)
 
 
-FORGED = "m\n2099-01-01 00:00:00,000 INFO nexus_trio.access: request status=200\r\x1b[2J\x85\u2028"
+FORGED = (
+    "m\n2099-01-01 00:00:00,000 INFO nexus_trio.access: request status=200\r\x1b[2J\x7f\x85\u2028"
+)
 
 
 async def test_control_characters_cannot_forge_a_log_line(
@@ -146,7 +148,7 @@ async def test_control_characters_cannot_forge_a_log_line(
     assert text.splitlines() == [text]
     assert (
         "requested_model=m\\n2099-01-01 00:00:00,000 INFO nexus_trio.access: request "
-        "status=200\\r\\x1b[2J\\x85\\u2028 "
+        "status=200\\r\\x1b[2J\\x7f\\x85\\u2028 "
     ) in text
     line = JSONFormatter().format(record)
     assert line.splitlines() == [line]
@@ -168,3 +170,10 @@ def test_a_traceback_in_text_is_indented_and_escaped() -> None:
     assert all(line.startswith("    ") for line in rest)
     assert "    ValueError: bad" in rest
     assert "    2099-01-01 00:00:00,000 ERROR nexus_trio: forged\\x85tail" in rest
+
+
+def test_json_escapes_del_in_an_ascii_line() -> None:
+    record = logging.LogRecord("nexus_trio", logging.INFO, __file__, 1, "a\x7fb", (), None)
+    line = JSONFormatter().format(record)
+    assert '"msg":"a\\u007fb"' in line
+    assert line.isprintable()
