@@ -3,11 +3,11 @@ docs/proxying.md#streaming, docs/quality.md#outcomes).
 
 Theory of operation. An attempt sends the request to one agent and either returns the
 client's response or raises an :class:`~nexus_trio.errors.UpstreamError` for the retry loop.
-A non-streaming attempt is bounded by ``attempt_timeout_seconds``, reads the whole body and
-judges it (valid JSON, 4xx, 5xx, model missing). A streaming attempt is bounded by
-``first_token_timeout_seconds`` until its first event; then it *commits*: the open upstream
-stream is handed to the request's exit stack (its owner from then on) and the response body is
-the relay.
+Its own timeout runs from its send (:mod:`nexus_trio.api.attempt_clock`). A non-streaming
+attempt is bounded by ``attempt_timeout_seconds``, reads the whole body and judges it. A
+streaming attempt is bounded by ``first_token_timeout_seconds`` until its first event; then
+it *commits*: the open upstream stream is handed to the request's exit stack (its owner from
+then on) and the response body is the relay.
 
 A backend speaking another API than OpenAI's (``anthropic``) gets a dialect
 (:mod:`nexus_trio.cloud`): the request is translated before the attempt starts (a request the
@@ -15,9 +15,10 @@ provider cannot serve is refused then, with nothing sent), sent with the dialect
 and headers, and its answer — body, error or stream events — translated back before it is
 judged exactly like any other backend's. The OpenAI pass-through path does none of this.
 
-Every attempt is finished exactly once with its outcome. Whatever did not record an outcome
-when the attempt's scope unwinds (client gone, request deadline, drain) is ``cancelled``, and
-what it opened is closed under a shielded scope.
+Every attempt is finished exactly once with its outcome. One that recorded none when its
+scope unwinds (client gone, drain, request deadline) is ``cancelled`` — unless the request
+deadline cut it after nearly its full time (:class:`AttemptClock`): then a ``failure``. What
+it opened is closed under a shielded scope.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ import trio
 
 from nexus_trio import errors
 from nexus_trio.api.accounting import settle_cost
+from nexus_trio.api.attempt_clock import AttemptClock, attempt_timeout
 from nexus_trio.api.context import RequestContext
 from nexus_trio.api.reply import Reply
 from nexus_trio.cloud.anthropic import AnthropicDialect
-from nexus_trio.config import ServerConfig
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
 from nexus_trio.routing import Agent
 from nexus_trio.services import Attempt, Services
@@ -72,19 +73,6 @@ def says_model_missing(status: int, body: bytes) -> bool:
     return b"model" in text and any(words in text for words in _MODEL_MISSING_WORDS)
 
 
-def attempt_timeout(server: ServerConfig, backend_seconds: float | None, *, stream: bool) -> float:
-    """How long one attempt may take before its answer (streams: its first event).
-
-    A backend's ``timeout_seconds`` replaces ``server.attempt_timeout_seconds`` for it, and
-    also bounds a stream's wait for its first event when shorter than
-    ``server.first_token_timeout_seconds``.
-    """
-    if stream:
-        first = server.first_token_timeout_seconds
-        return first if backend_seconds is None else min(first, backend_seconds)
-    return server.attempt_timeout_seconds if backend_seconds is None else backend_seconds
-
-
 class AttemptRunner:
     """Runs single attempts for one :class:`Services`."""
 
@@ -106,9 +94,9 @@ class AttemptRunner:
         """Send one attempt to ``agent``; return the client's response or raise.
 
         Blocks until the response is complete (non-streaming) or committed (streaming). The
-        attempt's own timeout is capped by ``request_deadline`` (docs/proxying.md#retries): a
-        backend that outlasts either has failed, whichever scope notices. ``strip_usage``: the
-        gateway asked this stream for usage, so its usage-only chunk is not relayed.
+        caller's scope enforces ``request_deadline`` (docs/proxying.md#timeouts).
+        ``strip_usage``: the gateway asked this stream for usage, so its usage-only chunk is
+        not relayed.
 
         Raises:
             UpstreamError: the attempt failed; its class says whether to retry.
@@ -125,11 +113,11 @@ class AttemptRunner:
         owned: httpx.Response | UpstreamStream | None = None
         committed = False
         timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
-        sent_at = trio.current_time()
-        deadline = min(sent_at + timeout, request_deadline)
+        limit = server.request_timeout_seconds
+        clock = AttemptClock(timeout, request_timeout=limit, request_deadline=request_deadline)
         connect_timeout = server.connect_timeout_seconds
         try:
-            with trio.move_on_at(deadline):
+            with clock.scope:
                 if dialect is None:
                     response = owned = await services.upstream.open(
                         backend,
@@ -138,6 +126,7 @@ class AttemptRunner:
                         client_headers,
                         request_id=ctx.request_id,
                         connect_timeout=connect_timeout,
+                        on_send=clock.sent,
                     )
                 else:
                     response = owned = await services.upstream.open_prepared(
@@ -146,17 +135,19 @@ class AttemptRunner:
                         dialect.body,
                         dialect.headers(ctx.request_id),
                         connect_timeout=connect_timeout,
+                        on_send=clock.sent,
                     )
+                attempt.started = clock.sent_at  # the backend's latency runs from the send too
                 status = response.status_code
                 if stream and 200 <= status < 300:
                     if dialect is None:
                         upstream = owned = UpstreamStream(
-                            response, backend, sent_at=sent_at, strip_usage=strip_usage
+                            response, backend, sent_at=clock.sent_at, strip_usage=strip_usage
                         )
                     else:
                         translator = dialect.stream_translator(created=int(time.time()))
                         upstream = owned = TranslatedStream(
-                            response, backend, sent_at=sent_at, translator=translator
+                            response, backend, sent_at=clock.sent_at, translator=translator
                         )
                     result = await self._commit_stream(ctx, attempt, upstream)
                     committed = True
@@ -183,15 +174,13 @@ class AttemptRunner:
             services.finish_attempt(attempt, Outcome.FAILURE)
             raise
         finally:
-            ctx.upstream_seconds += trio.current_time() - sent_at
+            now = trio.current_time()
+            ctx.upstream_seconds += clock.running_seconds(now)
             if not committed:
-                # An attempt that recorded no outcome by now was cut short (no-op otherwise):
-                # by its own deadline (when the request's scope caught the cancellation, both
-                # having expired) that is the backend's failure; otherwise client gone or drain.
-                timed_out = trio.current_time() >= deadline and not services.drain.expired()
-                services.finish_attempt(
-                    attempt, Outcome.FAILURE if timed_out else Outcome.CANCELLED
-                )
+                # No outcome yet (else a no-op): cut short by the request deadline (a failure
+                # only after nearly its full time), the client leaving, or the drain.
+                failed = clock.cut_short_is_failure(now) and not services.drain.expired()
+                services.finish_attempt(attempt, Outcome.FAILURE if failed else Outcome.CANCELLED)
                 if owned is not None:
                     await _close_shielded(owned)
 

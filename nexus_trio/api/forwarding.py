@@ -33,6 +33,7 @@ from nexus_trio.api.refusals import (
     no_available_backend,
     parse_retry_after,
     queue_timeout,
+    shown_model,
 )
 from nexus_trio.api.reply import Reply
 from nexus_trio.api.views import RequestView, requirements_of, rewritten
@@ -109,12 +110,13 @@ class Forwarder:
         services = self.services
         config = services.config
         ctx.stream = view.stream
-        ctx.requested_model = view.model
+        ctx.requested_model = shown_model(view.model)  # as logged (docs/proxying.md#request-body)
         high = any(k == b"x-nexus-priority" and v.lower() == b"high" for k, v in client_headers)
         key = ctx.key
         if key is not None and not key.allows_model(view.model):
             raise errors.ModelNotAllowed(
-                f"The key '{key.name}' may not use the model '{view.model}'.", param="model"
+                f"The key '{key.name}' may not use the model '{shown_model(view.model)}'.",
+                param="model",
             )
         plan = _Plan(view, requirements_of(view), high, self.budgets.cloud_use(key), key)
         plan.restricted = key is not None and key.restricted

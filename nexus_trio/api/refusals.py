@@ -1,6 +1,7 @@
 """The answers a forward ends with when no backend could take the request, and the reading of
 an upstream's ``Retry-After`` (docs/proxying.md#when-nothing-can-serve,
-docs/proxying.md#retries). Pure: builds errors, touches no state.
+docs/proxying.md#retries). Pure: builds errors, touches no state. A requested model name is
+echoed cut to 256 characters (:func:`shown_model`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from nexus_trio.routing import Reject
 
 #: Longest cooldown a 429's ``Retry-After`` may impose (docs/proxying.md#retries).
 MAX_COOLDOWN_SECONDS = 300.0
+#: Characters of a requested model name echoed back or logged (docs/proxying.md#request-body).
+MAX_SHOWN_MODEL_CHARS = 256
+
+
+def shown_model(model: str) -> str:
+    """``model`` as the gateway echoes or logs it: its first 256 characters."""
+    return model[:MAX_SHOWN_MODEL_CHARS]
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -36,6 +44,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def model_not_found(model: str, known: Sequence[str]) -> errors.ModelNotFound:
     """404 ``model_not_found``, naming up to 20 of the ``known`` models (sorted)."""
+    model = shown_model(model)
     if not known:
         return errors.ModelNotFound(
             f"The model '{model}' does not exist: no backend is configured.", param="model"
@@ -51,7 +60,7 @@ def queue_timeout(model: str, queued_at: float) -> errors.QueueTimeout:
     """503 ``queue_timeout``: the request waited its whole share for a slot."""
     waited = trio.current_time() - queued_at
     return errors.QueueTimeout(
-        f"Every backend serving '{model}' stayed at capacity for {waited:.0f} s.",
+        f"Every backend serving '{shown_model(model)}' stayed at capacity for {waited:.0f} s.",
         headers={"Retry-After": "1"},
     )
 

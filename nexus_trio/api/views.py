@@ -7,6 +7,11 @@ resolved it, and that a stream to a priced backend asks for usage when the clien
 (``stream_options.include_usage``, docs/proxying.md#request-body). :func:`rewritten` decodes the
 top level to ``dict[str, msgspec.Raw]``, replaces those keys and re-encodes, leaving every other
 value byte-identical; it runs only when one of them must change.
+
+JSON nested deeper than the decoders can follow makes them raise ``RecursionError`` (msgspec
+and the stdlib alike stop at the interpreter's recursion limit). Every function here that
+decodes the body turns it into 400 ``invalid_json`` (:func:`_too_deep`): no scan of the body
+is added on the hot path, and no deep body ever becomes a server error.
 """
 
 from __future__ import annotations
@@ -153,14 +158,28 @@ def _check_duplicate_keys(body: bytes) -> None:
             raise errors.DuplicateKey(f"The request body has more than one '{key}' key.", param=key)
 
 
+def _too_deep() -> errors.InvalidJSON:
+    return errors.InvalidJSON(
+        "The request body is nested too deeply (arrays and objects within each other) "
+        "to be decoded."
+    )
+
+
 def decode_view(kind: RouteKind, body: bytes) -> RequestView:
-    """Decode and validate a proxy request body.
+    """Decode and validate a proxy request body (docs/proxying.md#request-body).
 
     Raises:
-        InvalidJSON: the body is empty or not JSON.
+        InvalidJSON: the body is empty, not JSON, or nested too deeply to decode.
         InvalidValue: JSON of the wrong shape; ``param`` names the field.
         DuplicateKey: a second top-level ``model`` or ``stream``.
     """
+    try:
+        return _decode_view(kind, body)
+    except RecursionError as exc:
+        raise _too_deep() from exc
+
+
+def _decode_view(kind: RouteKind, body: bytes) -> RequestView:
     try:
         view: RequestView = _DECODERS[kind].decode(body)
     except msgspec.ValidationError as exc:
@@ -220,7 +239,18 @@ def _check_input(raw: msgspec.Raw) -> None:
 
 
 def requirements_of(view: RequestView) -> Requirements:
-    """What routing needs to know about the request (docs/routing.md#request-analysis)."""
+    """What routing needs to know about the request (docs/routing.md#request-analysis).
+
+    Raises:
+        InvalidJSON: ``prompt`` or ``input`` is nested too deeply to decode here.
+    """
+    try:
+        return _requirements_of(view)
+    except RecursionError as exc:
+        raise _too_deep() from exc
+
+
+def _requirements_of(view: RequestView) -> Requirements:
     if isinstance(view, EmbeddingView):
         return Requirements(
             estimated_tokens=_raw_text_chars(view.input) // 4, needs_embeddings=True
@@ -263,15 +293,22 @@ def _raw_text_chars(raw: msgspec.Raw) -> int:
 def rewritten(body: bytes, *, model: str | None, include_usage: bool) -> bytes:
     """The client's body with ``model`` replaced (when not None) and, with ``include_usage``,
     ``stream_options.include_usage`` set to true (other stream options kept); every other value
-    byte-identical."""
-    top = _TOP_LEVEL_DECODER.decode(body)
-    if model is not None:
-        top["model"] = msgspec.Raw(msgspec.json.encode(model))
-    if include_usage:
-        options: dict[str, msgspec.Raw] = {}
-        raw = top.get("stream_options")
-        if raw is not None and bytes(raw) != b"null":
-            options = _TOP_LEVEL_DECODER.decode(raw)
-        options["include_usage"] = msgspec.Raw(b"true")
-        top["stream_options"] = msgspec.Raw(msgspec.json.encode(options))
+    byte-identical.
+
+    Raises:
+        InvalidJSON: the body is nested too deeply to decode here.
+    """
+    try:
+        top = _TOP_LEVEL_DECODER.decode(body)
+        if model is not None:
+            top["model"] = msgspec.Raw(msgspec.json.encode(model))
+        if include_usage:
+            options: dict[str, msgspec.Raw] = {}
+            raw = top.get("stream_options")
+            if raw is not None and bytes(raw) != b"null":
+                options = _TOP_LEVEL_DECODER.decode(raw)
+            options["include_usage"] = msgspec.Raw(b"true")
+            top["stream_options"] = msgspec.Raw(msgspec.json.encode(options))
+    except RecursionError as exc:
+        raise _too_deep() from exc
     return msgspec.json.encode(top)

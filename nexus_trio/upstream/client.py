@@ -10,7 +10,7 @@ know to tell a slow connect from a slow answer.
 from __future__ import annotations
 
 import http.cookiejar
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -18,7 +18,13 @@ import httpx
 from nexus_trio import errors
 from nexus_trio.registry import Backend
 from nexus_trio.upstream.headers import upstream_request_headers
-from nexus_trio.upstream.transport import POOL_EXTENSION, PoolSpec, StaleConnectionError
+from nexus_trio.upstream.transport import (
+    ON_SEND_EXTENSION,
+    POOL_EXTENSION,
+    H11Transport,
+    PoolSpec,
+    StaleConnectionError,
+)
 
 
 def translate_error(exc: httpx.HTTPError, backend: Backend) -> errors.UpstreamError:
@@ -70,6 +76,8 @@ class _Target:
     url: httpx.URL
     host: bytes
     transport: httpx.AsyncBaseTransport
+    #: The transport calls ``nexus.on_send`` itself (it may make a request wait for a slot).
+    reports_send: bool
 
 
 class UpstreamClient:
@@ -77,8 +85,10 @@ class UpstreamClient:
 
     Each backend has a connection pool of its own, as large as its ``max_concurrent_requests``
     (the scheduler's "at capacity" and the pool agree) or unlimited: the gateway-wide
-    ``server.max_in_flight_requests`` is then the only limit, so no request ever waits for a
-    connection behind the router's back, where the wait would count against the backend.
+    ``server.max_in_flight_requests`` is then the only limit. A request can still wait for a
+    connection briefly (a stream's attempt is recorded before its connection is given back);
+    ``on_send`` marks the end of that wait, which never counts against the backend
+    (docs/proxying.md#timeouts).
 
     An ``httpx.Request`` in, an ``httpx.Response`` out, without ``AsyncClient``'s per-request
     cookie, auth and redirect machinery, none of which a gateway wants on its hot path. Each
@@ -111,7 +121,8 @@ class UpstreamClient:
             url = httpx.URL(base_url + path)
             origin = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
             transport = self._mounts.get(origin, self._transport)
-            found = self._targets[base_url, path] = _Target(url, url.netloc, transport)
+            reports = isinstance(transport, H11Transport)
+            found = self._targets[base_url, path] = _Target(url, url.netloc, transport, reports)
         return found
 
     async def open(
@@ -123,11 +134,15 @@ class UpstreamClient:
         *,
         request_id: str,
         connect_timeout: float,
+        on_send: Callable[[], object],
     ) -> httpx.Response:
         """Send one POST and return the response with its body not yet read.
 
-        Blocks until the status line and headers arrive. The caller must close the response
-        (``await response.aclose()``), also when cancelled. Raises :class:`UpstreamError`.
+        Blocks until the status line and headers arrive. ``on_send`` is called once, when the
+        request holds a connection slot of the backend's pool (at once for a transport without
+        pools): what came before was waiting inside the gateway. The caller must close the
+        response (``await response.aclose()``), also when cancelled. Raises
+        :class:`UpstreamError`.
         """
         headers = upstream_request_headers(
             client_headers,
@@ -136,7 +151,7 @@ class UpstreamClient:
             forward_authorization=backend.config.forward_authorization,
         )
         return await self.open_prepared(
-            backend, path, body, headers, connect_timeout=connect_timeout
+            backend, path, body, headers, connect_timeout=connect_timeout, on_send=on_send
         )
 
     async def open_prepared(
@@ -147,6 +162,7 @@ class UpstreamClient:
         headers: list[tuple[bytes, bytes]],
         *,
         connect_timeout: float,
+        on_send: Callable[[], object],
     ) -> httpx.Response:
         """Like :meth:`open`, with the upstream headers given whole (a cloud dialect's own).
 
@@ -167,8 +183,11 @@ class UpstreamClient:
                 extensions={
                     "timeout": {"connect": connect_timeout},
                     POOL_EXTENSION: self._pool(backend),
+                    ON_SEND_EXTENSION: on_send,
                 },
             )
+            if not target.reports_send:
+                on_send()
             response = await target.transport.handle_async_request(request)
             response.request = request
             return response

@@ -1,10 +1,12 @@
 """Which headers cross the gateway, in each direction (docs/proxying.md#headers).
 
-To the upstream: the client's end-to-end headers minus credentials, cookies, framing and our
-own ``X-Nexus-*``; plus the backend's key, the request id and ``Accept-Encoding: identity``
-(the gateway must be able to read what it relays). To the client: a short allow-list of the
-upstream's headers — content type, rate-limit and retry hints, OpenAI's own — and its request
-id renamed ``X-Upstream-Request-Id``.
+To the upstream: the client's end-to-end headers minus credentials (``Authorization``,
+``X-Api-Key``, ``Api-Key``), billing selectors (``OpenAI-Organization``, ``OpenAI-Project``:
+the backend's key decides who pays), cookies, framing and our own ``X-Nexus-*``; plus the
+backend's key, the request id and ``Accept-Encoding: identity`` (the gateway must be able to
+read what it relays). To the client: a short allow-list of the upstream's headers — content
+type, rate-limit and retry hints, OpenAI's own — and its request id renamed
+``X-Upstream-Request-Id``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from collections.abc import Iterable
 
 import httpx
 
-#: Hop-by-hop headers (RFC 9110 §7.6.1) plus what httpx sets itself or we replace.
+#: Hop-by-hop headers (RFC 9110 §7.6.1), credentials and billing selectors, and what httpx sets
+#: itself or we replace.
 _DROP_TO_UPSTREAM = frozenset(
     {
         b"connection",
@@ -23,6 +26,10 @@ _DROP_TO_UPSTREAM = frozenset(
         b"transfer-encoding",
         b"upgrade",
         b"authorization",
+        b"x-api-key",
+        b"api-key",
+        b"openai-organization",
+        b"openai-project",
         b"cookie",
         b"host",
         b"content-length",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 
 import h11
 import httpx
@@ -121,11 +122,17 @@ class HostPool:
         self._slots.total_tokens = _tokens(max_connections)
 
     async def acquire(
-        self, *, connect_timeout: float | None, pool_timeout: float | None
+        self,
+        *,
+        connect_timeout: float | None,
+        pool_timeout: float | None,
+        on_slot: Callable[[], object] | None = None,
     ) -> Connection:
         """Take a slot and a connection for one request; give both back with :meth:`release`.
 
         Blocks while every slot is in use (first come, first served), then while connecting.
+        ``on_slot`` is called once the slot is taken, before any connecting: the wait for a
+        slot is the caller's, what follows is the backend's (docs/proxying.md#timeouts).
         Cancellation while waiting or connecting leaves nothing held.
 
         Raises:
@@ -146,6 +153,8 @@ class HostPool:
         if self._closed:
             self._slots.release_on_behalf_of(slot)
             raise RuntimeError("The transport is closed.")
+        if on_slot is not None:
+            on_slot()
         connection = self.take_idle(trio.current_time())
         if connection is None:
             connected = False

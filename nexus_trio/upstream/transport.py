@@ -14,7 +14,9 @@ unlimited); without one it shares the host's default pool of ``max_connections_p
 request takes one of the pool's slots — waiting when all are taken, never polling — then the
 most recently used idle connection (LIFO keeps a few connections warm and lets the rest
 expire), or a new one. The connection and its slot come back when the response ends: to the
-idle stack if h11 agrees the exchange finished cleanly, otherwise closed.
+idle stack if h11 agrees the exchange finished cleanly, otherwise closed. A request may carry a
+callback in the ``nexus.on_send`` extension, called when it holds its slot: the gateway starts
+an attempt's clock there, so the wait for a slot is never the backend's.
 
 **Reuse check.** Before an idle connection is reused it must be younger than
 ``keepalive_expiry`` and not readable: an idle HTTP/1.1 connection has nothing to say, so a
@@ -40,7 +42,7 @@ Timeouts come from httpx's per-request ``timeout`` extension (``connect``, ``rea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Self
 
@@ -59,11 +61,21 @@ from nexus_trio.upstream.exchange import (
 from nexus_trio.upstream.pool import Connection, HostPool
 from nexus_trio.upstream.tls import UNLIMITED
 
-__all__ = ["POOL_EXTENSION", "H11Transport", "PoolSpec", "ResponseStream", "StaleConnectionError"]
+__all__ = [
+    "ON_SEND_EXTENSION",
+    "POOL_EXTENSION",
+    "H11Transport",
+    "PoolSpec",
+    "ResponseStream",
+    "StaleConnectionError",
+]
 
 _NO_TIMEOUTS: Mapping[str, float | None] = {}
 #: The request extension naming the pool a request uses.
 POOL_EXTENSION = "nexus.pool"
+#: The request extension holding a callable (no arguments) called once the request holds its
+#: pool slot, before connecting and sending: where the wait for a connection ends.
+ON_SEND_EXTENSION = "nexus.on_send"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +189,10 @@ class H11Transport(httpx.AsyncBaseTransport):
         """Send ``request``; return the response once its head arrived, body unread.
 
         Blocks while the slots of the request's pool are all in use, then while connecting,
-        sending and waiting for the head. Cancellation closes the connection the request was
-        using. The caller must close the response (``aclose()``) to give the connection back.
+        sending and waiting for the head; the ``nexus.on_send`` extension, if any, is called
+        in between (for other schemes: before the fallback transport is called, its pool being
+        unlimited). Cancellation closes the connection the request was using. The caller must
+        close the response (``aclose()``) to give the connection back.
 
         Raises:
             StaleConnectionError: a reused connection failed before any response byte.
@@ -186,7 +200,10 @@ class H11Transport(httpx.AsyncBaseTransport):
             RuntimeError: the transport is closed.
         """
         url = request.url
+        on_send: Callable[[], object] | None = request.extensions.get(ON_SEND_EXTENSION)
         if url.raw_scheme != b"http":
+            if on_send is not None:
+                on_send()
             if self._fallback is None:
                 self._fallback = httpx.AsyncHTTPTransport(limits=UNLIMITED)
             return await self._fallback.handle_async_request(request)
@@ -213,6 +230,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         connection = await pool.acquire(
             connect_timeout=timeouts.get("connect", self._connect_timeout),
             pool_timeout=timeouts.get("pool"),
+            on_slot=on_send,
         )
         answered = False
         try:

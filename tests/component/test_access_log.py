@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 
 import httpx
@@ -128,3 +129,51 @@ def test_json_format_is_one_object_per_line(caplog: pytest.LogCaptureFixture) ->
     assert payload["request_id"] == "r"
     assert payload["latency_ms"] == 1.5
     assert "request_id=r" in TextFormatter().format(record)
+
+
+FORGED = (
+    "m\n2099-01-01 00:00:00,000 INFO nexus_trio.access: request status=200\r\x1b[2J\x7f\x85\u2028"
+)
+
+
+async def test_control_characters_cannot_forge_a_log_line(
+    logged: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A newline (or any control) in a model name stays inside its record, in both formats."""
+    caplog.set_level(logging.INFO, logger="nexus_trio.access")
+    await logged.post("/v1/chat/completions", {**CHAT, "model": FORGED})
+    (record,) = access_records(caplog)
+    assert record.access.requested_model == FORGED  # type: ignore[attr-defined]
+    text = TextFormatter().format(record)
+    assert text.splitlines() == [text]
+    assert (
+        "requested_model=m\\n2099-01-01 00:00:00,000 INFO nexus_trio.access: request "
+        "status=200\\r\\x1b[2J\\x7f\\x85\\u2028 "
+    ) in text
+    line = JSONFormatter().format(record)
+    assert line.splitlines() == [line]
+    assert line.isprintable()
+    assert msgspec.json.decode(line)["requested_model"] == FORGED
+
+
+def test_a_traceback_in_text_is_indented_and_escaped() -> None:
+    """A traceback's lines follow the record indented: an exception message cannot start one."""
+    try:
+        raise ValueError("bad\n2099-01-01 00:00:00,000 ERROR nexus_trio: forged\x85tail")
+    except ValueError:
+        record = logging.LogRecord(
+            "nexus_trio.api", logging.ERROR, __file__, 1, "failed: %s", ("x\ny",), sys.exc_info()
+        )
+    first, *rest = TextFormatter().format(record).split("\n")
+    assert first.endswith("nexus_trio.api: failed: x\\ny")
+    assert rest
+    assert all(line.startswith("    ") for line in rest)
+    assert "    ValueError: bad" in rest
+    assert "    2099-01-01 00:00:00,000 ERROR nexus_trio: forged\\x85tail" in rest
+
+
+def test_json_escapes_del_in_an_ascii_line() -> None:
+    record = logging.LogRecord("nexus_trio", logging.INFO, __file__, 1, "a\x7fb", (), None)
+    line = JSONFormatter().format(record)
+    assert '"msg":"a\\u007fb"' in line
+    assert line.isprintable()

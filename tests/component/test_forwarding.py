@@ -61,7 +61,11 @@ models = ["m"]
             "proxy-authorization": "x",
             "accept-encoding": "gzip",
             "x-request-id": "req-123",
-            "openai-organization": "org-1",
+            "x-api-key": "client-key",
+            "api-key": "client-key",
+            "openai-organization": "org-client",
+            "openai-project": "proj-client",
+            "openai-beta": "assistants=v2",
         },
     )
     ((request, _),) = gateway.upstream.requests
@@ -72,7 +76,11 @@ models = ["m"]
     assert "proxy-authorization" not in headers
     assert headers["accept-encoding"] == "identity"
     assert headers["x-request-id"] == "req-123"
-    assert headers["openai-organization"] == "org-1"
+    # Credentials and billing selectors are the gateway's to set: a client cannot pick which
+    # organisation or project the backend's key is billed to (docs/proxying.md#headers).
+    for name in ("x-api-key", "api-key", "openai-organization", "openai-project"):
+        assert name not in headers
+    assert headers["openai-beta"] == "assistants=v2"
 
 
 async def test_client_authorization_not_forwarded_by_default(gateway: Gateway) -> None:

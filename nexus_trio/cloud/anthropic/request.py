@@ -68,11 +68,14 @@ def translate_request(body: bytes, *, model: str, default_max_tokens: int) -> Tr
 
     Raises:
         InvalidValue: Anthropic cannot do what the request asks; ``param`` names the field.
+        InvalidJSON: the body is nested too deeply to decode.
     """
     try:
         request = _DECODER.decode(body)
     except msgspec.ValidationError as exc:
         raise errors.InvalidValue(f"Invalid request for an Anthropic backend: {exc}.") from exc
+    except RecursionError as exc:  # docs/proxying.md#request-body
+        raise errors.InvalidJSON("The request body is nested too deeply to be decoded.") from exc
     _refuse_unsupported(request)
     system, turns = _turns(request.messages)
     if not request.tools and any(
