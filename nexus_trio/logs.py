@@ -5,10 +5,12 @@ formatters render its fields as ``key=value`` pairs (text) or as keys of the JSO
 
 A record is one line whatever it carries: a client can put a newline in a model name, a path
 or a header that ends up in a message. The text format escapes control characters in the
-message and in every field (:func:`escape`); a traceback follows on continuation lines, each
-escaped and indented, so no data ever starts a line. In JSON the encoder escapes the controls
-below U+0020; DEL, the C1 controls and the Unicode separators, which it leaves raw (some tools
-break lines on them), are escaped as ``\\uNNNN`` afterwards.
+message and in every field (:func:`escape`), and quotes a field whose value holds a space, an
+``=`` or a quote (:func:`field_value`), so a value cannot forge more fields; a traceback
+follows on continuation lines, each escaped and indented, so no data ever starts a line. In
+JSON the encoder escapes the controls below U+0020; DEL, the C1 controls and the Unicode
+separators, which it leaves raw (some tools break lines on them), are escaped as ``\\uNNNN``
+afterwards.
 """
 
 from __future__ import annotations
@@ -50,6 +52,18 @@ def escape(text: str) -> str:
     return _CONTROL.sub(_escaped, text)
 
 
+_NEEDS_QUOTES = re.compile(r'[\s="\\]')
+
+
+def field_value(text: str) -> str:
+    """A text field as logfmt writes it: escaped, and quoted when it is empty or holds a space,
+    ``=``, ``"`` or ``\\`` — so a value can never read as more ``key=value`` pairs."""
+    text = escape(text)
+    if text and not _NEEDS_QUOTES.search(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     access = getattr(record, "access", None)
     if access is None:
@@ -71,7 +85,7 @@ class TextFormatter(logging.Formatter):
         fields = _fields(record)
         if fields:
             line += " " + " ".join(
-                f"{k}={escape(v) if type(v) is str else v}"
+                f"{k}={field_value(v) if type(v) is str else v}"
                 for k, v in fields.items()
                 if v is not None
             )

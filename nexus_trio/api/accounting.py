@@ -16,7 +16,6 @@ import msgspec
 import trio
 
 from nexus_trio.api.context import RequestContext
-from nexus_trio.errors import AuthenticationFailed
 from nexus_trio.metrics import status_class
 from nexus_trio.services import RequestCounts, Services
 from nexus_trio.spend.pricing import PriceList, estimated_tokens
@@ -102,9 +101,10 @@ def _charge(services: Services, ctx: RequestContext) -> float:
     return cost
 
 
-def refused_without_key(ctx: RequestContext) -> bool:
-    """The gateway refused the request 401: it presented no valid key (never routed)."""
-    return ctx.error_code == AuthenticationFailed.code and ctx.backend is None
+def unauthenticated(services: Services, ctx: RequestContext) -> bool:
+    """Inbound keys are on and the request presented none that is valid: it was refused before
+    its key was checked (target, framing, host, drain) or for its key (401)."""
+    return ctx.key is None and bool(services.keyring)
 
 
 def record_request(services: Services, ctx: RequestContext) -> None:
@@ -113,8 +113,9 @@ def record_request(services: Services, ctx: RequestContext) -> None:
 
     Called exactly once per proxy request (the ASGI layer's ``finally``): the request's
     reservation is released here at the latest. With the dashboard on, the request is appended
-    to its ring buffer too, unless it was refused 401 (docs/api.md#dashboard): anyone can send
-    those, and they must not push real entries out of the ring. They still count in the
+    to its ring buffer too, unless it presented no valid key while keys are on
+    (docs/api.md#dashboard): anyone can send those, and they must not push real entries out of
+    the ring. They still count in the
     totals, the metrics and the access log.
     """
     totals = services.totals
@@ -154,7 +155,7 @@ def record_request(services: Services, ctx: RequestContext) -> None:
     if key is not None and key.config is not None and key.config.tokens_per_minute:
         services.limiter.charge_tokens(key.name, key.config, _tokens_used(ctx), ctx.started)
 
-    if services.request_log is not None and not refused_without_key(ctx):
+    if services.request_log is not None and not unauthenticated(services, ctx):
         services.request_log.append(ctx, elapsed)
     if access_log.isEnabledFor(logging.INFO):
         record = AccessRecord(

@@ -74,8 +74,11 @@ class GatewayASGI:
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
+        if scope["type"] == "websocket":
+            await _refuse_websocket(receive, send)
+            return
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send)  # lifespan
             return
         ctx = RequestContext(
             request_id=request_id_from(scope["headers"]),
@@ -87,6 +90,8 @@ class GatewayASGI:
         cast(dict[str, Any], scope)["nexus.context"] = ctx
         refusal = self._refusal(scope, ctx)
         if refusal is not None:
+            if isinstance(refusal, errors.AmbiguousFraming):
+                await self._discard_body(receive, ctx)
             await self._reject(send, ctx, refusal)
             return
         if cors.is_preflight(ctx.method, cast(Sequence[tuple[bytes, bytes]], scope["headers"])):
@@ -158,6 +163,21 @@ class GatewayASGI:
             return errors.PermissionDenied(f"{ctx.path} needs an admin key.")
         return None
 
+    async def _discard_body(self, receive: ASGIReceiveCallable, ctx: RequestContext) -> None:
+        """Read and drop a refused request's body (as the server frames it), within the body's
+        size and time limits, so the refusal is sent on a connection at rest; the connection
+        is then closed, and nothing after the body is ever read as a request."""
+        server = self.services.config.server
+        left = server.max_request_body_bytes
+        with trio.move_on_at(
+            ctx.started + min(server.body_timeout_seconds, server.request_timeout_seconds)
+        ):
+            while left > 0:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                left -= len(message["body"])
+
     async def _reject(
         self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
     ) -> None:
@@ -165,6 +185,14 @@ class GatewayASGI:
         await send_reply(send, ctx, error_reply(error))
         if ctx.is_proxy:
             record_request(self.services, ctx)
+
+
+async def _refuse_websocket(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    """No route speaks WebSocket: close before accepting, which the server answers 403
+    (docs/api.md#routes). Nothing reaches the app, so nothing is routed unauthorised."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": 1008, "reason": ""})
 
 
 class _ResponseSender:

@@ -111,8 +111,11 @@ class Forwarder:
         config = services.config
         ctx.stream = view.stream
         ctx.requested_model = shown_model(view.model)  # as logged (docs/proxying.md#request-body)
-        high = any(k == b"x-nexus-priority" and v.lower() == b"high" for k, v in client_headers)
         key = ctx.key
+        # A tenant key never jumps the queue (docs/routing.md#queue-and-overload).
+        high = (key is None or key.admin) and any(
+            k == b"x-nexus-priority" and v.lower() == b"high" for k, v in client_headers
+        )
         if key is not None and not key.allows_model(view.model):
             raise errors.ModelNotAllowed(
                 f"The key '{key.name}' may not use the model '{shown_model(view.model)}'.",

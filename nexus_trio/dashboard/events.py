@@ -79,13 +79,26 @@ class DashboardEvents:
         except errors.APIError as error:
             await send_reply(send, ctx, error_reply(error))
             return
+        # Counted from here, before the first await: the caps hold for streams opened at once.
+        with self.publisher.subscribe(tenant):
+            await self._serve(receive, send, ctx, tenant)
+
+    async def _serve(
+        self,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+        ctx: RequestContext,
+        tenant: ClientKey | None,
+    ) -> None:
+        """The admitted stream: headers, events until the client leaves or the listener closes,
+        then the last body message (``end`` when draining) under a shielded scope."""
         request_id = (b"x-request-id", ctx.request_id.encode())
         await send(
             {"type": "http.response.start", "status": 200, "headers": [*_HEADERS, request_id]}
         )
         ctx.status = 200
         listener_closed = self.services.drain.listener_closed
-        with self.publisher.subscribe(tenant), trio.CancelScope() as streaming:
+        with trio.CancelScope() as streaming:
             async with trio.open_nursery() as watchers:
                 watchers.start_soon(_cancel_on_disconnect, receive, streaming)
                 watchers.start_soon(_cancel_on_event, listener_closed, streaming)

@@ -1,8 +1,11 @@
 """Which headers cross the gateway, in each direction (docs/proxying.md#headers).
 
 To the upstream: the client's end-to-end headers minus credentials (``Authorization``,
-``X-Api-Key``, ``Api-Key``), billing selectors (``OpenAI-Organization``, ``OpenAI-Project``:
-the backend's key decides who pays), cookies, framing and our own ``X-Nexus-*``; plus the
+``X-Api-Key``, ``Api-Key``, and any header whose name says it is one: ``*-auth``, ``*-token``,
+``*-api-key`` …), billing selectors (``OpenAI-Organization``, ``OpenAI-Project``,
+``X-Goog-User-Project``: the backend's key decides who pays), client addresses a client could
+forge (``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP``), cookies, framing and our own
+``X-Nexus-*``; plus the
 backend's key, the request id and ``Accept-Encoding: identity`` (the gateway must be able to
 read what it relays). To the client: a short allow-list of the upstream's headers — content
 type, rate-limit and retry hints, OpenAI's own — and its request id renamed
@@ -37,7 +40,17 @@ _DROP_TO_UPSTREAM = frozenset(
         b"x-request-id",
     }
 )
-_DROP_PREFIXES_TO_UPSTREAM = (b"proxy-", b"x-nexus-")
+_DROP_PREFIXES_TO_UPSTREAM = (b"proxy-", b"x-nexus-", b"x-forwarded-")
+#: Client addresses a client could forge, and billing selectors of other providers.
+_DROP_NAMES_TO_UPSTREAM = frozenset({b"forwarded", b"x-real-ip", b"x-goog-user-project"})
+#: A word of a header name that marks a credential (``helicone-auth``, ``x-session-token``).
+_CREDENTIAL_WORDS = frozenset(
+    {b"auth", b"authorization", b"token", b"secret", b"password", b"credential", b"credentials"}
+    | {b"apikey", b"cookie", b"session", b"signature"}
+)
+#: ``<word>-key`` that is a credential (``x-goog-api-key``, ``ocp-apim-subscription-key``);
+#: ``idempotency-key`` is not one.
+_KEY_QUALIFIERS = frozenset({b"api", b"subscription", b"access", b"secret", b"private", b"auth"})
 
 _RELAY_TO_CLIENT = frozenset({"content-type", "retry-after", "retry-after-ms"})
 _RELAY_PREFIXES_TO_CLIENT = ("x-ratelimit-", "openai-")
@@ -74,6 +87,7 @@ def upstream_request_headers(
             name in _DROP_TO_UPSTREAM
             or name in connection_tokens
             or name.startswith(_DROP_PREFIXES_TO_UPSTREAM)
+            or _is_credential(name)
         ):
             continue
         out.append((name, value))
@@ -82,6 +96,16 @@ def upstream_request_headers(
     out.append((b"x-request-id", request_id.encode("ascii")))
     out.append((b"accept-encoding", b"identity"))
     return out
+
+
+def _is_credential(name: bytes) -> bool:
+    """A credential, billing or client-address header by its name (lower case)."""
+    if name in _DROP_NAMES_TO_UPSTREAM:
+        return True
+    words = name.split(b"-")
+    if _CREDENTIAL_WORDS.intersection(words):
+        return True
+    return len(words) >= 2 and words[-1] == b"key" and words[-2] in _KEY_QUALIFIERS
 
 
 def client_response_headers(upstream: httpx.Headers) -> dict[str, str]:

@@ -185,3 +185,38 @@ async def test_a_key_over_its_concurrent_requests_is_429_and_its_slots_come_back
 async def test_open_routes_need_no_key(make_gateway: Callable[..., Gateway], path: str) -> None:
     client = keyed(make_gateway).app.test_client()
     assert (await client.get(path)).status_code == 200
+
+
+async def test_websocket_upgrades_are_closed_before_any_route(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    """No route speaks WebSocket: the upgrade is closed at the ASGI layer (the server answers
+    403), never handed to the app unauthorised (docs/api.md#routes)."""
+    gateway = keyed(make_gateway)
+    sent: list[dict[str, object]] = []
+    incoming = [{"type": "websocket.connect"}]
+
+    async def receive() -> dict[str, object]:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": "/v1/stats",
+        "raw_path": b"/v1/stats",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"gw.test")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 8000),
+        "subprotocols": [],
+        "extensions": {},
+    }
+    with trio.fail_after(5):
+        await gateway.app(scope, receive, send)  # type: ignore[arg-type]
+    assert [message["type"] for message in sent] == ["websocket.close"]

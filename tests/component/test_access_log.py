@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable
 
@@ -136,6 +137,22 @@ FORGED = (
 )
 
 
+async def test_a_value_cannot_forge_fields_in_the_text_log(
+    logged: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Spaces and ``=`` in a model name stay inside its quoted value (logfmt)."""
+    caplog.set_level(logging.INFO, logger="nexus_trio.access")
+    forged = 'nope served_model=m-expensive backend=sim status=200 x="y'
+    await logged.post("/v1/chat/completions", {**CHAT, "model": forged})
+    (record,) = access_records(caplog)
+    text = TextFormatter().format(record)
+    assert 'requested_model="nope served_model=m-expensive backend=sim status=200 x=\\"y" ' in text
+    unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)  # what a logfmt reader takes as fields
+    assert "status=404" in unquoted
+    assert "status=200" not in unquoted
+    assert "backend=sim" not in unquoted
+
+
 async def test_control_characters_cannot_forge_a_log_line(
     logged: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -147,8 +164,8 @@ async def test_control_characters_cannot_forge_a_log_line(
     text = TextFormatter().format(record)
     assert text.splitlines() == [text]
     assert (
-        "requested_model=m\\n2099-01-01 00:00:00,000 INFO nexus_trio.access: request "
-        "status=200\\r\\x1b[2J\\x7f\\x85\\u2028 "
+        'requested_model="m\\\\n2099-01-01 00:00:00,000 INFO nexus_trio.access: request '
+        'status=200\\\\r\\\\x1b[2J\\\\x7f\\\\x85\\\\u2028" '
     ) in text
     line = JSONFormatter().format(record)
     assert line.splitlines() == [line]

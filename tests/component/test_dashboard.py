@@ -206,27 +206,32 @@ async def test_connections_beyond_the_limit_are_refused(
     first.call.gone.set()
 
 
-async def test_requests_refused_401_leave_the_request_log_alone(
+async def test_requests_without_a_valid_key_leave_the_request_log_alone(
     nursery: trio.Nursery, make_gateway: Callable[..., Gateway]
 ) -> None:
+    """Refused 401, or refused before the key is read (ambiguous framing here)."""
     gateway = make_gateway(AUTH + "\n[dashboard]\nrequest_log_size = 3\n", env={"KEYS": "k1"})
     gateway.upstream.handlers["a.test"] = _ok
     for index in range(3):
         headers = {"authorization": "Bearer k1", "x-request-id": f"real-{index}"}
         assert (await gateway.post("/v1/chat/completions", CHAT, **headers)).status_code == 200
-    for index in range(10):
+    for index in range(12):
         headers = {"x-request-id": f"refused-{index}"}
-        if index % 2:
+        if index % 3 == 1:
             headers["authorization"] = "Bearer wrong"
-        assert (await gateway.post("/v1/chat/completions", CHAT, **headers)).status_code == 401
+        if index % 3 == 2:
+            headers["transfer-encoding"] = "chunked"  # with Content-Length: refused at once
+            headers["content-length"] = str(len(msgspec.json.encode(CHAT)))
+        response = await gateway.post("/v1/chat/completions", CHAT, **headers)
+        assert response.status_code == (400 if index % 3 == 2 else 401)
     reader = await open_stream(nursery, gateway, [(b"authorization", b"Bearer k1")])
     with trio.fail_after(5):
         name, log = await reader.next_event()
     assert name == "log"
     assert [entry["request_id"] for entry in log] == ["real-0", "real-1", "real-2"]
     # Still counted: in the totals and the metrics.
-    assert gateway.services.totals.client_errors == 10
+    assert gateway.services.totals.client_errors == 12
     registry = gateway.services.metrics.registry
     labels = {"model": "none", "backend": "none", "code": "4xx", "stream": "false"}
-    assert registry.get_sample_value("nexus_requests_total", labels) == 10
+    assert registry.get_sample_value("nexus_requests_total", labels) == 12
     reader.call.gone.set()

@@ -66,6 +66,17 @@ models = ["m"]
             "openai-organization": "org-client",
             "openai-project": "proj-client",
             "openai-beta": "assistants=v2",
+            "x-goog-api-key": "g",
+            "x-goog-user-project": "p",
+            "helicone-auth": "Bearer h",
+            "cf-aig-authorization": "Bearer c",
+            "ocp-apim-subscription-key": "s",
+            "x-session-token": "t",
+            "x-forwarded-for": "10.0.0.1",
+            "forwarded": "for=10.0.0.1",
+            "x-real-ip": "10.0.0.1",
+            "idempotency-key": "idem-1",
+            "x-stainless-os": "Linux",
         },
     )
     ((request, _),) = gateway.upstream.requests
@@ -80,7 +91,22 @@ models = ["m"]
     # organisation or project the backend's key is billed to (docs/proxying.md#headers).
     for name in ("x-api-key", "api-key", "openai-organization", "openai-project"):
         assert name not in headers
+    # So are other providers' credentials, and client addresses a client could forge.
+    for name in (
+        "x-goog-api-key",
+        "x-goog-user-project",
+        "helicone-auth",
+        "cf-aig-authorization",
+        "ocp-apim-subscription-key",
+        "x-session-token",
+        "x-forwarded-for",
+        "forwarded",
+        "x-real-ip",
+    ):
+        assert name not in headers
     assert headers["openai-beta"] == "assistants=v2"
+    assert headers["idempotency-key"] == "idem-1"
+    assert headers["x-stainless-os"] == "Linux"
 
 
 async def test_client_authorization_not_forwarded_by_default(gateway: Gateway) -> None:

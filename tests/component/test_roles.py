@@ -16,7 +16,7 @@ from nexus_trio.api.stats import viewer
 from nexus_trio.errors import AuthenticationFailed
 from nexus_trio.keys import ClientKey
 from nexus_trio.status_report import render_status
-from tests.component.conftest import CHAT, Gateway, completion
+from tests.component.conftest import CHAT, ASGICall, Gateway, completion
 from tests.component.test_dashboard import EVENTS, EventReader, open_stream
 
 CONFIG = """
@@ -238,3 +238,28 @@ async def test_dashboards_are_capped_per_tenant_key(nursery: trio.Nursery, share
         assert (await again.next_event())[0] == "log"
     for reader in (*others, again):
         reader.call.gone.set()
+
+
+async def test_dashboards_opened_at_once_are_held_to_the_cap(
+    nursery: trio.Nursery, shared: Gateway
+) -> None:
+    """Streams opened in the same instant are counted before any of them awaits."""
+    readers = [
+        EventReader(ASGICall(shared.app, EVENTS, b"", method="GET", headers=bearer_pairs("a")))
+        for _ in range(4)
+    ]
+    for reader in readers:
+        nursery.start_soon(reader.call.run)
+    statuses = []
+    with trio.fail_after(5):
+        for reader in readers:
+            message = await reader.call.messages.receive()
+            assert message["type"] == "http.response.start"
+            statuses.append(message["status"])
+    assert sorted(statuses) == [200, 429, 429, 429]
+    for reader in readers:
+        reader.call.gone.set()
+
+
+def bearer_pairs(token: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Bearer {token}".encode())]

@@ -756,6 +756,38 @@ async def test_high_priority_waiter_overtakes_a_normal_one(
     assert all(r.status_code == 200 for r in client.responses.values())
 
 
+TENANT_AND_ADMIN = (
+    '[server]\napi_keys_env = "ADMIN_KEYS"\n[[keys]]\nname = "tenant"\nkey_env = "TENANT_KEY"\n'
+)
+
+
+async def test_only_admin_keys_jump_the_queue(
+    make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A tenant's ``X-Nexus-Priority: high`` is ignored: it waits its turn behind other tenants'
+    requests; an admin key's is honoured (docs/routing.md#queue-and-overload)."""
+    gateway = make_gateway(
+        config(backend("a", extra=ONE_SLOT), head=TENANT_AND_ADMIN),
+        env={"ADMIN_KEYS": "admin-key", "TENANT_KEY": "tenant-key"},
+    )
+    release = trio.Event()
+    gateway.upstream.handlers["a.test"] = gated(release)
+    client = Client(gateway)
+    tenant = {"authorization": "Bearer tenant-key"}
+    async with trio.open_nursery() as nursery:
+        for label, headers in (
+            ("holder", tenant),
+            ("normal", tenant),
+            ("tenant-urgent", {**tenant, "x-nexus-priority": "high"}),
+            ("admin-urgent", {"authorization": "Bearer admin-key", "x-nexus-priority": "high"}),
+        ):
+            nursery.start_soon(functools.partial(client.post, label, **headers))
+            await trio.testing.wait_all_tasks_blocked()
+        assert gateway.services.queue.depth == 3
+        release.set()
+    assert labels_sent(gateway) == ["holder", "admin-urgent", "normal", "tenant-urgent"]
+
+
 async def test_full_queue_answers_503_queue_full(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
