@@ -62,9 +62,11 @@ class BudgetGate:
         """Admit an attempt of ``ctx`` to ``agent``, reserving its worst case when it is priced.
 
         Synchronous: the check and the reservation (``ctx.reservation``) happen with no
-        checkpoint between them. An unpriced agent is always admitted and reserves nothing. A
-        reservation of an earlier attempt still held is released first: a request never holds
-        two.
+        checkpoint between them. The output reserved is the view's allowance, each choice at
+        most the model's known context length, in all at most ``[budget]
+        max_reserved_output_tokens``. An unpriced agent is always admitted and reserves
+        nothing. A reservation of an earlier attempt still held is released first: a request
+        never holds two.
 
         Returns:
             False when a budget is spent or reserved, its action is ``local_only`` and
@@ -86,10 +88,14 @@ class BudgetGate:
                         raise self._exceeded(what, state)
                     if backend.location == "cloud":
                         return False
-        default = services.config.budget.default_reserved_output_tokens
+        budget = services.config.budget
+        default = budget.default_reserved_output_tokens
         if backend.config.type == "anthropic":
             default = backend.config.default_max_tokens or ANTHROPIC_MAX_TOKENS
-        usd = worst_case_usd(price, ctx.estimated_prompt_tokens, view.output_allowance(default))
+        context_length = backend.capabilities(agent.model).context_length
+        output = view.output_allowance(default, context_length)
+        output = min(output, budget.max_reserved_output_tokens)
+        usd = worst_case_usd(price, ctx.estimated_prompt_tokens, output)
         ctx.reservation = services.spend.reserve(ctx.key_name, usd)
         return True
 

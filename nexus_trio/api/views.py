@@ -60,9 +60,10 @@ class _Common(msgspec.Struct):
         """Whether the client asked for the stream's usage chunk itself."""
         return False
 
-    def output_allowance(self, default: int) -> int:
+    def output_allowance(self, default: int, context_length: int | None = None) -> int:
         """The most output tokens the request may generate (docs/spend.md#reservations), with
-        ``default`` standing for a cap it does not set; 0 for embeddings."""
+        ``default`` standing for a cap it does not set and each choice at most
+        ``context_length`` (None = unknown); 0 for embeddings."""
         return 0
 
 
@@ -70,6 +71,8 @@ class _Common(msgspec.Struct):
 _Count = int | float | None
 #: Counts above this are taken as this (JSON integers are unbounded; token counts are not).
 _MAX_COUNT = 2**53
+#: The most choices (``n``, ``best_of``) a request may ask for: OpenAI's own bound on ``n``.
+MAX_CHOICES = 128
 
 
 def _positive(value: _Count) -> int | None:
@@ -93,12 +96,25 @@ class _Streaming(_Common):
         options = self.stream_options
         return options is not None and bool(options.include_usage)
 
-    def output_allowance(self, default: int) -> int:
+    def output_allowance(self, default: int, context_length: int | None = None) -> int:
         """The larger of ``max_tokens`` and ``max_completion_tokens`` (``default`` without a
-        positive one), times the choices generated."""
+        positive one), at most ``context_length`` when known, times the choices generated."""
         cap = max(_positive(self.max_tokens) or 0, _positive(self.max_completion_tokens) or 0)
-        choices = max(_positive(self.n) or 1, _positive(self.best_of) or 1)
-        return (cap or default) * choices
+        cap = cap or default
+        if context_length is not None:
+            cap = min(cap, context_length)
+        return cap * max(_positive(self.n) or 1, _positive(self.best_of) or 1)
+
+    def check_choices(self) -> None:
+        """Refuse ``n`` or ``best_of`` above :data:`MAX_CHOICES`: each multiplies the output
+        the request reserves (docs/proxying.md#request-body).
+
+        Raises:
+            InvalidValue: naming the field.
+        """
+        for name, value in (("n", self.n), ("best_of", self.best_of)):
+            if value is not None and value > MAX_CHOICES:
+                raise errors.InvalidValue(f"'{name}' must be at most {MAX_CHOICES}.", param=name)
 
 
 class ChatView(_Streaming):
@@ -192,8 +208,10 @@ def _decode_view(kind: RouteKind, body: bytes) -> RequestView:
     if isinstance(view, ChatView):
         if not view.messages:
             raise errors.InvalidValue("'messages' must be a non-empty list.", param="messages")
+        view.check_choices()
     elif isinstance(view, CompletionView):
         _check_prompt(view.prompt)
+        view.check_choices()
     else:
         _check_input(view.input)
     return view
