@@ -53,7 +53,7 @@ def settle_cost(prices: PriceList, ctx: RequestContext) -> None:
     """Set ``ctx.cost_usd`` (once) from the tokens the served agent reported.
 
     An unpriced agent costs 0. Without reported usage the tokens are estimated — the request's
-    characters / 4 and the generated characters / 4 — and ``ctx.cost_estimated`` is set
+    input estimate and the generated characters / 4 — and ``ctx.cost_estimated`` is set
     (docs/spend.md#estimates).
     """
     if ctx.cost_usd is not None or ctx.backend is None or ctx.served_model is None:

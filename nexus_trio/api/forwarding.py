@@ -36,7 +36,7 @@ from nexus_trio.api.refusals import (
     shown_model,
 )
 from nexus_trio.api.reply import Reply
-from nexus_trio.api.views import RequestView, requirements_of, rewritten
+from nexus_trio.api.views import RequestView, input_estimate, requirements_of, rewritten
 from nexus_trio.config import TRANSLATED_TYPES
 from nexus_trio.keys import ClientKey
 from nexus_trio.routing import (
@@ -120,7 +120,7 @@ class Forwarder:
             )
         plan = _Plan(view, requirements_of(view), high, self.budgets.cloud_use(key), key)
         plan.restricted = key is not None and key.restricted
-        ctx.estimated_prompt_tokens = plan.requirements.estimated_tokens
+        ctx.estimated_prompt_tokens = input_estimate(view, len(body))
         budget = 1 + config.routing.max_retries
         deadline = ctx.started + config.server.request_timeout_seconds
         models = [view.model]

@@ -32,9 +32,18 @@ type = "openai"
 models = ["m", "small-ctx"]
 [backends.capabilities."small-ctx"]
 context_length = 8192
+[[backends]]
+name = "paid"
+url = "http://paid.test"
+type = "openai"
+models = ["ids"]
 [[pricing]]
 backend = "cloud"
 input_usd_per_million = 0
+output_usd_per_million = 10
+[[pricing]]
+backend = "paid"
+input_usd_per_million = 10
 output_usd_per_million = 10
 [[keys]]
 name = "greedy"
@@ -44,6 +53,10 @@ name = "small"
 key_env = "SMALL_KEY"
 monthly_budget_usd = 1
 [[keys]]
+name = "tiny"
+key_env = "TINY_KEY"
+monthly_budget_usd = 0.01
+[[keys]]
 name = "other"
 key_env = "OTHER_KEY"
 [[keys]]
@@ -51,7 +64,13 @@ name = "ops"
 key_env = "OPS_KEY"
 admin = true
 """
-ENV = {"GREEDY_KEY": "greedy", "SMALL_KEY": "small", "OTHER_KEY": "other", "OPS_KEY": "ops"}
+ENV = {
+    "GREEDY_KEY": "greedy",
+    "SMALL_KEY": "small",
+    "TINY_KEY": "tiny",
+    "OTHER_KEY": "other",
+    "OPS_KEY": "ops",
+}
 OUTPUT_USD = 10 / 1e6
 
 
@@ -78,6 +97,7 @@ class Holder:
         self.expected = expected
         self.reserved_at_arrival: list[float] = []
         gateway.upstream.handlers["cloud.test"] = self._handle
+        gateway.upstream.handlers["paid.test"] = self._handle
 
     def _settle(self) -> None:
         self.settled += 1
@@ -92,8 +112,8 @@ class Holder:
             await self.release.wait()
         return completion()
 
-    async def send(self, body: dict[str, object], key: str) -> None:
-        response = await self.gateway.post(PATH, body, **as_key(key))
+    async def send(self, body: dict[str, object], key: str, path: str = PATH) -> None:
+        response = await self.gateway.post(path, body, **as_key(key))
         if not self.release.is_set():
             self.responses.append(response)
             self._settle()
@@ -174,6 +194,31 @@ async def test_a_keys_requests_in_flight_hold_at_most_its_budget_plus_one_reques
     assert reserved <= 1 + worst
     other = await gateway.post(PATH, CHAT, **as_key("other"))
     assert other.status_code == 200
+    holder.release.set()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/completions", {"model": "ids", "prompt": [1] * 20000, "max_tokens": 1}),
+        ("/v1/completions", {"model": "ids", "prompt": [[7] * 10000] * 2, "max_tokens": 1}),
+        ("/v1/embeddings", {"model": "ids", "input": [1] * 20000, "max_tokens": 1}),
+    ],
+)
+async def test_token_ids_reserve_their_input(
+    make_gateway: MakeGateway, nursery: trio.Nursery, path: str, body: dict[str, object]
+) -> None:
+    """Five concurrent requests of 20,000 token ids from a key with a $0.01 budget: the ids
+    reserved nothing, and all five were served (100 times the budget). Each reserves its
+    20,000 input tokens ($0.20 at $10 per million) now: one is admitted, four are refused."""
+    gateway = bounded_gateway(make_gateway)
+    holder = Holder(gateway, expected=5)
+    for _ in range(5):
+        nursery.start_soon(holder.send, body, "tiny", path)
+    await holder.wait()
+    assert (holder.held, len(holder.responses)) == (1, 4)
+    assert [r.status_code for r in holder.responses] == [429] * 4
+    assert holder.reserved_at_arrival[0] >= 20000 * 10 / 1e6
     holder.release.set()
 
 

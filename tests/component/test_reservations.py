@@ -60,8 +60,15 @@ admin = true
 """
 ENV = {"CAPPED_KEY": "capped", "OPS_KEY": "ops"}
 CAPPED = {"authorization": "Bearer capped"}
-#: CHAT's worst case on the cloud: 1 input token ("hello" / 4) + 4096 output tokens, $1000/M.
-WORST_USD = 4097 * 1000 / 1e6
+
+
+def input_tokens(body: dict[str, object]) -> int:
+    """The input a body reserves (docs/spend.md#estimates): its bytes / 4."""
+    return len(msgspec.json.encode(body)) // 4
+
+
+#: CHAT's worst case on the cloud: its input + 4096 output tokens, at $1000/M.
+WORST_USD = (input_tokens(CHAT) + 4096) * 1000 / 1e6
 #: What completion() reports: 3 + 2 tokens.
 COST_USD = 5 * 1000 / 1e6
 
@@ -154,7 +161,7 @@ async def test_concurrent_requests_are_admitted_only_while_the_keys_budget_has_r
         assert error["code"] == "budget_exceeded"
         assert "key 'capped'" in error["message"]
         assert "reserved by requests in flight" in error["message"]
-    worst = (1 + (500 if "max_tokens" in body else 4096)) * 1000 / 1e6
+    worst = (input_tokens(body) + (500 if "max_tokens" in body else 4096)) * 1000 / 1e6
     stats = await gateway.app.test_client().get(
         "/v1/stats", headers={"authorization": "Bearer ops"}
     )
@@ -277,13 +284,15 @@ async def test_a_stream_holds_its_reservation_until_it_ends_and_is_charged(
         return stream_response(stream)
 
     gateway.upstream.handlers["cloud.test"] = handler
-    body = msgspec.json.encode({**CHAT, "stream": True})
+    streamed = {**CHAT, "stream": True}
+    body = msgspec.json.encode(streamed)
     call = ASGICall(gateway.app, PATH, body, headers=[(b"authorization", b"Bearer capped")])
     async with trio.open_nursery() as nursery:
         await nursery.start(call.run)
         with trio.fail_after(2):
             assert b"Hello" in await call.next_body()
-        assert reserved(gateway) == (1, pytest.approx(WORST_USD))
+        worst = (input_tokens(streamed) + 4096) * 1000 / 1e6
+        assert reserved(gateway) == (1, pytest.approx(worst))
         call.gone.set()  # the client leaves mid-stream: what was generated is charged
         with trio.fail_after(2):
             await call.finished.wait()
