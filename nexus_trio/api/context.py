@@ -88,6 +88,9 @@ class RequestContext:
     #: The worst case held for the current attempt to a priced agent, until it is released
     #: (docs/spend.md#reservations).
     reservation: Reservation | None = None
+    #: The last attempt was sent and ended with no outcome of its own — the client left, the
+    #: request deadline passed or the drain cut it: its input is charged (docs/spend.md#pricing).
+    cut_short_after_send: bool = False
 
     @property
     def key_name(self) -> str:
