@@ -25,6 +25,7 @@ import trio
 
 from nexus_trio import errors
 from nexus_trio.admission import Ticket
+from nexus_trio.api.analysis import input_estimate, requirements_of
 from nexus_trio.api.attempt import AttemptRunner
 from nexus_trio.api.budgets import BudgetGate
 from nexus_trio.api.context import RequestContext
@@ -36,7 +37,7 @@ from nexus_trio.api.refusals import (
     shown_model,
 )
 from nexus_trio.api.reply import Reply
-from nexus_trio.api.views import RequestView, input_estimate, requirements_of, rewritten
+from nexus_trio.api.views import RequestView, rewritten
 from nexus_trio.config import TRANSLATED_TYPES
 from nexus_trio.keys import ClientKey
 from nexus_trio.routing import (

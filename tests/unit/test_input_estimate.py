@@ -7,13 +7,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from nexus_trio.api.views import (
-    IMAGE_TOKENS,
-    RouteKind,
-    decode_view,
-    input_estimate,
-    requirements_of,
-)
+from nexus_trio.api.analysis import IMAGE_TOKENS, input_estimate, requirements_of
+from nexus_trio.api.views import RouteKind, decode_view
 
 
 def estimate(kind: RouteKind, body: dict[str, object] | bytes) -> int:
