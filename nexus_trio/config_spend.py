@@ -36,6 +36,16 @@ class BudgetConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     hard_limit_action: Literal["local_only", "reject"] = "local_only"
     #: The output a request without ``max_tokens`` reserves (docs/spend.md#reservations).
     default_reserved_output_tokens: AtLeastOne = 4096
+    #: The most output one request reserves, whatever it asks (docs/spend.md#reservations).
+    max_reserved_output_tokens: AtLeastOne = 131072
+
+    def __post_init__(self) -> None:
+        if self.default_reserved_output_tokens > self.max_reserved_output_tokens:
+            raise InvalidKey(
+                "default_reserved_output_tokens",
+                f"default_reserved_output_tokens ({self.default_reserved_output_tokens}) must "
+                f"not exceed max_reserved_output_tokens ({self.max_reserved_output_tokens})",
+            )
 
 
 class KeyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

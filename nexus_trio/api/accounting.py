@@ -52,8 +52,9 @@ def settle_cost(prices: PriceList, ctx: RequestContext) -> None:
     """Set ``ctx.cost_usd`` (once) from the tokens the served agent reported.
 
     An unpriced agent costs 0. Without reported usage the tokens are estimated — the request's
-    characters / 4 and the generated characters / 4 — and ``ctx.cost_estimated`` is set
-    (docs/spend.md#estimates).
+    input estimate and the generated characters / 4 — and ``ctx.cost_estimated`` is set
+    (docs/spend.md#estimates): so an attempt cut short after it was sent, which got no answer,
+    costs its input estimate (docs/spend.md#pricing).
     """
     if ctx.cost_usd is not None or ctx.backend is None or ctx.served_model is None:
         return
@@ -82,9 +83,14 @@ def _tokens_used(ctx: RequestContext) -> int:
 
 def _charge(services: Services, ctx: RequestContext) -> float:
     """Settle and charge the request's cost and release its reservation, whatever happens;
-    the cost (0 when it has none)."""
+    the cost (0 when it has none).
+
+    Settled here: a committed stream, and an attempt cut short after it was sent (the client
+    gone, the request deadline, the drain), which the provider bills for its input at least.
+    An attempt that failed (an error status, a connection failure) costs nothing.
+    """
     try:
-        if ctx.stream and ctx.committed_at is not None:
+        if (ctx.stream and ctx.committed_at is not None) or ctx.cut_short_after_send:
             settle_cost(services.prices, ctx)
         cost = ctx.cost_usd or 0.0
         if cost > 0 and ctx.backend is not None:

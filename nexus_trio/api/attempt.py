@@ -177,8 +177,8 @@ class AttemptRunner:
             now = trio.current_time()
             ctx.upstream_seconds += clock.running_seconds(now)
             if not committed:
-                # No outcome yet (else a no-op): cut short by the request deadline (a failure
-                # only after nearly its full time), the client leaving, or the drain.
+                # No outcome yet (else a no-op): cut short by a deadline, the client or the drain.
+                ctx.cut_short_after_send = attempt.outcome is None and clock.sent_at <= now
                 failed = clock.cut_short_is_failure(now) and not services.drain.expired()
                 services.finish_attempt(attempt, Outcome.FAILURE if failed else Outcome.CANCELLED)
                 if owned is not None:

@@ -62,9 +62,11 @@ class BudgetGate:
         """Admit an attempt of ``ctx`` to ``agent``, reserving its worst case when it is priced.
 
         Synchronous: the check and the reservation (``ctx.reservation``) happen with no
-        checkpoint between them. An unpriced agent is always admitted and reserves nothing. A
-        reservation of an earlier attempt still held is released first: a request never holds
-        two.
+        checkpoint between them. The output reserved is the view's allowance, each choice at
+        most the model's known context length, in all at most ``[budget]
+        max_reserved_output_tokens``. An unpriced agent is always admitted and reserves
+        nothing. A reservation of an earlier attempt still held is released first: a request
+        never holds two.
 
         Returns:
             False when a budget is spent or reserved, its action is ``local_only`` and
@@ -86,10 +88,14 @@ class BudgetGate:
                         raise self._exceeded(what, state)
                     if backend.location == "cloud":
                         return False
-        default = services.config.budget.default_reserved_output_tokens
+        budget = services.config.budget
+        default = budget.default_reserved_output_tokens
         if backend.config.type == "anthropic":
             default = backend.config.default_max_tokens or ANTHROPIC_MAX_TOKENS
-        usd = worst_case_usd(price, ctx.estimated_prompt_tokens, view.output_allowance(default))
+        context_length = backend.capabilities(agent.model).context_length
+        output = view.output_allowance(default, context_length)
+        output = min(output, budget.max_reserved_output_tokens)
+        usd = worst_case_usd(price, ctx.estimated_prompt_tokens, output)
         ctx.reservation = services.spend.reserve(ctx.key_name, usd)
         return True
 
@@ -109,28 +115,38 @@ class BudgetGate:
         return key.name, key.config.monthly_budget_usd
 
     def _states(self, key: ClientKey | None) -> list[tuple[str, BudgetState]]:
-        """The budgets that apply, each with how a refusal names it."""
+        """The budgets that apply, each with how a refusal names it: with its limit, except the
+        global budget's to a tenant key (not admin), which ``/v1/stats`` withholds from it too
+        (docs/keys.md#roles)."""
         spend = self.services.spend
         states: list[tuple[str, BudgetState]] = []
         if self.services.config.budget.monthly_limit_usd > 0:
-            states.append(("The monthly budget", spend.budget()))
+            state = spend.budget()
+            tenant = key is not None and not key.admin
+            states.append((_named("The monthly budget", state, amounts=not tenant), state))
         if key is not None and key.config is not None and key.config.monthly_budget_usd > 0:
-            what = f"The monthly budget of key '{key.name}'"
-            states.append((what, spend.key_budget(key.name, key.config.monthly_budget_usd)))
+            state = spend.key_budget(key.name, key.config.monthly_budget_usd)
+            states.append((_named(f"The monthly budget of key '{key.name}'", state), state))
         return states
 
     def _exceeded(self, what: str, state: BudgetState) -> errors.BudgetExceeded:
-        """429 ``budget_exceeded``: until the month ends when it is spent; a moment when only
-        the requests in flight hold it (their reservations end with them). Never the amounts:
-        a global budget's are every tenant's."""
+        """429 ``budget_exceeded`` naming the budget as ``what``: until the month ends when it
+        is spent; a moment when only the requests in flight hold it (their reservations end
+        with them)."""
         if state.spent:
             seconds = max(1, math.ceil(self.services.spend.seconds_to_month_end()))
             return errors.BudgetExceeded(
-                f"{what} ({state.limit_usd:g} USD for {state.month}) is spent.",
+                f"{what} is spent.",
                 headers={"x-should-retry": "false", "Retry-After": str(seconds)},
             )
         return errors.BudgetExceeded(
-            f"{what} ({state.limit_usd:g} USD for {state.month}) is reserved by requests in "
-            "flight; it may have room again when they end.",
+            f"{what} is reserved by requests in flight; it may have room again when they end.",
             headers={"Retry-After": str(_RESERVED_RETRY_SECONDS)},
         )
+
+
+def _named(what: str, state: BudgetState, *, amounts: bool = True) -> str:
+    """A budget as a refusal names it: its limit and month, or its month alone."""
+    if amounts:
+        return f"{what} ({state.limit_usd:g} USD for {state.month})"
+    return f"{what} for {state.month}"

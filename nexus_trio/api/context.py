@@ -59,7 +59,8 @@ class RequestContext:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0
-    #: The request's own size in tokens (characters / 4), for the cost estimate.
+    #: The request's input estimate in tokens (docs/spend.md#estimates): what it reserves for
+    #: its input, and is charged for it when no usage arrives.
     estimated_prompt_tokens: int = 0
     #: Characters of generated content; for the cost estimate when no usage arrived.
     output_chars: int = 0
@@ -87,6 +88,9 @@ class RequestContext:
     #: The worst case held for the current attempt to a priced agent, until it is released
     #: (docs/spend.md#reservations).
     reservation: Reservation | None = None
+    #: The last attempt was sent and ended with no outcome of its own — the client left, the
+    #: request deadline passed or the drain cut it: its input is charged (docs/spend.md#pricing).
+    cut_short_after_send: bool = False
 
     @property
     def key_name(self) -> str:

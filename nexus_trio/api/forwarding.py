@@ -25,6 +25,7 @@ import trio
 
 from nexus_trio import errors
 from nexus_trio.admission import Ticket
+from nexus_trio.api.analysis import input_estimate, requirements_of
 from nexus_trio.api.attempt import AttemptRunner
 from nexus_trio.api.budgets import BudgetGate
 from nexus_trio.api.context import RequestContext
@@ -36,7 +37,7 @@ from nexus_trio.api.refusals import (
     shown_model,
 )
 from nexus_trio.api.reply import Reply
-from nexus_trio.api.views import RequestView, requirements_of, rewritten
+from nexus_trio.api.views import RequestView, rewritten
 from nexus_trio.config import TRANSLATED_TYPES
 from nexus_trio.keys import ClientKey
 from nexus_trio.routing import (
@@ -123,7 +124,7 @@ class Forwarder:
             )
         plan = _Plan(view, requirements_of(view), high, self.budgets.cloud_use(key), key)
         plan.restricted = key is not None and key.restricted
-        ctx.estimated_prompt_tokens = plan.requirements.estimated_tokens
+        ctx.estimated_prompt_tokens = input_estimate(view, len(body))
         budget = 1 + config.routing.max_retries
         deadline = ctx.started + config.server.request_timeout_seconds
         models = [view.model]

@@ -9,9 +9,10 @@ top level to ``dict[str, msgspec.Raw]``, replaces those keys and re-encodes, lea
 value byte-identical; it runs only when one of them must change.
 
 JSON nested deeper than the decoders can follow makes them raise ``RecursionError`` (msgspec
-and the stdlib alike stop at the interpreter's recursion limit). Every function here that
-decodes the body turns it into 400 ``invalid_json`` (:func:`_too_deep`): no scan of the body
-is added on the hot path, and no deep body ever becomes a server error.
+and the stdlib alike stop at the interpreter's recursion limit). Every function that decodes
+the body, here and in :mod:`nexus_trio.api.analysis`, turns it into 400 ``invalid_json``
+(:func:`too_deep`): no scan of the body is added on the hot path, and no deep body ever
+becomes a server error.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from typing import Any
 import msgspec
 
 from nexus_trio import errors
-from nexus_trio.routing import Requirements
 
 
 class RouteKind(enum.StrEnum):
@@ -37,6 +37,8 @@ class RouteKind(enum.StrEnum):
 class ContentPart(msgspec.Struct):
     type: str
     text: str | None = None
+    #: Left out of the input estimate, which counts an image as :data:`IMAGE_TOKENS`.
+    image_url: msgspec.Raw = msgspec.Raw()
 
 
 class Message(msgspec.Struct):
@@ -60,9 +62,10 @@ class _Common(msgspec.Struct):
         """Whether the client asked for the stream's usage chunk itself."""
         return False
 
-    def output_allowance(self, default: int) -> int:
+    def output_allowance(self, default: int, context_length: int | None = None) -> int:
         """The most output tokens the request may generate (docs/spend.md#reservations), with
-        ``default`` standing for a cap it does not set; 0 for embeddings."""
+        ``default`` standing for a cap it does not set and each choice at most
+        ``context_length`` (None = unknown); 0 for embeddings."""
         return 0
 
 
@@ -70,6 +73,8 @@ class _Common(msgspec.Struct):
 _Count = int | float | None
 #: Counts above this are taken as this (JSON integers are unbounded; token counts are not).
 _MAX_COUNT = 2**53
+#: The most choices (``n``, ``best_of``) a request may ask for: OpenAI's own bound on ``n``.
+MAX_CHOICES = 128
 
 
 def _positive(value: _Count) -> int | None:
@@ -93,12 +98,25 @@ class _Streaming(_Common):
         options = self.stream_options
         return options is not None and bool(options.include_usage)
 
-    def output_allowance(self, default: int) -> int:
+    def output_allowance(self, default: int, context_length: int | None = None) -> int:
         """The larger of ``max_tokens`` and ``max_completion_tokens`` (``default`` without a
-        positive one), times the choices generated."""
+        positive one), at most ``context_length`` when known, times the choices generated."""
         cap = max(_positive(self.max_tokens) or 0, _positive(self.max_completion_tokens) or 0)
-        choices = max(_positive(self.n) or 1, _positive(self.best_of) or 1)
-        return (cap or default) * choices
+        cap = cap or default
+        if context_length is not None:
+            cap = min(cap, context_length)
+        return cap * max(_positive(self.n) or 1, _positive(self.best_of) or 1)
+
+    def check_choices(self) -> None:
+        """Refuse ``n`` or ``best_of`` above :data:`MAX_CHOICES`: each multiplies the output
+        the request reserves (docs/proxying.md#request-body).
+
+        Raises:
+            InvalidValue: naming the field.
+        """
+        for name, value in (("n", self.n), ("best_of", self.best_of)):
+            if value is not None and value > MAX_CHOICES:
+                raise errors.InvalidValue(f"'{name}' must be at most {MAX_CHOICES}.", param=name)
 
 
 class ChatView(_Streaming):
@@ -158,7 +176,7 @@ def _check_duplicate_keys(body: bytes) -> None:
             raise errors.DuplicateKey(f"The request body has more than one '{key}' key.", param=key)
 
 
-def _too_deep() -> errors.InvalidJSON:
+def too_deep() -> errors.InvalidJSON:
     return errors.InvalidJSON(
         "The request body is nested too deeply (arrays and objects within each other) "
         "to be decoded."
@@ -176,7 +194,7 @@ def decode_view(kind: RouteKind, body: bytes) -> RequestView:
     try:
         return _decode_view(kind, body)
     except RecursionError as exc:
-        raise _too_deep() from exc
+        raise too_deep() from exc
 
 
 def _decode_view(kind: RouteKind, body: bytes) -> RequestView:
@@ -192,8 +210,10 @@ def _decode_view(kind: RouteKind, body: bytes) -> RequestView:
     if isinstance(view, ChatView):
         if not view.messages:
             raise errors.InvalidValue("'messages' must be a non-empty list.", param="messages")
+        view.check_choices()
     elif isinstance(view, CompletionView):
         _check_prompt(view.prompt)
+        view.check_choices()
     else:
         _check_input(view.input)
     return view
@@ -238,58 +258,6 @@ def _check_input(raw: msgspec.Raw) -> None:
         raise errors.InvalidValue("'input' must be a non-empty string or list.", param="input")
 
 
-def requirements_of(view: RequestView) -> Requirements:
-    """What routing needs to know about the request (docs/routing.md#request-analysis).
-
-    Raises:
-        InvalidJSON: ``prompt`` or ``input`` is nested too deeply to decode here.
-    """
-    try:
-        return _requirements_of(view)
-    except RecursionError as exc:
-        raise _too_deep() from exc
-
-
-def _requirements_of(view: RequestView) -> Requirements:
-    if isinstance(view, EmbeddingView):
-        return Requirements(
-            estimated_tokens=_raw_text_chars(view.input) // 4, needs_embeddings=True
-        )
-    if isinstance(view, CompletionView):
-        return Requirements(estimated_tokens=_raw_text_chars(view.prompt) // 4)
-    chars = 0
-    vision = False
-    for message in view.messages:
-        content = message.content
-        if isinstance(content, str):
-            chars += len(content)
-        elif content is not None:
-            for part in content:
-                if part.text:
-                    chars += len(part.text)
-                if part.type == "image_url":
-                    vision = True
-    response_type = view.response_format.type if view.response_format is not None else None
-    return Requirements(
-        estimated_tokens=chars // 4,
-        needs_vision=vision,
-        needs_tools=bool(view.tools),
-        needs_json_mode=response_type in ("json_object", "json_schema"),
-    )
-
-
-def _raw_text_chars(raw: msgspec.Raw) -> int:
-    """Characters of the strings in a ``prompt``/``input`` value (token ids count 0)."""
-    if not raw:
-        return 0
-    value = _ANY_DECODER.decode(raw)
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, list):
-        return sum(len(item) for item in value if isinstance(item, str))
-    return 0
-
-
 def rewritten(body: bytes, *, model: str | None, include_usage: bool) -> bytes:
     """The client's body with ``model`` replaced (when not None) and, with ``include_usage``,
     ``stream_options.include_usage`` set to true (other stream options kept); every other value
@@ -310,5 +278,5 @@ def rewritten(body: bytes, *, model: str | None, include_usage: bool) -> bytes:
             options["include_usage"] = msgspec.Raw(b"true")
             top["stream_options"] = msgspec.Raw(msgspec.json.encode(options))
     except RecursionError as exc:
-        raise _too_deep() from exc
+        raise too_deep() from exc
     return msgspec.json.encode(top)

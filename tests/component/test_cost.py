@@ -124,7 +124,7 @@ async def test_unpriced_local_backend_costs_zero_and_is_not_counted(priced: Gate
     assert spend_samples(priced) == {}
 
 
-async def test_no_usage_is_estimated_from_characters(
+async def test_no_usage_is_estimated_from_the_body_and_the_characters_generated(
     priced: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
@@ -134,8 +134,9 @@ async def test_no_usage_is_estimated_from_characters(
     caplog.set_level(logging.INFO, logger="nexus_trio.access")
     body = {"model": "gpt", "messages": [{"role": "user", "content": "y" * 400}]}
     response = await priced.post("/v1/chat/completions", body)
-    # 400 characters in = 100 tokens at $2/M; 41 characters out = 11 tokens at $10/M.
-    expected = (100 * 2.0 + 11 * 10.0) / 1e6
+    # The body's 457 bytes in = 114 tokens at $2/M; 41 characters out = 11 tokens at $10/M.
+    assert len(msgspec.json.encode(body)) == 457
+    expected = (114 * 2.0 + 11 * 10.0) / 1e6
     assert response.headers["x-nexus-cost-usd"] == f"{expected:.8f}"
     (record,) = access(caplog)
     assert record.cost_estimated is True  # type: ignore[attr-defined]
@@ -216,7 +217,8 @@ async def test_stream_without_usage_is_estimated(
     await response.get_data()
     (record,) = access(caplog)
     assert record.cost_estimated is True  # type: ignore[attr-defined]
-    assert record.cost_usd == pytest.approx((2 * 2.0 + 5 * 10.0) / 1e6)  # type: ignore[attr-defined]
+    inputs = len(msgspec.json.encode(body)) // 4  # the body's bytes / 4
+    assert record.cost_usd == pytest.approx((inputs * 2.0 + 5 * 10.0) / 1e6)  # type: ignore[attr-defined]
 
 
 ANTHROPIC = """

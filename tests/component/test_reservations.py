@@ -10,6 +10,7 @@ import httpx
 import msgspec
 import pytest
 import trio
+import trio.testing
 
 from tests.component.conftest import (
     CHAT,
@@ -60,8 +61,15 @@ admin = true
 """
 ENV = {"CAPPED_KEY": "capped", "OPS_KEY": "ops"}
 CAPPED = {"authorization": "Bearer capped"}
-#: CHAT's worst case on the cloud: 1 input token ("hello" / 4) + 4096 output tokens, $1000/M.
-WORST_USD = 4097 * 1000 / 1e6
+
+
+def input_tokens(body: dict[str, object]) -> int:
+    """The input a body reserves (docs/spend.md#estimates): its bytes / 4."""
+    return len(msgspec.json.encode(body)) // 4
+
+
+#: CHAT's worst case on the cloud: its input + 4096 output tokens, at $1000/M.
+WORST_USD = (input_tokens(CHAT) + 4096) * 1000 / 1e6
 #: What completion() reports: 3 + 2 tokens.
 COST_USD = 5 * 1000 / 1e6
 
@@ -154,7 +162,7 @@ async def test_concurrent_requests_are_admitted_only_while_the_keys_budget_has_r
         assert error["code"] == "budget_exceeded"
         assert "key 'capped'" in error["message"]
         assert "reserved by requests in flight" in error["message"]
-    worst = (1 + (500 if "max_tokens" in body else 4096)) * 1000 / 1e6
+    worst = (input_tokens(body) + (500 if "max_tokens" in body else 4096)) * 1000 / 1e6
     stats = await gateway.app.test_client().get(
         "/v1/stats", headers={"authorization": "Bearer ops"}
     )
@@ -240,9 +248,24 @@ async def test_a_failed_attempt_releases_and_the_retry_reserves_at_its_own_price
     assert gateway.services.spend.statistics().total_usd == pytest.approx(2 * COST_USD)
 
 
-async def test_a_client_gone_before_the_answer_releases_the_reservation(
-    make_gateway: MakeGateway,
+def charged_estimate(gateway: Gateway, body: dict[str, object]) -> None:
+    """The request was charged its input estimate alone, as estimated (docs/spend.md#pricing)."""
+    usd = input_tokens(body) * 1000 / 1e6
+    stats = gateway.services.spend.statistics()
+    assert (stats.by_key, stats.estimated_usd) == ({"capped": pytest.approx(usd)}, stats.total_usd)
+    sample = gateway.services.metrics.registry.get_sample_value(
+        "nexus_spend_usd_total",
+        {"key": "capped", "backend": "cloud", "model": "m", "estimated": "true"},
+    )
+    assert sample == pytest.approx(usd)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_client_gone_after_the_attempt_was_sent_is_charged_its_input(
+    make_gateway: MakeGateway, stream: bool
 ) -> None:
+    """The provider has the request (a stream: before its first event): it bills its input at
+    least. The reservation is released in the same step."""
     gateway = capped_gateway(make_gateway, "reject")
     arrived = trio.Event()
 
@@ -252,19 +275,51 @@ async def test_a_client_gone_before_the_answer_releases_the_reservation(
         raise AssertionError("unreachable")
 
     gateway.upstream.handlers["cloud.test"] = hang
+    body = {**CHAT, "stream": stream}
     call = ASGICall(
-        gateway.app, PATH, msgspec.json.encode(CHAT), headers=[(b"authorization", b"Bearer capped")]
+        gateway.app, PATH, msgspec.json.encode(body), headers=[(b"authorization", b"Bearer capped")]
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(call.run)
         with trio.fail_after(2):
             await arrived.wait()
-        assert reserved(gateway) == (1, pytest.approx(WORST_USD))
+        assert reserved(gateway) == (1, pytest.approx((input_tokens(body) + 4096) * 1000 / 1e6))
         call.gone.set()
         with trio.fail_after(2):
             await call.finished.wait()
     assert reserved(gateway) == (0, 0.0)
+    charged_estimate(gateway, body)
+
+
+async def test_an_attempt_cut_by_the_request_deadline_is_charged_its_input_a_failed_one_not(
+    make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Providers bill a request they were sent, answered or not; not an error status or a
+    connection that failed."""
+    gateway = make_gateway(
+        "[server]\nrequest_timeout_seconds = 5\n" + CONFIG.replace("{action}", "reject"), env=ENV
+    )
+
+    failures = ["status", "connect"]
+
+    async def cloud(request: httpx.Request, data: bytes) -> httpx.Response:
+        failure = failures.pop(0) if failures else None
+        if failure == "status":
+            return raw_response(500, b'{"error": {"message": "boom"}}')
+        if failure == "connect":
+            raise httpx.ConnectError("refused", request=request)
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    gateway.upstream.handlers["cloud.test"] = cloud
+    failed = await gateway.post(PATH, {**CHAT, "model": "gpt"}, **CAPPED)
+    refused = await gateway.post(PATH, {**CHAT, "model": "gpt"}, **CAPPED)
+    assert (failed.status_code, refused.status_code) == (500, 502)
     assert gateway.services.spend.statistics().total_usd == 0.0
+    response = await gateway.post(PATH, CHAT, **CAPPED)
+    assert response.status_code == 504
+    assert reserved(gateway) == (0, 0.0)
+    charged_estimate(gateway, CHAT)
 
 
 async def test_a_stream_holds_its_reservation_until_it_ends_and_is_charged(
@@ -277,13 +332,15 @@ async def test_a_stream_holds_its_reservation_until_it_ends_and_is_charged(
         return stream_response(stream)
 
     gateway.upstream.handlers["cloud.test"] = handler
-    body = msgspec.json.encode({**CHAT, "stream": True})
+    streamed = {**CHAT, "stream": True}
+    body = msgspec.json.encode(streamed)
     call = ASGICall(gateway.app, PATH, body, headers=[(b"authorization", b"Bearer capped")])
     async with trio.open_nursery() as nursery:
         await nursery.start(call.run)
         with trio.fail_after(2):
             assert b"Hello" in await call.next_body()
-        assert reserved(gateway) == (1, pytest.approx(WORST_USD))
+        worst = (input_tokens(streamed) + 4096) * 1000 / 1e6
+        assert reserved(gateway) == (1, pytest.approx(worst))
         call.gone.set()  # the client leaves mid-stream: what was generated is charged
         with trio.fail_after(2):
             await call.finished.wait()

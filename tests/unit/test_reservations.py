@@ -10,7 +10,7 @@ import pytest
 
 from nexus_trio import errors
 from nexus_trio.api.views import RouteKind, decode_view
-from nexus_trio.config import BudgetConfig
+from nexus_trio.config import BudgetConfig, parse_config
 from nexus_trio.spend import BudgetLevel, Price, SpendBook, budget_state
 from nexus_trio.spend.reservations import MAX_RESERVATION_USD, Reservations, worst_case_usd
 
@@ -124,6 +124,34 @@ def test_the_output_allowance_is_the_largest_cap_times_the_choices(
     )
     view = decode_view(kind, msgspec.json.encode(body))
     assert view.output_allowance(4096) == allowance
+
+
+@pytest.mark.parametrize(
+    ("fields", "allowance"),
+    [
+        ({}, 1000),
+        ({"max_tokens": 10**15}, 1000),
+        ({"max_tokens": 10**15, "n": 128}, 128_000),
+        ({"max_tokens": 500, "best_of": 3}, 1500),
+    ],
+)
+def test_each_choice_is_at_most_the_context_length(
+    fields: dict[str, object], allowance: int
+) -> None:
+    body = {"model": "m", "prompt": "hi", **fields}
+    view = decode_view(RouteKind.COMPLETIONS, msgspec.json.encode(body))
+    assert view.output_allowance(4096, context_length=1000) == allowance
+
+
+def test_the_default_output_reserved_may_not_exceed_the_ceiling() -> None:
+    text = "[budget]\ndefault_reserved_output_tokens = 2000\nmax_reserved_output_tokens = 1000"
+    with pytest.raises(
+        errors.ConfigError, match="must not exceed max_reserved_output_tokens"
+    ) as caught:
+        parse_config(text)
+    assert str(caught.value).endswith("`$.budget.default_reserved_output_tokens`")
+    with pytest.raises(errors.ConfigError, match=r"\$\.budget\.max_reserved_output_tokens"):
+        parse_config("[budget]\nmax_reserved_output_tokens = 0")
 
 
 @pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens", "n"])
