@@ -33,12 +33,12 @@ import trio
 from nexus_trio import errors
 from nexus_trio.api.accounting import settle_cost
 from nexus_trio.api.attempt_clock import AttemptClock, attempt_timeout
-from nexus_trio.api.context import RequestContext
-from nexus_trio.api.reply import Reply
+from nexus_trio.asgi.context import RequestContext
+from nexus_trio.asgi.reply import Reply
 from nexus_trio.cloud.anthropic import AnthropicDialect
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
 from nexus_trio.routing import Agent
-from nexus_trio.services import Attempt, Services
+from nexus_trio.runtime.services import Attempt, Services
 from nexus_trio.upstream.chunks import body_output_chars, body_usage
 from nexus_trio.upstream.client import read_body
 from nexus_trio.upstream.headers import client_response_headers

@@ -23,12 +23,12 @@ from __future__ import annotations
 import math
 
 from nexus_trio import errors
-from nexus_trio.api.context import RequestContext
-from nexus_trio.api.views import RequestView
+from nexus_trio.api.bodies import RequestView
+from nexus_trio.asgi.context import RequestContext
 from nexus_trio.config import ANTHROPIC_MAX_TOKENS
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
 from nexus_trio.routing import Agent, CloudUse
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 from nexus_trio.spend import BudgetLevel, BudgetState
 from nexus_trio.spend.budget import stricter
 from nexus_trio.spend.reservations import worst_case_usd

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 import trio
 
 from nexus_trio import errors
-from nexus_trio.admission import Ticket
+from nexus_trio.api.admission_queue import Ticket
 from nexus_trio.api.attempt import AttemptRunner
+from nexus_trio.api.bodies import RequestView, requirements_of, rewritten
 from nexus_trio.api.budgets import BudgetGate
-from nexus_trio.api.context import RequestContext
 from nexus_trio.api.refusals import (
     model_not_found,
     no_available_backend,
@@ -35,8 +35,8 @@ from nexus_trio.api.refusals import (
     queue_timeout,
     shown_model,
 )
-from nexus_trio.api.reply import Reply
-from nexus_trio.api.views import RequestView, requirements_of, rewritten
+from nexus_trio.asgi.context import RequestContext
+from nexus_trio.asgi.reply import Reply
 from nexus_trio.config import TRANSLATED_TYPES
 from nexus_trio.keys import ClientKey
 from nexus_trio.routing import (
@@ -51,7 +51,7 @@ from nexus_trio.routing import (
     Route,
     RoutingRequest,
 )
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 
 log = logging.getLogger("nexus_trio.routing")
 

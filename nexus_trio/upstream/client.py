@@ -1,7 +1,7 @@
 """The upstream client: one httpx ``AsyncClient`` for every backend, errors translated once.
 
 The supervisor owns the ``AsyncClient`` (and so its connection pool) and passes it in; tests
-swap its transport for ``httpx.MockTransport``. Callers own timeouts (ARCHITECTURE rule 4):
+swap its transport for ``httpx.MockTransport``. Callers own timeouts:
 they wrap calls in ``trio.fail_after``/``move_on_at`` and translate ``TooSlowError`` where
 they catch it. The only timeout configured here is the connect timeout, which httpx must
 know to tell a slow connect from a slow answer.

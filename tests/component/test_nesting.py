@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from nexus_trio import errors
-from nexus_trio.api.views import ChatView, CompletionView, requirements_of, rewritten
+from nexus_trio.api.bodies import ChatView, CompletionView, requirements_of, rewritten
 from nexus_trio.cloud.anthropic.request import translate_request
 from tests.component.conftest import Gateway, completion
 

@@ -10,8 +10,9 @@ from typing import Literal
 import msgspec
 import msgspec.structs
 
-from nexus_trio.config_load import InvalidKey, check_base_url
-from nexus_trio.config_types import AtLeastOne, NonEmptyStr, NonNegativeInt, Seconds, Tier
+from nexus_trio.config.decoding import InvalidKey
+from nexus_trio.config.urls import check_base_url
+from nexus_trio.config.values import AtLeastOne, NonEmptyStr, NonNegativeInt, Seconds, Tier
 
 BackendType = Literal["ollama", "vllm", "llamacpp", "lmstudio", "openai", "anthropic", "generic"]
 PRIVACY_ZONES = ("restricted", "open")

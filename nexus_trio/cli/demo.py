@@ -4,7 +4,7 @@
 One backend is fast, the other slow and flaky; both serve the model ``demo``. The banner
 prints the dashboard's address first, then ``curl`` commands that work as pasted. Unless
 ``--no-traffic`` is given, a small traffic generator
-(:class:`~nexus_trio.demo_traffic.TrafficGenerator`) sends a few requests per second until the
+(:class:`~nexus_trio.cli.demo_traffic.TrafficGenerator`) sends a few requests per second until the
 drain begins, so the dashboard shows the quality tracker exclude the flaky backend, probe it
 and readmit it within a couple of minutes.
 The slow one is priced as if it cost money, so the dashboard, ``/v1/stats`` and
@@ -18,6 +18,7 @@ import os
 
 import trio
 
+from nexus_trio.cli.demo_traffic import TrafficGenerator
 from nexus_trio.config import (
     BackendConfig,
     Config,
@@ -28,9 +29,8 @@ from nexus_trio.config import (
     ServerConfig,
     StateConfig,
 )
-from nexus_trio.daemon import Supervisor
-from nexus_trio.demo_traffic import TrafficGenerator
-from nexus_trio.drain import Drain
+from nexus_trio.runtime.drain import Drain
+from nexus_trio.runtime.supervisor import Supervisor
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 
 FAST = SimulatorOptions(name="fast", models=("demo",), ttft_ms=40.0, tokens_per_second=150.0)

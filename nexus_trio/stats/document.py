@@ -1,4 +1,5 @@
-"""``GET /v1/stats``: request counters, backends with their quality, per-model agents, spend.
+"""The ``/v1/stats`` document: request counters, backends with their quality, per-model agents,
+spend; read by the route, the dashboard's snapshot and ``nexus-trio status`` (through the route).
 
 Its fields are described in docs/api.md#stats. What a key reads depends on its role
 (docs/keys.md#roles): an admin key (or anyone, without inbound keys) the whole document; a
@@ -18,17 +19,13 @@ from typing import Any
 
 import msgspec
 import trio
-from quart import Response, request
-from quart_trio import QuartTrio
 
 from nexus_trio import errors
-from nexus_trio.api.context import RequestContext
-from nexus_trio.api.stats_spend import spend_object, tenant_spend_object
+from nexus_trio.asgi.context import RequestContext
 from nexus_trio.keys import ClientKey
 from nexus_trio.quality import NEUTRAL, AgentQualityMetrics, aggregate
-from nexus_trio.services import RequestCounts, Services
-
-_ENCODER = msgspec.json.Encoder()
+from nexus_trio.runtime.services import RequestCounts, Services
+from nexus_trio.stats.spend import spend_object, tenant_spend_object
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -152,16 +149,3 @@ def _requests_object(counts: RequestCounts, in_flight: int) -> dict[str, int]:
         "cancelled": counts.cancelled,
         "in_flight": in_flight,
     }
-
-
-def register_stats_route(app: QuartTrio, services: Services) -> None:
-    """Add ``GET /v1/stats`` to ``app``: everything for an admin, its own for a tenant."""
-
-    @app.get("/v1/stats")
-    async def stats() -> Response:
-        ctx: RequestContext | None = request.scope.get("nexus.context")  # type: ignore[assignment]
-        tenant = viewer(services, ctx)
-        document = stats_document(services)
-        if tenant is not None:
-            document = tenant_stats(services, document, tenant)
-        return Response(_ENCODER.encode(document), content_type="application/json")

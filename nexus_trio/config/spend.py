@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 import msgspec
 import msgspec.structs
 
-from nexus_trio.config_load import InvalidKey, check_store_url
-from nexus_trio.config_types import AtLeastOne, NonEmptyStr, NonNegativeFloat, NonNegativeInt
+from nexus_trio.config.decoding import InvalidKey
+from nexus_trio.config.urls import check_store_url
+from nexus_trio.config.values import AtLeastOne, NonEmptyStr, NonNegativeFloat, NonNegativeInt
 
 
 class PriceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

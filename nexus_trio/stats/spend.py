@@ -14,7 +14,7 @@ from typing import Any
 
 from nexus_trio.config import KeyConfig
 from nexus_trio.keys import ClientKey
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 from nexus_trio.spend.budget import BudgetState
 from nexus_trio.spend.tally import SpendRow
 

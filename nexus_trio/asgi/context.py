@@ -4,7 +4,7 @@ One :class:`RequestContext` lives from the moment the ASGI wrapper accepts a req
 its last byte is sent (or the client is gone). What the request hands over with
 :meth:`RequestContext.defer` — an open upstream stream, an unfinished attempt — goes on an
 ``AsyncExitStack`` that the wrapper closes under a shielded scope in its ``finally``, so it is
-cleaned up even if the response body is never iterated (ARCHITECTURE, traps).
+cleaned up even if the response body is never iterated.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from nexus_trio.disconnects import Watch
+from nexus_trio.asgi.disconnects import Watch
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
 from nexus_trio.spend.reservations import Reservation
 

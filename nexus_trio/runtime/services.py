@@ -1,6 +1,6 @@
 """The gateway's long-lived objects, built once by the supervisor and injected everywhere.
 
-Nothing here is a module-level singleton (ARCHITECTURE rule 10): the app factory, the
+Nothing here is a module-level singleton: the app factory, the
 forwarding code and the background services all receive one :class:`Services`.
 """
 
@@ -14,11 +14,10 @@ from pathlib import Path
 import httpx
 import trio
 
-from nexus_trio.admission import AdmissionQueue
+from nexus_trio.api.admission_queue import AdmissionQueue
+from nexus_trio.asgi.disconnects import DisconnectWatcher
 from nexus_trio.config import Config
 from nexus_trio.dashboard.request_log import RequestLog
-from nexus_trio.disconnects import DisconnectWatcher
-from nexus_trio.drain import Drain
 from nexus_trio.fleet import StoreSync
 from nexus_trio.health import HealthChecker
 from nexus_trio.keys import KeyConcurrency, KeyRing, RateLimiter
@@ -27,6 +26,7 @@ from nexus_trio.quality import Outcome, QualityStore
 from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.registry import Backend, HealthState, Registry
 from nexus_trio.routing import Pipeline
+from nexus_trio.runtime.drain import Drain
 from nexus_trio.spend import LedgerService, PriceList, SpendBook
 from nexus_trio.spend.outbox import Outbox
 from nexus_trio.upstream.client import UpstreamClient

@@ -18,9 +18,9 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
 Services start in dependency order with ``await nursery.start(...)``; each reports
 ``started()`` when really ready. Shutdown is a trigger plus deadlines: the first signal marks
 the gateway draining, waits ``drain_delay_seconds``, then closes the listener and fixes the
-drain deadline (:class:`~nexus_trio.drain.Drain`); hypercorn returns once its connections are
-done; the background services are cancelled last. A second signal cancels the whole tree at
-once (exit status 1).
+drain deadline (:class:`~nexus_trio.runtime.drain.Drain`); hypercorn returns once its
+connections are done; the background services are cancelled last. A second signal cancels the
+whole tree at once (exit status 1).
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from pathlib import Path
 import httpx
 import trio
 
-from nexus_trio import descriptors
-from nexus_trio.api.server import FrontEnd
 from nexus_trio.config import Config, Overrides, load_config
 from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.errors import ConfigError
-from nexus_trio.sdnotify import Notifier
-from nexus_trio.services import ReloadResult, Services
+from nexus_trio.runtime import open_files
+from nexus_trio.runtime.front_end import FrontEnd
+from nexus_trio.runtime.sdnotify import Notifier
+from nexus_trio.runtime.services import ReloadResult, Services
 from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.tls import https_mounts
 from nexus_trio.upstream.transport import H11Transport
@@ -115,8 +115,8 @@ class Supervisor:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve until drained. ``task_status.started`` gets the bound URLs."""
-        self.open_files_limit = descriptors.raise_soft_limit()
-        descriptors.warn_if_short(self.config.server.max_in_flight_requests, self.open_files_limit)
+        self.open_files_limit = open_files.raise_soft_limit()
+        open_files.warn_if_short(self.config.server.max_in_flight_requests, self.open_files_limit)
         # Plain-HTTP backends go through our h11 keep-alive pool (the hot path); https ones
         # through httpx's own transports, verifying certificates (https_mounts).
         transport = self.transport or H11Transport()
@@ -220,7 +220,7 @@ class Supervisor:
             )
             services.metrics.config_reloads.labels("ok").inc()
             log.info("configuration reloaded (%d backend(s))", len(new.backends))
-            descriptors.warn_if_short(new.server.max_in_flight_requests, self.open_files_limit)
+            open_files.warn_if_short(new.server.max_in_flight_requests, self.open_files_limit)
             return True
         finally:
             self.notifier.ready()

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from nexus_trio import cli, collector
+from nexus_trio.cli import commands as cli
+from nexus_trio.runtime import gc_tuning as collector
 
 _PROBE = """
 import gc, json, weakref
 import nexus_trio.cli  # what serve has imported when it tunes
-from nexus_trio.collector import YOUNG_THRESHOLD, tune_for_serving
+from nexus_trio.runtime.gc_tuning import YOUNG_THRESHOLD, tune_for_serving
 
 class Node:
     pass

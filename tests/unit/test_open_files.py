@@ -7,7 +7,7 @@ import resource
 
 import pytest
 
-from nexus_trio import descriptors
+from nexus_trio.runtime import open_files as descriptors
 
 
 def test_requests_need_two_descriptors_each_plus_a_baseline() -> None:

@@ -1,15 +1,16 @@
 """How configuration text becomes validated values, independent of the schema.
 
-``nexus_trio.config`` defines the schema (the Structs) and the public entry points; this
-module holds the schema-agnostic machinery they use, so it never imports ``config``:
+:mod:`nexus_trio.config.schema` defines the schema (the Structs) and
+:mod:`nexus_trio.config.loading` the public entry points; this module holds the schema-agnostic
+machinery they use, so it imports neither:
 
 - :func:`decode_toml` turns TOML text into any Struct type and translates every msgspec or
   tomllib failure into one :class:`~nexus_trio.errors.ConfigError` with a one-line message
   naming the key path (``$.backends[1].url``) or the line and column of a syntax error.
 - :class:`InvalidKey` lets a ``__post_init__`` name the key it rejects; msgspec only knows the
   path of the Struct being built, so :func:`decode_toml` appends the key to it.
-- :func:`check_base_url`, :func:`check_store_url` and :func:`check_alias_chains` are the rules
-  that need more than a type constraint; :func:`redacted_url` hides a URL's password.
+- :func:`check_alias_chains` rejects alias chains that are too long or circular (the URL rules
+  are in :mod:`nexus_trio.config.urls`).
 - :func:`resolve_config_path`, :func:`read_config_file` and :func:`replace_field` implement
   discovery (docs/configuration.md#sources), reading and the environment/CLI override layers.
 """
@@ -20,7 +21,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
-from urllib.parse import urlsplit
 
 import msgspec
 import msgspec.structs
@@ -168,64 +168,6 @@ def replace_field(struct: S, field: str, value: object, source: str) -> S:
         return msgspec.structs.replace(struct, **changes)
     except (ValueError, TypeError) as exc:  # msgspec.ValidationError is a ValueError
         raise ConfigError(f"{source}: invalid value {value!r}: {exc}") from exc
-
-
-def check_base_url(url: str) -> str:
-    """Validate a backend base URL (docs/routing.md#backend-types) and return it without trailing
-    slashes.
-
-    Raises:
-        ValueError: Not ``http``/``https``, no host, a bad port, a query or fragment, or a
-            path ending in ``/v1``.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {url!r}")
-    try:
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError as exc:
-        raise ValueError(f"has an invalid port: {url!r}") from exc
-    if parts.query or parts.fragment:
-        raise ValueError(f"must not have a query or fragment: {url!r}")
-    base = url.rstrip("/")
-    if base.endswith("/v1"):
-        raise ValueError(
-            f"must not end in /v1 (the gateway appends /v1/... itself): "
-            f"drop it, use {base.removesuffix('/v1')!r}"
-        )
-    return base
-
-
-def redacted_url(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (for logs, errors and renders)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
-
-
-def check_store_url(url: str) -> None:
-    """Validate ``[state] store`` (docs/spend.md#a-fleet): ``redis://`` or ``rediss://``, a host,
-    an optional port and database number, nothing else.
-
-    Raises:
-        ValueError: What is wrong; the message shows the URL without its password.
-    """
-    shown = redacted_url(url)
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError(f"must be a redis:// or rediss:// URL with a host, got {shown!r}")
-    try:
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError as exc:
-        raise ValueError(f"has an invalid port: {shown!r}") from exc
-    if parts.query or parts.fragment:
-        raise ValueError(f"must not have a query or fragment: {shown!r}")
-    database = parts.path.strip("/")
-    if database and not (database.isascii() and database.isdigit()):
-        raise ValueError(f"must have a database number as its path (/0): {shown!r}")
 
 
 def check_alias_chains(aliases: Mapping[str, str]) -> None:

@@ -4,8 +4,9 @@
 (``app.asgi_app = GatewayASGI(app.asgi_app, proxy, services)``, so Quart's test client goes
 through it too). The three proxy paths go to the
 :class:`~nexus_trio.api.proxy.ProxyEndpoint` (the hot path, served without Quart); every other
-request to the Quart app, except the dashboard's event stream, which has its own endpoint
-(:class:`~nexus_trio.dashboard.events.DashboardEvents`). For every HTTP request it:
+request to the Quart app, except the ASGI-layer endpoints of what is mounted beside the API
+(:class:`~nexus_trio.asgi.mount.Mount`: the dashboard's event stream). For every HTTP request
+it:
 
 * creates the :class:`RequestContext` (request id, exit stack) the views fill in;
 * refuses, before any route runs and before the body is read, what no route may see
@@ -18,14 +19,14 @@ request to the Quart app, except the dashboard's event stream, which has its own
   shielded scope. Quart-Trio cancels the app task while hypercorn is still doing its
   end-of-response bookkeeping inside that send (closing on ``Connection: close``, arming the
   keep-alive timer); shielding lets it finish. The proxy endpoint's
-  replies do both themselves (:mod:`nexus_trio.api.reply`);
+  replies do both themselves (:mod:`nexus_trio.asgi.reply`);
 * closes the request's exit stack under a shielded, bounded scope in ``finally``, so an
   upstream response handed to it is closed even when the body generator never started.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import trio
@@ -40,16 +41,14 @@ from hypercorn.typing import (
 from nexus_trio import errors
 from nexus_trio.api import cors, gate
 from nexus_trio.api.accounting import record_request
-from nexus_trio.api.context import RequestContext, request_id_from
-from nexus_trio.api.proxy import ROUTES, ProxyEndpoint, send_reply
-from nexus_trio.api.reply import Reply, error_reply
-from nexus_trio.services import Services
+from nexus_trio.api.proxy import ROUTES, ProxyEndpoint
+from nexus_trio.asgi.context import RequestContext, request_id_from
+from nexus_trio.asgi.mount import Endpoint
+from nexus_trio.asgi.reply import Reply, error_reply
+from nexus_trio.asgi.sending import send_reply
+from nexus_trio.runtime.services import Services
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
-#: An endpoint served at the ASGI layer: the ASGI arguments plus the request's context.
-Endpoint = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable, RequestContext], Awaitable[None]]
-#: Where the dashboard's event stream is served (when the dashboard is on).
-DASHBOARD_EVENTS_PATH = "/v1/dashboard/events"
 
 #: Upper bound on request cleanup (closing upstream responses) once the request is over.
 _CLEANUP_SECONDS = 2.0
@@ -64,12 +63,13 @@ class GatewayASGI:
         app: ASGIApp,
         proxy: ProxyEndpoint,
         services: Services,
-        dashboard_events: Endpoint | None = None,
+        endpoints: Mapping[str, Endpoint] | None = None,
     ) -> None:
+        """``endpoints``: ASGI-layer endpoints by exact path (from mounts)."""
         self.app = app
         self.proxy = proxy
         self.services = services
-        self.dashboard_events = dashboard_events
+        self.endpoints = dict(endpoints or {})
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -95,8 +95,8 @@ class GatewayASGI:
         try:
             if ctx.path in ROUTES:
                 await self.proxy(scope, receive, send, ctx)
-            elif ctx.path == DASHBOARD_EVENTS_PATH and self.dashboard_events is not None:
-                await self.dashboard_events(scope, receive, send, ctx)
+            elif (endpoint := self.endpoints.get(ctx.path)) is not None:
+                await endpoint(scope, receive, send, ctx)
             else:
                 await self.app(scope, receive, _ResponseSender(send, ctx))
         finally:

@@ -18,7 +18,9 @@ from typing import TypeVar
 import trio
 
 from nexus_trio import __version__
-from nexus_trio.collector import tune_for_serving
+from nexus_trio.cli.demo import run_demo
+from nexus_trio.cli.spend_report import render_ledger
+from nexus_trio.cli.status_report import StatusUnavailable, fetch_stats, render_status
 from nexus_trio.config import (
     Overrides,
     load_config,
@@ -26,14 +28,12 @@ from nexus_trio.config import (
     render_config,
     resolve_config_path,
 )
-from nexus_trio.daemon import Supervisor
-from nexus_trio.demo import run_demo
 from nexus_trio.errors import ConfigError, ListenError, StateError
-from nexus_trio.logs import configure_logging
+from nexus_trio.runtime.gc_tuning import tune_for_serving
+from nexus_trio.runtime.logs import configure_logging
+from nexus_trio.runtime.supervisor import Supervisor
 from nexus_trio.simulator import FailMode, SimulatedBackend, SimulatorOptions
 from nexus_trio.spend import Ledger, month_of
-from nexus_trio.spend.report import render_ledger
-from nexus_trio.status_report import StatusUnavailable, fetch_stats, render_status
 
 log = logging.getLogger("nexus_trio.cli")
 

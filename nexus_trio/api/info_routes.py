@@ -9,12 +9,12 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from nexus_trio import __version__
-from nexus_trio.api.context import RequestContext
+from nexus_trio.asgi.context import RequestContext
 from nexus_trio.keys import ClientKey
 from nexus_trio.metrics import CONTENT_TYPE_LATEST
 from nexus_trio.registry import FLAGS, Capabilities, HealthState
 from nexus_trio.routing.reconcilers.analyzer import resolve_alias
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 
 _ENCODER = msgspec.json.Encoder()
 

@@ -8,9 +8,8 @@ and the Quart routes.
 
 Sending: the final body message goes out under a shielded scope. hypercorn does its
 end-of-response bookkeeping (closing on ``Connection: close``, arming the keep-alive timer)
-inside that ``send``; an interrupted final send leaves the connection open forever
-(ARCHITECTURE, traps). A streaming body is closed (``aclose``) whether or not it was fully
-iterated.
+inside that ``send``; an interrupted final send leaves the connection open forever. A
+streaming body is closed (``aclose``) whether or not it was fully iterated.
 """
 
 from __future__ import annotations

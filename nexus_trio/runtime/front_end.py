@@ -10,9 +10,11 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 
 from nexus_trio.api.app import create_app
+from nexus_trio.asgi.mount import Mount
+from nexus_trio.dashboard.mount import dashboard_mount
 from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.errors import ListenError
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 
 #: Hypercorn's own drain bound: ours plus a margin, so the relays end streams first (traps).
 _GRACE_MARGIN_SECONDS = 2.0
@@ -48,6 +50,12 @@ class FrontEnd:
         self.dashboard = dashboard
         self.stopped = trio.Event()
 
+    def _mounts(self) -> list[Mount]:
+        """What is served beside the API: the dashboard, when it is on."""
+        if self.dashboard is None:
+            return []
+        return [dashboard_mount(self.services, self.dashboard)]
+
     def hypercorn_config(self, listener: socket.socket) -> HypercornConfig:
         server = self.services.config.server
         config = HypercornConfig()
@@ -75,7 +83,7 @@ class FrontEnd:
         listener = bind_listener(server.host, server.port, reuse_port=server.reuse_port)
         try:
             await hypercorn.trio.serve(
-                create_app(self.services, self.dashboard),
+                create_app(self.services, self._mounts()),
                 self.hypercorn_config(listener),
                 shutdown_trigger=self.services.drain.wait_listener_closed,
                 task_status=task_status,

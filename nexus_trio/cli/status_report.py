@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
+from nexus_trio.cli.spend_report import status_lines, usd
 from nexus_trio.errors import NexusError
-from nexus_trio.spend.report import status_lines, usd
 
 
 class StatusUnavailable(NexusError):
