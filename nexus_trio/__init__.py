@@ -8,7 +8,7 @@ background services.
 1. ``errors``, ``config`` — the exception tree and the configuration's values.
 2. ``metrics``, ``runtime.drain``, ``runtime.logs`` … — process-wide primitives.
 3. ``registry``, ``quality``, ``routing``, ``keys``, ``spend``, ``fleet``, ``health``,
-   ``upstream``, ``cloud`` — the gateway's capabilities, each usable alone.
+   ``upstream``, ``dialects`` — the gateway's capabilities, each usable alone.
 4. ``asgi``, ``stats`` — what the front ends share.
 5. ``api``, ``dashboard`` — the front ends.
 6. ``runtime.supervisor``, ``runtime.front_end``, ``runtime.services`` — the wiring.

@@ -25,7 +25,7 @@ import math
 from nexus_trio import errors
 from nexus_trio.api.bodies import RequestView
 from nexus_trio.asgi.context import RequestContext
-from nexus_trio.config import ANTHROPIC_MAX_TOKENS
+from nexus_trio.dialects import dialect_for
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
 from nexus_trio.routing import Agent, CloudUse
 from nexus_trio.runtime.services import Services
@@ -86,9 +86,9 @@ class BudgetGate:
                         raise self._exceeded(what, state)
                     if backend.location == "cloud":
                         return False
-        default = services.config.budget.default_reserved_output_tokens
-        if backend.config.type == "anthropic":
-            default = backend.config.default_max_tokens or ANTHROPIC_MAX_TOKENS
+        default = dialect_for(backend.config.type).output_allowance(
+            backend, services.config.budget.default_reserved_output_tokens
+        )
         usd = worst_case_usd(price, ctx.estimated_prompt_tokens, view.output_allowance(default))
         ctx.reservation = services.spend.reserve(ctx.key_name, usd)
         return True

@@ -37,7 +37,7 @@ from nexus_trio.api.refusals import (
 )
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.reply import Reply
-from nexus_trio.config import TRANSLATED_TYPES
+from nexus_trio.dialects import dialect_for
 from nexus_trio.keys import ClientKey
 from nexus_trio.routing import (
     Agent,
@@ -182,7 +182,7 @@ class Forwarder:
         ask_usage = (
             view.stream
             and not view.asks_usage
-            and agent.backend.config.type not in TRANSLATED_TYPES
+            and not dialect_for(agent.backend.config.type).reports_stream_usage
             and self.services.prices.lookup(agent.backend.name, agent.model) is not None
         )
         model = None if agent.model == view.model else agent.model

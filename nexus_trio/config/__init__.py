@@ -10,12 +10,9 @@ into values. Import the public names from here.
 """
 
 from nexus_trio.config.backends import (
-    ANTHROPIC_MAX_TOKENS,
     ANTHROPIC_URL,
-    ANTHROPIC_VERSION,
     CLOUD_TYPES,
     PRIVACY_ZONES,
-    TRANSLATED_TYPES,
     BackendConfig,
     ModelCapabilities,
 )
@@ -38,13 +35,10 @@ from nexus_trio.config.schema import (
 from nexus_trio.config.spend import BudgetConfig, KeyConfig, PriceConfig, StateConfig
 
 __all__ = [
-    "ANTHROPIC_MAX_TOKENS",
     "ANTHROPIC_URL",
-    "ANTHROPIC_VERSION",
     "CLOUD_TYPES",
     "LOG_LEVELS",
     "PRIVACY_ZONES",
-    "TRANSLATED_TYPES",
     "BackendConfig",
     "BudgetConfig",
     "Config",

@@ -17,13 +17,8 @@ from nexus_trio.config.values import AtLeastOne, NonEmptyStr, NonNegativeInt, Se
 BackendType = Literal["ollama", "vllm", "llamacpp", "lmstudio", "openai", "anthropic", "generic"]
 PRIVACY_ZONES = ("restricted", "open")
 CLOUD_TYPES = frozenset({"openai", "anthropic"})
-#: Types whose API the gateway translates (everything else speaks OpenAI's, passed through).
-TRANSLATED_TYPES = frozenset({"anthropic"})
 #: The base URL of an ``anthropic`` backend whose ``url`` is omitted.
 ANTHROPIC_URL = "https://api.anthropic.com"
-ANTHROPIC_VERSION = "2023-06-01"
-#: ``max_tokens`` sent to Anthropic when the client sends none (Anthropic requires one).
-ANTHROPIC_MAX_TOKENS = 4096
 #: Keys that only mean something on an ``anthropic`` backend.
 _ANTHROPIC_KEYS = ("anthropic_version", "default_max_tokens")
 

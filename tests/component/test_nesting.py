@@ -11,7 +11,7 @@ import pytest
 
 from nexus_trio import errors
 from nexus_trio.api.bodies import ChatView, CompletionView, requirements_of, rewritten
-from nexus_trio.cloud.anthropic.request import translate_request
+from nexus_trio.dialects.anthropic.request import translate_request
 from tests.component.conftest import Gateway, completion
 
 DEEP = 100_000

@@ -21,7 +21,7 @@ from __future__ import annotations
 import msgspec
 
 from nexus_trio import errors
-from nexus_trio.cloud.anthropic.shapes import (
+from nexus_trio.dialects.anthropic.shapes import (
     URL,
     AnthropicTool,
     Base64,

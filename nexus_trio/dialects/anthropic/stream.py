@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import msgspec
 
-from nexus_trio.cloud.anthropic.errors import translate_error_event
-from nexus_trio.cloud.anthropic.response import (
+from nexus_trio.dialects.anthropic.errors import translate_error_event
+from nexus_trio.dialects.anthropic.response import (
     FINISH_REASONS,
     AnthropicUsage,
     Usage,

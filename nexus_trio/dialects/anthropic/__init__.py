@@ -8,9 +8,14 @@ Modules, each pure and synchronous:
 - :mod:`.response` — a Messages API response → an OpenAI ``chat.completion``;
 - :mod:`.stream` — Messages API stream events → OpenAI ``chat.completion.chunk`` events;
 - :mod:`.errors` — an Anthropic error (status and body) → the OpenAI error envelope;
-- :mod:`.dialect` — the one object the attempt path uses: path, headers and the above.
+- :mod:`.exchange` — the dialect (:class:`Anthropic`) and one attempt's exchange: path,
+  headers and the above.
 """
 
-from nexus_trio.cloud.anthropic.dialect import AnthropicDialect
+from nexus_trio.dialects.anthropic.exchange import (
+    ANTHROPIC_MAX_TOKENS,
+    ANTHROPIC_VERSION,
+    Anthropic,
+)
 
-__all__ = ["AnthropicDialect"]
+__all__ = ["ANTHROPIC_MAX_TOKENS", "ANTHROPIC_VERSION", "Anthropic"]
