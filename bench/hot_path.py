@@ -45,12 +45,12 @@ import spend_gateway
 import trio
 
 from nexus_trio.api.app import create_app
-from nexus_trio.api.context import RequestContext
+from nexus_trio.asgi.context import RequestContext
 from nexus_trio.config import parse_config
 from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.dashboard.request_log import RequestLog
 from nexus_trio.registry import HealthState
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 from nexus_trio.upstream.client import upstream_http_client
 
 CONFIG = """

@@ -1,12 +1,12 @@
 """The ceiling of the gateway benchmark: a no-op ASGI app on the gateway's own server stack.
 
 Run as ``python bench/noop_app.py --port N``. It is served by ``hypercorn.trio.serve`` with the
-settings the gateway's front end uses (``nexus_trio/api/server.py``: keep-alive, backlog, no
+settings the gateway's front end uses (``nexus_trio/runtime/front_end.py``: keep-alive, backlog, no
 access log), reads each request body to its end and answers every POST with the same 700-byte
 chat completion the upstream sends, so whatever the gateway does beyond that (routing,
 forwarding, the upstream round trip) is what separates its throughput from this one.
 It runs with the garbage-collector settings ``nexus-trio serve`` uses
-(``nexus_trio/collector.py``), so the two are compared like for like.
+(``nexus_trio/runtime/gc_tuning.py``), so the two are compared like for like.
 
 With ``--gateway-headers`` it also sends the seven headers every proxied gateway response
 carries (``X-Request-Id`` and six ``X-Nexus-*``, docs/api.md#response-headers): what those headers
@@ -24,7 +24,7 @@ from hypercorn.config import Config
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from payloads import chat_completion
 
-from nexus_trio.collector import tune_for_serving
+from nexus_trio.runtime.gc_tuning import tune_for_serving
 
 _BODY = chat_completion()
 _HEADERS: list[tuple[bytes, bytes]] = [

@@ -7,7 +7,7 @@ itself with the event stream ``stream_upstream.py`` sends (the same events, stam
 from it is the gateway's own work per event; what separates it from the upstream's timing is
 what hypercorn and trio cost per event.
 It runs with the garbage-collector settings ``nexus-trio serve`` uses
-(``nexus_trio/collector.py``), so the two are compared like for like.
+(``nexus_trio/runtime/gc_tuning.py``), so the two are compared like for like.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from noop_app import lifespan
 from stream_upstream import CHUNK, FINISH, first_due, timing_arguments
 
-from nexus_trio.collector import tune_for_serving
+from nexus_trio.runtime.gc_tuning import tune_for_serving
 
 _HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 

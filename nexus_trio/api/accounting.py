@@ -15,9 +15,9 @@ import logging
 import msgspec
 import trio
 
-from nexus_trio.api.context import RequestContext
+from nexus_trio.asgi.context import RequestContext
 from nexus_trio.metrics import status_class
-from nexus_trio.services import RequestCounts, Services
+from nexus_trio.runtime.services import RequestCounts, Services
 from nexus_trio.spend.pricing import PriceList, estimated_tokens
 
 access_log = logging.getLogger("nexus_trio.access")

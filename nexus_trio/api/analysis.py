@@ -1,6 +1,6 @@
 """What a decoded request needs and weighs: the requirements routing checks
 (docs/routing.md#request-analysis) and the input estimate spend reserves and charges
-(docs/spend.md#estimates), both read from a :mod:`~nexus_trio.api.views` view.
+(docs/spend.md#estimates), both read from a :mod:`~nexus_trio.api.bodies` view.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 
 import msgspec
 
-from nexus_trio.api.views import (
+from nexus_trio.api.bodies import (
     CompletionView,
     EmbeddingView,
     RequestView,

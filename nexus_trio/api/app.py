@@ -1,30 +1,29 @@
 """The app factory: the Quart-Trio app wrapped in :class:`GatewayASGI`.
 
 The three proxy routes are answered by :class:`~nexus_trio.api.proxy.ProxyEndpoint` inside
-that wrapper (the hot path, without Quart), and so is the dashboard's event stream
-(:class:`~nexus_trio.dashboard.events.DashboardEvents`); every other route is a Quart view.
+that wrapper (the hot path, without Quart), and so are the ASGI-layer endpoints of what is
+mounted beside the API (:class:`~nexus_trio.asgi.mount.Mount`: the dashboard's event stream);
+every other route is a Quart view.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from quart_trio import QuartTrio
 
-from nexus_trio.api.asgi import GatewayASGI
 from nexus_trio.api.errors import install_error_handlers
+from nexus_trio.api.info_routes import register_status_routes
+from nexus_trio.api.middleware import GatewayASGI
 from nexus_trio.api.proxy import ProxyEndpoint
-from nexus_trio.api.stats import register_stats_route
-from nexus_trio.api.status import register_status_routes
-from nexus_trio.dashboard.events import DashboardEvents
-from nexus_trio.dashboard.page import register_page_routes
-from nexus_trio.dashboard.publisher import SnapshotPublisher
-from nexus_trio.services import Services
+from nexus_trio.api.stats_route import register_stats_route
+from nexus_trio.asgi.mount import Endpoint, Mount
+from nexus_trio.runtime.services import Services
 
 
-def create_app(services: Services, dashboard: SnapshotPublisher | None = None) -> QuartTrio:
-    """Build the Quart-Trio app serving ``services`` (with :class:`GatewayASGI` installed).
-
-    With a ``dashboard`` publisher (run by the caller) the dashboard page is served at ``/``
-    and ``/dashboard``, and its event stream at ``/v1/dashboard/events``.
+def create_app(services: Services, mounts: Sequence[Mount] = ()) -> QuartTrio:
+    """Build the Quart-Trio app serving ``services`` (with :class:`GatewayASGI` installed), with
+    ``mounts`` beside the API (the dashboard, when the server mounts it).
 
     Quart's ``RESPONSE_TIMEOUT`` (60 s) would silently cut long responses: it is disabled, and
     the gateway's own deadlines apply (docs/proxying.md#retries, docs/proxying.md#streaming). Its
@@ -49,11 +48,11 @@ def create_app(services: Services, dashboard: SnapshotPublisher | None = None) -
     install_error_handlers(app)
     register_status_routes(app, services)
     register_stats_route(app, services)
-    events = None
-    if dashboard is not None:
-        register_page_routes(app)
-        events = DashboardEvents(services, dashboard)
+    endpoints: dict[str, Endpoint] = {}
+    for mount in mounts:
+        mount.register(app)
+        endpoints.update(mount.endpoints)
     app.asgi_app = GatewayASGI(  # type: ignore[method-assign]
-        app.asgi_app, ProxyEndpoint(services), services, events
+        app.asgi_app, ProxyEndpoint(services), services, endpoints
     )
     return app

@@ -9,11 +9,10 @@ streaming attempt is bounded by ``first_token_timeout_seconds`` until its first 
 it *commits*: the open upstream stream is handed to the request's exit stack (its owner from
 then on) and the response body is the relay.
 
-A backend speaking another API than OpenAI's (``anthropic``) gets a dialect
-(:mod:`nexus_trio.cloud`): the request is translated before the attempt starts (a request the
-provider cannot serve is refused then, with nothing sent), sent with the dialect's own path
-and headers, and its answer — body, error or stream events — translated back before it is
-judged exactly like any other backend's. The OpenAI pass-through path does none of this.
+Each attempt speaks its backend's dialect (:func:`nexus_trio.dialects.dialect_for`), chosen
+once: it prepares the upstream path, body and headers (a request the provider cannot serve is
+refused then, with nothing sent) and turns the answer — body, error or stream events — into the
+client's, which is then judged exactly like any other backend's.
 
 Every attempt is finished exactly once with its outcome. One that recorded none when its
 scope unwinds (client gone, drain, request deadline) is ``cancelled`` — unless the request
@@ -23,7 +22,6 @@ it opened is closed under a shielded scope.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import httpx
@@ -33,17 +31,17 @@ import trio
 from nexus_trio import errors
 from nexus_trio.api.accounting import settle_cost
 from nexus_trio.api.attempt_clock import AttemptClock, attempt_timeout
-from nexus_trio.api.context import RequestContext
-from nexus_trio.api.reply import Reply
-from nexus_trio.cloud.anthropic import AnthropicDialect
+from nexus_trio.asgi.context import RequestContext
+from nexus_trio.asgi.reply import Reply
+from nexus_trio.dialects import dialect_for
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
 from nexus_trio.routing import Agent
-from nexus_trio.services import Attempt, Services
+from nexus_trio.runtime.services import Attempt, Services
 from nexus_trio.upstream.chunks import body_output_chars, body_usage
 from nexus_trio.upstream.client import read_body
 from nexus_trio.upstream.headers import client_response_headers
 from nexus_trio.upstream.relay import StreamLimits, max_stream_deadline, relay
-from nexus_trio.upstream.stream import TranslatedStream, UpstreamStream
+from nexus_trio.upstream.stream import UpstreamStream
 
 #: How long closing an upstream response may take while the request is being cancelled.
 _CLOSE_SECONDS = 1.0
@@ -104,9 +102,15 @@ class AttemptRunner:
         services = self.services
         server = services.config.server
         backend = agent.backend
-        dialect: AnthropicDialect | None = None
-        if backend.config.type == "anthropic":
-            dialect = AnthropicDialect(backend, path, body, agent.model)  # may refuse: nothing sent
+        exchange = dialect_for(backend.config.type).exchange(  # may refuse: nothing sent
+            backend,
+            path,
+            body,
+            agent.model,
+            client_headers=client_headers,
+            request_id=ctx.request_id,
+            strip_usage=strip_usage,
+        )
         attempt = services.start_attempt(backend, agent.model, stream=stream)
         response: httpx.Response | None = None
         #: What to close unless the stream is committed (then the request's exit stack owns it).
@@ -118,46 +122,23 @@ class AttemptRunner:
         connect_timeout = server.connect_timeout_seconds
         try:
             with clock.scope:
-                if dialect is None:
-                    response = owned = await services.upstream.open(
-                        backend,
-                        path,
-                        body,
-                        client_headers,
-                        request_id=ctx.request_id,
-                        connect_timeout=connect_timeout,
-                        on_send=clock.sent,
-                    )
-                else:
-                    response = owned = await services.upstream.open_prepared(
-                        backend,
-                        dialect.path,
-                        dialect.body,
-                        dialect.headers(ctx.request_id),
-                        connect_timeout=connect_timeout,
-                        on_send=clock.sent,
-                    )
+                response = owned = await services.upstream.open(
+                    backend,
+                    exchange.path,
+                    exchange.body,
+                    exchange.headers(),
+                    connect_timeout=connect_timeout,
+                    on_send=clock.sent,
+                )
                 attempt.started = clock.sent_at  # the backend's latency runs from the send too
                 status = response.status_code
                 if stream and 200 <= status < 300:
-                    if dialect is None:
-                        upstream = owned = UpstreamStream(
-                            response, backend, sent_at=clock.sent_at, strip_usage=strip_usage
-                        )
-                    else:
-                        translator = dialect.stream_translator(created=int(time.time()))
-                        upstream = owned = TranslatedStream(
-                            response, backend, sent_at=clock.sent_at, translator=translator
-                        )
+                    upstream = owned = exchange.stream(response, backend, sent_at=clock.sent_at)
                     result = await self._commit_stream(ctx, attempt, upstream)
                     committed = True
                     return result
                 data = await read_body(response, backend, limit=server.max_response_body_bytes)
-                if dialect is None:
-                    headers = client_response_headers(response.headers)
-                else:
-                    status, data = dialect.response(status, data, created=int(time.time()))
-                    headers = dialect.client_headers(response.headers)
+                status, headers, data = exchange.answer(status, data, response.headers)
                 return self._judge_body(ctx, attempt, path, status, headers, data)
             # Only reached when the attempt's own deadline cancelled the block above.
             what = "its first event" if stream else "a response"

@@ -23,12 +23,12 @@ from __future__ import annotations
 import math
 
 from nexus_trio import errors
-from nexus_trio.api.context import RequestContext
-from nexus_trio.api.views import RequestView
-from nexus_trio.config import ANTHROPIC_MAX_TOKENS
+from nexus_trio.api.bodies import RequestView
+from nexus_trio.asgi.context import RequestContext
+from nexus_trio.dialects import dialect_for
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
 from nexus_trio.routing import Agent, CloudUse
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 from nexus_trio.spend import BudgetLevel, BudgetState
 from nexus_trio.spend.budget import stricter
 from nexus_trio.spend.reservations import worst_case_usd
@@ -89,9 +89,9 @@ class BudgetGate:
                     if backend.location == "cloud":
                         return False
         budget = services.config.budget
-        default = budget.default_reserved_output_tokens
-        if backend.config.type == "anthropic":
-            default = backend.config.default_max_tokens or ANTHROPIC_MAX_TOKENS
+        default = dialect_for(backend.config.type).output_allowance(
+            backend, budget.default_reserved_output_tokens
+        )
         context_length = backend.capabilities(agent.model).context_length
         output = view.output_allowance(default, context_length)
         output = min(output, budget.max_reserved_output_tokens)

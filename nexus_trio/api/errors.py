@@ -1,7 +1,7 @@
 """Errors on the Quart routes: every one rendered as the OpenAI envelope (docs/api.md#errors).
 
 Our own :class:`~nexus_trio.errors.APIError` tree is rendered by
-:func:`~nexus_trio.api.reply.error_reply` (the proxy routes use it too); the framework's
+:func:`~nexus_trio.asgi.reply.error_reply` (the proxy routes use it too); the framework's
 ``HTTPException``s (404 unknown path, 405 wrong method, 413 body too large, 400 …) are mapped
 to the same tree first, so no response ever leaves in another shape.
 """
@@ -16,8 +16,8 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from nexus_trio import errors
-from nexus_trio.api.context import RequestContext
-from nexus_trio.api.reply import error_reply
+from nexus_trio.asgi.context import RequestContext
+from nexus_trio.asgi.reply import error_reply
 
 log = logging.getLogger("nexus_trio.api")
 

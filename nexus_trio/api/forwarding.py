@@ -24,11 +24,11 @@ from collections.abc import Sequence
 import trio
 
 from nexus_trio import errors
-from nexus_trio.admission import Ticket
+from nexus_trio.api.admission_queue import Ticket
 from nexus_trio.api.analysis import input_estimate, requirements_of
 from nexus_trio.api.attempt import AttemptRunner
+from nexus_trio.api.bodies import RequestView, rewritten
 from nexus_trio.api.budgets import BudgetGate
-from nexus_trio.api.context import RequestContext
 from nexus_trio.api.refusals import (
     model_not_found,
     no_available_backend,
@@ -36,9 +36,9 @@ from nexus_trio.api.refusals import (
     queue_timeout,
     shown_model,
 )
-from nexus_trio.api.reply import Reply
-from nexus_trio.api.views import RequestView, rewritten
-from nexus_trio.config import TRANSLATED_TYPES
+from nexus_trio.asgi.context import RequestContext
+from nexus_trio.asgi.reply import Reply
+from nexus_trio.dialects import dialect_for
 from nexus_trio.keys import ClientKey
 from nexus_trio.routing import (
     Agent,
@@ -52,7 +52,7 @@ from nexus_trio.routing import (
     Route,
     RoutingRequest,
 )
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 
 log = logging.getLogger("nexus_trio.routing")
 
@@ -186,7 +186,7 @@ class Forwarder:
         ask_usage = (
             view.stream
             and not view.asks_usage
-            and agent.backend.config.type not in TRANSLATED_TYPES
+            and not dialect_for(agent.backend.config.type).reports_stream_usage
             and self.services.prices.lookup(agent.backend.name, agent.model) is not None
         )
         model = None if agent.model == view.model else agent.model

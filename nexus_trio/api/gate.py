@@ -11,7 +11,7 @@ docs/operations.md#security): pure checks on the ASGI scope.
 * The **access** a route needs — none, a key, an admin key — comes from one table, and anything
   not listed as open needs a key (deny by default).
 
-Nothing here reads a key or does I/O; :class:`~nexus_trio.api.asgi.GatewayASGI` applies the
+Nothing here reads a key or does I/O; :class:`~nexus_trio.api.middleware.GatewayASGI` applies the
 verdicts in order.
 """
 

@@ -15,10 +15,10 @@ see ``bench/README.md``). What Quart did for them is done here, explicitly:
   ``overloaded``), one of its key's ``max_concurrent_requests`` and a request of its key's
   rate limits (429 ``rate_limit_exceeded``) — so a client sending its body slowly holds none;
 * a client that disconnects cancels the request: the request registers the scope that
-  routes, forwards and relays with :class:`~nexus_trio.disconnects.DisconnectWatcher`, which
+  routes, forwards and relays with :class:`~nexus_trio.asgi.disconnects.DisconnectWatcher`, which
   watches it for ``http.disconnect`` once it has run 20 ms (the attempt is then recorded
   ``cancelled``, the upstream response closed, the queue left);
-* every error is rendered by :func:`~nexus_trio.api.reply.error_reply`, the same renderer the
+* every error is rendered by :func:`~nexus_trio.asgi.reply.error_reply`, the same renderer the
   Quart routes use.
 
 Another method than POST on a proxy path is answered 405 with ``Allow: POST``.
@@ -32,11 +32,12 @@ import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 
 from nexus_trio import errors
-from nexus_trio.api.context import RequestContext
+from nexus_trio.api.bodies import RouteKind, decode_view
 from nexus_trio.api.forwarding import Forwarder
-from nexus_trio.api.reply import Reply, encode_headers, error_reply
-from nexus_trio.api.views import RouteKind, decode_view
-from nexus_trio.services import Services
+from nexus_trio.asgi.context import RequestContext
+from nexus_trio.asgi.reply import Reply, encode_headers, error_reply
+from nexus_trio.asgi.sending import send_reply
+from nexus_trio.runtime.services import Services
 
 log = logging.getLogger("nexus_trio.api")
 
@@ -175,16 +176,6 @@ class ProxyEndpoint:
     def _error(ctx: RequestContext, error: errors.APIError) -> Reply:
         ctx.error_code = error.code
         return error_reply(error)
-
-
-async def send_reply(send: ASGISendCallable, ctx: RequestContext, reply: Reply) -> None:
-    """Send ``reply`` with ``X-Request-Id`` and the ``X-Nexus-*`` headers; mark ``ctx``."""
-    ctx.status = reply.status
-    extra = [(b"x-request-id", ctx.request_id.encode()), *ctx.nexus_headers()]
-    if ctx.response_headers is not None:
-        extra += ctx.response_headers
-    await reply.send(send, extra)
-    ctx.completed = True
 
 
 def _too_large(limit: int) -> errors.RequestTooLarge:

@@ -26,14 +26,14 @@ import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
 from nexus_trio import errors
-from nexus_trio.api.context import RequestContext
-from nexus_trio.api.proxy import send_reply
-from nexus_trio.api.reply import error_reply
-from nexus_trio.api.stats import viewer
+from nexus_trio.asgi.context import RequestContext
+from nexus_trio.asgi.reply import error_reply
+from nexus_trio.asgi.sending import send_reply
 from nexus_trio.dashboard.publisher import SnapshotPublisher, server_sent_event
 from nexus_trio.dashboard.request_log import RequestEntry, entry_object
 from nexus_trio.keys import ClientKey
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
+from nexus_trio.stats.document import viewer
 
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),

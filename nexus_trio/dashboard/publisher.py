@@ -30,7 +30,7 @@ import trio
 from nexus_trio.dashboard.request_log import RequestEntry, RequestLog
 from nexus_trio.dashboard.snapshot import RateWindow, build_snapshot, tenant_snapshot
 from nexus_trio.keys import ClientKey
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 
 #: One snapshot per this many seconds while a dashboard is connected.
 PERIOD_SECONDS = 1.0

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import Any, NamedTuple
 
-from nexus_trio.api.context import RequestContext
+from nexus_trio.asgi.context import RequestContext
 
 
 class RequestEntry(NamedTuple):

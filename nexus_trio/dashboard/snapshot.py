@@ -29,13 +29,13 @@ from typing import Any
 import trio
 
 from nexus_trio import __version__
-from nexus_trio.api.stats import stats_document, tenant_stats
 from nexus_trio.dashboard.request_log import RequestEntry, entry_object
 from nexus_trio.keys import ClientKey
 from nexus_trio.quality import AgentState, aggregate
 from nexus_trio.quality.metrics import ttft_penalty_fraction
 from nexus_trio.registry import Backend
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
+from nexus_trio.stats.document import stats_document, tenant_stats
 
 #: Requests per second and the error rate are measured over this many seconds.
 RATE_WINDOW_SECONDS = 10.0

@@ -28,7 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from nexus_trio.config_load import redacted_url
+from nexus_trio.config.urls import redacted_url
 from nexus_trio.errors import StateError
 from nexus_trio.fleet.protocol import (
     RATE_TTL_SECONDS,

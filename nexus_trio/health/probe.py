@@ -42,9 +42,9 @@ import msgspec
 import trio
 
 from nexus_trio import errors
-from nexus_trio.config import ANTHROPIC_VERSION
+from nexus_trio.dialects import dialect_for
 from nexus_trio.health import declared
-from nexus_trio.registry import TYPE_CAPABILITIES, Backend, Capabilities
+from nexus_trio.registry import Backend, Capabilities
 from nexus_trio.upstream.client import read_body, translate_error
 
 __all__ = ["ProbeResult", "probe_backend"]
@@ -94,8 +94,6 @@ async def probe_backend(http: httpx.AsyncClient, backend: Backend) -> ProbeResul
     try:
         if backend.config.type == "ollama":
             return await _ollama(http, backend)
-        if backend.config.type == "anthropic":
-            return await _anthropic(http, backend)
         if backend.config.type == "llamacpp":
             await _fetch(http, backend, "GET", "/health")
             return await _llamacpp(http, backend)
@@ -105,24 +103,20 @@ async def probe_backend(http: httpx.AsyncClient, backend: Backend) -> ProbeResul
 
 
 async def _openai(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
-    body = await _fetch(http, backend, "GET", "/v1/models")
+    """The dialect's model list: each model with what it declares, or with the dialect's
+    capabilities when every model has the same (Anthropic)."""
+    dialect = dialect_for(backend.config.type)
+    body = await _fetch(http, backend, "GET", dialect.models_path)
     listing = _decode(declared.MODEL_LIST, body, backend, "/v1/models")
     models = frozenset(entry.id for entry in listing.data)
-    capabilities = {
-        entry.id: found for entry in listing.data if (found := entry.declared()) is not None
-    }
+    listed = dialect.listed_capabilities
+    if listed is not None:
+        capabilities = dict.fromkeys(models, listed)
+    else:
+        capabilities = {
+            entry.id: found for entry in listing.data if (found := entry.declared()) is not None
+        }
     return ProbeResult(ok=True, models=models, capabilities=capabilities, error=None)
-
-
-async def _anthropic(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
-    """Anthropic's model list (one page of up to 1000), each with the type's capabilities."""
-    body = await _fetch(http, backend, "GET", "/v1/models?limit=1000")
-    listing = _decode(declared.MODEL_LIST, body, backend, "/v1/models")
-    models = frozenset(entry.id for entry in listing.data)
-    known = TYPE_CAPABILITIES["anthropic"]
-    return ProbeResult(
-        ok=True, models=models, capabilities=dict.fromkeys(models, known), error=None
-    )
 
 
 async def _llamacpp(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
@@ -189,11 +183,7 @@ async def _fetch(
     headers = {"accept-encoding": "identity"}
     if body is not None:
         headers["content-type"] = "application/json"
-    if backend.config.type == "anthropic":
-        headers["x-api-key"] = backend.api_key or ""
-        headers["anthropic-version"] = backend.config.anthropic_version or ANTHROPIC_VERSION
-    elif backend.api_key:
-        headers["authorization"] = f"Bearer {backend.api_key}"
+    headers.update(dialect_for(backend.config.type).probe_headers(backend))
     request = http.build_request(
         method, backend.base_url + path, content=body, headers=headers, timeout=None
     )

@@ -1,7 +1,7 @@
 """The upstream client: one httpx ``AsyncClient`` for every backend, errors translated once.
 
 The supervisor owns the ``AsyncClient`` (and so its connection pool) and passes it in; tests
-swap its transport for ``httpx.MockTransport``. Callers own timeouts (ARCHITECTURE rule 4):
+swap its transport for ``httpx.MockTransport``. Callers own timeouts:
 they wrap calls in ``trio.fail_after``/``move_on_at`` and translate ``TooSlowError`` where
 they catch it. The only timeout configured here is the connect timeout, which httpx must
 know to tell a slow connect from a slow answer.
@@ -10,14 +10,13 @@ know to tell a slow connect from a slow answer.
 from __future__ import annotations
 
 import http.cookiejar
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
 
 from nexus_trio import errors
 from nexus_trio.registry import Backend
-from nexus_trio.upstream.headers import upstream_request_headers
 from nexus_trio.upstream.transport import (
     ON_SEND_EXTENSION,
     POOL_EXTENSION,
@@ -130,45 +129,20 @@ class UpstreamClient:
         backend: Backend,
         path: str,
         body: bytes,
-        client_headers: Iterable[tuple[bytes, bytes]],
-        *,
-        request_id: str,
-        connect_timeout: float,
-        on_send: Callable[[], object],
-    ) -> httpx.Response:
-        """Send one POST and return the response with its body not yet read.
-
-        Blocks until the status line and headers arrive. ``on_send`` is called once, when the
-        request holds a connection slot of the backend's pool (at once for a transport without
-        pools): what came before was waiting inside the gateway. The caller must close the
-        response (``await response.aclose()``), also when cancelled. Raises
-        :class:`UpstreamError`.
-        """
-        headers = upstream_request_headers(
-            client_headers,
-            request_id=request_id,
-            api_key=backend.api_key,
-            forward_authorization=backend.config.forward_authorization,
-        )
-        return await self.open_prepared(
-            backend, path, body, headers, connect_timeout=connect_timeout, on_send=on_send
-        )
-
-    async def open_prepared(
-        self,
-        backend: Backend,
-        path: str,
-        body: bytes,
         headers: list[tuple[bytes, bytes]],
         *,
         connect_timeout: float,
         on_send: Callable[[], object],
     ) -> httpx.Response:
-        """Like :meth:`open`, with the upstream headers given whole (a cloud dialect's own).
+        """Send one POST with ``headers`` (a dialect's, complete) and return the response with
+        its body not yet read.
 
-        ``Host`` and ``Content-Length`` are appended to ``headers``; nothing of the client's
-        is added. Blocks until the status line and headers arrive; the caller closes the
-        response. Raises :class:`UpstreamError`.
+        ``Host`` and ``Content-Length`` are appended to ``headers``; nothing else is added.
+        Blocks until the status line and headers arrive. ``on_send`` is called once, when the
+        request holds a connection slot of the backend's pool (at once for a transport without
+        pools): what came before was waiting inside the gateway. The caller must close the
+        response (``await response.aclose()``), also when cancelled. Raises
+        :class:`UpstreamError`.
         """
         target = self._target(backend.base_url, path)
         # A request built from a stream gets no automatic headers: these are all of them.

@@ -14,8 +14,9 @@ from quart_trio import QuartTrio
 
 from nexus_trio.api.app import create_app
 from nexus_trio.config import Config, parse_config
+from nexus_trio.dashboard.mount import dashboard_mount
 from nexus_trio.dashboard.publisher import SnapshotPublisher
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 from nexus_trio.upstream.client import upstream_http_client
 
 Handler = Callable[[httpx.Request, bytes], Awaitable[httpx.Response]]
@@ -230,7 +231,9 @@ def make_gateway(nursery: trio.Nursery) -> Callable[..., Gateway]:
         if services.request_log is not None:
             dashboard = SnapshotPublisher(services, services.request_log)
             nursery.start_soon(dashboard.run)
-        app = create_app(services, dashboard)
+        app = create_app(
+            services, [] if dashboard is None else [dashboard_mount(services, dashboard)]
+        )
         return Gateway(app=app, services=services, upstream=upstream, dashboard=dashboard)
 
     return make

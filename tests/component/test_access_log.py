@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from nexus_trio.logs import JSONFormatter, TextFormatter
+from nexus_trio.runtime.logs import JSONFormatter, TextFormatter
 from tests.component.conftest import (
     CHAT,
     ChunkStream,

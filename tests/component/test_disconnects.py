@@ -8,7 +8,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from nexus_trio.disconnects import GRACE_SECONDS, DisconnectWatcher
+from nexus_trio.asgi.disconnects import GRACE_SECONDS, DisconnectWatcher
 
 
 class Client:

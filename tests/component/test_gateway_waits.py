@@ -23,7 +23,7 @@ from nexus_trio.api.app import create_app
 from nexus_trio.config import parse_config
 from nexus_trio.quality.metrics import AgentState
 from nexus_trio.quality.outcome import Outcome
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.transport import POOL_EXTENSION, H11Transport, PoolSpec
 from tests.component.conftest import CHAT, Gateway, chunk, completion, sse

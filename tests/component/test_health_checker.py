@@ -17,7 +17,7 @@ import trio.testing
 from nexus_trio.config import parse_config
 from nexus_trio.health import probe_backend
 from nexus_trio.registry import Backend, Capabilities, HealthState
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 from tests.component.conftest import Handler, Upstream, raw_response
 
 KEY = "sk-very-secret"

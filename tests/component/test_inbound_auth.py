@@ -10,7 +10,7 @@ import pytest
 
 from nexus_trio.config import parse_config
 from nexus_trio.errors import ConfigError
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 from tests.component.conftest import CHAT, Gateway, completion
 
 AUTH_CONFIG = """

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from nexus_trio.api.refusals import queue_timeout
-from nexus_trio.logs import TextFormatter
+from nexus_trio.runtime.logs import TextFormatter
 from tests.component.conftest import CHAT, Gateway
 
 LONG = "x" * 500_000

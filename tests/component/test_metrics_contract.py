@@ -23,9 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from nexus_trio.daemon import Supervisor
 from nexus_trio.quality import AgentState, Outcome
 from nexus_trio.routing import RejectionReason
+from nexus_trio.runtime.supervisor import Supervisor
 from nexus_trio.spend import BudgetLevel
 from tests.component.conftest import (
     CHAT,

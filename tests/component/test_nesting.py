@@ -11,8 +11,8 @@ import pytest
 
 from nexus_trio import errors
 from nexus_trio.api.analysis import requirements_of
-from nexus_trio.api.views import ChatView, CompletionView, rewritten
-from nexus_trio.cloud.anthropic.request import translate_request
+from nexus_trio.api.bodies import ChatView, CompletionView, rewritten
+from nexus_trio.dialects.anthropic.request import translate_request
 from tests.component.conftest import Gateway, completion
 
 DEEP = 100_000

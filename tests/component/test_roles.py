@@ -11,11 +11,11 @@ import msgspec
 import pytest
 import trio
 
-from nexus_trio.api.context import RequestContext
-from nexus_trio.api.stats import viewer
+from nexus_trio.asgi.context import RequestContext
+from nexus_trio.cli.status_report import render_status
 from nexus_trio.errors import AuthenticationFailed
 from nexus_trio.keys import ClientKey
-from nexus_trio.status_report import render_status
+from nexus_trio.stats.document import viewer
 from tests.component.conftest import CHAT, ASGICall, Gateway, completion
 from tests.component.test_dashboard import EVENTS, EventReader, open_stream
 

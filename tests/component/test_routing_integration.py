@@ -20,7 +20,7 @@ import pytest
 import trio
 import trio.testing
 
-from nexus_trio.admission import AdmissionQueue
+from nexus_trio.api.admission_queue import AdmissionQueue
 from nexus_trio.registry import HealthState
 from tests.component.conftest import CHAT, ASGICall, Gateway, Handler, completion, raw_response
 

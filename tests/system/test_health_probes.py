@@ -10,7 +10,7 @@ import trio
 
 from nexus_trio.config import parse_config
 from nexus_trio.registry import Capabilities, HealthState
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.transport import H11Transport

@@ -14,12 +14,12 @@ import pytest
 import trio
 
 from nexus_trio.api.app import create_app
-from nexus_trio.api.asgi import DASHBOARD_EVENTS_PATH
 from nexus_trio.api.gate import OPEN_PATHS, OPEN_PREFIX
 from nexus_trio.api.proxy import ROUTES
 from nexus_trio.config import parse_config
+from nexus_trio.dashboard.mount import EVENTS_PATH, dashboard_mount
 from nexus_trio.dashboard.publisher import SnapshotPublisher
-from nexus_trio.services import Services
+from nexus_trio.runtime.services import Services
 from nexus_trio.simulator import SimulatedBackend
 from tests.system.conftest import GatewayFactory, gateway_config
 
@@ -36,8 +36,9 @@ async def served_routes(config_text: str) -> list[tuple[str, str]]:
     async with httpx.AsyncClient(transport=transport) as http:
         services = Services.create(config, ENV, http, transport=transport)
         assert services.request_log is not None
-        app = create_app(services, SnapshotPublisher(services, services.request_log))
-    routes = [("POST", path) for path in ROUTES] + [("GET", DASHBOARD_EVENTS_PATH)]
+        publisher = SnapshotPublisher(services, services.request_log)
+        app = create_app(services, [dashboard_mount(services, publisher)])
+    routes = [("POST", path) for path in ROUTES] + [("GET", EVENTS_PATH)]
     for rule in app.url_map.iter_rules():
         path = re.sub(r"<[^>]+>", "dashboard.js", rule.rule)
         routes += [(method, path) for method in sorted(rule.methods or ()) if method != "HEAD"]

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nexus_trio import errors
-from nexus_trio.cloud.anthropic.request import translate_request
+from nexus_trio.dialects.anthropic.request import translate_request
 from tests.fake_anthropic import problems
 
 TOOLS = [

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from nexus_trio import errors
-from nexus_trio.cloud.anthropic.errors import translate_error, translate_error_event
-from nexus_trio.cloud.anthropic.response import translate_response
-from nexus_trio.cloud.anthropic.stream import StreamTranslator
+from nexus_trio.dialects.anthropic.errors import translate_error, translate_error_event
+from nexus_trio.dialects.anthropic.response import translate_response
+from nexus_trio.dialects.anthropic.stream import StreamTranslator
 from nexus_trio.upstream.chunks import inspect_chunk
 from tests.fake_anthropic import ERROR_TYPES, FakeAnthropic, stream_events
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nexus_trio.api.context import RequestContext
+from nexus_trio.asgi.context import RequestContext
 from nexus_trio.config import QualityConfig
 from nexus_trio.dashboard.request_log import RequestLog, entry_object
 from nexus_trio.dashboard.snapshot import RateWindow

@@ -5,8 +5,11 @@ checks, over every text file of the repository: that each cited page exists and 
 with that anchor (GitHub's rule: lower case, punctuation dropped, spaces to ``-``, ``-1``,
 ``-2`` … for repeated headings); that the Markdown links of ``docs/``, ``README.md`` and
 ``CONTRIBUTING.md`` resolve inside the repository (anchors included); that the backticked
-relative paths of ``README.md`` and ``CONTRIBUTING.md`` exist; and that no reference to the
-old specification file outside the repository is left.
+relative paths of ``README.md`` and ``CONTRIBUTING.md`` exist; that every path into the
+repository's own trees (``nexus_trio/…``, ``tests/…``, ``bench/…``, ``scripts/…``, ``etc/…``,
+``systemd/…``), anywhere, names a file or directory that exists; and that nothing cites a file
+outside the repository (the old specification, ``../shared``, ``ARCHITECTURE`` rules, an
+upper-case ``*.md`` that is not here).
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ _MD_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 _BACKTICKED_PATH = re.compile(r"`(\.{0,2}/?[\w.@-]+(?:/[\w.@-]*)+)`")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
-_OUTSIDE = re.compile(r"\bSPEC\b|\.\./shared|§\d")
+_OUTSIDE = re.compile(r"\bSPEC\b|\.\./shared|§\d|\bARCHITECTURE\b")
+#: A path into one of the repository's own trees, as code, tests and docs cite them.
+_TREE_PATH = re.compile(
+    r"(?<![\w/.-])((?:nexus_trio|tests|bench|scripts|etc|systemd)/[\w./@-]*[\w/])"
+)
+#: An upper-case Markdown file name (``ARCHITECTURE.md``): it must be in the repository.
+_CAPS_DOC = re.compile(r"(?<![\w/.-])([A-Z][A-Z_-]+\.md)\b")
 
 
 def slug(heading: str) -> str:
@@ -118,7 +127,25 @@ def problems(root: Path) -> list[str]:
                     if ref.startswith(("/", *ignored)):
                         continue  # a path on the host (/etc/...), or generated output
                     found += _target(root, root, ref, where)
+            found += _missing_files(root, path, line, where, ignored, reported=found)
     return list(dict.fromkeys(found))
+
+
+def _missing_files(
+    root: Path, path: Path, line: str, where: str, ignored: tuple[str, ...], reported: list[str]
+) -> list[str]:
+    """Paths into the repository's trees, and upper-case ``*.md`` names, that are not here
+    (once per line: a link or backticked path already reported is not reported again)."""
+    missing: list[str] = []
+    for cited in _TREE_PATH.findall(line):
+        if cited.startswith(ignored) or (root / cited).exists():
+            continue
+        if not any(f.startswith(f"{where}: {cited} ") for f in reported):
+            missing.append(f"{where}: {cited} is not in the repository")
+    for name in _CAPS_DOC.findall(line):
+        if not (root / name).exists() and not (path.parent / name).exists():
+            missing.append(f"{where}: {name} is not in the repository")
+    return missing
 
 
 def test_every_reference_resolves_inside_the_repository() -> None:
@@ -145,6 +172,7 @@ def test_broken_references_are_reported_with_file_and_line(tmp_path: Path) -> No
     (tmp_path / "docs" / "a.md").write_text("# Page\n\n## Some section\n\n[up](../README.md)\n")
     (tmp_path / "pkg.py").write_text(
         "# see docs/a.md#some-section\n# see docs/a.md#gone\n# see docs/b.md#x\n# see SPEC §4.2\n"
+        "# (ARCHITECTURE rule 4) and ARCHITECTURE.md; nexus_trio/gone.py, but pkg.py is here\n"
     )
     (tmp_path / "README.md").write_text(
         "[ok](docs/a.md#page) [out](../outside.md) [none](docs/c.md)\n"
@@ -160,4 +188,8 @@ def test_broken_references_are_reported_with_file_and_line(tmp_path: Path) -> No
         "pkg.py:2: docs/a.md#gone: no heading with anchor #gone",
         "pkg.py:3: docs/b.md#x does not exist",
         "pkg.py:4: reference to the old specification: # see SPEC §4.2",
+        "pkg.py:5: reference to the old specification: "
+        "# (ARCHITECTURE rule 4) and ARCHITECTURE.md; nexus_trio/gone.py, but pkg.py is here",
+        "pkg.py:5: nexus_trio/gone.py is not in the repository",
+        "pkg.py:5: ARCHITECTURE.md is not in the repository",
     ]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from nexus_trio.cli.spend_report import status_lines
 from nexus_trio.config import BudgetConfig, KeyConfig, parse_config, render_config
 from nexus_trio.errors import ConfigError
 from nexus_trio.fleet.protocol import (
@@ -24,7 +25,6 @@ from nexus_trio.keys import RateLimiter
 from nexus_trio.spend import BudgetLevel, Ledger, SpendBook, SpendRow, SpendTally
 from nexus_trio.spend.ledger import FILE_NAME
 from nexus_trio.spend.outbox import Outbox
-from nexus_trio.spend.report import status_lines
 
 JAN = dt.datetime(2026, 1, 15, tzinfo=dt.UTC).timestamp()
 GPT = ("team", "cloud", "gpt")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from nexus_trio import errors
 from nexus_trio.api.analysis import requirements_of
-from nexus_trio.api.views import RouteKind, decode_view, rewritten
+from nexus_trio.api.bodies import RouteKind, decode_view, rewritten
 from nexus_trio.config import Config, parse_config
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from nexus_trio.api.analysis import IMAGE_TOKENS, input_estimate, requirements_of
-from nexus_trio.api.views import RouteKind, decode_view
+from nexus_trio.api.bodies import RouteKind, decode_view
 
 
 def estimate(kind: RouteKind, body: dict[str, object] | bytes) -> int:

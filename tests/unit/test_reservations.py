@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from nexus_trio import errors
-from nexus_trio.api.views import RouteKind, decode_view
+from nexus_trio.api.bodies import RouteKind, decode_view
 from nexus_trio.config import BudgetConfig, parse_config
 from nexus_trio.spend import BudgetLevel, Price, SpendBook, budget_state
 from nexus_trio.spend.reservations import MAX_RESERVATION_USD, Reservations, worst_case_usd

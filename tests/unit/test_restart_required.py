@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nexus_trio.config import parse_config
-from nexus_trio.daemon import restart_required
+from nexus_trio.runtime.supervisor import restart_required
 
 BASE = """
 [server]

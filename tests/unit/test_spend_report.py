@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from nexus_trio.cli.spend_report import render_ledger, status_lines, usd
 from nexus_trio.spend import SpendRow
-from nexus_trio.spend.report import render_ledger, status_lines, usd
 
 
 def test_usd_keeps_cents_and_the_digits_below_a_cent() -> None:

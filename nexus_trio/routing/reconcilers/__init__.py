@@ -1,4 +1,8 @@
-"""The reconcilers of the routing pipeline; their order is written in ``routing/pipeline.py``."""
+"""The reconcilers of the routing pipeline (docs/routing.md#pipeline), each removing the agents it
+rules out with its reasons: the request analyzer, health, privacy and tier, budget, quality, and
+the scheduler that ranks what is left. Their order is written in
+:mod:`nexus_trio.routing.pipeline`. Pure functions of the intent; no I/O.
+"""
 
 from nexus_trio.routing.reconcilers.analyzer import RequestAnalyzer
 from nexus_trio.routing.reconcilers.budget import BudgetReconciler

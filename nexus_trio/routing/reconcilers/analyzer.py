@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nexus_trio.config_load import MAX_ALIAS_HOPS
+from nexus_trio.config.decoding import MAX_ALIAS_HOPS
 from nexus_trio.registry import Registry
 from nexus_trio.routing.intent import Agent, RejectionReason, RoutingIntent
 

@@ -1,0 +1,135 @@
+"""Status routes: ``/health``, ``/health/live``, ``/v1/models``, ``/metrics``
+(docs/api.md#http-api)."""
+
+from __future__ import annotations
+
+import msgspec
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from nexus_trio import __version__
+from nexus_trio.asgi.context import RequestContext
+from nexus_trio.keys import ClientKey
+from nexus_trio.metrics import CONTENT_TYPE_LATEST
+from nexus_trio.registry import FLAGS, Capabilities, HealthState
+from nexus_trio.routing.reconcilers.analyzer import resolve_alias
+from nexus_trio.runtime.services import Services
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(_ENCODER.encode(payload), status=status, content_type="application/json")
+
+
+def health_status(services: Services) -> str:
+    """``healthy`` | ``degraded`` | ``unhealthy`` | ``draining`` (docs/api.md#health)."""
+    if services.drain.draining:
+        return "draining"
+    counts = services.registry.health_counts()
+    healthy = counts[HealthState.HEALTHY]
+    if healthy and healthy == len(services.registry):
+        return "healthy"
+    return "degraded" if healthy else "unhealthy"
+
+
+def model_capabilities(per_backend: list[Capabilities]) -> dict[str, bool | int]:
+    """What is known of a model's capabilities across the healthy backends serving it.
+
+    A capability is ``true`` when some backend is known to have it (routing can use that one)
+    and ``false`` only when every backend is known to lack it; otherwise it is left out. The
+    context length shown is the largest known.
+    """
+    known: dict[str, bool | int] = {}
+    for flag in FLAGS:
+        values = [getattr(capabilities, flag) for capabilities in per_backend]
+        if True in values:
+            known[flag] = True
+        elif values and all(value is False for value in values):
+            known[flag] = False
+    lengths = [c.context_length for c in per_backend if c.context_length is not None]
+    if lengths:
+        known["context_length"] = max(lengths)
+    return known
+
+
+def model_list(services: Services, key: ClientKey | None) -> list[dict[str, object]]:
+    """The ``/v1/models`` entries, sorted by id, that ``key`` may ask for (docs/api.md#models).
+
+    A model served by a healthy backend is listed, and an alias whose target is; with a key
+    that has a ``models`` allow-list, only the names it allows, as the request path checks them
+    (the name asked for, before aliases: docs/keys.md#keys), so an alias is listed when its
+    own name is allowed, whether or not its target's is.
+    """
+    owners: dict[str, list[tuple[int, str]]] = {}
+    declared: dict[str, list[Capabilities]] = {}
+    for backend in services.registry:
+        if backend.health is not HealthState.HEALTHY:
+            continue
+        for model in backend.models:
+            owners.setdefault(model, []).append((backend.config.priority, backend.name))
+            declared.setdefault(model, []).append(backend.capabilities(model))
+    created = int(services.started_wall)
+    entries: dict[str, dict[str, object]] = {}
+    for model, ranked in owners.items():
+        ranked.sort()
+        entries[model] = {
+            "id": model,
+            "object": "model",
+            "created": created,
+            "owned_by": ranked[0][1],
+            "backends": [name for _, name in ranked],
+            "capabilities": model_capabilities(declared[model]),
+        }
+    aliases = services.config.routing.aliases
+    for alias, target in aliases.items():
+        resolved = resolve_alias(aliases, alias)
+        if resolved in owners and alias not in entries:
+            entries[alias] = {
+                "id": alias,
+                "object": "model",
+                "created": created,
+                "owned_by": "nexus-trio",
+                "alias_of": target,
+                "backends": entries[resolved]["backends"],
+                "capabilities": entries[resolved]["capabilities"],
+            }
+    allowed = (
+        sorted(entries) if key is None else [m for m in sorted(entries) if key.allows_model(m)]
+    )
+    return [entries[model] for model in allowed]
+
+
+def register_status_routes(app: QuartTrio, services: Services) -> None:
+    """Add the status routes to ``app``."""
+
+    @app.get("/health")
+    async def health() -> Response:
+        status = health_status(services)
+        counts = services.registry.health_counts()
+        body = {
+            "status": status,
+            "version": __version__,
+            "uptime_seconds": int(trio.current_time() - services.started_at),
+            "backends": {"total": len(services.registry), **counts},
+            "models": {"total": len(services.registry.known_models())},
+            "in_flight_requests": services.in_flight,
+        }
+        return _json(body, 200 if status in ("healthy", "degraded") else 503)
+
+    @app.get("/health/live")
+    async def live() -> Response:
+        if services.drain.draining:
+            return _json({"status": "draining"}, 503)
+        return _json({"status": "alive"})
+
+    @app.get("/v1/models")
+    async def models() -> Response:
+        ctx: RequestContext | None = request.scope.get("nexus.context")  # type: ignore[assignment]
+        key = None if ctx is None else ctx.key
+        return _json({"object": "list", "data": model_list(services, key)})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(services.metrics.render(), content_type=CONTENT_TYPE_LATEST)

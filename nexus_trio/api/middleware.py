@@ -1,0 +1,221 @@
+"""The ASGI layer around the Quart app: request ownership, drain answers, the final send.
+
+:class:`GatewayASGI` is installed as the Quart app's ASGI middleware
+(``app.asgi_app = GatewayASGI(app.asgi_app, proxy, services)``, so Quart's test client goes
+through it too). The three proxy paths go to the
+:class:`~nexus_trio.api.proxy.ProxyEndpoint` (the hot path, served without Quart); every other
+request to the Quart app, except the ASGI-layer endpoints of what is mounted beside the API
+(:class:`~nexus_trio.asgi.mount.Mount`: the dashboard's event stream). For every HTTP request
+it:
+
+* creates the :class:`RequestContext` (request id, exit stack) the views fill in;
+* refuses, before any route runs and before the body is read, what no route may see
+  (docs/api.md#routes): a request after the listener closed (503 ``shutting_down``); a target
+  that is not one canonical path, ambiguous framing (``Connection: close``) or a host not
+  allowed (:mod:`nexus_trio.api.gate`); a preflight from an origin not allowed
+  (:mod:`nexus_trio.api.cors`); a missing or wrong key, or a tenant key on an admin route; and,
+  with inbound keys off, a POST that is not JSON. It answers an allowed CORS preflight itself;
+* adds ``X-Request-Id`` to Quart's responses and performs their final body ``send`` inside a
+  shielded scope. Quart-Trio cancels the app task while hypercorn is still doing its
+  end-of-response bookkeeping inside that send (closing on ``Connection: close``, arming the
+  keep-alive timer); shielding lets it finish. The proxy endpoint's
+  replies do both themselves (:mod:`nexus_trio.asgi.reply`);
+* closes the request's exit stack under a shielded, bounded scope in ``finally``, so an
+  upstream response handed to it is closed even when the body generator never started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
+
+import trio
+from hypercorn.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    HTTPScope,
+    Scope,
+)
+
+from nexus_trio import errors
+from nexus_trio.api import cors, gate
+from nexus_trio.api.accounting import record_request
+from nexus_trio.api.proxy import ROUTES, ProxyEndpoint
+from nexus_trio.asgi.context import RequestContext, request_id_from
+from nexus_trio.asgi.mount import Endpoint
+from nexus_trio.asgi.reply import Reply, error_reply
+from nexus_trio.asgi.sending import send_reply
+from nexus_trio.runtime.services import Services
+
+ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
+
+#: Upper bound on request cleanup (closing upstream responses) once the request is over.
+_CLEANUP_SECONDS = 2.0
+
+
+class GatewayASGI:
+    """ASGI application: the proxy endpoint and the Quart app, with per-request ownership and
+    accounting."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        proxy: ProxyEndpoint,
+        services: Services,
+        endpoints: Mapping[str, Endpoint] | None = None,
+    ) -> None:
+        """``endpoints``: ASGI-layer endpoints by exact path (from mounts)."""
+        self.app = app
+        self.proxy = proxy
+        self.services = services
+        self.endpoints = dict(endpoints or {})
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] == "websocket":
+            await _refuse_websocket(receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # lifespan
+            return
+        ctx = RequestContext(
+            request_id=request_id_from(scope["headers"]),
+            method=scope["method"],
+            path=scope["path"],
+            started=trio.current_time(),
+            is_proxy=scope["method"] == "POST" and scope["path"] in ROUTES,
+        )
+        cast(dict[str, Any], scope)["nexus.context"] = ctx
+        refusal = self._refusal(scope, ctx)
+        if refusal is not None:
+            if isinstance(refusal, errors.AmbiguousFraming):
+                await self._discard_body(receive, ctx)
+            await self._reject(send, ctx, refusal)
+            return
+        if cors.is_preflight(ctx.method, cast(Sequence[tuple[bytes, bytes]], scope["headers"])):
+            await send_reply(send, ctx, Reply.complete(204, {}, b""))
+            return
+        try:
+            if ctx.path in ROUTES:
+                await self.proxy(scope, receive, send, ctx)
+            elif (endpoint := self.endpoints.get(ctx.path)) is not None:
+                await endpoint(scope, receive, send, ctx)
+            else:
+                await self.app(scope, receive, _ResponseSender(send, ctx))
+        finally:
+            if ctx.exit_stack is not None:
+                with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                    await ctx.exit_stack.aclose()
+            if ctx.is_proxy:
+                record_request(self.services, ctx)
+
+    def _refusal(self, scope: HTTPScope, ctx: RequestContext) -> errors.APIError | None:
+        """Why the request is refused before any route runs, or None (docs/api.md#routes).
+
+        In order: the drain; the target, framing and host (:mod:`nexus_trio.api.gate`); CORS
+        (a preflight is answered by the caller); the key the route needs; and, with inbound
+        keys off, a JSON content type on POST (a page on any origin could otherwise send a
+        form or plain text). Sets ``ctx.key`` and the CORS headers of the answer.
+        """
+        services = self.services
+        if services.drain.listener_closed.is_set():
+            return errors.ShuttingDown()
+        config = services.config
+        headers = cast(Sequence[tuple[bytes, bytes]], scope["headers"])  # a list, from hypercorn
+        error = gate.check_request(
+            scope["raw_path"] or scope["path"].encode(),
+            ctx.path,
+            headers,
+            config.server.allowed_hosts,
+        )
+        if error is not None:
+            return error
+        origin = cors.origin_of(headers)
+        if cors.allowed(origin, config.server.cors_origins):
+            assert origin is not None
+            if cors.is_preflight(ctx.method, headers):
+                ctx.response_headers = cors.preflight_headers(origin, headers)
+                return None
+            ctx.response_headers = cors.response_headers(origin)
+        elif cors.is_preflight(ctx.method, headers):
+            return errors.OriginNotAllowed(
+                "This origin may not call the gateway (server.cors_origins)."
+            )
+        keyring = services.keyring
+        if not keyring:
+            if ctx.method == "POST" and not gate.is_json(headers):
+                return errors.UnsupportedMediaType(
+                    "Send the body as JSON with Content-Type: application/json."
+                )
+            return None
+        access = gate.access_of(ctx.path, metrics_public=config.metrics.public)
+        if access is gate.Access.OPEN:
+            return None
+        ctx.key = keyring.authenticate(headers)
+        if ctx.key is None:
+            return errors.AuthenticationFailed(
+                "Missing or invalid API key (Authorization: Bearer <key>).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if access is gate.Access.ADMIN and not ctx.key.admin:
+            return errors.PermissionDenied(f"{ctx.path} needs an admin key.")
+        return None
+
+    async def _discard_body(self, receive: ASGIReceiveCallable, ctx: RequestContext) -> None:
+        """Read and drop a refused request's body (as the server frames it), within the body's
+        size and time limits, so the refusal is sent on a connection at rest; the connection
+        is then closed, and nothing after the body is ever read as a request."""
+        server = self.services.config.server
+        left = server.max_request_body_bytes
+        with trio.move_on_at(
+            ctx.started + min(server.body_timeout_seconds, server.request_timeout_seconds)
+        ):
+            while left > 0:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                left -= len(message["body"])
+
+    async def _reject(
+        self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
+    ) -> None:
+        ctx.error_code = error.code
+        await send_reply(send, ctx, error_reply(error))
+        if ctx.is_proxy:
+            record_request(self.services, ctx)
+
+
+async def _refuse_websocket(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    """No route speaks WebSocket: close before accepting, which the server answers 403
+    (docs/api.md#routes). Nothing reaches the app, so nothing is routed unauthorised."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": 1008, "reason": ""})
+
+
+class _ResponseSender:
+    """The ``send`` callable given to Quart: adds ``X-Request-Id``, shields the final send."""
+
+    __slots__ = ("_ctx", "_send")
+
+    def __init__(self, send: ASGISendCallable, ctx: RequestContext) -> None:
+        self._send = send
+        self._ctx = ctx
+
+    async def __call__(self, message: ASGISendEvent) -> None:
+        ctx = self._ctx
+        if message["type"] == "http.response.start":
+            ctx.status = message["status"]
+            headers = [*message.get("headers", ()), (b"x-request-id", ctx.request_id.encode())]
+            if ctx.response_headers is not None:
+                headers += ctx.response_headers
+            await self._send({**message, "headers": headers})
+            return
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            with trio.CancelScope(shield=True):
+                await self._send(message)
+            ctx.completed = True
+            return
+        await self._send(message)

@@ -1,0 +1,95 @@
+"""What a proxy request answers, and how an answer goes out over ASGI.
+
+A :class:`Reply` is the gateway's own response value: status, raw header pairs, and either a
+complete body or an async iterator of body chunks (a committed stream's relay). The proxy
+routes build replies and send them straight to the ASGI server; every error, on every route,
+is rendered once by :func:`error_reply`, so the envelope cannot differ between the ASGI layer
+and the Quart routes.
+
+Sending: the final body message goes out under a shielded scope. hypercorn does its
+end-of-response bookkeeping (closing on ``Connection: close``, arming the keep-alive timer)
+inside that ``send``; an interrupted final send leaves the connection open forever. A
+streaming body is closed (``aclose``) whether or not it was fully iterated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+
+import msgspec
+import trio
+from hypercorn.typing import ASGISendCallable, ASGISendEvent
+
+from nexus_trio import errors
+
+Headers = list[tuple[bytes, bytes]]
+
+_ENCODER = msgspec.json.Encoder()
+_JSON = (b"content-type", b"application/json")
+
+
+def encode_headers(headers: Mapping[str, str]) -> Headers:
+    """ASGI header pairs from a ``name → value`` mapping (names lower-cased)."""
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
+
+
+@dataclass(slots=True)
+class Reply:
+    """A response ready to send: ``body`` when complete, ``chunks`` when streamed."""
+
+    status: int
+    headers: Headers
+    body: bytes = b""
+    chunks: AsyncGenerator[bytes, None] | None = None
+
+    @classmethod
+    def complete(cls, status: int, headers: Mapping[str, str], body: bytes) -> Reply:
+        """A whole body with its ``Content-Length``."""
+        pairs = encode_headers(headers)
+        pairs.append((b"content-length", str(len(body)).encode()))
+        return cls(status, pairs, body)
+
+    @classmethod
+    def streamed(
+        cls, status: int, headers: Mapping[str, str], chunks: AsyncGenerator[bytes, None]
+    ) -> Reply:
+        """A body sent as ``chunks`` arrive (chunked transfer encoding)."""
+        return cls(status, encode_headers(headers), chunks=chunks)
+
+    async def send(self, send: ASGISendCallable, extra_headers: Headers) -> None:
+        """Send the whole response; the final body message under a shielded scope.
+
+        Blocks while the client reads (flow control). A streamed body is closed on the way
+        out, also when the send is cancelled.
+        """
+        start: ASGISendEvent = {
+            "type": "http.response.start",
+            "status": self.status,
+            "headers": self.headers + extra_headers,
+            "trailers": False,
+        }
+        body = self.body
+        if self.chunks is None:
+            await send(start)
+        else:
+            async with contextlib.aclosing(self.chunks) as chunks:
+                await send(start)
+                async for chunk in chunks:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        with trio.CancelScope(shield=True):
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def error_reply(error: errors.APIError) -> Reply:
+    """The response for one of our errors: the OpenAI envelope (docs/api.md#errors), or the
+    upstream's own status and body for an error passed through as-is (docs/proxying.md#retries)."""
+    if isinstance(error, errors.UpstreamStatusError):
+        return Reply.complete(error.upstream_status, error.headers, error.body)
+    body = _ENCODER.encode(error.envelope())
+    headers = encode_headers(error.headers)
+    headers += [_JSON, (b"content-length", str(len(body)).encode())]
+    return Reply(error.status, headers, body)

@@ -1,0 +1,13 @@
+"""The command line: ``nexus-trio serve``, ``check-config``, ``simulate``, ``demo``, ``status`` and
+``spend`` (docs/cli.md).
+
+What it owns: parsing arguments (:mod:`~nexus_trio.cli.commands`), the demo and its traffic
+(:mod:`~nexus_trio.cli.demo`, :mod:`~nexus_trio.cli.demo_traffic`), and what the ``status`` and
+``spend`` commands print (:mod:`~nexus_trio.cli.status_report`,
+:mod:`~nexus_trio.cli.spend_report`). It never runs inside the gateway's request path: the
+daemon is started through :mod:`nexus_trio.runtime.supervisor`.
+"""
+
+from nexus_trio.cli.commands import main
+
+__all__ = ["main"]

@@ -1,0 +1,64 @@
+"""The configuration of nexus-trio: typed, frozen, strict (docs/configuration.md#configuration).
+
+What it owns: the schema (:mod:`~nexus_trio.config.schema`, with the backend entries in
+:mod:`~nexus_trio.config.backends`, the spend and key tables in :mod:`~nexus_trio.config.spend`
+and the constrained value types in :mod:`~nexus_trio.config.values`), decoding TOML into it with
+one-line errors (:mod:`~nexus_trio.config.decoding`), the URL rules
+(:mod:`~nexus_trio.config.urls`), and the layers of defaults, file, environment and command line
+(:mod:`~nexus_trio.config.loading`). It never touches the running gateway: it only turns text
+into values. Import the public names from here.
+"""
+
+from nexus_trio.config.backends import (
+    ANTHROPIC_URL,
+    CLOUD_TYPES,
+    PRIVACY_ZONES,
+    BackendConfig,
+    ModelCapabilities,
+)
+from nexus_trio.config.decoding import resolve_config_path
+from nexus_trio.config.loading import Overrides, load_config, parse_config, render_config
+from nexus_trio.config.schema import (
+    LOG_LEVELS,
+    Config,
+    DashboardConfig,
+    HealthCheckConfig,
+    LoggingConfig,
+    MetricsConfig,
+    QualityConfig,
+    QueueConfig,
+    RoutingConfig,
+    RoutingPolicy,
+    RoutingWeights,
+    ServerConfig,
+)
+from nexus_trio.config.spend import BudgetConfig, KeyConfig, PriceConfig, StateConfig
+
+__all__ = [
+    "ANTHROPIC_URL",
+    "CLOUD_TYPES",
+    "LOG_LEVELS",
+    "PRIVACY_ZONES",
+    "BackendConfig",
+    "BudgetConfig",
+    "Config",
+    "DashboardConfig",
+    "HealthCheckConfig",
+    "KeyConfig",
+    "LoggingConfig",
+    "MetricsConfig",
+    "ModelCapabilities",
+    "Overrides",
+    "PriceConfig",
+    "QualityConfig",
+    "QueueConfig",
+    "RoutingConfig",
+    "RoutingPolicy",
+    "RoutingWeights",
+    "ServerConfig",
+    "StateConfig",
+    "load_config",
+    "parse_config",
+    "render_config",
+    "resolve_config_path",
+]

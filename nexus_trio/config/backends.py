@@ -1,0 +1,109 @@
+"""``[[backends]]``: one backend's configuration and what its type implies
+(docs/routing.md#backend-types). Part of the configuration schema; import it from
+``nexus_trio.config``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+import msgspec.structs
+
+from nexus_trio.config.decoding import InvalidKey
+from nexus_trio.config.urls import check_base_url
+from nexus_trio.config.values import AtLeastOne, NonEmptyStr, NonNegativeInt, Seconds, Tier
+
+BackendType = Literal["ollama", "vllm", "llamacpp", "lmstudio", "openai", "anthropic", "generic"]
+PRIVACY_ZONES = ("restricted", "open")
+CLOUD_TYPES = frozenset({"openai", "anthropic"})
+#: The base URL of an ``anthropic`` backend whose ``url`` is omitted.
+ANTHROPIC_URL = "https://api.anthropic.com"
+#: Keys that only mean something on an ``anthropic`` backend.
+_ANTHROPIC_KEYS = ("anthropic_version", "default_max_tokens")
+
+
+class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[backends.capabilities."model"]`` (docs/routing.md#capabilities); None = not declared."""
+
+    vision: bool | None = None
+    tools: bool | None = None
+    json_mode: bool | None = None
+    embeddings: bool | None = None
+    context_length: AtLeastOne | None = None
+
+
+class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One ``[[backends]]`` entry (docs/routing.md#backend-types); ``name`` is its identity.
+
+    ``url`` is stored without trailing slashes and ``zone`` in lower case.
+    """
+
+    name: NonEmptyStr
+    #: Required, except for ``anthropic`` (default ``https://api.anthropic.com``).
+    url: str = ""
+    type: BackendType
+    #: Lower = preferred (docs/routing.md#scheduler).
+    priority: int = 50
+    #: "restricted" or "open", any case; None = the default of the type (see privacy_zone).
+    zone: str | None = None
+    tier: Tier = 1
+    api_key_env: NonEmptyStr | None = None
+    forward_authorization: bool = False
+    #: 0 = unlimited.
+    max_concurrent_requests: NonNegativeInt = 0
+    models: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    embedding_models: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    capabilities: dict[NonEmptyStr, ModelCapabilities] = msgspec.field(default_factory=dict)
+    tls_ca_file: NonEmptyStr | None = None
+    #: Replaces ``server.attempt_timeout_seconds`` for this backend; None = the server's.
+    timeout_seconds: Seconds | None = None
+    #: ``anthropic`` only: the ``anthropic-version`` header (None = 2023-06-01).
+    anthropic_version: NonEmptyStr | None = None
+    #: ``anthropic`` only: ``max_tokens`` when the client sends none (None = 4096).
+    default_max_tokens: AtLeastOne | None = None
+
+    def __post_init__(self) -> None:
+        url = self.url
+        if not url:
+            if self.type != "anthropic":
+                raise InvalidKey("url", f"url is required for type {self.type!r}")
+            url = ANTHROPIC_URL
+        try:
+            msgspec.structs.force_setattr(self, "url", check_base_url(url))
+        except ValueError as exc:
+            raise InvalidKey("url", f"url {exc}") from exc
+        self._check_type_keys()
+        if self.zone is not None:
+            zone = self.zone.lower()
+            if zone not in PRIVACY_ZONES:
+                raise InvalidKey("zone", f"zone must be 'restricted' or 'open', got {self.zone!r}")
+            msgspec.structs.force_setattr(self, "zone", zone)
+        if self.forward_authorization and self.api_key_env is not None:
+            raise InvalidKey(
+                "forward_authorization",
+                "forward_authorization = true cannot be combined with api_key_env on the same "
+                "backend: choose the client's key or the backend key",
+            )
+
+    def _check_type_keys(self) -> None:
+        """Anthropic's keys only on ``anthropic``, which needs a key variable."""
+        if self.type != "anthropic":
+            for key in _ANTHROPIC_KEYS:
+                if getattr(self, key) is not None:
+                    raise InvalidKey(key, f"{key} is only valid on type 'anthropic'")
+            return
+        if self.api_key_env is None:
+            raise InvalidKey(
+                "api_key_env", "type 'anthropic' needs api_key_env (the variable holding its key)"
+            )
+
+    def privacy_zone(self) -> str:
+        """The effective zone: ``zone``, else ``open`` for cloud types, else ``restricted``."""
+        if self.zone is not None:
+            return self.zone
+        return "open" if self.type in CLOUD_TYPES else "restricted"
+
+    def location(self) -> str:
+        """``cloud`` for the ``openai`` and ``anthropic`` types, ``local`` for the others."""
+        return "cloud" if self.type in CLOUD_TYPES else "local"

@@ -1,0 +1,29 @@
+"""Dialects: speaking a backend's own API behind the gateway's OpenAI API
+(docs/proxying.md#request-body, docs/proxying.md#headers).
+
+What it owns: the one interface every dialect implements (:mod:`~nexus_trio.dialects.base`:
+a :class:`~nexus_trio.dialects.base.Dialect` prepares one attempt's
+:class:`~nexus_trio.dialects.base.Exchange` — path, body, headers — and turns its answer back),
+the pass-through of OpenAI-compatible backends (:mod:`~nexus_trio.dialects.passthrough`) and
+Anthropic's Messages API (:mod:`nexus_trio.dialects.anthropic`), chosen once per attempt by
+:func:`dialect_for`. Translation is pure and synchronous — bytes in, bytes out — and
+unit-tested without an event loop.
+
+It never touches sockets, timeouts, retries, routing or quality tracking: the attempt path
+(:mod:`nexus_trio.api.attempt`) calls it around one upstream exchange, and the stream relay
+applies the same deadlines and endings to a translated stream as to any other.
+"""
+
+from nexus_trio.dialects.anthropic import Anthropic
+from nexus_trio.dialects.base import Dialect, Exchange
+from nexus_trio.dialects.passthrough import PassThrough
+
+__all__ = ["Dialect", "Exchange", "dialect_for"]
+
+_PASS_THROUGH: Dialect = PassThrough()
+_BY_TYPE: dict[str, Dialect] = {"anthropic": Anthropic()}
+
+
+def dialect_for(backend_type: str) -> Dialect:
+    """The dialect of a backend of ``backend_type`` (a ``[[backends]] type``)."""
+    return _BY_TYPE.get(backend_type, _PASS_THROUGH)

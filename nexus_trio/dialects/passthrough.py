@@ -1,0 +1,80 @@
+"""The pass-through dialect: a backend that speaks OpenAI's API gets the client's bytes.
+
+The body goes upstream as the client sent it (the caller has already replaced ``model`` or
+asked for usage where it must), with the client's end-to-end headers minus credentials and
+the backend's own key (:func:`~nexus_trio.upstream.headers.upstream_request_headers`); the
+answer comes back untouched but for the headers the client may see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import httpx
+
+from nexus_trio.registry import Backend, Capabilities
+from nexus_trio.upstream.headers import client_response_headers, upstream_request_headers
+from nexus_trio.upstream.stream import UpstreamStream
+
+
+class PassThroughExchange:
+    """One attempt to an OpenAI-compatible backend."""
+
+    __slots__ = ("_headers", "_strip_usage", "body", "path")
+
+    def __init__(
+        self, path: str, body: bytes, headers: list[tuple[bytes, bytes]], *, strip_usage: bool
+    ) -> None:
+        self.path = path
+        self.body = body
+        self._headers = headers
+        self._strip_usage = strip_usage
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return self._headers
+
+    @staticmethod
+    def answer(
+        status: int, data: bytes, upstream: httpx.Headers
+    ) -> tuple[int, dict[str, str], bytes]:
+        return status, client_response_headers(upstream), data
+
+    def stream(
+        self, response: httpx.Response, backend: Backend, *, sent_at: float
+    ) -> UpstreamStream:
+        return UpstreamStream(response, backend, sent_at=sent_at, strip_usage=self._strip_usage)
+
+
+class PassThrough:
+    """OpenAI's API, spoken by every backend type but ``anthropic``."""
+
+    reports_stream_usage = False
+    models_path = "/v1/models"
+    listed_capabilities: Capabilities | None = None
+
+    @staticmethod
+    def exchange(
+        backend: Backend,
+        path: str,
+        body: bytes,
+        model: str,
+        *,
+        client_headers: Iterable[tuple[bytes, bytes]],
+        request_id: str,
+        strip_usage: bool,
+    ) -> PassThroughExchange:
+        headers = upstream_request_headers(
+            client_headers,
+            request_id=request_id,
+            api_key=backend.api_key,
+            forward_authorization=backend.config.forward_authorization,
+        )
+        return PassThroughExchange(path, body, headers, strip_usage=strip_usage)
+
+    @staticmethod
+    def probe_headers(backend: Backend) -> dict[str, str]:
+        return {"authorization": f"Bearer {backend.api_key}"} if backend.api_key else {}
+
+    @staticmethod
+    def output_allowance(backend: Backend, default: int) -> int:
+        return default

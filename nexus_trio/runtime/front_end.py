@@ -1,0 +1,93 @@
+"""The HTTP front end service: the app served by hypercorn's trio worker."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import hypercorn.trio
+import trio
+from hypercorn.config import Config as HypercornConfig
+
+from nexus_trio.api.app import create_app
+from nexus_trio.asgi.mount import Mount
+from nexus_trio.dashboard.mount import dashboard_mount
+from nexus_trio.dashboard.publisher import SnapshotPublisher
+from nexus_trio.errors import ListenError
+from nexus_trio.runtime.services import Services
+
+#: Hypercorn's own drain bound: ours plus a margin, so the relays end streams first (traps).
+_GRACE_MARGIN_SECONDS = 2.0
+
+
+def bind_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """Create and bind the listening socket ourselves (docs/operations.md#scaling-out).
+
+    Hypercorn sets ``SO_REUSEPORT`` only in its multi-worker mode, so the daemon binds the
+    socket and hands hypercorn its descriptor (``fd://N``).
+
+    Raises:
+        ListenError: the address cannot be bound (in use, not local, no permission).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+class FrontEnd:
+    """Serves the gateway on ``server.host:server.port`` until the drain completes."""
+
+    def __init__(self, services: Services, dashboard: SnapshotPublisher | None = None) -> None:
+        self.services = services
+        self.dashboard = dashboard
+        self.stopped = trio.Event()
+
+    def _mounts(self) -> list[Mount]:
+        """What is served beside the API: the dashboard, when it is on."""
+        if self.dashboard is None:
+            return []
+        return [dashboard_mount(self.services, self.dashboard)]
+
+    def hypercorn_config(self, listener: socket.socket) -> HypercornConfig:
+        server = self.services.config.server
+        config = HypercornConfig()
+        config.bind = [f"fd://{listener.detach()}"]
+        config.keep_alive_timeout = server.keep_alive_timeout_seconds
+        config.graceful_timeout = server.drain_timeout_seconds + _GRACE_MARGIN_SECONDS
+        # A burst of as many connections as requests may be in flight is queued, not dropped
+        # (the kernel caps the backlog at net.core.somaxconn).
+        config.backlog = min(max(server.max_in_flight_requests, 1024), 65535)
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hypercorn.error")
+        return config
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Bind, report the bound URLs, serve; return once hypercorn finished draining.
+
+        Raises :class:`ListenError` before ``started()`` if the address cannot be bound.
+
+        The listener closes when the drain reaches :meth:`Drain.close_listener`; in-flight
+        connections then have ``drain_timeout_seconds`` (plus a margin) to finish.
+        """
+        server = self.services.config.server
+        listener = bind_listener(server.host, server.port, reuse_port=server.reuse_port)
+        try:
+            await hypercorn.trio.serve(
+                create_app(self.services, self._mounts()),
+                self.hypercorn_config(listener),
+                shutdown_trigger=self.services.drain.wait_listener_closed,
+                task_status=task_status,
+                mode="asgi",
+            )
+        finally:
+            self.stopped.set()

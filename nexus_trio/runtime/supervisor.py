@@ -1,0 +1,226 @@
+"""The supervisor: one nursery, the start order, the drain order (docs/operations.md#runtime-shape,
+docs/operations.md#drain).
+
+Theory of operation. :meth:`Supervisor.run` owns the process tree::
+
+    Supervisor.run
+    └── nursery
+        ├── signal watcher      SIGTERM/SIGINT → drain, again → force; SIGHUP → reload
+        ├── health checker      first sweep done before it reports started
+        ├── quality loop        recomputes agent quality every metrics_interval_seconds
+        ├── notifier            systemd WATCHDOG=1 and STATUS= (READY=1 once all is up)
+        ├── disconnect watcher  watches the clients of requests running over 20 ms
+        ├── dashboard publisher one snapshot per second while a dashboard is connected
+        ├── spend ledger        loads the month, writes spend every second and at the end
+        ├── store sync          in a fleet: shares spend and rate windows through Redis
+        └── front end           hypercorn serving the app, until drained
+
+Services start in dependency order with ``await nursery.start(...)``; each reports
+``started()`` when really ready. Shutdown is a trigger plus deadlines: the first signal marks
+the gateway draining, waits ``drain_delay_seconds``, then closes the listener and fixes the
+drain deadline (:class:`~nexus_trio.runtime.drain.Drain`); hypercorn returns once its
+connections are done; the background services are cancelled last. A second signal cancels the
+whole tree at once (exit status 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import trio
+
+from nexus_trio.config import Config, Overrides, load_config
+from nexus_trio.dashboard.publisher import SnapshotPublisher
+from nexus_trio.errors import ConfigError
+from nexus_trio.runtime import open_files
+from nexus_trio.runtime.front_end import FrontEnd
+from nexus_trio.runtime.sdnotify import Notifier
+from nexus_trio.runtime.services import ReloadResult, Services
+from nexus_trio.upstream.client import upstream_http_client
+from nexus_trio.upstream.tls import https_mounts
+from nexus_trio.upstream.transport import H11Transport
+
+log = logging.getLogger("nexus_trio.daemon")
+
+
+#: Settings a running process cannot change (docs/configuration.md#reload).
+def restart_required(old: Config, new: Config) -> list[str]:
+    """Settings whose change only takes effect after a restart (docs/configuration.md#reload).
+
+    Besides the listener and the log format, the https transports (``tls_ca_file``), whether
+    health checks run and the whole ``[dashboard]`` section are set up at start-up.
+    """
+    changed = [
+        key
+        for key, before, after in (
+            ("server.host", old.server.host, new.server.host),
+            ("server.port", old.server.port, new.server.port),
+            ("server.reuse_port", old.server.reuse_port, new.server.reuse_port),
+            ("logging.format", old.logging.format, new.logging.format),
+            ("health_check.enabled", old.health_check.enabled, new.health_check.enabled),
+            ("state.dir", old.state.dir, new.state.dir),
+            ("state.store", old.state.store, new.state.store),
+            (
+                "state.sync_interval_seconds",
+                old.state.sync_interval_seconds,
+                new.state.sync_interval_seconds,
+            ),
+            ("spend ledger (pricing or budget)", old.keeps_spend, new.keeps_spend),
+        )
+        if before != after
+    ]
+    changed += [
+        f"dashboard.{key}"
+        for key in old.dashboard.__struct_fields__
+        if getattr(old.dashboard, key) != getattr(new.dashboard, key)
+    ]
+    old_ca = {b.name: b.tls_ca_file for b in old.backends}
+    changed += [
+        f"backends.{b.name}.tls_ca_file"
+        for b in new.backends
+        if b.name in old_ca and old_ca[b.name] != b.tls_ca_file
+    ]
+    return changed
+
+
+class Supervisor:
+    """Runs the gateway until it has drained (or is forced down)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        env: Mapping[str, str] | None = None,
+        config_path: Path | None = None,
+        overrides: Overrides | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.env = dict(os.environ if env is None else env)
+        self.config_path = config_path
+        self.overrides = overrides or Overrides()
+        self.transport = transport
+        self.forced = False
+        self.open_files_limit = 0
+        self.services: Services | None = None
+        self.notifier = Notifier({}, str)
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until drained. ``task_status.started`` gets the bound URLs."""
+        self.open_files_limit = open_files.raise_soft_limit()
+        open_files.warn_if_short(self.config.server.max_in_flight_requests, self.open_files_limit)
+        # Plain-HTTP backends go through our h11 keep-alive pool (the hot path); https ones
+        # through httpx's own transports, verifying certificates (https_mounts).
+        transport = self.transport or H11Transport()
+        mounts = https_mounts(self.config.backends)
+        async with upstream_http_client(transport, mounts) as http:
+            services = self.services = Services.create(
+                self.config, self.env, http, transport=transport, mounts=mounts
+            )
+            self.notifier = Notifier(self.env, services.status_line)
+            dashboard = None
+            if services.request_log is not None:
+                dashboard = SnapshotPublisher(services, services.request_log)
+            front_end = FrontEnd(services, dashboard)
+            with trio.CancelScope() as everything:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self._watch_signals, services, everything)
+                    await nursery.start(services.health_checker().run)
+                    await nursery.start(services.quality_loop().run)
+                    await nursery.start(self.notifier.run)
+                    await nursery.start(services.disconnects.run)
+                    if dashboard is not None:
+                        await nursery.start(dashboard.run)
+                    ledger = services.ledger_service()
+                    if ledger is not None:
+                        await nursery.start(ledger.run)
+                    store_sync = services.store_sync()
+                    if store_sync is not None:
+                        await nursery.start(store_sync.run)
+                    binds = await nursery.start(front_end.run)
+                    self.notifier.ready()
+                    log.info("nexus-trio ready on %s", ", ".join(binds))
+                    task_status.started(binds)
+                    await front_end.stopped.wait()
+                    log.info("drain complete; stopping background services")
+                    nursery.cancel_scope.cancel()
+            self.notifier.close()
+
+    async def _watch_signals(
+        self,
+        services: Services,
+        everything: trio.CancelScope,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        with trio.open_signal_receiver(*wanted) as signals:
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        self.reload(services)
+                    elif not services.drain.draining:
+                        nursery.start_soon(self._drain, services)
+                    else:
+                        log.warning(
+                            "second %s: forcing shutdown, dropping %d request(s) in flight",
+                            signal.Signals(signum).name,
+                            services.in_flight,
+                        )
+                        self.forced = True
+                        everything.cancel()
+
+    async def _drain(self, services: Services) -> None:
+        server = services.config.server
+        services.drain.request()
+        self.notifier.stopping(server.drain_delay_seconds + server.drain_timeout_seconds)
+        log.info("drain started: health reports draining")
+        if server.drain_delay_seconds > 0:
+            log.info("drain: keeping the listener open %.1f s", server.drain_delay_seconds)
+            await trio.sleep(server.drain_delay_seconds)
+        services.drain.close_listener(server.drain_timeout_seconds)
+        log.info(
+            "drain: listener closed; %d request(s) in flight, deadline in %.1f s",
+            services.in_flight,
+            server.drain_timeout_seconds,
+        )
+
+    def reload(self, services: Services) -> bool:
+        """Re-read the config file; swap it in if valid (docs/configuration.md#reload). Returns
+        success.
+
+        Sends ``RELOADING=1`` … ``READY=1`` to systemd around it either way.
+        """
+        self.notifier.reloading()
+        old = services.config
+        try:
+            new = load_config(self.config_path, env=self.env, overrides=self.overrides)
+            services.apply_config(new)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            services.metrics.config_reloads.labels("error").inc()
+            services.last_reload = ReloadResult(ok=False, at_wall=time.time(), error=str(exc))
+            return False
+        else:
+            needs_restart = restart_required(old, new)
+            if needs_restart:
+                log.warning("restart required for: %s", ", ".join(needs_restart))
+                services.restart_required = True
+            services.last_reload = ReloadResult(
+                ok=True, at_wall=time.time(), restart_required=tuple(needs_restart)
+            )
+            services.metrics.config_reloads.labels("ok").inc()
+            log.info("configuration reloaded (%d backend(s))", len(new.backends))
+            open_files.warn_if_short(new.server.max_in_flight_requests, self.open_files_limit)
+            return True
+        finally:
+            self.notifier.ready()
