@@ -137,6 +137,9 @@ async def test_hard_limit_reject_answers_429_budget_exceeded_until_the_month_end
 async def test_ledger_service_loads_the_month_flushes_each_second_and_at_the_end(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
+    # The ledger writes in a worker thread, during which every task looks blocked: let virtual
+    # time jump only after half a second of real idleness, never in the middle of a write.
+    autojump_clock.autojump_threshold = 0.5
     clock = Clock()
     seeded = Ledger.open(tmp_path)
     seeded.add({("2026-01", "default", "cloud", "m"): SpendRow(3.0, 3, 0.0)})
