@@ -6,7 +6,7 @@ is shown without its password. Pure functions; a rule's ``ValueError`` becomes a
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 
 def check_base_url(url: str) -> str:
@@ -17,15 +17,7 @@ def check_base_url(url: str) -> str:
         ValueError: Not ``http``/``https``, no host, a bad port, a query or fragment, or a
             path ending in ``/v1``.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {url!r}")
-    try:
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError as exc:
-        raise ValueError(f"has an invalid port: {url!r}") from exc
-    if parts.query or parts.fragment:
-        raise ValueError(f"must not have a query or fragment: {url!r}")
+    _split(url, ("http", "https"), "an http:// or https://", shown=url)
     base = url.rstrip("/")
     if base.endswith("/v1"):
         raise ValueError(
@@ -53,15 +45,26 @@ def check_store_url(url: str) -> None:
         ValueError: What is wrong; the message shows the URL without its password.
     """
     shown = redacted_url(url)
+    parts = _split(url, ("redis", "rediss"), "a redis:// or rediss://", shown=shown)
+    database = parts.path.strip("/")
+    if database and not (database.isascii() and database.isdigit()):
+        raise ValueError(f"must have a database number as its path (/0): {shown!r}")
+
+
+def _split(url: str, schemes: tuple[str, str], expected: str, *, shown: str) -> SplitResult:
+    """``url`` split, if it has one of ``schemes``, a host, a valid port and no query or
+    fragment; messages show ``shown`` (the URL without its password).
+
+    Raises:
+        ValueError: what is wrong.
+    """
     parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError(f"must be a redis:// or rediss:// URL with a host, got {shown!r}")
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"must be {expected} URL with a host, got {shown!r}")
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError as exc:
         raise ValueError(f"has an invalid port: {shown!r}") from exc
     if parts.query or parts.fragment:
         raise ValueError(f"must not have a query or fragment: {shown!r}")
-    database = parts.path.strip("/")
-    if database and not (database.isascii() and database.isdigit()):
-        raise ValueError(f"must have a database number as its path (/0): {shown!r}")
+    return parts
