@@ -61,8 +61,11 @@ def target_problem(raw_path: bytes, path: str) -> str | None:
 
 def framing_problem(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """Why the body's framing is refused: ``Content-Length`` with ``Transfer-Encoding``."""
-    names = {name for name, _ in headers}
-    if b"content-length" in names and b"transfer-encoding" in names:
+    length = chunked = False
+    for name, _ in headers:
+        length = length or name == b"content-length"
+        chunked = chunked or name == b"transfer-encoding"
+    if length and chunked:
         return "Content-Length and Transfer-Encoding together are ambiguous; send one of them"
     return None
 

@@ -88,13 +88,15 @@ class GatewayASGI:
             is_proxy=scope["method"] == "POST" and scope["path"] in ROUTES,
         )
         cast(dict[str, Any], scope)["nexus.context"] = ctx
-        refusal = self._refusal(scope, ctx)
+        headers = cast(Sequence[tuple[bytes, bytes]], scope["headers"])  # a list, from hypercorn
+        preflight = cors.is_preflight(ctx.method, headers)
+        refusal = self._refusal(scope, headers, ctx, preflight=preflight)
         if refusal is not None:
             if isinstance(refusal, errors.AmbiguousFraming):
                 await self._discard_body(receive, ctx)
             await self._reject(send, ctx, refusal)
             return
-        if cors.is_preflight(ctx.method, cast(Sequence[tuple[bytes, bytes]], scope["headers"])):
+        if preflight:  # from an allowed origin, or it was refused above
             await send_reply(send, ctx, Reply.complete(204, {}, b""))
             return
         try:
@@ -111,7 +113,14 @@ class GatewayASGI:
             if ctx.is_proxy:
                 record_request(self.services, ctx)
 
-    def _refusal(self, scope: HTTPScope, ctx: RequestContext) -> errors.APIError | None:
+    def _refusal(
+        self,
+        scope: HTTPScope,
+        headers: Sequence[tuple[bytes, bytes]],
+        ctx: RequestContext,
+        *,
+        preflight: bool,
+    ) -> errors.APIError | None:
         """Why the request is refused before any route runs, or None (docs/api.md#routes).
 
         In order: the drain; the target, framing and host (:mod:`nexus_trio.api.gate`); CORS
@@ -123,7 +132,6 @@ class GatewayASGI:
         if services.drain.listener_closed.is_set():
             return errors.ShuttingDown()
         config = services.config
-        headers = cast(Sequence[tuple[bytes, bytes]], scope["headers"])  # a list, from hypercorn
         error = gate.check_request(
             scope["raw_path"] or scope["path"].encode(),
             ctx.path,
@@ -135,11 +143,11 @@ class GatewayASGI:
         origin = cors.origin_of(headers)
         if cors.allowed(origin, config.server.cors_origins):
             assert origin is not None
-            if cors.is_preflight(ctx.method, headers):
+            if preflight:
                 ctx.response_headers = cors.preflight_headers(origin, headers)
                 return None
             ctx.response_headers = cors.response_headers(origin)
-        elif cors.is_preflight(ctx.method, headers):
+        elif preflight:
             return errors.OriginNotAllowed(
                 "This origin may not call the gateway (server.cors_origins)."
             )

@@ -106,24 +106,28 @@ class ProxyEndpoint:
         if key is not None and config is not None:
             try:
                 services.key_concurrency.take(key.name, config.max_concurrent_requests)
-                if key.limited:
-                    headers = services.limiter.admit(key.name, config, ctx.started)
-                    ctx.response_headers = [*(ctx.response_headers or ()), *encode_headers(headers)]
             except errors.RateLimitExceeded as exc:
                 services.metrics.rate_limited.labels(key.name, exc.kind).inc()
-                if exc.kind != "concurrent_requests":
-                    services.key_concurrency.give_back(key.name)
                 raise
-            ctx.holds_key_slot = True
+            if key.limited:
+                try:
+                    headers = services.limiter.admit(key.name, config, ctx.started)
+                except errors.RateLimitExceeded as exc:
+                    services.key_concurrency.give_back(key.name)
+                    services.metrics.rate_limited.labels(key.name, exc.kind).inc()
+                    raise
+                ctx.response_headers = [*(ctx.response_headers or ()), *encode_headers(headers)]
         services.in_flight += 1
         ctx.admitted = True
 
     def _release(self, ctx: RequestContext) -> None:
         """Give back what :meth:`_admit` took."""
-        if ctx.admitted:
-            self.services.in_flight -= 1
-        if ctx.holds_key_slot and ctx.key is not None:
-            self.services.key_concurrency.give_back(ctx.key.name)
+        if not ctx.admitted:
+            return
+        self.services.in_flight -= 1
+        key = ctx.key
+        if key is not None and key.config is not None:
+            self.services.key_concurrency.give_back(key.name)
 
     async def _read_body(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, ctx: RequestContext

@@ -81,10 +81,9 @@ class RequestContext:
     #: Headers every answer to this request carries: CORS (docs/api.md#cors), and the key's
     #: ``x-ratelimit-*`` at admission (docs/keys.md#rate-limits).
     response_headers: list[tuple[bytes, bytes]] | None = None
-    #: The request holds one of ``server.max_in_flight_requests`` (its body has been read).
+    #: The request holds one of ``server.max_in_flight_requests`` (its body has been read), and
+    #: one of its named key's ``max_concurrent_requests``.
     admitted: bool = False
-    #: The request holds one of its key's ``max_concurrent_requests``.
-    holds_key_slot: bool = False
     #: The worst case held for the current attempt to a priced agent, until it is released
     #: (docs/spend.md#reservations).
     reservation: Reservation | None = None

@@ -14,6 +14,7 @@ type, rate-limit and retry hints, OpenAI's own — and its request id renamed
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import httpx
@@ -98,8 +99,10 @@ def upstream_request_headers(
     return out
 
 
+@functools.lru_cache(maxsize=512)
 def _is_credential(name: bytes) -> bool:
-    """A credential, billing or client-address header by its name (lower case)."""
+    """A credential, billing or client-address header by its name (lower case); cached, as a
+    client sends the same few names with every request."""
     if name in _DROP_NAMES_TO_UPSTREAM:
         return True
     words = name.split(b"-")
