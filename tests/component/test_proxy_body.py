@@ -170,19 +170,9 @@ async def test_other_methods_on_proxy_paths_are_405_with_allow(
     assert gateway.upstream.requests == []
 
 
-SLOW_BODIES = """
-[server]
-body_timeout_seconds = 5
-request_timeout_seconds = 20
-max_in_flight_requests = 1
-[health_check]
-enabled = false
-[[backends]]
-name = "a"
-url = "http://a.test"
-type = "generic"
-models = ["m"]
-"""
+SLOW_BODIES = LIMITED.replace(
+    "[server]\n", "[server]\nbody_timeout_seconds = 5\nmax_in_flight_requests = 1\n"
+)
 
 
 async def test_body_not_complete_within_body_timeout_is_408_then(
@@ -213,7 +203,7 @@ async def test_clients_still_sending_their_body_hold_no_in_flight_slot(
     async with trio.open_nursery() as nursery:
         for client in slow:
             nursery.start_soon(partial(client.call, gateway, headers=JSON))
-        await trio.sleep(1)
+        await trio.testing.wait_all_tasks_blocked()  # all three are waiting for their bodies
         assert gateway.services.in_flight == 0
         fast = ScriptedClient([CHAT], finished=True)
         await fast.call(gateway, headers=JSON)
