@@ -1,7 +1,7 @@
 """The gateway's own per-request CPU, without sockets, server or upstream: µs per request.
 
 Run as ``python bench/hot_path.py [--requests 20000] [--profile]`` from the work tree, in the
-venv. It builds the real app (``create_app``) on the benchmark's configuration, with an upstream
+venv. It builds the real app (``Wiring.app``) on the benchmark's configuration, with an upstream
 transport that answers every request at once with the benchmark's 700-byte completion, starts
 the disconnect watcher, and drives ``POST /v1/chat/completions`` straight through the ASGI
 callable, one request after another, in one trio run. What it measures is everything the gateway
@@ -44,13 +44,12 @@ import payloads
 import spend_gateway
 import trio
 
-from nexus_trio.api.app import create_app
+from nexus_trio.api.accounting import request_record
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.config import parse_config
-from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.dashboard.request_log import RequestLog
 from nexus_trio.registry import HealthState
-from nexus_trio.runtime.services import Services
+from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.upstream.client import upstream_http_client
 
 CONFIG = """
@@ -110,14 +109,14 @@ def build(
     ``keys``, the requests carry them in turn as bearer keys. The ledger service runs when
     the configuration keeps spend."""
     transport = InstantUpstream()
-    services = Services.create(
+    wiring = Wiring.build(
         parse_config(config), {}, upstream_http_client(transport), transport=transport
     )
-    for backend in services.registry:
+    for backend in wiring.registry:
         backend.health = HealthState.HEALTHY
-    app = create_app(services)
-    nursery.start_soon(services.disconnects.run)
-    ledger = services.ledger_service()
+    app = wiring.app()
+    nursery.start_soon(wiring.disconnects.run)
+    ledger = wiring.ledger_service()
     if ledger is not None:
         nursery.start_soon(ledger.run)
     scopes = [
@@ -230,8 +229,9 @@ async def request_log_ab(requests: int, blocks: int = 10) -> None:
         request_id="x" * 36, method="POST", path="/v1/chat/completions", started=0.0
     )
     ctx.completed, ctx.status, ctx.backend = True, 200, "bench-plain"
+    record = request_record(ctx, unauthenticated=False)
     appends = 200_000
-    seconds = min(timeit.repeat(lambda: ring.append(ctx, 0.001), number=appends, repeat=5))
+    seconds = min(timeit.repeat(lambda: ring.append(record), number=appends, repeat=5))
     print(f"RequestLog.append alone: {seconds / appends * 1e6:.2f} µs")
     await snapshot_cost()
 
@@ -239,19 +239,21 @@ async def request_log_ab(requests: int, blocks: int = 10) -> None:
 async def snapshot_cost() -> None:
     """Time one snapshot published with 200 new request-log entries, as in a busy second."""
     transport = InstantUpstream()
-    services = Services.create(
+    wiring = Wiring.build(
         parse_config(CONFIG), {}, upstream_http_client(transport), transport=transport
     )
-    assert services.request_log is not None
-    publisher = SnapshotPublisher(services, services.request_log)
+    publisher, request_log = wiring.publisher, wiring.request_log
+    assert publisher is not None
+    assert request_log is not None
     ctx = RequestContext(
         request_id="x" * 36, method="POST", path="/v1/chat/completions", started=0.0
     )
     ctx.completed, ctx.status, ctx.backend = True, 200, "bench-plain"
+    record = request_record(ctx, unauthenticated=False)
     timings = []
     for _ in range(200):
         for _ in range(200):
-            services.request_log.append(ctx, 0.001)
+            request_log.append(record)
         started = time.perf_counter()
         published = publisher.publish()
         timings.append(time.perf_counter() - started)

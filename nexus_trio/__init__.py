@@ -1,18 +1,21 @@
 """nexus-trio: an OpenAI-compatible LLM gateway daemon on Trio.
 
 Layers, lowest first; a module imports only from its own layer or below (CONTRIBUTING.md's
-package map says what each package owns), with one exception being removed: the long-lived
-``Services`` object of ``runtime.services`` is still handed whole to the front ends and the
-background services.
+package map says what each package owns; ``tests/unit/test_import_layers.py`` keeps it so).
 
 1. ``errors``, ``config`` — the exception tree and the configuration's values.
-2. ``metrics``, ``runtime.drain``, ``runtime.logs`` … — process-wide primitives.
+2. ``drain`` — the process-wide shutdown state.
 3. ``registry``, ``quality``, ``routing``, ``keys``, ``spend``, ``fleet``, ``health``,
-   ``upstream``, ``dialects`` — the gateway's capabilities, each usable alone.
-4. ``asgi``, ``stats`` — what the front ends share.
+   ``upstream``, ``dialects``, ``metrics`` — the gateway's capabilities, each usable alone, and
+   the Prometheus instruments that export them.
+4. ``gateway``, ``asgi``, ``stats`` — what the front ends share: the generation a reload
+   swaps, the counters and their one statistics snapshot, the finished-request record, the
+   ASGI primitives, the ``/v1/stats`` document.
 5. ``api``, ``dashboard`` — the front ends.
-6. ``runtime.supervisor``, ``runtime.front_end``, ``runtime.services`` — the wiring.
-7. ``cli`` — the command line; ``simulator`` stands beside it, used only by it and the tests.
+6. ``runtime`` — the process: the composition root (``runtime.wiring``), the supervisor, the
+   server, systemd, logging.
+7. ``cli``, ``simulator`` — the command line, and the simulated backend only it and the tests
+   use.
 """
 
 __version__ = "0.1.0"

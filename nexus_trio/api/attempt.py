@@ -6,8 +6,8 @@ client's response or raises an :class:`~nexus_trio.errors.UpstreamError` for the
 Its own timeout runs from its send (:mod:`nexus_trio.api.attempt_clock`). A non-streaming
 attempt is bounded by ``attempt_timeout_seconds``, reads the whole body and judges it. A
 streaming attempt is bounded by ``first_token_timeout_seconds`` until its first event; then
-it *commits*: the open upstream stream is handed to the request's exit stack (its owner from
-then on) and the response body is the relay.
+it *commits* (:mod:`nexus_trio.api.stream_commit`): the open upstream stream is handed to
+the request's exit stack (its owner from then on) and the response body is the relay.
 
 Each attempt speaks its backend's dialect (:func:`nexus_trio.dialects.dialect_for`), chosen
 once: it prepares the upstream path, body and headers (a request the provider cannot serve is
@@ -23,6 +23,7 @@ it opened is closed under a shielded scope.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import httpx
 import msgspec
@@ -31,29 +32,22 @@ import trio
 from nexus_trio import errors
 from nexus_trio.api.accounting import settle_cost
 from nexus_trio.api.attempt_clock import AttemptClock, attempt_timeout
+from nexus_trio.api.attempt_recorder import Attempt, AttemptRecorder
+from nexus_trio.api.stream_commit import StreamCommitter, close_shielded
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.reply import Reply
-from nexus_trio.dialects import dialect_for
+from nexus_trio.dialects import Exchange, dialect_for
+from nexus_trio.drain import Drain
+from nexus_trio.gateway.generation import Generation, Generations
+from nexus_trio.metrics import Metrics
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
 from nexus_trio.routing import Agent
-from nexus_trio.runtime.services import Attempt, Services
+from nexus_trio.spend import PriceList
 from nexus_trio.upstream.chunks import body_output_chars, body_usage
-from nexus_trio.upstream.client import read_body
-from nexus_trio.upstream.headers import client_response_headers
-from nexus_trio.upstream.relay import StreamLimits, max_stream_deadline, relay
+from nexus_trio.upstream.client import UpstreamClient, read_body
 from nexus_trio.upstream.stream import UpstreamStream
 
-#: How long closing an upstream response may take while the request is being cancelled.
-_CLOSE_SECONDS = 1.0
-
 _MODEL_MISSING_WORDS = (b"not found", b"does not exist", b"not exist", b"unknown model")
-
-
-async def _close_shielded(closeable: httpx.Response | UpstreamStream) -> None:
-    if isinstance(closeable, httpx.Response) and closeable.is_closed:
-        return  # read to its end: the connection is back in the pool already
-    with trio.move_on_after(_CLOSE_SECONDS, shield=True):
-        await closeable.aclose()
 
 
 def says_cannot_embed(path: str, status: int) -> bool:
@@ -71,11 +65,31 @@ def says_model_missing(status: int, body: bytes) -> bool:
     return b"model" in text and any(words in text for words in _MODEL_MISSING_WORDS)
 
 
-class AttemptRunner:
-    """Runs single attempts for one :class:`Services`."""
+@dataclass(eq=False, slots=True)
+class _Held:
+    """What an attempt opened: closed when it ends, unless its stream was committed (the
+    request's exit stack owns it then)."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    owned: httpx.Response | UpstreamStream | None = None
+    committed: bool = False
+
+
+class AttemptRunner:
+    """Runs single attempts: sends them upstream, judges the answers, records the outcomes."""
+
+    def __init__(
+        self,
+        generations: Generations,
+        upstream: UpstreamClient,
+        recorder: AttemptRecorder,
+        drain: Drain,
+        metrics: Metrics,
+    ) -> None:
+        self._generations = generations
+        self._upstream = upstream
+        self._recorder = recorder
+        self._drain = drain
+        self._streams = StreamCommitter(recorder, drain, metrics)
 
     async def run(
         self,
@@ -99,8 +113,8 @@ class AttemptRunner:
         Raises:
             UpstreamError: the attempt failed; its class says whether to retry.
         """
-        services = self.services
-        server = services.config.server
+        generation = self._generations.current
+        server = generation.config.server
         backend = agent.backend
         exchange = dialect_for(backend.config.type).exchange(  # may refuse: nothing sent
             backend,
@@ -111,35 +125,14 @@ class AttemptRunner:
             request_id=ctx.request_id,
             strip_usage=strip_usage,
         )
-        attempt = services.start_attempt(backend, agent.model, stream=stream)
-        response: httpx.Response | None = None
-        #: What to close unless the stream is committed (then the request's exit stack owns it).
-        owned: httpx.Response | UpstreamStream | None = None
-        committed = False
+        attempt = self._recorder.start(backend, agent.model, stream=stream)
         timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
         limit = server.request_timeout_seconds
         clock = AttemptClock(timeout, request_timeout=limit, request_deadline=request_deadline)
-        connect_timeout = server.connect_timeout_seconds
+        held = _Held()
         try:
             with clock.scope:
-                response = owned = await services.upstream.open(
-                    backend,
-                    exchange.path,
-                    exchange.body,
-                    exchange.headers(),
-                    connect_timeout=connect_timeout,
-                    on_send=clock.sent,
-                )
-                attempt.started = clock.sent_at  # the backend's latency runs from the send too
-                status = response.status_code
-                if stream and 200 <= status < 300:
-                    upstream = owned = exchange.stream(response, backend, sent_at=clock.sent_at)
-                    result = await self._commit_stream(ctx, attempt, upstream)
-                    committed = True
-                    return result
-                data = await read_body(response, backend, limit=server.max_response_body_bytes)
-                status, headers, data = exchange.answer(status, data, response.headers)
-                return self._judge_body(ctx, attempt, path, status, headers, data)
+                return await self._exchange(ctx, attempt, exchange, clock, held, path, generation)
             # Only reached when the attempt's own deadline cancelled the block above.
             what = "its first event" if stream else "a response"
             raise errors.BackendTimeout(
@@ -149,30 +142,69 @@ class AttemptRunner:
             # A pooled connection the backend had already closed says nothing about the
             # backend: a keep-alive race is not counted as a failure.
             stale = exc.reused_connection and exc.before_response
-            services.finish_attempt(attempt, Outcome.CANCELLED if stale else Outcome.FAILURE)
+            self._recorder.finish(attempt, Outcome.CANCELLED if stale else Outcome.FAILURE)
             raise
         except errors.UpstreamError:
-            services.finish_attempt(attempt, Outcome.FAILURE)
+            self._recorder.finish(attempt, Outcome.FAILURE)
             raise
         finally:
-            now = trio.current_time()
-            ctx.upstream_seconds += clock.running_seconds(now)
-            if not committed:
-                # No outcome yet (else a no-op): cut short by a deadline, the client or the drain.
-                ctx.cut_short_after_send = attempt.outcome is None and clock.sent_at <= now
-                failed = clock.cut_short_is_failure(now) and not services.drain.expired()
-                services.finish_attempt(attempt, Outcome.FAILURE if failed else Outcome.CANCELLED)
-                if owned is not None:
-                    await _close_shielded(owned)
+            await self._end(ctx, attempt, clock, held)
+
+    async def _exchange(
+        self,
+        ctx: RequestContext,
+        attempt: Attempt,
+        exchange: Exchange,
+        clock: AttemptClock,
+        held: _Held,
+        path: str,
+        generation: Generation,
+    ) -> Reply:
+        """Send, then judge the whole answer or commit the stream; ``held`` tracks what is open."""
+        server = generation.config.server
+        backend = attempt.backend
+        response = held.owned = await self._upstream.open(
+            backend,
+            exchange.path,
+            exchange.body,
+            exchange.headers(),
+            connect_timeout=server.connect_timeout_seconds,
+            on_send=clock.sent,
+        )
+        attempt.started = clock.sent_at  # the backend's latency runs from the send too
+        status = response.status_code
+        if attempt.stream and 200 <= status < 300:
+            upstream = held.owned = exchange.stream(response, backend, sent_at=clock.sent_at)
+            result = await self._streams.commit(ctx, attempt, upstream, server)
+            held.committed = True
+            return result
+        data = await read_body(response, backend, limit=server.max_response_body_bytes)
+        answer = exchange.answer(status, data, response.headers)
+        return self._judge_body(ctx, attempt, path, answer, generation.prices)
+
+    async def _end(
+        self, ctx: RequestContext, attempt: Attempt, clock: AttemptClock, held: _Held
+    ) -> None:
+        """However the attempt ended: count its upstream time; unless its stream was committed,
+        finish it (a no-op when it has an outcome already) and close what it opened."""
+        now = trio.current_time()
+        ctx.upstream_seconds += clock.running_seconds(now)
+        if held.committed:
+            return
+        # No outcome yet: cut short by a deadline, the client or the drain.
+        ctx.cut_short_after_send = attempt.outcome is None and clock.sent_at <= now
+        failed = clock.cut_short_is_failure(now) and not self._drain.expired()
+        self._recorder.finish(attempt, Outcome.FAILURE if failed else Outcome.CANCELLED)
+        if held.owned is not None:
+            await close_shielded(held.owned)
 
     def _judge_body(
         self,
         ctx: RequestContext,
         attempt: Attempt,
         path: str,
-        status: int,
-        headers: dict[str, str],
-        data: bytes,
+        answer: tuple[int, dict[str, str], bytes],
+        prices: PriceList,
     ) -> Reply:
         """Judge a fully read upstream answer: return it, or raise to retry elsewhere.
 
@@ -180,30 +212,31 @@ class AttemptRunner:
         attempt counts as the request's error there, the backend is told apart (the model
         hidden, or known not to embed, until its next successful probe) and another is tried.
         """
-        services = self.services
+        status, headers, data = answer
+        finish = self._recorder.finish
         backend = attempt.backend
         name = backend.name
         if says_model_missing(status, data):
-            services.finish_attempt(attempt, Outcome.CLIENT_ERROR)
+            finish(attempt, Outcome.CLIENT_ERROR)
             backend.missing_models.add(attempt.model)
             raise errors.UpstreamModelMissing(name, status, data, headers)
         if says_cannot_embed(path, status):
-            services.finish_attempt(attempt, Outcome.CLIENT_ERROR)
+            finish(attempt, Outcome.CLIENT_ERROR)
             backend.refused_embeddings.add(attempt.model)
             raise errors.UpstreamCannotEmbed(name, status, data, headers)
         outcome = outcome_for_status(status)
         if outcome is Outcome.FAILURE:
-            services.finish_attempt(attempt, outcome)
+            finish(attempt, outcome)
             raise errors.UpstreamStatusError(name, status, data, headers)
         if outcome is Outcome.CLIENT_ERROR or attempt.stream:
             # 4xx is the client's fault, returned as-is; so is a streaming 3xx.
-            services.finish_attempt(attempt, outcome)
+            finish(attempt, outcome)
             ctx.status = status
             return Reply.complete(status, headers, data)
         try:
             usage = body_usage(data)
         except msgspec.DecodeError as exc:
-            services.finish_attempt(attempt, Outcome.FAILURE)
+            finish(attempt, Outcome.FAILURE)
             raise errors.BadUpstreamResponse(
                 f"Backend '{name}' sent a response that is not valid JSON."
             ) from exc
@@ -212,70 +245,9 @@ class AttemptRunner:
             ctx.prompt_tokens = usage.prompt_tokens
             ctx.completion_tokens = usage.completion_tokens
             ctx.cached_tokens = usage.cached_tokens
-        if ctx.prompt_tokens is None and services.prices.lookup(name, attempt.model) is not None:
+        if ctx.prompt_tokens is None and prices.lookup(name, attempt.model) is not None:
             ctx.output_chars = body_output_chars(data)
-        settle_cost(services.prices, ctx)
-        services.finish_attempt(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
+        settle_cost(prices, ctx)
+        finish(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
         ctx.status = status
         return Reply.complete(status, headers, data)
-
-    async def _commit_stream(
-        self, ctx: RequestContext, attempt: Attempt, stream: UpstreamStream
-    ) -> Reply:
-        """Wait for the first event, then hand the stream to the request and respond."""
-        services = self.services
-        content_type = stream.response.headers.get("content-type", "")
-        if not content_type.startswith("text/event-stream"):
-            raise errors.BadUpstreamResponse(
-                f"Backend '{attempt.backend.name}' answered a stream request without an "
-                "event stream."
-            )
-        first = await stream.receive_first()
-        ctx.defer(self._release_stream, ctx, attempt, stream)
-        now = trio.current_time()
-        ctx.committed_at = now
-        ctx.status = stream.response.status_code
-        server = services.config.server
-        limits = StreamLimits(
-            idle_seconds=server.stream_idle_timeout_seconds,
-            max_deadline=max_stream_deadline(now, server.max_stream_seconds),
-        )
-
-        def on_end(reason: str | None) -> None:
-            attempt.ttft_ms = ctx.ttft_ms = stream.ttft_ms()
-            _note_usage(ctx, stream)
-            if reason is None:
-                services.finish_attempt(attempt, Outcome.SUCCESS)
-                return
-            ctx.truncated = True
-            services.metrics.stream_truncated.labels(attempt.backend.name, reason).inc()
-            cut_by_gateway = reason in ("drain", "max_duration")
-            outcome = Outcome.CANCELLED if cut_by_gateway else Outcome.FAILURE
-            services.finish_attempt(attempt, outcome)
-
-        headers = client_response_headers(stream.response.headers)
-        headers["cache-control"] = "no-cache"
-        return Reply.streamed(
-            stream.response.status_code,
-            headers,
-            relay(stream, first, limits, services.drain, on_end),
-        )
-
-    async def _release_stream(
-        self, ctx: RequestContext, attempt: Attempt, stream: UpstreamStream
-    ) -> None:
-        """Exit-stack callback: record a stream the client abandoned, close the upstream."""
-        _note_usage(ctx, stream)
-        attempt.ttft_ms = stream.ttft_ms()
-        self.services.finish_attempt(attempt, Outcome.CANCELLED)
-        await _close_shielded(stream)
-
-
-def _note_usage(ctx: RequestContext, stream: UpstreamStream) -> None:
-    """What a stream used, for the access log and its cost (the characters: for an estimate)."""
-    ctx.output_chars = stream.content_chars
-    usage = stream.usage
-    if usage is not None:
-        ctx.prompt_tokens = usage.prompt_tokens
-        ctx.completion_tokens = usage.completion_tokens
-        ctx.cached_tokens = usage.cached_tokens

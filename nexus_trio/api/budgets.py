@@ -26,10 +26,10 @@ from nexus_trio import errors
 from nexus_trio.api.bodies import RequestView
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.dialects import dialect_for
+from nexus_trio.gateway.generation import Generations
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
 from nexus_trio.routing import Agent, CloudUse
-from nexus_trio.runtime.services import Services
-from nexus_trio.spend import BudgetLevel, BudgetState
+from nexus_trio.spend import BudgetLevel, BudgetState, SpendBook
 from nexus_trio.spend.budget import stricter
 from nexus_trio.spend.reservations import worst_case_usd
 
@@ -38,10 +38,11 @@ _RESERVED_RETRY_SECONDS = 1
 
 
 class BudgetGate:
-    """The global and per-key budgets for the proxy requests of one :class:`Services`."""
+    """The global and per-key budgets over the month's spend, for proxy requests."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, generations: Generations, spend: SpendBook) -> None:
+        self._generations = generations
+        self._spend = spend
 
     def cloud_use(self, key: ClientKey | None) -> CloudUse:
         """What the global budget and the key's own leave of cloud backends.
@@ -49,7 +50,7 @@ class BudgetGate:
         Raises:
             BudgetExceeded: a budget is spent or reserved, and its action is ``reject``.
         """
-        if self.services.spend.level(*self._key_limit(key)) is BudgetLevel.OK:
+        if self._spend.level(*self._key_limit(key)) is BudgetLevel.OK:
             return CloudUse.ALLOWED
         cloud_use = CloudUse.ALLOWED
         for what, state in self._states(key):
@@ -76,19 +77,19 @@ class BudgetGate:
             BudgetExceeded: a budget is spent or reserved and its action is ``reject``.
         """
         self.release(ctx)
-        services = self.services
+        generation = self._generations.current
         backend = agent.backend
-        price = services.prices.lookup(backend.name, agent.model)
+        price = generation.prices.lookup(backend.name, agent.model)
         if price is None:
             return True
-        if services.spend.level(*self._key_limit(ctx.key)) is BudgetLevel.HARD:
+        if self._spend.level(*self._key_limit(ctx.key)) is BudgetLevel.HARD:
             for what, state in self._states(ctx.key):
                 if state.level is BudgetLevel.HARD:
                     if state.action == "reject":
                         raise self._exceeded(what, state)
                     if backend.location == "cloud":
                         return False
-        budget = services.config.budget
+        budget = generation.config.budget
         default = dialect_for(backend.config.type).output_allowance(
             backend, budget.default_reserved_output_tokens
         )
@@ -96,7 +97,7 @@ class BudgetGate:
         output = view.output_allowance(default, context_length)
         output = min(output, budget.max_reserved_output_tokens)
         usd = worst_case_usd(price, ctx.estimated_prompt_tokens, output)
-        ctx.reservation = services.spend.reserve(ctx.key_name, usd)
+        ctx.reservation = self._spend.reserve(ctx.key_name, usd)
         return True
 
     def release(self, ctx: RequestContext) -> None:
@@ -105,7 +106,7 @@ class BudgetGate:
         reservation = ctx.reservation
         if reservation is not None:
             ctx.reservation = None
-            self.services.spend.release(reservation)
+            self._spend.release(reservation)
 
     @staticmethod
     def _key_limit(key: ClientKey | None) -> tuple[str, float]:
@@ -118,9 +119,9 @@ class BudgetGate:
         """The budgets that apply, each with how a refusal names it: with its limit, except the
         global budget's to a tenant key (not admin), which ``/v1/stats`` withholds from it too
         (docs/keys.md#roles)."""
-        spend = self.services.spend
+        spend = self._spend
         states: list[tuple[str, BudgetState]] = []
-        if self.services.config.budget.monthly_limit_usd > 0:
+        if self._generations.current.config.budget.monthly_limit_usd > 0:
             state = spend.budget()
             tenant = key is not None and not key.admin
             states.append((_named("The monthly budget", state, amounts=not tenant), state))
@@ -134,7 +135,7 @@ class BudgetGate:
         is spent; a moment when only the requests in flight hold it (their reservations end
         with them)."""
         if state.spent:
-            seconds = max(1, math.ceil(self.services.spend.seconds_to_month_end()))
+            seconds = max(1, math.ceil(self._spend.seconds_to_month_end()))
             return errors.BudgetExceeded(
                 f"{what} is spent.",
                 headers={"x-should-retry": "false", "Retry-After": str(seconds)},

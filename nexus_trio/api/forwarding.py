@@ -18,13 +18,11 @@ attempt's (upstream status passed through as-is), or — when no attempt was pos
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 
 import trio
 
 from nexus_trio import errors
-from nexus_trio.api.admission_queue import Ticket
 from nexus_trio.api.analysis import input_estimate, requirements_of
 from nexus_trio.api.attempt import AttemptRunner
 from nexus_trio.api.bodies import RequestView, rewritten
@@ -36,63 +34,40 @@ from nexus_trio.api.refusals import (
     queue_timeout,
     shown_model,
 )
+from nexus_trio.api.request_router import RequestRouter, RoutePlan
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.reply import Reply
 from nexus_trio.dialects import dialect_for
-from nexus_trio.keys import ClientKey
-from nexus_trio.routing import (
-    Agent,
-    CloudUse,
-    Decision,
-    Queue,
-    Reject,
-    Rejection,
-    RejectionReason,
-    Requirements,
-    Route,
-    RoutingRequest,
-)
-from nexus_trio.runtime.services import Services
+from nexus_trio.drain import Drain
+from nexus_trio.gateway.generation import Generations
+from nexus_trio.metrics import Metrics
+from nexus_trio.registry import Registry
+from nexus_trio.routing import Agent, CloudUse, Decision, Reject, Route
 
 log = logging.getLogger("nexus_trio.routing")
 
 
-class _Plan:
-    """What one request has spent and learned on its way through its attempts."""
+class Forwarder:
+    """Routes and forwards proxy requests: the retry and fallback loop under one deadline."""
 
     def __init__(
         self,
-        view: RequestView,
-        requirements: Requirements,
-        high_priority: bool,
-        cloud_use: CloudUse,
-        key: ClientKey | None,
+        generations: Generations,
+        router: RequestRouter,
+        attempts: AttemptRunner,
+        budgets: BudgetGate,
+        *,
+        registry: Registry,
+        drain: Drain,
+        metrics: Metrics,
     ) -> None:
-        self.view = view
-        self.cloud_use = cloud_use
-        self.key = key
-        #: The key is ``privacy = "restricted"`` (docs/keys.md#keys).
-        self.restricted = False
-        self.requirements = requirements
-        self.high_priority = high_priority
-        self.tried: set[tuple[str, str]] = set()
-        self.skip_backends: set[str] = set()
-        self.fresh_connection_used: set[str] = set()
-        self.rejects: list[Reject] = []
-        self.last_error: errors.UpstreamError | None = None
-        self.ticket: Ticket | None = None
-        self.queued_at: float | None = None
-        #: True while waiting in the admission queue (a deadline then means queue_timeout).
-        self.waiting = False
-
-
-class Forwarder:
-    """Routes and forwards proxy requests for one :class:`Services`."""
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.attempts = AttemptRunner(services)
-        self.budgets = BudgetGate(services)
+        self._generations = generations
+        self._router = router
+        self.attempts = attempts
+        self.budgets = budgets
+        self._registry = registry
+        self._drain = drain
+        self._metrics = metrics
 
     async def forward(
         self,
@@ -108,8 +83,50 @@ class Forwarder:
         final :class:`APIError`. Cancellation (client gone) finishes open attempts as
         ``cancelled``, closes their upstream responses and leaves the queue.
         """
-        services = self.services
-        config = services.config
+        plan = self._plan(ctx, view, client_headers)
+        ctx.estimated_prompt_tokens = input_estimate(view, len(body))
+        server = plan.generation.config.server
+        budget = 1 + plan.generation.config.routing.max_retries
+        deadline = ctx.started + server.request_timeout_seconds
+        models = [view.model]
+        with trio.move_on_at(deadline) as request_scope:
+            self._drain.watch(request_scope)
+            index = 0
+            while index < len(models) and ctx.attempts < budget:
+                decision = await self._router.route(ctx, plan, models[index], deadline)
+                if index == 0 and len(models) == 1:
+                    models += self._fallbacks(plan, decision, view.model)
+                if isinstance(decision, Reject):
+                    plan.rejects.append(decision)
+                    index += 1
+                    continue
+                response = await self._try(
+                    ctx, plan, decision, index > 0, path, body, client_headers, deadline
+                )
+                if response is not None:
+                    return response
+        if request_scope.cancelled_caught:
+            if self._drain.expired():
+                raise errors.ShuttingDown()
+            if plan.waiting and plan.queued_at is not None:
+                raise queue_timeout(view.model, plan.queued_at)
+            plan.last_error = errors.BackendTimeout(
+                f"No backend answered within {server.request_timeout_seconds:g} s."
+            )
+        raise self._final_error(ctx, plan)
+
+    def _plan(
+        self,
+        ctx: RequestContext,
+        view: RequestView,
+        client_headers: Sequence[tuple[bytes, bytes]],
+    ) -> RoutePlan:
+        """The request's plan under the current generation, once its key may ask its model.
+
+        Raises:
+            ModelNotAllowed: the key's allow-list does not name the model.
+            BudgetExceeded: a budget is spent or reserved, and its action is ``reject``.
+        """
         ctx.stream = view.stream
         ctx.requested_model = shown_model(view.model)  # as logged (docs/proxying.md#request-body)
         key = ctx.key
@@ -122,42 +139,19 @@ class Forwarder:
                 f"The key '{key.name}' may not use the model '{shown_model(view.model)}'.",
                 param="model",
             )
-        plan = _Plan(view, requirements_of(view), high, self.budgets.cloud_use(key), key)
-        plan.restricted = key is not None and key.restricted
-        ctx.estimated_prompt_tokens = input_estimate(view, len(body))
-        budget = 1 + config.routing.max_retries
-        deadline = ctx.started + config.server.request_timeout_seconds
-        models = [view.model]
-        with trio.move_on_at(deadline) as request_scope:
-            services.drain.watch(request_scope)
-            index = 0
-            while index < len(models) and ctx.attempts < budget:
-                decision = await self._route(ctx, plan, models[index], deadline)
-                if index == 0 and len(models) == 1:
-                    models += self._fallbacks(decision, view.model)
-                if isinstance(decision, Reject):
-                    plan.rejects.append(decision)
-                    index += 1
-                    continue
-                response = await self._try(
-                    ctx, plan, decision, index > 0, path, body, client_headers, deadline
-                )
-                if response is not None:
-                    return response
-        if request_scope.cancelled_caught:
-            if services.drain.expired():
-                raise errors.ShuttingDown()
-            if plan.waiting and plan.queued_at is not None:
-                raise queue_timeout(view.model, plan.queued_at)
-            plan.last_error = errors.BackendTimeout(
-                f"No backend answered within {config.server.request_timeout_seconds:g} s."
-            )
-        raise self._final_error(ctx, plan)
+        return RoutePlan(
+            self._generations.current,
+            view,
+            requirements_of(view),
+            high_priority=high,
+            cloud_use=self.budgets.cloud_use(key),
+            key=key,
+        )
 
     async def _try(
         self,
         ctx: RequestContext,
-        plan: _Plan,
+        plan: RoutePlan,
         route: Route,
         fallback: bool,
         path: str,
@@ -180,19 +174,7 @@ class Forwarder:
             plan.cloud_use = CloudUse.NONE  # local_only: route again without cloud backends
             return None
         self._label(ctx, route, fallback)
-        # A priced stream must report usage: ask an OpenAI-compatible backend for it unless the
-        # client did (docs/proxying.md#request-body); the relay then drops the chunk that
-        # answers it. A translated backend (anthropic) always reports usage to the gateway.
-        ask_usage = (
-            view.stream
-            and not view.asks_usage
-            and not dialect_for(agent.backend.config.type).reports_stream_usage
-            and self.services.prices.lookup(agent.backend.name, agent.model) is not None
-        )
-        model = None if agent.model == view.model else agent.model
-        forwarded = body
-        if model is not None or ask_usage:
-            forwarded = rewritten(body, model=model, include_usage=ask_usage)
+        forwarded, ask_usage = _upstream_body(plan, agent, body)
         ctx.attempts += 1
         try:
             response = await self.attempts.run(
@@ -223,7 +205,7 @@ class Forwarder:
             self._failed(ctx, plan, agent, exc)
             return None
         if fallback:
-            self.services.metrics.fallbacks.labels(view.model, agent.model).inc()
+            self._metrics.fallbacks.labels(view.model, agent.model).inc()
         return response
 
     def _label(self, ctx: RequestContext, route: Route, fallback: bool) -> None:
@@ -241,11 +223,10 @@ class Forwarder:
             ctx.route_reason = route.reason
 
     def _failed(
-        self, ctx: RequestContext, plan: _Plan, agent: Agent, exc: errors.UpstreamError
+        self, ctx: RequestContext, plan: RoutePlan, agent: Agent, exc: errors.UpstreamError
     ) -> None:
         """Learn from a failed attempt: never this agent again, maybe not this backend. It cost
         nothing: its reservation is released."""
-        services = self.services
         self.budgets.release(ctx)
         plan.last_error = exc
         plan.tried.add(agent.key)
@@ -262,92 +243,20 @@ class Forwarder:
                     agent.model,
                     seconds,
                 )
-        if ctx.attempts < 1 + services.config.routing.max_retries:
-            services.metrics.retries.labels(backend.name).inc()
-
-    async def _route(
-        self, ctx: RequestContext, plan: _Plan, model: str, deadline: float
-    ) -> Route | Reject:
-        """Ask the pipeline; wait in the admission queue while everything is at capacity.
-
-        A queued request's client is watched from the moment it queues (it leaves the queue at
-        once if it disconnects).
-        """
-        services = self.services
-        while True:
-            decision = self._decide(plan, model)
-            if not isinstance(decision, Queue):
-                return decision
-            queue = services.config.queue
-            if not queue.enabled:
-                return self._at_capacity(decision)
-            now = trio.current_time()
-            if plan.ticket is None or plan.queued_at is None:
-                plan.ticket = services.queue.ticket(
-                    decision.resolved_model, high_priority=plan.high_priority
-                )
-                plan.queued_at = now
-            if ctx.watch is not None:
-                ctx.watch.expedite()
-            wait_until = min(plan.queued_at + queue.max_wait_seconds, deadline)
-            with trio.move_on_at(wait_until) as wait_scope:
-                plan.waiting = True  # stays set if the request deadline ends the wait
-                await services.queue.wait_for_slot(plan.ticket, max_size=queue.max_size)
-                plan.waiting = False
-            if wait_scope.cancelled_caught:
-                raise queue_timeout(decision.resolved_model, plan.queued_at)
-
-    def _decide(self, plan: _Plan, model: str) -> Decision:
-        request = RoutingRequest(
-            model=model,
-            stream=plan.view.stream,
-            requirements=plan.requirements,
-            now=trio.current_time(),
-            tried=frozenset(plan.tried),
-            skip_backends=frozenset(plan.skip_backends),
-            cloud_use=plan.cloud_use,
-            restricted=plan.restricted,
-            model_allowed=plan.key is None or plan.key.allows_model(model),
-        )
-        services = self.services
-        started = time.perf_counter()
-        decision = services.pipeline.decide(request)
-        metrics = services.metrics
-        metrics.routing_duration.observe(time.perf_counter() - started)
-        if not isinstance(decision, Queue):
-            for rejection in decision.rejections:
-                metrics.exclusions.labels(rejection.reconciler, rejection.reason.value).inc()
-        if isinstance(decision, Route):
-            if decision.reason == "probe":
-                services.quality.probe_started(decision.agent.key, now=request.now)
-            elif decision.reason == "quality_panic":
-                metrics.quality_panic.labels(decision.resolved_model).inc()
-        return decision
-
-    def _fallbacks(self, decision: Decision, requested: str) -> list[str]:
-        chains = self.services.config.routing.fallbacks
-        return list(chains.get(decision.resolved_model) or chains.get(requested) or [])
+        if ctx.attempts < 1 + plan.generation.config.routing.max_retries:
+            self._metrics.retries.labels(backend.name).inc()
 
     @staticmethod
-    def _at_capacity(decision: Queue) -> Reject:
-        rejections = tuple(
-            Rejection(
-                agent.backend.name,
-                "scheduler",
-                RejectionReason.AT_CAPACITY,
-                f"{agent.backend.config.max_concurrent_requests} requests in flight",
-                1.0,
-            )
-            for agent in decision.agents
-        )
-        return Reject(decision.resolved_model, rejections, model_known=True)
+    def _fallbacks(plan: RoutePlan, decision: Decision, requested: str) -> list[str]:
+        chains = plan.generation.config.routing.fallbacks
+        return list(chains.get(decision.resolved_model) or chains.get(requested) or [])
 
-    def _final_error(self, ctx: RequestContext, plan: _Plan) -> errors.APIError:
+    def _final_error(self, ctx: RequestContext, plan: RoutePlan) -> errors.APIError:
         error: errors.APIError
         if plan.last_error is not None:
             error = plan.last_error
         elif not any(reject.model_known for reject in plan.rejects):
-            error = model_not_found(plan.view.model, self._known_models(ctx.key))
+            error = model_not_found(plan.view.model, self._known_models(plan))
         else:
             # Every model of the chain that was routed says why it could not serve.
             first = next(reject for reject in plan.rejects if reject.model_known)
@@ -357,8 +266,30 @@ class Forwarder:
             error.headers["x-should-retry"] = "false"
         return error
 
-    def _known_models(self, key: ClientKey | None) -> list[str]:
-        """Every model and alias, as far as ``key`` may ask for them (docs/keys.md#keys)."""
-        services = self.services
-        known = services.registry.known_models() | set(services.config.routing.aliases)
+    def _known_models(self, plan: RoutePlan) -> list[str]:
+        """Every model and alias, as far as the plan's key may ask for them (docs/keys.md#keys)."""
+        key = plan.key
+        known = self._registry.known_models() | set(plan.generation.config.routing.aliases)
         return sorted(m for m in known if key is None or key.allows_model(m))
+
+
+def _upstream_body(plan: RoutePlan, agent: Agent, body: bytes) -> tuple[bytes, bool]:
+    """The body the attempt sends, and whether the gateway asked the stream for its usage.
+
+    A priced stream must report usage: an OpenAI-compatible backend is asked for it unless the
+    client did (docs/proxying.md#request-body); the relay then drops the chunk that answers it.
+    A translated backend (anthropic) always reports usage to the gateway. The model is
+    rewritten when the agent serves another name than the one asked for.
+    """
+    view = plan.view
+    backend = agent.backend
+    ask_usage = (
+        view.stream
+        and not view.asks_usage
+        and not dialect_for(backend.config.type).reports_stream_usage
+        and plan.generation.prices.lookup(backend.name, agent.model) is not None
+    )
+    model = None if agent.model == view.model else agent.model
+    if model is None and not ask_usage:
+        return body, False
+    return rewritten(body, model=model, include_usage=ask_usage), ask_usage

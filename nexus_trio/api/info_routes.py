@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
-import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
 from nexus_trio import __version__
 from nexus_trio.asgi.context import RequestContext
+from nexus_trio.drain import Drain
+from nexus_trio.gateway.generation import Generations
+from nexus_trio.gateway.statistics import GatewayStatistics
 from nexus_trio.keys import ClientKey
 from nexus_trio.metrics import CONTENT_TYPE_LATEST
-from nexus_trio.registry import FLAGS, Capabilities, HealthState
+from nexus_trio.registry import FLAGS, Capabilities, HealthState, Registry
 from nexus_trio.routing.reconcilers.analyzer import resolve_alias
-from nexus_trio.runtime.services import Services
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -23,13 +26,12 @@ def _json(payload: object, status: int = 200) -> Response:
     return Response(_ENCODER.encode(payload), status=status, content_type="application/json")
 
 
-def health_status(services: Services) -> str:
+def health_status(statistics: GatewayStatistics) -> str:
     """``healthy`` | ``degraded`` | ``unhealthy`` | ``draining`` (docs/api.md#health)."""
-    if services.drain.draining:
+    if statistics.draining:
         return "draining"
-    counts = services.registry.health_counts()
-    healthy = counts[HealthState.HEALTHY]
-    if healthy and healthy == len(services.registry):
+    healthy = statistics.health_counts()[HealthState.HEALTHY]
+    if healthy and healthy == len(statistics.backends):
         return "healthy"
     return "degraded" if healthy else "unhealthy"
 
@@ -54,7 +56,9 @@ def model_capabilities(per_backend: list[Capabilities]) -> dict[str, bool | int]
     return known
 
 
-def model_list(services: Services, key: ClientKey | None) -> list[dict[str, object]]:
+def model_list(
+    registry: Registry, aliases: dict[str, str], created: int, key: ClientKey | None
+) -> list[dict[str, object]]:
     """The ``/v1/models`` entries, sorted by id, that ``key`` may ask for (docs/api.md#models).
 
     A model served by a healthy backend is listed, and an alias whose target is; with a key
@@ -64,13 +68,12 @@ def model_list(services: Services, key: ClientKey | None) -> list[dict[str, obje
     """
     owners: dict[str, list[tuple[int, str]]] = {}
     declared: dict[str, list[Capabilities]] = {}
-    for backend in services.registry:
+    for backend in registry:
         if backend.health is not HealthState.HEALTHY:
             continue
         for model in backend.models:
             owners.setdefault(model, []).append((backend.config.priority, backend.name))
             declared.setdefault(model, []).append(backend.capabilities(model))
-    created = int(services.started_wall)
     entries: dict[str, dict[str, object]] = {}
     for model, ranked in owners.items():
         ranked.sort()
@@ -82,7 +85,6 @@ def model_list(services: Services, key: ClientKey | None) -> list[dict[str, obje
             "backends": [name for _, name in ranked],
             "capabilities": model_capabilities(declared[model]),
         }
-    aliases = services.config.routing.aliases
     for alias, target in aliases.items():
         resolved = resolve_alias(aliases, alias)
         if resolved in owners and alias not in entries:
@@ -101,26 +103,36 @@ def model_list(services: Services, key: ClientKey | None) -> list[dict[str, obje
     return [entries[model] for model in allowed]
 
 
-def register_status_routes(app: QuartTrio, services: Services) -> None:
-    """Add the status routes to ``app``."""
+def register_status_routes(
+    app: QuartTrio,
+    statistics: Callable[[], GatewayStatistics],
+    *,
+    registry: Registry,
+    generations: Generations,
+    drain: Drain,
+    render_metrics: Callable[[], bytes],
+    started_wall: float,
+) -> None:
+    """Add the status routes to ``app``: ``/health`` from the gateway's ``statistics``,
+    ``/v1/models`` from the live ``registry`` (``created``: ``started_wall``)."""
 
     @app.get("/health")
     async def health() -> Response:
-        status = health_status(services)
-        counts = services.registry.health_counts()
+        stats = statistics()
+        status = health_status(stats)
         body = {
             "status": status,
             "version": __version__,
-            "uptime_seconds": int(trio.current_time() - services.started_at),
-            "backends": {"total": len(services.registry), **counts},
-            "models": {"total": len(services.registry.known_models())},
-            "in_flight_requests": services.in_flight,
+            "uptime_seconds": int(stats.uptime_seconds),
+            "backends": {"total": len(stats.backends), **stats.health_counts()},
+            "models": {"total": stats.models_total},
+            "in_flight_requests": stats.in_flight,
         }
         return _json(body, 200 if status in ("healthy", "degraded") else 503)
 
     @app.get("/health/live")
     async def live() -> Response:
-        if services.drain.draining:
+        if drain.draining:
             return _json({"status": "draining"}, 503)
         return _json({"status": "alive"})
 
@@ -128,8 +140,10 @@ def register_status_routes(app: QuartTrio, services: Services) -> None:
     async def models() -> Response:
         ctx: RequestContext | None = request.scope.get("nexus.context")  # type: ignore[assignment]
         key = None if ctx is None else ctx.key
-        return _json({"object": "list", "data": model_list(services, key)})
+        aliases = generations.current.config.routing.aliases
+        entries = model_list(registry, aliases, int(started_wall), key)
+        return _json({"object": "list", "data": entries})
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(services.metrics.render(), content_type=CONTENT_TYPE_LATEST)
+        return Response(render_metrics(), content_type=CONTENT_TYPE_LATEST)

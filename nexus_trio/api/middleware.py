@@ -1,7 +1,7 @@
 """The ASGI layer around the Quart app: request ownership, drain answers, the final send.
 
 :class:`GatewayASGI` is installed as the Quart app's ASGI middleware
-(``app.asgi_app = GatewayASGI(app.asgi_app, proxy, services)``, so Quart's test client goes
+(``app.asgi_app = GatewayASGI(app.asgi_app, proxy, ...)``, so Quart's test client goes
 through it too). The three proxy paths go to the
 :class:`~nexus_trio.api.proxy.ProxyEndpoint` (the hot path, served without Quart); every other
 request to the Quart app, except the ASGI-layer endpoints of what is mounted beside the API
@@ -40,13 +40,14 @@ from hypercorn.typing import (
 
 from nexus_trio import errors
 from nexus_trio.api import cors, gate
-from nexus_trio.api.accounting import record_request
+from nexus_trio.api.accounting import RequestAccounting
 from nexus_trio.api.proxy import ROUTES, ProxyEndpoint
 from nexus_trio.asgi.context import RequestContext, request_id_from
 from nexus_trio.asgi.mount import Endpoint
 from nexus_trio.asgi.reply import Reply, error_reply
 from nexus_trio.asgi.sending import send_reply
-from nexus_trio.runtime.services import Services
+from nexus_trio.drain import Drain
+from nexus_trio.gateway.generation import Generations
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
 
@@ -62,13 +63,18 @@ class GatewayASGI:
         self,
         app: ASGIApp,
         proxy: ProxyEndpoint,
-        services: Services,
+        *,
+        generations: Generations,
+        drain: Drain,
+        accounting: RequestAccounting,
         endpoints: Mapping[str, Endpoint] | None = None,
     ) -> None:
         """``endpoints``: ASGI-layer endpoints by exact path (from mounts)."""
         self.app = app
         self.proxy = proxy
-        self.services = services
+        self._generations = generations
+        self._drain = drain
+        self._accounting = accounting
         self.endpoints = dict(endpoints or {})
 
     async def __call__(
@@ -111,7 +117,7 @@ class GatewayASGI:
                 with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
                     await ctx.exit_stack.aclose()
             if ctx.is_proxy:
-                record_request(self.services, ctx)
+                self._accounting.finish(ctx)
 
     def _refusal(
         self,
@@ -128,10 +134,10 @@ class GatewayASGI:
         keys off, a JSON content type on POST (a page on any origin could otherwise send a
         form or plain text). Sets ``ctx.key`` and the CORS headers of the answer.
         """
-        services = self.services
-        if services.drain.listener_closed.is_set():
+        if self._drain.listener_closed.is_set():
             return errors.ShuttingDown()
-        config = services.config
+        generation = self._generations.current
+        config = generation.config
         error = gate.check_request(
             scope["raw_path"] or scope["path"].encode(),
             ctx.path,
@@ -151,7 +157,7 @@ class GatewayASGI:
             return errors.OriginNotAllowed(
                 "This origin may not call the gateway (server.cors_origins)."
             )
-        keyring = services.keyring
+        keyring = generation.keyring
         if not keyring:
             if ctx.method == "POST" and not gate.is_json(headers):
                 return errors.UnsupportedMediaType(
@@ -175,7 +181,7 @@ class GatewayASGI:
         """Read and drop a refused request's body (as the server frames it), within the body's
         size and time limits, so the refusal is sent on a connection at rest; the connection
         is then closed, and nothing after the body is ever read as a request."""
-        server = self.services.config.server
+        server = self._generations.current.config.server
         left = server.max_request_body_bytes
         with trio.move_on_at(
             ctx.started + min(server.body_timeout_seconds, server.request_timeout_seconds)
@@ -192,7 +198,7 @@ class GatewayASGI:
         ctx.error_code = error.code
         await send_reply(send, ctx, error_reply(error))
         if ctx.is_proxy:
-            record_request(self.services, ctx)
+            self._accounting.finish(ctx)
 
 
 async def _refuse_websocket(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

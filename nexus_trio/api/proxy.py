@@ -35,9 +35,13 @@ from nexus_trio import errors
 from nexus_trio.api.bodies import RouteKind, decode_view
 from nexus_trio.api.forwarding import Forwarder
 from nexus_trio.asgi.context import RequestContext
+from nexus_trio.asgi.disconnects import DisconnectWatcher
 from nexus_trio.asgi.reply import Reply, encode_headers, error_reply
 from nexus_trio.asgi.sending import send_reply
-from nexus_trio.runtime.services import Services
+from nexus_trio.gateway.generation import Generations
+from nexus_trio.gateway.state import InFlight
+from nexus_trio.keys import KeyConcurrency, RateLimiter
+from nexus_trio.metrics import Metrics
 
 log = logging.getLogger("nexus_trio.api")
 
@@ -49,11 +53,26 @@ ROUTES = {
 
 
 class ProxyEndpoint:
-    """Answers ``POST`` on the three proxy paths for one :class:`Services`."""
+    """Answers ``POST`` on the three proxy paths: reads the body, admits, forwards."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.forwarder = Forwarder(services)
+    def __init__(
+        self,
+        generations: Generations,
+        forwarder: Forwarder,
+        *,
+        in_flight: InFlight,
+        key_concurrency: KeyConcurrency,
+        limiter: RateLimiter,
+        disconnects: DisconnectWatcher,
+        metrics: Metrics,
+    ) -> None:
+        self._generations = generations
+        self.forwarder = forwarder
+        self._in_flight = in_flight
+        self._key_concurrency = key_concurrency
+        self._limiter = limiter
+        self._disconnects = disconnects
+        self._metrics = metrics
 
     async def __call__(
         self,
@@ -80,7 +99,7 @@ class ProxyEndpoint:
             return
         try:
             with trio.CancelScope() as request_scope:
-                watch = ctx.watch = self.services.disconnects.watch(receive, request_scope)
+                watch = ctx.watch = self._disconnects.watch(receive, request_scope)
                 try:
                     reply = await self._answer(ctx, scope, body)
                     await send_reply(send, ctx, reply)
@@ -97,37 +116,36 @@ class ProxyEndpoint:
         Raises:
             Overloaded, RateLimitExceeded: nothing was taken.
         """
-        services = self.services
-        limit = services.config.server.max_in_flight_requests
-        if limit and services.in_flight >= limit:
+        limit = self._generations.current.config.server.max_in_flight_requests
+        if limit and self._in_flight.count >= limit:
             raise errors.Overloaded()
         key = ctx.key
         config = None if key is None else key.config
         if key is not None and config is not None:
             try:
-                services.key_concurrency.take(key.name, config.max_concurrent_requests)
+                self._key_concurrency.take(key.name, config.max_concurrent_requests)
             except errors.RateLimitExceeded as exc:
-                services.metrics.rate_limited.labels(key.name, exc.kind).inc()
+                self._metrics.rate_limited.labels(key.name, exc.kind).inc()
                 raise
             if key.limited:
                 try:
-                    headers = services.limiter.admit(key.name, config, ctx.started)
+                    headers = self._limiter.admit(key.name, config, ctx.started)
                 except errors.RateLimitExceeded as exc:
-                    services.key_concurrency.give_back(key.name)
-                    services.metrics.rate_limited.labels(key.name, exc.kind).inc()
+                    self._key_concurrency.give_back(key.name)
+                    self._metrics.rate_limited.labels(key.name, exc.kind).inc()
                     raise
                 ctx.response_headers = [*(ctx.response_headers or ()), *encode_headers(headers)]
-        services.in_flight += 1
+        self._in_flight.count += 1
         ctx.admitted = True
 
     def _release(self, ctx: RequestContext) -> None:
         """Give back what :meth:`_admit` took."""
         if not ctx.admitted:
             return
-        self.services.in_flight -= 1
+        self._in_flight.count -= 1
         key = ctx.key
         if key is not None and key.config is not None:
-            self.services.key_concurrency.give_back(key.name)
+            self._key_concurrency.give_back(key.name)
 
     async def _read_body(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, ctx: RequestContext
@@ -137,7 +155,7 @@ class ProxyEndpoint:
         Raises:
             UnsupportedMediaType, RequestTooLarge, RequestTimeout.
         """
-        server = self.services.config.server
+        server = self._generations.current.config.server
         limit = server.max_request_body_bytes
         seconds = min(server.body_timeout_seconds, server.request_timeout_seconds)
         for name, value in scope["headers"]:

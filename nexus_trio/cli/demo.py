@@ -29,7 +29,7 @@ from nexus_trio.config import (
     ServerConfig,
     StateConfig,
 )
-from nexus_trio.runtime.drain import Drain
+from nexus_trio.drain import Drain
 from nexus_trio.runtime.supervisor import Supervisor
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 
@@ -135,8 +135,8 @@ async def run_demo(port: int, *, traffic: bool = True) -> int:
 
         binds = await nursery.start(gateway)
         print(banner(binds[0], traffic=traffic), flush=True)
-        if traffic and supervisor.services is not None:
-            nursery.start_soon(_traffic_until_drain, binds[0], supervisor.services.drain)
+        if traffic and supervisor.wiring is not None:
+            nursery.start_soon(_traffic_until_drain, binds[0], supervisor.wiring.drain)
     return 1 if supervisor.forced else 0
 
 

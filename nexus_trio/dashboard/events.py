@@ -31,8 +31,9 @@ from nexus_trio.asgi.reply import error_reply
 from nexus_trio.asgi.sending import send_reply
 from nexus_trio.dashboard.publisher import SnapshotPublisher, server_sent_event
 from nexus_trio.dashboard.request_log import RequestEntry, entry_object
+from nexus_trio.drain import Drain
+from nexus_trio.gateway.generation import Generations
 from nexus_trio.keys import ClientKey
-from nexus_trio.runtime.services import Services
 from nexus_trio.stats.document import viewer
 
 _HEADERS = [
@@ -58,9 +59,12 @@ def _log_event(entries: list[RequestEntry], tenant: ClientKey | None) -> bytes:
 class DashboardEvents:
     """The ASGI endpoint of ``/v1/dashboard/events``; see the module docstring."""
 
-    def __init__(self, services: Services, publisher: SnapshotPublisher) -> None:
-        self.services = services
+    def __init__(
+        self, publisher: SnapshotPublisher, generations: Generations, drain: Drain
+    ) -> None:
         self.publisher = publisher
+        self._generations = generations
+        self._drain = drain
 
     async def __call__(
         self,
@@ -97,7 +101,7 @@ class DashboardEvents:
             {"type": "http.response.start", "status": 200, "headers": [*_HEADERS, request_id]}
         )
         ctx.status = 200
-        listener_closed = self.services.drain.listener_closed
+        listener_closed = self._drain.listener_closed
         with trio.CancelScope() as streaming:
             async with trio.open_nursery() as watchers:
                 watchers.start_soon(_cancel_on_disconnect, receive, streaming)
@@ -119,8 +123,9 @@ class DashboardEvents:
         """
         if ctx.method != "GET":
             raise errors.MethodNotAllowed("Only GET is allowed on this route.")
-        tenant = viewer(self.services, ctx)
-        dashboard = self.services.config.dashboard
+        generation = self._generations.current
+        tenant = viewer(generation.keyring, ctx)
+        dashboard = generation.config.dashboard
         if self.publisher.connected >= dashboard.max_connections:
             raise errors.Overloaded(
                 "Too many dashboards are connected (dashboard.max_connections)."

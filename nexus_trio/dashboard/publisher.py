@@ -28,9 +28,14 @@ import msgspec
 import trio
 
 from nexus_trio.dashboard.request_log import RequestEntry, RequestLog
-from nexus_trio.dashboard.snapshot import RateWindow, build_snapshot, tenant_snapshot
+from nexus_trio.dashboard.snapshot import (
+    RateWindow,
+    SnapshotSources,
+    build_snapshot,
+    tenant_snapshot,
+)
+from nexus_trio.gateway.statistics import GatewayStatistics
 from nexus_trio.keys import ClientKey
-from nexus_trio.runtime.services import Services
 
 #: One snapshot per this many seconds while a dashboard is connected.
 PERIOD_SECONDS = 1.0
@@ -53,6 +58,8 @@ class Published:
     log_from: int
     #: The request-log sequence number of its newest entry.
     log_to: int
+    #: The gateway's statistics it was built from.
+    statistics: GatewayStatistics
     #: The snapshot as an admin sees it.
     document: dict[str, Any]
     #: The request-log entries it carries.
@@ -66,8 +73,8 @@ class Published:
 class SnapshotPublisher:
     """Builds the dashboard snapshot while anyone watches; see the module docstring."""
 
-    def __init__(self, services: Services, request_log: RequestLog) -> None:
-        self._services = services
+    def __init__(self, sources: SnapshotSources, request_log: RequestLog) -> None:
+        self._sources = sources
         self.request_log = request_log
         self._rates = RateWindow()
         #: Each tenant key's rate window (key names are configured: bounded).
@@ -117,7 +124,7 @@ class SnapshotPublisher:
             if rates is None:
                 rates = self._tenant_rates[tenant.name] = RateWindow()
             document = tenant_snapshot(
-                self._services, published.document, published.entries, tenant, rates
+                published.statistics, published.document, published.entries, tenant, rates
             )
             event = published.tenant_events[tenant.name] = server_sent_event("snapshot", document)
         return event
@@ -135,13 +142,15 @@ class SnapshotPublisher:
         """Build, encode and publish one snapshot now; wake every waiting dashboard."""
         log_from = self._log_seq
         entries = self.request_log.entries_after(log_from)
-        document = build_snapshot(self._services, entries, self._rates, log_from)
+        statistics = self._sources.statistics()
+        document = build_snapshot(statistics, self._sources, entries, self._rates, log_from)
         self._seq += 1
         self._log_seq = self.request_log.last_seq
         published = Published(
             seq=self._seq,
             log_from=log_from,
             log_to=self._log_seq,
+            statistics=statistics,
             document=document,
             entries=entries,
             event=server_sent_event("snapshot", document),

@@ -1,7 +1,7 @@
 """The ring buffer of the last finished proxy requests, for the dashboard's request log.
 
-The accounting code appends one tuple per finished proxy request (:meth:`RequestLog.append`,
-a handful of attribute reads and a ``deque`` append, well under the 2 µs budget). Turning
+It is a sink of finished proxy requests (:meth:`RequestLog.append`, registered by the wiring):
+one tuple per request, a handful of attribute reads and a ``deque`` append. Turning
 entries into JSON objects happens only when a snapshot is built, once per second, and only
 while a dashboard is connected. An entry holds metadata only: never prompts, completions or
 keys, only the key's configured name (each tenant is shown its own; docs/keys.md#roles). Every
@@ -11,11 +11,10 @@ entry carries a sequence number so that a reader can ask for the entries it has 
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from typing import Any, NamedTuple
 
-from nexus_trio.asgi.context import RequestContext
+from nexus_trio.gateway.record import RequestRecord
 
 
 class RequestEntry(NamedTuple):
@@ -55,27 +54,34 @@ class RequestLog:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def append(self, ctx: RequestContext, elapsed_seconds: float) -> None:
-        """Remember the request ``ctx`` that finished after ``elapsed_seconds``; O(1)."""
+    def append(self, record: RequestRecord) -> None:
+        """Remember the finished request ``record``; O(1).
+
+        A request that presented no valid key while keys are on is not kept
+        (docs/api.md#dashboard): anyone can send those, and they must not push real entries
+        out of the ring.
+        """
+        if record.unauthenticated:
+            return
         seq = self.last_seq = self.last_seq + 1
         self._entries.append(
             RequestEntry(
                 seq,
-                time.time(),
-                ctx.request_id,
-                ctx.path,
-                ctx.requested_model,
-                ctx.served_model if ctx.backend is not None else None,
-                ctx.backend,
-                ctx.status if ctx.completed else None,
-                ctx.truncated,
-                ctx.error_code if ctx.completed else "cancelled",
-                elapsed_seconds * 1000.0,
-                ctx.ttft_ms,
-                ctx.attempts,
-                ctx.route_reason,
-                ctx.stream,
-                None if ctx.key is None else ctx.key.name,
+                record.at_wall,
+                record.request_id,
+                record.path,
+                record.requested_model,
+                record.served_model,
+                record.backend,
+                record.status,
+                record.truncated,
+                record.error_code,
+                record.elapsed_seconds * 1000.0,
+                record.ttft_ms,
+                record.attempts,
+                record.route_reason,
+                record.stream,
+                None if record.key is None else record.key.name,
             )
         )
 

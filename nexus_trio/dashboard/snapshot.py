@@ -16,25 +16,29 @@ One snapshot is a JSON object::
 first: ``requests``, ``failures`` and ``avg_ttft_ms`` lists. A reload is a synchronous swap
 of the configuration, so ``state`` is never seen as reloading; ``last_reload`` tells how the
 last one went. Building a snapshot reads the live state and changes nothing; it runs once per
-second at most, in :class:`~nexus_trio.dashboard.publisher.SnapshotPublisher`. That is the
-admin's snapshot; a tenant key's (:func:`tenant_snapshot`) is derived from it.
+second at most, in :class:`~nexus_trio.dashboard.publisher.SnapshotPublisher`, from one
+:class:`~nexus_trio.gateway.statistics.GatewayStatistics` plus the registry's and the quality
+store's per-backend details. That is the admin's snapshot; a tenant key's
+(:func:`tenant_snapshot`) is derived from it and the same statistics.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from nexus_trio import __version__
 from nexus_trio.dashboard.request_log import RequestEntry, entry_object
+from nexus_trio.gateway.statistics import GatewayStatistics
 from nexus_trio.keys import ClientKey
-from nexus_trio.quality import AgentState, aggregate
+from nexus_trio.quality import AgentState, QualityStore, aggregate
 from nexus_trio.quality.metrics import ttft_penalty_fraction
-from nexus_trio.registry import Backend
-from nexus_trio.runtime.services import Services
+from nexus_trio.registry import Backend, Registry
 from nexus_trio.stats.document import stats_document, tenant_stats
 
 #: Requests per second and the error rate are measured over this many seconds.
@@ -63,8 +67,18 @@ class RateWindow:
         }
 
 
-def _backend_details(services: Services, backend: Backend, now: float) -> dict[str, Any]:
-    quality = services.quality
+@dataclass(frozen=True, slots=True)
+class SnapshotSources:
+    """What a snapshot reads: the gateway's statistics, and the live per-backend details."""
+
+    statistics: Callable[[], GatewayStatistics]
+    registry: Registry
+    quality: QualityStore
+
+
+def _backend_details(
+    quality: QualityStore, backend: Backend, now: float, ttft_threshold_ms: float
+) -> dict[str, Any]:
     keys = [(backend.name, model) for model in sorted(backend.models)]
     merged = aggregate([quality.get(key) for key in keys])
     probe_times = {key: quality.next_probe_time(key) for key in keys}
@@ -87,7 +101,7 @@ def _backend_details(services: Services, backend: Backend, now: float) -> dict[s
         "ttft_penalty": round(
             ttft_penalty_fraction(
                 None if merged is None else merged.avg_ttft_ms,
-                services.config.quality.ttft_penalty_threshold_ms,
+                ttft_threshold_ms,
             ),
             3,
         ),
@@ -110,15 +124,14 @@ def _backend_details(services: Services, backend: Backend, now: float) -> dict[s
     }
 
 
-def panic_models(services: Services) -> list[str]:
+def panic_models(registry: Registry, quality: QualityStore) -> list[str]:
     """Models whose every serving backend is excluded by quality: routing ignores quality.
 
     The quality state here, as in the backend details, is the store's own (not the last
     recompute's), so an exclusion shows at the next snapshot.
     """
-    quality = services.quality
     by_model: dict[str, list[bool]] = {}
-    for backend in services.registry:
+    for backend in registry:
         for model in backend.models:
             excluded = quality.next_probe_time((backend.name, model)) is not None
             by_model.setdefault(model, []).append(excluded)
@@ -126,23 +139,29 @@ def panic_models(services: Services) -> list[str]:
 
 
 def build_snapshot(
-    services: Services, entries: list[RequestEntry], rates: RateWindow, log_from: int
+    statistics: GatewayStatistics,
+    sources: SnapshotSources,
+    entries: list[RequestEntry],
+    rates: RateWindow,
+    log_from: int,
 ) -> dict[str, Any]:
-    """The snapshot at this moment as an admin sees it, carrying ``entries`` (the request-log
+    """The snapshot of ``statistics`` as an admin sees it, carrying ``entries`` (the request-log
     entries newer than ``log_from``)."""
     now = trio.current_time()
-    stats = stats_document(services)
-    totals = services.totals
-    reload = services.last_reload
+    stats = stats_document(statistics)
+    totals = statistics.totals
+    reload = statistics.last_reload
+    threshold = statistics.quality_config.ttft_penalty_threshold_ms
+    quality = sources.quality
     return {
         "version": __version__,
         "uptime_seconds": stats["uptime_seconds"],
         "time": round(time.time(), 3),
-        "state": "draining" if services.drain.draining else "ready",
-        "in_flight": services.in_flight,
-        "queue_length": services.queue.depth,
+        "state": "draining" if statistics.draining else "ready",
+        "in_flight": statistics.in_flight,
+        "queue_length": statistics.queue_depth,
         "rates": rates.rates(now, totals.total, totals.errors),
-        "restart_required": services.restart_required,
+        "restart_required": statistics.restart_required,
         "last_reload": None
         if reload is None
         else {
@@ -152,21 +171,24 @@ def build_snapshot(
             "restart_required": list(reload.restart_required),
         },
         "stats": stats,
-        "backends": {b.name: _backend_details(services, b, now) for b in services.registry},
-        "panic_models": panic_models(services),
+        "backends": {
+            b.name: _backend_details(quality, b, now, threshold) for b in sources.registry
+        },
+        "panic_models": panic_models(sources.registry, quality),
         "log_from": log_from,
         "requests": [entry_object(e, with_key=True) for e in entries],
     }
 
 
 def tenant_snapshot(
-    services: Services,
+    statistics: GatewayStatistics,
     everything: dict[str, Any],
     entries: list[RequestEntry],
     key: ClientKey,
     rates: RateWindow,
 ) -> dict[str, Any]:
-    """The snapshot ``everything`` as tenant ``key`` sees it (docs/keys.md#roles).
+    """The snapshot ``everything`` (built from ``statistics``) as tenant ``key`` sees it
+    (docs/keys.md#roles).
 
     Derived from the admin's snapshot without rebuilding it: the backends, quality and the
     gateway's state are shared; ``stats`` becomes the key's own (:func:`tenant_stats`), the
@@ -174,12 +196,12 @@ def tenant_snapshot(
     its own entries (without the key column), and a failed reload's error text, which may
     name other keys, is withheld.
     """
-    counts = services.totals.of_key(key.name)
+    counts = statistics.counts_of(key.name)
     reload = everything["last_reload"]
     return {
         **everything,
         "rates": rates.rates(trio.current_time(), counts.total, counts.errors),
         "last_reload": None if reload is None else {**reload, "error": None},
-        "stats": tenant_stats(services, everything["stats"], key),
+        "stats": tenant_stats(statistics, everything["stats"], key),
         "requests": [entry_object(e, with_key=False) for e in entries if e.key == key.name],
     }

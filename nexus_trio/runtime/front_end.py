@@ -8,13 +8,11 @@ import socket
 import hypercorn.trio
 import trio
 from hypercorn.config import Config as HypercornConfig
+from quart_trio import QuartTrio
 
-from nexus_trio.api.app import create_app
-from nexus_trio.asgi.mount import Mount
-from nexus_trio.dashboard.mount import dashboard_mount
-from nexus_trio.dashboard.publisher import SnapshotPublisher
+from nexus_trio.drain import Drain
 from nexus_trio.errors import ListenError
-from nexus_trio.runtime.services import Services
+from nexus_trio.gateway.generation import Generations
 
 #: Hypercorn's own drain bound: ours plus a margin, so the relays end streams first (traps).
 _GRACE_MARGIN_SECONDS = 2.0
@@ -45,19 +43,14 @@ def bind_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 class FrontEnd:
     """Serves the gateway on ``server.host:server.port`` until the drain completes."""
 
-    def __init__(self, services: Services, dashboard: SnapshotPublisher | None = None) -> None:
-        self.services = services
-        self.dashboard = dashboard
+    def __init__(self, app: QuartTrio, generations: Generations, drain: Drain) -> None:
+        self.app = app
+        self._generations = generations
+        self._drain = drain
         self.stopped = trio.Event()
 
-    def _mounts(self) -> list[Mount]:
-        """What is served beside the API: the dashboard, when it is on."""
-        if self.dashboard is None:
-            return []
-        return [dashboard_mount(self.services, self.dashboard)]
-
     def hypercorn_config(self, listener: socket.socket) -> HypercornConfig:
-        server = self.services.config.server
+        server = self._generations.current.config.server
         config = HypercornConfig()
         config.bind = [f"fd://{listener.detach()}"]
         config.keep_alive_timeout = server.keep_alive_timeout_seconds
@@ -79,13 +72,13 @@ class FrontEnd:
         The listener closes when the drain reaches :meth:`Drain.close_listener`; in-flight
         connections then have ``drain_timeout_seconds`` (plus a margin) to finish.
         """
-        server = self.services.config.server
+        server = self._generations.current.config.server
         listener = bind_listener(server.host, server.port, reuse_port=server.reuse_port)
         try:
             await hypercorn.trio.serve(
-                create_app(self.services, self._mounts()),
+                self.app,
                 self.hypercorn_config(listener),
-                shutdown_trigger=self.services.drain.wait_listener_closed,
+                shutdown_trigger=self._drain.wait_listener_closed,
                 task_status=task_status,
                 mode="asgi",
             )

@@ -18,7 +18,7 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
 Services start in dependency order with ``await nursery.start(...)``; each reports
 ``started()`` when really ready. Shutdown is a trigger plus deadlines: the first signal marks
 the gateway draining, waits ``drain_delay_seconds``, then closes the listener and fixes the
-drain deadline (:class:`~nexus_trio.runtime.drain.Drain`); hypercorn returns once its
+drain deadline (:class:`~nexus_trio.drain.Drain`); hypercorn returns once its
 connections are done; the background services are cancelled last. A second signal cancels the
 whole tree at once (exit status 1).
 """
@@ -36,12 +36,12 @@ import httpx
 import trio
 
 from nexus_trio.config import Config, Overrides, load_config
-from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.errors import ConfigError
+from nexus_trio.gateway.counts import ReloadResult
 from nexus_trio.runtime import open_files
 from nexus_trio.runtime.front_end import FrontEnd
 from nexus_trio.runtime.sdnotify import Notifier
-from nexus_trio.runtime.services import ReloadResult, Services
+from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.tls import https_mounts
 from nexus_trio.upstream.transport import H11Transport
@@ -108,7 +108,7 @@ class Supervisor:
         self.transport = transport
         self.forced = False
         self.open_files_limit = 0
-        self.services: Services | None = None
+        self.wiring: Wiring | None = None
         self.notifier = Notifier({}, str)
 
     async def run(
@@ -122,27 +122,25 @@ class Supervisor:
         transport = self.transport or H11Transport()
         mounts = https_mounts(self.config.backends)
         async with upstream_http_client(transport, mounts) as http:
-            services = self.services = Services.create(
+            wiring = self.wiring = Wiring.build(
                 self.config, self.env, http, transport=transport, mounts=mounts
             )
-            self.notifier = Notifier(self.env, services.status_line)
-            dashboard = None
-            if services.request_log is not None:
-                dashboard = SnapshotPublisher(services, services.request_log)
-            front_end = FrontEnd(services, dashboard)
+            state = wiring.state
+            self.notifier = Notifier(self.env, lambda: state.statistics().status_line())
+            front_end = FrontEnd(wiring.app(), wiring.generations, wiring.drain)
             with trio.CancelScope() as everything:
                 async with trio.open_nursery() as nursery:
-                    await nursery.start(self._watch_signals, services, everything)
-                    await nursery.start(services.health_checker().run)
-                    await nursery.start(services.quality_loop().run)
+                    await nursery.start(self._watch_signals, wiring, everything)
+                    await nursery.start(wiring.health_checker().run)
+                    await nursery.start(wiring.quality_loop().run)
                     await nursery.start(self.notifier.run)
-                    await nursery.start(services.disconnects.run)
-                    if dashboard is not None:
-                        await nursery.start(dashboard.run)
-                    ledger = services.ledger_service()
+                    await nursery.start(wiring.disconnects.run)
+                    if wiring.publisher is not None:
+                        await nursery.start(wiring.publisher.run)
+                    ledger = wiring.ledger_service()
                     if ledger is not None:
                         await nursery.start(ledger.run)
-                    store_sync = services.store_sync()
+                    store_sync = wiring.store_sync()
                     if store_sync is not None:
                         await nursery.start(store_sync.run)
                     binds = await nursery.start(front_end.run)
@@ -156,7 +154,7 @@ class Supervisor:
 
     async def _watch_signals(
         self,
-        services: Services,
+        wiring: Wiring,
         everything: trio.CancelScope,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -167,58 +165,57 @@ class Supervisor:
             async with trio.open_nursery() as nursery:
                 async for signum in signals:
                     if signum == signal.SIGHUP:
-                        self.reload(services)
-                    elif not services.drain.draining:
-                        nursery.start_soon(self._drain, services)
+                        self.reload(wiring)
+                    elif not wiring.drain.draining:
+                        nursery.start_soon(self._drain, wiring)
                     else:
                         log.warning(
                             "second %s: forcing shutdown, dropping %d request(s) in flight",
                             signal.Signals(signum).name,
-                            services.in_flight,
+                            wiring.state.in_flight.count,
                         )
                         self.forced = True
                         everything.cancel()
 
-    async def _drain(self, services: Services) -> None:
-        server = services.config.server
-        services.drain.request()
+    async def _drain(self, wiring: Wiring) -> None:
+        server = wiring.config.server
+        wiring.drain.request()
         self.notifier.stopping(server.drain_delay_seconds + server.drain_timeout_seconds)
         log.info("drain started: health reports draining")
         if server.drain_delay_seconds > 0:
             log.info("drain: keeping the listener open %.1f s", server.drain_delay_seconds)
             await trio.sleep(server.drain_delay_seconds)
-        services.drain.close_listener(server.drain_timeout_seconds)
+        wiring.drain.close_listener(server.drain_timeout_seconds)
         log.info(
             "drain: listener closed; %d request(s) in flight, deadline in %.1f s",
-            services.in_flight,
+            wiring.state.in_flight.count,
             server.drain_timeout_seconds,
         )
 
-    def reload(self, services: Services) -> bool:
+    def reload(self, wiring: Wiring) -> bool:
         """Re-read the config file; swap it in if valid (docs/configuration.md#reload). Returns
         success.
 
         Sends ``RELOADING=1`` … ``READY=1`` to systemd around it either way.
         """
         self.notifier.reloading()
-        old = services.config
+        old = wiring.config
         try:
             new = load_config(self.config_path, env=self.env, overrides=self.overrides)
-            services.apply_config(new)
+            wiring.apply_config(new)
         except ConfigError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
-            services.metrics.config_reloads.labels("error").inc()
-            services.last_reload = ReloadResult(ok=False, at_wall=time.time(), error=str(exc))
+            wiring.metrics.config_reloads.labels("error").inc()
+            wiring.state.reloaded(ReloadResult(ok=False, at_wall=time.time(), error=str(exc)))
             return False
         else:
             needs_restart = restart_required(old, new)
             if needs_restart:
                 log.warning("restart required for: %s", ", ".join(needs_restart))
-                services.restart_required = True
-            services.last_reload = ReloadResult(
-                ok=True, at_wall=time.time(), restart_required=tuple(needs_restart)
+            wiring.state.reloaded(
+                ReloadResult(ok=True, at_wall=time.time(), restart_required=tuple(needs_restart))
             )
-            services.metrics.config_reloads.labels("ok").inc()
+            wiring.metrics.config_reloads.labels("ok").inc()
             log.info("configuration reloaded (%d backend(s))", len(new.backends))
             open_files.warn_if_short(new.server.max_in_flight_requests, self.open_files_limit)
             return True

@@ -1,6 +1,6 @@
 """The spend book: what the request path charges and what the budget reads (in memory only).
 
-One :class:`SpendBook` lives in the gateway's services. Its :meth:`~SpendBook.charge` is called
+One :class:`SpendBook` lives for the life of the gateway. Its :meth:`~SpendBook.charge` is called
 once per finished request with a cost above 0 and its :meth:`~SpendBook.budget` once per proxy
 request before routing; both are plain dict and float work on the :class:`SpendTally`, never
 I/O. The ledger service (:mod:`nexus_trio.spend.service`) fills the tally from the ledger at

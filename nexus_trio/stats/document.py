@@ -18,13 +18,13 @@ import time
 from typing import Any
 
 import msgspec
-import trio
 
 from nexus_trio import errors
 from nexus_trio.asgi.context import RequestContext
-from nexus_trio.keys import ClientKey
+from nexus_trio.gateway.counts import RequestCounts
+from nexus_trio.gateway.statistics import GatewayStatistics
+from nexus_trio.keys import ClientKey, KeyRing
 from nexus_trio.quality import NEUTRAL, AgentQualityMetrics, aggregate
-from nexus_trio.runtime.services import RequestCounts, Services
 from nexus_trio.stats.spend import spend_object, tenant_spend_object
 
 
@@ -54,7 +54,7 @@ def quality_object(metrics: AgentQualityMetrics | None) -> dict[str, Any] | None
     }
 
 
-def viewer(services: Services, ctx: RequestContext | None) -> ClientKey | None:
+def viewer(keyring: KeyRing, ctx: RequestContext | None) -> ClientKey | None:
     """Whose requests and spend the reader of ``ctx`` may see (docs/keys.md#roles).
 
     None means everything: an admin key, or no inbound key configured. Otherwise the tenant
@@ -66,7 +66,7 @@ def viewer(services: Services, ctx: RequestContext | None) -> ClientKey | None:
     """
     key = None if ctx is None else ctx.key
     if key is None:
-        if services.keyring:
+        if keyring:
             raise errors.AuthenticationFailed(
                 "Missing or invalid API key (Authorization: Bearer <key>).",
                 headers={"WWW-Authenticate": "Bearer"},
@@ -75,30 +75,29 @@ def viewer(services: Services, ctx: RequestContext | None) -> ClientKey | None:
     return None if key.admin else key
 
 
-def stats_document(services: Services) -> dict[str, Any]:
-    """The whole ``/v1/stats`` body, as an admin sees it, read from the live state in one pass."""
-    totals = services.totals
-    snapshot = services.quality.snapshot
+def stats_document(statistics: GatewayStatistics) -> dict[str, Any]:
+    """The whole ``/v1/stats`` body, as an admin sees it, from one snapshot."""
+    totals = statistics.totals
+    snapshot = statistics.agents
     backends = []
     serving: dict[str, list[str]] = {}
-    for backend in services.registry:
+    for backend in statistics.backends:
         agents = []
-        for model in sorted(backend.models):
+        for model in backend.models:
             serving.setdefault(model, []).append(backend.name)
             agents.append(
                 {"model": model, "quality": quality_object(snapshot.get((backend.name, model)))}
             )
         per_agent = [snapshot[key] for key in snapshot if key[0] == backend.name]
-        counters = backend.counters
         backends.append(
             {
                 "id": backend.name,
                 "name": backend.name,
-                "type": backend.config.type,
+                "type": backend.type,
                 "status": backend.health.value,
-                "request_count": counters.requests_total,
-                "avg_latency_ms": _rounded(counters.latency_ewma_ms, 1),
-                "pending": counters.pending,
+                "request_count": backend.requests_total,
+                "avg_latency_ms": _rounded(backend.latency_ewma_ms, 1),
+                "pending": backend.pending,
                 "quality": quality_object(aggregate(per_agent)),
                 "agents": agents,
             }
@@ -109,34 +108,36 @@ def stats_document(services: Services) -> dict[str, Any]:
     ]
     return {
         "role": "admin",
-        "uptime_seconds": int(trio.current_time() - services.started_at),
+        "uptime_seconds": int(statistics.uptime_seconds),
         "total_requests": totals.total,
-        "restart_required": services.restart_required,
-        "requests": _requests_object(totals, services.in_flight),
+        "restart_required": statistics.restart_required,
+        "requests": _requests_object(totals, statistics.in_flight),
         "backends": backends,
         "models": models,
-        "quality_config": msgspec.structs.asdict(services.config.quality),
-        "spend": spend_object(services),
+        "quality_config": msgspec.structs.asdict(statistics.quality_config),
+        "spend": spend_object(statistics),
     }
 
 
-def tenant_stats(services: Services, everything: dict[str, Any], key: ClientKey) -> dict[str, Any]:
+def tenant_stats(
+    statistics: GatewayStatistics, everything: dict[str, Any], key: ClientKey
+) -> dict[str, Any]:
     """The ``/v1/stats`` body tenant ``key`` sees, from the admin's document ``everything``.
 
     Backends, quality and the gateway's own state are shared; the request totals, the
     models' request counts and the spend become the key's own.
     """
-    counts = services.totals.of_key(key.name)
+    counts = statistics.counts_of(key.name)
     return {
         **everything,
         "role": "tenant",
         "total_requests": counts.total,
-        "requests": _requests_object(counts, services.in_flight),
+        "requests": _requests_object(counts, statistics.in_flight),
         "models": [
             {**model, "request_count": counts.by_model.get(model["name"], 0)}
             for model in everything["models"]
         ],
-        "spend": tenant_spend_object(services, key),
+        "spend": tenant_spend_object(statistics, key),
     }
 
 

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from nexus_trio.config import KeyConfig
+from nexus_trio.gateway.statistics import GatewayStatistics, KeySpend
 from nexus_trio.keys import ClientKey
-from nexus_trio.runtime.services import Services
 from nexus_trio.spend.budget import BudgetState
-from nexus_trio.spend.tally import SpendRow
 
 
-def spend_object(services: Services) -> dict[str, Any]:
+def spend_object(statistics: GatewayStatistics) -> dict[str, Any]:
     """The whole ``spend`` object: the month's spend of every key, and the budgets."""
-    stats = services.spend.statistics()
+    stats = statistics.spend
     return {
-        "enabled": services.config.keeps_spend,
+        "enabled": statistics.keeps_spend,
         "month": stats.month,
         "total_usd": round(stats.total_usd, 8),
         "estimated_usd": round(stats.estimated_usd, 8),
@@ -32,54 +30,42 @@ def spend_object(services: Services) -> dict[str, Any]:
         "by_backend": _rounded_map(stats.by_backend),
         "by_model": _rounded_map(stats.by_model),
         "budget": {**_amounts(stats.budget), "hard_limit_action": stats.budget.action},
-        "key_budgets": _key_budgets(services, services.config.keys),
+        "key_budgets": _key_budgets(statistics, list(statistics.key_budgets)),
         "own_usd": round(stats.own_usd, 8),
         "reserved_usd": round(stats.reserved_usd, 8),
         "store_up": stats.store_up,
-        "stores": services.store_states(),
+        "stores": dict(statistics.stores),
     }
 
 
-def tenant_spend_object(services: Services, key: ClientKey) -> dict[str, Any]:
+def tenant_spend_object(statistics: GatewayStatistics, key: ClientKey) -> dict[str, Any]:
     """The ``spend`` object a tenant ``key`` sees: its own rows only (module docstring)."""
-    book = services.spend
-    stats = book.statistics()  # rolls the month over first, as every read does
-    own = SpendRow()
-    by_backend: dict[str, float] = {}
-    by_model: dict[str, float] = {}
-    for rows in (book.tally.rows, book.tally.others):
-        for (name, backend, model), row in rows.items():
-            if name == key.name:
-                own.add(row.usd, row.requests, row.estimated_usd)
-                by_backend[backend] = by_backend.get(backend, 0.0) + row.usd
-                by_model[model] = by_model.get(model, 0.0) + row.usd
+    stats = statistics.spend
+    own = statistics.spend_by_key.get(key.name) or KeySpend()
     budget = stats.budget
     withheld = dict.fromkeys(("limit_usd", "soft_limit_usd", "spent_usd", "remaining_usd"))
     return {
-        "enabled": services.config.keeps_spend,
+        "enabled": statistics.keeps_spend,
         "month": stats.month,
         "total_usd": round(own.usd, 8),
         "estimated_usd": round(own.estimated_usd, 8),
         "requests": own.requests,
         "by_key": {key.name: round(own.usd, 8)} if own.requests else {},
-        "by_backend": _rounded_map(by_backend),
-        "by_model": _rounded_map(by_model),
+        "by_backend": _rounded_map(dict(own.by_backend or {})),
+        "by_model": _rounded_map(dict(own.by_model or {})),
         "budget": {**withheld, "state": budget.level.value, "hard_limit_action": budget.action},
-        "key_budgets": _key_budgets(services, [] if key.config is None else [key.config]),
-        "own_usd": round(book.tally.by_key.get(key.name, 0.0), 8),
-        "reserved_usd": round(book.reservations.key_usd(key.name), 8),
+        "key_budgets": _key_budgets(statistics, [key.name]),
+        "own_usd": round(own.own_usd, 8),
+        "reserved_usd": round(own.reserved_usd, 8),
         "store_up": stats.store_up,
-        "stores": services.store_states(),
+        "stores": dict(statistics.stores),
     }
 
 
-def _key_budgets(services: Services, keys: list[KeyConfig]) -> dict[str, dict[str, Any]]:
-    """The own budget of each of ``keys`` that has one, by key name."""
-    return {
-        entry.name: _amounts(services.spend.key_budget(entry.name, entry.monthly_budget_usd))
-        for entry in sorted(keys, key=lambda entry: entry.name)
-        if entry.monthly_budget_usd > 0
-    }
+def _key_budgets(statistics: GatewayStatistics, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The own budget of each key of ``names`` that has one, by key name."""
+    budgets = statistics.key_budgets
+    return {name: _amounts(budgets[name]) for name in sorted(names) if name in budgets}
 
 
 def _amounts(budget: BudgetState) -> dict[str, Any]:

@@ -5,7 +5,7 @@ The relay is the body of a committed streaming response: an async generator that
 first event(s) and then every complete upstream event as it arrives. Each upstream read sits
 in its own deadline scope, closed before the next ``yield``; the scope's
 deadline is the earliest of the idle timeout, the optional maximum stream duration and the
-drain deadline (registered with :class:`~nexus_trio.runtime.drain.Drain`, so a drain that
+drain deadline (registered with :class:`~nexus_trio.drain.Drain`, so a drain that
 starts while the read is blocked still cuts it).
 
 Endings: ``[DONE]`` from upstream, or a clean close after a ``finish_reason`` (the relay then
@@ -24,7 +24,7 @@ import msgspec
 import trio
 
 from nexus_trio import errors
-from nexus_trio.runtime.drain import Drain
+from nexus_trio.drain import Drain
 from nexus_trio.upstream.sse import SSEEvent
 from nexus_trio.upstream.stream import DONE_EVENT, UpstreamStream
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,11 +13,9 @@ import pytest
 import trio
 from quart_trio import QuartTrio
 
-from nexus_trio.api.app import create_app
 from nexus_trio.config import Config, parse_config
-from nexus_trio.dashboard.mount import dashboard_mount
 from nexus_trio.dashboard.publisher import SnapshotPublisher
-from nexus_trio.runtime.services import Services
+from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.upstream.client import upstream_http_client
 
 Handler = Callable[[httpx.Request, bytes], Awaitable[httpx.Response]]
@@ -135,7 +134,7 @@ tools = true
 @dataclass
 class Gateway:
     app: QuartTrio
-    services: Services
+    wiring: Wiring
     upstream: Upstream
     #: The dashboard's snapshot publisher (running), None with the dashboard off.
     dashboard: SnapshotPublisher | None = None
@@ -220,21 +219,23 @@ def make_gateway(nursery: trio.Nursery) -> Callable[..., Gateway]:
     """Build an in-process gateway; its disconnect watcher and dashboard publisher run until
     the test ends."""
 
-    def make(config_text: str = BASE_CONFIG, env: dict[str, str] | None = None) -> Gateway:
+    def make(
+        config_text: str = BASE_CONFIG,
+        env: dict[str, str] | None = None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> Gateway:
         config: Config = parse_config(config_text)
         upstream = Upstream()
         transport = httpx.MockTransport(upstream)
         http = upstream_http_client(transport)
-        services = Services.create(config, env or {}, http, transport=transport)
-        nursery.start_soon(services.disconnects.run)
-        dashboard = None
-        if services.request_log is not None:
-            dashboard = SnapshotPublisher(services, services.request_log)
-            nursery.start_soon(dashboard.run)
-        app = create_app(
-            services, [] if dashboard is None else [dashboard_mount(services, dashboard)]
+        wiring = Wiring.build(config, env or {}, http, transport=transport, wall_clock=wall_clock)
+        nursery.start_soon(wiring.disconnects.run)
+        if wiring.publisher is not None:
+            nursery.start_soon(wiring.publisher.run)
+        return Gateway(
+            app=wiring.app(), wiring=wiring, upstream=upstream, dashboard=wiring.publisher
         )
-        return Gateway(app=app, services=services, upstream=upstream, dashboard=dashboard)
 
     return make
 

@@ -173,10 +173,10 @@ async def test_a_key_over_its_concurrent_requests_is_429_and_its_slots_come_back
         assert third.headers["retry-after"] == "1"
         error = await error_of(third)
         assert (error["code"], error["type"]) == ("rate_limit_exceeded", "concurrent_requests")
-        assert gateway.services.key_concurrency.in_flight("tenant") == 2
+        assert gateway.wiring.key_concurrency.in_flight("tenant") == 2
         release.set()
     assert statuses == [200, 200]
-    assert gateway.services.key_concurrency.in_flight("tenant") == 0
+    assert gateway.wiring.key_concurrency.in_flight("tenant") == 0
     again = await gateway.post("/v1/chat/completions", CHAT, authorization="Bearer tenant-key")
     assert again.status_code == 200
 

@@ -101,7 +101,7 @@ async def test_stream_logged_when_it_ends_with_ttft(
 
 
 def test_json_format_is_one_object_per_line(caplog: pytest.LogCaptureFixture) -> None:
-    from nexus_trio.api.accounting import AccessRecord
+    from nexus_trio.api.request_sinks import AccessRecord
 
     record = logging.LogRecord("nexus_trio.access", logging.INFO, __file__, 1, "request", (), None)
     record.access = AccessRecord(  # type: ignore[attr-defined]

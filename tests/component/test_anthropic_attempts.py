@@ -73,11 +73,11 @@ async def test_ttft_is_the_first_text_delta_and_usage_is_recorded(
     sent = json.loads(gateway.upstream.requests[0][1])
     assert sent["stream"] is True
     assert gateway.upstream.requests[0][0].url.path == "/v1/messages"
-    gateway.services.quality_loop().tick()
-    metrics = gateway.services.quality.get(("claude", "claude-x"))
+    gateway.wiring.quality_loop().tick()
+    metrics = gateway.wiring.quality.get(("claude", "claude-x"))
     assert metrics.avg_ttft_ms == pytest.approx(2000.0)
     assert metrics.successes_1h == 1
-    registry = gateway.services.metrics.registry
+    registry = gateway.wiring.metrics.registry
     for kind, count in (("prompt", 15.0), ("completion", 7.0)):
         labels = {"backend": "claude", "model": "claude-x", "type": kind}
         assert registry.get_sample_value("nexus_tokens_total", labels) == count
@@ -106,7 +106,7 @@ async def test_a_translated_stream_keeps_the_relay_endings(
     out = await run_stream(gateway, [*cut, *items_after])
     assert b'"code":"stream_truncated"' in out
     assert out.endswith(b"data: [DONE]\n\n")
-    truncated = gateway.services.metrics.registry.get_sample_value(
+    truncated = gateway.wiring.metrics.registry.get_sample_value(
         "nexus_stream_truncated_total", {"backend": "claude", "reason": reason}
     )
     assert truncated == 1.0
@@ -153,6 +153,6 @@ async def test_a_429_with_retry_after_puts_the_model_in_cooldown(
     assert response.status_code == 429
     assert response.headers["retry-after"] == "7"
     assert (await response.get_json())["error"]["message"] == "slow down"
-    backend = gateway.services.registry.get("claude")
+    backend = gateway.wiring.registry.get("claude")
     assert backend is not None
     assert backend.cooldown_until["claude-x"] == pytest.approx(trio.current_time() + 7.0)

@@ -24,7 +24,7 @@ async def test_5xx_is_retried_on_the_next_backend(gateway: Gateway) -> None:
     assert response.headers["x-nexus-backend"] == "b"
     assert response.headers["x-nexus-attempts"] == "2"
     assert response.headers["x-nexus-route-reason"] == "retry"
-    assert gateway.services.registry.get("a").counters.pending == 0  # type: ignore[union-attr]
+    assert gateway.wiring.registry.get("a").counters.pending == 0  # type: ignore[union-attr]
 
 
 async def test_last_upstream_error_is_passed_through(gateway: Gateway) -> None:
@@ -134,12 +134,12 @@ async def test_request_deadline_gives_504(
     assert response.status_code == 504
     assert trio.current_time() - start == 3.0
     assert msgspec.json.decode(await response.get_data())["error"]["code"] == "backend_timeout"
-    assert gateway.services.in_flight == 0
+    assert gateway.wiring.state.in_flight.count == 0
 
 
 async def test_overloaded_before_body_read(make_gateway) -> None:  # type: ignore[no-untyped-def]
     gateway: Gateway = make_gateway("[server]\nmax_in_flight_requests = 1\n")
-    gateway.services.in_flight = 1
+    gateway.wiring.state.in_flight.count = 1
     response = await gateway.post("/v1/chat/completions", CHAT)
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
@@ -163,7 +163,7 @@ async def test_keep_alive_race_retried_once_on_the_same_backend_uncounted(
     assert response.status_code == 200
     assert calls == ["a.test", "a.test"]
     assert response.headers["x-nexus-attempts"] == "1"
-    registry = gateway.services.metrics.registry
+    registry = gateway.wiring.metrics.registry
     labels = {"backend": "a", "model": "m"}
     assert (
         registry.get_sample_value(

@@ -52,9 +52,7 @@ class Clock:
 
 
 def budgeted(make_gateway: Callable[..., Gateway], action: str, clock: Clock) -> Gateway:
-    gateway = make_gateway(CONFIG.replace("{action}", action))
-    services = gateway.services
-    services.spend = SpendBook(services.config.budget, clock)
+    gateway = make_gateway(CONFIG.replace("{action}", action), wall_clock=clock)
 
     async def answer(request: httpx.Request, body: bytes) -> httpx.Response:
         return completion()
@@ -65,7 +63,7 @@ def budgeted(make_gateway: Callable[..., Gateway], action: str, clock: Clock) ->
 
 
 def spend(gateway: Gateway, usd: float) -> None:
-    gateway.services.spend.charge("default", "cloud", "m", usd, estimated=False)
+    gateway.wiring.spend.charge("default", "cloud", "m", usd, estimated=False)
 
 
 @pytest.mark.parametrize("action", ["local_only", "reject"])
@@ -78,7 +76,7 @@ async def test_within_budget_cloud_serves_and_is_charged(
         "cloud",
         "best_score",
     )
-    row = gateway.services.spend.tally.rows[("default", "cloud", "m")]
+    row = gateway.wiring.spend.tally.rows[("default", "cloud", "m")]
     assert (row.usd, row.requests) == (pytest.approx(5e-6), 1)  # 3 + 2 tokens at $1/M
 
 
@@ -131,7 +129,7 @@ async def test_hard_limit_reject_answers_429_budget_exceeded_until_the_month_end
     clock.now = FEB_1
     rolled = await gateway.post("/v1/chat/completions", CHAT)
     assert (rolled.status_code, rolled.headers["x-nexus-backend"]) == (200, "cloud")
-    assert gateway.services.spend.tally.month == "2026-02"
+    assert gateway.wiring.spend.tally.month == "2026-02"
 
 
 async def test_ledger_service_loads_the_month_flushes_each_second_and_at_the_end(
@@ -171,7 +169,7 @@ async def test_stats_and_metrics_show_the_months_spend_and_budget(
 ) -> None:
     gateway = budgeted(make_gateway, "local_only", Clock())
     spend(gateway, 8.0)
-    gateway.services.spend.charge("default", "cloud", "gpt", 0.5, estimated=True)
+    gateway.wiring.spend.charge("default", "cloud", "gpt", 0.5, estimated=True)
     response = await gateway.app.test_client().get("/v1/stats")
     document = (await response.get_json())["spend"]
     assert document == {
@@ -198,7 +196,7 @@ async def test_stats_and_metrics_show_the_months_spend_and_budget(
         "store_up": False,
         "stores": {"ledger": False},
     }
-    registry = gateway.services.metrics.registry
+    registry = gateway.wiring.metrics.registry
     assert registry.get_sample_value("nexus_budget_spent_usd") == 8.5
     assert registry.get_sample_value("nexus_budget_limit_usd") == 10.0
     states = {
@@ -213,11 +211,11 @@ async def test_without_pricing_or_budget_no_spend_is_kept_or_exported(
     make_gateway: Callable[..., Gateway],
 ) -> None:
     gateway = make_gateway()
-    assert gateway.services.ledger_service() is None
+    assert gateway.wiring.ledger_service() is None
     document = (await (await gateway.app.test_client().get("/v1/stats")).get_json())["spend"]
     assert (document["enabled"], document["total_usd"], document["budget"]["limit_usd"]) == (
         False,
         0.0,
         None,
     )
-    assert gateway.services.metrics.registry.get_sample_value("nexus_state_store_up") is None
+    assert gateway.wiring.metrics.registry.get_sample_value("nexus_state_store_up") is None

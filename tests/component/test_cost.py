@@ -75,7 +75,7 @@ def access(caplog: pytest.LogCaptureFixture) -> list[object]:
 
 
 def spend_samples(gateway: Gateway) -> dict[tuple[str, ...], float]:
-    metric = gateway.services.metrics.spend.metric
+    metric = gateway.wiring.metrics.spend.metric
     return {
         tuple(sample.labels[k] for k in ("key", "backend", "model", "estimated")): sample.value
         for family in metric.collect()

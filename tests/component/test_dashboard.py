@@ -94,7 +94,7 @@ async def test_page_and_assets_are_served_with_a_strict_policy(gateway: Gateway)
 
 async def test_disabled_dashboard_serves_nothing(make_gateway: Callable[..., Gateway]) -> None:
     gateway = make_gateway(BASE_CONFIG + "\n[dashboard]\nenabled = false\n")
-    assert gateway.services.request_log is None
+    assert gateway.wiring.request_log is None
     client = gateway.app.test_client()
     assert (await client.get("/")).status_code == 404
     assert (await client.get(EVENTS)).status_code == 404
@@ -126,7 +126,7 @@ async def test_stream_sends_log_then_snapshots_with_new_requests(
     assert len(first["backends"]["a"]["history"]["requests"]) == 60
     assert first["backends"]["a"]["history"]["requests"][-1] == 1
     # The stream is not a request in flight, and a proxy request shows in a later snapshot.
-    assert gateway.services.in_flight == 0
+    assert gateway.wiring.state.in_flight.count == 0
     health = await gateway.app.test_client().get("/health")
     assert msgspec.json.decode(await health.get_data())["in_flight_requests"] == 0
     response = await gateway.post("/v1/chat/completions", CHAT, **{"x-request-id": "second"})
@@ -150,7 +150,7 @@ async def test_listener_close_ends_the_stream_with_a_draining_event(
     reader = await open_stream(nursery, gateway)
     with trio.fail_after(5):
         await reader.next_named("snapshot")
-        gateway.services.drain.close_listener(drain_timeout=30.0)
+        gateway.wiring.drain.close_listener(drain_timeout=30.0)
         assert await reader.next_named("end") == {"state": "draining"}
         await reader.call.finished.wait()
     assert reader.complete
@@ -162,7 +162,7 @@ async def test_drain_delay_keeps_streaming_and_shows_draining(
     reader = await open_stream(nursery, gateway)
     with trio.fail_after(5):
         assert (await reader.next_named("snapshot"))["state"] == "ready"
-        gateway.services.drain.request()
+        gateway.wiring.drain.request()
         assert (await reader.next_named("snapshot"))["state"] == "draining"
     assert not reader.complete
 
@@ -230,8 +230,8 @@ async def test_requests_without_a_valid_key_leave_the_request_log_alone(
     assert name == "log"
     assert [entry["request_id"] for entry in log] == ["real-0", "real-1", "real-2"]
     # Still counted: in the totals and the metrics.
-    assert gateway.services.totals.client_errors == 12
-    registry = gateway.services.metrics.registry
+    assert gateway.wiring.state.totals.client_errors == 12
+    registry = gateway.wiring.metrics.registry
     labels = {"model": "none", "backend": "none", "code": "4xx", "stream": "false"}
     assert registry.get_sample_value("nexus_requests_total", labels) == 12
     reader.call.gone.set()

@@ -66,7 +66,7 @@ def hosts(gateway: Gateway) -> list[str]:
 
 
 def exclusions(gateway: Gateway) -> float | None:
-    return gateway.services.metrics.registry.get_sample_value(
+    return gateway.wiring.metrics.registry.get_sample_value(
         "nexus_reconciler_exclusions_total",
         {"reconciler": "request_analyzer", "reason": "model_not_allowed"},
     )
@@ -80,7 +80,7 @@ async def test_a_fallback_outside_the_allow_list_is_never_tried_nor_charged(
     assert response.status_code == 500
     assert "x-nexus-fallback-model" not in response.headers
     assert hosts(gateway) == ["cheap.test"]
-    assert gateway.services.spend.statistics().by_key == {}
+    assert gateway.wiring.spend.statistics().by_key == {}
     assert exclusions(gateway) == 1.0
     # A key without an allow-list still falls back.
     served = await gateway.post(PATH, {**CHAT, "model": "m-cheap"}, **OPS)
@@ -90,7 +90,7 @@ async def test_a_fallback_outside_the_allow_list_is_never_tried_nor_charged(
 async def test_when_nothing_allowed_can_serve_the_503_says_why_for_every_model(
     gateway: Gateway,
 ) -> None:
-    gateway.services.registry.get("cheap").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
+    gateway.wiring.registry.get("cheap").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
     response = await gateway.post(PATH, {**CHAT, "model": "m-cheap"}, **TEAM)
     assert response.status_code == 503
     assert response.headers["x-nexus-rejection-reasons"] == "unhealthy,model_not_allowed"

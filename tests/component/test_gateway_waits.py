@@ -19,11 +19,10 @@ import pytest
 import trio
 import trio.testing
 
-from nexus_trio.api.app import create_app
 from nexus_trio.config import parse_config
 from nexus_trio.quality.metrics import AgentState
 from nexus_trio.quality.outcome import Outcome
-from nexus_trio.runtime.services import Services
+from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.transport import POOL_EXTENSION, H11Transport, PoolSpec
 from tests.component.conftest import CHAT, Gateway, chunk, completion, sse
@@ -41,8 +40,8 @@ def one_slot(server: str, quality: str = "") -> str:
     )
 
 
-def outcomes(services: Services) -> dict[str, float]:
-    registry = services.metrics.registry
+def outcomes(wiring: Wiring) -> dict[str, float]:
+    registry = wiring.metrics.registry
     labels = {"backend": "a", "model": "m"}
     return {
         o.value: registry.get_sample_value(
@@ -53,8 +52,8 @@ def outcomes(services: Services) -> dict[str, float]:
     }
 
 
-def state(services: Services) -> AgentState:
-    quality = services.quality
+def state(wiring: Wiring) -> AgentState:
+    quality = wiring.quality
     quality.recompute(trio.current_time(), [("a", "m")])
     return quality.get(("a", "m")).state
 
@@ -96,14 +95,14 @@ async def test_queue_waits_never_fail_a_healthy_backend(
         (503, "queue_timeout"),
         (504, "backend_timeout"),
     ]
-    assert outcomes(gateway.services) == {
+    assert outcomes(gateway.wiring) == {
         "success": 1.0,
         "failure": 0.0,
         "client_error": 0.0,
         "cancelled": 1.0,
     }
-    assert state(gateway.services) is AgentState.HEALTHY
-    rejections = gateway.services.metrics.registry.get_sample_value(
+    assert state(gateway.wiring) is AgentState.HEALTHY
+    rejections = gateway.wiring.metrics.registry.get_sample_value(
         "nexus_capacity_rejections_total", {"code": "queue_timeout"}
     )
     assert rejections == 2
@@ -137,7 +136,7 @@ async def test_a_cut_short_attempt_fails_the_backend_only_after_nearly_its_full_
         await trio.testing.wait_all_tasks_blocked()
         nursery.start_soon(answers.post)
     assert answers.got == [(200, None), (504, "backend_timeout")]
-    recorded = outcomes(gateway.services)
+    recorded = outcomes(gateway.wiring)
     assert recorded["success"] == 1
     assert recorded[outcome] == 1
     assert recorded["failure"] + recorded["cancelled"] == 1
@@ -210,9 +209,9 @@ async def pooled(
     monkeypatch.setattr(trio, "open_tcp_stream", backend)
     config = parse_config(one_slot("request_timeout_seconds = 30\nfirst_token_timeout_seconds = 3"))
     transport = H11Transport()
-    services = Services.create(config, {}, upstream_http_client(transport), transport=transport)
-    nursery.start_soon(services.disconnects.run)
-    yield Gateway(app=create_app(services), services=services, upstream=None), transport  # type: ignore[arg-type]
+    wiring = Wiring.build(config, {}, upstream_http_client(transport), transport=transport)
+    nursery.start_soon(wiring.disconnects.run)
+    yield Gateway(app=wiring.app(), wiring=wiring, upstream=None), transport  # type: ignore[arg-type]
     await transport.aclose()
     for stream in backend.sockets:
         stream.socket.close()
@@ -245,7 +244,7 @@ async def test_a_wait_for_a_pooled_connection_is_not_the_backends_time(
     assert reply.status_code == 200
     assert data.endswith(b"data: [DONE]\n\n")
     assert trio.current_time() - start == 6.0
-    registry = gateway.services.metrics.registry
+    registry = gateway.wiring.metrics.registry
     labels = {"backend": "a", "model": "m"}
     assert registry.get_sample_value("nexus_agent_ttft_seconds_sum", labels) == 1.0
-    assert outcomes(gateway.services)["success"] == 1
+    assert outcomes(gateway.wiring)["success"] == 1

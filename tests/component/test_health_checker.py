@@ -17,7 +17,7 @@ import trio.testing
 from nexus_trio.config import parse_config
 from nexus_trio.health import probe_backend
 from nexus_trio.registry import Backend, Capabilities, HealthState
-from nexus_trio.runtime.services import Services
+from nexus_trio.runtime.wiring import Wiring
 from tests.component.conftest import Handler, Upstream, raw_response
 
 KEY = "sk-very-secret"
@@ -155,16 +155,16 @@ def fail(exc: Exception) -> Handler:
 
 
 class Env:
-    """Services over a fake upstream, and a checker for them."""
+    """Wiring over a fake upstream, and a checker for them."""
 
     def __init__(self, config_text: str = CONFIG) -> None:
         self.upstream = Upstream()
         transport = httpx.MockTransport(self.upstream)
         self.http = httpx.AsyncClient(transport=transport)
-        self.services = Services.create(
+        self.wiring = Wiring.build(
             parse_config(config_text), {"CLOUD_KEY": KEY}, self.http, transport=transport
         )
-        self.checker = self.services.health_checker()
+        self.checker = self.wiring.health_checker()
         self.serve(ollama=ollama([], {}), llama=llamacpp(200), cloud=listing())
 
     def serve(self, **handlers: Handler) -> None:
@@ -172,12 +172,12 @@ class Env:
             self.upstream.handlers[f"{name}.test"] = handler
 
     def backend(self, name: str) -> Backend:
-        backend = self.services.registry.get(name)
+        backend = self.wiring.registry.get(name)
         assert backend is not None
         return backend
 
     def duration_sum(self, name: str) -> float | None:
-        return self.services.metrics.registry.get_sample_value(
+        return self.wiring.metrics.registry.get_sample_value(
             "nexus_health_check_duration_seconds_sum", {"backend": name}
         )
 
@@ -434,7 +434,7 @@ async def test_probes_run_concurrently(env: Env, autojump_clock: trio.testing.Mo
     t0 = trio.current_time()
     await env.checker.sweep()
     assert trio.current_time() - t0 == 4.5
-    assert {b.health for b in env.services.registry} == {HealthState.HEALTHY}
+    assert {b.health for b in env.wiring.registry} == {HealthState.HEALTHY}
     assert [env.duration_sum(name) for name in ("ollama", "llama", "cloud")] == [4.5, 4.5, 4.5]
     # A probe never asks for a completion.
     requests = {f"{r.method} {r.url.path}" for r, _ in env.upstream.requests}
@@ -469,7 +469,7 @@ async def test_first_sweep_is_done_before_started(
     async with trio.open_nursery() as nursery:
         await nursery.start(env.checker.run)
         assert trio.current_time() - t0 == 3
-        assert {b.health for b in env.services.registry} == {HealthState.HEALTHY}
+        assert {b.health for b in env.wiring.registry} == {HealthState.HEALTHY}
         assert env.backend("cloud").models == {"m", "static-model"}
         assert env.checker.next_sweep_at == t0 + 10
         nursery.cancel_scope.cancel()
@@ -499,8 +499,8 @@ async def test_sweeps_follow_a_drift_free_grid(
 async def test_sweeps_that_overrun_the_interval_skip_ticks(
     env: Env, autojump_clock: trio.testing.MockClock
 ) -> None:
-    env.services.config = parse_config(
-        CONFIG.replace("interval_seconds = 10", "interval_seconds = 2")
+    env.wiring.apply_config(
+        parse_config(CONFIG.replace("interval_seconds = 10", "interval_seconds = 2"))
     )
     times: list[float] = []
     env.serve(cloud=recorder(times, slow(3600, listing("m"))))
@@ -518,7 +518,7 @@ async def test_a_new_interval_applies_from_the_last_tick(
     async with trio.open_nursery() as nursery:
         await nursery.start(env.checker.run)
         await trio.sleep(15)  # sweeps at 0 and 10; waiting for 20
-        env.services.apply_config(
+        env.wiring.apply_config(
             parse_config(CONFIG.replace("interval_seconds = 10", "interval_seconds = 3"))
         )
         await trio.sleep(15)
@@ -547,11 +547,11 @@ async def test_disabled_health_checks_mark_every_backend_healthy(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     env = Env(CONFIG.replace("[health_check]", "[health_check]\nenabled = false"))
-    for backend in env.services.registry:
+    for backend in env.wiring.registry:
         backend.health = HealthState.UNKNOWN
     async with trio.open_nursery() as nursery:
         await nursery.start(env.checker.run)
-        assert {b.health for b in env.services.registry} == {HealthState.HEALTHY}
+        assert {b.health for b in env.wiring.registry} == {HealthState.HEALTHY}
         assert env.checker.next_sweep_at == float("inf")
         await trio.sleep(3600)
         nursery.cancel_scope.cancel()
@@ -566,9 +566,9 @@ async def test_a_backend_removed_and_added_again_starts_unknown(env: Env) -> Non
     await env.checker.sweep()  # 1 of 2 failures: still healthy
     assert env.backend("cloud").health is HealthState.HEALTHY
     without_cloud = CONFIG[: CONFIG.index('[[backends]]\nname = "cloud"')]
-    env.services.apply_config(parse_config(without_cloud))
+    env.wiring.apply_config(parse_config(without_cloud))
     await env.checker.sweep()
-    env.services.apply_config(parse_config(CONFIG))
+    env.wiring.apply_config(parse_config(CONFIG))
     await env.checker.sweep()  # the first result decides again
     assert env.backend("cloud").health is HealthState.UNHEALTHY
 
@@ -580,7 +580,7 @@ async def test_a_result_for_a_backend_replaced_mid_sweep_is_dropped(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(env.checker.sweep)
         await trio.sleep(1)
-        env.services.apply_config(parse_config(CONFIG.replace("cloud.test/openai", "cloud.test")))
+        env.wiring.apply_config(parse_config(CONFIG.replace("cloud.test/openai", "cloud.test")))
     cloud = env.backend("cloud")
     assert cloud.health is HealthState.UNKNOWN
     assert cloud.discovered_models == frozenset()

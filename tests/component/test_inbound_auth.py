@@ -10,7 +10,7 @@ import pytest
 
 from nexus_trio.config import parse_config
 from nexus_trio.errors import ConfigError
-from nexus_trio.runtime.services import Services
+from nexus_trio.runtime.wiring import Wiring
 from tests.component.conftest import CHAT, Gateway, completion
 
 AUTH_CONFIG = """
@@ -74,4 +74,4 @@ async def test_keys_variable_without_keys_is_a_config_error() -> None:
     transport = httpx.MockTransport(completion_handler)
     async with httpx.AsyncClient(transport=transport) as http:
         with pytest.raises(ConfigError, match="GATEWAY_KEYS holds no key"):
-            Services.create(config, {"GATEWAY_KEYS": " , "}, http, transport=transport)
+            Wiring.build(config, {"GATEWAY_KEYS": " , "}, http, transport=transport)

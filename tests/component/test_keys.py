@@ -75,7 +75,7 @@ async def test_old_and_named_keys_both_authenticate(keyed: Gateway) -> None:
     assert (await keyed.post(PATH, CHAT, **as_key("old"))).status_code == 200
     assert (await keyed.post(PATH, CHAT, **as_key("team"))).status_code == 200
     assert (await keyed.post(PATH, CHAT, **as_key("wrong"))).status_code == 401
-    by_key = keyed.services.spend.statistics().by_key
+    by_key = keyed.wiring.spend.statistics().by_key
     assert by_key == {"default": 5.0, "team-a": 5.0}
 
 
@@ -114,7 +114,7 @@ async def test_over_the_request_limit_is_429_with_openais_headers(keyed: Gateway
     other = await keyed.post(PATH, CHAT, **as_key("old"))
     assert other.status_code == 200
     assert "x-ratelimit-limit-requests" not in other.headers
-    registry = keyed.services.metrics.registry
+    registry = keyed.wiring.metrics.registry
     assert (
         registry.get_sample_value("nexus_rate_limited_total", {"key": "team-a", "kind": "requests"})
         == 1.0

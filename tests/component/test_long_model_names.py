@@ -57,7 +57,7 @@ async def test_an_unknown_long_model_is_echoed_logged_and_listed_cut(
     (record,) = [r for r in caplog.records if r.name == "nexus_trio.access"]
     assert record.access.requested_model == SHOWN  # type: ignore[attr-defined]
     assert len(TextFormatter().format(record)) < 2048
-    request_log = gateway.services.request_log
+    request_log = gateway.wiring.request_log
     assert request_log is not None
     (entry,) = request_log.entries_after(0)
     assert entry.requested_model == SHOWN

@@ -230,9 +230,9 @@ async def vanish_mid_stream(gateway: Gateway, upstream: Scripted) -> None:
 async def every_code_path(gateway: Gateway, tmp_path: Path) -> None:
     a, b, c = Scripted(["m", "x"]), Scripted(["m", "f"]), Scripted(["p"])
     gateway.upstream.handlers.update({"a.test": a, "b.test": b, "c.test": c})
-    services = gateway.services
+    wiring = gateway.wiring
     with trio.fail_after(5):
-        await services.health_checker().sweep()  # health probes: every backend healthy
+        await wiring.health_checker().sweep()  # health probes: every backend healthy
 
     a.answers.append(ok)
     await post(gateway, CHAT, backend="a")  # plain
@@ -267,18 +267,18 @@ async def every_code_path(gateway: Gateway, tmp_path: Path) -> None:
     await post(gateway, {**CHAT, "model": "p"}, route_reason="quality_panic")  # all excluded
     unknown = await gateway.post(PATH, {**CHAT, "model": "no-such-model"})
     assert unknown.status_code == 404
-    full = services.config.server.max_in_flight_requests
-    services.in_flight += full  # the gateway is full: its own capacity refuses
+    full = wiring.config.server.max_in_flight_requests
+    wiring.state.in_flight.count += full  # the gateway is full: its own capacity refuses
     assert (await gateway.post(PATH, CHAT)).status_code == 503
-    services.in_flight -= full
-    services.quality_loop().tick()  # recompute: agent gauges
+    wiring.state.in_flight.count -= full
+    wiring.quality_loop().tick()  # recompute: agent gauges
 
     path = tmp_path / "nexus.toml"
-    supervisor = Supervisor(services.config, config_path=path)
+    supervisor = Supervisor(wiring.config, config_path=path)
     path.write_text(CONFIG)
-    assert supervisor.reload(services)  # result="ok"
+    assert supervisor.reload(wiring)  # result="ok"
     path.write_text(CONFIG.replace("min_requests = 100", "min_requests = 0"))
-    assert not supervisor.reload(services)  # result="error"
+    assert not supervisor.reload(wiring)  # result="error"
     assert not any(upstream.answers for upstream in (a, b, c))
 
 
@@ -362,7 +362,7 @@ async def test_label_values_are_bounded(exercised: tuple[Gateway, str]) -> None:
         states[key] = states.get(key, 0.0) + s.value
     assert states
     assert set(states.values()) == {1.0}
-    assert gateway.services.metrics.registry.get_sample_value(
+    assert gateway.wiring.metrics.registry.get_sample_value(
         "nexus_quality_panic_total", {"model": "p"}
     )
 
@@ -376,7 +376,7 @@ async def test_unknown_models_add_no_series(exercised: tuple[Gateway, str]) -> N
     after_text = await scrape(gateway)
     assert series(after_text) == before
     assert "unknown-0" not in after_text
-    total = gateway.services.metrics.registry.get_sample_value(
+    total = gateway.wiring.metrics.registry.get_sample_value(
         "nexus_requests_total",
         {"model": "none", "backend": "none", "code": "4xx", "stream": "false"},
     )

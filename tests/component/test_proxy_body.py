@@ -153,7 +153,7 @@ async def test_client_gone_while_sending_gets_nothing_and_sends_nothing(
     await client.call(gateway, headers=JSON)
     assert client.sent == []
     assert gateway.upstream.requests == []
-    assert gateway.services.in_flight == 0
+    assert gateway.wiring.state.in_flight.count == 0
 
 
 async def test_other_methods_on_proxy_paths_are_405_with_allow(
@@ -204,9 +204,9 @@ async def test_clients_still_sending_their_body_hold_no_in_flight_slot(
         for client in slow:
             nursery.start_soon(partial(client.call, gateway, headers=JSON))
         await trio.testing.wait_all_tasks_blocked()  # all three are waiting for their bodies
-        assert gateway.services.in_flight == 0
+        assert gateway.wiring.state.in_flight.count == 0
         fast = ScriptedClient([CHAT], finished=True)
         await fast.call(gateway, headers=JSON)
         assert fast.status == 200
     assert [client.status for client in slow] == [408, 408, 408]
-    assert gateway.services.in_flight == 0
+    assert gateway.wiring.state.in_flight.count == 0

@@ -4,7 +4,7 @@ docs/metrics.md#metrics).
 
 Every test drives the in-process app with fake upstreams (``httpx.MockTransport``) and reads
 what was recorded three ways: the :class:`~nexus_trio.quality.QualityStore` snapshot after a
-recompute (``services.quality_loop().tick()``, exactly what the periodic loop runs), ``/v1/stats``
+recompute (``wiring.quality_loop().tick()``, exactly what the periodic loop runs), ``/v1/stats``
 and ``/metrics``. Where time matters it is virtual (``autojump_clock``) and asserted exactly.
 """
 
@@ -85,15 +85,15 @@ def good_stream() -> httpx.Response:
 
 def tick(gateway: Gateway) -> None:
     """One recompute, as the quality loop runs it every ``metrics_interval_seconds``."""
-    gateway.services.quality_loop().tick()
+    gateway.wiring.quality_loop().tick()
 
 
 def quality(gateway: Gateway, backend_name: str = "a", model: str = "m") -> AgentQualityMetrics:
-    return gateway.services.quality.get((backend_name, model))
+    return gateway.wiring.quality.get((backend_name, model))
 
 
 def sample(gateway: Gateway, name: str, **labels: str) -> float | None:
-    return gateway.services.metrics.registry.get_sample_value(name, labels)
+    return gateway.wiring.metrics.registry.get_sample_value(name, labels)
 
 
 def attempts(gateway: Gateway, outcome: str, backend_name: str = "a", model: str = "m") -> float:
@@ -266,7 +266,7 @@ async def test_non_streaming_attempts_record_latency_not_ttft(
     assert entry["avg_latency_ms"] == 1500.0
     assert entry["quality"]["avg_ttft_ms"] is None
     assert agent_entry(document, "a")["request_count_1h"] == 1  # type: ignore[index]
-    assert gateway.services.registry.get("a").counters.ttft_ewma_ms is None  # type: ignore[union-attr]
+    assert gateway.wiring.registry.get("a").counters.ttft_ewma_ms is None  # type: ignore[union-attr]
 
 
 # --- outcomes: what counts against a backend (docs/quality.md#outcomes, docs/proxying.md#retries)
@@ -515,7 +515,7 @@ async def test_cancelled_not_counted(
     assert metrics.error_rate_1h == 0.0
     assert metrics.consecutive_failures == 0
     assert metrics.state is AgentState.HEALTHY
-    assert gateway.services.totals.cancelled == 9
+    assert gateway.wiring.state.totals.cancelled == 9
     # still the preferred backend
     gateway.upstream.handlers["a.test"] = script(ok)
     response = await gateway.post(PATH, CHAT)
@@ -575,7 +575,7 @@ async def test_stats_and_metrics_agree(
 
     document = await stats(gateway)
     samples = await metric_samples(gateway)
-    snapshot = gateway.services.quality.snapshot
+    snapshot = gateway.wiring.quality.snapshot
     assert set(snapshot) == {("a", "m"), ("a", "n"), ("c", "n")}
     for (name, model), entry in snapshot.items():
         rendered = agent_entry(document, name, model)

@@ -105,7 +105,7 @@ class Holder:
             self.all_settled.set()
 
     async def _handle(self, request: httpx.Request, data: bytes) -> httpx.Response:
-        self.reserved_at_arrival.append(self.gateway.services.spend.reservations.total_usd)
+        self.reserved_at_arrival.append(self.gateway.wiring.spend.reservations.total_usd)
         if "max_tokens" in msgspec.json.decode(data):
             self.held += 1
             self._settle()
@@ -145,7 +145,7 @@ async def test_the_output_reserved_is_capped_by_the_context_and_the_ceiling(
     gateway = bounded_gateway(make_gateway, budget)
 
     async def answer(request: httpx.Request, data: bytes) -> httpx.Response:
-        held.append(gateway.services.spend.reservations.total_usd)
+        held.append(gateway.wiring.spend.reservations.total_usd)
         return completion()
 
     held: list[float] = []
@@ -189,7 +189,7 @@ async def test_a_keys_requests_in_flight_hold_at_most_its_budget_plus_one_reques
     for response in holder.responses:
         assert response.status_code == 429
         assert "key 'small'" in (await response.get_json())["error"]["message"]
-    reserved = gateway.services.spend.reservations.total_usd
+    reserved = gateway.wiring.spend.reservations.total_usd
     assert reserved == pytest.approx(13 * worst)
     assert reserved <= 1 + worst
     other = await gateway.post(PATH, CHAT, **as_key("other"))
@@ -243,7 +243,7 @@ async def test_a_tenant_is_not_told_the_global_budgets_amounts(
     make_gateway: MakeGateway, how: str
 ) -> None:
     gateway = bounded_gateway(make_gateway)
-    book = gateway.services.spend
+    book = gateway.wiring.spend
     if how == "spent":
         book.charge("ops", "cloud", "m", 100.0, estimated=False)
     else:

@@ -90,7 +90,7 @@ class Count:
 
 def reserved(gateway: Gateway) -> tuple[int, float]:
     """The reservations in flight: how many, and their USD."""
-    book = gateway.services.spend.reservations
+    book = gateway.wiring.spend.reservations
     return book.count, book.total_usd
 
 
@@ -172,7 +172,7 @@ async def test_concurrent_requests_are_admitted_only_while_the_keys_budget_has_r
         12 - admitted
     )
     assert reserved(gateway) == (0, 0.0)
-    assert gateway.services.spend.statistics().by_key == {
+    assert gateway.wiring.spend.statistics().by_key == {
         "capped": pytest.approx(admitted * COST_USD)
     }
 
@@ -245,15 +245,15 @@ async def test_a_failed_attempt_releases_and_the_retry_reserves_at_its_own_price
     assert seen["c1"] == (1, pytest.approx(WORST_USD))
     assert seen["c2"] == (1, pytest.approx(2 * WORST_USD))
     assert reserved(gateway) == (0, 0.0)
-    assert gateway.services.spend.statistics().total_usd == pytest.approx(2 * COST_USD)
+    assert gateway.wiring.spend.statistics().total_usd == pytest.approx(2 * COST_USD)
 
 
 def charged_estimate(gateway: Gateway, body: dict[str, object]) -> None:
     """The request was charged its input estimate alone, as estimated (docs/spend.md#pricing)."""
     usd = input_tokens(body) * 1000 / 1e6
-    stats = gateway.services.spend.statistics()
+    stats = gateway.wiring.spend.statistics()
     assert (stats.by_key, stats.estimated_usd) == ({"capped": pytest.approx(usd)}, stats.total_usd)
-    sample = gateway.services.metrics.registry.get_sample_value(
+    sample = gateway.wiring.metrics.registry.get_sample_value(
         "nexus_spend_usd_total",
         {"key": "capped", "backend": "cloud", "model": "m", "estimated": "true"},
     )
@@ -315,7 +315,7 @@ async def test_an_attempt_cut_by_the_request_deadline_is_charged_its_input_a_fai
     failed = await gateway.post(PATH, {**CHAT, "model": "gpt"}, **CAPPED)
     refused = await gateway.post(PATH, {**CHAT, "model": "gpt"}, **CAPPED)
     assert (failed.status_code, refused.status_code) == (500, 502)
-    assert gateway.services.spend.statistics().total_usd == 0.0
+    assert gateway.wiring.spend.statistics().total_usd == 0.0
     response = await gateway.post(PATH, CHAT, **CAPPED)
     assert response.status_code == 504
     assert reserved(gateway) == (0, 0.0)
@@ -345,7 +345,7 @@ async def test_a_stream_holds_its_reservation_until_it_ends_and_is_charged(
         with trio.fail_after(2):
             await call.finished.wait()
     assert reserved(gateway) == (0, 0.0)
-    assert gateway.services.spend.statistics().by_key["capped"] > 0
+    assert gateway.wiring.spend.statistics().by_key["capped"] > 0
 
 
 GATED = """

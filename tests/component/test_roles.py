@@ -150,17 +150,21 @@ async def test_who_sees_what_is_decided_by_the_key_denying_by_default(
         ctx.key = key
         return ctx
 
-    tenant = ClientKey("team-a", shared.services.config.keys[0])
-    assert viewer(shared.services, context(tenant)) is tenant
+    tenant = ClientKey("team-a", shared.wiring.config.keys[0])
+    assert viewer(shared.wiring.generations.current.keyring, context(tenant)) is tenant
     assert (
-        viewer(shared.services, context(ClientKey("boss", shared.services.config.keys[2]))) is None
+        viewer(
+            shared.wiring.generations.current.keyring,
+            context(ClientKey("boss", shared.wiring.config.keys[2])),
+        )
+        is None
     )
-    assert viewer(shared.services, context(ClientKey("default"))) is None
+    assert viewer(shared.wiring.generations.current.keyring, context(ClientKey("default"))) is None
     # Keys configured but none presented: refused, whatever let the request through.
     with pytest.raises(AuthenticationFailed):
-        viewer(shared.services, context(None))
+        viewer(shared.wiring.generations.current.keyring, context(None))
     # Without inbound keys there are no tenants.
-    assert viewer(make_gateway().services, context(None)) is None
+    assert viewer(make_gateway().wiring.generations.current.keyring, context(None)) is None
 
 
 async def snapshots_until(reader: EventReader, request_id: str) -> list[dict[str, Any]]:

@@ -98,7 +98,7 @@ def models_sent(gateway: Gateway) -> list[tuple[str, str]]:
 
 
 def sample(gateway: Gateway, name: str, **labels: str) -> float:
-    value = gateway.services.metrics.registry.get_sample_value(name, labels)
+    value = gateway.wiring.metrics.registry.get_sample_value(name, labels)
     return value or 0.0
 
 
@@ -252,8 +252,8 @@ async def test_fallback_when_no_candidate_survives_for_the_requested_model(
             health="[health_check]\ninterval_seconds = 10\n",
         )
     )
-    gateway.services.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
-    gateway.services.registry.get("b").health = HealthState.HEALTHY  # type: ignore[union-attr]
+    gateway.wiring.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
+    gateway.wiring.registry.get("b").health = HealthState.HEALTHY  # type: ignore[union-attr]
     gateway.upstream.handlers["b.test"] = answer()
     response = await gateway.post(PATH, CHAT)
     assert response.status_code == 200
@@ -322,7 +322,7 @@ async def test_model_missing_upstream_is_hidden_there_and_retried_elsewhere(
     assert response.status_code == 200
     assert response.headers["x-nexus-backend"] == "b"
     assert response.headers["x-nexus-attempts"] == "2"
-    assert "m" not in gateway.services.registry.get("a").models  # type: ignore[union-attr]
+    assert "m" not in gateway.wiring.registry.get("a").models  # type: ignore[union-attr]
     # not the backend's fault: a client error, not a failure
     assert (
         sample(
@@ -397,7 +397,7 @@ async def test_no_healthy_backend_gives_the_actionable_503(make_gateway: MakeGat
     gateway = make_gateway(
         config(backend("a", 10), backend("b", 20), health="[health_check]\ninterval_seconds = 10\n")
     )
-    gateway.services.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
+    gateway.wiring.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
     # b is still ``unknown`` (never probed)
     response = await gateway.post(PATH, CHAT)
     assert response.status_code == 503
@@ -512,8 +512,8 @@ async def test_mixed_permanent_and_transient_rejections_keep_retry_after(
             health="[health_check]\ninterval_seconds = 10\n",
         )
     )
-    gateway.services.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
-    gateway.services.registry.get("b").health = HealthState.HEALTHY  # type: ignore[union-attr]
+    gateway.wiring.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
+    gateway.wiring.registry.get("b").health = HealthState.HEALTHY  # type: ignore[union-attr]
     response = await gateway.post(PATH, VISION_CHAT)
     assert response.status_code == 503
     assert response.headers["x-nexus-rejection-reasons"] == "unhealthy,missing_capability"
@@ -533,8 +533,8 @@ async def test_retry_after_counts_down_to_the_next_health_probe(
     )
     gateway.upstream.handlers["a.test"] = answer(503)  # the probe (GET /v1/models) fails
     async with trio.open_nursery() as nursery:
-        await nursery.start(gateway.services.health_checker().run)
-        assert gateway.services.registry.get("a").health is HealthState.UNHEALTHY  # type: ignore[union-attr]
+        await nursery.start(gateway.wiring.health_checker().run)
+        assert gateway.wiring.registry.get("a").health is HealthState.UNHEALTHY  # type: ignore[union-attr]
         await trio.sleep(7)
         response = await gateway.post(PATH, CHAT)
         nursery.cancel_scope.cancel()
@@ -631,7 +631,7 @@ async def test_a_501_to_embeddings_is_learned_not_blamed(make_gateway: MakeGatew
         for outcome in ("client_error", "failure")
     }
     assert outcomes == {"client_error": 1.0, "failure": 0.0}
-    chat_backend = gateway.services.registry.get("chat")
+    chat_backend = gateway.wiring.registry.get("chat")
     assert chat_backend is not None
     assert chat_backend.capabilities("m").embeddings is False
     assert chat_backend.refused_embeddings == {"m"}
@@ -720,9 +720,9 @@ async def test_at_capacity_request_waits_and_is_served_the_moment_a_slot_frees(
         await trio.testing.wait_all_tasks_blocked()
         nursery.start_soon(client.post, "second")
         await trio.testing.wait_all_tasks_blocked()
-        assert gateway.services.queue.depth == 1
+        assert gateway.wiring.queue.depth == 1
         assert "\nnexus_queue_depth 1.0\n" in await metrics_text(gateway)
-        assert gateway.services.in_flight == 2
+        assert gateway.wiring.state.in_flight.count == 2
         assert labels_sent(gateway) == ["first"]
         await trio.sleep(5)
         release.set()
@@ -750,7 +750,7 @@ async def test_high_priority_waiter_overtakes_a_normal_one(
         ):
             nursery.start_soon(functools.partial(client.post, label, **headers))
             await trio.testing.wait_all_tasks_blocked()
-        assert gateway.services.queue.depth == 3
+        assert gateway.wiring.queue.depth == 3
         release.set()
     assert labels_sent(gateway) == ["holder", "urgent", "normal-1", "normal-2"]
     assert all(r.status_code == 200 for r in client.responses.values())
@@ -783,7 +783,7 @@ async def test_only_admin_keys_jump_the_queue(
         ):
             nursery.start_soon(functools.partial(client.post, label, **headers))
             await trio.testing.wait_all_tasks_blocked()
-        assert gateway.services.queue.depth == 3
+        assert gateway.wiring.queue.depth == 3
         release.set()
     assert labels_sent(gateway) == ["holder", "admin-urgent", "normal", "tenant-urgent"]
 
@@ -805,7 +805,7 @@ async def test_full_queue_answers_503_queue_full(
         assert trio.current_time() == start
         assert response.status_code == 503
         assert (await error_of(response))["code"] == "queue_full"
-        assert gateway.services.queue.depth == 1
+        assert gateway.wiring.queue.depth == 1
         release.set()
     assert client.responses["waiter"].status_code == 200
     assert sample(gateway, "nexus_capacity_rejections_total", code="queue_full") == 1
@@ -838,7 +838,7 @@ async def test_waiting_too_long_answers_503_queue_timeout(
         assert response.status_code == 503
         assert (await error_of(response))["code"] == "queue_timeout"
         assert int(response.headers["retry-after"]) >= 1
-        assert gateway.services.queue.depth == 0
+        assert gateway.wiring.queue.depth == 0
         release.set()
     assert labels_sent(gateway) == ["holder"]
     # The wait was the gateway's: visible as such, and no attempt (outcome) of the backend's
@@ -865,26 +865,26 @@ async def test_client_gone_while_queued_leaves_the_queue_at_once(
         await trio.testing.wait_all_tasks_blocked()
         await nursery.start(call.run)
         await trio.testing.wait_all_tasks_blocked()
-        assert gateway.services.queue.depth == 1
+        assert gateway.wiring.queue.depth == 1
         gone_at = trio.current_time()
         call.gone.set()
         with trio.fail_after(1):
             await call.finished.wait()
         assert trio.current_time() == gone_at
-        assert gateway.services.queue.depth == 0
-        assert gateway.services.in_flight == 1
+        assert gateway.wiring.queue.depth == 0
+        assert gateway.wiring.state.in_flight.count == 1
         await trio.sleep(1)
         release.set()
     assert labels_sent(gateway) == ["holder"]
-    assert gateway.services.totals.cancelled == 1
-    assert gateway.services.in_flight == 0
+    assert gateway.wiring.state.totals.cancelled == 1
+    assert gateway.wiring.state.in_flight.count == 0
 
 
 async def test_a_wakeup_is_not_lost_when_the_woken_waiter_is_cancelled(
     make_gateway: MakeGateway,
 ) -> None:
     gateway = make_gateway(config(backend("a", extra=ONE_SLOT)))
-    a = gateway.services.registry.get("a")
+    a = gateway.wiring.registry.get("a")
     assert a is not None
     queue = AdmissionQueue()
     first = queue.ticket("m", high_priority=False)

@@ -74,7 +74,7 @@ async def test_no_key_url_or_exception_text_leaks_anywhere(
     gateway.upstream.handlers[INTERNAL_HOST] = broken_stream
     response = await gateway.post("/v1/chat/completions", {**CHAT, "stream": True}, **auth)
     bodies.append(await response.get_data())
-    gateway.services.quality_loop().tick()
+    gateway.wiring.quality_loop().tick()
     client = gateway.app.test_client()
     for path in ("/v1/stats", "/v1/models", "/metrics", "/health"):
         answer = await client.get(path, headers=auth)

@@ -20,12 +20,12 @@ async def test_health_counts_and_status(gateway: Gateway) -> None:
     assert body["backends"] == {"total": 2, "healthy": 2, "unhealthy": 0, "unknown": 0}
     assert body["in_flight_requests"] == 0
 
-    gateway.services.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
+    gateway.wiring.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
     degraded = await client.get("/health")
     assert degraded.status_code == 200
     assert msgspec.json.decode(await degraded.get_data())["status"] == "degraded"
 
-    gateway.services.registry.get("b").health = HealthState.UNKNOWN  # type: ignore[union-attr]
+    gateway.wiring.registry.get("b").health = HealthState.UNKNOWN  # type: ignore[union-attr]
     unhealthy = await client.get("/health")
     assert unhealthy.status_code == 503
     assert msgspec.json.decode(await unhealthy.get_data())["status"] == "unhealthy"
@@ -34,7 +34,7 @@ async def test_health_counts_and_status(gateway: Gateway) -> None:
 async def test_draining_turns_health_and_live_503(gateway: Gateway) -> None:
     client = gateway.app.test_client()
     assert (await client.get("/health/live")).status_code == 200
-    gateway.services.drain.request()
+    gateway.wiring.drain.request()
     live = await client.get("/health/live")
     assert live.status_code == 503
     health = await client.get("/health")
@@ -43,7 +43,7 @@ async def test_draining_turns_health_and_live_503(gateway: Gateway) -> None:
 
 
 async def test_request_after_listener_closed_gets_shutting_down(gateway: Gateway) -> None:
-    gateway.services.drain.close_listener(drain_timeout=30.0)
+    gateway.wiring.drain.close_listener(drain_timeout=30.0)
     response = await gateway.post("/v1/chat/completions", CHAT)
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
@@ -54,7 +54,7 @@ async def test_request_after_listener_closed_gets_shutting_down(gateway: Gateway
 
 
 async def test_models_lists_healthy_backends_deduplicated(gateway: Gateway) -> None:
-    gateway.services.registry.get("b").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
+    gateway.wiring.registry.get("b").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
     client = gateway.app.test_client()
     body = msgspec.json.decode(await (await client.get("/v1/models")).get_data())
     assert body["object"] == "list"
@@ -106,7 +106,7 @@ async def test_models_show_only_what_is_known_of_capabilities(make_gateway) -> N
     gateway: Gateway = make_gateway(
         '[routing.aliases]\n"fast" = "m"\n[health_check]\nenabled = false\n' + backends
     )
-    gateway.services.registry.get("b").detected_capabilities["plain"] = Capabilities(  # type: ignore[union-attr]
+    gateway.wiring.registry.get("b").detected_capabilities["plain"] = Capabilities(  # type: ignore[union-attr]
         embeddings=False
     )
     client = gateway.app.test_client()

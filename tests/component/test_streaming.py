@@ -34,7 +34,7 @@ def serve(gateway: Gateway, host: str, *streams: ChunkStream) -> None:
 
 
 def attempts(gateway: Gateway, outcome: str) -> float:
-    value = gateway.services.metrics.registry.get_sample_value(
+    value = gateway.wiring.metrics.registry.get_sample_value(
         "nexus_upstream_attempts_total", {"backend": "a", "model": "m", "outcome": outcome}
     )
     return value or 0.0
@@ -51,7 +51,7 @@ async def test_good_stream_relayed_byte_exact(gateway: Gateway) -> None:
     # the ping before the first event is not relayed; everything after it is, byte for byte
     assert await response.get_data() == b"".join(events[1:])
     assert attempts(gateway, "success") == 1
-    assert gateway.services.in_flight == 0
+    assert gateway.wiring.state.in_flight.count == 0
 
 
 async def test_finish_reason_then_close_gets_done(gateway: Gateway) -> None:
@@ -71,7 +71,7 @@ async def test_early_close_is_truncated(gateway: Gateway) -> None:
     last_event = body.split(b"\n\n")[-3]
     assert msgspec.json.decode(last_event[6:])["error"]["code"] == "stream_truncated"
     assert attempts(gateway, "failure") == 1
-    assert gateway.services.totals.errors == 1
+    assert gateway.wiring.state.totals.errors == 1
 
 
 async def test_partial_event_after_finish_is_truncated(gateway: Gateway) -> None:
@@ -169,7 +169,7 @@ async def test_client_disconnect_mid_stream_closes_upstream(gateway: Gateway) ->
         await nursery.start(call.run)
         with trio.fail_after(2):
             assert b"data: " in await call.next_body()
-        assert gateway.services.in_flight == 1
+        assert gateway.wiring.state.in_flight.count == 1
         disconnected_at = trio.current_time()
         call.gone.set()
         with trio.fail_after(1):
@@ -177,10 +177,10 @@ async def test_client_disconnect_mid_stream_closes_upstream(gateway: Gateway) ->
             await call.finished.wait()
     assert stream.closed_at is not None
     assert stream.closed_at - disconnected_at < 0.1
-    assert gateway.services.in_flight == 0
+    assert gateway.wiring.state.in_flight.count == 0
     assert attempts(gateway, "cancelled") == 1
-    assert gateway.services.totals.cancelled == 1
-    assert gateway.services.registry.get("a").counters.pending == 0  # type: ignore[union-attr]
+    assert gateway.wiring.state.totals.cancelled == 1
+    assert gateway.wiring.registry.get("a").counters.pending == 0  # type: ignore[union-attr]
 
 
 async def test_client_disconnect_before_first_event_closes_upstream(gateway: Gateway) -> None:
@@ -201,7 +201,7 @@ async def test_client_disconnect_before_first_event_closes_upstream(gateway: Gat
         with trio.fail_after(1):
             await stream.closed.wait()
             await call.finished.wait()
-    assert gateway.services.in_flight == 0
+    assert gateway.wiring.state.in_flight.count == 0
     assert attempts(gateway, "cancelled") == 1
 
 
@@ -220,7 +220,7 @@ async def test_client_disconnect_non_streaming_closes_upstream(gateway: Gateway)
         with trio.fail_after(1):
             await stream.closed.wait()
             await call.finished.wait()
-    assert gateway.services.in_flight == 0
+    assert gateway.wiring.state.in_flight.count == 0
     assert attempts(gateway, "cancelled") == 1
 
 
@@ -238,7 +238,7 @@ async def test_drain_deadline_cuts_a_paused_stream(
 
         nursery.start_soon(client)
         await trio.sleep(1)
-        gateway.services.drain.close_listener(drain_timeout=2.0)
+        gateway.wiring.drain.close_listener(drain_timeout=2.0)
         start = trio.current_time()
     assert result[0].endswith(truncation_event("drain"))
     assert trio.current_time() - start == 2.0
@@ -252,7 +252,7 @@ async def test_gateway_overhead_of_a_stream_excludes_the_stream_itself(
     serve(gateway, "a.test", ChunkStream(events))
     response = await gateway.post("/v1/chat/completions", STREAM_CHAT)
     await response.get_data()
-    registry = gateway.services.metrics.registry
+    registry = gateway.wiring.metrics.registry
     labels = {"stream": "true"}
     assert registry.get_sample_value("nexus_gateway_overhead_seconds_count", labels) == 1.0
     # 5 s of upstream pacing after the first event is not gateway overhead

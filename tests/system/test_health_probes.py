@@ -10,7 +10,7 @@ import trio
 
 from nexus_trio.config import parse_config
 from nexus_trio.registry import Capabilities, HealthState
-from nexus_trio.runtime.services import Services
+from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.transport import H11Transport
@@ -42,12 +42,10 @@ async def test_ollama_and_generic_backends_are_probed(start_backend: StartBacken
     text = config(("o", "ollama", sim_ollama.port), ("g", "generic", sim_generic.port))
     transport = H11Transport()
     async with upstream_http_client(transport) as http:
-        services = Services.create(
-            parse_config(text), {"SIM_KEY": "sk-sim"}, http, transport=transport
-        )
+        wiring = Wiring.build(parse_config(text), {"SIM_KEY": "sk-sim"}, http, transport=transport)
         with trio.fail_after(10):
-            await services.health_checker().sweep()
-    ollama, generic = services.registry.get("o"), services.registry.get("g")
+            await wiring.health_checker().sweep()
+    ollama, generic = wiring.registry.get("o"), wiring.registry.get("g")
     assert ollama is not None
     assert generic is not None
     assert (ollama.health, generic.health) == (HealthState.HEALTHY, HealthState.HEALTHY)
@@ -81,12 +79,12 @@ async def test_a_stopped_backend_becomes_unhealthy() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(backend.run)
             config_text = config(("s", "vllm", backend.port))
-            services = Services.create(parse_config(config_text), {}, http, transport=transport)
-            checker = services.health_checker()
+            wiring = Wiring.build(parse_config(config_text), {}, http, transport=transport)
+            checker = wiring.health_checker()
             with trio.fail_after(10):
                 await checker.sweep()
             nursery.cancel_scope.cancel()  # the simulator stops: its port refuses connections
-        registered = services.registry.get("s")
+        registered = wiring.registry.get("s")
         assert registered is not None
         assert registered.health is HealthState.HEALTHY
         with trio.fail_after(10):

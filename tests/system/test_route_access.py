@@ -13,13 +13,11 @@ import httpx
 import pytest
 import trio
 
-from nexus_trio.api.app import create_app
 from nexus_trio.api.gate import OPEN_PATHS, OPEN_PREFIX
 from nexus_trio.api.proxy import ROUTES
 from nexus_trio.config import parse_config
-from nexus_trio.dashboard.mount import EVENTS_PATH, dashboard_mount
-from nexus_trio.dashboard.publisher import SnapshotPublisher
-from nexus_trio.runtime.services import Services
+from nexus_trio.dashboard.mount import EVENTS_PATH
+from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.simulator import SimulatedBackend
 from tests.system.conftest import GatewayFactory, gateway_config
 
@@ -34,10 +32,9 @@ async def served_routes(config_text: str) -> list[tuple[str, str]]:
     config = parse_config(config_text)
     transport = httpx.MockTransport(lambda request: httpx.Response(500))
     async with httpx.AsyncClient(transport=transport) as http:
-        services = Services.create(config, ENV, http, transport=transport)
-        assert services.request_log is not None
-        publisher = SnapshotPublisher(services, services.request_log)
-        app = create_app(services, [dashboard_mount(services, publisher)])
+        wiring = Wiring.build(config, ENV, http, transport=transport)
+        assert wiring.publisher is not None
+        app = wiring.app()
     routes = [("POST", path) for path in ROUTES] + [("GET", EVENTS_PATH)]
     for rule in app.url_map.iter_rules():
         path = re.sub(r"<[^>]+>", "dashboard.js", rule.rule)

@@ -1,13 +1,17 @@
-"""The dashboard's data, with no event loop: the request ring buffer, rates, quality history."""
+"""The dashboard's data: the request ring buffer (fed settled records), rates, quality history."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from nexus_trio.api.accounting import request_record
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.config import QualityConfig
 from nexus_trio.dashboard.request_log import RequestLog, entry_object
 from nexus_trio.dashboard.snapshot import RateWindow
+from nexus_trio.gateway.record import RequestRecord
 from nexus_trio.keys import ClientKey
 from nexus_trio.quality import Outcome, QualityStore
 
@@ -25,10 +29,16 @@ def context(request_id: str, **fields: object) -> RequestContext:
     return ctx
 
 
-def test_ring_keeps_the_newest_entries_with_increasing_sequence_numbers() -> None:
+def record(request_id: str, elapsed: float, **fields: object) -> RequestRecord:
+    """The settled record of a request built like :func:`context`, ``elapsed`` seconds long."""
+    settled = request_record(context(request_id, **fields), unauthenticated=False)
+    return dataclasses.replace(settled, elapsed_seconds=elapsed)
+
+
+async def test_ring_keeps_the_newest_entries_with_increasing_sequence_numbers() -> None:
     log = RequestLog(3)
     for index in range(5):
-        log.append(context(f"r{index}"), 0.25)
+        log.append(record(f"r{index}", 0.25))
     assert len(log) == 3
     assert log.last_seq == 5
     assert [(e.seq, e.request_id) for e in log.entries_after(0)] == [
@@ -40,14 +50,16 @@ def test_ring_keeps_the_newest_entries_with_increasing_sequence_numbers() -> Non
     assert log.entries_after(5) == []
 
 
-def test_entry_holds_metadata_only_and_marks_cancelled_requests() -> None:
+async def test_entry_holds_metadata_only_and_marks_cancelled_requests() -> None:
     log = RequestLog(10)
     log.append(
-        context("ok", backend="a", served_model="m", requested_model="alias", ttft_ms=12.34), 0.5
+        record("ok", 0.5, backend="a", served_model="m", requested_model="alias", ttft_ms=12.34)
     )
-    log.append(context("gone", completed=False, status=200, backend="a", served_model="m"), 1.0)
-    log.append(context("refused", status=404, error_code="model_not_found"), 0.001)
-    log.append(context("keyed", key=ClientKey("team-a")), 0.1)
+    log.append(record("gone", 1.0, completed=False, status=200, backend="a", served_model="m"))
+    log.append(record("refused", 0.001, status=404, error_code="model_not_found"))
+    log.append(record("keyed", 0.1, key=ClientKey("team-a")))
+    anonymous = record("anonymous", 0.1, status=401, error_code="authentication_failed")
+    log.append(dataclasses.replace(anonymous, unauthenticated=True))
     ok, gone, refused, keyed = log.entries_after(0)
     fields = {
         "seq", "time", "request_id", "route", "requested_model", "served_model", "backend",

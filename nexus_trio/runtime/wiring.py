@@ -1,0 +1,253 @@
+"""The composition root: every long-lived object of one gateway, built once and wired here.
+
+:meth:`Wiring.build` creates the capabilities (registry, quality store, spend book, keys'
+buckets), the shared state (:class:`~nexus_trio.gateway.generation.Generations`,
+:class:`~nexus_trio.gateway.state.GatewayState`), the request path (router, attempts, budgets,
+forwarder, proxy endpoint, accounting with its sinks) and the dashboard, handing each only what
+it uses. Nothing else builds them, and nothing but the supervisor (and the tests) holds a
+:class:`Wiring`: the components never see it.
+
+A reload (:meth:`Wiring.apply_config`) builds a new generation and swaps it in one assignment,
+after the registry, the quality store and the budget took the new settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from quart_trio import QuartTrio
+
+from nexus_trio.api.accounting import RequestAccounting
+from nexus_trio.api.admission_queue import AdmissionQueue
+from nexus_trio.api.app import AppParts, create_app
+from nexus_trio.api.attempt import AttemptRunner
+from nexus_trio.api.attempt_recorder import AttemptRecorder
+from nexus_trio.api.budgets import BudgetGate
+from nexus_trio.api.forwarding import Forwarder
+from nexus_trio.api.proxy import ProxyEndpoint
+from nexus_trio.api.request_router import RequestRouter
+from nexus_trio.api.request_sinks import limiter_sink, log_access, metrics_sink, spend_sink
+from nexus_trio.asgi.disconnects import DisconnectWatcher
+from nexus_trio.config import Config
+from nexus_trio.dashboard.mount import dashboard_mount
+from nexus_trio.dashboard.publisher import SnapshotPublisher
+from nexus_trio.dashboard.request_log import RequestLog
+from nexus_trio.dashboard.snapshot import SnapshotSources
+from nexus_trio.drain import Drain
+from nexus_trio.fleet import StoreSync
+from nexus_trio.gateway.generation import Generation, Generations
+from nexus_trio.gateway.record import RequestSink
+from nexus_trio.gateway.state import GatewayState
+from nexus_trio.health import HealthChecker
+from nexus_trio.keys import KeyConcurrency, RateLimiter
+from nexus_trio.metrics import Metrics
+from nexus_trio.quality import QualityStore
+from nexus_trio.quality.loop import QualityLoop
+from nexus_trio.registry import Registry
+from nexus_trio.spend import LedgerService, SpendBook
+from nexus_trio.spend.outbox import Outbox
+from nexus_trio.upstream.client import UpstreamClient
+
+
+@dataclass(eq=False, slots=True)
+class Wiring:
+    """One gateway's objects; see the module docstring."""
+
+    env: Mapping[str, str]
+    http: httpx.AsyncClient
+    registry: Registry
+    quality: QualityStore
+    spend: SpendBook
+    #: In a fleet that keeps spend: what the ledger owes the shared store.
+    outbox: Outbox | None
+    limiter: RateLimiter
+    key_concurrency: KeyConcurrency
+    drain: Drain
+    queue: AdmissionQueue
+    disconnects: DisconnectWatcher
+    generations: Generations
+    state: GatewayState
+    metrics: Metrics
+    recorder: AttemptRecorder
+    upstream: UpstreamClient
+    #: The dashboard's ring buffer; None with the dashboard off.
+    request_log: RequestLog | None
+    wall_clock: Callable[[], float]
+    #: The request path, each part given what it uses.
+    app_parts: AppParts = field(init=False)
+    #: The dashboard's snapshot publisher (a background service); None with it off.
+    publisher: SnapshotPublisher | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.app_parts = self._app_parts()
+        self.publisher = None
+        if self.request_log is not None:
+            sources = SnapshotSources(self.state.statistics, self.registry, self.quality)
+            self.publisher = SnapshotPublisher(sources, self.request_log)
+
+    @property
+    def config(self) -> Config:
+        """The configuration of the current generation."""
+        return self.generations.current.config
+
+    @classmethod
+    def build(
+        cls,
+        config: Config,
+        env: Mapping[str, str],
+        http: httpx.AsyncClient,
+        *,
+        transport: httpx.AsyncBaseTransport,
+        mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> Wiring:
+        """Build a gateway: probes use ``http``, attempts ``transport``/``mounts``; spend
+        months follow ``wall_clock``.
+
+        Raises:
+            ConfigError: the configuration cannot be served (an unset key variable).
+        """
+        registry = Registry(config.backends, env, assume_healthy=not config.health_check.enabled)
+        quality = QualityStore(config.quality)
+        spend = SpendBook(config.budget, wall_clock)
+        drain = Drain()
+        queue = AdmissionQueue()
+        generations = Generations(Generation.build(config, env, registry, quality))
+        state = GatewayState(generations, registry, quality, spend, drain, lambda: queue.depth)
+        metrics = Metrics(lambda: state.statistics().gauges())
+        dashboard = config.dashboard
+        request_log = RequestLog(dashboard.request_log_size) if dashboard.enabled else None
+        fleet_spend = config.state.store is not None and config.keeps_spend
+        return cls(
+            env=env,
+            http=http,
+            registry=registry,
+            quality=quality,
+            spend=spend,
+            outbox=Outbox() if fleet_spend else None,
+            limiter=RateLimiter(),
+            key_concurrency=KeyConcurrency(),
+            drain=drain,
+            queue=queue,
+            disconnects=DisconnectWatcher(),
+            generations=generations,
+            state=state,
+            metrics=metrics,
+            recorder=AttemptRecorder(queue, quality, metrics),
+            upstream=UpstreamClient(transport, mounts),
+            request_log=request_log,
+            wall_clock=wall_clock,
+        )
+
+    def _sinks(self) -> list[RequestSink]:
+        """The consumers of every finished proxy request, in the order they see it."""
+        sinks: list[RequestSink] = [
+            spend_sink(self.spend, self.metrics),
+            self.state.count,
+            metrics_sink(self.metrics),
+            limiter_sink(self.limiter),
+        ]
+        if self.request_log is not None:
+            sinks.append(self.request_log.append)
+        sinks.append(log_access)
+        return sinks
+
+    def _app_parts(self) -> AppParts:
+        """The request path, each part given what it uses."""
+        generations, metrics, drain = self.generations, self.metrics, self.drain
+        attempts = AttemptRunner(generations, self.upstream, self.recorder, drain, metrics)
+        forwarder = Forwarder(
+            generations,
+            RequestRouter(self.queue, self.quality, metrics),
+            attempts,
+            BudgetGate(generations, self.spend),
+            registry=self.registry,
+            drain=drain,
+            metrics=metrics,
+        )
+        proxy = ProxyEndpoint(
+            generations,
+            forwarder,
+            in_flight=self.state.in_flight,
+            key_concurrency=self.key_concurrency,
+            limiter=self.limiter,
+            disconnects=self.disconnects,
+            metrics=metrics,
+        )
+        return AppParts(
+            generations=generations,
+            drain=drain,
+            proxy=proxy,
+            accounting=RequestAccounting(generations, self.spend, self._sinks()),
+            statistics=self.state.statistics,
+            registry=self.registry,
+            render_metrics=metrics.render,
+            started_wall=self.state.started_wall,
+        )
+
+    def app(self) -> QuartTrio:
+        """The app serving this gateway, with the dashboard mounted when it is on."""
+        mounts = []
+        if self.publisher is not None:
+            mounts.append(dashboard_mount(self.publisher, self.generations, self.drain))
+        return create_app(self.app_parts, mounts)
+
+    def apply_config(self, config: Config) -> None:
+        """Swap in a reloaded configuration; backends with unchanged identity keep state.
+
+        Raises:
+            ConfigError: the new configuration cannot be applied (nothing was changed).
+        """
+        generation = Generation.build(config, self.env, self.registry, self.quality)
+        for name in self.registry.replace_backends(config.backends, self.env):
+            self.quality.forget_backend(name)
+        self.quality.configure(config.quality)
+        self.spend.budget_config = config.budget
+        self.generations.swap(generation)
+
+    def agent_keys(self) -> list[tuple[str, str]]:
+        """Every configured agent: (backend name, model) for each model a backend serves."""
+        return [(b.name, model) for b in self.registry for model in sorted(b.models)]
+
+    def health_checker(self) -> HealthChecker:
+        """The health checker over these backends, reading ``[health_check]`` as reloaded."""
+        return HealthChecker(
+            self.registry,
+            self.http,
+            lambda: self.generations.current.config.health_check,
+            metrics=self.metrics,
+        )
+
+    def quality_loop(self) -> QualityLoop:
+        """The quality recompute loop over this store and the agents configured now."""
+        return QualityLoop(
+            self.quality, self.agent_keys, observe_duration=self.metrics.quality_recompute.observe
+        )
+
+    def ledger_service(self) -> LedgerService | None:
+        """The spend ledger in ``[state] dir``; None when nothing is priced or budgeted."""
+        config = self.config
+        if not config.keeps_spend:
+            return None
+        state = config.state
+        interval = 1.0 if state.store is None else min(1.0, state.sync_interval_seconds)
+        return LedgerService(self.spend, Path(state.dir), interval=interval, outbox=self.outbox)
+
+    def store_sync(self) -> StoreSync | None:
+        """The sync with ``[state] store`` (docs/spend.md#a-fleet); None without one."""
+        state = self.config.state
+        if state.store is None:
+            return None
+        return StoreSync(
+            state.store,
+            interval=state.sync_interval_seconds,
+            book=self.spend,
+            limiter=self.limiter,
+            keys=lambda: self.generations.current.config.keys,
+            outbox=self.outbox,
+            wall_clock=self.wall_clock,
+        )
