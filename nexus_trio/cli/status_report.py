@@ -73,6 +73,18 @@ def _budget_lines(spend: dict[str, Any], *, tenant: bool) -> list[str]:
 
 def render_status(url: str, stats: dict[str, Any]) -> str:
     """The report: request totals and spend, then one line per backend and per agent."""
+    lines = _summary_lines(url, stats)
+    lines.append("")
+    rows = [_HEADER, *_backend_rows(stats["backends"])]
+    if len(rows) == 1:
+        lines.append("no backends configured")
+    else:
+        lines.extend(_table(rows))
+    return "\n".join(lines)
+
+
+def _summary_lines(url: str, stats: dict[str, Any]) -> list[str]:
+    """The request totals, whose view this is, a pending restart, and the spend."""
     requests = stats["requests"]
     lines = [
         f"nexus-trio at {url}: up {stats['uptime_seconds']} s, "
@@ -88,55 +100,50 @@ def render_status(url: str, stats: dict[str, Any]) -> str:
     if "spend" in stats:
         lines.extend(status_lines(stats["spend"]))
         lines.extend(_budget_lines(stats["spend"], tenant=tenant))
-    lines.append("")
-    rows = [
-        [
-            "BACKEND",
-            "MODEL",
-            "HEALTH",
-            "QUALITY",
-            "ERR 1H",
-            "OK 24H",
-            "TTFT AVG",
-            "TTFT P90",
-            "REQ 1H",
-            "PENDING",
-        ]
-    ]
-    for backend in stats["backends"]:
-        quality = backend["quality"] or {}
+    return lines
+
+
+_HEADER = [
+    "BACKEND",
+    "MODEL",
+    "HEALTH",
+    "QUALITY",
+    "ERR 1H",
+    "OK 24H",
+    "TTFT AVG",
+    "TTFT P90",
+    "REQ 1H",
+    "PENDING",
+]
+
+
+def _backend_rows(backends: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per backend, each followed by one row per agent (its model)."""
+    rows = []
+    for backend in backends:
         rows.append(
             [
                 backend["name"],
                 f"({backend['type']})",
                 backend["status"],
-                quality.get("state", "-"),
-                _percent(quality.get("error_rate_1h")),
-                _percent(quality.get("success_rate_24h")),
-                _ms(quality.get("avg_ttft_ms")),
-                _ms(quality.get("p90_ttft_ms")),
-                str(quality.get("request_count_1h", 0)),
+                *_quality_cells(backend["quality"] or {}),
                 str(backend["pending"]),
             ]
         )
-        for agent in backend["agents"]:
-            agent_quality = agent["quality"] or {}
-            rows.append(
-                [
-                    "",
-                    agent["model"],
-                    "",
-                    agent_quality.get("state", "-"),
-                    _percent(agent_quality.get("error_rate_1h")),
-                    _percent(agent_quality.get("success_rate_24h")),
-                    _ms(agent_quality.get("avg_ttft_ms")),
-                    _ms(agent_quality.get("p90_ttft_ms")),
-                    str(agent_quality.get("request_count_1h", 0)),
-                    "",
-                ]
-            )
-    if len(rows) == 1:
-        lines.append("no backends configured")
-    else:
-        lines.extend(_table(rows))
-    return "\n".join(lines)
+        rows.extend(
+            ["", agent["model"], "", *_quality_cells(agent["quality"] or {}), ""]
+            for agent in backend["agents"]
+        )
+    return rows
+
+
+def _quality_cells(quality: dict[str, Any]) -> list[str]:
+    """The quality columns of a backend's or an agent's row ("-" where unknown)."""
+    return [
+        quality.get("state", "-"),
+        _percent(quality.get("error_rate_1h")),
+        _percent(quality.get("success_rate_24h")),
+        _ms(quality.get("avg_ttft_ms")),
+        _ms(quality.get("p90_ttft_ms")),
+        str(quality.get("request_count_1h", 0)),
+    ]

@@ -2,8 +2,8 @@
 TTFT penalty.
 
 ``outcome`` names how an attempt ended, ``metrics`` the immutable per-agent snapshot entry and
-its aggregation, ``store`` the time-bucketed counts and the exclusion state machine. All of it
-is synchronous; time is passed in.
+its aggregation, ``record`` one agent's buckets and exclusion state, ``store`` the agents'
+records and the exclusion state machine. All of it is synchronous; time is passed in.
 """
 
 from nexus_trio.quality.metrics import (

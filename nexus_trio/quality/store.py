@@ -2,9 +2,10 @@
 
 Theory of operation.
 
-**Buckets.** Each agent has two rings of buckets (:mod:`nexus_trio.quality.buckets`): 60 of
-one minute (the 1 h window) and 24 of one hour (the 24 h window), each keeping the running
-totals of its window, so a recompute reads totals instead of summing buckets.
+**Buckets.** Each agent's record (:mod:`nexus_trio.quality.record`) has two rings of buckets
+(:mod:`nexus_trio.quality.buckets`): 60 of one minute (the 1 h window) and 24 of one hour (the
+24 h window), each keeping the running totals of its window, so a recompute reads totals
+instead of summing buckets.
 
 **State machine** (docs/quality.md#exclusion), kept per agent in the store:
 
@@ -39,25 +40,16 @@ from types import MappingProxyType
 
 from nexus_trio.config import QualityConfig
 from nexus_trio.quality.buckets import (
-    CANCELLED,
-    CLIENT_ERROR,
     FAILURE,
     FIELD_OF,
     HISTOGRAM,
     SUCCESS,
-    TTFT_SUM_US,
     MinuteCounts,
-    Ring,
     minute_counts,
 )
-from nexus_trio.quality.metrics import (
-    NEUTRAL,
-    TTFT_BUCKETS_MS,
-    AgentQualityMetrics,
-    AgentState,
-    from_counts,
-)
+from nexus_trio.quality.metrics import NEUTRAL, TTFT_BUCKETS_MS, AgentQualityMetrics
 from nexus_trio.quality.outcome import Outcome
+from nexus_trio.quality.record import AgentRecord
 
 #: ``(backend name, model)``, as :attr:`nexus_trio.routing.Agent.key`.
 AgentKey = tuple[str, str]
@@ -68,75 +60,13 @@ MAX_BACKOFF_FACTOR = 10.0
 log = logging.getLogger("nexus_trio.quality")
 
 
-class _AgentRecord:
-    """Everything the store keeps about one agent."""
-
-    __slots__ = (
-        "backoff_factor",
-        "consecutive_failures",
-        "day",
-        "excluded",
-        "exclusion_reason",
-        "hour",
-        "last_failure_wall",
-        "last_streaming",
-        "probe_at",
-        "probe_since",
-    )
-
-    def __init__(self, now: float) -> None:
-        self.hour = Ring(60, 60, now)
-        self.day = Ring(3600, 24, now)
-        self.consecutive_failures = 0
-        self.excluded = False
-        #: Why the agent was last excluded: ``consecutive_failures``, ``high_error_rate`` or
-        #: ``probe_failed``; kept for display only.
-        self.exclusion_reason = ""
-        #: When an excluded agent may be probed.
-        self.probe_at = 0.0
-        #: When the probe in flight was routed; None when none is.
-        self.probe_since: float | None = None
-        self.backoff_factor = 1.0
-        self.last_failure_wall: float | None = None
-        self.last_streaming: float | None = None
-
-    def exclude(self, now: float, probe_interval_seconds: float, reason: str) -> None:
-        self.excluded = True
-        self.exclusion_reason = reason
-        self.probe_at = now + probe_interval_seconds * self.backoff_factor
-        self.probe_since = None
-
-    def metrics(self, now: float) -> AgentQualityMetrics:
-        """The agent's entry at ``now`` (expiring old buckets first)."""
-        self.hour.expire(now)
-        self.day.expire(now)
-        hour, day = self.hour.totals, self.day.totals
-        if not self.excluded:
-            state = AgentState.HEALTHY
-        else:
-            state = AgentState.PROBING if now >= self.probe_at else AgentState.EXCLUDED
-        return from_counts(
-            successes_1h=hour[SUCCESS],
-            failures_1h=hour[FAILURE],
-            client_errors_1h=hour[CLIENT_ERROR],
-            cancelled_1h=hour[CANCELLED],
-            ttft_sum_ms=hour[TTFT_SUM_US] / 1000.0,
-            ttft_histogram_1h=tuple(hour[HISTOGRAM:]),
-            successes_24h=day[SUCCESS],
-            failures_24h=day[FAILURE],
-            last_failure_time=self.last_failure_wall,
-            consecutive_failures=self.consecutive_failures,
-            state=state,
-        )
-
-
 class QualityStore:
     """Per-agent outcome history, exclusion state and the last metrics snapshot; synchronous."""
 
     def __init__(self, config: QualityConfig) -> None:
         """An empty store: every agent has :data:`NEUTRAL` metrics until it has history."""
         self.config = config
-        self._agents: dict[AgentKey, _AgentRecord] = {}
+        self._agents: dict[AgentKey, AgentRecord] = {}
         self._snapshot: dict[AgentKey, AgentQualityMetrics] = {}
 
     def configure(self, config: QualityConfig) -> None:
@@ -181,7 +111,7 @@ class QualityStore:
         """
         agent = self._agents.get(key)
         if agent is None:
-            agent = self._agents[key] = _AgentRecord(now)
+            agent = self._agents[key] = AgentRecord(now)
         field = FIELD_OF[outcome]
         if ttft_ms is None:
             ttft_us, ttft_bucket = 0, -1
@@ -296,7 +226,7 @@ class QualityStore:
             snapshot[key] = entry
         self._snapshot = snapshot
 
-    def _resolve_probe(self, key: AgentKey, agent: _AgentRecord, field: int, now: float) -> None:
+    def _resolve_probe(self, key: AgentKey, agent: AgentRecord, field: int, now: float) -> None:
         """Apply the outcome of an excluded agent at or after its probe time."""
         agent.probe_since = None
         if field == SUCCESS:
@@ -312,6 +242,6 @@ class QualityStore:
             return
         self._publish(key, agent, now)
 
-    def _publish(self, key: AgentKey, agent: _AgentRecord, now: float) -> None:
+    def _publish(self, key: AgentKey, agent: AgentRecord, now: float) -> None:
         """Replace the agent's snapshot entry at once, in a copy of the snapshot."""
         self._snapshot = {**self._snapshot, key: agent.metrics(now)}

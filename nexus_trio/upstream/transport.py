@@ -199,33 +199,12 @@ class H11Transport(httpx.AsyncBaseTransport):
             httpx.TransportError: connecting, sending or reading failed or timed out.
             RuntimeError: the transport is closed.
         """
-        url = request.url
         on_send: Callable[[], object] | None = request.extensions.get(ON_SEND_EXTENSION)
-        if url.raw_scheme != b"http":
-            if on_send is not None:
-                on_send()
-            if self._fallback is None:
-                self._fallback = httpx.AsyncHTTPTransport(limits=UNLIMITED)
-            return await self._fallback.handle_async_request(request)
+        if request.url.raw_scheme != b"http":
+            return await self._send_to_fallback(request, on_send)
         if self._closed:
             raise RuntimeError("The transport is closed.")
-        spec: PoolSpec | None = request.extensions.get(POOL_EXTENSION)
-        if spec is None:
-            name, size = "", self._max_connections
-        else:
-            name, size = spec.name, spec.max_connections
-        key = (url.raw_host, url.port or 80, name)
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = HostPool(
-                url.raw_host.decode("ascii"),
-                key[1],
-                max_connections=size,
-                max_idle=self._max_idle,
-                keepalive_expiry=self._keepalive_expiry,
-            )
-        elif pool.max_connections != size:
-            pool.resize(size)
+        pool = self._pool_for(request.url, request.extensions.get(POOL_EXTENSION))
         timeouts: Mapping[str, float | None] = request.extensions.get("timeout", _NO_TIMEOUTS)
         connection = await pool.acquire(
             connect_timeout=timeouts.get("connect", self._connect_timeout),
@@ -267,3 +246,35 @@ class H11Transport(httpx.AsyncBaseTransport):
             pool.close()
         if self._fallback is not None:
             await self._fallback.aclose()
+
+    async def _send_to_fallback(
+        self, request: httpx.Request, on_send: Callable[[], object] | None
+    ) -> httpx.Response:
+        """Send a request of any scheme but ``http`` with the fallback transport, created on
+        first use; its pool is unlimited, so ``on_send`` is called at once."""
+        if on_send is not None:
+            on_send()
+        if self._fallback is None:
+            self._fallback = httpx.AsyncHTTPTransport(limits=UNLIMITED)
+        return await self._fallback.handle_async_request(request)
+
+    def _pool_for(self, url: httpx.URL, spec: PoolSpec | None) -> HostPool:
+        """The pool of ``url``'s host that ``spec`` names (without one, the host's default
+        pool), created on first use and resized when the spec's size changed."""
+        if spec is None:
+            name, size = "", self._max_connections
+        else:
+            name, size = spec.name, spec.max_connections
+        key = (url.raw_host, url.port or 80, name)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = HostPool(
+                url.raw_host.decode("ascii"),
+                key[1],
+                max_connections=size,
+                max_idle=self._max_idle,
+                keepalive_expiry=self._keepalive_expiry,
+            )
+        elif pool.max_connections != size:
+            pool.resize(size)
+        return pool
