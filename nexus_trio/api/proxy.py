@@ -3,8 +3,8 @@ the ASGI layer.
 
 Every other route is a Quart view; these three are the hot path and are answered by
 :class:`ProxyEndpoint` straight from the ASGI messages, without Quart's request and response
-objects, contexts and signal machinery (about a fifth of the CPU each proxied request cost;
-see ``bench/README.md``). What Quart did for them is done here, explicitly:
+objects, contexts and signal machinery (their cost on the hot path is the reason;
+``bench/hot_path.py`` measures the path). What Quart did for them is done here, explicitly:
 
 * the body is read to its end before anything is routed: ``multipart/*`` → 415; larger than
   ``server.max_request_body_bytes`` → 413, from ``Content-Length`` before reading or while
