@@ -231,7 +231,6 @@ class AttemptRunner:
         if outcome is Outcome.CLIENT_ERROR or attempt.stream:
             # 4xx is the client's fault, returned as-is; so is a streaming 3xx.
             finish(attempt, outcome)
-            ctx.status = status
             return Reply.complete(status, headers, data)
         try:
             usage = body_usage(data)
@@ -249,5 +248,4 @@ class AttemptRunner:
             ctx.output_chars = body_output_chars(data)
         settle_cost(prices, ctx)
         finish(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
-        ctx.status = status
         return Reply.complete(status, headers, data)

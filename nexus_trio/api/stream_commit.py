@@ -59,7 +59,6 @@ class StreamCommitter:
         ctx.defer(self._release, ctx, attempt, stream)
         now = trio.current_time()
         ctx.committed_at = now
-        ctx.status = stream.response.status_code
         limits = StreamLimits(
             idle_seconds=server.stream_idle_timeout_seconds,
             max_deadline=max_stream_deadline(now, server.max_stream_seconds),
