@@ -15,15 +15,9 @@ import trio
 import trio.testing
 
 from nexus_trio.runtime.logs import JSONFormatter, TextFormatter
-from tests.component.conftest import (
-    CHAT,
-    ChunkStream,
-    Gateway,
-    chunk,
-    completion,
-    sse,
-    stream_response,
-)
+from tests.component.client import CHAT
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import ChunkStream, chunk, completion, sse, stream_response
 
 SECRET_CONTENT = "my secret prompt text"
 CONFIG = """

@@ -11,15 +11,9 @@ import httpx
 import msgspec
 import pytest
 
-from tests.component.conftest import (
-    CHAT,
-    ChunkStream,
-    Gateway,
-    chunk,
-    raw_response,
-    sse,
-    stream_response,
-)
+from tests.component.client import CHAT
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import ChunkStream, chunk, raw_response, sse, stream_response
 
 CONFIG = """
 [health_check]

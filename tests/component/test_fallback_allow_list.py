@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from nexus_trio.registry import HealthState
-from tests.component.conftest import CHAT, Gateway, completion, raw_response
+from tests.component.client import CHAT
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import completion, raw_response
 
 PATH = "/v1/chat/completions"
 CONFIG = """

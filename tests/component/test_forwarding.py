@@ -6,7 +6,9 @@ from __future__ import annotations
 import httpx
 import msgspec
 
-from tests.component.conftest import CHAT, Gateway, completion, raw_response
+from tests.component.client import CHAT
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import completion, raw_response
 
 TOOLS_REQUEST = (
     b'{"model":"m","seed":42,"tools":[{"type":"function","function":{"name":"get_weather",'

@@ -18,7 +18,7 @@ from nexus_trio.config import parse_config
 from nexus_trio.health import probe_backend
 from nexus_trio.registry import Backend, Capabilities, HealthState
 from nexus_trio.runtime.services import Services
-from tests.component.conftest import Handler, Upstream, raw_response
+from tests.component.fake_upstream import Handler, Upstream, raw_response
 
 KEY = "sk-very-secret"
 CONFIG = """

@@ -8,7 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.component.conftest import CHAT, Gateway, completion
+from tests.component.client import CHAT
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import completion
 
 CONFIG = """
 [health_check]

@@ -13,7 +13,8 @@ import trio
 
 from nexus_trio.api.refusals import queue_timeout
 from nexus_trio.runtime.logs import TextFormatter
-from tests.component.conftest import CHAT, Gateway
+from tests.component.client import CHAT
+from tests.component.conftest import Gateway
 
 LONG = "x" * 500_000
 SHOWN = "x" * 256

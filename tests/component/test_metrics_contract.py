@@ -27,11 +27,10 @@ from nexus_trio.quality import AgentState, Outcome
 from nexus_trio.routing import RejectionReason
 from nexus_trio.runtime.supervisor import Supervisor
 from nexus_trio.spend import BudgetLevel
-from tests.component.conftest import (
-    CHAT,
-    ASGICall,
+from tests.component.client import CHAT, ASGICall
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import (
     ChunkStream,
-    Gateway,
     chunk,
     completion,
     raw_response,

@@ -22,11 +22,10 @@ import trio.testing
 from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_trio.quality import AgentQualityMetrics, AgentState
-from tests.component.conftest import (
-    CHAT,
-    ASGICall,
+from tests.component.client import CHAT, ASGICall
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import (
     ChunkStream,
-    Gateway,
     Handler,
     chunk,
     completion,

@@ -12,7 +12,9 @@ import msgspec
 import pytest
 import trio
 
-from tests.component.conftest import CHAT, Gateway, completion
+from tests.component.client import CHAT
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import completion
 
 MakeGateway = Callable[..., Gateway]
 

@@ -12,11 +12,10 @@ import pytest
 import trio
 import trio.testing
 
-from tests.component.conftest import (
-    CHAT,
-    ASGICall,
+from tests.component.client import CHAT, ASGICall
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import (
     ChunkStream,
-    Gateway,
     chunk,
     completion,
     raw_response,

@@ -16,7 +16,9 @@ from nexus_trio.cli.status_report import render_status
 from nexus_trio.errors import AuthenticationFailed
 from nexus_trio.keys import ClientKey
 from nexus_trio.stats.document import viewer
-from tests.component.conftest import CHAT, ASGICall, Gateway, completion
+from tests.component.client import CHAT, ASGICall
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import completion
 from tests.component.test_dashboard import EVENTS, EventReader, open_stream
 
 CONFIG = """

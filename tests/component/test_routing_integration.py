@@ -22,7 +22,9 @@ import trio.testing
 
 from nexus_trio.api.admission_queue import AdmissionQueue
 from nexus_trio.registry import HealthState
-from tests.component.conftest import CHAT, ASGICall, Gateway, Handler, completion, raw_response
+from tests.component.client import CHAT, ASGICall
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import Handler, completion, raw_response
 
 MakeGateway = Callable[..., Gateway]
 PATH = "/v1/chat/completions"

@@ -9,16 +9,9 @@ import trio
 import trio.testing
 
 from nexus_trio.upstream.relay import truncation_event
-from tests.component.conftest import (
-    CHAT,
-    ASGICall,
-    ChunkStream,
-    Gateway,
-    chunk,
-    raw_response,
-    sse,
-    stream_response,
-)
+from tests.component.client import CHAT, ASGICall
+from tests.component.conftest import Gateway
+from tests.component.fake_upstream import ChunkStream, chunk, raw_response, sse, stream_response
 
 STREAM_CHAT = {**CHAT, "stream": True}
 DONE = b"data: [DONE]\n\n"
