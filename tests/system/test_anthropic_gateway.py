@@ -18,7 +18,9 @@ import trio
 
 from nexus_trio.simulator import SimulatedBackend
 from tests.fake_anthropic import KEY, FakeAnthropic
-from tests.system.conftest import GatewayFactory, GatewayProcess, RawConnection, poll
+from tests.system.gateway_process import GatewayFactory, GatewayProcess
+from tests.system.polling import poll
+from tests.system.raw_connection import RawConnection
 
 pytestmark = pytest.mark.system
 

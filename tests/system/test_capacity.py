@@ -15,7 +15,9 @@ import pytest
 import trio
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, RawConnection, poll
+from tests.system.gateway_process import GatewayFactory
+from tests.system.polling import poll
+from tests.system.raw_connection import RawConnection
 
 pytestmark = pytest.mark.system
 

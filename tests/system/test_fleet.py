@@ -18,7 +18,9 @@ import pytest
 import trio
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, GatewayProcess, gateway_config, poll
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory, GatewayProcess
+from tests.system.polling import poll
 from tests.system.redis_server import RedisServer, redis_server_path
 
 pytestmark = pytest.mark.system

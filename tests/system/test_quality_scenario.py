@@ -41,7 +41,8 @@ from bench.quality_scenario import (
     THRESHOLD_MS,
 )
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, poll
+from tests.system.gateway_process import GatewayFactory
+from tests.system.polling import poll
 
 pytestmark = pytest.mark.system
 

@@ -17,7 +17,8 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, GatewayProcess, poll
+from tests.system.gateway_process import GatewayFactory, GatewayProcess
+from tests.system.polling import poll
 
 pytestmark = pytest.mark.system
 

@@ -21,7 +21,8 @@ from nexus_trio.dashboard.mount import EVENTS_PATH, dashboard_mount
 from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.runtime.services import Services
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, gateway_config
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory
 
 pytestmark = pytest.mark.system
 

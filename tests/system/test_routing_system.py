@@ -17,8 +17,9 @@ import pytest
 import trio
 
 from nexus_trio.simulator import FailMode, ReceivedRequest, SimulatedBackend
-from tests.system.conftest import GatewayFactory, poll
 from tests.system.fleet import Fleet
+from tests.system.gateway_process import GatewayFactory
+from tests.system.polling import poll
 
 JSON_HEADERS = {"content-type": "application/json"}
 

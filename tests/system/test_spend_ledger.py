@@ -16,7 +16,8 @@ import trio
 from nexus_trio.simulator import SimulatedBackend
 from nexus_trio.spend import Ledger, SpendRow
 from nexus_trio.spend.ledger import FILE_NAME
-from tests.system.conftest import GatewayFactory, gateway_config
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory
 
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hello there"}]}
 #: One dollar per token: every cost is a whole number of dollars.
