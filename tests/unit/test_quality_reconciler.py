@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 
 from nexus_trio.config import (
-    BackendConfig,
     HealthCheckConfig,
     QualityConfig,
     RoutingConfig,
     RoutingWeights,
 )
 from nexus_trio.quality import Outcome, QualityStore
-from nexus_trio.registry import Backend, HealthState, Registry
+from nexus_trio.registry import Backend, Registry
 from nexus_trio.routing import (
     Agent,
     Pipeline,
@@ -26,17 +25,9 @@ from nexus_trio.routing import (
     RoutingRequest,
 )
 from nexus_trio.routing.reconcilers import QualityReconciler, Scheduler
+from tests.unit.backends import MODEL, backend
 
-MODEL = "llama3:8b"
 WALL = 1_700_000_000.0
-
-
-def backend(name: str, **fields: Any) -> Backend:
-    fields.setdefault("type", "vllm")
-    config = BackendConfig(name=name, url=f"http://{name}.lan:8000", models=[MODEL], **fields)
-    made = Backend.from_config(config, env={})
-    made.health = HealthState.HEALTHY
-    return made
 
 
 def intent(*backends: Backend, now: float, stream: bool = True) -> RoutingIntent:
