@@ -100,3 +100,81 @@ def chunk(content: str | None = None, finish: str | None = None) -> dict[str, An
 
 def stream_response(stream: ChunkStream, status: int = 200) -> httpx.Response:
     return httpx.Response(status, headers={"content-type": "text/event-stream"}, stream=stream)
+
+
+# --- handlers: what a fake backend does with each request ----------------------------------
+
+
+def answer(status: int = 200, body: bytes | None = None, **headers: str) -> Handler:
+    """Every request gets this answer (200 without a body = a valid completion)."""
+
+    async def handler(request: httpx.Request, data: bytes) -> httpx.Response:
+        if status == 200 and body is None:
+            return completion(**headers)
+        return raw_response(status, body or b'{"error": {"message": "boom"}}', **headers)
+
+    return handler
+
+
+async def refuse(request: httpx.Request, data: bytes) -> httpx.Response:
+    raise httpx.ConnectError("[Errno 111] Connection refused")
+
+
+async def hang(request: httpx.Request, data: bytes) -> httpx.Response:
+    await trio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
+def by_model(**handlers: Handler) -> Handler:
+    """Dispatch on the ``model`` of the forwarded body."""
+
+    async def handler(request: httpx.Request, data: bytes) -> httpx.Response:
+        return await handlers[msgspec.json.decode(data)["model"]](request, data)
+
+    return handler
+
+
+def gated(*gates: trio.Event) -> Handler:
+    """The n-th request waits for the n-th gate (if any), then gets a completion."""
+    pending = list(gates)
+
+    async def handler(request: httpx.Request, data: bytes) -> httpx.Response:
+        if pending:
+            await pending.pop(0).wait()
+        return completion()
+
+    return handler
+
+
+def script(*answers: Callable[[], httpx.Response] | Exception) -> Handler:
+    """The n-th request gets the n-th answer (a response factory, or an exception raised as a
+    transport failure); the last answer repeats."""
+    pending = list(answers)
+
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        answer = pending.pop(0) if len(pending) > 1 else pending[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer()
+
+    return handler
+
+
+# --- response factories for script() ---------------------------------------------------------
+
+
+def status(code: int, body: bytes = b'{"error": {"message": "nope"}}') -> Callable[[], Any]:
+    return lambda: raw_response(code, body)
+
+
+def ok() -> httpx.Response:
+    return completion()
+
+
+def good_stream() -> httpx.Response:
+    return stream_response(ChunkStream(sse(chunk("hi"), chunk(None, "stop"))))
+
+
+def truncated_stream() -> httpx.Response:
+    """A stream that ends without ``finish_reason`` or ``[DONE]``."""
+    return stream_response(ChunkStream(sse(chunk("a"), chunk("b"))))

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-import msgspec
 import pytest
 import trio
 import trio.testing
@@ -15,6 +14,7 @@ import trio.testing
 from tests.component.client import CHAT
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import completion
+from tests.component.readings import error_of
 
 KEYS = """
 [server]
@@ -44,11 +44,6 @@ def keyed(make_gateway: Callable[..., Gateway], server: str = "", metrics: str =
 
     gateway.upstream.handlers["a.test"] = ok
     return gateway
-
-
-async def error_of(response: object) -> dict[str, object]:
-    error: dict[str, object] = msgspec.json.decode(await response.get_data())["error"]  # type: ignore[attr-defined]
-    return error
 
 
 async def test_metrics_need_an_admin_key_when_keys_are_configured(

@@ -18,7 +18,7 @@ from nexus_trio.config import parse_config
 from nexus_trio.health import probe_backend
 from nexus_trio.registry import Backend, Capabilities, HealthState
 from nexus_trio.runtime.services import Services
-from tests.component.fake_upstream import Handler, Upstream, raw_response
+from tests.component.fake_upstream import Handler, Upstream, answer, raw_response
 
 KEY = "sk-very-secret"
 CONFIG = """
@@ -138,13 +138,6 @@ def slow(seconds: float, handler: Handler) -> Handler:
         return await handler(request, body)
 
     return delayed
-
-
-def answer(status: int, content: bytes) -> Handler:
-    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
-        return raw_response(status, content)
-
-    return handler
 
 
 def fail(exc: Exception) -> Handler:

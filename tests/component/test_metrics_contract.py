@@ -32,10 +32,11 @@ from tests.component.conftest import Gateway
 from tests.component.fake_upstream import (
     ChunkStream,
     chunk,
-    completion,
+    ok,
     raw_response,
     sse,
     stream_response,
+    truncated_stream,
 )
 
 PATH = "/v1/chat/completions"
@@ -168,21 +169,13 @@ class Scripted:
         return self.answers.pop(0)()
 
 
-def ok() -> httpx.Response:
-    return completion()
-
-
 def fails(status: int, **headers: str) -> Answer:
     return lambda: raw_response(status, b'{"error": {"message": "boom"}}', **headers)
 
 
-def good_stream() -> httpx.Response:
+def stream_with_usage() -> httpx.Response:
     usage = {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2}}
     return stream_response(ChunkStream(sse(chunk("hi"), chunk(None, "stop"), usage)))
-
-
-def truncated_stream() -> httpx.Response:
-    return stream_response(ChunkStream(sse(chunk("a"), chunk("b"))))
 
 
 def families_of(text: str) -> dict[str, Metric]:
@@ -235,14 +228,14 @@ async def every_code_path(gateway: Gateway, tmp_path: Path) -> None:
 
     a.answers.append(ok)
     await post(gateway, CHAT, backend="a")  # plain
-    a.answers.append(good_stream)
+    a.answers.append(stream_with_usage)
     await post(gateway, STREAM_CHAT, backend="a")  # streaming, usage in the last chunk
     a.answers.append(fails(400))
     assert (await post(gateway, CHAT, backend="a")).status_code == 400  # client error
     a.answers.append(fails(500))
     b.answers.append(ok)
     await post(gateway, CHAT, backend="b", route_reason="retry")  # retry after a 5xx
-    a.answers.append(good_stream)
+    a.answers.append(stream_with_usage)
     await post(gateway, STREAM_CHAT, backend="a")  # (a's run of failures ends)
     a.answers.append(truncated_stream)
     response = await post(gateway, STREAM_CHAT, backend="a")

@@ -10,133 +10,48 @@ and ``/metrics``. Where time matters it is virtual (``autojump_clock``) and asse
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import msgspec
 import pytest
 import trio
 import trio.testing
-from prometheus_client.parser import text_string_to_metric_families
 
-from nexus_trio.quality import AgentQualityMetrics, AgentState
+from nexus_trio.quality import AgentState
 from tests.component.client import CHAT, ASGICall
+from tests.component.configs import config_toml, fake_backend
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import (
     ChunkStream,
     Handler,
     chunk,
     completion,
+    ok,
     raw_response,
+    script,
     sse,
+    status,
     stream_response,
+    truncated_stream,
+)
+from tests.component.readings import (
+    agent_entry,
+    attempts,
+    backend_entry,
+    gauge,
+    hosts,
+    metric_samples,
+    quality,
+    sample,
+    stats,
+    tick,
 )
 
 MakeGateway = Callable[..., Gateway]
 PATH = "/v1/chat/completions"
 STREAM_CHAT = {**CHAT, "stream": True}
 DONE = b"data: [DONE]\n\n"
-
-
-# --- configuration, fake upstreams and readers -------------------------------------------------
-
-
-def backend(name: str, priority: int = 50, models: Iterable[str] = ("m",)) -> str:
-    """One ``[[backends]]`` entry at ``http://<name>.test``."""
-    return (
-        f'[[backends]]\nname = "{name}"\nurl = "http://{name}.test"\ntype = "generic"\n'
-        f"priority = {priority}\nmodels = {json.dumps(list(models))}\n"
-    )
-
-
-def config(*backends: str, quality: str = "", head: str = "") -> str:
-    """Health checks off (backends assumed healthy), ``[quality]`` keys, then the backends."""
-    return "\n".join([head, "[health_check]\nenabled = false", f"[quality]\n{quality}", *backends])
-
-
-def script(*answers: Callable[[], httpx.Response] | Exception) -> Handler:
-    """The n-th request gets the n-th answer (a response factory, or an exception raised as a
-    transport failure); the last answer repeats."""
-    pending = list(answers)
-
-    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
-        answer = pending.pop(0) if len(pending) > 1 else pending[0]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer()
-
-    return handler
-
-
-def status(code: int, body: bytes = b'{"error": {"message": "nope"}}') -> Callable[[], Any]:
-    return lambda: raw_response(code, body)
-
-
-def ok() -> httpx.Response:
-    return completion()
-
-
-def good_stream() -> httpx.Response:
-    return stream_response(ChunkStream(sse(chunk("hi"), chunk(None, "stop"))))
-
-
-def tick(gateway: Gateway) -> None:
-    """One recompute, as the quality loop runs it every ``metrics_interval_seconds``."""
-    gateway.services.quality_loop().tick()
-
-
-def quality(gateway: Gateway, backend_name: str = "a", model: str = "m") -> AgentQualityMetrics:
-    return gateway.services.quality.get((backend_name, model))
-
-
-def sample(gateway: Gateway, name: str, **labels: str) -> float | None:
-    return gateway.services.metrics.registry.get_sample_value(name, labels)
-
-
-def attempts(gateway: Gateway, outcome: str, backend_name: str = "a", model: str = "m") -> float:
-    labels = {"backend": backend_name, "model": model, "outcome": outcome}
-    return sample(gateway, "nexus_upstream_attempts_total", **labels) or 0.0
-
-
-async def stats(gateway: Gateway) -> dict[str, Any]:
-    response = await gateway.app.test_client().get("/v1/stats")
-    assert response.status_code == 200
-    body: dict[str, Any] = msgspec.json.decode(await response.get_data())
-    return body
-
-
-def backend_entry(document: dict[str, Any], name: str) -> dict[str, Any]:
-    entry: dict[str, Any] = next(b for b in document["backends"] if b["name"] == name)
-    return entry
-
-
-def agent_entry(document: dict[str, Any], name: str, model: str = "m") -> dict[str, Any] | None:
-    agents = backend_entry(document, name)["agents"]
-    found: dict[str, Any] | None = next(a for a in agents if a["model"] == model)["quality"]
-    return found
-
-
-async def metric_samples(gateway: Gateway) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of ``/metrics``, parsed, by (sample name, labels)."""
-    response = await gateway.app.test_client().get("/metrics")
-    text = (await response.get_data()).decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def gauge(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
-
-
-def hosts(gateway: Gateway) -> list[str]:
-    return [request.url.host.removesuffix(".test") for request, _ in gateway.upstream.requests]
 
 
 # --- TTFT: the first generated content, not the first event (docs/quality.md#outcomes)
@@ -184,7 +99,7 @@ async def test_streaming_ttft_is_first_content_token(
     first event with generated content, 2 s (virtual) later: ~2000 ms in the store, in
     ``/v1/stats`` and in ``nexus_agent_ttft_seconds``."""
     path, empty, content = TTFT_CASES[kind]
-    gateway = make_gateway(config(backend("a")))
+    gateway = make_gateway(config_toml(fake_backend("a")))
     end = TEXT_END if path == "/v1/completions" else chunk(None, "stop")
     events = [b": ping\n\n", *sse(*empty), 2.0, *sse(content, end), DONE]
     gateway.upstream.handlers["a.test"] = script(lambda: stream_response(ChunkStream(events)))
@@ -224,7 +139,7 @@ async def test_streaming_ttft_is_first_content_token(
 async def test_stream_without_content_records_no_ttft(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    gateway = make_gateway(config(backend("a")))
+    gateway = make_gateway(config_toml(fake_backend("a")))
     events = [*sse(ROLE_ONLY), 1.0, *sse(chunk(None, "stop")), DONE]
     gateway.upstream.handlers["a.test"] = script(lambda: stream_response(ChunkStream(events)))
     response = await gateway.post(PATH, STREAM_CHAT)
@@ -241,7 +156,7 @@ async def test_stream_without_content_records_no_ttft(
 async def test_non_streaming_attempts_record_latency_not_ttft(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    gateway = make_gateway(config(backend("a")))
+    gateway = make_gateway(config_toml(fake_backend("a")))
     body = msgspec.json.encode({"choices": [{"message": {"content": "hi"}}]})
 
     def slow() -> httpx.Response:
@@ -277,7 +192,9 @@ STRICT = "min_requests = 1\nconsecutive_failures = 2\nerror_rate_threshold = 0.5
 
 @pytest.mark.parametrize("code", [400, 401, 403, 409, 413, 422])
 async def test_client_errors_not_counted(make_gateway: MakeGateway, code: int) -> None:
-    gateway = make_gateway(config(backend("a", 10), backend("b", 20), quality=STRICT))
+    gateway = make_gateway(
+        config_toml(fake_backend("a", 10), fake_backend("b", 20), quality=STRICT)
+    )
     gateway.upstream.handlers["a.test"] = script(status(code, b'{"error": {"message": "bad"}}'))
     gateway.upstream.handlers["b.test"] = script(ok)
     for _ in range(5):
@@ -311,10 +228,6 @@ async def test_client_errors_not_counted(make_gateway: MakeGateway, code: int) -
     assert document["requests"]["errors"] == 0
 
 
-def _truncated_stream() -> httpx.Response:
-    return stream_response(ChunkStream(sse(chunk("a"), chunk("b"))))
-
-
 def _reset_mid_stream() -> httpx.Response:
     return stream_response(ChunkStream([*sse(chunk("a")), httpx.ReadError("reset by peer")]))
 
@@ -345,7 +258,7 @@ FAILURES: dict[str, tuple[bool, Callable[[], httpx.Response] | Exception]] = {
     "attempt-timeout": (False, _hang),
     "stream-500": (True, status(500)),
     "stream-not-sse": (True, lambda: raw_response(200, b'{"not": "a stream"}')),
-    "stream-truncated": (True, _truncated_stream),
+    "stream-truncated": (True, truncated_stream),
     "stream-reset-mid": (True, _reset_mid_stream),
 }
 
@@ -358,8 +271,8 @@ async def test_upstream_failures_are_counted(
     count in the error rate and exclude a backend that keeps failing."""
     streaming, answer = FAILURES[kind]
     gateway = make_gateway(
-        config(
-            backend("a"),
+        config_toml(
+            fake_backend("a"),
             quality="min_requests = 3\nconsecutive_failures = 100\nerror_rate_threshold = 0.5\n",
             head="[server]\nattempt_timeout_seconds = 5\n[routing]\nmax_retries = 0\n",
         )
@@ -390,8 +303,8 @@ async def test_attempt_cut_by_the_request_deadline_is_a_failure(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a"),
+        config_toml(
+            fake_backend("a"),
             head="[server]\nrequest_timeout_seconds = 3\nattempt_timeout_seconds = 120\n",
         )
     )
@@ -409,7 +322,9 @@ async def test_attempt_cut_by_the_request_deadline_is_a_failure(
 async def test_model_missing_404_is_a_client_error_and_retried_elsewhere(
     make_gateway: MakeGateway,
 ) -> None:
-    gateway = make_gateway(config(backend("a", 10), backend("b", 20), quality=STRICT))
+    gateway = make_gateway(
+        config_toml(fake_backend("a", 10), fake_backend("b", 20), quality=STRICT)
+    )
     gateway.upstream.handlers["a.test"] = script(status(404))
     gateway.upstream.handlers["b.test"] = script(ok)
     response = await gateway.post(PATH, CHAT)
@@ -442,7 +357,7 @@ async def _vanish_mid_stream(gateway: Gateway) -> ChunkStream:
 
 
 async def test_disconnect_records_cancelled(make_gateway: MakeGateway) -> None:
-    gateway = make_gateway(config(backend("a"), quality=STRICT))
+    gateway = make_gateway(config_toml(fake_backend("a"), quality=STRICT))
     await _vanish_mid_stream(gateway)
     assert attempts(gateway, "cancelled") == 1
     assert attempts(gateway, "failure") == 0
@@ -479,7 +394,9 @@ async def test_cancelled_not_counted(
 ) -> None:
     """Clients leaving at every stage — before the answer, before the first event, mid-stream —
     neither raise the error rate nor eject the backend, however many there are."""
-    gateway = make_gateway(config(backend("a", 10), backend("b", 20), quality=STRICT))
+    gateway = make_gateway(
+        config_toml(fake_backend("a", 10), fake_backend("b", 20), quality=STRICT)
+    )
     for _ in range(3):
         await _vanish_mid_stream(gateway)
 
@@ -530,10 +447,10 @@ async def test_stats_and_metrics_agree(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a", 10, models=["m", "n"]),
-            backend("b", 20, models=["m"]),
-            backend("c", 30, models=["n"]),
+        config_toml(
+            fake_backend("a", 10, models=["m", "n"]),
+            fake_backend("b", 20, models=["m"]),
+            fake_backend("c", 30, models=["n"]),
             quality="min_requests = 4\nconsecutive_failures = 100\nerror_rate_threshold = 0.5\n",
             head="[routing]\nmax_retries = 0\n",
         )
@@ -627,7 +544,9 @@ FAST_EJECT = "consecutive_failures = 3\nprobe_interval_seconds = 10\nmin_request
 async def test_consecutive_failures_exclude_at_once_and_a_probe_readmits(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    gateway = make_gateway(config(backend("a", 10), backend("b", 20), quality=FAST_EJECT))
+    gateway = make_gateway(
+        config_toml(fake_backend("a", 10), fake_backend("b", 20), quality=FAST_EJECT)
+    )
     gateway.upstream.handlers["a.test"] = script(status(500))
     gateway.upstream.handlers["b.test"] = script(ok)
     for _ in range(3):
@@ -697,7 +616,9 @@ async def test_consecutive_failures_exclude_at_once_and_a_probe_readmits(
 async def test_failed_probe_backs_off_and_the_request_is_retried(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    gateway = make_gateway(config(backend("a", 10), backend("b", 20), quality=FAST_EJECT))
+    gateway = make_gateway(
+        config_toml(fake_backend("a", 10), fake_backend("b", 20), quality=FAST_EJECT)
+    )
     gateway.upstream.handlers["a.test"] = script(status(500))
     gateway.upstream.handlers["b.test"] = script(ok)
     for _ in range(3):
@@ -733,9 +654,9 @@ async def test_error_rate_excludes_only_with_the_minimum_sample(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a", 10),
-            backend("b", 20),
+        config_toml(
+            fake_backend("a", 10),
+            fake_backend("b", 20),
             quality="min_requests = 4\nconsecutive_failures = 100\nerror_rate_threshold = 0.5\n",
             head="[routing]\nmax_retries = 0\n",
         )
@@ -778,9 +699,9 @@ async def test_quality_panic_when_every_candidate_is_excluded(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a", 10),
-            backend("b", 20),
+        config_toml(
+            fake_backend("a", 10),
+            fake_backend("b", 20),
             quality="consecutive_failures = 2\nprobe_interval_seconds = 60\n",
             head="[routing]\nmax_retries = 1\n",
         )
@@ -803,7 +724,7 @@ async def test_quality_panic_when_every_candidate_is_excluded(
     assert response.headers["x-nexus-backend"] == "a"
     assert sample(gateway, "nexus_quality_panic_total", model="m") == 1
     # the only candidate, excluded: still served, still panic
-    single = make_gateway(config(backend("a"), quality="consecutive_failures = 1\n"))
+    single = make_gateway(config_toml(fake_backend("a"), quality="consecutive_failures = 1\n"))
     single.upstream.handlers["a.test"] = script(status(500), ok)
     assert (await single.post(PATH, CHAT)).status_code == 500
     assert quality(single).state is AgentState.EXCLUDED
@@ -833,9 +754,9 @@ async def test_ttft_penalty_moves_streaming_and_probes_the_slow_backend(
     streaming traffic, but gets one streaming request per probe interval (reason ``probe``) to be
     measured again."""
     gateway = make_gateway(
-        config(
-            backend("a", 10),
-            backend("b", 20),
+        config_toml(
+            fake_backend("a", 10),
+            fake_backend("b", 20),
             quality="ttft_penalty_threshold_ms = 150\nprobe_interval_seconds = 10\n",
             head="[routing.weights]\nlatency = 0\n",
         )

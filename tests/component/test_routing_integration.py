@@ -10,8 +10,7 @@ Where deadlines matter time is virtual (``autojump_clock``) and asserted exactly
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,103 +22,26 @@ import trio.testing
 from nexus_trio.api.admission_queue import AdmissionQueue
 from nexus_trio.registry import HealthState
 from tests.component.client import CHAT, ASGICall
+from tests.component.configs import config_toml, fake_backend
 from tests.component.conftest import Gateway
-from tests.component.fake_upstream import Handler, completion, raw_response
+from tests.component.fake_upstream import (
+    answer,
+    by_model,
+    gated,
+    hang,
+    refuse,
+)
+from tests.component.readings import attempts, error_of, hosts, metrics_text, models_sent, sample
 
 MakeGateway = Callable[..., Gateway]
 PATH = "/v1/chat/completions"
-NO_HEALTH = "[health_check]\nenabled = false\n"
-
-
-# --- configuration and fake upstreams ---------------------------------------------------------
-
-
-def backend(name: str, priority: int = 50, models: Iterable[str] = ("m",), extra: str = "") -> str:
-    """One ``[[backends]]`` entry at ``http://<name>.test``; ``extra`` goes inside it."""
-    return (
-        f'[[backends]]\nname = "{name}"\nurl = "http://{name}.test"\ntype = "generic"\n'
-        f"priority = {priority}\nmodels = {json.dumps(list(models))}\n{extra}\n"
-    )
-
-
-def config(*backends: str, head: str = "", health: str = NO_HEALTH) -> str:
-    """A config text: global tables (``head``) first, then the backends."""
-    return "\n".join([head, health, *backends])
-
-
-def answer(status: int = 200, body: bytes | None = None, **headers: str) -> Handler:
-    """Every request gets this answer (200 = a valid completion)."""
-
-    async def handler(request: httpx.Request, data: bytes) -> httpx.Response:
-        if status == 200 and body is None:
-            return completion(**headers)
-        return raw_response(status, body or b'{"error": {"message": "boom"}}', **headers)
-
-    return handler
-
-
-async def refuse(request: httpx.Request, data: bytes) -> httpx.Response:
-    raise httpx.ConnectError("[Errno 111] Connection refused")
-
-
-async def hang(request: httpx.Request, data: bytes) -> httpx.Response:
-    await trio.sleep_forever()
-    raise AssertionError("unreachable")
-
-
-def by_model(**handlers: Handler) -> Handler:
-    """Dispatch on the ``model`` of the forwarded body."""
-
-    async def handler(request: httpx.Request, data: bytes) -> httpx.Response:
-        return await handlers[msgspec.json.decode(data)["model"]](request, data)
-
-    return handler
-
-
-def gated(*gates: trio.Event) -> Handler:
-    """The n-th request waits for the n-th gate (if any), then gets a completion."""
-    pending = list(gates)
-
-    async def handler(request: httpx.Request, data: bytes) -> httpx.Response:
-        if pending:
-            await pending.pop(0).wait()
-        return completion()
-
-    return handler
-
-
-def hosts(gateway: Gateway) -> list[str]:
-    return [request.url.host.removesuffix(".test") for request, _ in gateway.upstream.requests]
-
-
-def models_sent(gateway: Gateway) -> list[tuple[str, str]]:
-    return [
-        (request.url.host.removesuffix(".test"), msgspec.json.decode(body)["model"])
-        for request, body in gateway.upstream.requests
-    ]
-
-
-def sample(gateway: Gateway, name: str, **labels: str) -> float:
-    value = gateway.services.metrics.registry.get_sample_value(name, labels)
-    return value or 0.0
-
-
-async def error_of(response: Any) -> dict[str, Any]:
-    error: dict[str, Any] = msgspec.json.decode(await response.get_data())["error"]
-    return error
-
-
-async def metrics_text(gateway: Gateway) -> str:
-    response = await gateway.app.test_client().get("/metrics")
-    text: str = (await response.get_data()).decode()
-    return text
-
-
 # --- retries ----------------------------------------------------------------------------------
 
 
 async def test_5xx_is_retried_on_the_next_best_backend(make_gateway: MakeGateway) -> None:
-    gateway = make_gateway(config(backend("a", 10), backend("b", 20), backend("c", 30)))
+    gateway = make_gateway(
+        config_toml(fake_backend("a", 10), fake_backend("b", 20), fake_backend("c", 30))
+    )
     gateway.upstream.handlers["a.test"] = answer(500)
     gateway.upstream.handlers["b.test"] = answer()
     gateway.upstream.handlers["c.test"] = answer()
@@ -140,9 +62,9 @@ async def test_5xx_is_retried_on_the_next_best_backend(make_gateway: MakeGateway
 @pytest.mark.parametrize("max_retries", [0, 1, 2])
 async def test_max_retries_bounds_the_attempts(make_gateway: MakeGateway, max_retries: int) -> None:
     gateway = make_gateway(
-        config(
+        config_toml(
             *(
-                backend(name, priority)
+                fake_backend(name, priority)
                 for name, priority in (("a", 1), ("b", 2), ("c", 3), ("d", 4))
             ),
             head=f"[routing]\nmax_retries = {max_retries}\n",
@@ -166,7 +88,7 @@ async def test_max_retries_bounds_the_attempts(make_gateway: MakeGateway, max_re
 async def test_gateway_error_carries_x_should_retry_only_after_two_attempts(
     make_gateway: MakeGateway, backends: int, should_retry: str | None
 ) -> None:
-    gateway = make_gateway(config(*(backend(name) for name in "ab"[:backends])))
+    gateway = make_gateway(config_toml(*(fake_backend(name) for name in "ab"[:backends])))
     for name in "ab":
         gateway.upstream.handlers[f"{name}.test"] = refuse
     response = await gateway.post(PATH, CHAT)
@@ -189,9 +111,9 @@ async def test_connect_error_or_timeout_skips_the_backend_for_the_rest_of_the_re
     """A backend that failed to connect or timed out is not tried again, not even for another
     model of the fallback chain; one that answered 500 is (it is a different agent)."""
     gateway = make_gateway(
-        config(
-            backend("a", 10, models=["m", "f"]),
-            backend("b", 20, models=["m", "f"]),
+        config_toml(
+            fake_backend("a", 10, models=["m", "f"]),
+            fake_backend("b", 20, models=["m", "f"]),
             head='[server]\nattempt_timeout_seconds = 5\n[routing.fallbacks]\n"m" = ["f"]\n',
         )
     )
@@ -222,9 +144,9 @@ async def test_fallback_model_serves_with_header_metric_and_rewritten_body(
     make_gateway: MakeGateway,
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a", 10, models=["m"], extra="[backends.capabilities.m]\ntools = true"),
-            backend("b", 20, models=["f"], extra="[backends.capabilities.f]\ntools = true"),
+        config_toml(
+            fake_backend("a", 10, models=["m"], extra="[backends.capabilities.m]\ntools = true"),
+            fake_backend("b", 20, models=["f"], extra="[backends.capabilities.f]\ntools = true"),
             head='[routing.fallbacks]\n"m" = ["f"]\n',
         )
     )
@@ -247,9 +169,9 @@ async def test_fallback_when_no_candidate_survives_for_the_requested_model(
     make_gateway: MakeGateway,
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a", 10, models=["m"]),
-            backend("b", 20, models=["f"]),
+        config_toml(
+            fake_backend("a", 10, models=["m"]),
+            fake_backend("b", 20, models=["f"]),
             head='[routing.fallbacks]\n"m" = ["f"]\n',
             health="[health_check]\ninterval_seconds = 10\n",
         )
@@ -267,10 +189,10 @@ async def test_fallback_when_no_candidate_survives_for_the_requested_model(
 
 async def test_fallbacks_share_the_attempt_budget(make_gateway: MakeGateway) -> None:
     gateway = make_gateway(
-        config(
-            backend("a", 10),
-            backend("b", 20),
-            backend("c", 30, models=["f"]),
+        config_toml(
+            fake_backend("a", 10),
+            fake_backend("b", 20),
+            fake_backend("c", 30, models=["f"]),
             head='[routing]\nmax_retries = 1\n[routing.fallbacks]\n"m" = ["f"]\n',
         )
     )
@@ -289,8 +211,8 @@ async def test_alias_resolves_and_upstream_receives_the_resolved_model(
     make_gateway: MakeGateway,
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a", extra="[backends.capabilities.m]\ntools = true"),
+        config_toml(
+            fake_backend("a", extra="[backends.capabilities.m]\ntools = true"),
             head='[routing.aliases]\n"gpt-4" = "smart"\n"smart" = "m"\n',
         )
     )
@@ -317,7 +239,7 @@ async def test_alias_resolves_and_upstream_receives_the_resolved_model(
 async def test_model_missing_upstream_is_hidden_there_and_retried_elsewhere(
     make_gateway: MakeGateway, status: int, body: bytes
 ) -> None:
-    gateway = make_gateway(config(backend("a", 10), backend("b", 20)))
+    gateway = make_gateway(config_toml(fake_backend("a", 10), fake_backend("b", 20)))
     gateway.upstream.handlers["a.test"] = answer(status, body)
     gateway.upstream.handlers["b.test"] = answer()
     response = await gateway.post(PATH, CHAT)
@@ -345,7 +267,9 @@ async def test_429_passes_through_and_cools_the_agent_down_for_retry_after(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
     gateway = make_gateway(
-        config(backend("a", 10), backend("b", 20), head="[routing]\nmax_retries = 0\n")
+        config_toml(
+            fake_backend("a", 10), fake_backend("b", 20), head="[routing]\nmax_retries = 0\n"
+        )
     )
     gateway.upstream.handlers["a.test"] = answer(
         429, b'{"e": "slow down"}', **{"retry-after": "30"}
@@ -376,7 +300,7 @@ async def test_429_passes_through_and_cools_the_agent_down_for_retry_after(
 async def test_cooldown_never_removes_the_last_candidates(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    gateway = make_gateway(config(backend("a", 10), backend("b", 20)))
+    gateway = make_gateway(config_toml(fake_backend("a", 10), fake_backend("b", 20)))
     for name in "ab":
         gateway.upstream.handlers[f"{name}.test"] = answer(429, b"{}", **{"retry-after": "30"})
     limited = await gateway.post(PATH, CHAT)
@@ -397,7 +321,11 @@ async def test_cooldown_never_removes_the_last_candidates(
 
 async def test_no_healthy_backend_gives_the_actionable_503(make_gateway: MakeGateway) -> None:
     gateway = make_gateway(
-        config(backend("a", 10), backend("b", 20), health="[health_check]\ninterval_seconds = 10\n")
+        config_toml(
+            fake_backend("a", 10),
+            fake_backend("b", 20),
+            health="[health_check]\ninterval_seconds = 10\n",
+        )
     )
     gateway.services.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
     # b is still ``unknown`` (never probed)
@@ -456,7 +384,9 @@ async def test_permanent_rejections_say_do_not_retry(
     make_gateway: MakeGateway, body: dict[str, Any], reason: str, detail: str
 ) -> None:
     small = "[backends.capabilities.m]\ncontext_length = 50\nvision = false"
-    gateway = make_gateway(config(backend("a", 10, extra=small), backend("b", 20, extra=small)))
+    gateway = make_gateway(
+        config_toml(fake_backend("a", 10, extra=small), fake_backend("b", 20, extra=small))
+    )
     response = await gateway.post(PATH, body)
     assert response.status_code == 503
     error = await error_of(response)
@@ -480,7 +410,7 @@ TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "
 async def test_tools_for_a_model_on_no_list_are_sent_upstream(
     make_gateway: MakeGateway, model: str
 ) -> None:
-    gateway = make_gateway(config(backend("a", models=[model])))
+    gateway = make_gateway(config_toml(fake_backend("a", models=[model])))
     gateway.upstream.handlers["a.test"] = answer()
     body = {**CHAT, "model": model, "tools": TOOLS}
     response = await gateway.post(PATH, body)
@@ -491,9 +421,9 @@ async def test_tools_for_a_model_on_no_list_are_sent_upstream(
 
 async def test_tools_prefer_a_backend_known_to_have_them(make_gateway: MakeGateway) -> None:
     gateway = make_gateway(
-        config(
-            backend("guess", 10),
-            backend("known", 90, extra="[backends.capabilities.m]\ntools = true"),
+        config_toml(
+            fake_backend("guess", 10),
+            fake_backend("known", 90, extra="[backends.capabilities.m]\ntools = true"),
         )
     )
     gateway.upstream.handlers["guess.test"] = answer()
@@ -508,9 +438,9 @@ async def test_mixed_permanent_and_transient_rejections_keep_retry_after(
     make_gateway: MakeGateway,
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a", 10, extra="[backends.capabilities.m]\nvision = true"),
-            backend("b", 20, extra="[backends.capabilities.m]\nvision = false"),
+        config_toml(
+            fake_backend("a", 10, extra="[backends.capabilities.m]\nvision = true"),
+            fake_backend("b", 20, extra="[backends.capabilities.m]\nvision = false"),
             health="[health_check]\ninterval_seconds = 10\n",
         )
     )
@@ -527,8 +457,8 @@ async def test_retry_after_counts_down_to_the_next_health_probe(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a"),
+        config_toml(
+            fake_backend("a"),
             health="[health_check]\ninterval_seconds = 10\ntimeout_seconds = 1\n"
             "failure_threshold = 1\nrecovery_threshold = 1\n",
         )
@@ -549,9 +479,9 @@ async def test_unknown_model_is_404_listing_known_models_and_aliases(
     make_gateway: MakeGateway,
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a", models=["m", "other"]),
-            backend("b", models=["m"]),
+        config_toml(
+            fake_backend("a", models=["m", "other"]),
+            fake_backend("b", models=["m"]),
             head='[routing.aliases]\n"smart" = "m"\n',
         )
     )
@@ -572,9 +502,9 @@ async def test_embeddings_prefer_a_backend_known_to_embed(
     make_gateway: MakeGateway,
 ) -> None:
     gateway = make_gateway(
-        config(
-            backend("a", 10, models=["e5"]),
-            backend("b", 20, models=[], extra='embedding_models = ["e5"]'),
+        config_toml(
+            fake_backend("a", 10, models=["e5"]),
+            fake_backend("b", 20, models=[], extra='embedding_models = ["e5"]'),
         )
     )
     gateway.upstream.handlers["a.test"] = answer()
@@ -591,7 +521,7 @@ async def test_embeddings_prefer_a_backend_known_to_embed(
 async def test_embeddings_go_to_a_model_nobody_declared_either_way(
     make_gateway: MakeGateway,
 ) -> None:
-    gateway = make_gateway(config(backend("a", models=["smollm2"])))
+    gateway = make_gateway(config_toml(fake_backend("a", models=["smollm2"])))
     gateway.upstream.handlers["a.test"] = answer()
     response = await gateway.post("/v1/embeddings", {"model": "smollm2", "input": "hello"})
     assert response.status_code == 200
@@ -607,7 +537,7 @@ NOT_SUPPORTED = (
 
 async def test_a_501_to_embeddings_is_learned_not_blamed(make_gateway: MakeGateway) -> None:
     # llama.cpp started without --embeddings answers 501; it is not a failing backend.
-    gateway = make_gateway(config(backend("chat", 10), backend("vec", 20)))
+    gateway = make_gateway(config_toml(fake_backend("chat", 10), fake_backend("vec", 20)))
     refuse_embeddings, complete = answer(501, NOT_SUPPORTED), answer()
 
     async def chat_only(request: httpx.Request, data: bytes) -> httpx.Response:
@@ -627,10 +557,7 @@ async def test_a_501_to_embeddings_is_learned_not_blamed(make_gateway: MakeGatew
     hosts = [r.url.host for r, _ in gateway.upstream.requests]
     assert hosts == ["chat.test", "vec.test", "vec.test", "chat.test"]
     outcomes = {
-        outcome: sample(
-            gateway, "nexus_upstream_attempts_total", backend="chat", model="m", outcome=outcome
-        )
-        for outcome in ("client_error", "failure")
+        outcome: attempts(gateway, outcome, "chat") for outcome in ("client_error", "failure")
     }
     assert outcomes == {"client_error": 1.0, "failure": 0.0}
     chat_backend = gateway.services.registry.get("chat")
@@ -642,7 +569,7 @@ async def test_a_501_to_embeddings_is_learned_not_blamed(make_gateway: MakeGatew
 async def test_a_501_to_embeddings_from_the_only_backend_reaches_the_client(
     make_gateway: MakeGateway,
 ) -> None:
-    gateway = make_gateway(config(backend("chat")))
+    gateway = make_gateway(config_toml(fake_backend("chat")))
     gateway.upstream.handlers["chat.test"] = answer(501, NOT_SUPPORTED)
     response = await gateway.post("/v1/embeddings", {"model": "m", "input": "hello"})
     assert response.status_code == 501
@@ -653,7 +580,7 @@ async def test_embeddings_on_a_model_known_not_to_embed_are_a_permanent_503(
     make_gateway: MakeGateway,
 ) -> None:
     gateway = make_gateway(
-        config(backend("a", extra="[backends.capabilities.m]\nembeddings = false"))
+        config_toml(fake_backend("a", extra="[backends.capabilities.m]\nembeddings = false"))
     )
     response = await gateway.post("/v1/embeddings", {"model": "m", "input": "hello"})
     assert response.status_code == 503
@@ -671,7 +598,7 @@ async def test_embeddings_on_a_model_known_not_to_embed_are_a_permanent_503(
 
 
 async def test_completions_are_retried_like_chat(make_gateway: MakeGateway) -> None:
-    gateway = make_gateway(config(backend("a", 10), backend("b", 20)))
+    gateway = make_gateway(config_toml(fake_backend("a", 10), fake_backend("b", 20)))
     gateway.upstream.handlers["a.test"] = answer(500)
     gateway.upstream.handlers["b.test"] = answer()
     response = await gateway.post("/v1/completions", {"model": "m", "prompt": "Say hi"})
@@ -712,7 +639,7 @@ def labels_sent(gateway: Gateway) -> list[str]:
 async def test_at_capacity_request_waits_and_is_served_the_moment_a_slot_frees(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    gateway = make_gateway(config(backend("a", extra=ONE_SLOT)))
+    gateway = make_gateway(config_toml(fake_backend("a", extra=ONE_SLOT)))
     release = trio.Event()
     gateway.upstream.handlers["a.test"] = gated(release)
     client = Client(gateway)
@@ -739,7 +666,7 @@ async def test_at_capacity_request_waits_and_is_served_the_moment_a_slot_frees(
 async def test_high_priority_waiter_overtakes_a_normal_one(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    gateway = make_gateway(config(backend("a", extra=ONE_SLOT)))
+    gateway = make_gateway(config_toml(fake_backend("a", extra=ONE_SLOT)))
     release = trio.Event()
     gateway.upstream.handlers["a.test"] = gated(release)
     client = Client(gateway)
@@ -769,7 +696,7 @@ async def test_only_admin_keys_jump_the_queue(
     """A tenant's ``X-Nexus-Priority: high`` is ignored: it waits its turn behind other tenants'
     requests; an admin key's is honoured (docs/routing.md#queue-and-overload)."""
     gateway = make_gateway(
-        config(backend("a", extra=ONE_SLOT), head=TENANT_AND_ADMIN),
+        config_toml(fake_backend("a", extra=ONE_SLOT), head=TENANT_AND_ADMIN),
         env={"ADMIN_KEYS": "admin-key", "TENANT_KEY": "tenant-key"},
     )
     release = trio.Event()
@@ -793,7 +720,9 @@ async def test_only_admin_keys_jump_the_queue(
 async def test_full_queue_answers_503_queue_full(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    gateway = make_gateway(config(backend("a", extra=ONE_SLOT), head="[queue]\nmax_size = 1\n"))
+    gateway = make_gateway(
+        config_toml(fake_backend("a", extra=ONE_SLOT), head="[queue]\nmax_size = 1\n")
+    )
     release = trio.Event()
     gateway.upstream.handlers["a.test"] = gated(release)
     client = Client(gateway)
@@ -827,7 +756,7 @@ async def test_waiting_too_long_answers_503_queue_timeout(
     settings: str,
     waited: float,
 ) -> None:
-    gateway = make_gateway(config(backend("a", extra=ONE_SLOT), head=settings))
+    gateway = make_gateway(config_toml(fake_backend("a", extra=ONE_SLOT), head=settings))
     release = trio.Event()
     gateway.upstream.handlers["a.test"] = gated(release)
     client = Client(gateway)
@@ -847,17 +776,14 @@ async def test_waiting_too_long_answers_503_queue_timeout(
     # but the holder's own.
     assert sample(gateway, "nexus_capacity_rejections_total", code="queue_timeout") == 1
     outcomes = ("success", "failure", "cancelled", "client_error")
-    recorded = [
-        sample(gateway, "nexus_upstream_attempts_total", backend="a", model="m", outcome=o)
-        for o in outcomes
-    ]
+    recorded = [attempts(gateway, o) for o in outcomes]
     assert sum(recorded) == 1
 
 
 async def test_client_gone_while_queued_leaves_the_queue_at_once(
     make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    gateway = make_gateway(config(backend("a", extra=ONE_SLOT)))
+    gateway = make_gateway(config_toml(fake_backend("a", extra=ONE_SLOT)))
     release = trio.Event()
     gateway.upstream.handlers["a.test"] = gated(release)
     client = Client(gateway)
@@ -885,7 +811,7 @@ async def test_client_gone_while_queued_leaves_the_queue_at_once(
 async def test_a_wakeup_is_not_lost_when_the_woken_waiter_is_cancelled(
     make_gateway: MakeGateway,
 ) -> None:
-    gateway = make_gateway(config(backend("a", extra=ONE_SLOT)))
+    gateway = make_gateway(config_toml(fake_backend("a", extra=ONE_SLOT)))
     a = gateway.services.registry.get("a")
     assert a is not None
     queue = AdmissionQueue()

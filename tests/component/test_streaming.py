@@ -12,6 +12,7 @@ from nexus_trio.upstream.relay import truncation_event
 from tests.component.client import CHAT, ASGICall
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import ChunkStream, chunk, raw_response, sse, stream_response
+from tests.component.readings import attempts
 
 STREAM_CHAT = {**CHAT, "stream": True}
 DONE = b"data: [DONE]\n\n"
@@ -24,13 +25,6 @@ def serve(gateway: Gateway, host: str, *streams: ChunkStream) -> None:
         return stream_response(pending.pop(0))
 
     gateway.upstream.handlers[host] = handler
-
-
-def attempts(gateway: Gateway, outcome: str) -> float:
-    value = gateway.services.metrics.registry.get_sample_value(
-        "nexus_upstream_attempts_total", {"backend": "a", "model": "m", "outcome": outcome}
-    )
-    return value or 0.0
 
 
 async def test_good_stream_relayed_byte_exact(gateway: Gateway) -> None:
