@@ -9,7 +9,9 @@ from typing import Any
 import trio
 from quart_trio import QuartTrio
 
+PATH = "/v1/chat/completions"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+STREAM_CHAT = {**CHAT, "stream": True}
 
 
 class ASGICall:

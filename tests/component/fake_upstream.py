@@ -11,6 +11,11 @@ import httpx
 import msgspec
 import trio
 
+#: The last event of an OpenAI stream.
+DONE = b"data: [DONE]\n\n"
+#: A first event that carries the role and no content.
+ROLE_ONLY = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+
 Handler = Callable[[httpx.Request, bytes], Awaitable[httpx.Response]]
 
 

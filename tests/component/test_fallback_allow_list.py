@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 from nexus_trio.registry import HealthState
-from tests.component.client import CHAT
+from tests.component.client import CHAT, PATH
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import completion, raw_response
 
-PATH = "/v1/chat/completions"
 CONFIG = """
 [health_check]
 enabled = false

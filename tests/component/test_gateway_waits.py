@@ -26,12 +26,11 @@ from nexus_trio.quality.outcome import Outcome
 from nexus_trio.runtime.services import Services
 from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.transport import POOL_EXTENSION, H11Transport, PoolSpec
-from tests.component.client import CHAT
+from tests.component.client import CHAT, PATH
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import chunk, completion, sse
 
 MakeGateway = Callable[..., Gateway]
-PATH = "/v1/chat/completions"
 
 
 def one_slot(server: str, quality: str = "") -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.component.client import CHAT
+from tests.component.client import CHAT, PATH
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import completion
 
@@ -54,7 +54,6 @@ ENV = {
     "PRIVATE_KEY": "private",
     "CAPPED_KEY": "capped",
 }
-PATH = "/v1/chat/completions"
 
 
 @pytest.fixture

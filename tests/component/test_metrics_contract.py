@@ -27,7 +27,7 @@ from nexus_trio.quality import AgentState, Outcome
 from nexus_trio.routing import RejectionReason
 from nexus_trio.runtime.supervisor import Supervisor
 from nexus_trio.spend import BudgetLevel
-from tests.component.client import CHAT, ASGICall
+from tests.component.client import CHAT, PATH, STREAM_CHAT, ASGICall
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import (
     ChunkStream,
@@ -38,9 +38,6 @@ from tests.component.fake_upstream import (
     stream_response,
     truncated_stream,
 )
-
-PATH = "/v1/chat/completions"
-STREAM_CHAT = {**CHAT, "stream": True}
 
 #: docs/metrics.md#metrics, row by row: family name (as the parser names it) -> (type, label names).
 METRICS_TABLE: dict[str, tuple[str, frozenset[str]]] = {

@@ -19,10 +19,12 @@ import trio
 import trio.testing
 
 from nexus_trio.quality import AgentState
-from tests.component.client import CHAT, ASGICall
+from tests.component.client import CHAT, PATH, STREAM_CHAT, ASGICall
 from tests.component.configs import config_toml, fake_backend
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import (
+    DONE,
+    ROLE_ONLY,
     ChunkStream,
     Handler,
     chunk,
@@ -49,15 +51,11 @@ from tests.component.readings import (
 )
 
 MakeGateway = Callable[..., Gateway]
-PATH = "/v1/chat/completions"
-STREAM_CHAT = {**CHAT, "stream": True}
-DONE = b"data: [DONE]\n\n"
 
 
 # --- TTFT: the first generated content, not the first event (docs/quality.md#outcomes)
 # ------------------------
 
-ROLE_ONLY = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
 NULL_CONTENT = {"choices": [{"index": 0, "delta": {"content": None}}]}
 EMPTY_TOOL_CALLS = {"choices": [{"index": 0, "delta": {"tool_calls": []}}]}
 TOOL_CALL = {

@@ -12,13 +12,12 @@ import msgspec
 import pytest
 import trio
 
-from tests.component.client import CHAT
+from tests.component.client import CHAT, PATH
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import completion
 
 MakeGateway = Callable[..., Gateway]
 
-PATH = "/v1/chat/completions"
 #: Input is free here: a reservation is its output allowance alone, at $10 per million.
 CONFIG = """
 [health_check]

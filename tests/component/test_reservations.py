@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.component.client import CHAT, ASGICall
+from tests.component.client import CHAT, PATH, ASGICall
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import (
     ChunkStream,
@@ -25,7 +25,6 @@ from tests.component.fake_upstream import (
 
 MakeGateway = Callable[..., Gateway]
 
-PATH = "/v1/chat/completions"
 CONFIG = """
 [health_check]
 enabled = false

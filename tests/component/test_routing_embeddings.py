@@ -8,14 +8,13 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.component.client import CHAT
+from tests.component.client import CHAT, PATH
 from tests.component.configs import config_toml, fake_backend
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import answer
 from tests.component.readings import attempts, error_of
 
 MakeGateway = Callable[..., Gateway]
-PATH = "/v1/chat/completions"
 
 
 # --- embeddings -------------------------------------------------------------------------------

@@ -15,14 +15,13 @@ import trio
 import trio.testing
 
 from nexus_trio.api.admission_queue import AdmissionQueue
-from tests.component.client import CHAT, ASGICall
+from tests.component.client import CHAT, PATH, ASGICall
 from tests.component.configs import config_toml, fake_backend
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import gated
 from tests.component.readings import attempts, error_of, metrics_text, sample
 
 MakeGateway = Callable[..., Gateway]
-PATH = "/v1/chat/completions"
 
 
 # --- capacity and the queue -------------------------------------------------------------------

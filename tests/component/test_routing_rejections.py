@@ -13,14 +13,13 @@ import trio
 import trio.testing
 
 from nexus_trio.registry import HealthState
-from tests.component.client import CHAT
+from tests.component.client import CHAT, PATH
 from tests.component.configs import config_toml, fake_backend
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import answer
 from tests.component.readings import error_of
 
 MakeGateway = Callable[..., Gateway]
-PATH = "/v1/chat/completions"
 
 
 # --- when nothing can serve -------------------------------------------------------------------

@@ -16,14 +16,13 @@ import trio
 import trio.testing
 
 from nexus_trio.registry import HealthState
-from tests.component.client import CHAT
+from tests.component.client import CHAT, PATH
 from tests.component.configs import config_toml, fake_backend
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import answer, by_model, hang, refuse
 from tests.component.readings import error_of, hosts, models_sent, sample
 
 MakeGateway = Callable[..., Gateway]
-PATH = "/v1/chat/completions"
 
 
 # --- retries ----------------------------------------------------------------------------------

@@ -9,13 +9,17 @@ import trio
 import trio.testing
 
 from nexus_trio.upstream.relay import truncation_event
-from tests.component.client import CHAT, ASGICall
+from tests.component.client import CHAT, STREAM_CHAT, ASGICall
 from tests.component.conftest import Gateway
-from tests.component.fake_upstream import ChunkStream, chunk, raw_response, sse, stream_response
+from tests.component.fake_upstream import (
+    DONE,
+    ChunkStream,
+    chunk,
+    raw_response,
+    sse,
+    stream_response,
+)
 from tests.component.readings import attempts
-
-STREAM_CHAT = {**CHAT, "stream": True}
-DONE = b"data: [DONE]\n\n"
 
 
 def serve(gateway: Gateway, host: str, *streams: ChunkStream) -> None:
