@@ -176,10 +176,6 @@ def ok() -> httpx.Response:
     return completion()
 
 
-def good_stream() -> httpx.Response:
-    return stream_response(ChunkStream(sse(chunk("hi"), chunk(None, "stop"))))
-
-
 def truncated_stream() -> httpx.Response:
     """A stream that ends without ``finish_reason`` or ``[DONE]``."""
     return stream_response(ChunkStream(sse(chunk("a"), chunk("b"))))
