@@ -26,14 +26,7 @@ from tests.component.fake_upstream import (
     status,
     stream_response,
 )
-from tests.component.readings import (
-    agent_entry,
-    backend_entry,
-    gauge,
-    metric_samples,
-    stats,
-    tick,
-)
+from tests.component.readings import agent_entry, backend_entry, gauge, metric_samples, stats, tick
 
 MakeGateway = Callable[..., Gateway]
 

@@ -26,14 +26,7 @@ from tests.component.fake_upstream import (
     sse,
     stream_response,
 )
-from tests.component.readings import (
-    agent_entry,
-    backend_entry,
-    quality,
-    sample,
-    stats,
-    tick,
-)
+from tests.component.readings import agent_entry, backend_entry, quality, sample, stats, tick
 
 MakeGateway = Callable[..., Gateway]
 
