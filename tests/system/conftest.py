@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -20,6 +21,13 @@ async def start_gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[
     """Start ``nexus-trio serve`` with a config text; waits until it reports ready."""
     async with launched_gateways(nursery, tmp_path) as start:
         yield start
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client for the test's gateways and backends."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        yield http
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """A real ``nexus-trio serve`` subprocess: starting it from a config text, what it logged, and
-reading its ``/health`` and access log."""
+reading its ``/health``, ``/v1/stats`` and access log."""
 
 from __future__ import annotations
 
@@ -138,3 +138,9 @@ async def in_flight(client: httpx.AsyncClient, url: str) -> int:
     response = await client.get(f"{url}/health")
     value: int = response.json()["in_flight_requests"]
     return value
+
+
+async def stats(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    """The gateway's ``/v1/stats`` document."""
+    body: dict[str, Any] = (await client.get(f"{url}/v1/stats")).json()
+    return body

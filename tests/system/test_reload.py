@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.gateway_process import GatewayFactory, GatewayProcess
+from tests.system.gateway_process import GatewayFactory, GatewayProcess, stats
 from tests.system.polling import poll
 
 pytestmark = pytest.mark.system
@@ -27,12 +27,6 @@ StartBackend = Callable[..., Awaitable[SimulatedBackend]]
 #: Quick answers: 5 ms to the first token, no pacing between tokens.
 FAST: dict[str, Any] = {"ttft_ms": 5, "tokens_per_second": 0}
 INTERVAL = 0.5
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as http:
-        yield http
 
 
 def config_text(
@@ -77,11 +71,6 @@ def config_file(tmp_path: Path) -> Path:
 
 def chat(model: str = "demo") -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": "hi"}]}
-
-
-async def stats(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    body: dict[str, Any] = (await client.get(f"{url}/v1/stats")).json()
-    return body
 
 
 def backend_of(document: dict[str, Any], name: str) -> dict[str, Any] | None:
