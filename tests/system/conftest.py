@@ -14,6 +14,7 @@ import trio
 
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 from tests.system.gateway_process import GatewayFactory, launched_gateways
+from tests.system.node_client import NodeSDK, find_node_sdk
 
 
 @pytest.fixture
@@ -40,6 +41,12 @@ async def start_backend(nursery: trio.Nursery) -> Callable[..., Awaitable[Simula
         return backend
 
     return start
+
+
+@pytest.fixture(scope="session")
+def node_sdk() -> NodeSDK:
+    """``node`` and the official Node ``openai`` SDK; skips without them (fails under CI)."""
+    return find_node_sdk()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
