@@ -6,7 +6,7 @@ import pytest
 
 from nexus_trio.config import ModelCapabilities
 from nexus_trio.registry import Capabilities, guess_capabilities
-from tests.unit.backends import backend
+from tests.unit.routing_inputs import backend
 
 
 @pytest.mark.parametrize(

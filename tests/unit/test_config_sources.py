@@ -8,13 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_trio.config import (
-    Config,
-    Overrides,
-    load_config,
-    parse_config,
-    resolve_config_path,
-)
+from nexus_trio.config import Config, Overrides, load_config, parse_config, resolve_config_path
 from nexus_trio.errors import ConfigError
 from tests.unit.config_texts import at
 

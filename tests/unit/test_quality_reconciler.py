@@ -7,14 +7,9 @@ from typing import Any
 
 import pytest
 
-from nexus_trio.config import (
-    HealthCheckConfig,
-    QualityConfig,
-    RoutingConfig,
-    RoutingWeights,
-)
+from nexus_trio.config import HealthCheckConfig, QualityConfig, RoutingConfig, RoutingWeights
 from nexus_trio.quality import Outcome, QualityStore
-from nexus_trio.registry import Backend, Registry
+from nexus_trio.registry import Registry
 from nexus_trio.routing import (
     Agent,
     Pipeline,
@@ -25,19 +20,9 @@ from nexus_trio.routing import (
     RoutingRequest,
 )
 from nexus_trio.routing.reconcilers import QualityReconciler, Scheduler
-from tests.unit.backends import MODEL, backend
+from tests.unit.routing_inputs import MODEL, backend, intent, names
 
 WALL = 1_700_000_000.0
-
-
-def intent(*backends: Backend, now: float, stream: bool = True) -> RoutingIntent:
-    request = RoutingRequest(MODEL, stream=stream, requirements=Requirements(), now=now)
-    candidates = [Agent(b, MODEL) for b in backends]
-    return RoutingIntent(request=request, resolved_model=MODEL, candidates=candidates)
-
-
-def names(routing_intent: RoutingIntent) -> list[str]:
-    return [agent.backend.name for agent in routing_intent.candidates]
 
 
 def store(**config: Any) -> QualityStore:

@@ -19,23 +19,14 @@ from nexus_trio.routing import (
     RejectionReason,
     Requirements,
     Route,
-    RoutingIntent,
     RoutingRequest,
 )
 from nexus_trio.routing.reconcilers import Scheduler
-from tests.unit.backends import MODEL, backend, backend_config
+from tests.unit.routing_inputs import MODEL, backend, backend_config, intent
 
 
 def request(model: str = MODEL, *, stream: bool = True, **fields: Any) -> RoutingRequest:
     return RoutingRequest(model, stream=stream, requirements=Requirements(), now=100.0, **fields)
-
-
-def intent(*backends: Backend, model: str = MODEL, stream: bool = True) -> RoutingIntent:
-    return RoutingIntent(
-        request=request(model, stream=stream),
-        resolved_model=model,
-        candidates=[Agent(b, model) for b in backends],
-    )
 
 
 def schedule(scheduler: Scheduler, *backends: Backend, model: str = MODEL) -> Route | None:

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from nexus_trio.config import ModelCapabilities, QualityConfig, RoutingPolicy
 from nexus_trio.quality import QualityStore
-from nexus_trio.registry import Backend, HealthState, Registry
-from nexus_trio.routing import Agent, RejectionReason, Requirements, RoutingIntent, RoutingRequest
+from nexus_trio.registry import HealthState, Registry
+from nexus_trio.routing import RejectionReason, RoutingIntent
 from nexus_trio.routing.reconcilers import (
     HealthReconciler,
     PrivacyReconciler,
@@ -18,23 +16,9 @@ from nexus_trio.routing.reconcilers import (
     RequestAnalyzer,
     TierReconciler,
 )
-from tests.unit.backends import MODEL, backend, backend_config
+from tests.unit.routing_inputs import MODEL, backend, backend_config, intent, names
 
 R = RejectionReason
-
-
-def intent(
-    *backends: Backend, model: str = MODEL, now: float = 100.0, **requirements: Any
-) -> RoutingIntent:
-    request = RoutingRequest(
-        model, stream=False, requirements=Requirements(**requirements), now=now
-    )
-    candidates = [Agent(b, model) for b in backends]
-    return RoutingIntent(request=request, resolved_model=model, candidates=candidates)
-
-
-def names(routing_intent: RoutingIntent) -> list[str]:
-    return [agent.backend.name for agent in routing_intent.candidates]
 
 
 def reasons(routing_intent: RoutingIntent) -> list[tuple[str, str, str]]:
