@@ -14,6 +14,11 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 STREAM_CHAT = {**CHAT, "stream": True}
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The headers that present ``token`` as a bearer key."""
+    return {"authorization": f"Bearer {token}"}
+
+
 class ASGICall:
     """One request driven straight through the ASGI app, with a client that can vanish.
 

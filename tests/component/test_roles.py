@@ -16,7 +16,7 @@ from nexus_trio.cli.status_report import render_status
 from nexus_trio.errors import AuthenticationFailed
 from nexus_trio.keys import ClientKey
 from nexus_trio.stats.document import viewer
-from tests.component.client import CHAT, PATH, ASGICall
+from tests.component.client import CHAT, PATH, ASGICall, bearer
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import completion
 from tests.component.test_dashboard import EVENTS, EventReader, open_stream
@@ -52,10 +52,6 @@ key_env = "BOSS_KEY"
 admin = true
 """
 ENV = {"OLD_KEYS": "old", "A_KEY": "a", "B_KEY": "b", "BOSS_KEY": "boss"}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ under CI (``CI`` set), where that fails.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from tests.system.configs import gateway_config
 from tests.system.gateway_process import GatewayFactory
 from tests.system.node_client import NodeSDK, chat, run_node
 from tests.system.polling import poll
+from tests.system.ports import free_port
 from tests.system.refusals import (
     LIMITED_KEY,
     assert_answered_then_budget_refused,
@@ -124,14 +124,6 @@ async def test_embeddings_for_a_model_not_named_embed(
     assert all(body["model"] == "demo" and body["input"] == inputs for body in sent)
 
 
-def _dead_port() -> int:
-    """A loopback port with nothing listening (bound, then closed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def test_error_classes(
     start_backend: Backends, start_gateway: GatewayFactory, node_sdk: NodeSDK
 ) -> None:
@@ -150,7 +142,7 @@ async def test_error_classes(
         "[health_check]\nenabled = false",
         "[health_check]\ninterval_seconds = 60\nfailure_threshold = 1",
     )
-    config += f'[[backends]]\nname = "dead"\nurl = "http://127.0.0.1:{_dead_port()}"\n'
+    config += f'[[backends]]\nname = "dead"\nurl = "http://127.0.0.1:{free_port()}"\n'
     config += 'type = "generic"\nmodels = ["gone"]\n'
     gateway = await start_gateway(config)
     bad = chat("bad_request")

@@ -6,7 +6,6 @@ subprocess, its config file rewritten, a real signal, and the effect observed th
 from __future__ import annotations
 
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from nexus_trio.simulator import SimulatedBackend
 from tests.system.gateway_process import GatewayFactory, GatewayProcess, stats
 from tests.system.polling import poll
+from tests.system.ports import free_port
 
 pytestmark = pytest.mark.system
 
@@ -223,13 +223,6 @@ async def test_invalid_reload_keeps_old_config(
     assert gateway.process.returncode is None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_restart_only_key_is_reported_not_applied(
     start_backend: StartBackend,
     start_gateway: GatewayFactory,
@@ -240,7 +233,7 @@ async def test_restart_only_key_is_reported_not_applied(
     gateway = await start_gateway(config_text(("s1", s1)))
     url = gateway.url
     assert (await stats(client, url))["restart_required"] is False
-    config_file(tmp_path).write_text(config_text(("s1", s1), threshold=0.3, port=_free_port()))
+    config_file(tmp_path).write_text(config_text(("s1", s1), threshold=0.3, port=free_port()))
     await sighup(gateway, client, "ok")
     warnings = [line for line in gateway.lines if "restart required for:" in line]
     assert len(warnings) == 1
