@@ -28,6 +28,19 @@ tools = true
 
 #: Health checks off: every backend is taken as healthy.
 NO_HEALTH = "[health_check]\nenabled = false\n"
+#: Health checks on, every 10 s: a backend is ``unknown`` until probed.
+PROBED_EVERY_10S = "[health_check]\ninterval_seconds = 10\n"
+#: One OpenAI-type backend ``a`` serving ``m``, its key in ``A_KEY``; health checks off.
+KEYED_OPENAI = """
+[health_check]
+enabled = false
+[[backends]]
+name = "a"
+url = "http://a.test"
+type = "openai"
+api_key_env = "A_KEY"
+models = ["m"]
+"""
 
 
 def fake_backend(

@@ -14,7 +14,7 @@ import trio.testing
 
 from nexus_trio.registry import HealthState
 from tests.component.client import CHAT, PATH
-from tests.component.configs import config_toml, fake_backend
+from tests.component.configs import PROBED_EVERY_10S, config_toml, fake_backend
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import answer
 from tests.component.readings import error_of
@@ -30,7 +30,7 @@ async def test_no_healthy_backend_gives_the_actionable_503(make_gateway: MakeGat
         config_toml(
             fake_backend("a", 10),
             fake_backend("b", 20),
-            health="[health_check]\ninterval_seconds = 10\n",
+            health=PROBED_EVERY_10S,
         )
     )
     gateway.services.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
@@ -147,7 +147,7 @@ async def test_mixed_permanent_and_transient_rejections_keep_retry_after(
         config_toml(
             fake_backend("a", 10, extra="[backends.capabilities.m]\nvision = true"),
             fake_backend("b", 20, extra="[backends.capabilities.m]\nvision = false"),
-            health="[health_check]\ninterval_seconds = 10\n",
+            health=PROBED_EVERY_10S,
         )
     )
     gateway.services.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]

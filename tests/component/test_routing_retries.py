@@ -17,7 +17,7 @@ import trio.testing
 
 from nexus_trio.registry import HealthState
 from tests.component.client import CHAT, PATH
-from tests.component.configs import config_toml, fake_backend
+from tests.component.configs import PROBED_EVERY_10S, config_toml, fake_backend
 from tests.component.conftest import Gateway
 from tests.component.fake_upstream import answer, by_model, hang, refuse
 from tests.component.readings import error_of, hosts, models_sent, sample
@@ -163,7 +163,7 @@ async def test_fallback_when_no_candidate_survives_for_the_requested_model(
             fake_backend("a", 10, models=["m"]),
             fake_backend("b", 20, models=["f"]),
             head='[routing.fallbacks]\n"m" = ["f"]\n',
-            health="[health_check]\ninterval_seconds = 10\n",
+            health=PROBED_EVERY_10S,
         )
     )
     gateway.services.registry.get("a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from nexus_trio.simulator import SimulatedBackend
 
+#: The backend named ``simulator`` at one dollar per token: every cost is a whole number of
+#: dollars, so sums are exact.
+DOLLAR_PER_TOKEN = """
+[[pricing]]
+backend = "simulator"
+input_usd_per_million = 1000000
+output_usd_per_million = 1000000
+"""
+
 
 def gateway_config(*backends: SimulatedBackend, server: str = "", extra: str = "") -> str:
     """A config serving each backend's models, health checks off, on a free port."""

@@ -27,6 +27,8 @@ StartBackend = Callable[..., Awaitable[SimulatedBackend]]
 #: Quick answers: 5 ms to the first token, no pacing between tokens.
 FAST: dict[str, Any] = {"ttft_ms": 5, "tokens_per_second": 0}
 INTERVAL = 0.5
+#: Health checks on but a minute apart: no probe runs during a test.
+PROBED_EVERY_MINUTE = "[health_check]\ninterval_seconds = 60\ntimeout_seconds = 2\n"
 
 
 def config_text(
@@ -255,7 +257,7 @@ async def _history(
     history for s1 (3 requests, one failed) and s2 (2 requests)."""
     s1 = await start_backend(name="s1", models=("demo",), **FAST)
     s2 = await start_backend(name="s2", models=("other",), **FAST)
-    health = "[health_check]\ninterval_seconds = 60\ntimeout_seconds = 2\n"
+    health = PROBED_EVERY_MINUTE
     gateway = await start_gateway(config_text(("s1", s1), ("s2", s2), health=health))
     url = gateway.url
     for error_rate in (0.0, 1.0, 0.0):
@@ -286,7 +288,7 @@ async def test_unchanged_backend_keeps_quality_history_and_health(
     gateway, s1, s2 = await _history(start_backend, start_gateway, client)
     url = gateway.url
     before = backend_of(await stats(client, url), "s1")
-    health = "[health_check]\ninterval_seconds = 60\ntimeout_seconds = 2\n"
+    health = PROBED_EVERY_MINUTE
     config_file(tmp_path).write_text(
         config_text(("s1", s1), ("s2", s2), threshold=0.9, health=health)
     )
@@ -313,7 +315,7 @@ async def test_backend_whose_url_changed_starts_fresh(
     gateway, s1, _ = await _history(start_backend, start_gateway, client)
     url = gateway.url
     s3 = await start_backend(name="s3", models=("other",), **FAST)
-    health = "[health_check]\ninterval_seconds = 60\ntimeout_seconds = 2\n"
+    health = PROBED_EVERY_MINUTE
     # "s2" now points at another server: a new backend under the old name
     config_file(tmp_path).write_text(config_text(("s1", s1), ("s2", s3), health=health))
     await sighup(gateway, client, "ok")

@@ -16,23 +16,16 @@ import trio
 from nexus_trio.simulator import SimulatedBackend
 from nexus_trio.spend import Ledger, SpendRow
 from nexus_trio.spend.ledger import FILE_NAME
-from tests.system.configs import gateway_config
+from tests.system.configs import DOLLAR_PER_TOKEN, gateway_config
 from tests.system.gateway_process import GatewayFactory
 
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hello there"}]}
-#: One dollar per token: every cost is a whole number of dollars.
-PRICING = """
-[[pricing]]
-backend = "simulator"
-input_usd_per_million = 1000000
-output_usd_per_million = 1000000
-"""
 BackendFactory = Callable[..., Awaitable[SimulatedBackend]]
 
 
 def ledger_config(backend: SimulatedBackend, state: Path, budget: str = "") -> str:
     """One backend, priced; spend recorded in the ledger under ``state``."""
-    extra = f'[state]\ndir = "{state}"\n{budget}\n{PRICING}'
+    extra = f'[state]\ndir = "{state}"\n{budget}\n{DOLLAR_PER_TOKEN}'
     return gateway_config(backend, extra=extra)
 
 
