@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-import msgspec
 import pytest
 import trio
 import trio.testing
 
-from tests.component.conftest import CHAT, Gateway, completion
+from tests.component.client import CHAT
+from tests.component.fake_upstream import completion
+from tests.component.in_process import Gateway
+from tests.component.readings import error_of
 
 KEYS = """
 [server]
@@ -42,11 +44,6 @@ def keyed(make_gateway: Callable[..., Gateway], server: str = "", metrics: str =
 
     gateway.upstream.handlers["a.test"] = ok
     return gateway
-
-
-async def error_of(response: object) -> dict[str, object]:
-    error: dict[str, object] = msgspec.json.decode(await response.get_data())["error"]  # type: ignore[attr-defined]
-    return error
 
 
 async def test_metrics_need_an_admin_key_when_keys_are_configured(

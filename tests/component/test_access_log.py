@@ -15,32 +15,17 @@ import trio
 import trio.testing
 
 from nexus_trio.runtime.logs import JSONFormatter, TextFormatter
-from tests.component.conftest import (
-    CHAT,
-    ChunkStream,
-    Gateway,
-    chunk,
-    completion,
-    sse,
-    stream_response,
-)
+from tests.component.client import CHAT
+from tests.component.configs import KEYED_OPENAI
+from tests.component.fake_upstream import ChunkStream, chunk, completion, sse, stream_response
+from tests.component.in_process import Gateway
 
 SECRET_CONTENT = "my secret prompt text"
-CONFIG = """
-[health_check]
-enabled = false
-[[backends]]
-name = "a"
-url = "http://a.test"
-type = "openai"
-api_key_env = "A_KEY"
-models = ["m"]
-"""
 
 
 @pytest.fixture
 async def logged(make_gateway: Callable[..., Gateway]) -> Gateway:
-    return make_gateway(CONFIG, env={"A_KEY": "sk-backend-secret"})
+    return make_gateway(KEYED_OPENAI, env={"A_KEY": "sk-backend-secret"})
 
 
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

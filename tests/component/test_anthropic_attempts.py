@@ -15,7 +15,9 @@ import pytest
 import trio
 import trio.testing
 
-from tests.component.conftest import ASGICall, ChunkStream, Gateway, raw_response, stream_response
+from tests.component.client import ASGICall
+from tests.component.fake_upstream import ChunkStream, raw_response, stream_response
+from tests.component.in_process import Gateway
 from tests.fake_anthropic import FakeAnthropic, stream_events
 
 CONFIG = """

@@ -6,7 +6,9 @@ import httpx
 import msgspec
 import trio
 
-from tests.component.conftest import CHAT, ChunkStream, Gateway, completion, raw_response
+from tests.component.client import CHAT
+from tests.component.fake_upstream import ChunkStream, completion, raw_response
+from tests.component.in_process import Gateway
 
 
 def fixed(response_factory):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import msgspec
 import pytest
 
-from tests.component.conftest import Gateway
+from tests.component.in_process import Gateway
 
 
 async def _error(response: object) -> dict[str, object]:

@@ -15,7 +15,9 @@ import trio.testing
 
 from nexus_trio.config import BudgetConfig
 from nexus_trio.spend import Ledger, LedgerService, SpendBook, SpendRow
-from tests.component.conftest import CHAT, Gateway, completion
+from tests.component.client import CHAT
+from tests.component.fake_upstream import completion
+from tests.component.in_process import Gateway
 
 CONFIG = """
 [health_check]

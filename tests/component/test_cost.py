@@ -11,15 +11,9 @@ import httpx
 import msgspec
 import pytest
 
-from tests.component.conftest import (
-    CHAT,
-    ChunkStream,
-    Gateway,
-    chunk,
-    raw_response,
-    sse,
-    stream_response,
-)
+from tests.component.client import CHAT
+from tests.component.fake_upstream import ChunkStream, chunk, raw_response, sse, stream_response
+from tests.component.in_process import Gateway
 
 CONFIG = """
 [health_check]
@@ -54,7 +48,7 @@ USAGE = {
 }
 
 
-def answer(content: str = "hello", usage: object = USAGE) -> httpx.Response:
+def completion_with_usage(content: str = "hello", usage: object = USAGE) -> httpx.Response:
     body: dict[str, object] = {
         "id": "c1",
         "object": "chat.completion",
@@ -88,7 +82,7 @@ async def test_non_streaming_cost_from_usage_in_header_log_and_metric(
     priced: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
-        return answer()
+        return completion_with_usage()
 
     priced.upstream.handlers["cloud.test"] = handler
     caplog.set_level(logging.INFO, logger="nexus_trio.access")
@@ -107,7 +101,7 @@ async def test_non_streaming_cost_from_usage_in_header_log_and_metric(
 
 async def test_model_entry_wins_over_the_backend_default(priced: Gateway) -> None:
     async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
-        return answer(usage={"prompt_tokens": 1000, "completion_tokens": 1000})
+        return completion_with_usage(usage={"prompt_tokens": 1000, "completion_tokens": 1000})
 
     priced.upstream.handlers["cloud.test"] = handler
     response = await priced.post("/v1/chat/completions", {**CHAT, "model": "cheap"})
@@ -116,7 +110,7 @@ async def test_model_entry_wins_over_the_backend_default(priced: Gateway) -> Non
 
 async def test_unpriced_local_backend_costs_zero_and_is_not_counted(priced: Gateway) -> None:
     async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
-        return answer()
+        return completion_with_usage()
 
     priced.upstream.handlers["local.test"] = handler
     response = await priced.post("/v1/chat/completions", {**CHAT, "model": "llama"})
@@ -128,7 +122,7 @@ async def test_no_usage_is_estimated_from_the_body_and_the_characters_generated(
     priced: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
-        return answer(content="x" * 41, usage=None)
+        return completion_with_usage(content="x" * 41, usage=None)
 
     priced.upstream.handlers["cloud.test"] = handler
     caplog.set_level(logging.INFO, logger="nexus_trio.access")

@@ -11,7 +11,10 @@ import pytest
 import trio
 
 from nexus_trio.dashboard.page import ASSETS
-from tests.component.conftest import BASE_CONFIG, CHAT, ASGICall, Gateway, completion
+from tests.component.client import CHAT, ASGICall
+from tests.component.configs import BASE_CONFIG
+from tests.component.fake_upstream import completion
+from tests.component.in_process import Gateway
 
 EVENTS = "/v1/dashboard/events"
 AUTH = BASE_CONFIG.replace("[health_check]", '[server]\napi_keys_env = "KEYS"\n[health_check]')

@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from nexus_trio.registry import HealthState
-from tests.component.conftest import CHAT, Gateway, completion, raw_response
+from tests.component.client import CHAT, PATH
+from tests.component.fake_upstream import completion, raw_response
+from tests.component.in_process import Gateway
 
-PATH = "/v1/chat/completions"
 CONFIG = """
 [health_check]
 enabled = false
@@ -61,7 +62,7 @@ def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
     return gateway
 
 
-def hosts(gateway: Gateway) -> list[str]:
+def upstream_hosts(gateway: Gateway) -> list[str]:
     return [request.url.host for request, _ in gateway.upstream.requests]
 
 
@@ -79,7 +80,7 @@ async def test_a_fallback_outside_the_allow_list_is_never_tried_nor_charged(
     # The one model the key may use failed: its answer is the final one, passed through.
     assert response.status_code == 500
     assert "x-nexus-fallback-model" not in response.headers
-    assert hosts(gateway) == ["cheap.test"]
+    assert upstream_hosts(gateway) == ["cheap.test"]
     assert gateway.wiring.spend.statistics().by_key == {}
     assert exclusions(gateway) == 1.0
     # A key without an allow-list still falls back.
@@ -103,7 +104,7 @@ async def test_when_nothing_allowed_can_serve_the_503_says_why_for_every_model(
         ("expensive", "model_not_allowed"),
     ]
     assert "m-expensive" not in error["message"] + str(error["rejections"])
-    assert hosts(gateway) == []
+    assert upstream_hosts(gateway) == []
 
 
 async def test_a_model_only_a_forbidden_fallback_serves_does_not_exist_for_the_key(
@@ -114,4 +115,4 @@ async def test_a_model_only_a_forbidden_fallback_serves_does_not_exist_for_the_k
     error = (await response.get_json())["error"]
     assert error["code"] == "model_not_found"
     assert error["message"].endswith("Known models: m-cheap.")
-    assert hosts(gateway) == []
+    assert upstream_hosts(gateway) == []

@@ -6,7 +6,10 @@ from __future__ import annotations
 import httpx
 import msgspec
 
-from tests.component.conftest import CHAT, Gateway, completion, raw_response
+from tests.component.client import CHAT
+from tests.component.configs import KEYED_OPENAI
+from tests.component.fake_upstream import completion, raw_response
+from tests.component.in_process import Gateway
 
 TOOLS_REQUEST = (
     b'{"model":"m","seed":42,"tools":[{"type":"function","function":{"name":"get_weather",'
@@ -33,19 +36,7 @@ async def test_body_forwarded_byte_identical(gateway: Gateway) -> None:
 
 
 async def test_headers_to_upstream_are_filtered(make_gateway) -> None:  # type: ignore[no-untyped-def]
-    gateway: Gateway = make_gateway(
-        """
-[health_check]
-enabled = false
-[[backends]]
-name = "a"
-url = "http://a.test"
-type = "openai"
-api_key_env = "A_KEY"
-models = ["m"]
-""",
-        env={"A_KEY": "sk-backend"},
-    )
+    gateway: Gateway = make_gateway(KEYED_OPENAI, env={"A_KEY": "sk-backend"})
 
     async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
         return completion()

@@ -25,10 +25,9 @@ from nexus_trio.quality.outcome import Outcome
 from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.transport import POOL_EXTENSION, H11Transport, PoolSpec
-from tests.component.conftest import CHAT, Gateway, chunk, completion, sse
-
-MakeGateway = Callable[..., Gateway]
-PATH = "/v1/chat/completions"
+from tests.component.client import CHAT, PATH
+from tests.component.fake_upstream import chunk, completion, sse
+from tests.component.in_process import Gateway, MakeGateway
 
 
 def one_slot(server: str, quality: str = "") -> str:

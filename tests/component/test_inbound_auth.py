@@ -11,7 +11,9 @@ import pytest
 from nexus_trio.config import parse_config
 from nexus_trio.errors import ConfigError
 from nexus_trio.runtime.wiring import Wiring
-from tests.component.conftest import CHAT, Gateway, completion
+from tests.component.client import CHAT
+from tests.component.fake_upstream import completion
+from tests.component.in_process import Gateway
 
 AUTH_CONFIG = """
 [server]

@@ -8,7 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.component.conftest import CHAT, Gateway, completion
+from tests.component.client import CHAT, PATH, bearer
+from tests.component.fake_upstream import completion
+from tests.component.in_process import Gateway
 
 CONFIG = """
 [health_check]
@@ -52,7 +54,6 @@ ENV = {
     "PRIVATE_KEY": "private",
     "CAPPED_KEY": "capped",
 }
-PATH = "/v1/chat/completions"
 
 
 @pytest.fixture
@@ -67,20 +68,16 @@ def keyed(make_gateway: Callable[..., Gateway]) -> Gateway:
     return gateway
 
 
-def as_key(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
 async def test_old_and_named_keys_both_authenticate(keyed: Gateway) -> None:
-    assert (await keyed.post(PATH, CHAT, **as_key("old"))).status_code == 200
-    assert (await keyed.post(PATH, CHAT, **as_key("team"))).status_code == 200
-    assert (await keyed.post(PATH, CHAT, **as_key("wrong"))).status_code == 401
+    assert (await keyed.post(PATH, CHAT, **bearer("old"))).status_code == 200
+    assert (await keyed.post(PATH, CHAT, **bearer("team"))).status_code == 200
+    assert (await keyed.post(PATH, CHAT, **bearer("wrong"))).status_code == 401
     by_key = keyed.wiring.spend.statistics().by_key
     assert by_key == {"default": 5.0, "team-a": 5.0}
 
 
 async def test_a_model_outside_the_allow_list_is_403(keyed: Gateway) -> None:
-    response = await keyed.post(PATH, {**CHAT, "model": "gpt"}, **as_key("team"))
+    response = await keyed.post(PATH, {**CHAT, "model": "gpt"}, **bearer("team"))
     assert response.status_code == 403
     error = (await response.get_json())["error"]
     assert (error["code"], error["param"]) == ("model_not_allowed", "model")
@@ -88,30 +85,30 @@ async def test_a_model_outside_the_allow_list_is_403(keyed: Gateway) -> None:
 
 
 async def test_a_restricted_key_never_reaches_the_cloud(keyed: Gateway) -> None:
-    local = await keyed.post(PATH, CHAT, **as_key("private"))
+    local = await keyed.post(PATH, CHAT, **bearer("private"))
     assert local.headers["x-nexus-backend"] == "local"
-    cloud_only = await keyed.post(PATH, {**CHAT, "model": "gpt"}, **as_key("private"))
+    cloud_only = await keyed.post(PATH, {**CHAT, "model": "gpt"}, **bearer("private"))
     assert cloud_only.status_code == 503
     assert cloud_only.headers["x-nexus-rejection-reasons"] == "privacy_zone"
     assert [r.url.host for r, _ in keyed.upstream.requests] == ["local.test"]
 
 
 async def test_over_the_request_limit_is_429_with_openais_headers(keyed: Gateway) -> None:
-    first = await keyed.post(PATH, CHAT, **as_key("team"))
+    first = await keyed.post(PATH, CHAT, **bearer("team"))
     assert (
         first.headers["x-ratelimit-limit-requests"],
         first.headers["x-ratelimit-remaining-requests"],
     ) == ("2", "1")
     assert first.headers["x-ratelimit-reset-requests"].endswith("s")
-    await keyed.post(PATH, CHAT, **as_key("team"))
-    refused = await keyed.post(PATH, CHAT, **as_key("team"))
+    await keyed.post(PATH, CHAT, **bearer("team"))
+    refused = await keyed.post(PATH, CHAT, **bearer("team"))
     assert refused.status_code == 429
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     assert 1 <= int(refused.headers["retry-after"]) <= 30
     error = (await refused.get_json())["error"]
     assert (error["type"], error["code"]) == ("requests", "rate_limit_exceeded")
     # Other keys are not limited by it, and carry no rate-limit headers.
-    other = await keyed.post(PATH, CHAT, **as_key("old"))
+    other = await keyed.post(PATH, CHAT, **bearer("old"))
     assert other.status_code == 200
     assert "x-ratelimit-limit-requests" not in other.headers
     registry = keyed.wiring.metrics.registry
@@ -122,15 +119,15 @@ async def test_over_the_request_limit_is_429_with_openais_headers(keyed: Gateway
 
 
 async def test_a_key_over_its_own_budget_is_refused_alone(keyed: Gateway) -> None:
-    spent = await keyed.post(PATH, CHAT, **as_key("capped"))  # $5: the key's whole budget
+    spent = await keyed.post(PATH, CHAT, **bearer("capped"))  # $5: the key's whole budget
     assert spent.headers["x-nexus-backend"] == "cloud"
-    refused = await keyed.post(PATH, CHAT, **as_key("capped"))
+    refused = await keyed.post(PATH, CHAT, **bearer("capped"))
     assert refused.status_code == 429
     assert refused.headers["x-should-retry"] == "false"
     error = (await refused.get_json())["error"]
     assert error["code"] == "budget_exceeded"
     assert "key 'capped'" in error["message"]
-    assert (await keyed.post(PATH, CHAT, **as_key("old"))).status_code == 200
+    assert (await keyed.post(PATH, CHAT, **bearer("old"))).status_code == 200
 
 
 LISTING = """
@@ -160,7 +157,7 @@ EVERY_NAME = ["big", "fast", "gpt-4o", "llama", "llama3:70b", "llama3:8b", "mist
 
 
 async def listed(gateway: Gateway, token: str) -> list[str]:
-    response = await gateway.app.test_client().get("/v1/models", headers=as_key(token))
+    response = await gateway.app.test_client().get("/v1/models", headers=bearer(token))
     assert response.status_code == 200
     return [entry["id"] for entry in (await response.get_json())["data"]]
 
@@ -183,12 +180,12 @@ async def test_models_lists_exactly_what_the_key_may_ask_for(
     assert team == ["big", "fast", "llama3:70b", "llama3:8b"]
     # what is listed is exactly what is accepted: every other name is 403 model_not_allowed
     for name in EVERY_NAME:
-        response = await gateway.post(PATH, {**CHAT, "model": name}, **as_key("team"))
+        response = await gateway.post(PATH, {**CHAT, "model": name}, **bearer("team"))
         assert (response.status_code == 200) == (name in team), (name, response.status_code)
         if name not in team:
             assert (await response.get_json())["error"]["code"] == "model_not_allowed"
     # an allowed name that nothing serves is 404, naming only models the key may ask for
-    unknown = await gateway.post(PATH, {**CHAT, "model": "llama3:1b"}, **as_key("team"))
+    unknown = await gateway.post(PATH, {**CHAT, "model": "llama3:1b"}, **bearer("team"))
     assert unknown.status_code == 404
     message = (await unknown.get_json())["error"]["message"]
     assert message.endswith("Known models: big, fast, llama3:70b, llama3:8b.")

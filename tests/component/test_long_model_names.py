@@ -13,7 +13,8 @@ import trio
 
 from nexus_trio.api.refusals import queue_timeout
 from nexus_trio.runtime.logs import TextFormatter
-from tests.component.conftest import CHAT, Gateway
+from tests.component.client import CHAT
+from tests.component.in_process import Gateway
 
 LONG = "x" * 500_000
 SHOWN = "x" * 256
@@ -37,7 +38,8 @@ models = ["m"]
 )
 
 
-async def error_of(response: object) -> dict[str, str]:
+async def short_error(response: object) -> dict[str, str]:
+    """The ``error`` object of a response whose body stays under 2 KiB."""
     data = await response.get_data()  # type: ignore[attr-defined]
     assert len(data) < 2048
     error: dict[str, str] = msgspec.json.decode(data)["error"]
@@ -51,7 +53,7 @@ async def test_an_unknown_long_model_is_echoed_logged_and_listed_cut(
     caplog.set_level(logging.INFO, logger="nexus_trio.access")
     response = await gateway.post("/v1/chat/completions", {**CHAT, "model": LONG})
     assert response.status_code == 404
-    error = await error_of(response)
+    error = await short_error(response)
     assert error["code"] == "model_not_found"
     assert f"'{SHOWN}'" in error["message"]
     (record,) = [r for r in caplog.records if r.name == "nexus_trio.access"]
@@ -71,7 +73,7 @@ async def test_a_long_model_outside_a_keys_allow_list_is_echoed_cut(
         "/v1/chat/completions", {**CHAT, "model": LONG}, authorization="Bearer team"
     )
     assert response.status_code == 403
-    error = await error_of(response)
+    error = await short_error(response)
     assert error["code"] == "model_not_allowed"
     assert f"'{SHOWN}'" in error["message"]
 

@@ -27,20 +27,17 @@ from nexus_trio.quality import AgentState, Outcome
 from nexus_trio.routing import RejectionReason
 from nexus_trio.runtime.supervisor import Supervisor
 from nexus_trio.spend import BudgetLevel
-from tests.component.conftest import (
-    CHAT,
-    ASGICall,
+from tests.component.client import CHAT, PATH, STREAM_CHAT, ASGICall
+from tests.component.fake_upstream import (
     ChunkStream,
-    Gateway,
     chunk,
-    completion,
+    ok,
     raw_response,
     sse,
     stream_response,
+    truncated_stream,
 )
-
-PATH = "/v1/chat/completions"
-STREAM_CHAT = {**CHAT, "stream": True}
+from tests.component.in_process import Gateway
 
 #: docs/metrics.md#metrics, row by row: family name (as the parser names it) -> (type, label names).
 METRICS_TABLE: dict[str, tuple[str, frozenset[str]]] = {
@@ -169,21 +166,13 @@ class Scripted:
         return self.answers.pop(0)()
 
 
-def ok() -> httpx.Response:
-    return completion()
-
-
 def fails(status: int, **headers: str) -> Answer:
     return lambda: raw_response(status, b'{"error": {"message": "boom"}}', **headers)
 
 
-def good_stream() -> httpx.Response:
+def stream_with_usage() -> httpx.Response:
     usage = {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2}}
     return stream_response(ChunkStream(sse(chunk("hi"), chunk(None, "stop"), usage)))
-
-
-def truncated_stream() -> httpx.Response:
-    return stream_response(ChunkStream(sse(chunk("a"), chunk("b"))))
 
 
 def families_of(text: str) -> dict[str, Metric]:
@@ -236,14 +225,14 @@ async def every_code_path(gateway: Gateway, tmp_path: Path) -> None:
 
     a.answers.append(ok)
     await post(gateway, CHAT, backend="a")  # plain
-    a.answers.append(good_stream)
+    a.answers.append(stream_with_usage)
     await post(gateway, STREAM_CHAT, backend="a")  # streaming, usage in the last chunk
     a.answers.append(fails(400))
     assert (await post(gateway, CHAT, backend="a")).status_code == 400  # client error
     a.answers.append(fails(500))
     b.answers.append(ok)
     await post(gateway, CHAT, backend="b", route_reason="retry")  # retry after a 5xx
-    a.answers.append(good_stream)
+    a.answers.append(stream_with_usage)
     await post(gateway, STREAM_CHAT, backend="a")  # (a's run of failures ends)
     a.answers.append(truncated_stream)
     response = await post(gateway, STREAM_CHAT, backend="a")
@@ -316,7 +305,8 @@ async def test_process_collector_is_exported(exercised: tuple[Gateway, str]) -> 
     assert {"process_cpu_seconds", "process_resident_memory_bytes", "process_open_fds"} <= process
     assert families["process_cpu_seconds"].type == "counter"
     assert families["process_resident_memory_bytes"].type == "gauge"
-    # the garbage collector's pauses show as collections per generation (README)
+    # the garbage collector's pauses show as collections per generation
+    # (docs/operations.md#runtime-shape)
     assert families["python_gc_collections"].type == "counter"
     assert {s.labels["generation"] for s in families["python_gc_collections"].samples} == {
         "0",

@@ -13,7 +13,8 @@ from nexus_trio import errors
 from nexus_trio.api.analysis import requirements_of
 from nexus_trio.api.bodies import ChatView, CompletionView, rewritten
 from nexus_trio.dialects.anthropic.request import translate_request
-from tests.component.conftest import Gateway, completion
+from tests.component.fake_upstream import completion
+from tests.component.in_process import Gateway
 
 DEEP = 100_000
 MESSAGES = b'"messages": [{"role": "user", "content": "x"}]'

@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 import trio
 
-from tests.component.conftest import Gateway, completion
+from tests.component.fake_upstream import completion
+from tests.component.in_process import Gateway
 
 LIMITED = """
 [server]

@@ -5,18 +5,15 @@ global budget's amounts."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import httpx
 import msgspec
 import pytest
 import trio
 
-from tests.component.conftest import CHAT, Gateway, completion
+from tests.component.client import CHAT, PATH, bearer
+from tests.component.fake_upstream import completion
+from tests.component.in_process import Gateway, MakeGateway
 
-MakeGateway = Callable[..., Gateway]
-
-PATH = "/v1/chat/completions"
 #: Input is free here: a reservation is its output allowance alone, at $10 per million.
 CONFIG = """
 [health_check]
@@ -74,10 +71,6 @@ ENV = {
 OUTPUT_USD = 10 / 1e6
 
 
-def as_key(name: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {name}"}
-
-
 def bounded_gateway(make_gateway: MakeGateway, budget: str = "") -> Gateway:
     return make_gateway(CONFIG.replace("{budget}", budget), env=ENV)
 
@@ -113,7 +106,7 @@ class Holder:
         return completion()
 
     async def send(self, body: dict[str, object], key: str, path: str = PATH) -> None:
-        response = await self.gateway.post(path, body, **as_key(key))
+        response = await self.gateway.post(path, body, **bearer(key))
         if not self.release.is_set():
             self.responses.append(response)
             self._settle()
@@ -150,7 +143,7 @@ async def test_the_output_reserved_is_capped_by_the_context_and_the_ceiling(
 
     held: list[float] = []
     gateway.upstream.handlers["cloud.test"] = answer
-    response = await gateway.post(PATH, {**CHAT, **body}, **as_key("other"))
+    response = await gateway.post(PATH, {**CHAT, **body}, **bearer("other"))
     assert response.status_code == 200
     assert held == [pytest.approx(output_tokens * OUTPUT_USD)]
 
@@ -165,7 +158,7 @@ async def test_an_unbounded_max_tokens_no_longer_blocks_other_tenants(
     nursery.start_soon(holder.send, {**CHAT, "max_tokens": 10**15}, "greedy")
     await holder.wait()
     assert holder.held == 1
-    response = await gateway.post(PATH, CHAT, **as_key("other"))
+    response = await gateway.post(PATH, CHAT, **bearer("other"))
     assert response.status_code == 200
     assert holder.reserved_at_arrival[-1] == pytest.approx((131072 + 4096) * OUTPUT_USD)
     holder.release.set()
@@ -192,7 +185,7 @@ async def test_a_keys_requests_in_flight_hold_at_most_its_budget_plus_one_reques
     reserved = gateway.wiring.spend.reservations.total_usd
     assert reserved == pytest.approx(13 * worst)
     assert reserved <= 1 + worst
-    other = await gateway.post(PATH, CHAT, **as_key("other"))
+    other = await gateway.post(PATH, CHAT, **bearer("other"))
     assert other.status_code == 200
     holder.release.set()
 
@@ -230,12 +223,12 @@ async def test_n_or_best_of_above_128_is_refused(make_gateway: MakeGateway) -> N
         ("/v1/completions", {"model": "m", "prompt": "hi", "best_of": 129}, "best_of"),
         ("/v1/completions", {"model": "m", "prompt": "hi", "n": 1e300}, "n"),
     ):
-        response = await gateway.post(path, body, **as_key("other"))
+        response = await gateway.post(path, body, **bearer("other"))
         assert response.status_code == 400
         error = (await response.get_json())["error"]
         assert (error["code"], error["param"]) == ("invalid_value", param)
     assert gateway.upstream.requests == []
-    assert (await gateway.post(PATH, {**CHAT, "n": 128}, **as_key("other"))).status_code == 200
+    assert (await gateway.post(PATH, {**CHAT, "n": 128}, **bearer("other"))).status_code == 200
 
 
 @pytest.mark.parametrize("how", ["spent", "reserved"])
@@ -248,8 +241,8 @@ async def test_a_tenant_is_not_told_the_global_budgets_amounts(
         book.charge("ops", "cloud", "m", 100.0, estimated=False)
     else:
         book.reserve("ops", 100.0)
-    tenant = await gateway.post(PATH, CHAT, **as_key("other"))
-    admin = await gateway.post(PATH, CHAT, **as_key("ops"))
+    tenant = await gateway.post(PATH, CHAT, **bearer("other"))
+    admin = await gateway.post(PATH, CHAT, **bearer("ops"))
     assert (tenant.status_code, admin.status_code) == (429, 429)
     told = (await tenant.get_json())["error"]["message"]
     assert told.startswith("The monthly budget for 20")

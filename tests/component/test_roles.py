@@ -16,7 +16,9 @@ from nexus_trio.cli.status_report import render_status
 from nexus_trio.errors import AuthenticationFailed
 from nexus_trio.keys import ClientKey
 from nexus_trio.stats.document import viewer
-from tests.component.conftest import CHAT, ASGICall, Gateway, completion
+from tests.component.client import CHAT, PATH, ASGICall, bearer
+from tests.component.fake_upstream import completion
+from tests.component.in_process import Gateway
 from tests.component.test_dashboard import EVENTS, EventReader, open_stream
 
 CONFIG = """
@@ -50,11 +52,6 @@ key_env = "BOSS_KEY"
 admin = true
 """
 ENV = {"OLD_KEYS": "old", "A_KEY": "a", "B_KEY": "b", "BOSS_KEY": "boss"}
-PATH = "/v1/chat/completions"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

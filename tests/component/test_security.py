@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from nexus_trio.config import Config
-from tests.component.conftest import CHAT, ChunkStream, Gateway, completion, raw_response
+from tests.component.client import CHAT
+from tests.component.fake_upstream import ChunkStream, completion, raw_response
+from tests.component.in_process import Gateway
 
 BACKEND_KEY = "sk-backend-VERY-SECRET-1234"
 INBOUND_KEY = "inbound-VERY-SECRET-5678"

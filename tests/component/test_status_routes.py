@@ -8,7 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_trio.registry import Capabilities, HealthState
-from tests.component.conftest import CHAT, Gateway
+from tests.component.client import CHAT
+from tests.component.in_process import Gateway
 
 
 async def test_health_counts_and_status(gateway: Gateway) -> None:

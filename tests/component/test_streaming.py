@@ -9,19 +9,17 @@ import trio
 import trio.testing
 
 from nexus_trio.upstream.relay import truncation_event
-from tests.component.conftest import (
-    CHAT,
-    ASGICall,
+from tests.component.client import CHAT, STREAM_CHAT, ASGICall
+from tests.component.fake_upstream import (
+    DONE,
     ChunkStream,
-    Gateway,
     chunk,
     raw_response,
     sse,
     stream_response,
 )
-
-STREAM_CHAT = {**CHAT, "stream": True}
-DONE = b"data: [DONE]\n\n"
+from tests.component.in_process import Gateway
+from tests.component.readings import attempts
 
 
 def serve(gateway: Gateway, host: str, *streams: ChunkStream) -> None:
@@ -31,13 +29,6 @@ def serve(gateway: Gateway, host: str, *streams: ChunkStream) -> None:
         return stream_response(pending.pop(0))
 
     gateway.upstream.handlers[host] = handler
-
-
-def attempts(gateway: Gateway, outcome: str) -> float:
-    value = gateway.wiring.metrics.registry.get_sample_value(
-        "nexus_upstream_attempts_total", {"backend": "a", "model": "m", "outcome": outcome}
-    )
-    return value or 0.0
 
 
 async def test_good_stream_relayed_byte_exact(gateway: Gateway) -> None:

@@ -10,15 +10,10 @@ import httpx
 import pytest
 import trio
 
-from tests.real.conftest import (
-    GatewayFactory,
-    ServerFactory,
-    backend_stats,
-    get_json,
-    real_config,
-    sdk_client,
-)
-from tests.system.conftest import poll
+from tests.real.gateway_client import backend_stats, get_json, sdk_client
+from tests.real.llama_server import ServerFactory, real_config
+from tests.system.gateway_process import GatewayFactory
+from tests.system.polling import poll
 
 pytestmark = pytest.mark.real
 

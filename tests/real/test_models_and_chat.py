@@ -11,19 +11,18 @@ import openai
 import pytest
 import trio
 
-from tests.real.conftest import (
-    GatewayFactory,
-    ServerFactory,
+from tests.real.gateway_client import (
     agent_quality,
     backend_stats,
     get_json,
     metric_value,
     metrics_text,
-    real_config,
     sdk_client,
     wait_metric,
 )
-from tests.system.conftest import poll
+from tests.real.llama_server import ServerFactory, real_config
+from tests.system.gateway_process import GatewayFactory
+from tests.system.polling import poll
 
 pytestmark = pytest.mark.real
 

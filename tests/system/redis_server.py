@@ -23,7 +23,7 @@ import trio
 
 from nexus_trio.fleet.protocol import decode_rows, spend_key, versions_key
 from nexus_trio.spend import SpendRow
-from tests.system.conftest import poll
+from tests.system.polling import poll
 
 
 def redis_server_path() -> str:

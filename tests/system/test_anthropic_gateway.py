@@ -18,7 +18,9 @@ import trio
 
 from nexus_trio.simulator import SimulatedBackend
 from tests.fake_anthropic import KEY, FakeAnthropic
-from tests.system.conftest import GatewayFactory, GatewayProcess, RawConnection, poll
+from tests.system.gateway_process import GatewayFactory, GatewayProcess
+from tests.system.polling import poll
+from tests.system.raw_connection import RawConnection
 
 pytestmark = pytest.mark.system
 
@@ -49,7 +51,8 @@ def anthropic_backend(
     )
 
 
-def config(*backends: str, extra: str = "", health: bool = False) -> str:
+def anthropic_config(*backends: str, extra: str = "", health: bool = False) -> str:
+    """A gateway on a free port with these backend entries; health checks every 0.2 s if on."""
     lines = ["[server]", 'host = "127.0.0.1"', "port = 0", "", extra, ""]
     lines += ["[health_check]", f"enabled = {str(health).lower()}", "interval_seconds = 0.2", ""]
     return "\n".join(lines) + "\n" + "\n".join(backends)
@@ -70,7 +73,9 @@ async def fake(nursery: trio.Nursery) -> FakeAnthropic:
 @pytest.fixture
 async def gateway(fake: FakeAnthropic, start_gateway: GatewayFactory) -> GatewayProcess:
     models = (MODEL, *SCRIPTED, *FAILING)
-    return await start_gateway(config(anthropic_backend("claude", fake, models)), env=KEY_ENV)
+    return await start_gateway(
+        anthropic_config(anthropic_backend("claude", fake, models)), env=KEY_ENV
+    )
 
 
 def _chat_session(client: openai.OpenAI) -> dict[str, Any]:
@@ -216,7 +221,7 @@ async def test_529_is_retried_on_another_backend(
     overloaded = FakeAnthropic(models=("claude-haiku-4",), fail=529)
     await nursery.start(overloaded.run)
     gateway = await start_gateway(
-        config(
+        anthropic_config(
             anthropic_backend("busy", overloaded, ("claude-haiku-4",), "priority = 1"),
             anthropic_backend("spare", fake, ("claude-haiku-4",), "priority = 90"),
         ),
@@ -318,7 +323,7 @@ async def test_privacy_keeps_restricted_requests_off_every_cloud_backend(
     policy = '[[routing.policies]]\nmodel_pattern = "secret-*"\nprivacy = "restricted"\n'
     claude = anthropic_backend("claude", fake, ("secret-model", "secret-cloud"), "priority = 1")
     gateway = await start_gateway(
-        config(claude, openai_backend, local_backend, extra=policy), env=KEY_ENV
+        anthropic_config(claude, openai_backend, local_backend, extra=policy), env=KEY_ENV
     )
     async with httpx.AsyncClient() as client:
         for _ in range(5):
@@ -351,7 +356,9 @@ async def test_local_model_falls_back_to_claude_and_probe_lists_models_for_free(
         'api_key_env = "NEXUS_TEST_ANTHROPIC_KEY"\n'
     )
     fallbacks = '[routing.fallbacks]\n"llama3:8b" = ["claude-sonnet-4"]\n'
-    gateway = await start_gateway(config(claude, local, extra=fallbacks, health=True), env=KEY_ENV)
+    gateway = await start_gateway(
+        anthropic_config(claude, local, extra=fallbacks, health=True), env=KEY_ENV
+    )
     async with httpx.AsyncClient() as client:
 
         async def listed() -> bool:

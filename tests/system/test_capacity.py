@@ -15,7 +15,10 @@ import pytest
 import trio
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, RawConnection, poll
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory
+from tests.system.polling import poll
+from tests.system.raw_connection import RawConnection
 
 pytestmark = pytest.mark.system
 
@@ -30,15 +33,6 @@ CHAT = msgspec.json.encode(
 )
 
 
-def config(backend: SimulatedBackend) -> str:
-    """The default configuration but for the listener, health checks and the one backend."""
-    return (
-        '[server]\nhost = "127.0.0.1"\nport = 0\n[health_check]\nenabled = false\n'
-        f'[[backends]]\nname = "big"\nurl = "http://127.0.0.1:{backend.port}"\n'
-        'type = "generic"\nmodels = ["demo"]\n'
-    )
-
-
 async def test_default_limits_hold_thousands_of_streams_to_one_backend(
     start_gateway: GatewayFactory, start_backend: ..., nursery: trio.Nursery
 ) -> None:
@@ -48,7 +42,7 @@ async def test_default_limits_hold_thousands_of_streams_to_one_backend(
     backend: SimulatedBackend = await start_backend(
         name="big", ttft_ms=TTFT_MS, tokens_per_second=1000.0, completion_tokens=3
     )
-    gateway = await start_gateway(config(backend))
+    gateway = await start_gateway(gateway_config(backend))
     results: list[tuple[int, bytes]] = []
 
     async def stream() -> None:

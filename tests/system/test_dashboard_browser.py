@@ -16,7 +16,9 @@ import trio
 
 from nexus_trio.simulator import SimulatedBackend
 from tests.system.browser import Browser, browser_paths
-from tests.system.conftest import GatewayFactory, GatewayProcess, gateway_config, poll
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory, GatewayProcess
+from tests.system.polling import poll
 
 pytestmark = pytest.mark.system
 

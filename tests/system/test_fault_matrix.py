@@ -16,7 +16,9 @@ import pytest
 import trio
 
 from nexus_trio.simulator import FailMode, SimulatedBackend
-from tests.system.conftest import GatewayFactory, gateway_config, in_flight, poll
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory, in_flight
+from tests.system.polling import poll
 
 JSON_HEADERS = {"content-type": "application/json"}
 

@@ -18,19 +18,14 @@ import pytest
 import trio
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, GatewayProcess, gateway_config, poll
+from tests.system.configs import DOLLAR_PER_TOKEN, gateway_config
+from tests.system.gateway_process import GatewayFactory, GatewayProcess
+from tests.system.polling import poll
 from tests.system.redis_server import RedisServer, redis_server_path
 
 pytestmark = pytest.mark.system
 
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hello there"}]}
-#: One dollar per token: every cost is a whole number of dollars, so sums are exact.
-PRICING = """
-[[pricing]]
-backend = "simulator"
-input_usd_per_million = 1000000
-output_usd_per_million = 1000000
-"""
 BackendFactory = Callable[..., Awaitable[SimulatedBackend]]
 RedisFactory = Callable[..., Awaitable[RedisServer]]
 
@@ -64,7 +59,7 @@ def fleet_config(
     priced: bool = True,
 ) -> str:
     text = f'[state]\ndir = "{state}"\nstore = "{redis.url}"\n{extra}\n'
-    return gateway_config(backend, extra=text + (PRICING if priced else ""))
+    return gateway_config(backend, extra=text + (DOLLAR_PER_TOKEN if priced else ""))
 
 
 def this_month() -> str:

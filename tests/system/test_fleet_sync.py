@@ -18,7 +18,7 @@ from nexus_trio.fleet.store import TIMEOUT_SECONDS
 from nexus_trio.keys import RateLimiter
 from nexus_trio.spend import SpendBook, SpendRow, month_of
 from nexus_trio.spend.outbox import Outbox
-from tests.system.conftest import poll
+from tests.system.polling import poll
 from tests.system.redis_server import RedisServer, redis_server_path
 
 pytestmark = pytest.mark.system

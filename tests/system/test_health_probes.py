@@ -20,7 +20,9 @@ pytestmark = pytest.mark.system
 StartBackend = Callable[..., Awaitable[SimulatedBackend]]
 
 
-def config(*backends: tuple[str, str, int]) -> str:
+def probed_config(*backends: tuple[str, str, int]) -> str:
+    """Backends (name, type, port) with no static models, each sending ``SIM_KEY``, probed with
+    a failure threshold of one."""
     lines = ["[health_check]", "timeout_seconds = 5", "failure_threshold = 1", ""]
     for name, kind, port in backends:
         lines += [
@@ -39,7 +41,7 @@ async def test_ollama_and_generic_backends_are_probed(start_backend: StartBacken
         models=("llama3.1:8b", "llava:7b"), embedding_models=("nomic-embed-text",), name="o"
     )
     sim_generic = await start_backend(models=("demo",), name="g")
-    text = config(("o", "ollama", sim_ollama.port), ("g", "generic", sim_generic.port))
+    text = probed_config(("o", "ollama", sim_ollama.port), ("g", "generic", sim_generic.port))
     transport = H11Transport()
     async with upstream_http_client(transport) as http:
         wiring = Wiring.build(parse_config(text), {"SIM_KEY": "sk-sim"}, http, transport=transport)
@@ -78,7 +80,7 @@ async def test_a_stopped_backend_becomes_unhealthy() -> None:
     async with upstream_http_client(transport) as http:
         async with trio.open_nursery() as nursery:
             await nursery.start(backend.run)
-            config_text = config(("s", "vllm", backend.port))
+            config_text = probed_config(("s", "vllm", backend.port))
             wiring = Wiring.build(parse_config(config_text), {}, http, transport=transport)
             checker = wiring.health_checker()
             with trio.fail_after(10):

@@ -11,7 +11,10 @@ import pytest
 import trio
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, RawConnection, gateway_config, poll
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory
+from tests.system.polling import poll
+from tests.system.raw_connection import RawConnection
 
 JSON_HEADERS = {"content-type": "application/json"}
 

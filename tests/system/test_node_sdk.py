@@ -1,23 +1,15 @@
 """The official Node ``openai`` SDK through a real gateway process to simulated backends.
 
-A second real client beside the Python SDK (``test_openai_sdk.py``): ``node/client.mjs`` runs
-the calls of a scenario and prints one JSON line per call — what the SDK returned, or the class
-and fields of the error it raised. The SDK is installed by ``node/install.sh`` (``npm ci`` from
-the committed lock) outside the clone, in ``~/.cache/nexus-trio/node/<lock hash>/``. Without
-``node`` or ``npm`` these tests are skipped, except under CI (``CI`` set), where that fails.
+A second real client beside the Python SDK (``test_openai_sdk.py``), run by
+``tests/system/node_client.py``. Without ``node`` or ``npm`` these tests are skipped, except
+under CI (``CI`` set), where that fails.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import subprocess
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 import msgspec
@@ -25,106 +17,24 @@ import pytest
 import trio
 
 from nexus_trio.simulator import EMBEDDING_DIMENSIONS, PARTIAL_EVENTS, FailMode, SimulatedBackend
-from tests.system.conftest import (
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory
+from tests.system.node_client import NodeSDK, chat, run_node
+from tests.system.polling import poll
+from tests.system.ports import free_port
+from tests.system.refusals import (
     LIMITED_KEY,
-    GatewayFactory,
     assert_answered_then_budget_refused,
     assert_refused_then_answered,
     empty_request_bucket,
-    gateway_config,
     gateway_with_limited_key,
     gateway_with_spent_budget,
-    poll,
 )
 
 pytestmark = pytest.mark.system
 
-NODE_DIR = Path(__file__).parent / "node"
-CLIENT = NODE_DIR / "client.mjs"
-INSTALL = NODE_DIR / "install.sh"
-NPM_MISSING = 3
-"""Exit status of ``install.sh`` when the SDK is not installed and ``npm`` is missing."""
-
 CHAT = "/v1/chat/completions"
-HELLO = [{"role": "user", "content": "hello"}]
 Backends = Callable[..., Awaitable[SimulatedBackend]]
-
-
-@dataclass(frozen=True)
-class NodeSDK:
-    node: str
-    prefix: Path
-    """The directory ``npm ci`` installed into (its ``node_modules`` holds ``openai``)."""
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(
-            f"{reason}; under CI the Node SDK tests must run (.ci/run installs nodejs, npm)"
-        )
-    pytest.skip(
-        f"{reason}: the Node openai SDK tests need nodejs and npm (apt-get install nodejs npm)"
-    )
-
-
-async def _install() -> subprocess.CompletedProcess[bytes]:
-    with trio.fail_after(300):
-        return await trio.run_process(
-            ["bash", str(INSTALL)], capture_stdout=True, capture_stderr=True, check=False
-        )
-
-
-@pytest.fixture(scope="session")
-def node_sdk() -> NodeSDK:
-    """``node`` and the SDK, installed by ``install.sh`` unless the lock's copy is there."""
-    node = shutil.which("node")
-    if node is None:
-        _unavailable("node not found")
-    done = trio.run(_install)
-    if done.returncode == NPM_MISSING:
-        _unavailable("npm not found and the SDK is not installed yet")
-    if done.returncode != 0:
-        pytest.fail(f"installing the Node openai SDK failed:\n{done.stderr.decode()}")
-    return NodeSDK(node, Path(done.stdout.decode().strip()))
-
-
-async def run_node(
-    sdk: NodeSDK, url: str, *calls: dict[str, Any], api_key: str = "client-key"
-) -> dict[str, dict[str, Any]]:
-    """Run ``calls`` in one ``node client.mjs`` against the gateway at ``url``; results by name."""
-    scenario = {"baseURL": f"{url}/v1", "apiKey": api_key, "prefix": str(sdk.prefix)}
-    stdin = json.dumps({**scenario, "calls": list(calls)}).encode()
-    with trio.fail_after(60):
-        done = await trio.run_process(
-            [sdk.node, str(CLIENT)],
-            stdin=stdin,
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr.decode()
-    results = [json.loads(line) for line in done.stdout.decode().splitlines()]
-    assert [result["name"] for result in results] == [call["name"] for call in calls]
-    return {result["name"]: result for result in results}
-
-
-def chat(
-    name: str,
-    model: str = "demo",
-    *,
-    stream: bool = False,
-    max_retries: int | None = 0,
-    **params: Any,
-) -> dict[str, Any]:
-    """A ``chat.completions.create`` call; ``max_retries=None`` keeps the SDK's default (2)."""
-    call: dict[str, Any] = {
-        "name": name,
-        "method": "chat_stream" if stream else "chat",
-        "params": {"model": model, "messages": HELLO, **params},
-    }
-    if max_retries is not None:
-        call["maxRetries"] = max_retries
-    return call
 
 
 def inference(backend: SimulatedBackend, path: str = CHAT) -> list[dict[str, Any]]:
@@ -214,14 +124,6 @@ async def test_embeddings_for_a_model_not_named_embed(
     assert all(body["model"] == "demo" and body["input"] == inputs for body in sent)
 
 
-def _dead_port() -> int:
-    """A loopback port with nothing listening (bound, then closed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def test_error_classes(
     start_backend: Backends, start_gateway: GatewayFactory, node_sdk: NodeSDK
 ) -> None:
@@ -240,7 +142,7 @@ async def test_error_classes(
         "[health_check]\nenabled = false",
         "[health_check]\ninterval_seconds = 60\nfailure_threshold = 1",
     )
-    config += f'[[backends]]\nname = "dead"\nurl = "http://127.0.0.1:{_dead_port()}"\n'
+    config += f'[[backends]]\nname = "dead"\nurl = "http://127.0.0.1:{free_port()}"\n'
     config += 'type = "generic"\nmodels = ["gone"]\n'
     gateway = await start_gateway(config)
     bad = chat("bad_request")

@@ -16,13 +16,13 @@ import pytest
 import trio
 
 from nexus_trio.simulator import FailMode, SimulatedBackend
-from tests.system.conftest import (
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory
+from tests.system.refusals import (
     LIMITED_KEY,
-    GatewayFactory,
     assert_answered_then_budget_refused,
     assert_refused_then_answered,
     empty_request_bucket,
-    gateway_config,
     gateway_with_limited_key,
     gateway_with_spent_budget,
 )

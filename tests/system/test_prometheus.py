@@ -4,7 +4,6 @@ server."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +13,10 @@ import pytest
 import trio
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, gateway_config, poll
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory
+from tests.system.polling import poll
+from tests.system.ports import free_port
 
 JSON_HEADERS = {"content-type": "application/json"}
 
@@ -54,13 +56,6 @@ async def test_promtool_accepts_the_exposition(
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus absent (Debian pkg)")
 async def test_a_real_prometheus_scrapes_the_gateway(
     start_backend: Callable[..., Awaitable[SimulatedBackend]],
@@ -70,7 +65,7 @@ async def test_a_real_prometheus_scrapes_the_gateway(
     backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
     gateway = await start_gateway(gateway_config(backend))
     await _traffic(gateway.url)
-    prometheus_port = _free_port()
+    prometheus_port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n"

@@ -10,13 +10,10 @@ import pytest
 import trio
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import (
-    GatewayFactory,
-    RawConnection,
-    gateway_config,
-    in_flight,
-    poll,
-)
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory, in_flight
+from tests.system.polling import poll
+from tests.system.raw_connection import RawConnection
 
 JSON_HEADERS = {"content-type": "application/json"}
 

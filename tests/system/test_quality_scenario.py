@@ -22,7 +22,7 @@ and streaming traffic moves to A, except one probe stream to B per probe interva
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,17 +31,10 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.quality_scenario import (
-    CONFIG,
-    INTERVAL,
-    MODEL,
-    PATH,
-    PROBE,
-    SLOW_TTFT_MS,
-    THRESHOLD_MS,
-)
+from bench.quality_scenario import CONFIG, INTERVAL, MODEL, PATH, PROBE, SLOW_TTFT_MS, THRESHOLD_MS
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, poll
+from tests.system.gateway_process import GatewayFactory, stats
+from tests.system.polling import poll
 
 pytestmark = pytest.mark.system
 
@@ -115,11 +108,6 @@ class Clients:
         return [r for r in self.results if start <= r.sent < end]
 
 
-async def stats(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    body: dict[str, Any] = (await client.get(f"{url}/v1/stats")).json()
-    return body
-
-
 async def agent(client: httpx.AsyncClient, url: str, name: str) -> dict[str, Any] | None:
     """The quality of agent (``name``, demo) in ``/v1/stats``."""
     document = await stats(client, url)
@@ -144,12 +132,6 @@ async def scrape(client: httpx.AsyncClient, url: str) -> dict[tuple[str, frozens
 
 def value(samples: dict[tuple[str, frozenset[Any]], float], name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as http:
-        yield http
 
 
 async def test_failing_then_slow_backend(

@@ -6,8 +6,7 @@ subprocess, its config file rewritten, a real signal, and the effect observed th
 from __future__ import annotations
 
 import signal
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,9 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, GatewayProcess, poll
+from tests.system.gateway_process import GatewayFactory, GatewayProcess, stats
+from tests.system.polling import poll
+from tests.system.ports import free_port
 
 pytestmark = pytest.mark.system
 
@@ -26,12 +27,8 @@ StartBackend = Callable[..., Awaitable[SimulatedBackend]]
 #: Quick answers: 5 ms to the first token, no pacing between tokens.
 FAST: dict[str, Any] = {"ttft_ms": 5, "tokens_per_second": 0}
 INTERVAL = 0.5
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as http:
-        yield http
+#: Health checks on but a minute apart: no probe runs during a test.
+PROBED_EVERY_MINUTE = "[health_check]\ninterval_seconds = 60\ntimeout_seconds = 2\n"
 
 
 def config_text(
@@ -76,11 +73,6 @@ def config_file(tmp_path: Path) -> Path:
 
 def chat(model: str = "demo") -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": "hi"}]}
-
-
-async def stats(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    body: dict[str, Any] = (await client.get(f"{url}/v1/stats")).json()
-    return body
 
 
 def backend_of(document: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -233,13 +225,6 @@ async def test_invalid_reload_keeps_old_config(
     assert gateway.process.returncode is None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_restart_only_key_is_reported_not_applied(
     start_backend: StartBackend,
     start_gateway: GatewayFactory,
@@ -250,7 +235,7 @@ async def test_restart_only_key_is_reported_not_applied(
     gateway = await start_gateway(config_text(("s1", s1)))
     url = gateway.url
     assert (await stats(client, url))["restart_required"] is False
-    config_file(tmp_path).write_text(config_text(("s1", s1), threshold=0.3, port=_free_port()))
+    config_file(tmp_path).write_text(config_text(("s1", s1), threshold=0.3, port=free_port()))
     await sighup(gateway, client, "ok")
     warnings = [line for line in gateway.lines if "restart required for:" in line]
     assert len(warnings) == 1
@@ -272,7 +257,7 @@ async def _history(
     history for s1 (3 requests, one failed) and s2 (2 requests)."""
     s1 = await start_backend(name="s1", models=("demo",), **FAST)
     s2 = await start_backend(name="s2", models=("other",), **FAST)
-    health = "[health_check]\ninterval_seconds = 60\ntimeout_seconds = 2\n"
+    health = PROBED_EVERY_MINUTE
     gateway = await start_gateway(config_text(("s1", s1), ("s2", s2), health=health))
     url = gateway.url
     for error_rate in (0.0, 1.0, 0.0):
@@ -303,7 +288,7 @@ async def test_unchanged_backend_keeps_quality_history_and_health(
     gateway, s1, s2 = await _history(start_backend, start_gateway, client)
     url = gateway.url
     before = backend_of(await stats(client, url), "s1")
-    health = "[health_check]\ninterval_seconds = 60\ntimeout_seconds = 2\n"
+    health = PROBED_EVERY_MINUTE
     config_file(tmp_path).write_text(
         config_text(("s1", s1), ("s2", s2), threshold=0.9, health=health)
     )
@@ -330,7 +315,7 @@ async def test_backend_whose_url_changed_starts_fresh(
     gateway, s1, _ = await _history(start_backend, start_gateway, client)
     url = gateway.url
     s3 = await start_backend(name="s3", models=("other",), **FAST)
-    health = "[health_check]\ninterval_seconds = 60\ntimeout_seconds = 2\n"
+    health = PROBED_EVERY_MINUTE
     # "s2" now points at another server: a new backend under the old name
     config_file(tmp_path).write_text(config_text(("s1", s1), ("s2", s3), health=health))
     await sighup(gateway, client, "ok")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -10,18 +9,14 @@ import pytest
 import trio
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, gateway_config, poll
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory
+from tests.system.polling import poll
+from tests.system.ports import free_port
 
 JSON_HEADERS = {"content-type": "application/json"}
 
 pytestmark = pytest.mark.system
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def test_two_instances_on_one_port_both_serve(
@@ -29,7 +24,7 @@ async def test_two_instances_on_one_port_both_serve(
     start_gateway: GatewayFactory,
 ) -> None:
     backend = await start_backend(name="sim", models=("demo",), ttft_ms=1, tokens_per_second=0)
-    port = _free_port()
+    port = free_port()
     config = gateway_config(backend, server="reuse_port = true").replace(
         "port = 0", f"port = {port}"
     )
@@ -61,7 +56,7 @@ async def test_without_reuse_port_the_second_instance_cannot_bind(
     start_gateway: GatewayFactory,
 ) -> None:
     backend = await start_backend(name="sim", models=("demo",))
-    port = _free_port()
+    port = free_port()
     config = gateway_config(backend).replace("port = 0", f"port = {port}")
     await start_gateway(config)
     with pytest.raises(AssertionError, match=f"cannot listen on 127.0.0.1:{port}"):

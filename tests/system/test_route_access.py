@@ -19,7 +19,8 @@ from nexus_trio.config import parse_config
 from nexus_trio.dashboard.mount import EVENTS_PATH
 from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, gateway_config
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory
 
 pytestmark = pytest.mark.system
 

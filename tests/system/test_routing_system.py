@@ -8,7 +8,6 @@ cooldown) run out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +16,9 @@ import pytest
 import trio
 
 from nexus_trio.simulator import FailMode, ReceivedRequest, SimulatedBackend
-from tests.system.conftest import GatewayFactory, poll
 from tests.system.fleet import Fleet
+from tests.system.gateway_process import GatewayFactory
+from tests.system.polling import poll
 
 JSON_HEADERS = {"content-type": "application/json"}
 
@@ -32,12 +32,6 @@ FAST: dict[str, Any] = {"ttft_ms": 10, "tokens_per_second": 0}
 @pytest.fixture
 def fleet(nursery: trio.Nursery) -> Fleet:
     return Fleet(nursery)
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as http:
-        yield http
 
 
 def chat_body(model: str = "demo", **extra: object) -> dict[str, Any]:

@@ -16,21 +16,16 @@ import trio
 from nexus_trio.simulator import SimulatedBackend
 from nexus_trio.spend import Ledger, SpendRow
 from nexus_trio.spend.ledger import FILE_NAME
-from tests.system.conftest import GatewayFactory, gateway_config
+from tests.system.configs import DOLLAR_PER_TOKEN, gateway_config
+from tests.system.gateway_process import GatewayFactory
 
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hello there"}]}
-#: One dollar per token: every cost is a whole number of dollars.
-PRICING = """
-[[pricing]]
-backend = "simulator"
-input_usd_per_million = 1000000
-output_usd_per_million = 1000000
-"""
 BackendFactory = Callable[..., Awaitable[SimulatedBackend]]
 
 
-def config(backend: SimulatedBackend, state: Path, budget: str = "") -> str:
-    extra = f'[state]\ndir = "{state}"\n{budget}\n{PRICING}'
+def ledger_config(backend: SimulatedBackend, state: Path, budget: str = "") -> str:
+    """One backend, priced; spend recorded in the ledger under ``state``."""
+    extra = f'[state]\ndir = "{state}"\n{budget}\n{DOLLAR_PER_TOKEN}'
     return gateway_config(backend, extra=extra)
 
 
@@ -54,7 +49,7 @@ async def test_restart_keeps_the_months_totals_and_their_budget(
 ) -> None:
     backend = await fast_backend(start_backend)
     state = tmp_path / "state"
-    gateway = await start_gateway(config(backend, state))
+    gateway = await start_gateway(ledger_config(backend, state))
     charged = 0.0
     async with httpx.AsyncClient(timeout=10) as client:
         for _ in range(5):
@@ -69,7 +64,7 @@ async def test_restart_keeps_the_months_totals_and_their_budget(
         assert (row.requests, row.usd) == (5, charged)
 
         budget = f'[budget]\nmonthly_limit_usd = {charged}\nhard_limit_action = "reject"'
-        restarted = await start_gateway(config(backend, state, budget))
+        restarted = await start_gateway(ledger_config(backend, state, budget))
         spend = (await client.get(f"{restarted.url}/v1/stats")).json()["spend"]
         assert (spend["total_usd"], spend["requests"], spend["budget"]["state"]) == (
             charged,
@@ -109,7 +104,7 @@ async def test_kill_9_under_load_loses_at_most_the_last_second(
 ) -> None:
     backend = await fast_backend(start_backend)
     state = tmp_path / "state"
-    gateway = await start_gateway(config(backend, state))
+    gateway = await start_gateway(ledger_config(backend, state))
     #: trio time each charged answer arrived, and its cost.
     answers: list[tuple[float, float]] = []
     killed = trio.Event()
@@ -142,7 +137,7 @@ async def test_kill_9_under_load_loses_at_most_the_last_second(
     assert row.usd == row.requests * costs.pop()
 
     # The restarted gateway recovers the ledger (WAL) and adds to it.
-    restarted = await start_gateway(config(backend, state))
+    restarted = await start_gateway(ledger_config(backend, state))
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(f"{restarted.url}/v1/chat/completions", json=CHAT)
         assert response.status_code == 200
@@ -173,7 +168,7 @@ async def test_corrupt_ledger_exits_1_with_one_line(
     state = tmp_path / "state"
     state.mkdir()
     (state / FILE_NAME).write_bytes(b"\x00garbage, not SQLite" * 200)
-    lines = await _serve_expecting_failure(config(backend, state), tmp_path)
+    lines = await _serve_expecting_failure(ledger_config(backend, state), tmp_path)
     assert lines[-1].startswith(f"nexus-trio: spend ledger {state / FILE_NAME}: cannot open it: ")
     assert sum("spend ledger" in line for line in lines) == 1
     assert not any("Traceback" in line for line in lines)
@@ -185,7 +180,7 @@ async def test_unusable_state_dir_exits_1_with_one_line(
     backend = await fast_backend(start_backend)
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("in the way")
-    lines = await _serve_expecting_failure(config(backend, blocker), tmp_path)
+    lines = await _serve_expecting_failure(ledger_config(backend, blocker), tmp_path)
     assert lines[-1] == (
         f"nexus-trio: spend ledger {blocker / FILE_NAME}: cannot create its directory: File exists"
     )

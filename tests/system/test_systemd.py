@@ -11,7 +11,8 @@ import pytest
 import trio
 
 from nexus_trio.simulator import SimulatedBackend
-from tests.system.conftest import GatewayFactory, gateway_config
+from tests.system.configs import gateway_config
+from tests.system.gateway_process import GatewayFactory
 
 pytestmark = pytest.mark.system
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from nexus_trio import errors
 from nexus_trio.dialects.anthropic.request import translate_request
-from tests.fake_anthropic import problems
+from tests.anthropic_request_rules import problems
 
 TOOLS = [
     {

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from nexus_trio.config import BackendConfig, ModelCapabilities
-from nexus_trio.registry import Backend, Capabilities, guess_capabilities
-
-
-def backend(**fields: Any) -> Backend:
-    fields.setdefault("models", ["m"])
-    config = BackendConfig(name="b", url="http://b.lan:8080", type="llamacpp", **fields)
-    return Backend.from_config(config, env={})
+from nexus_trio.config import ModelCapabilities
+from nexus_trio.registry import Capabilities, guess_capabilities
+from tests.unit.routing_inputs import backend
 
 
 @pytest.mark.parametrize(

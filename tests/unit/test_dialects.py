@@ -21,7 +21,8 @@ CHAT = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
 CLIENT = [(b"authorization", b"Bearer client"), (b"x-api-key", b"c"), (b"openai-beta", b"x")]
 
 
-def backend(type_: str, key: str | None = "sk-backend") -> Backend:
+def keyed_backend(type_: str, key: str | None = "sk-backend") -> Backend:
+    """A registered backend of ``type_`` whose key (``api_key_env``) is ``key``."""
     config: BackendConfig = parse_config(
         f'[[backends]]\nname = "b"\nurl = "http://b.test"\ntype = "{type_}"\n'
         + ('api_key_env = "KEY"\n' if key else "")
@@ -36,7 +37,7 @@ def test_openai_compatible_types_pass_through(type_: str) -> None:
     dialect = dialect_for(type_)
     assert isinstance(dialect, PassThrough)
     exchange = dialect.exchange(
-        backend(type_),
+        keyed_backend(type_),
         "/v1/chat/completions",
         CHAT,
         "m",
@@ -56,15 +57,15 @@ def test_openai_compatible_types_pass_through(type_: str) -> None:
         b"{}",
     )
     assert not dialect.reports_stream_usage
-    assert dialect.probe_headers(backend(type_)) == {"authorization": "Bearer sk-backend"}
-    assert dialect.probe_headers(backend(type_, key=None)) == {}
+    assert dialect.probe_headers(keyed_backend(type_)) == {"authorization": "Bearer sk-backend"}
+    assert dialect.probe_headers(keyed_backend(type_, key=None)) == {}
 
 
 def test_anthropic_translates_with_its_own_headers_only() -> None:
     dialect = dialect_for("anthropic")
     assert isinstance(dialect, Anthropic)
     exchange = dialect.exchange(
-        backend("anthropic"),
+        keyed_backend("anthropic"),
         "/v1/chat/completions",
         CHAT,
         "m",
@@ -82,10 +83,10 @@ def test_anthropic_translates_with_its_own_headers_only() -> None:
     ]
     assert dict(exchange.headers())[b"x-api-key"] == b"sk-backend"
     assert dialect.reports_stream_usage
-    assert dialect.output_allowance(backend("anthropic"), 123) == 4096
+    assert dialect.output_allowance(keyed_backend("anthropic"), 123) == 4096
     with pytest.raises(errors.InvalidValue, match="serves only"):
         dialect.exchange(
-            backend("anthropic"),
+            keyed_backend("anthropic"),
             "/v1/completions",
             CHAT,
             "m",

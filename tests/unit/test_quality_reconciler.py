@@ -7,15 +7,9 @@ from typing import Any
 
 import pytest
 
-from nexus_trio.config import (
-    BackendConfig,
-    HealthCheckConfig,
-    QualityConfig,
-    RoutingConfig,
-    RoutingWeights,
-)
+from nexus_trio.config import HealthCheckConfig, QualityConfig, RoutingConfig, RoutingWeights
 from nexus_trio.quality import Outcome, QualityStore
-from nexus_trio.registry import Backend, HealthState, Registry
+from nexus_trio.registry import Registry
 from nexus_trio.routing import (
     Agent,
     Pipeline,
@@ -26,27 +20,9 @@ from nexus_trio.routing import (
     RoutingRequest,
 )
 from nexus_trio.routing.reconcilers import QualityReconciler, Scheduler
+from tests.unit.routing_inputs import MODEL, backend, intent, names
 
-MODEL = "llama3:8b"
 WALL = 1_700_000_000.0
-
-
-def backend(name: str, **fields: Any) -> Backend:
-    fields.setdefault("type", "vllm")
-    config = BackendConfig(name=name, url=f"http://{name}.lan:8000", models=[MODEL], **fields)
-    made = Backend.from_config(config, env={})
-    made.health = HealthState.HEALTHY
-    return made
-
-
-def intent(*backends: Backend, now: float, stream: bool = True) -> RoutingIntent:
-    request = RoutingRequest(MODEL, stream=stream, requirements=Requirements(), now=now)
-    candidates = [Agent(b, MODEL) for b in backends]
-    return RoutingIntent(request=request, resolved_model=MODEL, candidates=candidates)
-
-
-def names(routing_intent: RoutingIntent) -> list[str]:
-    return [agent.backend.name for agent in routing_intent.candidates]
 
 
 def store(**config: Any) -> QualityStore:

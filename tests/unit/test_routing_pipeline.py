@@ -19,36 +19,14 @@ from nexus_trio.routing import (
     RejectionReason,
     Requirements,
     Route,
-    RoutingIntent,
     RoutingRequest,
 )
 from nexus_trio.routing.reconcilers import Scheduler
-
-MODEL = "llama3:8b"
-
-
-def config(name: str, **fields: Any) -> BackendConfig:
-    fields.setdefault("type", "vllm")
-    fields.setdefault("models", [MODEL])
-    return BackendConfig(name=name, url=f"http://{name}.lan:8000", **fields)
-
-
-def backend(name: str, **fields: Any) -> Backend:
-    made = Backend.from_config(config(name, **fields), env={})
-    made.health = HealthState.HEALTHY
-    return made
+from tests.unit.routing_inputs import MODEL, backend, backend_config, intent
 
 
 def request(model: str = MODEL, *, stream: bool = True, **fields: Any) -> RoutingRequest:
     return RoutingRequest(model, stream=stream, requirements=Requirements(), now=100.0, **fields)
-
-
-def intent(*backends: Backend, model: str = MODEL, stream: bool = True) -> RoutingIntent:
-    return RoutingIntent(
-        request=request(model, stream=stream),
-        resolved_model=model,
-        candidates=[Agent(b, model) for b in backends],
-    )
 
 
 def schedule(scheduler: Scheduler, *backends: Backend, model: str = MODEL) -> Route | None:
@@ -261,7 +239,7 @@ def test_the_order_is_the_specs() -> None:
 
 
 def test_route_carries_the_resolved_model() -> None:
-    built, _ = pipeline(config("a"), aliases={"fast": MODEL})
+    built, _ = pipeline(backend_config("a"), aliases={"fast": MODEL})
     decision = built.decide(request("fast"))
     assert isinstance(decision, Route)
     assert (decision.agent.key, decision.reason, decision.resolved_model) == (
@@ -272,13 +250,15 @@ def test_route_carries_the_resolved_model() -> None:
 
 
 def test_unknown_model_is_rejected_as_unknown() -> None:
-    built, _ = pipeline(config("a"))
+    built, _ = pipeline(backend_config("a"))
     decision = built.decide(request("mistral:7b"))
     assert decision == Reject("mistral:7b", (), model_known=False)
 
 
 def test_rejections_come_in_order_with_the_earliest_recovery() -> None:
-    built, registry = pipeline(config("gpu-a"), config("gpu-b"), config("gpu-c"))
+    built, registry = pipeline(
+        backend_config("gpu-a"), backend_config("gpu-b"), backend_config("gpu-c")
+    )
     states = {"gpu-a": HealthState.UNHEALTHY, "gpu-b": HealthState.UNKNOWN}
     for each in registry:
         each.health = states.get(each.name, HealthState.UNHEALTHY)
@@ -297,7 +277,9 @@ def test_rejections_come_in_order_with_the_earliest_recovery() -> None:
 
 
 def test_retries_ask_again_without_tried_agents_and_skipped_backends() -> None:
-    built, _ = pipeline(config("a", priority=10), config("b", priority=20), config("c"))
+    built, _ = pipeline(
+        backend_config("a", priority=10), backend_config("b", priority=20), backend_config("c")
+    )
     first = built.decide(request())
     assert isinstance(first, Route)
     assert first.agent.backend.name == "a"
@@ -316,7 +298,9 @@ def test_retries_ask_again_without_tried_agents_and_skipped_backends() -> None:
 
 
 def test_at_capacity_is_queued_for_the_resolved_model() -> None:
-    built, registry = pipeline(config("a", max_concurrent_requests=1), aliases={"fast": MODEL})
+    built, registry = pipeline(
+        backend_config("a", max_concurrent_requests=1), aliases={"fast": MODEL}
+    )
     for full in registry:
         full.counters.pending = 1
     decision = built.decide(request("fast"))
@@ -330,8 +314,8 @@ def test_at_capacity_is_queued_for_the_resolved_model() -> None:
 
 def budget_pipeline() -> tuple[Pipeline, Registry]:
     return pipeline(
-        config("cloud", type="openai", priority=1),
-        config("local", max_concurrent_requests=1, priority=90),
+        backend_config("cloud", type="openai", priority=1),
+        backend_config("local", max_concurrent_requests=1, priority=90),
     )
 
 
@@ -373,7 +357,7 @@ def test_past_the_hard_limit_cloud_is_rejected_and_local_serves() -> None:
 
 
 def test_budget_exhausted_alone_is_permanent() -> None:
-    built, _ = pipeline(config("cloud", type="openai"))
+    built, _ = pipeline(backend_config("cloud", type="openai"))
     rejected = built.decide(request(cloud_use=CloudUse.NONE))
     assert isinstance(rejected, Reject)
     assert rejected.all_permanent

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from nexus_trio.config import BackendConfig, ModelCapabilities, QualityConfig, RoutingPolicy
+from nexus_trio.config import ModelCapabilities, QualityConfig, RoutingPolicy
 from nexus_trio.quality import QualityStore
-from nexus_trio.registry import Backend, HealthState, Registry
-from nexus_trio.routing import Agent, RejectionReason, Requirements, RoutingIntent, RoutingRequest
+from nexus_trio.registry import HealthState, Registry
+from nexus_trio.routing import RejectionReason, RoutingIntent
 from nexus_trio.routing.reconcilers import (
     HealthReconciler,
     PrivacyReconciler,
@@ -18,35 +16,9 @@ from nexus_trio.routing.reconcilers import (
     RequestAnalyzer,
     TierReconciler,
 )
+from tests.unit.routing_inputs import MODEL, backend, backend_config, intent, names
 
 R = RejectionReason
-MODEL = "llama3:8b"
-
-
-def config(name: str, **fields: Any) -> BackendConfig:
-    fields.setdefault("type", "vllm")
-    fields.setdefault("models", [MODEL])
-    return BackendConfig(name=name, url=f"http://{name}.lan:8000", **fields)
-
-
-def backend(name: str, health: HealthState = HealthState.HEALTHY, **fields: Any) -> Backend:
-    made = Backend.from_config(config(name, **fields), env={})
-    made.health = health
-    return made
-
-
-def intent(
-    *backends: Backend, model: str = MODEL, now: float = 100.0, **requirements: Any
-) -> RoutingIntent:
-    request = RoutingRequest(
-        model, stream=False, requirements=Requirements(**requirements), now=now
-    )
-    candidates = [Agent(b, model) for b in backends]
-    return RoutingIntent(request=request, resolved_model=model, candidates=candidates)
-
-
-def names(routing_intent: RoutingIntent) -> list[str]:
-    return [agent.backend.name for agent in routing_intent.candidates]
 
 
 def reasons(routing_intent: RoutingIntent) -> list[tuple[str, str, str]]:
@@ -60,7 +32,9 @@ ALIASES = {"one": MODEL, "two": "one", "three": "two"}
 
 @pytest.mark.parametrize("requested", [MODEL, "one", "two", "three"])
 def test_aliases_resolve_up_to_three_hops(requested: str) -> None:
-    registry = Registry([config("a"), config("b", models=["other"])], {}, assume_healthy=True)
+    registry = Registry(
+        [backend_config("a"), backend_config("b", models=["other"])], {}, assume_healthy=True
+    )
     routing_intent = intent(model=requested)
     RequestAnalyzer(registry, ALIASES).reconcile(routing_intent)
     assert routing_intent.resolved_model == MODEL
@@ -75,7 +49,7 @@ def test_alias_resolution_stops_after_three_hops_even_if_unvalidated() -> None:
 
 
 def test_unknown_model_is_not_known_and_rejects_nothing() -> None:
-    registry = Registry([config("a")], {}, assume_healthy=True)
+    registry = Registry([backend_config("a")], {}, assume_healthy=True)
     routing_intent = intent(model="mistral:7b")
     RequestAnalyzer(registry, {}).reconcile(routing_intent)
     assert not routing_intent.model_known
@@ -84,7 +58,9 @@ def test_unknown_model_is_not_known_and_rejects_nothing() -> None:
 
 
 def test_candidates_are_every_serving_backend_in_configuration_order_whatever_health() -> None:
-    registry = Registry([config("c"), config("a"), config("b", models=["x"])], {})
+    registry = Registry(
+        [backend_config("c"), backend_config("a"), backend_config("b", models=["x"])], {}
+    )
     routing_intent = intent()
     RequestAnalyzer(registry, {}).reconcile(routing_intent)
     assert routing_intent.model_known
@@ -92,7 +68,9 @@ def test_candidates_are_every_serving_backend_in_configuration_order_whatever_he
 
 
 def test_tried_agents_and_skipped_backends_are_left_out_without_rejection() -> None:
-    registry = Registry([config(n, models=[MODEL, "x"]) for n in "abcd"], {}, assume_healthy=True)
+    registry = Registry(
+        [backend_config(n, models=[MODEL, "x"]) for n in "abcd"], {}, assume_healthy=True
+    )
     routing_intent = intent()
     routing_intent.request.tried = frozenset({("a", MODEL), ("b", "x")})
     routing_intent.request.skip_backends = frozenset({"c"})
@@ -102,7 +80,7 @@ def test_tried_agents_and_skipped_backends_are_left_out_without_rejection() -> N
 
 
 def test_a_model_the_key_may_not_use_loses_every_agent_and_is_unknown() -> None:
-    registry = Registry([config("a"), config("b")], {}, assume_healthy=True)
+    registry = Registry([backend_config("a"), backend_config("b")], {}, assume_healthy=True)
     routing_intent = intent()
     routing_intent.request.model_allowed = False
     RequestAnalyzer(registry, {}).reconcile(routing_intent)
@@ -118,14 +96,14 @@ def test_a_model_the_key_may_not_use_loses_every_agent_and_is_unknown() -> None:
 def test_embeddings_drop_only_models_known_not_to_embed() -> None:
     registry = Registry(
         [
-            config("plain", models=["bge-m3"]),
-            config("listed", models=[], embedding_models=["bge-m3"]),
-            config(
+            backend_config("plain", models=["bge-m3"]),
+            backend_config("listed", models=[], embedding_models=["bge-m3"]),
+            backend_config(
                 "override",
                 models=["bge-m3"],
                 capabilities={"bge-m3": ModelCapabilities(embeddings=True)},
             ),
-            config(
+            backend_config(
                 "chat-only",
                 models=["bge-m3"],
                 capabilities={"bge-m3": ModelCapabilities(embeddings=False)},
@@ -144,7 +122,7 @@ def test_embeddings_drop_only_models_known_not_to_embed() -> None:
 
 
 def test_embeddings_go_to_a_model_nobody_declared() -> None:
-    registry = Registry([config("llama", models=["smollm2"])], {}, assume_healthy=True)
+    registry = Registry([backend_config("llama", models=["smollm2"])], {}, assume_healthy=True)
     routing_intent = intent(model="smollm2", needs_embeddings=True)
     RequestAnalyzer(registry, {}).reconcile(routing_intent)
     assert names(routing_intent) == ["llama"]
