@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 import pytest
 
@@ -32,7 +32,7 @@ def context(request_id: str, **fields: object) -> RequestContext:
 def record(request_id: str, elapsed: float, **fields: object) -> RequestRecord:
     """The settled record of a request built like :func:`context`, ``elapsed`` seconds long."""
     settled = request_record(context(request_id, **fields), unauthenticated=False)
-    return dataclasses.replace(settled, elapsed_seconds=elapsed)
+    return msgspec.structs.replace(settled, elapsed_seconds=elapsed)
 
 
 async def test_ring_keeps_the_newest_entries_with_increasing_sequence_numbers() -> None:
@@ -59,7 +59,7 @@ async def test_entry_holds_metadata_only_and_marks_cancelled_requests() -> None:
     log.append(record("refused", 0.001, status=404, error_code="model_not_found"))
     log.append(record("keyed", 0.1, key=ClientKey("team-a")))
     anonymous = record("anonymous", 0.1, status=401, error_code="authentication_failed")
-    log.append(dataclasses.replace(anonymous, unauthenticated=True))
+    log.append(msgspec.structs.replace(anonymous, unauthenticated=True))
     ok, gone, refused, keyed = log.entries_after(0)
     fields = {
         "seq", "time", "request_id", "route", "requested_model", "served_model", "backend",
