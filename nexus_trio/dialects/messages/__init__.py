@@ -1,0 +1,28 @@
+"""The inbound Anthropic Messages API: a client's ``/v1/messages`` request translated to chat
+completions for any OpenAI-compatible backend, and the answer, the stream and the errors
+translated back (docs/messages-api.md).
+
+Modules, each pure and synchronous (bytes in, bytes out):
+
+- :mod:`.answers` — the chat-completions answer views and the Messages shapes they become;
+- :mod:`.response` — a ``chat.completion`` → a Messages response (:func:`message_response`);
+- :mod:`.stream` — ``chat.completion.chunk`` s → Messages stream events
+  (:class:`MessagesStream`);
+- :mod:`.errors` — the Anthropic error envelope, for the gateway's errors and a backend's.
+
+It never touches sockets, routing, keys or accounting, and does not pass ``/v1/messages``
+through to ``anthropic`` backends: the request path calls it around a chat-completions
+exchange, and the outbound translation (:mod:`nexus_trio.dialects.anthropic`) is the other
+direction.
+"""
+
+from nexus_trio.dialects.messages.errors import error_body, error_from_chat
+from nexus_trio.dialects.messages.response import message_response
+from nexus_trio.dialects.messages.stream import MessagesStream
+
+__all__ = [
+    "MessagesStream",
+    "error_body",
+    "error_from_chat",
+    "message_response",
+]
