@@ -4,6 +4,11 @@ translated back (docs/messages-api.md).
 
 Modules, each pure and synchronous (bytes in, bytes out):
 
+- :mod:`.shapes` — the view of a Messages request;
+- :mod:`.request` — a Messages body → a chat-completions body (:func:`chat_request`);
+  :mod:`.tools` its ``tools`` and ``tool_choice``;
+- :mod:`.text` — what ``count_tokens`` counts: the text for a backend's tokenizer and the
+  character estimate;
 - :mod:`.answers` — the chat-completions answer views and the Messages shapes they become;
 - :mod:`.response` — a ``chat.completion`` → a Messages response (:func:`message_response`);
 - :mod:`.stream` — ``chat.completion.chunk`` s → Messages stream events
@@ -17,11 +22,16 @@ direction.
 """
 
 from nexus_trio.dialects.messages.errors import error_body, error_from_chat
+from nexus_trio.dialects.messages.request import chat_request
 from nexus_trio.dialects.messages.response import message_response
 from nexus_trio.dialects.messages.stream import MessagesStream
+from nexus_trio.dialects.messages.text import chat_text_for_tokenizer, count_tokens_estimate
 
 __all__ = [
     "MessagesStream",
+    "chat_request",
+    "chat_text_for_tokenizer",
+    "count_tokens_estimate",
     "error_body",
     "error_from_chat",
     "message_response",
