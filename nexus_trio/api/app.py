@@ -15,10 +15,11 @@ from quart_trio import QuartTrio
 
 from nexus_trio.api.accounting import RequestAccounting
 from nexus_trio.api.errors import install_error_handlers
-from nexus_trio.api.info_routes import register_status_routes
+from nexus_trio.api.info_routes import register_root_probe, register_status_routes
 from nexus_trio.api.middleware import GatewayASGI
 from nexus_trio.api.proxy import ProxyEndpoint
 from nexus_trio.api.stats_route import register_stats_route
+from nexus_trio.api.token_count_route import register_token_count_route
 from nexus_trio.asgi.mount import Endpoint, Mount
 from nexus_trio.config import Config
 from nexus_trio.drain import Drain
@@ -73,10 +74,12 @@ def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
         started_wall=parts.started_wall,
     )
     register_stats_route(app, parts.statistics, parts.generations)
+    register_token_count_route(app)
     endpoints: dict[str, Endpoint] = {}
     for mount in mounts:
         mount.register(app)
         endpoints.update(mount.endpoints)
+    register_root_probe(app)
     app.asgi_app = GatewayASGI(  # type: ignore[method-assign]
         app.asgi_app,
         parts.proxy,

@@ -1,4 +1,5 @@
-"""Errors on the Quart routes: every one rendered as the OpenAI envelope (docs/api.md#errors).
+"""Errors on the Quart routes: every one rendered as the OpenAI envelope (docs/api.md#errors),
+or Anthropic's on the Messages API's routes (docs/api.md#client-apis).
 
 Our own :class:`~nexus_trio.errors.APIError` tree is rendered by
 :func:`~nexus_trio.asgi.reply.error_reply` (the proxy routes use it too); the framework's
@@ -16,8 +17,8 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from nexus_trio import errors
+from nexus_trio.api.client_apis import reply_for_error
 from nexus_trio.asgi.context import RequestContext
-from nexus_trio.asgi.reply import error_reply
 
 log = logging.getLogger("nexus_trio.api")
 
@@ -40,9 +41,10 @@ _FRAMEWORK_MESSAGES = {
 }
 
 
-def error_response(error: errors.APIError) -> Response:
-    """The Quart response for one of our errors, rendered by :func:`error_reply`."""
-    reply = error_reply(error)
+def error_response(error: errors.APIError, path: str) -> Response:
+    """The Quart response for one of our errors on ``path``, rendered by :func:`error_reply`
+    or, on a route of another client API, in that API's envelope."""
+    reply = reply_for_error(path, error)
     headers = Headers(
         [(name.decode("latin-1"), value.decode("latin-1")) for name, value in reply.headers]
     )
@@ -71,7 +73,7 @@ def install_error_handlers(app: QuartTrio) -> None:
         ctx: RequestContext | None = request.scope.get("nexus.context")  # type: ignore[assignment]
         if ctx is not None:
             ctx.error_code = error.code
-        return error_response(error)
+        return error_response(error, request.path)
 
     @app.errorhandler(errors.APIError)
     async def _api_error(error: errors.APIError) -> Response:

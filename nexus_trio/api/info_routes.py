@@ -9,7 +9,8 @@ import msgspec
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from nexus_trio import __version__
+from nexus_trio import __version__, errors
+from nexus_trio.api.refusals import model_not_found
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generations
@@ -144,6 +145,30 @@ def register_status_routes(
         entries = model_list(registry, aliases, int(started_wall), key)
         return _json({"object": "list", "data": entries})
 
+    @app.get("/v1/models/<path:model_id>")
+    async def one_model(model_id: str) -> Response:
+        ctx: RequestContext | None = request.scope.get("nexus.context")  # type: ignore[assignment]
+        key = None if ctx is None else ctx.key
+        aliases = generations.current.config.routing.aliases
+        entries = model_list(registry, aliases, int(started_wall), key)
+        for entry in entries:
+            if entry["id"] == model_id:
+                return _json(entry)
+        raise model_not_found(model_id, [str(entry["id"]) for entry in entries])
+
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(render_metrics(), content_type=CONTENT_TYPE_LATEST)
+
+
+def register_root_probe(app: QuartTrio) -> None:
+    """Answer ``HEAD /`` 200 when nothing mounted serves ``/`` (the dashboard does): clients
+    probe it before their first request (docs/api.md#routes). ``GET /`` stays 404 then."""
+    if any(rule.rule == "/" for rule in app.url_map.iter_rules()):
+        return
+
+    @app.route("/", methods=["GET", "HEAD"])
+    async def root() -> Response:
+        if request.method != "HEAD":
+            raise errors.NotFound("Unknown path: /.")
+        return Response(b"", status=200)

@@ -41,10 +41,11 @@ from hypercorn.typing import (
 from nexus_trio import errors
 from nexus_trio.api import cors, gate
 from nexus_trio.api.accounting import RequestAccounting
+from nexus_trio.api.client_apis import reply_for_error
 from nexus_trio.api.proxy import ROUTES, ProxyEndpoint
 from nexus_trio.asgi.context import RequestContext, request_id_from
 from nexus_trio.asgi.mount import Endpoint
-from nexus_trio.asgi.reply import Reply, error_reply
+from nexus_trio.asgi.reply import Reply
 from nexus_trio.asgi.sending import send_reply
 from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generations
@@ -196,7 +197,7 @@ class GatewayASGI:
         self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
     ) -> None:
         ctx.error_code = error.code
-        await send_reply(send, ctx, error_reply(error))
+        await send_reply(send, ctx, reply_for_error(ctx.path, error))
         if ctx.is_proxy:
             self._accounting.finish(ctx)
 

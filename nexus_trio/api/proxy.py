@@ -1,5 +1,5 @@
-"""The proxy routes — chat, completions, embeddings (docs/proxying.md#proxying-requests) — served at
-the ASGI layer.
+"""The proxy routes — chat, completions, embeddings (docs/proxying.md#proxying-requests), and the
+client APIs translated to chat (docs/api.md#client-apis) — served at the ASGI layer.
 
 Every other route is a Quart view; these three are the hot path and are answered by
 :class:`ProxyEndpoint` straight from the ASGI messages, without Quart's request and response
@@ -19,7 +19,8 @@ objects, contexts and signal machinery (their cost on the hot path is the reason
   watches it for ``http.disconnect`` once it has run 20 ms (the attempt is then recorded
   ``cancelled``, the upstream response closed, the queue left);
 * every error is rendered by :func:`~nexus_trio.asgi.reply.error_reply`, the same renderer the
-  Quart routes use.
+  Quart routes use — in the envelope of the route's client API on ``/v1/messages``
+  (:mod:`nexus_trio.api.client_apis`, which also translates those requests and their answers).
 
 Another method than POST on a proxy path is answered 405 with ``Allow: POST``.
 """
@@ -33,10 +34,11 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 
 from nexus_trio import errors
 from nexus_trio.api.bodies import RouteKind, decode_view
+from nexus_trio.api.client_apis import CHAT_PATH, CLIENT_APIS, reply_for_error
 from nexus_trio.api.forwarding import Forwarder
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.disconnects import DisconnectWatcher
-from nexus_trio.asgi.reply import Reply, encode_headers, error_reply
+from nexus_trio.asgi.reply import Reply, encode_headers
 from nexus_trio.asgi.sending import send_reply
 from nexus_trio.gateway.generation import Generations
 from nexus_trio.gateway.state import InFlight
@@ -49,6 +51,9 @@ ROUTES = {
     "/v1/chat/completions": RouteKind.CHAT,
     "/v1/completions": RouteKind.COMPLETIONS,
     "/v1/embeddings": RouteKind.EMBEDDINGS,
+    # Translated to chat completions before routing (nexus_trio.api.client_apis).
+    "/v1/messages": RouteKind.CHAT,
+    "/v1/responses": RouteKind.CHAT,
 }
 
 
@@ -182,22 +187,31 @@ class ProxyEndpoint:
         raise errors.RequestTimeout(f"The request body did not arrive within {seconds:g} s.")
 
     async def _answer(self, ctx: RequestContext, scope: HTTPScope, body: bytes) -> Reply:
-        """Decode, route and forward; any failure becomes its error reply."""
+        """Decode (translating another client API to chat completions), route and forward;
+        any failure becomes its error reply, in the client's API."""
         path = scope["path"]
+        client = None
         try:
+            client_api = CLIENT_APIS.get(path)
+            if client_api is not None:
+                client = ctx.client_api = client_api(body)
+                path, body = CHAT_PATH, client.body
             view = decode_view(ROUTES[path], body)
             headers = list(scope["headers"])
-            return await self.forwarder.forward(ctx, view, path, body, headers)
+            reply = await self.forwarder.forward(ctx, view, path, body, headers)
         except errors.APIError as error:
             return self._error(ctx, error)
         except Exception:
-            log.exception("unexpected error serving POST %s", path)
+            log.exception("unexpected error serving POST %s", scope["path"])
             return self._error(ctx, errors.APIError("The gateway failed to handle the request."))
+        if client is not None and reply.chunks is None:
+            return client.reply(reply)
+        return reply
 
     @staticmethod
     def _error(ctx: RequestContext, error: errors.APIError) -> Reply:
         ctx.error_code = error.code
-        return error_reply(error)
+        return reply_for_error(ctx.path, error)
 
 
 def _too_large(limit: int) -> errors.RequestTooLarge:

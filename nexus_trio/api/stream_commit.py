@@ -56,6 +56,8 @@ class StreamCommitter:
                 "event stream."
             )
         first = await stream.receive_first()
+        if ctx.client_api is not None:
+            stream.client = ctx.client_api.events()
         ctx.defer(self._release, ctx, attempt, stream)
         now = trio.current_time()
         ctx.committed_at = now

@@ -14,10 +14,12 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from nexus_trio.asgi.disconnects import Watch
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
 from nexus_trio.spend.reservations import Reservation
+from nexus_trio.upstream.stream import ClientEvents
 
 _PRINTABLE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
@@ -30,6 +32,15 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
                 return value.decode("ascii")
             break
     return str(uuid.uuid4())
+
+
+class ClientAPI(Protocol):
+    """The client API of a request that is not chat completions, as a committed stream needs
+    it (``nexus_trio.api.client_apis``)."""
+
+    def events(self) -> ClientEvents:
+        """A new translator of the stream's events into the client API's."""
+        ...
 
 
 @dataclass(eq=False, slots=True)
@@ -90,6 +101,8 @@ class RequestContext:
     #: The last attempt was sent and ended with no outcome of its own — the client left, the
     #: request deadline passed or the drain cut it: its input is charged (docs/spend.md#pricing).
     cut_short_after_send: bool = False
+    #: The request's API when it is not chat completions (its stream is relayed in it).
+    client_api: ClientAPI | None = None
 
     @property
     def key_name(self) -> str:

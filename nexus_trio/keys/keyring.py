@@ -98,7 +98,12 @@ class KeyRing:
         return cls(keys)
 
     def authenticate(self, headers: Iterable[tuple[bytes, bytes]]) -> ClientKey | None:
-        """The key an ``Authorization: Bearer`` header presents, or None (absent or unknown)."""
+        """The key an ``Authorization: Bearer`` header presents, else the one an ``X-Api-Key``
+        header presents (Anthropic's clients), or None (absent, malformed or unknown).
+
+        A request that sends both is judged on ``Authorization`` alone.
+        """
+        api_key: bytes | None = None
         for name, value in headers:
             if name == b"authorization":
                 scheme, _, token = value.partition(b" ")
@@ -106,4 +111,8 @@ class KeyRing:
                 if scheme.lower() != b"bearer" or not token:
                     return None
                 return self._by_digest.get(_digest(token))
-        return None
+            if name == b"x-api-key" and api_key is None:
+                api_key = value.strip()
+        if not api_key:
+            return None
+        return self._by_digest.get(_digest(api_key))

@@ -11,7 +11,8 @@ starts while the read is blocked still cuts it).
 Endings: ``[DONE]`` from upstream, or a clean close after a ``finish_reason`` (the relay then
 appends ``[DONE]``) is a good end. Anything else — a translated stream's upstream ``error``
 event too — ends with one ``stream_truncated`` error event
-and ``[DONE]``. The relay never closes the upstream response itself: its owner (the request's
+and ``[DONE]`` — or their equivalents in the client's API (:meth:`UpstreamStream.ending`). The
+relay never closes the upstream response itself: its owner (the request's
 exit stack) does, whether or not this generator ever ran.
 """
 
@@ -26,7 +27,7 @@ import trio
 from nexus_trio import errors
 from nexus_trio.drain import Drain
 from nexus_trio.upstream.sse import SSEEvent
-from nexus_trio.upstream.stream import DONE_EVENT, UpstreamStream
+from nexus_trio.upstream.stream import UpstreamStream, openai_truncation
 
 _TRUNCATION_MESSAGES = {
     "upstream_reset": "The backend connection failed mid-stream.",
@@ -39,15 +40,9 @@ _TRUNCATION_MESSAGES = {
 
 
 def truncation_event(reason: str) -> bytes:
-    """The terminal error event plus ``[DONE]`` for a stream that did not end well."""
-    payload = {
-        "error": {
-            "message": _TRUNCATION_MESSAGES[reason],
-            "type": "upstream_error",
-            "code": "stream_truncated",
-        }
-    }
-    return b"data: " + msgspec.json.encode(payload) + b"\n\n" + DONE_EVENT
+    """The terminal error event plus ``[DONE]`` of a chat-completions stream that did not end
+    well for ``reason``."""
+    return openai_truncation(_TRUNCATION_MESSAGES[reason])
 
 
 class StreamLimits(msgspec.Struct, frozen=True):
@@ -98,7 +93,7 @@ async def relay(
                 reason = "upstream_closed"
                 break
             on_end(None)
-            yield DONE_EVENT
+            yield stream.ending(None, "")
             return
         data = stream.take(events)
         if data:
@@ -107,7 +102,7 @@ async def relay(
         on_end(None)
         return
     on_end(reason)
-    yield truncation_event(reason)
+    yield stream.ending(reason, _TRUNCATION_MESSAGES[reason])
 
 
 def max_stream_deadline(committed_at: float, max_stream_seconds: float) -> float:

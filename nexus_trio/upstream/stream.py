@@ -7,6 +7,11 @@ gateway must know about the stream — first generated content (TTFT, docs/quali
 relays. The one exception: when the gateway itself asked for usage
 (``stream_options.include_usage``, docs/proxying.md#request-body), the usage-only chunk that
 answers it is not relayed (``strip_usage``).
+
+A request in another client API (an inbound dialect's, docs/api.md#routes) sets
+:attr:`UpstreamStream.client`: the chat-completions events are then handed to it and what the
+client gets is its events, the good ending and the truncation included
+(:meth:`UpstreamStream.ending`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import httpx
+import msgspec
 import trio
 
 from nexus_trio import errors
@@ -24,6 +30,12 @@ from nexus_trio.upstream.sse import SSEEvent, SSEParser
 
 #: The data line the gateway appends after a stream that ended with a finish_reason.
 DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def openai_truncation(message: str) -> bytes:
+    """The terminal ``stream_truncated`` error event and ``[DONE]`` (docs/proxying.md#streaming)."""
+    payload = {"error": {"message": message, "type": "upstream_error", "code": "stream_truncated"}}
+    return b"data: " + msgspec.json.encode(payload) + b"\n\n" + DONE_EVENT
 
 
 class UpstreamStream:
@@ -57,6 +69,8 @@ class UpstreamStream:
         self.content_chars = 0
         #: Drop usage-only chunks: the client did not ask for them, the gateway did.
         self.strip_usage = strip_usage
+        #: The client's API when it is not chat completions: its events are relayed instead.
+        self.client: ClientEvents | None = None
 
     @property
     def ended_well_at_eof(self) -> bool:
@@ -81,13 +95,14 @@ class UpstreamStream:
         """The bytes to relay for ``events``: everything up to and including ``[DONE]``,
         without the usage-only chunk when ``strip_usage`` is set."""
         out: list[bytes] = []
+        client = self.client
         for event in events:
             data = event.data
             if data is None:
                 out.append(event.raw)
                 continue
             if event.is_done:
-                out.append(event.raw)
+                out.append(event.raw if client is None else client.done())
                 self.done = True
                 break
             info = inspect_chunk(data)
@@ -99,10 +114,21 @@ class UpstreamStream:
                 self.finished = True
             if info.usage is not None:
                 self.usage = info.usage
-                if info.usage_only and self.strip_usage:
+                if info.usage_only and self.strip_usage and client is None:
                     continue
-            out.append(event.raw)
+            out.append(event.raw if client is None else client.feed(data))
         return b"".join(out)
+
+    def ending(self, reason: str | None, message: str) -> bytes:
+        """What the client gets after the last upstream event: ``[DONE]`` for a good end
+        (``reason`` None) of a stream that did not send one, else the truncation error event
+        saying ``message`` — in the client's API."""
+        client = self.client
+        if reason is None:
+            return DONE_EVENT if client is None else client.done()
+        if client is None:
+            return openai_truncation(message)
+        return client.truncated(message)
 
     async def receive_first(self) -> list[SSEEvent]:
         """Read until the first event with a ``data`` field; return it and what follows it.
@@ -131,6 +157,23 @@ class UpstreamStream:
     async def aclose(self) -> None:
         """Close the upstream response (idempotent)."""
         await self.response.aclose()
+
+
+class ClientEvents(Protocol):
+    """Chat-completions chunk events into another client API's events (an inbound dialect's);
+    the mirror of :class:`EventTranslator`."""
+
+    def feed(self, data: str) -> bytes:
+        """The client's events standing for one chunk's ``data`` (never ``[DONE]``)."""
+        ...
+
+    def done(self) -> bytes:
+        """The client's events for a stream that ended well."""
+        ...
+
+    def truncated(self, message: str) -> bytes:
+        """The client's terminal error event for a stream that broke, saying ``message``."""
+        ...
 
 
 class EventTranslator(Protocol):
@@ -175,7 +218,8 @@ class TranslatedStream(UpstreamStream):
         for event in events:
             if event.data is None:
                 continue
-            out.append(translator.feed(event.data))
+            translated = translator.feed(event.data)
+            out.append(translated if self.client is None else self._to_client(translated))
             if translator.content_started and self.first_content_at is None:
                 self.first_content_at = trio.current_time()
             if translator.done or translator.failed:
@@ -199,3 +243,19 @@ class TranslatedStream(UpstreamStream):
             headers = {"content-type": "application/json"}
             raise errors.UpstreamStatusError(self.backend.name, status, body, headers)
         return events
+
+    def _to_client(self, translated: bytes) -> bytes:
+        """The client's events for chat-completions events this stream's translator made
+        (``data:`` lines only, one per event)."""
+        client = self.client
+        assert client is not None
+        out: list[bytes] = []
+        for line in translated.split(b"\n"):
+            if not line.startswith(b"data: "):
+                continue
+            data = line[6:]
+            if data == b"[DONE]":
+                out.append(client.done())
+            else:
+                out.append(client.feed(data.decode()))
+        return b"".join(out)

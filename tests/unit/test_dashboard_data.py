@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import msgspec
-
 import pytest
 
 from nexus_trio.api.accounting import request_record

@@ -57,6 +57,22 @@ def test_keys_resolve_to_their_names(ring: KeyRing) -> None:
     assert ring.authenticate([]) is None
 
 
+def test_an_x_api_key_header_presents_a_key_unless_authorization_is_sent(ring: KeyRing) -> None:
+    def api_key(token: bytes) -> list[tuple[bytes, bytes]]:
+        return [(b"host", b"gw"), (b"x-api-key", token)]
+
+    team = ring.authenticate(api_key(b"team-secret"))
+    assert team is not None
+    assert team.name == "team-a"
+    assert ring.authenticate(api_key(b" ci-secret ")) is not None
+    assert ring.authenticate(api_key(b"nope")) is None
+    assert ring.authenticate(api_key(b"")) is None
+    # Authorization decides alone when both are sent, whatever their order.
+    both = [*bearer("nope"), (b"x-api-key", b"team-secret")]
+    assert ring.authenticate(both) is None
+    assert ring.authenticate(list(reversed(both))) is None
+
+
 def test_allow_list_and_privacy(ring: KeyRing) -> None:
     team = ring.authenticate(bearer("team-secret"))
     ci = ring.authenticate(bearer("ci-secret"))

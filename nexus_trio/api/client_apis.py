@@ -1,0 +1,153 @@
+"""The client APIs besides chat completions: which proxy routes speak them, and the seam
+between a route's API and the request path (docs/api.md#routes).
+
+A request on ``/v1/messages`` (Anthropic's Messages API) or ``/v1/responses`` (OpenAI's
+Responses API) is translated once, before routing, into a chat-completions request by its
+inbound dialect (:mod:`nexus_trio.dialects.messages`, :mod:`nexus_trio.dialects.responses`);
+from there the request path — routing, retries, budgets, attempts, accounting — is the one of
+chat completions and never asks which API the client spoke. Only the answer goes back through
+the dialect: a whole answer (:meth:`ClientRequest.reply`), a stream's events
+(:meth:`ClientRequest.events`, handed to the committed stream) and every error, in the client
+API's envelope (:meth:`ClientRequest.error_reply`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Protocol
+
+import msgspec
+
+from nexus_trio import errors
+from nexus_trio.asgi.reply import Reply, encode_headers, error_reply
+from nexus_trio.dialects import messages, responses
+from nexus_trio.upstream.stream import ClientEvents
+
+#: Where an inbound request is forwarded: the chat-completions route.
+CHAT_PATH = "/v1/chat/completions"
+_JSON = {"content-type": "application/json"}
+
+
+class ClientRequest(Protocol):
+    """One request in a client API, translated to chat completions."""
+
+    #: The chat-completions request body forwarded.
+    body: bytes
+
+    def reply(self, reply: Reply) -> Reply:
+        """The client's answer for a whole chat-completions answer (2xx or an error)."""
+        ...
+
+    def events(self) -> ClientEvents:
+        """The translator of this request's committed stream."""
+        ...
+
+    def error_reply(self, error: errors.APIError) -> Reply:
+        """The client's answer for one of the gateway's errors."""
+        ...
+
+
+def _chat_body(chat: dict[str, Any]) -> bytes:
+    """The chat body forwarded; a stream always reports its usage (the dialect reads it)."""
+    if chat.get("stream"):
+        chat["stream_options"] = {"include_usage": True}
+    return msgspec.json.encode(chat)
+
+
+def _json_reply(status: int, body: bytes, headers: dict[str, str] | None = None) -> Reply:
+    return Reply.complete(status, {**(headers or {}), **_JSON}, body)
+
+
+def _upstream_headers(reply: Reply) -> dict[str, str]:
+    """The headers of a whole answer but its length and type, which the new body sets."""
+    skip = {b"content-length", b"content-type"}
+    return {n.decode("latin-1"): v.decode("latin-1") for n, v in reply.headers if n not in skip}
+
+
+class MessagesRequest:
+    """A ``POST /v1/messages`` request (docs/messages-api.md)."""
+
+    def __init__(self, body: bytes) -> None:
+        chat = messages.chat_request(body)
+        self.model = str(chat["model"])
+        self.body = _chat_body(chat)
+
+    def reply(self, reply: Reply) -> Reply:
+        if 200 <= reply.status < 300:
+            body = messages.message_response(reply.body, model=self.model)
+            return _json_reply(reply.status, body, _upstream_headers(reply))
+        status, body = messages.error_from_chat(reply.status, reply.body)
+        return _json_reply(status, body, _upstream_headers(reply))
+
+    def events(self) -> ClientEvents:
+        return messages.MessagesStream(model=self.model, message_id=f"msg_{uuid.uuid4().hex}")
+
+    @staticmethod
+    def error_reply(error: errors.APIError) -> Reply:
+        if isinstance(error, errors.UpstreamStatusError):
+            status, body = messages.error_from_chat(error.upstream_status, error.body)
+            return _json_reply(status, body)
+        status, body = messages.error_body(error.status, error.code, error.message)
+        reply = _json_reply(status, body)
+        reply.headers += encode_headers(error.headers)
+        return reply
+
+
+class ResponsesRequest:
+    """A ``POST /v1/responses`` request (docs/responses-api.md)."""
+
+    def __init__(self, body: bytes) -> None:
+        chat, self.request = responses.chat_request(body)
+        if self.request.previous_response_id:
+            raise errors.InvalidValue(
+                "previous_response_id is not supported: this gateway stores no responses; "
+                "send the conversation in 'input'.",
+                param="previous_response_id",
+            )
+        self.model = str(chat["model"])
+        self.body = _chat_body(chat)
+        self.response_id = f"resp_{uuid.uuid4().hex}"
+        self.created_at = int(time.time())
+
+    def reply(self, reply: Reply) -> Reply:
+        if not 200 <= reply.status < 300:
+            return reply  # the upstream's error, in OpenAI's envelope already
+        body = responses.response_object(
+            reply.body,
+            request=self.request,
+            model=self.model,
+            response_id=self.response_id,
+            created_at=self.created_at,
+        )
+        return _json_reply(reply.status, body, _upstream_headers(reply))
+
+    def events(self) -> ClientEvents:
+        return responses.ResponsesStream(
+            request=self.request,
+            model=self.model,
+            response_id=self.response_id,
+            created_at=self.created_at,
+        )
+
+    @staticmethod
+    def error_reply(error: errors.APIError) -> Reply:
+        """The chat routes' answer: the Responses API's errors are OpenAI's envelope."""
+        return error_reply(error)
+
+
+#: The client APIs by route, each building its :class:`ClientRequest` from a request body.
+CLIENT_APIS: dict[str, type[MessagesRequest] | type[ResponsesRequest]] = {
+    "/v1/messages": MessagesRequest,
+    "/v1/responses": ResponsesRequest,
+}
+
+
+#: The routes beside the proxy routes that speak a client API (its errors' envelope).
+_SIBLING_ROUTES = {"/v1/messages/count_tokens": MessagesRequest}
+
+
+def reply_for_error(path: str, error: errors.APIError) -> Reply:
+    """The answer to ``error`` on ``path``, in the envelope of the API the route speaks."""
+    api = CLIENT_APIS.get(path) or _SIBLING_ROUTES.get(path)
+    return error_reply(error) if api is None else api.error_reply(error)

@@ -1,0 +1,189 @@
+"""The Messages and Responses APIs through the gateway: translated once to chat completions,
+answered, streamed and refused in the client's API (docs/api.md#client-apis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import httpx
+import msgspec
+import openai
+import pytest
+
+from nexus_trio.registry import HealthState
+from tests.component.configs import BASE_CONFIG
+from tests.component.fake_upstream import ChunkStream, chunk, completion, sse, stream_response
+from tests.component.in_process import Gateway
+
+MESSAGES = {
+    "model": "m",
+    "max_tokens": 64,
+    "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}],
+    "thinking": {"type": "adaptive"},
+    "metadata": {"user_id": "{}"},
+}
+RESPONSES = {
+    "model": "m",
+    "instructions": "be brief",
+    "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}
+    ],
+    "tools": [{"type": "web_search"}],
+    "store": False,
+}
+USAGE_CHUNK = {
+    "choices": [],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+}
+
+
+def answer_with(response: httpx.Response) -> Any:
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return response
+
+    return handler
+
+
+def decoded(data: bytes) -> Any:
+    return msgspec.json.decode(data)
+
+
+def events(data: bytes) -> list[tuple[str, Any]]:
+    """(event name, data) of each server-sent event."""
+    out = []
+    for block in data.decode().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in lines:
+            out.append((lines.get("event", ""), msgspec.json.decode(lines["data"])))
+    return out
+
+
+async def test_a_message_is_translated_both_ways(gateway: Gateway) -> None:
+    gateway.upstream.handlers["a.test"] = answer_with(completion("hi there"))
+    response = await gateway.post("/v1/messages?beta=true", MESSAGES)
+    assert response.status_code == 200
+    message = anthropic.types.Message.model_validate(decoded(await response.get_data()))
+    assert (message.model, message.stop_reason, message.content[0].text) == (
+        "m",
+        "end_turn",
+        "hi there",
+    )
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (3, 2)
+    assert response.headers["x-nexus-backend"] == "a"
+    [(request, body)] = gateway.upstream.requests
+    assert request.url.path == "/v1/chat/completions"
+    sent = decoded(body)
+    assert sent["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hello"},
+    ]
+    assert "thinking" not in sent
+    assert "metadata" not in sent
+
+
+async def test_a_message_stream_is_anthropics_event_sequence(gateway: Gateway) -> None:
+    stream = ChunkStream(
+        sse(chunk("hi"), chunk(" there"), chunk(finish="stop"), USAGE_CHUNK, "[DONE]")
+    )
+    gateway.upstream.handlers["a.test"] = answer_with(stream_response(stream))
+    response = await gateway.post("/v1/messages", {**MESSAGES, "stream": True})
+    assert response.status_code == 200
+    seen = events(await response.get_data())
+    names = [name for name, _ in seen]
+    assert names[0] == "message_start"
+    assert names[-2:] == ["message_delta", "message_stop"]
+    text = "".join(d["delta"]["text"] for n, d in seen if n == "content_block_delta")
+    assert text == "hi there"
+    assert seen[-2][1]["usage"]["output_tokens"] == 2
+    [(_, body)] = gateway.upstream.requests
+    assert decoded(body)["stream_options"] == {"include_usage": True}
+
+
+async def test_a_broken_message_stream_ends_with_an_error_event(gateway: Gateway) -> None:
+    stream = ChunkStream(sse(chunk("hi")))  # closed before any finish
+    gateway.upstream.handlers["a.test"] = answer_with(stream_response(stream))
+    response = await gateway.post("/v1/messages", {**MESSAGES, "stream": True})
+    seen = events(await response.get_data())
+    assert seen[-1][0] == "error"
+    assert seen[-1][1]["error"]["type"] == "api_error"
+    assert b"[DONE]" not in await response.get_data()
+
+
+async def test_messages_errors_are_anthropics_envelope(make_gateway: Any) -> None:
+    gateway = make_gateway(BASE_CONFIG)
+    unknown = await gateway.post("/v1/messages", {**MESSAGES, "model": "nope"})
+    assert unknown.status_code == 404
+    body = decoded(await unknown.get_data())
+    assert (body["type"], body["error"]["type"]) == ("error", "not_found_error")
+    for name in ("a", "b"):
+        gateway.wiring.registry.get(name).health = HealthState.UNHEALTHY  # type: ignore[union-attr]
+    overloaded = await gateway.post("/v1/messages", MESSAGES)
+    assert overloaded.status_code == 529
+    assert decoded(await overloaded.get_data())["error"]["type"] == "overloaded_error"
+    bad = await gateway.post("/v1/messages", {"model": "m", "messages": "hi"})
+    assert bad.status_code == 400
+    assert decoded(await bad.get_data())["error"]["type"] == "invalid_request_error"
+    assert gateway.upstream.requests == []
+
+
+async def test_count_tokens_is_an_estimate_that_says_so(gateway: Gateway) -> None:
+    response = await gateway.post("/v1/messages/count_tokens", MESSAGES)
+    assert response.status_code == 200
+    assert response.headers["x-nexus-token-count"] == "estimate"
+    assert decoded(await response.get_data())["input_tokens"] > 0
+    bad = await gateway.post("/v1/messages/count_tokens", {"messages": []})
+    assert decoded(await bad.get_data())["type"] == "error"
+
+
+async def test_a_response_is_translated_both_ways(gateway: Gateway) -> None:
+    gateway.upstream.handlers["a.test"] = answer_with(completion("hi there"))
+    response = await gateway.post("/v1/responses", RESPONSES)
+    assert response.status_code == 200
+    answer = openai.types.responses.Response.model_validate(decoded(await response.get_data()))
+    assert (answer.status, answer.output_text, answer.model) == ("completed", "hi there", "m")
+    [(_, body)] = gateway.upstream.requests
+    sent = decoded(body)
+    assert sent["messages"][0] == {"role": "system", "content": "be brief"}
+    assert "tools" not in sent  # web_search: no backend runs it
+
+
+async def test_a_response_stream_ends_completed(gateway: Gateway) -> None:
+    stream = ChunkStream(sse(chunk("hi"), chunk(finish="stop"), USAGE_CHUNK, "[DONE]"))
+    gateway.upstream.handlers["a.test"] = answer_with(stream_response(stream))
+    response = await gateway.post("/v1/responses", {**RESPONSES, "stream": True})
+    seen = events(await response.get_data())
+    assert seen[0][0] == "response.created"
+    assert seen[-1][0] == "response.completed"
+    assert seen[-1][1]["response"]["usage"]["output_tokens"] == 2
+    assert [d["sequence_number"] for _, d in seen] == list(range(len(seen)))
+
+
+async def test_a_broken_response_stream_raises_in_the_sdk_shape(gateway: Gateway) -> None:
+    stream = ChunkStream(sse(chunk("hi")))
+    gateway.upstream.handlers["a.test"] = answer_with(stream_response(stream))
+    response = await gateway.post("/v1/responses", {**RESPONSES, "stream": True})
+    seen = events(await response.get_data())
+    assert "response.failed" in [name for name, _ in seen]
+    assert seen[-1][1].get("error") is not None
+
+
+@pytest.mark.parametrize("path", ["/v1/responses", "/v1/messages"])
+async def test_client_api_requests_are_accounted_like_chat(gateway: Gateway, path: str) -> None:
+    gateway.upstream.handlers["a.test"] = answer_with(completion("hi"))
+    body = RESPONSES if path == "/v1/responses" else MESSAGES
+    assert (await gateway.post(path, body)).status_code == 200
+    stats = gateway.wiring.state.statistics()
+    assert (stats.totals.success, stats.totals.by_model) == (1, {"m": 1})
+    assert gateway.wiring.request_log is not None
+    [entry] = gateway.wiring.request_log.entries_after(0)
+    assert (entry.path, entry.backend, entry.status) == (path, "a", 200)
+
+
+async def test_previous_response_id_is_refused_until_responses_are_stored(gateway: Gateway) -> None:
+    response = await gateway.post("/v1/responses", {**RESPONSES, "previous_response_id": "r1"})
+    assert response.status_code == 400
+    error = decoded(await response.get_data())["error"]
+    assert error["param"] == "previous_response_id"
+    assert gateway.upstream.requests == []
