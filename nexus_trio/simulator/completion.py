@@ -76,8 +76,9 @@ class Completion:
     """One chat or text completion answer, rendered whole or as SSE events.
 
     The answer is text (``completion_tokens`` tokens from :func:`token`), or, for a chat request
-    that offers tools, one call to the first tool's function with arguments ``"{}"``; ``usage``
-    reports ``completion_tokens`` either way. As a stream it is a start event (empty content, as
+    that offers tools and holds no tool result yet (:attr:`InferenceRequest.tool`), one call to
+    the first tool's function with arguments ``"{}"``; ``usage`` reports ``completion_tokens``
+    either way. As a stream it is a start event (empty content, as
     OpenAI sends), :attr:`event_count` content events and the end events (finish chunk, usage
     chunk if ``stream_options.include_usage``, ``[DONE]``).
     """

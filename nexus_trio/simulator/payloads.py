@@ -61,6 +61,7 @@ class _Tool(msgspec.Struct):
 
 
 class _Message(msgspec.Struct):
+    role: str = ""
     content: str | list[Any] | None = None
 
 
@@ -83,8 +84,12 @@ class InferenceRequest(msgspec.Struct):
 
     @property
     def tool(self) -> str | None:
-        """The function name of the first tool, if the request offers tools."""
-        return self.tools[0].function.name if self.tools else None
+        """The function to call: the first tool's, if the request offers tools and its messages
+        hold no tool result yet (no ``tool`` message). Once a result is there the answer is
+        text, as a model answers from it, so an agent that runs the call ends its turn."""
+        if not self.tools or any(message.role == "tool" for message in self.messages or ()):
+            return None
+        return self.tools[0].function.name
 
     @property
     def prompt_tokens(self) -> int:
