@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import httpx
 from quart_trio import QuartTrio
 
 from nexus_trio.api.accounting import RequestAccounting
@@ -40,6 +41,8 @@ class AppParts:
     registry: Registry
     render_metrics: Callable[[], bytes]
     started_wall: float
+    #: For the gateway's own requests beside attempts (a backend's tokenizer).
+    http: httpx.AsyncClient
 
 
 def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
@@ -74,7 +77,7 @@ def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
         started_wall=parts.started_wall,
     )
     register_stats_route(app, parts.statistics, parts.generations)
-    register_token_count_route(app)
+    register_token_count_route(app, parts.registry, parts.http, parts.generations)
     endpoints: dict[str, Endpoint] = {}
     for mount in mounts:
         mount.register(app)

@@ -95,7 +95,7 @@ async def probe_backend(http: httpx.AsyncClient, backend: Backend) -> ProbeResul
         if backend.config.type == "ollama":
             return await _ollama(http, backend)
         if backend.config.type == "llamacpp":
-            await _fetch(http, backend, "GET", "/health")
+            await fetch(http, backend, "GET", "/health")
             return await _llamacpp(http, backend)
         return await _openai(http, backend)
     except errors.UpstreamError as exc:
@@ -106,7 +106,7 @@ async def _openai(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
     """The dialect's model list: each model with what it declares, or with the dialect's
     capabilities when every model has the same (Anthropic)."""
     dialect = dialect_for(backend.config.type)
-    body = await _fetch(http, backend, "GET", dialect.models_path)
+    body = await fetch(http, backend, "GET", dialect.models_path)
     listing = _decode(declared.MODEL_LIST, body, backend, "/v1/models")
     models = frozenset(entry.id for entry in listing.data)
     listed = dialect.listed_capabilities
@@ -126,7 +126,7 @@ async def _llamacpp(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
         return listed  # router mode: /props describes the router, not a model
     try:
         props = _decode(
-            declared.PROPS, await _fetch(http, backend, "GET", "/props"), backend, "/props"
+            declared.PROPS, await fetch(http, backend, "GET", "/props"), backend, "/props"
         )
     except errors.UpstreamError:
         return listed
@@ -138,7 +138,7 @@ async def _llamacpp(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
 
 
 async def _ollama(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
-    body = await _fetch(http, backend, "GET", "/api/tags")
+    body = await fetch(http, backend, "GET", "/api/tags")
     models = frozenset(
         entry.name for entry in _decode(declared.TAGS, body, backend, "/api/tags").models
     )
@@ -160,7 +160,7 @@ async def _ollama(http: httpx.AsyncClient, backend: Backend) -> ProbeResult:
 async def _show(http: httpx.AsyncClient, backend: Backend, model: str) -> Capabilities | None:
     """Capabilities from Ollama ``POST /api/show``, or None if it cannot tell."""
     try:
-        body = await _fetch(http, backend, "POST", "/api/show", _ENCODER.encode({"model": model}))
+        body = await fetch(http, backend, "POST", "/api/show", _ENCODER.encode({"model": model}))
         show = _decode(declared.SHOW, body, backend, "/api/show")
     except errors.UpstreamError:
         return None
@@ -176,7 +176,7 @@ def _decode(decoder: msgspec.json.Decoder[_T], body: bytes, backend: Backend, pa
         ) from exc
 
 
-async def _fetch(
+async def fetch(
     http: httpx.AsyncClient, backend: Backend, method: str, path: str, body: bytes | None = None
 ) -> bytes:
     """One exchange; the body of a 2xx answer. Raises :class:`UpstreamError` otherwise."""

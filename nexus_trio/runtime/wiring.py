@@ -187,6 +187,7 @@ class Wiring:
             registry=self.registry,
             render_metrics=metrics.render,
             started_wall=self.state.started_wall,
+            http=self.http,
         )
 
     def app(self) -> QuartTrio:

@@ -129,6 +129,8 @@ async def test_messages_errors_are_anthropics_envelope(make_gateway: Any) -> Non
 
 
 async def test_count_tokens_is_an_estimate_that_says_so(gateway: Gateway) -> None:
+    # b (vllm) has a tokenizer, which fails: the estimate answers.
+    gateway.upstream.handlers["b.test"] = answer_with(httpx.Response(404))
     response = await gateway.post("/v1/messages/count_tokens", MESSAGES)
     assert response.status_code == 200
     assert response.headers["x-nexus-token-count"] == "estimate"
@@ -187,3 +189,50 @@ async def test_previous_response_id_is_refused_until_responses_are_stored(gatewa
     error = decoded(await response.get_data())["error"]
     assert error["param"] == "previous_response_id"
     assert gateway.upstream.requests == []
+
+
+TOKENIZING = """
+[health_check]
+enabled = false
+[[backends]]
+name = "llama"
+url = "http://llama.test"
+type = "llamacpp"
+priority = 10
+models = ["m"]
+[[backends]]
+name = "vllm"
+url = "http://vllm.test"
+type = "vllm"
+priority = 20
+models = ["m"]
+[routing.aliases]
+short = "m"
+"""
+
+
+async def test_count_tokens_asks_a_backends_tokenizer_first(make_gateway: Any) -> None:
+    gateway = make_gateway(TOKENIZING)
+    asked: list[Any] = []
+
+    async def llama(request: httpx.Request, body: bytes) -> httpx.Response:
+        asked.append(("llama", request.url.path, decoded(body)))
+        return httpx.Response(503)
+
+    async def vllm(request: httpx.Request, body: bytes) -> httpx.Response:
+        asked.append(("vllm", request.url.path, decoded(body)))
+        return httpx.Response(200, json={"count": 42, "tokens": [1] * 42, "max_model_len": 4096})
+
+    gateway.upstream.handlers.update({"llama.test": llama, "vllm.test": vllm})
+    response = await gateway.post("/v1/messages/count_tokens", {**MESSAGES, "model": "short"})
+    assert response.status_code == 200
+    assert decoded(await response.get_data()) == {"input_tokens": 42}
+    assert response.headers["x-nexus-token-count"] == "tokenizer"
+    assert [(name, path) for name, path, _ in asked] == [
+        ("llama", "/tokenize"),
+        ("vllm", "/tokenize"),
+    ]
+    text = asked[0][2]["content"]
+    assert "be brief" in text
+    assert "hello" in text
+    assert asked[1][2] == {"model": "m", "prompt": text}
