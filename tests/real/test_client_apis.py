@@ -70,6 +70,23 @@ async def test_messages_create_and_stream(
     assert "".join(seen["pieces"]) == final.content[0].text
 
 
+def _count_tokens(url: str) -> Any:
+    with anthropic.Anthropic(base_url=url, api_key="k", max_retries=0, timeout=30) as client:
+        return client.messages.with_raw_response.count_tokens(model=MODEL, messages=HELLO)
+
+
+async def test_count_tokens_uses_the_servers_tokenizer(
+    start_llama: ServerFactory, start_gateway: GatewayFactory
+) -> None:
+    llama = await start_llama(MODEL)
+    gateway = await start_gateway(real_config(llama))
+    raw = await trio.to_thread.run_sync(_count_tokens, gateway.url)
+    assert raw.status_code == 200
+    assert raw.headers["x-nexus-token-count"] == "tokenizer"
+    # "Say hello." is a few tokens for SmolLM2's tokenizer; the estimate would say 3
+    assert 1 <= raw.parse().input_tokens <= 10
+
+
 def _responses_session(url: str) -> dict[str, Any]:
     client = sdk_client(url)
     raw = client.responses.with_raw_response.create(
