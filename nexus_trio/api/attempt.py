@@ -124,7 +124,9 @@ class AttemptRunner:
             client_headers=client_headers,
             request_id=ctx.request_id,
             strip_usage=strip_usage,
+            client_body=ctx.client_api,
         )
+        ctx.answered_natively = exchange.native
         attempt = self._recorder.start(backend, agent.model, stream=stream)
         timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
         limit = server.request_timeout_seconds
@@ -180,7 +182,7 @@ class AttemptRunner:
             return result
         data = await read_body(response, backend, limit=server.max_response_body_bytes)
         answer = exchange.answer(status, data, response.headers)
-        return self._judge_body(ctx, attempt, path, answer, generation.prices)
+        return self._judge_body(ctx, attempt, path, answer, exchange, generation.prices)
 
     async def _end(
         self, ctx: RequestContext, attempt: Attempt, clock: AttemptClock, held: _Held
@@ -204,6 +206,7 @@ class AttemptRunner:
         attempt: Attempt,
         path: str,
         answer: tuple[int, dict[str, str], bytes],
+        exchange: Exchange,
         prices: PriceList,
     ) -> Reply:
         """Judge a fully read upstream answer: return it, or raise to retry elsewhere.
@@ -233,7 +236,8 @@ class AttemptRunner:
             finish(attempt, outcome)
             return Reply.complete(status, headers, data)
         try:
-            usage = body_usage(data)
+            readable = exchange.readable(data)
+            usage = body_usage(readable)
         except msgspec.DecodeError as exc:
             finish(attempt, Outcome.FAILURE)
             raise errors.BadUpstreamResponse(
@@ -245,7 +249,7 @@ class AttemptRunner:
             ctx.completion_tokens = usage.completion_tokens
             ctx.cached_tokens = usage.cached_tokens
         if ctx.prompt_tokens is None and prices.lookup(name, attempt.model) is not None:
-            ctx.output_chars = body_output_chars(data)
+            ctx.output_chars = body_output_chars(readable)
         settle_cost(prices, ctx)
         finish(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
         return Reply.complete(status, headers, data)

@@ -59,19 +59,44 @@ def _json_reply(status: int, body: bytes, headers: dict[str, str] | None = None)
     return Reply.complete(status, {**(headers or {}), **_JSON}, body)
 
 
+class _AnthropicError(msgspec.Struct):
+    type: str
+
+
+def _is_anthropic_error(body: bytes) -> bool:
+    """Whether ``body`` is in Anthropic's error envelope already."""
+    try:
+        return msgspec.json.decode(body, type=_AnthropicError).type == "error"
+    except msgspec.DecodeError:
+        return False
+
+
 def _upstream_headers(reply: Reply) -> dict[str, str]:
     """The headers of a whole answer but its length and type, which the new body sets."""
     skip = {b"content-length", b"content-type"}
     return {n.decode("latin-1"): v.decode("latin-1") for n, v in reply.headers if n not in skip}
 
 
+def _with_model(body: bytes, model: str) -> bytes:
+    """``body`` (a JSON object, validated already) asking for ``model``."""
+    request = msgspec.json.decode(body)
+    request["model"] = model
+    return msgspec.json.encode(request)
+
+
 class MessagesRequest:
     """A ``POST /v1/messages`` request (docs/messages-api.md)."""
+
+    native_path = "/v1/messages"
 
     def __init__(self, body: bytes) -> None:
         chat = messages.chat_request(body)
         self.model = str(chat["model"])
         self.body = _chat_body(chat)
+        self._client_body = body
+
+    def native_body(self, model: str) -> bytes:
+        return _with_model(self._client_body, model)
 
     def reply(self, reply: Reply) -> Reply:
         if 200 <= reply.status < 300:
@@ -86,6 +111,8 @@ class MessagesRequest:
     @staticmethod
     def error_reply(error: errors.APIError) -> Reply:
         if isinstance(error, errors.UpstreamStatusError):
+            if _is_anthropic_error(error.body):  # from a native exchange: as it is
+                return _json_reply(error.upstream_status, error.body)
             status, body = messages.error_from_chat(error.upstream_status, error.body)
             return _json_reply(status, body)
         status, body = messages.error_body(error.status, error.code, error.message)
@@ -97,7 +124,13 @@ class MessagesRequest:
 class ResponsesRequest:
     """A ``POST /v1/responses`` request (docs/responses-api.md)."""
 
+    native_path = "/v1/responses"
+
+    def native_body(self, model: str) -> bytes:
+        return _with_model(self._client_body, model)
+
     def __init__(self, body: bytes) -> None:
+        self._client_body = body
         chat, self.request = responses.chat_request(body)
         if self.request.previous_response_id:
             raise errors.InvalidValue(

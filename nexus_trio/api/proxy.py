@@ -204,7 +204,7 @@ class ProxyEndpoint:
         except Exception:
             log.exception("unexpected error serving POST %s", scope["path"])
             return self._error(ctx, errors.APIError("The gateway failed to handle the request."))
-        if client is not None and reply.chunks is None:
+        if client is not None and reply.chunks is None and not ctx.answered_natively:
             return client.reply(reply)
         return reply
 

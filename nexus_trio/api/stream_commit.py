@@ -56,7 +56,7 @@ class StreamCommitter:
                 "event stream."
             )
         first = await stream.receive_first()
-        if ctx.client_api is not None:
+        if ctx.client_api is not None and not ctx.answered_natively:
             stream.client = ctx.client_api.events()
         ctx.defer(self._release, ctx, attempt, stream)
         now = trio.current_time()

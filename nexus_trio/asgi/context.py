@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from nexus_trio.asgi.disconnects import Watch
+from nexus_trio.dialects.base import ClientBody
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
 from nexus_trio.spend.reservations import Reservation
 from nexus_trio.upstream.stream import ClientEvents
@@ -34,9 +35,9 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
     return str(uuid.uuid4())
 
 
-class ClientAPI(Protocol):
-    """The client API of a request that is not chat completions, as a committed stream needs
-    it (``nexus_trio.api.client_apis``)."""
+class ClientAPI(ClientBody, Protocol):
+    """The client API of a request that is not chat completions, as an attempt and a committed
+    stream need it (``nexus_trio.api.client_apis``)."""
 
     def events(self) -> ClientEvents:
         """A new translator of the stream's events into the client API's."""
@@ -103,6 +104,8 @@ class RequestContext:
     cut_short_after_send: bool = False
     #: The request's API when it is not chat completions (its stream is relayed in it).
     client_api: ClientAPI | None = None
+    #: The last attempt's answer is in the client's API already (a native exchange).
+    answered_natively: bool = False
 
     @property
     def key_name(self) -> str:

@@ -19,12 +19,32 @@ from nexus_trio.registry import Backend, Capabilities
 from nexus_trio.upstream.stream import UpstreamStream
 
 
+class ClientBody(Protocol):
+    """A request the client sent in another API than chat completions, as a dialect that
+    speaks that API natively takes it."""
+
+    #: The client API's path (``/v1/messages``, ``/v1/responses``).
+    native_path: str
+
+    def native_body(self, model: str) -> bytes:
+        """The client's own request body, asking for ``model``."""
+        ...
+
+
 class Exchange(Protocol):
     """One attempt's request in the backend's API, and the way back to OpenAI's."""
 
     #: The upstream path and body to send.
     path: str
     body: bytes
+    #: The answer is already in the client's own API (a native exchange): it is relayed
+    #: as it is, and only read, in its chat-completions form, for usage and characters.
+    native: bool
+
+    def readable(self, data: bytes) -> bytes:
+        """The chat-completions form of a 2xx answer body :meth:`answer` returned, which the
+        gateway reads usage and generated characters from."""
+        ...
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """Every header of the upstream request but ``Host`` and ``Content-Length``."""
@@ -67,11 +87,13 @@ class Dialect(Protocol):
         client_headers: Iterable[tuple[bytes, bytes]],
         request_id: str,
         strip_usage: bool,
+        client_body: ClientBody | None = None,
     ) -> Exchange:
         """Prepare one attempt of the client's request on ``path`` for ``model``.
 
         ``strip_usage``: the gateway asked this stream for usage; its usage-only chunk is not
-        relayed.
+        relayed. ``client_body``: the request as the client sent it in another API; a dialect
+        that speaks that API natively sends it as it is (a native exchange).
 
         Raises:
             InvalidValue: a request the backend's API cannot serve (nothing was sent).

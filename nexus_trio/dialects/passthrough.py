@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import httpx
 
+from nexus_trio.dialects.base import ClientBody
 from nexus_trio.registry import Backend, Capabilities
 from nexus_trio.upstream.headers import client_response_headers, upstream_request_headers
 from nexus_trio.upstream.stream import UpstreamStream
@@ -21,6 +22,7 @@ class PassThroughExchange:
     """One attempt to an OpenAI-compatible backend."""
 
     __slots__ = ("_headers", "_strip_usage", "body", "path")
+    native = False
 
     def __init__(
         self, path: str, body: bytes, headers: list[tuple[bytes, bytes]], *, strip_usage: bool
@@ -32,6 +34,10 @@ class PassThroughExchange:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return self._headers
+
+    @staticmethod
+    def readable(data: bytes) -> bytes:
+        return data
 
     @staticmethod
     def answer(
@@ -62,6 +68,7 @@ class PassThrough:
         client_headers: Iterable[tuple[bytes, bytes]],
         request_id: str,
         strip_usage: bool,
+        client_body: ClientBody | None = None,
     ) -> PassThroughExchange:
         headers = upstream_request_headers(
             client_headers,

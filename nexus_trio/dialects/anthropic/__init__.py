@@ -9,7 +9,9 @@ Modules, each pure and synchronous:
 - :mod:`.stream` — Messages API stream events → OpenAI ``chat.completion.chunk`` events;
 - :mod:`.errors` — an Anthropic error (status and body) → the OpenAI error envelope;
 - :mod:`.exchange` — the dialect (:class:`Anthropic`) and one attempt's exchange: path,
-  headers and the above.
+  headers and the above;
+- :mod:`.native` — a Messages API request from a client relayed as it is (the native
+  exchange), its answer only read through the translations above.
 """
 
 from nexus_trio.dialects.anthropic.exchange import (

@@ -16,9 +16,11 @@ import httpx
 
 from nexus_trio import errors
 from nexus_trio.dialects.anthropic.errors import translate_error
+from nexus_trio.dialects.anthropic.native import NativeMessagesExchange
 from nexus_trio.dialects.anthropic.request import translate_request
 from nexus_trio.dialects.anthropic.response import translate_response
 from nexus_trio.dialects.anthropic.stream import StreamTranslator
+from nexus_trio.dialects.base import ClientBody
 from nexus_trio.registry import TYPE_CAPABILITIES, Backend, Capabilities
 from nexus_trio.upstream.stream import TranslatedStream, UpstreamStream
 
@@ -36,6 +38,7 @@ class AnthropicExchange:
     """One attempt's request, translated for an ``anthropic`` backend, and its way back."""
 
     path = MESSAGES_PATH
+    native = False
 
     def __init__(self, backend: Backend, path: str, body: bytes, model: str, request_id: str):
         """Translate the client's request on ``path`` for ``model`` on ``backend``.
@@ -62,6 +65,10 @@ class AnthropicExchange:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return self._headers
+
+    @staticmethod
+    def readable(data: bytes) -> bytes:
+        return data  # translated to chat completions already
 
     def answer(
         self, status: int, data: bytes, upstream: httpx.Headers
@@ -115,7 +122,17 @@ class Anthropic:
         client_headers: Iterable[tuple[bytes, bytes]],
         request_id: str,
         strip_usage: bool,
-    ) -> AnthropicExchange:
+        client_body: ClientBody | None = None,
+    ) -> AnthropicExchange | NativeMessagesExchange:
+        if client_body is not None and client_body.native_path == MESSAGES_PATH:
+            return NativeMessagesExchange(
+                MESSAGES_PATH,
+                client_body.native_body(model),
+                Anthropic.probe_headers(backend),
+                client_headers,
+                request_id,
+                _client_headers,
+            )
         return AnthropicExchange(backend, path, body, model, request_id)
 
     @staticmethod
