@@ -1,12 +1,13 @@
 """The configuration of nexus-trio: typed, frozen, strict (docs/configuration.md#configuration).
 
 What it owns: the schema (:mod:`~nexus_trio.config.schema`, with the backend entries in
-:mod:`~nexus_trio.config.backends`, the spend and key tables in :mod:`~nexus_trio.config.spend`
-and the constrained value types in :mod:`~nexus_trio.config.values`), decoding TOML into it with
-one-line errors (:mod:`~nexus_trio.config.decoding`), the URL rules
-(:mod:`~nexus_trio.config.urls`), and the layers of defaults, file, environment and command line
-(:mod:`~nexus_trio.config.loading`). It never touches the running gateway: it only turns text
-into values. Import the public names from here.
+:mod:`~nexus_trio.config.backends`, the spend and key tables in :mod:`~nexus_trio.config.spend`,
+``[responses]`` in :mod:`~nexus_trio.config.responses` and the constrained value types in
+:mod:`~nexus_trio.config.values`), decoding TOML into it with one-line errors
+(:mod:`~nexus_trio.config.decoding`), the URL rules (:mod:`~nexus_trio.config.urls`), and the
+layers of defaults, file, environment and command line (:mod:`~nexus_trio.config.loading`). It
+never touches the running gateway: it only turns text into values. Import the public names from
+here.
 """
 
 from nexus_trio.config.backends import (
@@ -18,6 +19,7 @@ from nexus_trio.config.backends import (
 )
 from nexus_trio.config.decoding import resolve_config_path
 from nexus_trio.config.loading import Overrides, load_config, parse_config, render_config
+from nexus_trio.config.responses import ResponsesConfig
 from nexus_trio.config.schema import (
     LOG_LEVELS,
     Config,
@@ -52,6 +54,7 @@ __all__ = [
     "PriceConfig",
     "QualityConfig",
     "QueueConfig",
+    "ResponsesConfig",
     "RoutingConfig",
     "RoutingPolicy",
     "RoutingWeights",

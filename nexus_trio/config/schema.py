@@ -4,7 +4,8 @@ Unknown keys, wrong types and out-of-range values fail in the decoder (constrain
 types, :mod:`nexus_trio.config.values`); rules that span fields run in ``__post_init__``, which
 msgspec also runs while decoding, and name the key they reject
 (:class:`~nexus_trio.config.decoding.InvalidKey`). The backend entries are in
-:mod:`nexus_trio.config.backends`, the spend and key tables in :mod:`nexus_trio.config.spend`.
+:mod:`nexus_trio.config.backends`, the spend and key tables in :mod:`nexus_trio.config.spend`,
+``[responses]`` in :mod:`nexus_trio.config.responses`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import msgspec.structs
 
 from nexus_trio.config.backends import BackendConfig
 from nexus_trio.config.decoding import InvalidKey, check_alias_chains
+from nexus_trio.config.responses import ResponsesConfig
 from nexus_trio.config.spend import BudgetConfig, KeyConfig, PriceConfig, StateConfig
 from nexus_trio.config.values import (
     AtLeastOne,
@@ -186,6 +188,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     keys: list[KeyConfig] = msgspec.field(default_factory=list)
     budget: BudgetConfig = msgspec.field(default_factory=BudgetConfig)
     state: StateConfig = msgspec.field(default_factory=StateConfig)
+    responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:
