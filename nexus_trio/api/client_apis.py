@@ -8,13 +8,18 @@ from there the request path — routing, retries, budgets, attempts, accounting 
 chat completions and never asks which API the client spoke. Only the answer goes back through
 the dialect: a whole answer (:meth:`ClientRequest.reply`), a stream's events
 (:meth:`ClientRequest.events`, handed to the committed stream) and every error, in the client
-API's envelope (:meth:`ClientRequest.error_reply`).
+API's envelope (:meth:`ClientRequest.error_reply`). A Responses answer its request asks to
+store is handed to the response store once it is whole: the reply built, or the stream ended
+well (docs/responses-api.md#conversations); :mod:`nexus_trio.api.client_requests` builds the
+requests, continuing a stored conversation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -22,6 +27,8 @@ import msgspec
 from nexus_trio import errors
 from nexus_trio.asgi.reply import Reply, encode_headers, error_reply
 from nexus_trio.dialects import messages, responses
+from nexus_trio.keys import DEFAULT_KEY
+from nexus_trio.responses_store import ResponseStore, StoredResponse, new_response_id
 from nexus_trio.upstream.stream import ClientEvents
 
 #: Where an inbound request is forwarded: the chat-completions route.
@@ -122,26 +129,40 @@ class MessagesRequest:
 
 
 class ResponsesRequest:
-    """A ``POST /v1/responses`` request (docs/responses-api.md)."""
+    """A ``POST /v1/responses`` request (docs/responses-api.md), built by :class:`ClientAPIs`."""
 
     native_path = "/v1/responses"
 
     def native_body(self, model: str) -> bytes:
         return _with_model(self._client_body, model)
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(
+        self, body: bytes, *, store: ResponseStore | None = None, key: str = DEFAULT_KEY
+    ) -> None:
+        """Translate ``body``. ``store``: where the answer is kept, under ``key``, when the
+        request asks for it; None: nothing is kept, and the answer says ``store: false``. A
+        request naming a ``previous_response_id`` is sent only after :meth:`continue_from`."""
         self._client_body = body
-        chat, self.request = responses.chat_request(body)
-        if self.request.previous_response_id:
-            raise errors.InvalidValue(
-                "previous_response_id is not supported: this gateway stores no responses; "
-                "send the conversation in 'input'.",
-                param="previous_response_id",
-            )
+        self._store = store
+        self._key = key
+        self.response_id = new_response_id()
+        self.created_at = int(time.time())
+        self._translate(None)
+
+    def continue_from(self, history: list[dict[str, Any]]) -> None:
+        """Translate again with ``history``, the conversation the ``previous_response_id``
+        names, before this request's input (docs/responses-api.md#conversations)."""
+        self._translate(history)
+
+    def _translate(self, history: list[dict[str, Any]] | None) -> None:
+        chat, request = responses.chat_request(self._client_body, history=history)
+        if request.store and self._store is None:
+            request = dataclasses.replace(request, store=False)
+        self.request = request
+        #: What a later ``previous_response_id`` continues, but this answer's output.
+        self._conversation = [*(history or ()), *request.input_messages]
         self.model = str(chat["model"])
         self.body = _chat_body(chat)
-        self.response_id = f"resp_{uuid.uuid4().hex}"
-        self.created_at = int(time.time())
 
     def reply(self, reply: Reply) -> Reply:
         if not 200 <= reply.status < 300:
@@ -153,20 +174,59 @@ class ResponsesRequest:
             response_id=self.response_id,
             created_at=self.created_at,
         )
+        self._keep(body)
         return _json_reply(reply.status, body, _upstream_headers(reply))
 
     def events(self) -> ClientEvents:
-        return responses.ResponsesStream(
+        stream = responses.ResponsesStream(
             request=self.request,
             model=self.model,
             response_id=self.response_id,
             created_at=self.created_at,
+        )
+        return _KeptStream(stream, self._keep) if self.request.store else stream
+
+    def _keep(self, response: bytes) -> None:
+        """Store the finished Response object ``response`` with its conversation."""
+        if self._store is None or not self.request.store:
+            return
+        messages = [*self._conversation, *responses.output_messages(response)]
+        self._store.remember(
+            StoredResponse(
+                id=self.response_id,
+                key=self._key,
+                model=self.model,
+                created_at=self.created_at,
+                messages=msgspec.json.encode(messages),
+                response=response,
+            )
         )
 
     @staticmethod
     def error_reply(error: errors.APIError) -> Reply:
         """The chat routes' answer: the Responses API's errors are OpenAI's envelope."""
         return error_reply(error)
+
+
+class _KeptStream:
+    """A Responses stream whose final Response object is kept when the stream ends well: the
+    relay calls :meth:`done` only then, and nothing follows it but ``[DONE]``."""
+
+    def __init__(self, stream: responses.ResponsesStream, keep: Callable[[bytes], None]) -> None:
+        self._stream = stream
+        self._keep = keep
+
+    def feed(self, data: str) -> bytes:
+        return self._stream.feed(data)
+
+    def done(self) -> bytes:
+        events = self._stream.done()
+        if self._stream.response is not None:
+            self._keep(msgspec.json.encode(self._stream.response))
+        return events
+
+    def truncated(self, message: str) -> bytes:
+        return self._stream.truncated(message)
 
 
 #: The client APIs by route, each building its :class:`ClientRequest` from a request body.

@@ -35,6 +35,7 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 from nexus_trio import errors
 from nexus_trio.api.bodies import RouteKind, decode_view
 from nexus_trio.api.client_apis import CHAT_PATH, CLIENT_APIS, reply_for_error
+from nexus_trio.api.client_requests import ClientAPIs
 from nexus_trio.api.forwarding import Forwarder
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.disconnects import DisconnectWatcher
@@ -70,7 +71,9 @@ class ProxyEndpoint:
         limiter: RateLimiter,
         disconnects: DisconnectWatcher,
         metrics: Metrics,
+        client_apis: ClientAPIs,
     ) -> None:
+        """``client_apis``: builds the requests of the client APIs (the response store's)."""
         self._generations = generations
         self.forwarder = forwarder
         self._in_flight = in_flight
@@ -78,6 +81,7 @@ class ProxyEndpoint:
         self._limiter = limiter
         self._disconnects = disconnects
         self._metrics = metrics
+        self._client_apis = client_apis
 
     async def __call__(
         self,
@@ -192,9 +196,9 @@ class ProxyEndpoint:
         path = scope["path"]
         client = None
         try:
-            client_api = CLIENT_APIS.get(path)
-            if client_api is not None:
-                client = ctx.client_api = client_api(body)
+            if path in CLIENT_APIS:
+                client = await self._client_apis.request(path, body, ctx.key_name)
+                ctx.client_api = client
                 path, body = CHAT_PATH, client.body
             view = decode_view(ROUTES[path], body)
             headers = list(scope["headers"])

@@ -12,7 +12,8 @@ from here (``from nexus_trio import errors``).
     NexusError
     ├── ConfigError                      invalid configuration (key path or line:column)
     ├── ListenError                      the listening socket could not be bound
-    ├── StateError                       the spend ledger cannot be opened, read or written
+    ├── StateError                       the spend ledger or the response store cannot be
+    │                                    opened, read or written
     └── APIError                         rendered as the OpenAI error envelope
         ├── InvalidRequest               400 invalid_request_error
         │   ├── InvalidJSON              400 invalid_json
@@ -26,6 +27,8 @@ from here (``from nexus_trio import errors``).
         ├── OriginNotAllowed             403 origin_not_allowed (CORS preflight)
         ├── ModelNotAllowed              403 model_not_allowed (the key's models allow-list)
         ├── NotFound                     404 not_found
+        │   └── PreviousResponseNotFound 404 previous_response_not_found (no such stored
+        │                                response for the key)
         ├── ModelNotFound                404 model_not_found
         ├── MethodNotAllowed             405 method_not_allowed
         ├── RequestTimeout               408 request_timeout (the body was too slow to arrive)
@@ -78,6 +81,7 @@ from nexus_trio.errors.client import (
     NotFound,
     OriginNotAllowed,
     PermissionDenied,
+    PreviousResponseNotFound,
     RateLimitExceeded,
     RequestTimeout,
     RequestTooLarge,
@@ -127,6 +131,7 @@ __all__ = [
     "OriginNotAllowed",
     "Overloaded",
     "PermissionDenied",
+    "PreviousResponseNotFound",
     "QueueFull",
     "QueueTimeout",
     "RateLimitExceeded",

@@ -25,7 +25,8 @@ class ListenError(NexusError):
 
 
 class StateError(NexusError):
-    """The spend ledger cannot be used (docs/spend.md#ledger): fatal at start-up.
+    """The spend ledger cannot be used (docs/spend.md#ledger): fatal at start-up; or the
+    response store's file cannot be (docs/responses-api.md#conversations): logged, retried.
 
     ``str(error)`` is the one-line reason: the path and what is wrong with it.
     """

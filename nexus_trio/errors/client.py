@@ -55,6 +55,12 @@ class NotFound(APIError):
     code = "not_found"
 
 
+class PreviousResponseNotFound(NotFound):
+    """``previous_response_id`` names no response the key's stored responses hold."""
+
+    code = "previous_response_not_found"
+
+
 class ModelNotFound(APIError):
     status = 404
     type = "invalid_request_error"

@@ -13,6 +13,7 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
         ├── dashboard publisher one snapshot per second while a dashboard is connected
         ├── spend ledger        loads the month, writes spend every second and at the end
         ├── store sync          in a fleet: shares spend and rate windows through Redis
+        ├── response store      writes stored responses as they finish, forgets expired ones
         └── front end           hypercorn serving the app, until drained
 
 Services start in dependency order with ``await nursery.start(...)``; each reports
@@ -143,6 +144,7 @@ class Supervisor:
                     store_sync = wiring.store_sync()
                     if store_sync is not None:
                         await nursery.start(store_sync.run)
+                    await nursery.start(wiring.responses.run)
                     binds = await nursery.start(front_end.run)
                     self.notifier.ready()
                     log.info("nexus-trio ready on %s", ", ".join(binds))

@@ -1,7 +1,8 @@
 """The composition root: every long-lived object of one gateway, built once and wired here.
 
 :meth:`Wiring.build` creates the capabilities (registry, quality store, spend book, keys'
-buckets), the shared state (:class:`~nexus_trio.gateway.generation.Generations`,
+buckets, the response store), the shared state
+(:class:`~nexus_trio.gateway.generation.Generations`,
 :class:`~nexus_trio.gateway.state.GatewayState`), the request path (router, attempts, budgets,
 forwarder, proxy endpoint, accounting with its sinks) and the dashboard, handing each only what
 it uses. Nothing else builds them, and nothing but the supervisor (and the tests) holds a
@@ -27,6 +28,7 @@ from nexus_trio.api.app import AppParts, create_app
 from nexus_trio.api.attempt import AttemptRunner
 from nexus_trio.api.attempt_recorder import AttemptRecorder
 from nexus_trio.api.budgets import BudgetGate
+from nexus_trio.api.client_requests import ClientAPIs
 from nexus_trio.api.forwarding import Forwarder
 from nexus_trio.api.proxy import ProxyEndpoint
 from nexus_trio.api.request_router import RequestRouter
@@ -48,6 +50,7 @@ from nexus_trio.metrics import Metrics
 from nexus_trio.quality import QualityStore
 from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.registry import Registry
+from nexus_trio.responses_store import ResponseStore
 from nexus_trio.spend import LedgerService, SpendBook
 from nexus_trio.spend.outbox import Outbox
 from nexus_trio.upstream.client import UpstreamClient
@@ -76,6 +79,8 @@ class Wiring:
     upstream: UpstreamClient
     #: The dashboard's ring buffer; None with the dashboard off.
     request_log: RequestLog | None
+    #: The Responses API's stored responses, in ``[state] dir`` (a background service too).
+    responses: ResponseStore
     wall_clock: Callable[[], float]
     #: The request path, each part given what it uses.
     app_parts: AppParts = field(init=False)
@@ -140,6 +145,11 @@ class Wiring:
             recorder=AttemptRecorder(queue, quality, metrics),
             upstream=UpstreamClient(transport, mounts),
             request_log=request_log,
+            responses=ResponseStore(
+                Path(config.state.dir),
+                lambda: generations.current.config.responses,
+                wall_clock=wall_clock,
+            ),
             wall_clock=wall_clock,
         )
 
@@ -177,6 +187,7 @@ class Wiring:
             limiter=self.limiter,
             disconnects=self.disconnects,
             metrics=metrics,
+            client_apis=ClientAPIs(self.responses, lambda: generations.current.config.responses),
         )
         return AppParts(
             generations=generations,
@@ -188,6 +199,7 @@ class Wiring:
             render_metrics=metrics.render,
             started_wall=self.state.started_wall,
             http=self.http,
+            responses=self.responses,
         )
 
     def app(self) -> QuartTrio:

@@ -183,11 +183,14 @@ async def test_client_api_requests_are_accounted_like_chat(gateway: Gateway, pat
     assert (entry.path, entry.backend, entry.status) == (path, "a", 200)
 
 
-async def test_previous_response_id_is_refused_until_responses_are_stored(gateway: Gateway) -> None:
+async def test_an_unknown_previous_response_id_is_not_found(gateway: Gateway) -> None:
     response = await gateway.post("/v1/responses", {**RESPONSES, "previous_response_id": "r1"})
-    assert response.status_code == 400
+    assert response.status_code == 404
     error = decoded(await response.get_data())["error"]
-    assert error["param"] == "previous_response_id"
+    assert (error["param"], error["code"]) == (
+        "previous_response_id",
+        "previous_response_not_found",
+    )
     assert gateway.upstream.requests == []
 
 

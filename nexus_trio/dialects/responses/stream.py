@@ -109,6 +109,8 @@ class ResponsesStream:
         self._calls: dict[int, _Item] = {}
         self._finish_reason: str | None = None
         self._usage: ChatUsage | None = None
+        #: The final Response object, once :meth:`done` has sent it (what a store keeps).
+        self.response: Response | None = None
 
     def feed(self, data: str) -> bytes:
         """The events for one ``chat.completion.chunk``'s JSON text (never ``[DONE]``); a chunk
@@ -138,7 +140,8 @@ class ResponsesStream:
     def done(self) -> bytes:
         """The upstream ended well: the ``.done`` events of every open item, then
         ``response.completed`` (``response.incomplete`` when the answer was cut short) with
-        the whole Response object and its usage (None without a usage chunk)."""
+        the whole Response object and its usage (None without a usage chunk), which
+        :attr:`response` holds from then on."""
         events = self._start()
         if not self._items:  # an empty answer still gets its message item
             events += self._fragment("message", "")
@@ -148,6 +151,7 @@ class ResponsesStream:
             if isinstance(item, _Item):
                 events += self._close(item, item_status)
         response = self._response(status, usage=usage_of(self._usage), incomplete=incomplete)
+        self.response = response
         events.append(
             Completed(response=response) if incomplete is None else Incomplete(response=response)
         )
