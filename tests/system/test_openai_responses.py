@@ -9,7 +9,9 @@ seen is the gateway's answer.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -49,6 +51,12 @@ def _client(url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key="client-key", max_retries=0, timeout=10)
 
 
+@pytest.fixture
+def state(tmp_path: Path) -> str:
+    """``[state] dir`` in the test's directory: the SDK stores every response by default."""
+    return f'[state]\ndir = "{tmp_path / "state"}"\n'
+
+
 def _text_session(url: str) -> dict[str, Any]:
     with _client(url) as client:
         created = client.responses.create(model="demo", instructions="be brief", input="hello")
@@ -68,10 +76,10 @@ def _text_session(url: str) -> dict[str, Any]:
 
 
 async def test_create_and_stream(
-    start_backend: StartBackend, start_gateway: GatewayFactory
+    start_backend: StartBackend, start_gateway: GatewayFactory, state: str
 ) -> None:
     backend = await start_backend(**FAST)
-    gateway = await start_gateway(gateway_config(backend))
+    gateway = await start_gateway(gateway_config(backend, extra=state))
     seen = await trio.to_thread.run_sync(_text_session, gateway.url)
 
     created = seen["created"]
@@ -128,11 +136,11 @@ def _function_call_session(url: str) -> dict[str, Any]:
 
 
 async def test_a_function_call_round_trip(
-    start_backend: StartBackend, start_gateway: GatewayFactory
+    start_backend: StartBackend, start_gateway: GatewayFactory, state: str
 ) -> None:
     backend = await start_backend(**FAST)
     # the name "demo" says nothing about tool support: declare it (docs/routing.md)
-    config = gateway_config(backend) + "[backends.capabilities.demo]\ntools = true\n"
+    config = gateway_config(backend, extra=state) + "[backends.capabilities.demo]\ntools = true\n"
     gateway = await start_gateway(config)
     seen = await trio.to_thread.run_sync(_function_call_session, gateway.url)
 
@@ -213,10 +221,10 @@ def _broken_streams(url: str) -> dict[str, Any]:
 
 
 async def test_a_broken_stream_raises_during_iteration(
-    start_backend: StartBackend, start_gateway: GatewayFactory
+    start_backend: StartBackend, start_gateway: GatewayFactory, state: str
 ) -> None:
     backend = await start_backend(**BROKEN)
-    gateway = await start_gateway(gateway_config(backend))
+    gateway = await start_gateway(gateway_config(backend, extra=state))
     seen = await trio.to_thread.run_sync(_broken_streams, gateway.url)
 
     # the tokens sent before the reset arrived, then response.failed, then the SDK raised
@@ -230,3 +238,90 @@ async def test_a_broken_stream_raises_during_iteration(
     for error in (seen["create"], seen["error"]):
         assert error.code == "stream_truncated"
         assert "backend connection failed" in error.message
+
+
+def _stored_session(url: str) -> dict[str, Any]:
+    with _client(url) as client:
+        first = client.responses.create(
+            model="demo", instructions="be brief", input="hello", store=True
+        )
+        with client.responses.stream(
+            model="demo", input="and then?", previous_response_id=first.id
+        ) as stream:
+            second = stream.get_final_response()
+        third = client.responses.create(model="demo", input="bye", previous_response_id=second.id)
+        retrieved = client.responses.retrieve(second.id)
+        unstored = client.responses.create(model="demo", input="forget me", store=False)
+        with pytest.raises(openai.NotFoundError) as not_stored:
+            client.responses.retrieve(unstored.id)
+        deleted = client.responses.delete(first.id)
+        with pytest.raises(openai.NotFoundError) as gone:
+            client.responses.retrieve(first.id)
+        with pytest.raises(openai.NotFoundError) as not_continued:
+            client.responses.create(model="demo", input="more", previous_response_id=first.id)
+    return {
+        "first": first,
+        "second": second,
+        "third": third,
+        "retrieved": retrieved,
+        "not_stored": not_stored.value,
+        "deleted": deleted,
+        "gone": gone.value,
+        "not_continued": not_continued.value,
+    }
+
+
+def _after_restart(url: str, second_id: str, third_id: str) -> dict[str, Any]:
+    with _client(url) as client:
+        retrieved = client.responses.retrieve(third_id)
+        continued = client.responses.create(
+            model="demo", input="still there?", previous_response_id=second_id
+        )
+    return {"retrieved": retrieved, "continued": continued}
+
+
+async def test_stored_responses_continue_and_survive_a_restart(
+    start_backend: StartBackend, start_gateway: GatewayFactory, state: str
+) -> None:
+    backend = await start_backend(**FAST)
+    config = gateway_config(backend, extra=state)
+    gateway = await start_gateway(config)
+    seen = await trio.to_thread.run_sync(_stored_session, gateway.url)
+
+    first, second, third = seen["first"], seen["second"], seen["third"]
+    assert (first.store, second.previous_response_id) == (True, first.id)
+    answer = simulated_text()
+    turns = [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "and then?"},
+    ]
+    bodies = chat_bodies(backend)
+    assert [body["messages"] for body in bodies[:3]] == [
+        [{"role": "system", "content": "be brief"}, turns[0]],
+        turns,  # the stored conversation, without the old instructions
+        [*turns, {"role": "assistant", "content": answer}, {"role": "user", "content": "bye"}],
+    ]
+    # the streamed one, as its response.completed had it (the helper parses it further)
+    retrieved = seen["retrieved"]
+    assert isinstance(retrieved, Response)
+    assert Response.model_validate(second.model_dump(exclude_none=True)) == retrieved
+    assert seen["not_stored"].status_code == 404
+    assert seen["deleted"] is None
+    assert seen["gone"].status_code == 404
+    error = seen["not_continued"]
+    assert (error.code, error.param) == ("previous_response_not_found", "previous_response_id")
+    assert len(chat_bodies(backend)) == 4  # the refused follow-up reached no backend
+
+    gateway.send_signal(signal.SIGTERM)
+    with trio.fail_after(10):
+        assert await gateway.wait_exit() == 0
+    restarted = await start_gateway(config)
+    after = await trio.to_thread.run_sync(_after_restart, restarted.url, second.id, third.id)
+    assert after["retrieved"] == third
+    assert after["continued"].previous_response_id == second.id
+    assert chat_bodies(backend)[-1]["messages"] == [
+        *turns,
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "still there?"},
+    ]
