@@ -22,7 +22,7 @@ CONVERSATION_BYTES_LIMIT = 256 * 1024 * 1024
 class ResponsesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[responses]`` (docs/responses-api.md#conversations): every key applies on reload."""
 
-    #: false: nothing is stored, whatever a request asks; ``previous_response_id`` is refused.
+    #: false: no new response is stored, whatever a request asks (those stored before stay).
     store: bool = True
     #: A stored response is forgotten this long after it was created.
     retention_seconds: Seconds = DEFAULT_RETENTION_SECONDS
