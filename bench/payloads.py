@@ -169,6 +169,27 @@ def chat_request(model: str, *, streaming: bool) -> bytes:
     return _compact(body)
 
 
+def messages_request(model: str) -> bytes:
+    """The streaming ``POST /v1/messages`` body of ``run.py --client-apis``: the same prompt
+    and token limit as :func:`chat_request` in Anthropic's Messages API."""
+    return _compact(
+        {
+            "model": model,
+            "max_tokens": 100,
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "stream": True,
+        }
+    )
+
+
+def responses_request(model: str) -> bytes:
+    """The streaming ``POST /v1/responses`` body of ``run.py --client-apis``: the same prompt
+    and token limit as :func:`chat_request` in OpenAI's Responses API."""
+    return _compact(
+        {"model": model, "input": "Say hello.", "max_output_tokens": 100, "stream": True}
+    )
+
+
 def upstream_routes() -> dict[str, tuple[str, bytes]]:
     """Path -> (content type, body) of every location the static upstream serves."""
     return {

@@ -42,6 +42,13 @@ target of 0.9, and what the spend gateway charged. ``--spend-redis`` does the sa
 spend gateway also syncing spend and rate-limit windows through a ``redis-server`` of its own
 (``[state] store``), against the target of 0.85.
 
+``--client-apis`` adds, to every run, the client APIs the gateway translates: after its chat
+stream load, the same gateway is loaded at 16 connections with streaming chat-completions,
+``/v1/messages`` and ``/v1/responses`` bodies for ``bench-stream``, in the order chat, messages,
+responses, responses, messages, chat (``bench/client_apis.py``), reading its CPU time too;
+every answer is checked to be the whole translated stream. The report gives the
+messages/chat and responses/chat ratios of each run against the target of 0.8.
+
 CPU placement (2 cores): the four Python servers on the first core (only one is loaded at a
 time), nginx and the load generator on the second, so the load generator competes with
 the upstream, never with the Python server under test. With one core nothing is pinned.
@@ -69,6 +76,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import client_apis
 import payloads
 import spend_gateway
 
@@ -124,6 +132,8 @@ class Load:
     socket_errors: int
     #: CPU seconds the server under load used meanwhile, when measured (``--spend``).
     cpu_seconds: float | None = None
+    #: Bodies that failed the load's ``BENCH_EXPECT_*`` check (wrk only; 0 without it).
+    unexpected: int = 0
 
     @property
     def rate(self) -> float:
@@ -149,6 +159,7 @@ class Load:
             p99_ms=statistics.mean(load.p99_ms for load in loads),
             non_2xx=sum(load.non_2xx for load in loads),
             socket_errors=sum(load.socket_errors for load in loads),
+            unexpected=sum(load.unexpected for load in loads),
             cpu_seconds=None if None in cpu else sum(c for c in cpu if c is not None),
         )
 
@@ -172,6 +183,8 @@ class Settings:
     spend: bool = False
     #: With ``spend``: the spend gateway also syncs through a real ``redis-server`` (fleet store).
     spend_redis: bool = False
+    #: Measure translated Messages and Responses streams against chat streams (same gateway).
+    client_apis: bool = False
 
 
 @dataclass
@@ -192,10 +205,12 @@ class Counters:
 
     non_2xx: int = 0
     socket_errors: int = 0
+    unexpected: int = 0
 
     def add(self, load: Load) -> Load:
         self.non_2xx += load.non_2xx
         self.socket_errors += load.socket_errors
+        self.unexpected += load.unexpected
         return load
 
 
@@ -438,9 +453,11 @@ def run_load(
     alternate: Path | None = None,
     max_requests: int | None = None,
     keys: tuple[str, ...] = (),
+    expect: client_apis.Api | None = None,
 ) -> Load:
     """Run the load generator once (in its own process, pinned with the upstream); with
-    ``keys``, the requests carry them in turn as bearer keys."""
+    ``keys``, the requests carry them in turn as bearer keys; with ``expect``, wrk checks
+    every answer's first bytes and last event (pyload.py does not)."""
     if settings.use_wrk:
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
         command += ["-s", str(BENCH / "wrk.lua"), url]
@@ -451,6 +468,8 @@ def run_load(
             env["BENCH_KEYS"] = ",".join(keys)
         if max_requests is not None:
             env["BENCH_MAX_REQUESTS"] = str(max_requests)
+        if expect is not None:
+            env["BENCH_EXPECT_START"], env["BENCH_EXPECT_HAS"] = expect.start, expect.last
     else:
         command = [sys.executable, str(BENCH / "pyload.py"), url, "-c", str(connections)]
         command += ["-d", str(seconds), "--body", str(body)]
@@ -481,6 +500,7 @@ def run_load(
                 p99_ms=raw["p99_us"] / 1e3,
                 non_2xx=int(raw["status"]),
                 socket_errors=sum(int(raw[key]) for key in ("connect", "read", "write", "timeout")),
+                unexpected=int(raw.get("unexpected", 0)),
             )
     sys.exit(f"no result from {' '.join(command)}:\n{result.stdout}\n{result.stderr}")
 
@@ -491,13 +511,18 @@ class Bodies:
 
     plain: Path
     streaming: Path
+    #: The streaming body of each client API of ``--client-apis``, by name.
+    apis: dict[str, Path]
 
     @classmethod
     def write(cls, workdir: Path) -> Bodies:
         plain, streaming = workdir / "plain.json", workdir / "stream.json"
         plain.write_bytes(payloads.chat_request(payloads.PLAIN_MODEL, streaming=False))
         streaming.write_bytes(payloads.chat_request(payloads.STREAM_MODEL, streaming=True))
-        return cls(plain, streaming)
+        apis = {name: workdir / f"stream-{name}.json" for name in client_apis.APIS}
+        for name, api in client_apis.APIS.items():
+            apis[name].write_bytes(api.body)
+        return cls(plain, streaming, apis)
 
 
 #: (key, target, connections, streaming) of the loads of one run, in the order they run.
@@ -557,11 +582,33 @@ def one_run(
         results[key] = counters.add(
             run_load(settings, workdir, url, connections, settings.duration, body)
         )
+    if settings.client_apis:
+        results |= client_apis_comparison(settings, workdir, stack, bodies, counters)
     if settings.dashboards:
         results |= dashboards_comparison(settings, workdir, stack, bodies, counters)
     if settings.spend:
         results |= spend_comparison(settings, workdir, stack, bodies, counters, spend_summaries)
     return results
+
+
+def client_apis_comparison(
+    settings: Settings, workdir: Path, stack: Stack, bodies: Bodies, counters: Counters
+) -> dict[str, Load]:
+    """The gateway's streaming loads in each client API, in the order of
+    :data:`client_apis.ORDER`, each answer checked; each kind's two loads merged, with the
+    gateway's CPU time over them."""
+    client_apis.check(stack.gateway)
+    loads: dict[str, list[Load]] = {name: [] for name in client_apis.APIS}
+    for name in client_apis.ORDER:
+        api = client_apis.APIS[name]
+        url = f"http://{HOST}:{stack.gateway}{api.path}"
+        before = cpu_seconds(stack.gateway_pid)
+        load = run_load(
+            settings, workdir, url, 16, settings.duration, bodies.apis[name], expect=api
+        )
+        used = cpu_seconds(stack.gateway_pid) - before
+        loads[name].append(counters.add(dataclasses.replace(load, cpu_seconds=used)))
+    return {client_apis.key(name): Load.merge(measured) for name, measured in loads.items()}
 
 
 #: (key, streaming) of the spend comparison's two loads (16 connections each).
@@ -775,6 +822,7 @@ def derived(run: dict[str, Load]) -> dict[str, float]:
             "spend added CPU per request, c=16 (µs)": with_spend.cpu_us - without.cpu_us,
             "spend added CPU per stream, c=16 (µs)": streams_with.cpu_us - streams_without.cpu_us,
         }
+    dashboards |= client_apis.derived(run)
     return dashboards | {
         "gateway / no-op req/s, c=16": run["gateway c16"].rate / run["noop c16"].rate,
         "gateway / no-op req/s, c=1": run["gateway c1"].rate / run["noop c1"].rate,
@@ -929,6 +977,16 @@ def render(
                     _verdict(ratios[name] >= GOAL_DASHBOARDS_RATIO),
                 )
             )
+        if name.endswith(" / chat streams/s, c=16"):
+            goals.append(
+                (
+                    f"translated {name.split(' / ')[0].capitalize()} stream vs chat stream, "
+                    "streams/s, c=16",
+                    f"≥ {client_apis.GOAL_RATIO} x",
+                    f"{_ratio(ratios[name])} x",
+                    _verdict(ratios[name] >= client_apis.GOAL_RATIO),
+                )
+            )
         if name.startswith("gateway with / without spend") and "/s" in name:
             goal = GOAL_SPEND_REDIS_RATIO if spend_redis else GOAL_SPEND_RATIO
             spend = "the ledger and Redis" if spend_redis else "the ledger"
@@ -943,6 +1001,15 @@ def render(
                     _verdict(ratios[name] >= goal),
                 )
             )
+    if counters.unexpected or any(name.endswith(" / chat streams/s, c=16") for name in ratios):
+        goals.append(
+            (
+                "client-API answers not the whole stream in their API (wrk, every body)",
+                "0",
+                str(counters.unexpected),
+                _verdict(counters.unexpected == 0),
+            )
+        )
     lines += ["", "## Goals", "", "| goal | target | measured | |", "|---|---|---|---|"]
     for goal, target, measured, verdict in goals:
         lines.append(f"| {goal} | {target} | {measured} | {verdict} |")
@@ -1058,6 +1125,12 @@ def parse_args() -> argparse.Namespace:
         help="with --spend: the spend gateway also syncs through a real redis-server",
     )
     parser.add_argument(
+        "--client-apis",
+        action="store_true",
+        help="also measure translated /v1/messages and /v1/responses streams against chat "
+        "streams (same gateway, same runs)",
+    )
+    parser.add_argument(
         "--install", action="store_true", help="apt-get install nginx and wrk if missing (root)"
     )
     return parser.parse_args()
@@ -1081,6 +1154,7 @@ def main() -> None:
         dashboards=args.dashboards,
         spend=args.spend or args.spend_redis,
         spend_redis=args.spend_redis,
+        client_apis=args.client_apis,
     )
     counters = Counters()
     load_before = os.getloadavg()[0]
@@ -1095,6 +1169,15 @@ def main() -> None:
             body = bodies.streaming if streaming else bodies.plain
             url = target_url(stack, target, streaming)
             counters.add(run_load(settings, workdir, url, 16, settings.warmup, body))
+        if settings.client_apis:
+            client_apis.check(stack.gateway)
+            for name, api in client_apis.APIS.items():
+                url = f"http://{HOST}:{stack.gateway}{api.path}"
+                counters.add(
+                    run_load(
+                        settings, workdir, url, 16, settings.warmup, bodies.apis[name], expect=api
+                    )
+                )
         runs = []
         spend_summaries: list[str] = []
         for number in range(1, settings.runs + 1):
@@ -1126,6 +1209,13 @@ def main() -> None:
     report = render(describe(settings, notes), runs, rss, counters, settings.spend_redis)
     if idle_cpu is not None:
         report += f"\n## Dashboards while idle\n\n{idle_cpu}\n"
+    if settings.client_apis:
+        report += (
+            f"\n## Client APIs\n\nThe run's gateway, medians of {len(runs)} run(s); each "
+            f"kind's two loads of {settings.duration} s merged (order: "
+            f"{', '.join(client_apis.ORDER)}); every answer checked to start with its API's "
+            f"first event and to hold its last one.\n\n{client_apis.table(runs)}\n"
+        )
     if spend_summaries:
         report += (
             f"\n## Spend gateway\n\nMedians of {len(runs)} run(s), each with its own pair of "

@@ -6,9 +6,14 @@
 --   BENCH_KEYS          optional comma-separated bearer keys: each request carries the next
 --                       one in turn (`Authorization: Bearer <key>`), cycling with the bodies
 --   BENCH_MAX_REQUESTS  optional: end the test after this many responses (exact with -t1)
+--   BENCH_EXPECT_START  optional: every response body must start with this text...
+--   BENCH_EXPECT_HAS    ...and contain this one (e.g. a stream's last event); each that does
+--                       not is counted as `unexpected` (wrk then parses every body: the same
+--                       cost for every load that sets them)
 --
 -- done() prints `BENCH_RESULT {json}` with the request count, duration, latency percentiles
--- (microseconds) and wrk's error counters; `status` is wrk's "Non-2xx or 3xx responses".
+-- (microseconds) and wrk's error counters; `status` is wrk's "Non-2xx or 3xx responses",
+-- `unexpected` the bodies that failed BENCH_EXPECT_* (0 without them).
 
 local function slurp(path)
   local file = assert(io.open(path, "rb"))
@@ -61,9 +66,22 @@ if #bodies > 1 or #keys > 0 then
 end
 
 local max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "")
-if max_requests then
+local expect_start = os.getenv("BENCH_EXPECT_START")
+local expect_has = os.getenv("BENCH_EXPECT_HAS")
+-- a global of each thread's environment, read from done() through thread:get
+unexpected = 0
+
+local function expected(body)
+  return (expect_start == nil or body:sub(1, #expect_start) == expect_start)
+    and (expect_has == nil or body:find(expect_has, 1, true) ~= nil)
+end
+
+if max_requests or expect_start or expect_has then
   local seen = 0
   function response(status, headers, body)
+    if not expected(body) then
+      unexpected = unexpected + 1
+    end
     seen = seen + 1
     if seen == max_requests then
       -- Stopping the thread alone would leave wrk sleeping out -d; SIGINT ends the test now,
@@ -75,11 +93,22 @@ if max_requests then
   end
 end
 
+local threads = {}
+
+function setup(thread)
+  threads[#threads + 1] = thread
+end
+
 function done(summary, latency, requests)
   local errors = summary.errors
+  local wrong = 0
+  for _, thread in ipairs(threads) do
+    wrong = wrong + thread:get("unexpected")
+  end
   io.write(string.format(
     'BENCH_RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
-      .. '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}\n',
+      .. '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d, '
+      .. '"unexpected": %d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    errors.connect, errors.read, errors.write, errors.status, errors.timeout))
+    errors.connect, errors.read, errors.write, errors.status, errors.timeout, wrong))
 end

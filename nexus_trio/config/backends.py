@@ -50,6 +50,9 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     tier: Tier = 1
     api_key_env: NonEmptyStr | None = None
     forward_authorization: bool = False
+    #: The backend serves OpenAI's Responses API itself: ``/v1/responses`` requests routed to it
+    #: pass untranslated (docs/responses-api.md).
+    responses_api: bool = False
     #: 0 = unlimited.
     max_concurrent_requests: NonNegativeInt = 0
     models: list[NonEmptyStr] = msgspec.field(default_factory=list)
@@ -93,6 +96,10 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 if getattr(self, key) is not None:
                     raise InvalidKey(key, f"{key} is only valid on type 'anthropic'")
             return
+        if self.responses_api:
+            raise InvalidKey(
+                "responses_api", "responses_api is not valid on type 'anthropic' (Messages API)"
+            )
         if self.api_key_env is None:
             raise InvalidKey(
                 "api_key_env", "type 'anthropic' needs api_key_env (the variable holding its key)"

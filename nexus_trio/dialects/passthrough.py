@@ -13,9 +13,13 @@ from collections.abc import Iterable
 import httpx
 
 from nexus_trio.dialects.base import ClientBody
+from nexus_trio.dialects.responses.native import NativeResponsesStream, chat_form
 from nexus_trio.registry import Backend, Capabilities
 from nexus_trio.upstream.headers import client_response_headers, upstream_request_headers
 from nexus_trio.upstream.stream import UpstreamStream
+
+#: The Responses API's path, which ``responses_api`` backends serve themselves.
+RESPONSES_PATH = "/v1/responses"
 
 
 class PassThroughExchange:
@@ -51,6 +55,38 @@ class PassThroughExchange:
         return UpstreamStream(response, backend, sent_at=sent_at, strip_usage=self._strip_usage)
 
 
+class NativeResponsesExchange:
+    """One attempt of a Responses API request to a backend that serves that API itself: sent
+    and answered untranslated (:mod:`nexus_trio.dialects.responses.native` reads it)."""
+
+    __slots__ = ("_headers", "body")
+    path = RESPONSES_PATH
+    native = True
+
+    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.body = body
+        self._headers = headers
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return self._headers
+
+    @staticmethod
+    def readable(data: bytes) -> bytes:
+        return chat_form(data)
+
+    @staticmethod
+    def answer(
+        status: int, data: bytes, upstream: httpx.Headers
+    ) -> tuple[int, dict[str, str], bytes]:
+        return status, client_response_headers(upstream), data
+
+    @staticmethod
+    def stream(
+        response: httpx.Response, backend: Backend, *, sent_at: float
+    ) -> NativeResponsesStream:
+        return NativeResponsesStream(response, backend, sent_at=sent_at)
+
+
 class PassThrough:
     """OpenAI's API, spoken by every backend type but ``anthropic``."""
 
@@ -69,13 +105,19 @@ class PassThrough:
         request_id: str,
         strip_usage: bool,
         client_body: ClientBody | None = None,
-    ) -> PassThroughExchange:
+    ) -> PassThroughExchange | NativeResponsesExchange:
         headers = upstream_request_headers(
             client_headers,
             request_id=request_id,
             api_key=backend.api_key,
             forward_authorization=backend.config.forward_authorization,
         )
+        if (
+            client_body is not None
+            and client_body.native_path == RESPONSES_PATH
+            and backend.config.responses_api
+        ):
+            return NativeResponsesExchange(client_body.native_body(model), headers)
         return PassThroughExchange(path, body, headers, strip_usage=strip_usage)
 
     @staticmethod

@@ -189,3 +189,12 @@ def test_anthropic_backend_defaults() -> None:
 def test_cloud_backend_keys_are_checked(keys: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(backend_with_keys(keys))
+
+
+def test_responses_api_is_not_valid_on_an_anthropic_backend() -> None:
+    text = (
+        '[[backends]]\nname = "c"\ntype = "anthropic"\nurl = "https://api.anthropic.com"\n'
+        'api_key_env = "K"\nresponses_api = true\n'
+    )
+    with pytest.raises(ConfigError, match="responses_api"):
+        parse_config(text)
