@@ -151,8 +151,12 @@ class ResponsesRequest:
 
     def continue_from(self, history: list[dict[str, Any]]) -> None:
         """Translate again with ``history``, the conversation the ``previous_response_id``
-        names, before this request's input (docs/responses-api.md#conversations)."""
+        names, before this request's input (docs/responses-api.md#conversations). The request
+        is then translated for every backend, one that serves the Responses API too
+        (docs/responses-api.md#native-backends): no backend knows the gateway's ids, so the
+        client's body, which names one, has no native form."""
         self._translate(history)
+        self.native_path = ""
 
     def _translate(self, history: list[dict[str, Any]] | None) -> None:
         chat, request = responses.chat_request(self._client_body, history=history)

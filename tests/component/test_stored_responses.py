@@ -13,6 +13,7 @@ import msgspec
 import openai
 import pytest
 
+from nexus_trio.registry import HealthState
 from tests.component.configs import BASE_CONFIG
 from tests.component.fake_upstream import ChunkStream, chunk, completion, sse, stream_response
 from tests.component.in_process import Gateway, MakeGateway
@@ -267,3 +268,40 @@ async def test_a_conversation_over_its_bound_is_answered_not_stored(
     client = gateway.app.test_client()
     assert (await client.get(f"/v1/responses/{small['id']}")).status_code == 200
     assert (await client.get(f"/v1/responses/{large['id']}")).status_code == 404
+
+
+NATIVE_TOO = """
+[[backends]]
+name = "native"
+url = "http://native.test"
+type = "openai"
+api_key_env = "KEY"
+responses_api = true
+priority = 90
+models = ["m"]
+"""
+
+
+async def test_a_continued_conversation_is_translated_for_a_native_backend(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    gateway = make_gateway(config(tmp_path, "") + NATIVE_TOO, {"KEY": "k"})
+    gateway.upstream.handlers["a.test"] = answers(completion("hi there"))
+    first = await create(gateway, FIRST)
+    for name in ("a", "b"):  # only the native backend is left
+        gateway.wiring.registry.get(name).health = HealthState.UNHEALTHY  # type: ignore[union-attr]
+    gateway.upstream.handlers["native.test"] = answers(completion("again"))
+    follow_up = {"model": "m", "input": "more?", "previous_response_id": first["id"]}
+    second = await create(gateway, follow_up)
+    assert (second["previous_response_id"], second["output"][0]["content"][0]["text"]) == (
+        first["id"],
+        "again",
+    )
+    request, body = gateway.upstream.requests[-1]
+    assert (request.url.host, request.url.path) == ("native.test", "/v1/chat/completions")
+    assert "previous_response_id" not in msgspec.json.decode(body)
+    assert sent(gateway)[-1] == [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hi there"},
+        {"role": "user", "content": "more?"},
+    ]
