@@ -186,7 +186,13 @@ def responses_request(model: str) -> bytes:
     """The streaming ``POST /v1/responses`` body of ``run.py --client-apis``: the same prompt
     and token limit as :func:`chat_request` in OpenAI's Responses API."""
     return _compact(
-        {"model": model, "input": "Say hello.", "max_output_tokens": 100, "stream": True}
+        {
+            "model": model,
+            "input": "Say hello.",
+            "max_output_tokens": 100,
+            "stream": True,
+            "store": False,
+        }
     )
 
 

@@ -90,10 +90,10 @@ async def test_count_tokens_uses_the_servers_tokenizer(
 def _responses_session(url: str) -> dict[str, Any]:
     client = sdk_client(url)
     raw = client.responses.with_raw_response.create(
-        model=MODEL, input="Say hello.", max_output_tokens=MAX_TOKENS, temperature=0
+        model=MODEL, input="Say hello.", max_output_tokens=MAX_TOKENS, temperature=0, store=False
     )
     with client.responses.stream(
-        model=MODEL, input="Say hello.", max_output_tokens=MAX_TOKENS, temperature=0
+        model=MODEL, input="Say hello.", max_output_tokens=MAX_TOKENS, temperature=0, store=False
     ) as stream:
         events = list(stream)
     client.close()
