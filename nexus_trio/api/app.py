@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import httpx
 from quart_trio import QuartTrio
 
 from nexus_trio.api.accounting import RequestAccounting
@@ -21,7 +20,6 @@ from nexus_trio.api.middleware import GatewayASGI
 from nexus_trio.api.proxy import ProxyEndpoint
 from nexus_trio.api.responses_routes import register_responses_routes
 from nexus_trio.api.stats_route import register_stats_route
-from nexus_trio.api.token_count_route import register_token_count_route
 from nexus_trio.asgi.mount import Endpoint, Mount
 from nexus_trio.config import Config
 from nexus_trio.drain import Drain
@@ -43,8 +41,6 @@ class AppParts:
     registry: Registry
     render_metrics: Callable[[], bytes]
     started_wall: float
-    #: For the gateway's own requests beside attempts (a backend's tokenizer).
-    http: httpx.AsyncClient
     #: The Responses API's stored responses (``GET``/``DELETE /v1/responses/<id>``).
     responses: ResponseStore
 
@@ -81,7 +77,6 @@ def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
         started_wall=parts.started_wall,
     )
     register_stats_route(app, parts.statistics, parts.generations)
-    register_token_count_route(app, parts.registry, parts.http, parts.generations)
     register_responses_routes(app, parts.responses)
     endpoints: dict[str, Endpoint] = {}
     for mount in mounts:

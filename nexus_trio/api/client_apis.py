@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import msgspec
 
 from nexus_trio import errors
+from nexus_trio.api.bodies import rewritten
 from nexus_trio.asgi.reply import Reply, encode_headers, error_reply
 from nexus_trio.dialects import messages, responses
 from nexus_trio.keys import DEFAULT_KEY
@@ -85,10 +86,21 @@ def _upstream_headers(reply: Reply) -> dict[str, str]:
 
 
 def _with_model(body: bytes, model: str) -> bytes:
-    """``body`` (a JSON object, validated already) asking for ``model``."""
-    request = msgspec.json.decode(body)
-    request["model"] = model
-    return msgspec.json.encode(request)
+    """``body`` (a JSON object, validated already) asking for ``model``; every other value
+    byte-identical (only the top level is decoded)."""
+    return rewritten(body, model=model, include_usage=False)
+
+
+def _model_of(chat: dict[str, Any]) -> str:
+    """The model a translated request asks for.
+
+    Raises:
+        InvalidValue: none, or not a non-empty string.
+    """
+    model = chat.get("model")
+    if not isinstance(model, str) or not model:
+        raise errors.InvalidValue("'model' must be a non-empty string.", param="model")
+    return model
 
 
 class MessagesRequest:
@@ -98,7 +110,7 @@ class MessagesRequest:
 
     def __init__(self, body: bytes) -> None:
         chat = messages.chat_request(body)
-        self.model = str(chat["model"])
+        self.model = _model_of(chat)
         self.body = _chat_body(chat)
         self._client_body = body
 
@@ -165,7 +177,7 @@ class ResponsesRequest:
         self.request = request
         #: What a later ``previous_response_id`` continues, but this answer's output.
         self._conversation = [*(history or ()), *request.input_messages]
-        self.model = str(chat["model"])
+        self.model = _model_of(chat)
         self.body = _chat_body(chat)
 
     def reply(self, reply: Reply) -> Reply:

@@ -37,6 +37,7 @@ from nexus_trio.api.bodies import RouteKind, decode_view
 from nexus_trio.api.client_apis import CHAT_PATH, CLIENT_APIS, reply_for_error
 from nexus_trio.api.client_requests import ClientAPIs
 from nexus_trio.api.forwarding import Forwarder
+from nexus_trio.api.token_counter import COUNT_TOKENS_PATH, TokenCounter
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.disconnects import DisconnectWatcher
 from nexus_trio.asgi.reply import Reply, encode_headers
@@ -54,6 +55,7 @@ ROUTES = {
     "/v1/embeddings": RouteKind.EMBEDDINGS,
     # Translated to chat completions before routing (nexus_trio.api.client_apis).
     "/v1/messages": RouteKind.CHAT,
+    COUNT_TOKENS_PATH: RouteKind.CHAT,  # answered by the gateway (TokenCounter)
     "/v1/responses": RouteKind.CHAT,
 }
 
@@ -72,8 +74,10 @@ class ProxyEndpoint:
         disconnects: DisconnectWatcher,
         metrics: Metrics,
         client_apis: ClientAPIs,
+        token_counter: TokenCounter,
     ) -> None:
-        """``client_apis``: builds the requests of the client APIs (the response store's)."""
+        """``client_apis``: builds the requests of the client APIs (the response store's);
+        ``token_counter`` answers the Messages API's ``count_tokens``."""
         self._generations = generations
         self.forwarder = forwarder
         self._in_flight = in_flight
@@ -82,6 +86,7 @@ class ProxyEndpoint:
         self._disconnects = disconnects
         self._metrics = metrics
         self._client_apis = client_apis
+        self._token_counter = token_counter
 
     async def __call__(
         self,
@@ -196,6 +201,8 @@ class ProxyEndpoint:
         path = scope["path"]
         client = None
         try:
+            if path == COUNT_TOKENS_PATH:
+                return await self._token_counter.answer(ctx, body)
             if path in CLIENT_APIS:
                 client = await self._client_apis.request(path, body, ctx.key_name)
                 ctx.client_api = client
@@ -208,9 +215,12 @@ class ProxyEndpoint:
         except Exception:
             log.exception("unexpected error serving POST %s", scope["path"])
             return self._error(ctx, errors.APIError("The gateway failed to handle the request."))
-        if client is not None and reply.chunks is None and not ctx.answered_natively:
+        if client is None or reply.chunks is not None or ctx.answered_natively:
+            return reply
+        try:
             return client.reply(reply)
-        return reply
+        except errors.APIError as error:  # an answer the client API cannot be given
+            return self._error(ctx, error)
 
     @staticmethod
     def _error(ctx: RequestContext, error: errors.APIError) -> Reply:

@@ -33,6 +33,7 @@ from nexus_trio.api.forwarding import Forwarder
 from nexus_trio.api.proxy import ProxyEndpoint
 from nexus_trio.api.request_router import RequestRouter
 from nexus_trio.api.request_sinks import limiter_sink, log_access, metrics_sink, spend_sink
+from nexus_trio.api.token_counter import TokenCounter
 from nexus_trio.asgi.disconnects import DisconnectWatcher
 from nexus_trio.config import Config
 from nexus_trio.dashboard.mount import dashboard_mount
@@ -188,6 +189,7 @@ class Wiring:
             disconnects=self.disconnects,
             metrics=metrics,
             client_apis=ClientAPIs(self.responses, lambda: generations.current.config.responses),
+            token_counter=TokenCounter(self.registry, self.http, generations),
         )
         return AppParts(
             generations=generations,
@@ -198,7 +200,6 @@ class Wiring:
             registry=self.registry,
             render_metrics=metrics.render,
             started_wall=self.state.started_wall,
-            http=self.http,
             responses=self.responses,
         )
 

@@ -44,6 +44,8 @@ class Usage(msgspec.Struct):
 class _Chunk(msgspec.Struct):
     choices: list[_Choice] = msgspec.field(default_factory=list)
     usage: Usage | None = None
+    #: A server's error reported in the stream (vLLM, llama.cpp: ``data: {"error": ...}``).
+    error: msgspec.Raw = msgspec.Raw()
 
 
 class _Body(msgspec.Struct):
@@ -78,6 +80,8 @@ class ChunkInfo(msgspec.Struct, frozen=True):
     content_chars: int = 0
     #: No choices, only usage: the chunk ``stream_options.include_usage`` adds at the end.
     usage_only: bool = False
+    #: The upstream reported an error in the stream: it did not end well, whatever follows.
+    failed: bool = False
 
 
 _NOT_JSON = ChunkInfo(has_content=False, finished=False, usage=None)
@@ -116,6 +120,7 @@ def inspect_chunk(data: str) -> ChunkInfo:
         usage=usage,
         content_chars=chars,
         usage_only=usage is not None and not chunk.choices,
+        failed=bool(chunk.error) and bytes(chunk.error) != b"null",
     )
 
 

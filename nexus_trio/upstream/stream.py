@@ -106,6 +106,13 @@ class UpstreamStream:
                 self.done = True
                 break
             info = inspect_chunk(data)
+            if info.failed:
+                # The upstream's own error event: relayed to a chat client as it is; the relay
+                # then ends the stream truncated (in the client's API), whatever follows.
+                if client is None:
+                    out.append(event.raw)
+                self.failed = True
+                break
             if info.has_content:
                 self.content_chars += info.content_chars
                 if self.first_content_at is None:

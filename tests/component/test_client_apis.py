@@ -12,8 +12,16 @@ import openai
 import pytest
 
 from nexus_trio.registry import HealthState
+from nexus_trio.upstream.relay import truncation_event
 from tests.component.configs import BASE_CONFIG
-from tests.component.fake_upstream import ChunkStream, chunk, completion, sse, stream_response
+from tests.component.fake_upstream import (
+    ChunkStream,
+    chunk,
+    completion,
+    raw_response,
+    sse,
+    stream_response,
+)
 from tests.component.in_process import Gateway
 
 MESSAGES = {
@@ -239,3 +247,79 @@ async def test_count_tokens_asks_a_backends_tokenizer_first(make_gateway: Any) -
     assert "be brief" in text
     assert "hello" in text
     assert asked[1][2] == {"model": "m", "prompt": text}
+
+
+LIMITED = """
+[[keys]]
+name = "t1"
+key_env = "T1"
+requests_per_minute = 2
+[health_check]
+enabled = false
+[[backends]]
+name = "open-llama"
+url = "http://llama.test"
+type = "llamacpp"
+zone = "open"
+models = ["m"]
+"""
+
+
+async def test_count_tokens_is_admitted_and_limited_like_a_proxy_request(
+    make_gateway: Any,
+) -> None:
+    gateway = make_gateway(LIMITED, env={"T1": "t1-key"})
+    key = {"x-api-key": "t1-key"}
+    answers = [await gateway.post("/v1/messages/count_tokens", MESSAGES, **key) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    refused = decoded(await answers[2].get_data())
+    assert (refused["type"], refused["error"]["type"]) == ("error", "rate_limit_error")
+    # An open-zone backend never sees a prompt only to count it: the estimate answers.
+    assert answers[0].headers["x-nexus-token-count"] == "estimate"
+    assert gateway.upstream.requests == []
+    assert gateway.wiring.state.statistics().totals.total == 3
+
+
+async def test_an_unreadable_answer_is_a_502_in_the_client_api(gateway: Gateway) -> None:
+    not_a_completion = raw_response(200, b'{"object": "chat.completion", "usage": {}}')
+    gateway.upstream.handlers["a.test"] = answer_with(not_a_completion)
+    response = await gateway.post("/v1/messages", MESSAGES)
+    assert response.status_code == 502
+    assert decoded(await response.get_data())["type"] == "error"
+
+
+ERROR_CHUNK = {"error": {"message": "out of memory", "type": "InternalServerError", "code": 500}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "last"),
+    [
+        ("/v1/messages", {**MESSAGES, "stream": True}, "error"),
+        ("/v1/responses", {**RESPONSES, "stream": True}, "error"),
+        ("/v1/chat/completions", {"model": "m", "messages": [], "stream": True}, None),
+    ],
+)
+async def test_an_upstream_error_event_ends_the_stream_truncated(
+    gateway: Gateway, path: str, body: dict[str, Any], last: str | None
+) -> None:
+    stream = ChunkStream(sse(chunk("Hel"), ERROR_CHUNK, "[DONE]"))
+    gateway.upstream.handlers["a.test"] = answer_with(stream_response(stream))
+    if path == "/v1/chat/completions":
+        body = {**body, "messages": [{"role": "user", "content": "hi"}]}
+    response = await gateway.post(path, body)
+    data = await response.get_data()
+    if last is None:  # chat: the upstream's error as it is, then the gateway's truncation
+        assert b"out of memory" in data
+        assert data.endswith(truncation_event("upstream_error"))
+    else:
+        assert events(data)[-1][0] == last
+    stats = gateway.wiring.state.statistics()
+    assert (stats.totals.success, stats.totals.errors) == (0, 1)
+
+
+@pytest.mark.parametrize("model", [None, "", 5])
+async def test_a_response_request_without_a_model_is_a_400(gateway: Gateway, model: object) -> None:
+    body = {"input": "hi"} if model is None else {"model": model, "input": "hi"}
+    response = await gateway.post("/v1/responses", body)
+    assert response.status_code == 400
+    assert decoded(await response.get_data())["error"]["param"] == "model"

@@ -445,3 +445,17 @@ def test_bodies_that_are_not_a_json_object() -> None:
     assert (type(error), error.param) == (errors.InvalidValue, None)
     deep = b'{"input": "x", "metadata": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
     assert isinstance(refusal(deep), errors.InvalidJSON)
+
+
+def test_thousands_of_colliding_namespace_tools_get_unique_names_and_a_bound() -> None:
+    function = {"type": "function", "name": "run", "parameters": {"type": "object"}}
+    namespace = {"type": "namespace", "name": "ns", "tools": [function] * 4096}
+    chat, _ = chat_request(encode({"model": "m", "input": "hi", "tools": [namespace]}))
+    names = [tool["function"]["name"] for tool in chat["tools"]]
+    assert len(set(names)) == 4096
+    assert names[:3] == ["ns__run", "ns__run_2", "ns__run_3"]
+    assert names[-1] == "ns__run_4096"
+    too_many = {**namespace, "tools": [function] * 4097}
+    with pytest.raises(errors.InvalidValue) as refused:
+        chat_request(encode({"model": "m", "input": "hi", "tools": [too_many]}))
+    assert refused.value.param == "tools"

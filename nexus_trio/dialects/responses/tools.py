@@ -43,26 +43,28 @@ class ToolSet:
     echo: list[dict[str, Any]] = field(default_factory=list)
     #: Flattened name → ``[namespace, name]``.
     namespaces: dict[str, list[str]] = field(default_factory=dict)
+    #: ``(namespace, name)`` → its first flattened name; the next collision suffix per base.
+    _flat: dict[tuple[str, str], str] = field(default_factory=dict)
+    _suffixes: dict[str, int] = field(default_factory=dict)
 
     def name_for(self, namespace: str | None, name: str) -> str:
         """The chat name of the function ``name`` of ``namespace`` (None: a top-level tool)."""
         if namespace is None:
             return name
-        for flat, (space, inner) in self.namespaces.items():
-            if (space, inner) == (namespace, name):
-                return flat
-        return flat_name(namespace, name)
+        return self._flat.get((namespace, name)) or flat_name(namespace, name)
 
     def add(self, tool: FunctionTool, namespace: str | None, taken: set[str]) -> None:
         """Add one function tool; ``taken``: the names in use (a flattened name joins it)."""
         name = tool.name
         if namespace is not None:
             name = base = flat_name(namespace, tool.name)
-            suffix = 2
+            suffix = self._suffixes.get(base, 2)
             while name in taken:
                 name, suffix = f"{base}_{suffix}", suffix + 1
+            self._suffixes[base] = suffix
             taken.add(name)
             self.namespaces[name] = [namespace, tool.name]
+            self._flat.setdefault((namespace, tool.name), name)
         function: dict[str, Any] = {"name": name}
         echo: dict[str, Any] = {"type": "function", "name": name}
         for key, value in (
@@ -74,6 +76,10 @@ class ToolSet:
                 function[key] = echo[key] = value
         self.chat.append({"type": "function", "function": function})
         self.echo.append(echo)
+
+
+#: The most function tools (namespaces flattened) one request may offer.
+MAX_TOOLS = 4096
 
 
 def flat_name(namespace: str, name: str) -> str:
@@ -99,6 +105,12 @@ def tool_set(tools: list[msgspec.Raw] | None) -> ToolSet:
                 inner_where = f"{where}.tools[{inner_index}]"
                 if decode_at(TYPED, inner, inner_where).type == "function":
                     functions.append((decode_at(_FUNCTION, inner, inner_where), space.name))
+    if len(functions) > MAX_TOOLS:
+        raise errors.InvalidValue(
+            f"'tools' holds {len(functions)} function tools (namespaces flattened); at most "
+            f"{MAX_TOOLS} are accepted.",
+            param="tools",
+        )
     found = ToolSet()
     taken = {tool.name for tool, namespace in functions if namespace is None}
     for tool, namespace in functions:
@@ -127,10 +139,12 @@ def chat_tool_choice(
             return _no_tools("tool_choice") if choice == "required" else None
         return choice
     if choice.type == "function":
-        return {"type": "function", "function": {"name": _function_named(choice.name, tools)}}
+        named = _function_named(choice.name, *_name_index(tools))
+        return {"type": "function", "function": {"name": named}}
     if choice.type == "allowed_tools" and choice.mode in ("auto", "required"):
+        index = _name_index(tools)
         allowed = {
-            _function_named(tool.name, tools)
+            _function_named(tool.name, *index)
             for tool in choice.tools or ()
             if tool.type == "function"
         }
@@ -145,13 +159,21 @@ def chat_tool_choice(
     )
 
 
-def _function_named(name: str | None, tools: ToolSet) -> str:
+def _name_index(tools: ToolSet) -> tuple[set[str], dict[str, list[str]]]:
+    """The chat names of ``tools``, and each namespaced function's flattened names by its own
+    name (built once per choice: a choice may name thousands)."""
+    by_inner: dict[str, list[str]] = {}
+    for flat, (_, inner) in tools.namespaces.items():
+        by_inner.setdefault(inner, []).append(flat)
+    return {tool["function"]["name"] for tool in tools.chat}, by_inner
+
+
+def _function_named(name: str | None, names: set[str], by_inner: dict[str, list[str]]) -> str:
     """The chat name of the function tool a choice names: a top-level or flattened name, or the
     name of exactly one namespace's function."""
-    names = {tool["function"]["name"] for tool in tools.chat}
     if name is not None and name in names:
         return name
-    inner = [flat for flat, (_, inner) in tools.namespaces.items() if inner == name]
+    inner = by_inner.get(name or "", [])
     if len(inner) == 1:
         return inner[0]
     raise errors.InvalidValue(

@@ -1,12 +1,13 @@
 """``POST /v1/messages/count_tokens`` (docs/messages-api.md#counting-tokens): how many input
 tokens a Messages request holds, without generating anything.
 
-The request is checked as the Messages route checks it (and the key must be allowed its model).
-The count comes from the tokenizer of a healthy backend serving the model that has one — a
-llama.cpp server's or vLLM's ``POST /tokenize``, tried in priority order, each within
-:data:`TOKENIZE_SECONDS` — else it is the gateway's character estimate; the answer says which
-in ``X-Nexus-Token-Count`` (``tokenizer`` or ``estimate``). Errors are in Anthropic's
-envelope, like the Messages route's.
+A proxy route: its body limits, admission (in flight, the key's concurrency and rate limits)
+and accounting are the other proxy routes'. The request is checked as the Messages route checks
+it (and the key must be allowed its model). The count comes from the tokenizer of a healthy
+restricted-zone backend serving the model that has one — a llama.cpp server's or vLLM's
+``POST /tokenize``, tried in priority order, each within :data:`TOKENIZE_SECONDS` — else it is
+the gateway's character estimate; the answer says which in ``X-Nexus-Token-Count``
+(``tokenizer`` or ``estimate``). Errors are in Anthropic's envelope, like the Messages route's.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from __future__ import annotations
 import httpx
 import msgspec
 import trio
-from quart import Response, request
-from quart_trio import QuartTrio
 
 from nexus_trio import errors
 from nexus_trio.asgi.context import RequestContext
+from nexus_trio.asgi.reply import Reply
 from nexus_trio.dialects import messages
 from nexus_trio.gateway.generation import Generations
 from nexus_trio.health.probe import fetch
@@ -54,10 +54,18 @@ def _tokenize_body(backend: Backend, model: str, text: str) -> bytes | None:
 async def tokenizer_count(
     registry: Registry, http: httpx.AsyncClient, model: str, text: str
 ) -> int | None:
-    """``text``'s tokens by the first healthy backend serving ``model`` whose tokenizer answers,
-    in priority order; None when none does."""
+    """``text``'s tokens by the first healthy backend of the restricted zone serving ``model``
+    whose tokenizer answers, in priority order; None when none does. A backend of the open zone
+    never sees a prompt only to count it: routing's privacy rules are not consulted here, so
+    only the zone every key may use is asked."""
     serving = sorted(
-        (b for b in registry if b.health is HealthState.HEALTHY and model in b.models),
+        (
+            b
+            for b in registry
+            if b.health is HealthState.HEALTHY
+            and model in b.models
+            and b.config.privacy_zone() == "restricted"
+        ),
         key=lambda b: b.config.priority,
     )
     for backend in serving:
@@ -76,30 +84,36 @@ async def tokenizer_count(
     return None
 
 
-def register_token_count_route(
-    app: QuartTrio, registry: Registry, http: httpx.AsyncClient, generations: Generations
-) -> None:
-    """Add ``POST /v1/messages/count_tokens`` to ``app``."""
+class TokenCounter:
+    """Answers ``POST /v1/messages/count_tokens``, a proxy route: admitted, limited and
+    accounted like the others before it runs (:class:`~nexus_trio.api.proxy.ProxyEndpoint`)."""
 
-    @app.post(COUNT_TOKENS_PATH)
-    async def count_tokens() -> Response:
-        body = await request.get_data(as_text=False)
-        assert isinstance(body, bytes)
-        asked = str(messages.chat_request(body)["model"])  # the Messages route's 400s
-        ctx: RequestContext | None = request.scope.get("nexus.context")  # type: ignore[assignment]
-        key = None if ctx is None else ctx.key
+    def __init__(
+        self, registry: Registry, http: httpx.AsyncClient, generations: Generations
+    ) -> None:
+        self._registry = registry
+        self._http = http
+        self._generations = generations
+
+    async def answer(self, ctx: RequestContext, body: bytes) -> Reply:
+        """The count of the Messages request ``body``.
+
+        Raises:
+            InvalidRequest: the body is not a valid Messages request (Anthropic's 400s).
+            ModelNotAllowed: the key's allow-list does not name its model.
+        """
+        asked = str(messages.chat_request(body)["model"])
+        key = ctx.key
         if key is not None and not key.allows_model(asked):
             raise errors.ModelNotAllowed(
                 f"The key '{key.name}' may not use the model '{asked}'.", param="model"
             )
-        model = resolve_alias(generations.current.config.routing.aliases, asked)
+        ctx.requested_model = asked
+        model = resolve_alias(self._generations.current.config.routing.aliases, asked)
         text = messages.chat_text_for_tokenizer(body)
-        count = await tokenizer_count(registry, http, model, text)
+        count = await tokenizer_count(self._registry, self._http, model, text)
         source = "tokenizer"
         if count is None:
             count, source = messages.count_tokens_estimate(body), "estimate"
-        return Response(
-            _ENCODER.encode({"input_tokens": count}),
-            content_type="application/json",
-            headers={"x-nexus-token-count": source},
-        )
+        headers = {"content-type": "application/json", "x-nexus-token-count": source}
+        return Reply.complete(200, headers, _ENCODER.encode({"input_tokens": count}))
