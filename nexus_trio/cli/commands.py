@@ -38,6 +38,11 @@ from nexus_trio.spend import Ledger, month_of
 log = logging.getLogger("nexus_trio.cli")
 
 E = TypeVar("E", bound=BaseException)
+T = TypeVar("T")
+
+#: The errors that end start-up with one line and exit status 1, never a traceback.
+StartFailure = ListenError | ConfigError | StateError
+_START_FAILURES = (ListenError, ConfigError, StateError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,28 +153,27 @@ def _serve(args: argparse.Namespace) -> int:
     supervisor = Supervisor(config, config_path=path, overrides=overrides)
     frozen = tune_for_serving()
     log.debug("garbage collector: %d start-up objects frozen", frozen)
-    failure = _run_daemon(supervisor.run)
-    if failure is not None:
-        _print_failure(failure)
+    outcome = _run_daemon(supervisor.run)
+    if isinstance(outcome, StartFailure):
+        _print_failure(outcome)
         return 1
     return 1 if supervisor.forced else 0
 
 
-def _print_failure(failure: ListenError | ConfigError | StateError) -> None:
+def _print_failure(failure: StartFailure, hint: str = "") -> None:
     what = "configuration error: " if isinstance(failure, ConfigError) else ""
-    print(f"nexus-trio: {what}{failure}", file=sys.stderr)
+    print(f"nexus-trio: {what}{failure}{hint}", file=sys.stderr)
 
 
-def _run_daemon(
-    main: Callable[[], Awaitable[object]],
-) -> ListenError | ConfigError | StateError | None:
-    """``trio.run(main)``; a fatal start-up error is returned (one line), not raised."""
-    failure: ListenError | ConfigError | StateError | None = None
+def _run_daemon(main: Callable[[], Awaitable[T]]) -> T | StartFailure:
+    """``trio.run(main)``: what ``main`` returns, or the fatal start-up error that ended it
+    (returned, to be printed in one line, not raised)."""
+    outcome: T | StartFailure
     try:
-        trio.run(main)
-    except* (ListenError, ConfigError, StateError) as group:
-        failure = _first(group)
-    return failure
+        outcome = trio.run(main)
+    except* _START_FAILURES as group:
+        outcome = _first(group)
+    return outcome
 
 
 def _first(group: BaseExceptionGroup[E]) -> E:
@@ -254,13 +258,9 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     configure_logging("info", "text")
     tune_for_serving()
-    try:
-        return trio.run(partial(run_demo, args.port, traffic=args.traffic))
-    except* StateError as group:
-        print(f"nexus-trio: {_first(group)}", file=sys.stderr)
-    except* OSError as group:
-        exc = _first(group)
-        print(
-            f"nexus-trio: cannot listen on port {args.port}: {exc.strerror or exc}", file=sys.stderr
-        )
-    return 1
+    outcome = _run_daemon(partial(run_demo, args.port, traffic=args.traffic))
+    if isinstance(outcome, StartFailure):
+        hint = " (choose another with --port N)" if isinstance(outcome, ListenError) else ""
+        _print_failure(outcome, hint)
+        return 1
+    return outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,26 @@ async def _watch_until_drained(
                     seen.append("probe")
                     process.send_signal(signal.SIGTERM)
     return seen
+
+
+def test_demo_on_a_busy_port_exits_1_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "nexus_trio", "demo", "--port", str(port), "--no-traffic"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("nexus-trio:")]
+    assert errors == [
+        f"nexus-trio: cannot listen on 127.0.0.1:{port}: Address already in use"
+        " (choose another with --port N)"
+    ]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
