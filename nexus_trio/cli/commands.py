@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -256,9 +257,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """The demo, its ledger in a temporary directory removed when it ends, however it ends
+    (docs/cli.md#demo)."""
     configure_logging("info", "text")
     tune_for_serving()
-    outcome = _run_daemon(partial(run_demo, args.port, traffic=args.traffic))
+    with tempfile.TemporaryDirectory(prefix="nexus-trio-demo-") as state_dir:
+        outcome = _run_daemon(partial(run_demo, args.port, Path(state_dir), traffic=args.traffic))
     if isinstance(outcome, StartFailure):
         hint = " (choose another with --port N)" if isinstance(outcome, ListenError) else ""
         _print_failure(outcome, hint)

@@ -1,7 +1,9 @@
-"""``nexus-trio demo``: the dashboard address first, and traffic that makes quality act."""
+"""``nexus-trio demo``: the dashboard address first, traffic that makes quality act, and
+nothing left behind (docs/cli.md#demo)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -16,13 +18,22 @@ import trio
 pytestmark = pytest.mark.system
 
 
+def _demo_dirs(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """An empty working directory for the demo, and an environment whose temporary directory
+    is another empty one (``TMPDIR``), so what the demo leaves behind in either shows."""
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "tmp").mkdir()
+    return tmp_path / "cwd", {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+
+
 async def test_demo_prints_the_dashboard_and_its_traffic_gets_the_flaky_backend_probed(
     tmp_path: Path,
 ) -> None:
-    # the demo keeps its ledger in ./nexus-trio-demo-state: run it where that is disposable
+    cwd, env = _demo_dirs(tmp_path)
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "nexus_trio", "demo", "--port", "0"],
-        cwd=tmp_path,
+        cwd=cwd,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -31,11 +42,15 @@ async def test_demo_prints_the_dashboard_and_its_traffic_gets_the_flaky_backend_
         assert process.stdout is not None
         output = b""
         with trio.fail_after(15):
-            while b"\n" not in output:
+            while b"Ctrl-C drains and stops." not in output:
                 output += await process.stdout.receive_some(4096)
         first_line = output.split(b"\n", 1)[0].decode()
         assert first_line.startswith("Dashboard: http://127.0.0.1:")
         url = first_line.removeprefix("Dashboard: ").rstrip("/")
+        # the ledger is in a temporary directory, which the banner names
+        state_dir = Path(output.decode().split("nexus-trio spend --state-dir ")[1].split()[0])
+        assert state_dir.parent == tmp_path / "tmp"
+        assert (state_dir / "spend.sqlite3").is_file()
         async with httpx.AsyncClient(timeout=5) as client:
             page = await client.get(f"{url}/")
             assert page.status_code == 200
@@ -48,7 +63,9 @@ async def test_demo_prints_the_dashboard_and_its_traffic_gets_the_flaky_backend_
         assert seen == ["excluded", "probe", "end"]
         with trio.fail_after(10):
             assert await process.wait() == 0
-        assert (tmp_path / "nexus-trio-demo-state" / "spend.sqlite3").is_file()
+        # removed at exit; nothing written where the demo ran
+        assert list((tmp_path / "tmp").iterdir()) == []
+        assert list(cwd.iterdir()) == []
     finally:
         if process.returncode is None:
             process.kill()
@@ -82,14 +99,16 @@ async def _watch_until_drained(
     return seen
 
 
-def test_demo_on_a_busy_port_exits_1_with_one_line(tmp_path: Path) -> None:
+def test_demo_on_a_busy_port_exits_1_with_one_line_leaving_nothing(tmp_path: Path) -> None:
+    cwd, env = _demo_dirs(tmp_path)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "nexus_trio", "demo", "--port", str(port), "--no-traffic"],
-            cwd=tmp_path,
+            cwd=cwd,
+            env=env,
             capture_output=True,
             text=True,
             timeout=30,
@@ -103,3 +122,5 @@ def test_demo_on_a_busy_port_exits_1_with_one_line(tmp_path: Path) -> None:
     ]
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert list(cwd.iterdir()) == []
