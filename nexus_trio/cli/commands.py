@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -20,6 +21,7 @@ import trio
 
 from nexus_trio import __version__
 from nexus_trio.cli.demo import run_demo
+from nexus_trio.cli.demo_traffic import left_out_of_access_log
 from nexus_trio.cli.spend_report import render_ledger
 from nexus_trio.cli.status_report import StatusUnavailable, fetch_stats, render_status
 from nexus_trio.config import (
@@ -64,7 +66,38 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and print it")
     check.add_argument("path")
 
-    simulate = commands.add_parser("simulate", help="run a simulated inference backend")
+    _simulate_arguments(commands.add_parser("simulate", help="run a simulated inference backend"))
+
+    demo = commands.add_parser("demo", help="gateway + two simulated backends, ready to curl")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--traffic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send a few demo requests per second so the dashboard shows routing learn",
+    )
+    demo.add_argument(
+        "--log-traffic",
+        action="store_true",
+        help="write the demo traffic's requests to the access log too",
+    )
+
+    status = commands.add_parser("status", help="backends, health and quality of a gateway")
+    status.add_argument("--url", default="http://127.0.0.1:8000")
+    status.add_argument("--api-key", help="inbound key (default: $NEXUS_API_KEY)")
+
+    spend = commands.add_parser("spend", help="print the spend ledger of a month (read-only)")
+    spend.add_argument("--month", type=_month, help="YYYY-MM (default: this UTC month)")
+    spend.add_argument(
+        "--state-dir", help="the ledger's directory (default: [state] dir of the config)"
+    )
+    spend.add_argument(
+        "--config", help="config file (default: $NEXUS_CONFIG, /etc/nexus-trio/nexus.toml)"
+    )
+    return parser
+
+
+def _simulate_arguments(simulate: argparse.ArgumentParser) -> None:
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, required=True)
     simulate.add_argument("--model", action="append", dest="models", metavar="M")
@@ -82,29 +115,6 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--fail-mode", choices=[mode.value for mode in FailMode], default=FailMode.HTTP_500.value
     )
-
-    demo = commands.add_parser("demo", help="gateway + two simulated backends, ready to curl")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument(
-        "--traffic",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="send a few demo requests per second so the dashboard shows routing learn",
-    )
-
-    status = commands.add_parser("status", help="backends, health and quality of a gateway")
-    status.add_argument("--url", default="http://127.0.0.1:8000")
-    status.add_argument("--api-key", help="inbound key (default: $NEXUS_API_KEY)")
-
-    spend = commands.add_parser("spend", help="print the spend ledger of a month (read-only)")
-    spend.add_argument("--month", type=_month, help="YYYY-MM (default: this UTC month)")
-    spend.add_argument(
-        "--state-dir", help="the ledger's directory (default: [state] dir of the config)"
-    )
-    spend.add_argument(
-        "--config", help="config file (default: $NEXUS_CONFIG, /etc/nexus-trio/nexus.toml)"
-    )
-    return parser
 
 
 def _month(value: str) -> str:
@@ -257,11 +267,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """The demo, its ledger in a temporary directory removed when it ends, however it ends
-    (docs/cli.md#demo)."""
+    """The demo, its ledger in a temporary directory removed when it ends, however it ends,
+    its traffic out of the access log unless ``--log-traffic`` (docs/cli.md#demo)."""
     configure_logging("info", "text")
     tune_for_serving()
-    with tempfile.TemporaryDirectory(prefix="nexus-trio-demo-") as state_dir:
+    quiet = nullcontext() if args.log_traffic else left_out_of_access_log()
+    with tempfile.TemporaryDirectory(prefix="nexus-trio-demo-") as state_dir, quiet:
         outcome = _run_daemon(partial(run_demo, args.port, Path(state_dir), traffic=args.traffic))
     if isinstance(outcome, StartFailure):
         hint = " (choose another with --port N)" if isinstance(outcome, ListenError) else ""

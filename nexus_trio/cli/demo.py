@@ -85,7 +85,8 @@ def banner(url: str, state_dir: Path, *, traffic: bool) -> str:
         '"messages": [{"role": "user", "content": "Hello"}]}\''
     )
     traffic_line = (
-        "Demo traffic: 4 requests/s (--no-traffic to send your own only)."
+        "Demo traffic: 4 requests/s, kept out of the access log (--log-traffic logs them,"
+        " --no-traffic sends none)."
         if traffic
         else "No demo traffic (--no-traffic): send requests with the commands below."
     )

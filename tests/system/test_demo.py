@@ -4,6 +4,7 @@ nothing left behind (docs/cli.md#demo)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,8 @@ import msgspec
 import pytest
 import trio
 
+from tests.system.polling import poll
+
 pytestmark = pytest.mark.system
 
 
@@ -24,6 +27,16 @@ def _demo_dirs(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     (tmp_path / "cwd").mkdir()
     (tmp_path / "tmp").mkdir()
     return tmp_path / "cwd", {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+
+
+async def _banner(process: trio.Process) -> bytes:
+    """The demo's banner, read from its stdout to the last line."""
+    assert process.stdout is not None
+    output = b""
+    with trio.fail_after(15):
+        while b"Ctrl-C drains and stops." not in output:
+            output += await process.stdout.receive_some(4096)
+    return output
 
 
 async def test_demo_prints_the_dashboard_and_its_traffic_gets_the_flaky_backend_probed(
@@ -39,11 +52,7 @@ async def test_demo_prints_the_dashboard_and_its_traffic_gets_the_flaky_backend_
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert process.stdout is not None
-        output = b""
-        with trio.fail_after(15):
-            while b"Ctrl-C drains and stops." not in output:
-                output += await process.stdout.receive_some(4096)
+        output = await _banner(process)
         first_line = output.split(b"\n", 1)[0].decode()
         assert first_line.startswith("Dashboard: http://127.0.0.1:")
         url = first_line.removeprefix("Dashboard: ").rstrip("/")
@@ -70,6 +79,55 @@ async def test_demo_prints_the_dashboard_and_its_traffic_gets_the_flaky_backend_
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.mark.parametrize("log_traffic", [False, True], ids=["quiet", "log-traffic"])
+async def test_demo_traffic_stays_out_of_the_access_log_unless_asked(
+    tmp_path: Path, log_traffic: bool
+) -> None:
+    cwd, env = _demo_dirs(tmp_path)
+    flags = ["--log-traffic"] if log_traffic else []
+    with (tmp_path / "stderr").open("wb") as stderr:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "nexus_trio", "demo", "--port", "0", *flags],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    try:
+        output = await _banner(process)
+        url = output.split(b"\n", 1)[0].decode().removeprefix("Dashboard: ").rstrip("/")
+        async with httpx.AsyncClient(timeout=10) as client:
+            mine = await client.post(
+                f"{url}/v1/chat/completions",
+                json={"model": "demo", "messages": [{"role": "user", "content": "Hi"}]},
+                headers={"X-Request-Id": "mine"},
+            )
+            assert mine.headers["x-request-id"] == "mine"
+
+            async def generated_a_few() -> bool:
+                stats = (await client.get(f"{url}/v1/stats")).json()
+                return bool(stats["requests"]["total"] >= 9)
+
+            with trio.fail_after(20):
+                await poll(generated_a_few)
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = (tmp_path / "stderr").read_text()
+    logged = re.findall(r" nexus_trio\.access: request request_id=(\S+)", log)
+    generated = [request_id for request_id in logged if request_id.startswith("demo-traffic-")]
+    assert "mine" in logged
+    if log_traffic:
+        assert len(generated) >= 8
+    else:
+        assert logged == ["mine"]
 
 
 async def _watch_until_drained(
