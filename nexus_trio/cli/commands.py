@@ -20,17 +20,12 @@ from typing import TypeVar
 import trio
 
 from nexus_trio import __version__
+from nexus_trio.cli.check_config import check_config
 from nexus_trio.cli.demo import run_demo
 from nexus_trio.cli.demo_traffic import left_out_of_access_log
 from nexus_trio.cli.spend_report import render_ledger
 from nexus_trio.cli.status_report import StatusUnavailable, fetch_stats, render_status
-from nexus_trio.config import (
-    Overrides,
-    load_config,
-    parse_config,
-    render_config,
-    resolve_config_path,
-)
+from nexus_trio.config import Overrides, load_config, resolve_config_path
 from nexus_trio.errors import ConfigError, ListenError, StateError
 from nexus_trio.runtime.gc_tuning import tune_for_serving
 from nexus_trio.runtime.logs import configure_logging
@@ -65,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file and print it")
     check.add_argument("path")
+    check.add_argument(
+        "--env-file",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="judge with the variables of this systemd EnvironmentFile alone (repeatable)",
+    )
 
     _simulate_arguments(commands.add_parser("simulate", help="run a simulated inference backend"))
 
@@ -134,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "check-config":
-            return _check_config(Path(args.path))
+            return check_config(Path(args.path), args.env_file)
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "status":
@@ -219,17 +222,6 @@ def _spend(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     print(render_ledger(month, rows))
-    return 0
-
-
-def _check_config(path: Path) -> int:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    print(render_config(parse_config(text), os.environ))
     return 0
 
 
