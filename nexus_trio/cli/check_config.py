@@ -18,13 +18,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nexus_trio.cli.env_file import read_env_files
-from nexus_trio.config import Overrides, load_config, render_config
+from nexus_trio.config import Overrides, config_warnings, load_config, render_config
 from nexus_trio.errors import ConfigError
 from nexus_trio.keys import KeyRing
 
 
 def check_config(path: Path, env_files: Sequence[Path]) -> int:
-    """Print the effective configuration (keys redacted) and return 0, warnings on stderr.
+    """Print the effective configuration (keys redacted) and return 0; on stderr, a warning
+    for each assignment an env file's reader dropped and each of
+    :func:`~nexus_trio.config.config_warnings`.
 
     Raises:
         ConfigError: the file is missing or invalid, an env file cannot be read, or a variable
@@ -39,6 +41,7 @@ def check_config(path: Path, env_files: Sequence[Path]) -> int:
     config = load_config(path, env=env, overrides=Overrides())
     KeyRing.from_config(config, env)
     print(render_config(config, env))
+    _warn(config_warnings(config, env))
     return 0
 
 

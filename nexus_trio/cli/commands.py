@@ -25,7 +25,7 @@ from nexus_trio.cli.demo import run_demo
 from nexus_trio.cli.demo_traffic import left_out_of_access_log
 from nexus_trio.cli.spend_report import render_ledger
 from nexus_trio.cli.status_report import StatusUnavailable, fetch_stats, render_status
-from nexus_trio.config import Overrides, load_config, resolve_config_path
+from nexus_trio.config import Overrides, config_warnings, load_config, resolve_config_path
 from nexus_trio.errors import ConfigError, ListenError, StateError
 from nexus_trio.runtime.gc_tuning import tune_for_serving
 from nexus_trio.runtime.logs import configure_logging
@@ -161,9 +161,11 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(path, env=os.environ, overrides=overrides)
     configure_logging(config.logging.level, config.logging.format)
     if path is None:
-        log.warning("no config file found; running with built-in defaults and no backends")
+        log.warning("no config file found; running with built-in defaults")
     else:
         log.info("configuration loaded from %s", path)
+    for warning in config_warnings(config, os.environ):
+        log.warning("%s", warning)
     supervisor = Supervisor(config, config_path=path, overrides=overrides)
     frozen = tune_for_serving()
     log.debug("garbage collector: %d start-up objects frozen", frozen)

@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.system.gateway_process import GatewayFactory
+
 pytestmark = pytest.mark.system
 
 
@@ -65,6 +67,10 @@ api_keys_env = "ADMIN_KEYS"
 [[keys]]
 name = "tenant"
 key_env = "TENANT_KEY"
+[[backends]]
+name = "local"
+url = "http://127.0.0.1:9"
+type = "generic"
 """
 
 
@@ -132,6 +138,55 @@ def test_check_config_with_env_files_judges_their_variables_alone(tmp_path: Path
         f"nexus-trio: configuration error: cannot read env file {tmp_path / 'absent.env'}: "
         "No such file or directory"
     )
+
+
+CLOUD_BACKEND = """
+[health_check]
+enabled = false
+[[backends]]
+name = "cloud"
+url = "http://127.0.0.1:9"
+type = "openai"
+api_key_env = "CLOUD_KEY"
+models = ["m"]
+"""
+NO_BACKENDS_WARNING = (
+    "nexus-trio: warning: no backends are configured: every model request is answered 404 "
+    "model_not_found"
+)
+UNSET_KEY_WARNING = (
+    "backend 'cloud': $CLOUD_KEY is not set, so its requests and health probes go without a key"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "variables", "warnings"),
+    [
+        ("[server]\nport = 8080\n", {}, [NO_BACKENDS_WARNING]),
+        (CLOUD_BACKEND, {}, [f"nexus-trio: warning: {UNSET_KEY_WARNING}"]),
+        (CLOUD_BACKEND, {"CLOUD_KEY": "  "}, [f"nexus-trio: warning: {UNSET_KEY_WARNING}"]),
+        (CLOUD_BACKEND, {"CLOUD_KEY": "sk-1"}, []),
+    ],
+    ids=["no-backends", "key-unset", "key-blank", "key-set"],
+)
+def test_check_config_warns_of_no_backends_and_of_a_backend_key_unset(
+    tmp_path: Path, text: str, variables: dict[str, str], warnings: list[str]
+) -> None:
+    path = tmp_path / "nexus.toml"
+    path.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "CLOUD_KEY"}
+    result = run("check-config", str(path), env={**env, **variables})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == warnings
+
+
+async def test_serve_logs_a_backend_key_unset_at_start_up(start_gateway: GatewayFactory) -> None:
+    assert "CLOUD_KEY" not in os.environ
+    gateway = await start_gateway(f'[server]\nhost = "127.0.0.1"\nport = 0\n{CLOUD_BACKEND}')
+    warnings = [line for line in gateway.lines if " WARNING " in line and "$CLOUD_KEY" in line]
+    assert [line.split(" WARNING ", 1)[1] for line in warnings] == [
+        f"nexus_trio.cli: {UNSET_KEY_WARNING}"
+    ]
 
 
 def test_serve_with_invalid_config_exits_1_with_one_line(tmp_path: Path) -> None:
