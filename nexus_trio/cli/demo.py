@@ -8,13 +8,14 @@ prints the dashboard's address first, then ``curl`` commands that work as pasted
 drain begins, so the dashboard shows the quality tracker exclude the flaky backend, probe it
 and readmit it within a couple of minutes.
 The slow one is priced as if it cost money, so the dashboard, ``/v1/stats`` and
-``nexus-trio status`` show spend; the ledger is kept in ``./nexus-trio-demo-state``
-(docs/spend.md#ledger).
+``nexus-trio status`` show spend; the ledger is kept in the state directory the caller gives
+(docs/cli.md#demo: a temporary one, removed at exit; docs/spend.md#ledger).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import trio
 
@@ -39,12 +40,8 @@ SLOW_FLAKY = SimulatorOptions(
 )
 
 
-#: The demo's spend ledger, relative to the directory it runs in.
-DEMO_STATE_DIR = "nexus-trio-demo-state"
-
-
-def demo_config(port: int, fast_port: int, slow_port: int) -> Config:
-    """The gateway configuration the demo runs with."""
+def demo_config(port: int, fast_port: int, slow_port: int, state_dir: Path) -> Config:
+    """The gateway configuration the demo runs with; its ledger in ``state_dir``."""
     return Config(
         server=ServerConfig(port=port, drain_timeout_seconds=5.0),
         health_check=HealthCheckConfig(interval_seconds=5.0, timeout_seconds=2.0),
@@ -73,11 +70,11 @@ def demo_config(port: int, fast_port: int, slow_port: int) -> Config:
         pricing=[
             PriceConfig(backend="slow-flaky", input_usd_per_million=1.0, output_usd_per_million=2.0)
         ],
-        state=StateConfig(dir=DEMO_STATE_DIR),
+        state=StateConfig(dir=str(state_dir)),
     )
 
 
-def banner(url: str, *, traffic: bool) -> str:
+def banner(url: str, state_dir: Path, *, traffic: bool) -> str:
     chat = (
         f"curl -s {url}/v1/chat/completions -H 'Content-Type: application/json' "
         '-d \'{"model": "demo", "messages": [{"role": "user", "content": "Hello"}]}\''
@@ -88,7 +85,8 @@ def banner(url: str, *, traffic: bool) -> str:
         '"messages": [{"role": "user", "content": "Hello"}]}\''
     )
     traffic_line = (
-        "Demo traffic: 4 requests/s (--no-traffic to send your own only)."
+        "Demo traffic: 4 requests/s, kept out of the access log (--log-traffic logs them,"
+        " --no-traffic sends none)."
         if traffic
         else "No demo traffic (--no-traffic): send requests with the commands below."
     )
@@ -108,7 +106,7 @@ def banner(url: str, *, traffic: bool) -> str:
             " spend",
             f"  curl -s {url}/metrics | grep ^nexus_",
             f"  nexus-trio status --url {url}",
-            f"  nexus-trio spend --state-dir {DEMO_STATE_DIR}",
+            f"  nexus-trio spend --state-dir {state_dir}",
             "",
             "Ctrl-C drains and stops.",
             "",
@@ -116,25 +114,26 @@ def banner(url: str, *, traffic: bool) -> str:
     )
 
 
-async def run_demo(port: int, *, traffic: bool = True) -> int:
-    """Run the demo until interrupted; returns the exit status.
+async def run_demo(port: int, state_dir: Path, *, traffic: bool = True) -> int:
+    """Run the demo until interrupted, its ledger in ``state_dir``; returns the exit status.
 
     With ``traffic`` the generator runs from the moment the gateway is ready until its drain
-    begins.
+    begins. Raises what the supervisor raises at start-up (``ListenError`` for a busy port).
     """
     fast = SimulatedBackend(FAST)
     slow = SimulatedBackend(SLOW_FLAKY)
     async with trio.open_nursery() as nursery:
         fast_port = await nursery.start(fast.run)
         slow_port = await nursery.start(slow.run)
-        supervisor = Supervisor(demo_config(port, fast_port, slow_port), env=os.environ)
+        config = demo_config(port, fast_port, slow_port, state_dir)
+        supervisor = Supervisor(config, env=os.environ)
 
         async def gateway(*, task_status: trio.TaskStatus[list[str]]) -> None:
             await supervisor.run(task_status=task_status)
             nursery.cancel_scope.cancel()
 
         binds = await nursery.start(gateway)
-        print(banner(binds[0], traffic=traffic), flush=True)
+        print(banner(binds[0], state_dir, traffic=traffic), flush=True)
         if traffic and supervisor.wiring is not None:
             nursery.start_soon(_traffic_until_drain, binds[0], supervisor.wiring.drain)
     return 1 if supervisor.forced else 0

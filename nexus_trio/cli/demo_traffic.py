@@ -7,20 +7,46 @@ TTFT is measured; a period of 3 keeps round robin over two backends from giving 
 only one kind), never more than ``MAX_IN_FLIGHT`` at once (a tick with that many still
 running is skipped). Answers are read to their end and dropped; failures are the demo's point
 and are not reported.
+
+Its requests carry the request id ``demo-traffic-<n>``, by which :func:`left_out_of_access_log`
+keeps them out of the access log (docs/cli.md#demo): four lines a second would scroll the
+banner's commands away, and the dashboard shows them anyway.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import trio
+
+from nexus_trio.api.request_sinks import access_log
 
 log = logging.getLogger("nexus_trio.demo")
 
 REQUESTS_PER_SECOND = 4.0
 MAX_IN_FLIGHT = 16
 _TIMEOUT_SECONDS = 30.0
+#: What the ``X-Request-Id`` of every generated request starts with.
+REQUEST_ID_PREFIX = "demo-traffic-"
+
+
+def _not_generated(record: logging.LogRecord) -> bool:
+    access = getattr(record, "access", None)
+    return access is None or not access.request_id.startswith(REQUEST_ID_PREFIX)
+
+
+@contextmanager
+def left_out_of_access_log() -> Iterator[None]:
+    """While open, the access log drops the lines of the generator's requests (and only
+    those: a request id of ``demo-traffic-<n>``)."""
+    access_log.addFilter(_not_generated)
+    try:
+        yield
+    finally:
+        access_log.removeFilter(_not_generated)
 
 
 def chat_body(index: int) -> dict[str, object]:
@@ -63,7 +89,9 @@ class TrafficGenerator:
     async def _send(self, client: httpx.AsyncClient, index: int) -> None:
         self.in_flight += 1
         try:
-            async with client.stream("POST", self.url, json=chat_body(index)) as response:
+            request_id = {"X-Request-Id": f"{REQUEST_ID_PREFIX}{index}"}
+            body = chat_body(index)
+            async with client.stream("POST", self.url, json=body, headers=request_id) as response:
                 async for _ in response.aiter_raw():
                     pass
         except httpx.HTTPError as exc:

@@ -18,7 +18,13 @@ from nexus_trio.config.backends import (
     ModelCapabilities,
 )
 from nexus_trio.config.decoding import resolve_config_path
-from nexus_trio.config.loading import Overrides, load_config, parse_config, render_config
+from nexus_trio.config.loading import (
+    Overrides,
+    config_warnings,
+    load_config,
+    parse_config,
+    render_config,
+)
 from nexus_trio.config.responses import ResponsesConfig
 from nexus_trio.config.schema import (
     LOG_LEVELS,
@@ -60,6 +66,7 @@ __all__ = [
     "RoutingWeights",
     "ServerConfig",
     "StateConfig",
+    "config_warnings",
     "load_config",
     "parse_config",
     "render_config",

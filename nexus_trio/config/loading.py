@@ -133,6 +133,27 @@ def render_config(config: Config, env: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
+def config_warnings(config: Config, env: Mapping[str, str]) -> list[str]:
+    """What would start but not as meant (docs/cli.md#check-config), one line each: no backend
+    at all, a backend whose ``api_key_env`` variable is unset or blank.
+
+    ``check-config`` prints them and ``serve`` logs them at start-up, both with ``env``.
+    """
+    warnings = []
+    if not config.backends:
+        warnings.append(
+            "no backends are configured: every model request is answered 404 model_not_found"
+        )
+    for backend in config.backends:
+        variable = backend.api_key_env
+        if variable is not None and not env.get(variable, "").strip():
+            warnings.append(
+                f"backend {backend.name!r}: ${variable} is not set, so its requests and health "
+                "probes go without a key"
+            )
+    return warnings
+
+
 def _key_source(variable: str, env: Mapping[str, str]) -> str:
     state = "set, value redacted" if env.get(variable, "").strip() else "NOT SET"
     return f"${variable} ({state})"

@@ -74,6 +74,18 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                     raise InvalidKey(f"{field}[{index}]", str(exc)) from exc
 
 
+def check_finite_periods(struct: msgspec.Struct, *keys: str) -> None:
+    """The period of a loop must be finite: after ``inf`` seconds it would never run again.
+
+    Raises:
+        InvalidKey: names the first of ``keys`` whose value is infinite.
+    """
+    for key in keys:
+        value = getattr(struct, key)
+        if math.isinf(value):
+            raise InvalidKey(key, f"Expected a finite number of seconds, got {value}")
+
+
 class HealthCheckConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[health_check]`` (docs/routing.md#health-checks)."""
 
@@ -82,6 +94,9 @@ class HealthCheckConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     timeout_seconds: Seconds = 5.0
     failure_threshold: AtLeastOne = 3
     recovery_threshold: AtLeastOne = 2
+
+    def __post_init__(self) -> None:
+        check_finite_periods(self, "interval_seconds")
 
 
 class RoutingWeights(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -129,6 +144,9 @@ class QualityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     min_requests: AtLeastOne = 10
     consecutive_failures: AtLeastOne = 5
     probe_interval_seconds: Seconds = 30.0
+
+    def __post_init__(self) -> None:
+        check_finite_periods(self, "metrics_interval_seconds", "probe_interval_seconds")
 
 
 class QueueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

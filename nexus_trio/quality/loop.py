@@ -1,12 +1,15 @@
 """The quality reconciliation loop: one synchronous recompute per tick (docs/quality.md#store).
 
-A drift-free periodic service: tick ``k`` runs at ``start + k * metrics_interval_seconds``
-(the interval is read from the store's current ``[quality]`` each tick, so a reload applies
-from the next one). Each tick is one call to :meth:`QualityStore.recompute` over the agents
-that ``agents()`` names, its duration handed to ``observe_duration``
-(``nexus_quality_recompute_duration_seconds``). A tick that raises is logged and the loop goes
-on; routing keeps the last snapshot. The loop does no I/O: it is given the store, a reader of
-the configured agents and where to report, never the gateway's services.
+A drift-free periodic service: each tick is due ``metrics_interval_seconds`` after the previous one
+was due, so tick ``k`` runs at ``start + k * metrics_interval_seconds``. The store tells the loop
+when a reload reconfigures it (:meth:`QualityStore.on_configure`); the tick being waited for is
+then moved to one new interval after the last, or to that moment when it has already passed
+(docs/quality.md#settings): a shorter interval applies from the next tick instead of after the old
+one, and never as a burst of ticks to catch up. Each tick is one call to
+:meth:`QualityStore.recompute` over the agents that ``agents()`` names, its duration handed to
+``observe_duration`` (``nexus_quality_recompute_duration_seconds``). A tick that raises is logged
+and the loop goes on; routing keeps the last snapshot. The loop does no I/O: it is given the store,
+a reader of the configured agents and where to report, never the gateway's services.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class QualityLoop:
         self.store = store
         self.agents = agents
         self.observe_duration = observe_duration
+        #: Set when the store is reconfigured while :meth:`run` waits for a tick.
+        self._reconfigured = trio.Event()
 
     def tick(self) -> None:
         """One recompute of every configured agent (synchronous)."""
@@ -51,15 +56,28 @@ class QualityLoop:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Recompute now, report started, then once per interval until cancelled."""
-        next_tick = trio.current_time()
-        first = True
+        self.store.on_configure(lambda: self._reconfigured.set())
+        due = trio.current_time()
+        self._logged_tick()
+        task_status.started()
         while True:
-            try:
-                self.tick()
-            except Exception:
-                log.exception("quality recompute failed; keeping the last metrics")
-            if first:
-                task_status.started()
-                first = False
-            next_tick += self.store.config.metrics_interval_seconds
-            await trio.sleep_until(next_tick)
+            due = await self._wait_for_tick_after(due)
+            self._logged_tick()
+
+    def _logged_tick(self) -> None:
+        try:
+            self.tick()
+        except Exception:
+            log.exception("quality recompute failed; keeping the last metrics")
+
+    async def _wait_for_tick_after(self, due: float) -> float:
+        """Sleep until the tick after the one ``due`` then; returns when that one is due."""
+        next_due = due + self.store.config.metrics_interval_seconds
+        while True:
+            self._reconfigured = trio.Event()
+            with trio.move_on_at(next_due):
+                await self._reconfigured.wait()
+            if not self._reconfigured.is_set():
+                return next_due
+            interval = self.store.config.metrics_interval_seconds
+            next_due = max(due + interval, trio.current_time())

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
 from nexus_trio.config import QualityConfig
@@ -68,10 +68,18 @@ class QualityStore:
         self.config = config
         self._agents: dict[AgentKey, AgentRecord] = {}
         self._snapshot: dict[AgentKey, AgentQualityMetrics] = {}
+        self._configure_listeners: list[Callable[[], None]] = []
 
     def configure(self, config: QualityConfig) -> None:
-        """Use a reloaded ``[quality]``; its thresholds apply from the next recompute."""
+        """Use a reloaded ``[quality]``; its thresholds apply from the next recompute. Then
+        call every :meth:`on_configure` listener."""
         self.config = config
+        for listener in self._configure_listeners:
+            listener()
+
+    def on_configure(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (synchronously, no arguments) after every :meth:`configure`."""
+        self._configure_listeners.append(listener)
 
     def forget_backend(self, backend: str) -> None:
         """Drop every agent of ``backend``: a new url or type is a new backend

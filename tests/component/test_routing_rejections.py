@@ -1,10 +1,13 @@
 """When nothing can serve a request (docs/proxying.md#when-nothing-can-serve): the actionable
-503, permanent and transient rejections, ``Retry-After``, capabilities such as tools, vision and
-context length (docs/routing.md#routing), and the unknown model's 404.
+503 (its documented example included), permanent and transient rejections, ``Retry-After``,
+capabilities such as tools, vision and context length (docs/routing.md#routing), and the unknown
+model's 404.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,6 +59,36 @@ async def test_no_healthy_backend_gives_the_actionable_503(make_gateway: MakeGat
     assert response.headers["x-nexus-rejection-reasons"] == "unhealthy,unknown_health"
     assert response.headers["retry-after"] == "10"
     assert "x-should-retry" not in response.headers
+    assert gateway.upstream.requests == []
+
+
+def documented_503() -> dict[str, Any]:
+    """The example body of docs/proxying.md#when-nothing-can-serve."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "proxying.md").read_text()
+    section = page.split("## When nothing can serve", 1)[1]
+    block = section.split("```json\n", 1)[1].split("```", 1)[0]
+    body: dict[str, Any] = json.loads(block)
+    return body
+
+
+async def test_the_documented_503_is_what_the_gateway_answers(make_gateway: MakeGateway) -> None:
+    big = '[backends.capabilities."llama3:70b"]\ncontext_length = 32768'
+    small = '[backends.capabilities."llama3:70b"]\ncontext_length = 8192'
+    gateway = make_gateway(
+        config_toml(
+            fake_backend("gpu-a", models=["llama3:70b"], extra=big),
+            fake_backend("gpu-b", models=["llama3:70b"], extra=small),
+            health=PROBED_EVERY_10S,
+        )
+    )
+    gateway.wiring.registry.get("gpu-a").health = HealthState.UNHEALTHY  # type: ignore[union-attr]
+    gateway.wiring.registry.get("gpu-b").health = HealthState.HEALTHY  # type: ignore[union-attr]
+    prompt = {"role": "user", "content": "x" * 48_000}  # about 12 000 tokens
+    response = await gateway.post(PATH, {"model": "llama3:70b", "messages": [prompt]})
+    assert response.status_code == 503
+    assert json.loads(await response.get_data()) == documented_503()
+    assert response.headers["x-nexus-rejection-reasons"] == "unhealthy,context_too_long"
+    assert response.headers["retry-after"] == "10"
     assert gateway.upstream.requests == []
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.system.gateway_process import GatewayFactory
 
 pytestmark = pytest.mark.system
 
@@ -54,6 +57,136 @@ def test_check_config_reports_first_error(tmp_path: Path, text: str, expected: s
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+KEYS_CONFIG = """
+[server]
+host = "127.0.0.1"
+port = 0
+api_keys_env = "ADMIN_KEYS"
+[[keys]]
+name = "tenant"
+key_env = "TENANT_KEY"
+[[backends]]
+name = "local"
+url = "http://127.0.0.1:9"
+type = "generic"
+"""
+
+
+def _env(**variables: str) -> dict[str, str]:
+    """This process's environment without ``ADMIN_KEYS``, ``TENANT_KEY`` and the ``NEXUS_*``
+    overrides, plus ``variables``."""
+    kept = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("ADMIN_KEYS", "TENANT_KEY") and not name.startswith("NEXUS_")
+    }
+    return {**kept, **variables}
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"TENANT_KEY": "t"}, "$.server.api_keys_env: $ADMIN_KEYS holds no key"),
+        ({"ADMIN_KEYS": " , ", "TENANT_KEY": "t"}, "$.server.api_keys_env: $ADMIN_KEYS holds no"),
+        ({"ADMIN_KEYS": "a"}, "$.keys[0].key_env: $TENANT_KEY holds no key"),
+        ({"ADMIN_KEYS": "a", "TENANT_KEY": "t", "NEXUS_PORT": "eighty"}, "NEXUS_PORT"),
+    ],
+    ids=["api-keys-unset", "api-keys-blank", "key-env-unset", "env-override"],
+)
+def test_check_config_refuses_what_serve_refuses(
+    tmp_path: Path, variables: dict[str, str], expected: str
+) -> None:
+    path = tmp_path / "keys.toml"
+    path.write_text(KEYS_CONFIG)
+    checked = run("check-config", str(path), env=_env(**variables))
+    served = run("serve", "--config", str(path), env=_env(**variables))
+    assert (checked.returncode, served.returncode) == (1, 1)
+    verdict = checked.stderr.strip()
+    assert verdict.startswith("nexus-trio: configuration error: ")
+    assert expected in verdict
+    assert served.stderr.strip().splitlines()[-1] == verdict
+    assert checked.stdout == ""
+
+
+def test_check_config_with_env_files_judges_their_variables_alone(tmp_path: Path) -> None:
+    path = tmp_path / "keys.toml"
+    path.write_text(KEYS_CONFIG)
+    admin = tmp_path / "admin.env"
+    admin.write_text("# the unit's keys\nADMIN_KEYS = 'a1,a2'\n; TENANT_KEY=commented out\n")
+    tenant = tmp_path / "tenant.env"
+    tenant.write_text('TENANT_KEY="t # not a comment"\r\nexport OTHER=1\n')
+    # the command's own environment has both keys; the unit's files alone decide
+    own = _env(ADMIN_KEYS="a", TENANT_KEY="t")
+    alone = run("check-config", "--env-file", str(admin), str(path), env=own)
+    assert alone.returncode == 1
+    assert alone.stderr.strip() == (
+        "nexus-trio: configuration error: $.keys[0].key_env: $TENANT_KEY holds no key"
+    )
+    both = run(
+        "check-config", "--env-file", str(admin), "--env-file", str(tenant), str(path), env=own
+    )
+    assert both.returncode == 0, both.stderr
+    assert "key 'tenant': from $TENANT_KEY (set, value redacted)" in both.stdout
+    assert both.stderr.strip() == (
+        f"nexus-trio: warning: {tenant}: 'export OTHER' is not a variable name; systemd ignores it"
+    )
+    missing = run("check-config", "--env-file", str(tmp_path / "absent.env"), str(path))
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        f"nexus-trio: configuration error: cannot read env file {tmp_path / 'absent.env'}: "
+        "No such file or directory"
+    )
+
+
+CLOUD_BACKEND = """
+[health_check]
+enabled = false
+[[backends]]
+name = "cloud"
+url = "http://127.0.0.1:9"
+type = "openai"
+api_key_env = "CLOUD_KEY"
+models = ["m"]
+"""
+NO_BACKENDS_WARNING = (
+    "nexus-trio: warning: no backends are configured: every model request is answered 404 "
+    "model_not_found"
+)
+UNSET_KEY_WARNING = (
+    "backend 'cloud': $CLOUD_KEY is not set, so its requests and health probes go without a key"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "variables", "warnings"),
+    [
+        ("[server]\nport = 8080\n", {}, [NO_BACKENDS_WARNING]),
+        (CLOUD_BACKEND, {}, [f"nexus-trio: warning: {UNSET_KEY_WARNING}"]),
+        (CLOUD_BACKEND, {"CLOUD_KEY": "  "}, [f"nexus-trio: warning: {UNSET_KEY_WARNING}"]),
+        (CLOUD_BACKEND, {"CLOUD_KEY": "sk-1"}, []),
+    ],
+    ids=["no-backends", "key-unset", "key-blank", "key-set"],
+)
+def test_check_config_warns_of_no_backends_and_of_a_backend_key_unset(
+    tmp_path: Path, text: str, variables: dict[str, str], warnings: list[str]
+) -> None:
+    path = tmp_path / "nexus.toml"
+    path.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "CLOUD_KEY"}
+    result = run("check-config", str(path), env={**env, **variables})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == warnings
+
+
+async def test_serve_logs_a_backend_key_unset_at_start_up(start_gateway: GatewayFactory) -> None:
+    assert "CLOUD_KEY" not in os.environ
+    gateway = await start_gateway(f'[server]\nhost = "127.0.0.1"\nport = 0\n{CLOUD_BACKEND}')
+    warnings = [line for line in gateway.lines if " WARNING " in line and "$CLOUD_KEY" in line]
+    assert [line.split(" WARNING ", 1)[1] for line in warnings] == [
+        f"nexus_trio.cli: {UNSET_KEY_WARNING}"
+    ]
 
 
 def test_serve_with_invalid_config_exits_1_with_one_line(tmp_path: Path) -> None:

@@ -129,3 +129,28 @@ async def test_bad_input_gets_envelopes_and_nothing_reaches_upstream(
         )
         assert ok.status_code == 200
     assert [r.path for r in backend.received] == ["/v1/chat/completions"]
+
+
+async def test_status_lines_carry_the_code_and_no_reason_phrase(
+    start_backend: Callable[..., Awaitable[SimulatedBackend]],
+    start_gateway: GatewayFactory,
+) -> None:
+    backend = await start_backend()
+    gateway = await start_gateway(gateway_config(backend))
+    requests = [
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json"
+        b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(PLAIN), PLAIN),
+        b"GET /no-such-route HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n",
+    ]
+    status_lines = []
+    for request in requests:
+        stream = await trio.open_tcp_stream("127.0.0.1", gateway.port)
+        async with stream:
+            await stream.send_all(request)
+            head = b""
+            with trio.fail_after(5):
+                while b"\r\n" not in head:
+                    head += await stream.receive_some(4096)
+        status_lines.append(head.split(b"\r\n", 1)[0])
+    # docs/api.md#response-headers: the code, the space, and no reason phrase
+    assert status_lines == [b"HTTP/1.1 200 ", b"HTTP/1.1 404 "]

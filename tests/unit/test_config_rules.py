@@ -150,6 +150,21 @@ def test_quality_out_of_range_is_rejected(key: str, value: str) -> None:
     assert config_error(f"[quality]\n{key} = {value}").endswith(at(f"$.quality.{key}"))
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "quality.metrics_interval_seconds",
+        "quality.probe_interval_seconds",
+        "health_check.interval_seconds",
+    ],
+)
+@pytest.mark.parametrize("value", ["inf", "+inf"])
+def test_an_infinite_loop_period_is_rejected(key: str, value: str) -> None:
+    section, name = key.split(".")
+    message = config_error(f"[{section}]\n{name} = {value}")
+    assert message == f"Expected a finite number of seconds, got inf {at('$.' + key)}"
+
+
 def test_ttft_penalty_can_be_disabled() -> None:
     assert (
         parse_config("[quality]\nttft_penalty_threshold_ms = 0").quality.ttft_penalty_threshold_ms

@@ -91,7 +91,7 @@ def test_demo_tunes_the_collector_before_the_event_loop_starts(
     calls: list[str] = []
     _record_calls(monkeypatch, calls)
 
-    async def run_demo(port: int, *, traffic: bool) -> int:
+    async def run_demo(port: int, state_dir: Path, *, traffic: bool) -> int:
         calls.append("event loop")
         return 0
 
