@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from nexus_trio.config import Config, Overrides, load_config
+from nexus_trio.config import Config, Overrides, config_warnings, load_config
 from nexus_trio.errors import ConfigError
 from nexus_trio.gateway.counts import ReloadResult
 from nexus_trio.runtime import open_files
@@ -219,6 +219,8 @@ class Supervisor:
             )
             wiring.metrics.config_reloads.labels("ok").inc()
             log.info("configuration reloaded (%d backend(s))", len(new.backends))
+            for warning in config_warnings(new, self.env):
+                log.warning("%s", warning)
             open_files.warn_if_short(new.server.max_in_flight_requests, self.open_files_limit)
             return True
         finally:

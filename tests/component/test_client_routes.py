@@ -3,9 +3,14 @@ keys sent as ``X-Api-Key`` (docs/api.md#routes, docs/configuration.md#inbound-au
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import httpx
 import msgspec
+import pytest
 
+from nexus_trio.runtime.supervisor import Supervisor
 from tests.component.client import CHAT
 from tests.component.configs import BASE_CONFIG
 from tests.component.fake_upstream import completion
@@ -75,3 +80,15 @@ async def test_a_key_may_come_as_x_api_key(make_gateway: MakeGateway) -> None:
     both = {"x-api-key": "narrow-key", "authorization": "Bearer nope"}
     assert (await gateway.post("/v1/chat/completions", CHAT, **both)).status_code == 401
     assert len(gateway.upstream.requests) == 1
+
+
+async def test_a_reload_warns_of_a_backend_whose_key_variable_is_unset(
+    gateway: Gateway, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "nexus.toml"
+    keyed = BASE_CONFIG.replace('type = "generic"', 'type = "generic"\napi_key_env = "UNSET_KEY"')
+    path.write_text(keyed)
+    supervisor = Supervisor(gateway.wiring.config, config_path=path, env={})
+    with caplog.at_level(logging.WARNING, logger="nexus_trio.daemon"):
+        assert supervisor.reload(gateway.wiring)
+    assert any("UNSET_KEY" in record.getMessage() for record in caplog.records)
