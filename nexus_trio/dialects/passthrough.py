@@ -13,7 +13,11 @@ from collections.abc import Iterable
 import httpx
 
 from nexus_trio.dialects.base import ClientBody
-from nexus_trio.dialects.responses.native import NativeResponsesStream, chat_form
+from nexus_trio.dialects.responses.native import (
+    NativeResponsesStream,
+    chat_form,
+    without_store,
+)
 from nexus_trio.registry import Backend, Capabilities
 from nexus_trio.upstream.headers import client_response_headers, upstream_request_headers
 from nexus_trio.upstream.stream import UpstreamStream
@@ -117,7 +121,7 @@ class PassThrough:
             and client_body.native_path == RESPONSES_PATH
             and backend.config.responses_api
         ):
-            return NativeResponsesExchange(client_body.native_body(model), headers)
+            return NativeResponsesExchange(without_store(client_body.native_body(model)), headers)
         return PassThroughExchange(path, body, headers, strip_usage=strip_usage)
 
     @staticmethod

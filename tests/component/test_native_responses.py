@@ -99,7 +99,9 @@ async def test_a_response_passes_both_ways_untranslated(make_gateway: MakeGatewa
     assert msgspec.json.decode(await response.get_data()) == answer
     [(request, body)] = gateway.upstream.requests
     assert request.url.path == "/v1/responses"
-    assert msgspec.json.decode(body) == REQUEST  # web_search and all: the backend runs it
+    # web_search and all: the backend runs it; it stores nothing (the gateway cannot continue
+    # a conversation the backend keeps)
+    assert msgspec.json.decode(body) == {**REQUEST, "store": False}
     assert request.headers["authorization"] == "Bearer upstream-secret"
     assert gateway.wiring.state.statistics().spend.total_usd > 0  # usage read
 

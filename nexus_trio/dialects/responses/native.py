@@ -70,6 +70,18 @@ _FAILS = frozenset({"response.failed", "error"})
 _CONTENT = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
 
 
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def without_store(body: bytes) -> bytes:
+    """``body`` asking the backend to store nothing (``store: false``), every other value
+    byte-identical: the gateway cannot continue a conversation the backend keeps, and a
+    tenant's prompts must not be kept in the operator's account unasked."""
+    top = _TOP_LEVEL.decode(body)
+    top["store"] = msgspec.Raw(b"false")
+    return _ENCODER.encode(top)
+
+
 def chat_form(data: bytes) -> bytes:
     """The chat-completions form of a Response object: its text and arguments, its usage.
 
