@@ -30,7 +30,8 @@ def settle_cost(prices: PriceList, ctx: RequestContext) -> None:
     """Set ``ctx.cost_usd`` (once) from the tokens the served agent reported.
 
     An unpriced agent costs 0. Without reported usage the tokens are estimated — the request's
-    input estimate and the generated characters / 4 — and ``ctx.cost_estimated`` is set
+    input estimate and the generated characters / 4 (the output alone when only the input was
+    reported, as at the start of an Anthropic stream) — and ``ctx.cost_estimated`` is set
     (docs/spend.md#estimates): so an attempt cut short after it was sent, which got no answer,
     costs its input estimate (docs/spend.md#pricing).
     """
@@ -41,12 +42,16 @@ def settle_cost(prices: PriceList, ctx: RequestContext) -> None:
         ctx.cost_usd = 0.0
         return
     prompt = ctx.prompt_tokens
-    completion = ctx.completion_tokens or 0
+    completion = ctx.completion_tokens
     if prompt is None:
         ctx.cost_estimated = True
         prompt = ctx.estimated_prompt_tokens
         completion = estimated_tokens(ctx.output_chars)
-    ctx.cost_usd = price.cost(prompt, completion, ctx.cached_tokens)
+    elif completion is None and ctx.output_chars:
+        # The input was reported at the start, the output never (an abandoned stream).
+        ctx.cost_estimated = True
+        completion = estimated_tokens(ctx.output_chars)
+    ctx.cost_usd = price.cost(prompt, completion or 0, ctx.cached_tokens)
 
 
 def tokens_used(ctx: RequestContext) -> int:

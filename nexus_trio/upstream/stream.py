@@ -199,6 +199,19 @@ class EventTranslator(Protocol):
         """Status and OpenAI error body when the first event is an error, else None."""
         ...
 
+    def usage_so_far(self) -> Usage | None:
+        """:attr:`usage`, else what the stream reported of its input so far (no output)."""
+        ...
+
+
+def generated_chars(translated: bytes) -> int:
+    """Characters of generated content in chat-completions events a translator made."""
+    chars = 0
+    for line in translated.split(b"\n"):
+        if line.startswith(b"data: {"):
+            chars += inspect_chunk(line[6:].decode()).content_chars
+    return chars
+
 
 class TranslatedStream(UpstreamStream):
     """An upstream stream in another API's dialect, relayed as OpenAI events.
@@ -226,6 +239,7 @@ class TranslatedStream(UpstreamStream):
             if event.data is None:
                 continue
             translated = translator.feed(event.data)
+            self.content_chars += generated_chars(translated)
             out.append(translated if self.client is None else self._to_client(translated))
             if translator.content_started and self.first_content_at is None:
                 self.first_content_at = trio.current_time()
@@ -233,7 +247,7 @@ class TranslatedStream(UpstreamStream):
                 break
         self.done = translator.done
         self.failed = translator.failed
-        self.usage = translator.usage
+        self.usage = translator.usage_so_far()
         return b"".join(out)
 
     async def receive_first(self) -> list[SSEEvent]:

@@ -9,6 +9,7 @@ from typing import Any
 import anthropic
 import httpx
 import msgspec
+import pytest
 
 from tests.component.fake_upstream import ChunkStream, raw_response, stream_response
 from tests.component.in_process import Gateway, MakeGateway
@@ -112,3 +113,18 @@ async def test_the_anthropic_sdk_reads_the_relayed_message(make_gateway: MakeGat
     response = await gateway.post("/v1/messages", REQUEST)
     parsed = anthropic.types.Message.model_validate(msgspec.json.decode(await response.get_data()))
     assert parsed.content[0].type == "thinking"
+
+
+async def test_a_broken_stream_is_charged_its_reported_input_and_estimated_output(
+    make_gateway: MakeGateway,
+) -> None:
+    answer = message(thinking=False)
+    answer["usage"] = {**answer["usage"], "input_tokens": 100_000}
+    answer["content"] = [{"type": "text", "text": "x" * 4000}]
+    items = stream_events(answer, "claude-x")[:4]  # message_start, ping, block start, delta
+    gateway = native_gateway(make_gateway, stream_response(ChunkStream(list(items))))
+    await gateway.post("/v1/messages", {**REQUEST, "stream": True})
+    spend = gateway.wiring.state.statistics().spend
+    # 100,000 input tokens at $1/M, and about 1,000 output tokens estimated from 4,000 characters
+    assert spend.total_usd == pytest.approx(0.101, rel=0.01)
+    assert spend.estimated_usd == spend.total_usd

@@ -23,7 +23,7 @@ from nexus_trio.dialects.anthropic.response import translate_response
 from nexus_trio.dialects.anthropic.stream import StreamTranslator
 from nexus_trio.registry import Backend
 from nexus_trio.upstream.sse import SSEEvent
-from nexus_trio.upstream.stream import TranslatedStream
+from nexus_trio.upstream.stream import TranslatedStream, generated_chars
 
 #: Client headers a native request carries on (Anthropic feature flags; never credentials).
 _FORWARDED = (b"anthropic-beta",)
@@ -45,7 +45,7 @@ class NativeStream(TranslatedStream):
         out: list[bytes] = []
         for event in events:
             if event.data is not None:
-                translator.feed(event.data)
+                self.content_chars += generated_chars(translator.feed(event.data))
                 if translator.content_started and self.first_content_at is None:
                     self.first_content_at = trio.current_time()
                 if translator.failed:
@@ -55,7 +55,7 @@ class NativeStream(TranslatedStream):
                 break
         self.done = translator.done
         self.failed = translator.failed
-        self.usage = translator.usage
+        self.usage = translator.usage_so_far()
         return b"".join(out)
 
     def ending(self, reason: str | None, message: str) -> bytes:

@@ -153,6 +153,16 @@ class StreamTranslator:
             self.failed = True
         return b""
 
+    def usage_so_far(self) -> StreamUsage | None:
+        """The usage ``message_delta`` reported, else the input ``message_start`` reported
+        (with no output count): what an abandoned stream is known to have used."""
+        if self.usage is not None or not self._id:
+            return self.usage
+        whole = usage_of(self._input, 0)
+        details = whole.prompt_tokens_details
+        cached = None if details is None else PromptTokensDetails(details.cached_tokens)
+        return StreamUsage(whole.prompt_tokens, None, cached)
+
     @staticmethod
     def opening_error(data: str) -> tuple[int, bytes] | None:
         """Status and OpenAI error body when the stream's first event is an ``error``."""
