@@ -65,6 +65,9 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     anthropic_version: NonEmptyStr | None = None
     #: ``anthropic`` only: ``max_tokens`` when the client sends none (None = 4096).
     default_max_tokens: AtLeastOne | None = None
+    #: ``anthropic`` only: the ``anthropic-beta`` features a client's Messages request may turn
+    #: on when it is relayed untranslated; any other flag is dropped (docs/messages-api.md).
+    anthropic_beta: list[NonEmptyStr] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         url = self.url
@@ -95,6 +98,10 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             for key in _ANTHROPIC_KEYS:
                 if getattr(self, key) is not None:
                     raise InvalidKey(key, f"{key} is only valid on type 'anthropic'")
+            if self.anthropic_beta:
+                raise InvalidKey(
+                    "anthropic_beta", "anthropic_beta is only valid on type 'anthropic'"
+                )
             return
         if self.responses_api:
             raise InvalidKey(

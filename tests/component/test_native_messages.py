@@ -24,6 +24,7 @@ type = "anthropic"
 url = "http://claude.test"
 api_key_env = "KEY"
 models = ["claude-x"]
+anthropic_beta = ["interleaved-thinking-2025-05-14"]
 [[pricing]]
 backend = "claude"
 model = "claude-x"
@@ -61,15 +62,15 @@ def native_gateway(make_gateway: MakeGateway, response: httpx.Response) -> Gatew
 async def test_a_message_passes_both_ways_untranslated(make_gateway: MakeGateway) -> None:
     answer = message()
     gateway = native_gateway(make_gateway, raw_response(200, msgspec.json.encode(answer)))
-    response = await gateway.post(
-        "/v1/messages", REQUEST, **{"anthropic-beta": "interleaved-thinking-2025-05-14"}
-    )
+    beta = "mcp-client-2025-04-04, interleaved-thinking-2025-05-14,files-api-2025-04-14"
+    response = await gateway.post("/v1/messages", REQUEST, **{"anthropic-beta": beta})
     assert response.status_code == 200
     assert msgspec.json.decode(await response.get_data()) == answer  # signature and all
     [(request, body)] = gateway.upstream.requests
     assert request.url.path == "/v1/messages"
     assert msgspec.json.decode(body) == {**REQUEST, "model": "claude-x"}
     assert request.headers["x-api-key"] == "upstream-secret"
+    # only the flags the backend allows (anthropic_beta) are passed on
     assert request.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
     assert "authorization" not in request.headers
     stats = gateway.wiring.state.statistics()
@@ -128,3 +129,19 @@ async def test_a_broken_stream_is_charged_its_reported_input_and_estimated_outpu
     # 100,000 input tokens at $1/M, and about 1,000 output tokens estimated from 4,000 characters
     assert spend.total_usd == pytest.approx(0.101, rel=0.01)
     assert spend.estimated_usd == spend.total_usd
+
+
+async def test_no_beta_flag_is_passed_on_unless_the_backend_allows_it(
+    make_gateway: MakeGateway,
+) -> None:
+    config = CONFIG.replace('anthropic_beta = ["interleaved-thinking-2025-05-14"]\n', "")
+    gateway = make_gateway(config, env={"KEY": "k"})
+
+    async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+        return raw_response(200, msgspec.json.encode(message()))
+
+    gateway.upstream.handlers["claude.test"] = handler
+    beta = {"anthropic-beta": "interleaved-thinking-2025-05-14"}
+    assert (await gateway.post("/v1/messages", REQUEST, **beta)).status_code == 200
+    [(request, _)] = gateway.upstream.requests
+    assert "anthropic-beta" not in request.headers

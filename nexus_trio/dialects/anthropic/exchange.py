@@ -16,7 +16,7 @@ import httpx
 
 from nexus_trio import errors
 from nexus_trio.dialects.anthropic.errors import translate_error
-from nexus_trio.dialects.anthropic.native import NativeMessagesExchange
+from nexus_trio.dialects.anthropic.native import NativeMessagesExchange, allowed_beta
 from nexus_trio.dialects.anthropic.request import translate_request
 from nexus_trio.dialects.anthropic.response import translate_response
 from nexus_trio.dialects.anthropic.stream import StreamTranslator
@@ -129,7 +129,7 @@ class Anthropic:
                 MESSAGES_PATH,
                 client_body.native_body(model),
                 Anthropic.probe_headers(backend),
-                client_headers,
+                allowed_beta(client_headers, backend.config.anthropic_beta),
                 request_id,
                 _client_headers,
             )

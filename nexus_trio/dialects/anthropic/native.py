@@ -2,7 +2,8 @@
 (docs/messages-api.md): the native exchange.
 
 The body is the client's own (only ``model`` is the served name), the headers the backend's
-credentials plus the client's ``anthropic-beta`` features, and the answer — body, errors,
+credentials plus those of the client's ``anthropic-beta`` features the backend allows
+(``anthropic_beta``), and the answer — body, errors,
 every stream event — goes back untouched, so thinking blocks, signatures and ``cache_control``
 survive. The gateway still reads what it must know: a whole answer through its
 chat-completions translation (:meth:`NativeMessagesExchange.readable`: usage, characters), a
@@ -25,9 +26,22 @@ from nexus_trio.registry import Backend
 from nexus_trio.upstream.sse import SSEEvent
 from nexus_trio.upstream.stream import TranslatedStream, generated_chars
 
-#: Client headers a native request carries on (Anthropic feature flags; never credentials).
-_FORWARDED = (b"anthropic-beta",)
-_MAX_FORWARDED_BYTES = 1024
+_BETA = b"anthropic-beta"
+
+
+def allowed_beta(client_headers: Iterable[tuple[bytes, bytes]], allowed: list[str]) -> bytes:
+    """The client's ``anthropic-beta`` flags the backend allows (``anthropic_beta``), in the
+    client's order, comma-separated; empty when none is (every other flag is dropped: a beta
+    feature may cost the operator's account more, or reach other services)."""
+    wanted = [
+        flag.strip()
+        for name, value in client_headers
+        if name == _BETA
+        for flag in value.decode("latin-1").split(",")
+    ]
+    return ",".join(flag for flag in wanted if flag in allowed).encode("latin-1")
+
+
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -72,7 +86,7 @@ class NativeMessagesExchange:
         path: str,
         body: bytes,
         credentials: dict[str, str],
-        client_headers: Iterable[tuple[bytes, bytes]],
+        beta: bytes,
         request_id: str,
         client_answer_headers: Callable[[httpx.Headers], dict[str, str]],
     ) -> None:
@@ -83,12 +97,9 @@ class NativeMessagesExchange:
             *((name.encode(), value.encode("latin-1")) for name, value in credentials.items()),
             (b"x-request-id", request_id.encode("ascii")),
             (b"accept-encoding", b"identity"),
-            *(
-                (name, value)
-                for name, value in client_headers
-                if name in _FORWARDED and len(value) <= _MAX_FORWARDED_BYTES
-            ),
         ]
+        if beta:
+            self._headers.append((_BETA, beta))
         self._client_answer_headers = client_answer_headers
 
     def headers(self) -> list[tuple[bytes, bytes]]:
