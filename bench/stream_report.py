@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stream_clients import Outcome, percentile
+from stream_profile import Profile
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,15 @@ class Measured:
     outcome: Outcome
     #: The server's CPU seconds over the scenario.
     cpu: float
+    #: Seconds its main thread was runnable but waiting for its core (other load on it).
+    waiting: float
     wall: float
     client_cpu: float
     #: The upstream's connections opened and requests served over the scenario, and the most
     #: requests it held at once (zeros for the no-op app).
     upstream: tuple[int, int, int]
+    #: Where the server's CPU went (``--py-spy``).
+    profile: Profile | None = None
 
     def all_whole(self) -> bool:
         return self.outcome.whole == self.scenario.streams
@@ -97,6 +102,7 @@ class Measured:
                 f"{connections} / {requests} / {peak}" if requests else "-"
             ),
             "server CPU s": f"{self.cpu:.2f}",
+            "server waiting for its core s": f"{self.waiting:.2f}",
             "CPU ms per request": f"{self.per_request_ms():.2f}",
             "added delay p50 / p99 (ms)": "-" if p50 is None else f"{p50:.1f} / {p99:.1f}",
             "client CPU s": f"{self.client_cpu:.1f}",

@@ -28,12 +28,16 @@ written, p50 and p99 over every pair of consecutive content events. ``capacity``
 streams, first event after 15 s, 10 events 500 ms apart; ``rate`` — 2,000 streams x 10
 events/s (60 events 100 ms apart, first after 5 s), every stream writing in the same instant;
 ``rate-spread`` — the same with each stream's first event a random part of a gap later
-(``--spread``), as independent streams' tokens arrive.
+(``--spread``), as independent streams' tokens arrive. Targets (issue 11): 5,000 streams all
+whole; ≤ 40 KiB RSS per request in flight.
 
 **Fresh connections** (``--paced``, ``--hold``, ``--fresh``): after a warm-up (16 quick
 streams and 16 quick requests), N clients each open a new connection at once, send one request
 and close the connection after the answer; the server's CPU counts over the whole scenario,
-connection set-up included (``stream_report.py`` has the scenarios, the table and the goals).
+connection set-up included, and so does the time its main thread waited for its core (anything
+else on that core shows there: the wall times and delays then say little, the CPU figures
+less). ``stream_report.py`` has the scenarios, the table and the goals; ``--py-spy`` also
+samples each server (``stream_profile.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import stream_profile
 import stream_report
 import trio
 from stream_clients import HOST, Outcome, chat_body, http_get, one_request, one_stream, percentile
@@ -94,6 +99,11 @@ def rss_kib(pid: int) -> int:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def waiting_seconds(pid: int) -> float:
+    """Time the process's main thread has spent runnable but waiting for a core (schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 async def all_open(scenario: Scenario, outcome: Outcome, stats_port: int | None) -> None:
@@ -181,12 +191,15 @@ async def warm_up(port: int) -> None:
         sys.exit(f"warm-up: {outcome.whole} of {2 * WARMUP} answers whole ({outcome.errors})")
 
 
-async def drive_fresh(scenario: Scenario, target: str, server: Server) -> Measured:
+async def drive_fresh(
+    scenario: Scenario, target: str, server: Server, raw_profile: Path | None
+) -> Measured:
     """Run one fresh-connection scenario against a running server, after a warm-up.
 
     The server's CPU counts from just before the first client connects to a quarter of a second
     after the last answer ended (the server's closing work); the wall time to the last answer.
     Clients still running after the scenario's time limit are cancelled and counted as failed.
+    With ``raw_profile``, py-spy samples the server over the same span into that file.
     """
     await warm_up(server.port)
     pid = server.process.pid
@@ -194,16 +207,23 @@ async def drive_fresh(scenario: Scenario, target: str, server: Server) -> Measur
     outcome = Outcome()
     client = one_stream if scenario.streaming else one_request
     body = chat_body(streaming=scenario.streaming)
-    cpu_before, client_before = cpu_seconds(pid), time.process_time()
-    started = time.monotonic()
-    with trio.move_on_after(scenario.time_limit()):
-        async with trio.open_nursery() as nursery:
-            for _ in range(scenario.streams):
-                nursery.start_soon(client, server.port, outcome, body)
-    wall = time.monotonic() - started
-    client_cpu = time.process_time() - client_before
-    await trio.sleep(0.25)
-    cpu = cpu_seconds(pid) - cpu_before
+    sampling = (
+        contextlib.nullcontext([])
+        if raw_profile is None
+        else stream_profile.sampled(pid, raw_profile, pin=1)
+    )
+    with sampling as profile:
+        cpu_before, client_before = cpu_seconds(pid), time.process_time()
+        waiting_before, started = waiting_seconds(pid), time.monotonic()
+        with trio.move_on_after(scenario.time_limit()):
+            async with trio.open_nursery() as nursery:
+                for _ in range(scenario.streams):
+                    nursery.start_soon(client, server.port, outcome, body)
+        wall = time.monotonic() - started
+        client_cpu = time.process_time() - client_before
+        await trio.sleep(0.25)
+        cpu = cpu_seconds(pid) - cpu_before
+        waiting = waiting_seconds(pid) - waiting_before
     unfinished = scenario.streams - outcome.whole - outcome.truncated - outcome.failed
     if unfinished:
         outcome.failed += unfinished
@@ -214,9 +234,11 @@ async def drive_fresh(scenario: Scenario, target: str, server: Server) -> Measur
         target=target,
         outcome=outcome,
         cpu=cpu,
+        waiting=waiting,
         wall=wall,
         client_cpu=client_cpu,
         upstream=(after[0] - connections, after[1] - requests, after[2]),
+        profile=profile[0] if profile else None,
     )
 
 
@@ -308,6 +330,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--fresh", action="store_true", help="CPU over the whole scenario")
     parser.add_argument("--plain", action="store_true", help="non-streaming (with --fresh)")
     parser.add_argument(
+        "--py-spy", action="store_true", help="sample the server of each fresh-connection run"
+    )
+    parser.add_argument(
         "--targets",
         nargs="+",
         choices=("gateway", "noop", "direct"),
@@ -338,21 +363,30 @@ def plan(args: argparse.Namespace) -> list[tuple[Scenario, str]]:
 
 def main() -> None:
     args = arguments()
+    if args.py_spy and not stream_profile.available():
+        sys.exit("py-spy is not installed: pip install py-spy")
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     pin(1)
+    when = datetime.datetime.now()
+    results = BENCH / "results"
+    results.mkdir(exist_ok=True)
     rows: list[dict[str, str]] = []
     measured: list[Measured] = []
     with tempfile.TemporaryDirectory(prefix="nexus-streams-") as tmp:
         for scenario, target in plan(args):
             with servers(scenario, target, Path(tmp)) as server:
                 if scenario.fresh:
-                    measured.append(trio.run(drive_fresh, scenario, target, server))
+                    raw = (
+                        results
+                        / f"profile-streams-{when:%Y%m%d-%H%M%S}-{scenario.name}-{target}.txt"
+                    )
+                    raw_profile = raw if args.py_spy else None
+                    measured.append(trio.run(drive_fresh, scenario, target, server, raw_profile))
                     rows.append(measured[-1].row())
                 else:
                     rows.append(trio.run(drive, scenario, target, server))
             print(stream_report.render(rows[-1:]), flush=True)
-    when = datetime.datetime.now()
     report = [
         f"{when:%Y-%m-%d %H:%M}; load average {os.getloadavg()[0]:.2f}; cores {os.cpu_count()}",
         "",
@@ -360,10 +394,15 @@ def main() -> None:
     ]
     if args.paced or args.hold:
         report += ["", stream_report.summary(measured)]
+    profiles = {
+        (m.scenario.name, m.target): (m.profile, m.per_request_ms())
+        for m in measured
+        if m.profile is not None
+    }
+    if profiles:
+        report += ["", stream_profile.report(profiles)]
     print()
     print("\n".join(report))
-    results = BENCH / "results"
-    results.mkdir(exist_ok=True)
     path = results / f"streams-{when:%Y%m%d-%H%M%S}.md"
     path.write_text("\n".join(report) + "\n")
     print(f"\nwritten to {path.relative_to(BENCH.parent)}", file=sys.stderr)
