@@ -19,6 +19,7 @@ import contextlib
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,10 @@ class Profile:
         }
 
 
-def available() -> bool:
-    return shutil.which("py-spy") is not None
+def py_spy() -> str | None:
+    """The py-spy executable: on the PATH, or beside this interpreter (a venv not activated)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
 
 
 @contextlib.contextmanager
@@ -81,7 +84,8 @@ def sampled(pid: int, raw_path: Path, pin: int) -> Iterator[list[Profile]]:
 
     py-spy stops on SIGINT and writes its file; it gets 30 s to do so, then is killed.
     """
-    command = ["py-spy", "record", "--pid", str(pid), "--rate", str(RATE), "--nonblocking"]
+    command = [py_spy() or "py-spy", "record", "--pid", str(pid), "--rate", str(RATE)]
+    command += ["--nonblocking"]
     command += ["--format", "raw", "--function", "--output", str(raw_path)]
     command = ["taskset", "-c", str(pin), *command]
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,14 +129,17 @@ SECTIONS = (
 
 
 def report(profiles: dict[tuple[str, str], tuple[Profile, float]], top: int = 25) -> str:
-    """The profile tables: for each section, by package and by function, no-op and gateway.
+    """The profile tables: for each section, by package and by function, one column a target.
 
     ``profiles`` maps (scenario name, target) to the profile and the CPU ms per request.
     """
     lines = ["## Where the CPU goes (py-spy, self time)"]
-    for title, name, base in SECTIONS:
+    named = {name for _, name, _ in SECTIONS}
+    others = sorted({name for name, _ in profiles} - named)
+    sections = [*SECTIONS, *((f"µs of CPU per request, {name}", name, None) for name in others)]
+    for title, name, base in sections:
         columns: dict[str, dict[str, dict[str, float]]] = {"packages": {}, "functions": {}}
-        for target in ("noop", "gateway"):
+        for target in ("noop", "direct", "gateway"):
             if (name, target) not in profiles:
                 continue
             profile, per_request = profiles[(name, target)]
@@ -145,7 +152,7 @@ def report(profiles: dict[tuple[str, str], tuple[Profile, float]], top: int = 25
                 shares = {k: difference(shares[k], few[k], base[1]) for k in shares}
             for kind in columns:
                 columns[kind][target] = shares[kind]
-        if "gateway" not in columns["functions"]:
+        if not columns["functions"]:
             continue
         waits = ", ".join(
             f"{target} {100 * p.waiting / max(1, p.waiting + p.total):.0f} %"
@@ -153,7 +160,8 @@ def report(profiles: dict[tuple[str, str], tuple[Profile, float]], top: int = 25
             if scenario == name
         )
         lines += ["", f"### {title}", "", f"Samples left out as waiting for I/O: {waits}.", ""]
-        lines += table("package", columns["packages"], top, "gateway")
+        order = "gateway" if "gateway" in columns["functions"] else next(iter(columns["functions"]))
+        lines += table("package", columns["packages"], top, order)
         lines += [""]
-        lines += table("function", columns["functions"], top, "gateway")
+        lines += table("function", columns["functions"], top, order)
     return "\n".join(lines)

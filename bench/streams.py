@@ -363,7 +363,7 @@ def plan(args: argparse.Namespace) -> list[tuple[Scenario, str]]:
 
 def main() -> None:
     args = arguments()
-    if args.py_spy and not stream_profile.available():
+    if args.py_spy and stream_profile.py_spy() is None:
         sys.exit("py-spy is not installed: pip install py-spy")
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
