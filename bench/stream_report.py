@@ -12,6 +12,7 @@ straight to the upstream. Every stream's first event is a random part of a gap l
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,6 +77,8 @@ class Measured:
     upstream: tuple[int, int, int]
     #: Where the server's CPU went (``--py-spy``).
     profile: Profile | None = None
+    #: Which repetition of the scenario set (``--rounds``).
+    round: int = 0
 
     def all_whole(self) -> bool:
         return self.outcome.whole == self.scenario.streams
@@ -94,6 +97,7 @@ class Measured:
         connections, requests, peak = self.upstream
         return {
             "scenario": self.scenario.title(),
+            "round": str(self.round + 1),
             "target": self.target,
             "whole / truncated / failed": (
                 f"{outcome.whole} / {outcome.truncated} / {outcome.failed}"
@@ -127,20 +131,55 @@ def per_event_ms(few: Measured | None, many: Measured | None) -> float | None:
     return 1000.0 * (many.cpu - few.cpu) / extra if extra > 0 else None
 
 
-#: A measure of the no-op stack and of the gateway (None: not measured).
-Pair = tuple[float | None, float | None]
+class Rounds:
+    """The measurements of one invocation, by scenario, target and round."""
+
+    def __init__(self, measured: list[Measured]) -> None:
+        self.runs = {(m.scenario.name, m.target, m.round): m for m in measured}
+        self.rounds = sorted({m.round for m in measured})
+
+    def get(self, name: str, target: str, round_: int) -> Measured | None:
+        return self.runs.get((name, target, round_))
+
+    def values(
+        self, name: str, target: str, value: Callable[[Measured], float | None]
+    ) -> list[float | None]:
+        """``value`` of each round's run (None where there is none)."""
+        runs = [self.get(name, target, r) for r in self.rounds]
+        return [None if m is None else value(m) for m in runs]
+
+    def all_whole(self, name: str, target: str) -> bool | None:
+        runs = [m for m in (self.get(name, target, r) for r in self.rounds) if m is not None]
+        return all(m.all_whole() for m in runs) if runs else None
 
 
-def line(label: str, values: Pair, ratio: bool) -> dict[str, str]:
-    """One comparison row: the no-op stack's value, the gateway's, and (``ratio``) theirs."""
-    noop, gateway = values
-    shown = f"{gateway / noop:.2f}" if ratio and noop and gateway is not None else ""
-    return {
-        "measure": label,
-        "no-op": "-" if noop is None else f"{noop:,.3f}",
-        "gateway": "-" if gateway is None else f"{gateway:,.3f}",
-        "gateway / no-op": shown,
-    }
+#: One value per round.
+Values = list[float | None]
+
+
+def median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def ratios(noop: list[float | None], gateway: list[float | None]) -> list[float]:
+    """Gateway / no-op of each round where both were measured."""
+    return [g / n for n, g in zip(noop, gateway, strict=True) if n and g is not None]
+
+
+def line(
+    label: str, noop: list[float | None], gateway: list[float | None], ratio: bool
+) -> dict[str, str]:
+    """One comparison row: medians over the rounds, and (``ratio``) the median of the rounds'
+    gateway / no-op ratios, each round's after it when there are several."""
+    shown = ""
+    if ratio and (each := ratios(noop, gateway)):
+        shown = f"{statistics.median(each):.2f}"
+        if len(each) > 1:
+            shown += " (" + ", ".join(f"{r:.2f}" for r in each) + ")"
+    cells = [median(noop), median(gateway)]
+    text = ["-" if v is None else f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3f}" for v in cells]
+    return {"measure": label, "no-op": text[0], "gateway": text[1], "gateway / no-op": shown}
 
 
 def goal(text: str, measured: str, met: bool | None) -> dict[str, str]:
@@ -157,70 +196,71 @@ PER_REQUEST = (
 
 
 def summary(measured: list[Measured]) -> str:
-    """The same-run comparison of the fresh-connection scenarios, and the issue's goals."""
-    by = {(m.scenario.name, m.target): m for m in measured}
+    """The same-run comparison of the fresh-connection scenarios, and the issue's goals.
 
-    def each(name: str, value: Callable[[Measured], float | None]) -> Pair:
-        noop, gateway = by.get((name, "noop")), by.get((name, "gateway"))
-        return (
-            None if noop is None else value(noop),
-            None if gateway is None else value(gateway),
-        )
+    With several rounds: medians over the rounds, and the median of the rounds' ratios.
+    """
+    runs = Rounds(measured)
+
+    def both(name: str, value: Callable[[Measured], float | None]) -> tuple[Values, Values]:
+        return runs.values(name, "noop", value), runs.values(name, "gateway", value)
 
     rows, goals = [], []
     for name, label, limit in PER_REQUEST:
-        rows.append(line(label, each(name, Measured.per_request_ms), ratio=True))
+        values = both(name, Measured.per_request_ms)
+        rows.append(line(label, *values, ratio=True))
         if limit is not None:
-            noop, gateway = by.get((name, "noop")), by.get((name, "gateway"))
-            goals.append(ratio_goal(label.split(",")[0], limit, noop, gateway))
-    costs = each("c-paced-30", lambda m: per_event_ms(by.get(("a-paced-10", m.target)), m))
-    rows.append(line("CPU ms per paced event: (c - a) / (20 x 1,000)", costs, ratio=True))
-    rates = (
-        None if not costs[0] else 1000.0 / costs[0],
-        None if not costs[1] else 1000.0 / costs[1],
-    )
-    rows.append(line("paced events per core-second at that cost", rates, ratio=False))
-    delays = each("d-2-per-s", lambda m: m.delay(0)), each("d-2-per-s", lambda m: m.delay(1))
+            goals.append(ratio_goal(label.split(",")[0], limit, runs, name, values))
+
+    def cost(m: Measured) -> float | None:
+        return per_event_ms(runs.get("a-paced-10", m.target, m.round), m)
+
+    costs = both("c-paced-30", cost)
+    rows.append(line("CPU ms per paced event: (c - a) / (20 x 1,000)", *costs, ratio=True))
+    noop_rates, gateway_rates = ([None if not c else 1000.0 / c for c in side] for side in costs)
+    rows.append(line("paced events per core-second at that cost", noop_rates, gateway_rates, False))
+    delays = both("d-2-per-s", lambda m: m.delay(0)), both("d-2-per-s", lambda m: m.delay(1))
     for label, values in zip(("p50", "p99"), delays, strict=True):
-        rows.append(line(f"(d) added delay {label} ms, 1,000 streams x 2 events/s", values, False))
-    goals.append(delay_goal(by.get(("d-2-per-s", "gateway"))))
-    goals.append(hold_goal(by.get((HOLD.name, "direct")), by.get((HOLD.name, "gateway"))))
+        rows.append(line(f"(d) added delay {label} ms, 1,000 streams x 2 events/s", *values, False))
+    goals.append(delay_goal(runs))
+    goals.append(hold_goal(runs))
     goals.append(goal("`bench/run.py` (16 connections) within noise of before", "-", None))
-    tables = ["## Same run: no-op stack and gateway", render(rows), "## Goals", render(goals)]
-    return "\n\n".join(tables)
+    title = "## Same run: no-op stack and gateway"
+    if len(runs.rounds) > 1:
+        title += f" ({len(runs.rounds)} rounds: medians)"
+    return "\n\n".join([title, render(rows), "## Goals", render(goals)])
 
 
 def ratio_goal(
-    what: str, limit: float, noop: Measured | None, gateway: Measured | None
+    what: str, limit: float, runs: Rounds, name: str, values: tuple[Values, Values]
 ) -> dict[str, str]:
     text = f"{what}: ≤ {limit}x the no-op stack's"
-    if noop is None or gateway is None:
+    middle = median(list(ratios(*values)))
+    whole = runs.all_whole(name, "noop") and runs.all_whole(name, "gateway")
+    if middle is None:
         return goal(text, "-", None)
-    ratio = gateway.per_request_ms() / noop.per_request_ms()
-    whole = noop.all_whole() and gateway.all_whole()
-    return goal(
-        text, f"{ratio:.2f}x" + ("" if whole else ", not all whole"), whole and ratio <= limit
-    )
+    shown = f"{middle:.2f}x" + ("" if whole else ", not all whole")
+    return goal(text, shown, bool(whole) and middle <= limit)
 
 
-def delay_goal(gateway: Measured | None) -> dict[str, str]:
+def delay_goal(runs: Rounds) -> dict[str, str]:
     text = "added delay p99 ≤ 25 ms at 1,000 streams x 2 events/s (gateway)"
-    p99 = None if gateway is None else gateway.delay(1)
-    if gateway is None or p99 is None:
+    p99 = median(runs.values("d-2-per-s", "gateway", lambda m: m.delay(1)))
+    if p99 is None:
         return goal(text, "-", None)
-    whole = gateway.all_whole()
+    whole = runs.all_whole("d-2-per-s", "gateway")
     shown = f"{p99:.1f} ms" + ("" if whole else ", not all whole")
-    return goal(text, shown, whole and p99 <= 25.0)
+    return goal(text, shown, bool(whole) and p99 <= 25.0)
 
 
-def hold_goal(direct: Measured | None, gateway: Measured | None) -> dict[str, str]:
+def hold_goal(runs: Rounds) -> dict[str, str]:
     text = "3,000 streams of ~4.5 s, fresh connections: all whole, wall ≤ 2 x direct + 5 s"
+    direct = median(runs.values(HOLD.name, "direct", lambda m: m.wall))
+    gateway = median(runs.values(HOLD.name, "gateway", lambda m: m.wall))
     if direct is None or gateway is None:
         return goal(text, "-", None)
-    limit = 2 * direct.wall + 5.0
-    measured = (
-        f"gateway {gateway.wall:.1f} s ({gateway.outcome.whole} whole), "
-        f"direct {direct.wall:.1f} s ({direct.outcome.whole} whole); limit {limit:.1f} s"
-    )
-    met = gateway.all_whole() and direct.all_whole() and gateway.wall <= limit
-    return goal(text, measured, met)
+    whole = runs.all_whole(HOLD.name, "direct") and runs.all_whole(HOLD.name, "gateway")
+    limit = 2 * direct + 5.0
+    shown = f"gateway {gateway:.1f} s, direct {direct:.1f} s: limit {limit:.1f} s"
+    shown += "" if whole else "; not all whole"
+    return goal(text, shown, bool(whole) and gateway <= limit)

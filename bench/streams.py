@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -61,6 +62,7 @@ import stream_profile
 import stream_report
 import trio
 from stream_clients import HOST, Outcome, chat_body, http_get, one_request, one_stream, percentile
+from stream_profile import Profile
 from stream_report import HOLD, PACED, Measured, Scenario
 
 BENCH = Path(__file__).resolve().parent
@@ -207,7 +209,7 @@ async def drive_fresh(
     outcome = Outcome()
     client = one_stream if scenario.streaming else one_request
     body = chat_body(streaming=scenario.streaming)
-    sampling = (
+    sampling: contextlib.AbstractContextManager[list[Profile]] = (
         contextlib.nullcontext([])
         if raw_profile is None
         else stream_profile.sampled(pid, raw_profile, pin=1)
@@ -333,6 +335,9 @@ def arguments() -> argparse.Namespace:
         "--py-spy", action="store_true", help="sample the server of each fresh-connection run"
     )
     parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat --paced/--hold; medians of the rounds"
+    )
+    parser.add_argument(
         "--targets",
         nargs="+",
         choices=("gateway", "noop", "direct"),
@@ -343,21 +348,25 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def plan(args: argparse.Namespace) -> list[tuple[Scenario, str]]:
-    """The (scenario, target) pairs to run, in order."""
+def plan(args: argparse.Namespace) -> list[tuple[Scenario, str, int]]:
+    """The (scenario, target, round) to run, in order; the gateway goes first in odd rounds."""
     if args.streams:
         custom = Scenario(
             "custom", args.streams, args.ttft_ms, args.events, args.gap_ms, args.spread,
             streaming=not args.plain, fresh=args.fresh or args.plain,
         )  # fmt: skip
-        return [(custom, target) for target in args.targets]
+        return [(custom, target, 0) for target in args.targets]
     if not (args.paced or args.hold):
-        return [(scenario, target) for scenario in SCENARIOS for target in args.targets]
-    pairs = []
-    if args.paced:
-        pairs += [(s, t) for s in PACED for t in ("noop", "gateway")]
-    if args.hold:
-        pairs += [(HOLD, t) for t in ("direct", "gateway")]
+        return [(scenario, target, 0) for scenario in SCENARIOS for target in args.targets]
+    pairs: list[tuple[Scenario, str, int]] = []
+    for round_ in range(args.rounds):
+        ours = ["gateway"] if round_ % 2 else []
+        if args.paced:
+            targets = [*ours, "noop", *(["gateway"] if not ours else [])]
+            pairs += [(s, t, round_) for s in PACED for t in targets]
+        if args.hold:
+            targets = [*ours, "direct", *(["gateway"] if not ours else [])]
+            pairs += [(HOLD, t, round_) for t in targets]
     return pairs
 
 
@@ -374,15 +383,13 @@ def main() -> None:
     rows: list[dict[str, str]] = []
     measured: list[Measured] = []
     with tempfile.TemporaryDirectory(prefix="nexus-streams-") as tmp:
-        for scenario, target in plan(args):
+        for scenario, target, round_ in plan(args):
             with servers(scenario, target, Path(tmp)) as server:
                 if scenario.fresh:
-                    raw = (
-                        results
-                        / f"profile-streams-{when:%Y%m%d-%H%M%S}-{scenario.name}-{target}.txt"
-                    )
-                    raw_profile = raw if args.py_spy else None
-                    measured.append(trio.run(drive_fresh, scenario, target, server, raw_profile))
+                    name = f"{when:%Y%m%d-%H%M%S}-{scenario.name}-{target}-{round_ + 1}"
+                    raw = results / f"profile-streams-{name}.txt" if args.py_spy else None
+                    run = trio.run(drive_fresh, scenario, target, server, raw)
+                    measured.append(dataclasses.replace(run, round=round_))
                     rows.append(measured[-1].row())
                 else:
                     rows.append(trio.run(drive, scenario, target, server))
