@@ -68,6 +68,8 @@ class Measured:
     outcome: Outcome
     #: The server's CPU seconds over the scenario.
     cpu: float
+    #: Its CPU seconds from just before the first token was due to the end (streams only).
+    cpu_events: float | None
     #: Seconds its main thread was runnable but waiting for its core (other load on it).
     waiting: float
     wall: float
@@ -85,6 +87,13 @@ class Measured:
 
     def per_request_ms(self) -> float:
         return 1000.0 * self.cpu / self.scenario.streams
+
+    def per_event_ms(self) -> float | None:
+        """CPU per event from just before the first token to the end (all whole only)."""
+        events = self.scenario.events * self.scenario.streams
+        if self.cpu_events is None or not events or not self.all_whole():
+            return None
+        return 1000.0 * self.cpu_events / events
 
     def delay(self, index: int) -> float | None:
         """The added delay per event in ms, p50 (``index`` 0) or p99 (1); None without any."""
@@ -219,6 +228,8 @@ def summary(measured: list[Measured]) -> str:
     rows.append(line("CPU ms per paced event: (c - a) / (20 x 1,000)", *costs, ratio=True))
     noop_rates, gateway_rates = ([None if not c else 1000.0 / c for c in side] for side in costs)
     rows.append(line("paced events per core-second at that cost", noop_rates, gateway_rates, False))
+    label = "(d) CPU ms per event from 0.95 x TTFT to the end (every connection set up)"
+    rows.append(line(label, *both("d-2-per-s", Measured.per_event_ms), ratio=True))
     delays = both("d-2-per-s", lambda m: m.delay(0)), both("d-2-per-s", lambda m: m.delay(1))
     for label, values in zip(("p50", "p99"), delays, strict=True):
         rows.append(line(f"(d) added delay {label} ms, 1,000 streams x 2 events/s", *values, False))

@@ -193,6 +193,12 @@ async def warm_up(port: int) -> None:
         sys.exit(f"warm-up: {outcome.whole} of {2 * WARMUP} answers whole ({outcome.errors})")
 
 
+async def read_cpu_after(delay: float, pid: int, into: list[float]) -> None:
+    """Append ``pid``'s CPU seconds after ``delay`` seconds."""
+    await trio.sleep(delay)
+    into.append(cpu_seconds(pid))
+
+
 async def drive_fresh(
     scenario: Scenario, target: str, server: Server, raw_profile: Path | None
 ) -> Measured:
@@ -200,6 +206,8 @@ async def drive_fresh(
 
     The server's CPU counts from just before the first client connects to a quarter of a second
     after the last answer ended (the server's closing work); the wall time to the last answer.
+    For streams it is also read just before the first token is due (0.95 x TTFT): the CPU from
+    there on is the events' (and the streams' ends), if every stream was set up by then.
     Clients still running after the scenario's time limit are cancelled and counted as failed.
     With ``raw_profile``, py-spy samples the server over the same span into that file.
     """
@@ -217,14 +225,20 @@ async def drive_fresh(
     with sampling as profile:
         cpu_before, client_before = cpu_seconds(pid), time.process_time()
         waiting_before, started = waiting_seconds(pid), time.monotonic()
+        at_first_token: list[float] = []
         with trio.move_on_after(scenario.time_limit()):
             async with trio.open_nursery() as nursery:
                 for _ in range(scenario.streams):
                     nursery.start_soon(client, server.port, outcome, body)
+                if scenario.streaming:
+                    nursery.start_soon(
+                        read_cpu_after, 0.95 * scenario.ttft_ms / 1000, pid, at_first_token
+                    )
         wall = time.monotonic() - started
         client_cpu = time.process_time() - client_before
         await trio.sleep(0.25)
-        cpu = cpu_seconds(pid) - cpu_before
+        cpu_after = cpu_seconds(pid)
+        cpu = cpu_after - cpu_before
         waiting = waiting_seconds(pid) - waiting_before
     unfinished = scenario.streams - outcome.whole - outcome.truncated - outcome.failed
     if unfinished:
@@ -236,6 +250,7 @@ async def drive_fresh(
         target=target,
         outcome=outcome,
         cpu=cpu,
+        cpu_events=cpu_after - at_first_token[0] if at_first_token else None,
         waiting=waiting,
         wall=wall,
         client_cpu=client_cpu,
