@@ -259,9 +259,15 @@ async def drive_fresh(
     )
 
 
-def pin(cpu: int) -> None:
-    if len(os.sched_getaffinity(0)) > 1:
-        os.sched_setaffinity(0, {cpu})
+#: The cores this process may use, read before it pins itself: its children inherit its own
+#: affinity, so a child pinned by :func:`pin` must be given a core from this list, not its own.
+CORES = sorted(os.sched_getaffinity(0))
+
+
+def pin(index: int) -> None:
+    """Pin the calling process to the ``index``-th of :data:`CORES` (with 2 or more)."""
+    if len(CORES) > 1:
+        os.sched_setaffinity(0, {CORES[index]})
 
 
 def wait_listening(ports: list[int], log: Path) -> None:
