@@ -15,12 +15,10 @@ noise is a few per cent of a share; a row under about 20 µs per request says li
 from __future__ import annotations
 
 import collections
-import contextlib
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,29 +76,32 @@ def py_spy() -> str | None:
     return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
 
 
-@contextlib.contextmanager
-def sampled(pid: int, raw_path: Path, pin: int) -> Iterator[list[Profile]]:
-    """Sample ``pid`` until the block ends; the block's list then holds the profile.
+class Sampler:
+    """One ``py-spy record`` of a process, from :meth:`start` to :meth:`stop`."""
 
-    py-spy stops on SIGINT and writes its file; it gets 30 s to do so, then is killed.
-    """
-    command = [py_spy() or "py-spy", "record", "--pid", str(pid), "--rate", str(RATE)]
-    command += ["--nonblocking"]
-    command += ["--format", "raw", "--function", "--output", str(raw_path)]
-    command = ["taskset", "-c", str(pin), *command]
-    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    result: list[Profile] = []
-    try:
-        yield result
-    finally:
-        spy.send_signal(signal.SIGINT)
+    def __init__(self, pid: int, raw_path: Path, core: int) -> None:
+        self.pid, self.raw_path, self.core = pid, raw_path, core
+        self.spy: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [py_spy() or "py-spy", "record", "--pid", str(self.pid), "--rate", str(RATE)]
+        command += ["--nonblocking", "--format", "raw", "--function"]
+        command += ["--output", str(self.raw_path)]
+        command = ["taskset", "-c", str(self.core), *command]
+        self.spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> Profile | None:
+        """Stop py-spy (SIGINT, then 30 s to write its file, else killed); the profile."""
+        if self.spy is None:
+            return None
+        self.spy.send_signal(signal.SIGINT)
         try:
-            spy.wait(timeout=30)
+            self.spy.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            spy.kill()
-            spy.wait()
-    if raw_path.exists():
-        result.append(Profile.parse(raw_path.read_text()))
+            self.spy.kill()
+            self.spy.wait()
+        self.spy = None
+        return Profile.parse(self.raw_path.read_text()) if self.raw_path.exists() else None
 
 
 def table(title: str, columns: dict[str, dict[str, float]], top: int, order: str) -> list[str]:
@@ -125,18 +126,36 @@ SECTIONS = (
     ("(a) µs of CPU per paced stream (10 events)", "a-paced-10", None),
     ("(b) µs of CPU per fresh-connection request (non-streaming)", "b-plain", None),
     ("µs of CPU per paced event, ((c) - (a)) / 20", "c-paced-30", ("a-paced-10", 20)),
+    (
+        "(d) µs of CPU per event, from just before the first token (every connection set up)",
+        "d-2-per-s events",
+        None,
+    ),
 )
+
+
+def unit(name: str) -> str:
+    """What a profile's figures are per: an event for an event phase, else a request."""
+    return "event" if name.endswith(" events") else "request"
 
 
 def report(profiles: dict[tuple[str, str], tuple[Profile, float]], top: int = 25) -> str:
     """The profile tables: for each section, by package and by function, one column a target.
 
-    ``profiles`` maps (scenario name, target) to the profile and the CPU ms per request.
+    ``profiles`` maps (scenario name, target) to the profile and the CPU ms per request; a
+    stream scenario's event phase is there as (``"<name> events"``, target), per event.
     """
     lines = ["## Where the CPU goes (py-spy, self time)"]
     named = {name for _, name, _ in SECTIONS}
-    others = sorted({name for name, _ in profiles} - named)
-    sections = [*SECTIONS, *((f"µs of CPU per request, {name}", name, None) for name in others)]
+    others = sorted(
+        name
+        for name in {name for name, _ in profiles} - named
+        if name.removesuffix(" events") not in named  # (a)'s and (c)'s overlap their set-up
+    )
+    sections = [
+        *SECTIONS,
+        *((f"µs of CPU per {unit(name)}, {name}", name, None) for name in others),
+    ]
     for title, name, base in sections:
         columns: dict[str, dict[str, dict[str, float]]] = {"packages": {}, "functions": {}}
         for target in ("noop", "direct", "gateway"):

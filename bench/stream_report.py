@@ -77,8 +77,9 @@ class Measured:
     #: The upstream's connections opened and requests served over the scenario, and the most
     #: requests it held at once (zeros for the no-op app).
     upstream: tuple[int, int, int]
-    #: Where the server's CPU went (``--py-spy``).
+    #: Where the server's CPU went (``--py-spy``), and in a stream's event phase.
     profile: Profile | None = None
+    event_profile: Profile | None = None
     #: Which repetition of the scenario set (``--rounds``).
     round: int = 0
 

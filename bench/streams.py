@@ -62,12 +62,14 @@ import stream_profile
 import stream_report
 import trio
 from stream_clients import HOST, Outcome, chat_body, http_get, one_request, one_stream, percentile
-from stream_profile import Profile
 from stream_report import HOLD, PACED, Measured, Scenario
 
 BENCH = Path(__file__).resolve().parent
 #: Concurrent quick streams, and as many quick requests, before a fresh-connection scenario.
 WARMUP = 16
+#: The cores this process may use, read before it pins itself: its children inherit its own
+#: affinity, so a child pinned by :func:`pin` must be given a core from this list, not its own.
+CORES = sorted(os.sched_getaffinity(0))
 
 SCENARIOS = (
     Scenario("capacity", 5000, 15000.0, 10, 500.0),
@@ -193,10 +195,14 @@ async def warm_up(port: int) -> None:
         sys.exit(f"warm-up: {outcome.whole} of {2 * WARMUP} answers whole ({outcome.errors})")
 
 
-async def read_cpu_after(delay: float, pid: int, into: list[float]) -> None:
-    """Append ``pid``'s CPU seconds after ``delay`` seconds."""
+async def event_phase(
+    delay: float, pid: int, cpu: list[float], sampler: stream_profile.Sampler | None
+) -> None:
+    """After ``delay`` seconds, append ``pid``'s CPU seconds to ``cpu`` and start ``sampler``."""
     await trio.sleep(delay)
-    into.append(cpu_seconds(pid))
+    cpu.append(cpu_seconds(pid))
+    if sampler is not None:
+        sampler.start()
 
 
 async def drive_fresh(
@@ -209,7 +215,8 @@ async def drive_fresh(
     For streams it is also read just before the first token is due (0.95 x TTFT): the CPU from
     there on is the events' (and the streams' ends), if every stream was set up by then.
     Clients still running after the scenario's time limit are cancelled and counted as failed.
-    With ``raw_profile``, py-spy samples the server over the same span into that file.
+    With ``raw_profile``, py-spy samples the server over the same span into that file, and a
+    stream's event phase into a file of the same name ending ``-events.txt``.
     """
     await warm_up(server.port)
     pid = server.process.pid
@@ -217,29 +224,29 @@ async def drive_fresh(
     outcome = Outcome()
     client = one_stream if scenario.streaming else one_request
     body = chat_body(streaming=scenario.streaming)
-    sampling: contextlib.AbstractContextManager[list[Profile]] = (
-        contextlib.nullcontext([])
-        if raw_profile is None
-        else stream_profile.sampled(pid, raw_profile, pin=1)
-    )
-    with sampling as profile:
-        cpu_before, client_before = cpu_seconds(pid), time.process_time()
-        waiting_before, started = waiting_seconds(pid), time.monotonic()
-        at_first_token: list[float] = []
-        with trio.move_on_after(scenario.time_limit()):
-            async with trio.open_nursery() as nursery:
-                for _ in range(scenario.streams):
-                    nursery.start_soon(client, server.port, outcome, body)
-                if scenario.streaming:
-                    nursery.start_soon(
-                        read_cpu_after, 0.95 * scenario.ttft_ms / 1000, pid, at_first_token
-                    )
-        wall = time.monotonic() - started
-        client_cpu = time.process_time() - client_before
-        await trio.sleep(0.25)
-        cpu_after = cpu_seconds(pid)
-        cpu = cpu_after - cpu_before
-        waiting = waiting_seconds(pid) - waiting_before
+    sampler = events_sampler = None
+    if raw_profile is not None:
+        sampler = stream_profile.Sampler(pid, raw_profile, CORES[-1])
+        events_path = raw_profile.with_suffix(".events.txt")
+        events_sampler = stream_profile.Sampler(pid, events_path, CORES[-1])
+        sampler.start()
+    cpu_before, client_before = cpu_seconds(pid), time.process_time()
+    waiting_before, started = waiting_seconds(pid), time.monotonic()
+    at_first_token: list[float] = []
+    with trio.move_on_after(scenario.time_limit()):
+        async with trio.open_nursery() as nursery:
+            for _ in range(scenario.streams):
+                nursery.start_soon(client, server.port, outcome, body)
+            if scenario.streaming:
+                due = 0.95 * scenario.ttft_ms / 1000
+                nursery.start_soon(event_phase, due, pid, at_first_token, events_sampler)
+    wall = time.monotonic() - started
+    client_cpu = time.process_time() - client_before
+    await trio.sleep(0.25)
+    cpu_after = cpu_seconds(pid)
+    waiting = waiting_seconds(pid) - waiting_before
+    profile = None if sampler is None else sampler.stop()
+    event_profile = None if events_sampler is None else events_sampler.stop()
     unfinished = scenario.streams - outcome.whole - outcome.truncated - outcome.failed
     if unfinished:
         outcome.failed += unfinished
@@ -249,19 +256,15 @@ async def drive_fresh(
         scenario=scenario,
         target=target,
         outcome=outcome,
-        cpu=cpu,
+        cpu=cpu_after - cpu_before,
         cpu_events=cpu_after - at_first_token[0] if at_first_token else None,
         waiting=waiting,
         wall=wall,
         client_cpu=client_cpu,
         upstream=(after[0] - connections, after[1] - requests, after[2]),
-        profile=profile[0] if profile else None,
+        profile=profile,
+        event_profile=event_profile,
     )
-
-
-#: The cores this process may use, read before it pins itself: its children inherit its own
-#: affinity, so a child pinned by :func:`pin` must be given a core from this list, not its own.
-CORES = sorted(os.sched_getaffinity(0))
 
 
 def pin(index: int) -> None:
@@ -427,6 +430,9 @@ def main() -> None:
         for m in measured
         if m.profile is not None
     }
+    for m in measured:
+        if m.event_profile is not None and (per_event := m.per_event_ms()) is not None:
+            profiles[(f"{m.scenario.name} events", m.target)] = (m.event_profile, per_event)
     if profiles:
         report += ["", stream_profile.report(profiles)]
     print()
