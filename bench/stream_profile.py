@@ -1,15 +1,21 @@
 """Where a server's CPU goes in ``bench/streams.py``'s fresh-connection scenarios (``--py-spy``).
 
-While a scenario runs, ``py-spy record --nonblocking`` samples the server under test (the
-gateway or the no-op app; py-spy pinned with the clients). py-spy leaves out threads that are
-not running, so a sample is a moment of CPU, but for one case: a thread woken from
-``epoll_wait`` and waiting for its core counts as running, so the samples in the run loop's I/O
-wait are left out (and counted apart). A function's share of the remaining samples where it runs
-itself (self), times the server's CPU per request, is its CPU per request. The report compares,
-by package and by function, the gateway with the no-op stack per paced stream (a), per
-fresh-connection request (b), and per paced event ((c) - (a) over the extra events). Sampling
-noise is a few per cent of a share; a row under about 20 µs per request says little. Needs
-``pip install py-spy`` and ptrace (root or ``kernel.yama.ptrace_scope = 0``).
+While a scenario runs, ``py-spy record`` samples the server under test (the gateway or the
+no-op app; py-spy pinned with the clients). It pauses the server for each sample: with
+``--nonblocking`` a server busy on a core of its own gave torn stacks (two thirds of them not
+reaching the interpreter's entry), so the profiled run is slower than a plain one (at 200
+samples a second the gateway's CPU per request rose by about a tenth) and its CPU figures are
+not the ones to quote. py-spy leaves out threads that are not running, so a
+sample is a moment of CPU, but for one case: a thread woken from ``epoll_wait`` and waiting for
+its core counts as running, so the samples in the run loop's I/O wait are left out (and counted
+apart). A function's share of the remaining samples where it runs itself (self), times the
+server's CPU per request, is its CPU per request; a garbage collection counts as the self time of
+the function whose allocation triggered it. The report compares, by package and by function,
+the gateway with the no-op stack per paced stream (a), per fresh-connection request (b), per
+paced event ((c) - (a) over the extra events) and per event of (d)'s event phase (sampled apart
+from just before the first token). Sampling noise is a few per cent of a share; a row under
+about 20 µs per request says little. Needs ``pip install py-spy`` and ptrace (root or
+``kernel.yama.ptrace_scope = 0``).
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from pathlib import Path
 
 from profile_gateway import frame_name
 
-#: Samples per second: enough for a few thousand samples per scenario.
-RATE = 500
+#: Samples per second: about a thousand per scenario and target; each pauses the server.
+RATE = 200
 
 
 #: The run loop's wait for I/O: a sample here is a thread woken from ``epoll_wait`` but not yet
@@ -85,7 +91,7 @@ class Sampler:
 
     def start(self) -> None:
         command = [py_spy() or "py-spy", "record", "--pid", str(self.pid), "--rate", str(RATE)]
-        command += ["--nonblocking", "--format", "raw", "--function"]
+        command += ["--format", "raw", "--function"]
         command += ["--output", str(self.raw_path)]
         command = ["taskset", "-c", str(self.core), *command]
         self.spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
