@@ -4,7 +4,10 @@ the process, and :class:`APIError`, whose subclasses reach clients as the OpenAI
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 
@@ -30,6 +33,18 @@ class StateError(NexusError):
 
     ``str(error)`` is the one-line reason: the path and what is wrong with it.
     """
+
+
+@contextmanager
+def state_errors(store: str, path: Path, doing: str) -> Iterator[None]:
+    """Translate sqlite3 and OS errors inside the block into one-line :class:`StateError` s
+    naming ``store`` (e.g. ``spend ledger``), its ``path`` and what it was ``doing``."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StateError(f"{store} {path}: cannot {doing}: {exc}") from exc
+    except OSError as exc:
+        raise StateError(f"{store} {path}: cannot {doing}: {exc.strerror}") from exc
 
 
 class APIError(NexusError):

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from nexus_trio.errors import StateError
+from nexus_trio.errors.base import state_errors
 from nexus_trio.responses_store.record import StoredResponse
 
 FILE_NAME = "responses.sqlite3"
@@ -59,15 +60,9 @@ _GET = (
 )
 
 
-@contextmanager
-def _errors(path: Path, doing: str) -> Iterator[None]:
+def _errors(path: Path, doing: str) -> AbstractContextManager[None]:
     """Translate sqlite3 and OS errors into one-line :class:`StateError` s."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StateError(f"response store {path}: cannot {doing}: {exc}") from exc
-    except OSError as exc:
-        raise StateError(f"response store {path}: cannot {doing}: {exc.strerror}") from exc
+    return state_errors("response store", path, doing)
 
 
 class ResponseDatabase:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from nexus_trio.errors import StateError
+from nexus_trio.errors.base import state_errors
 from nexus_trio.spend.tally import SpendKey, SpendRow
 
 FILE_NAME = "spend.sqlite3"
@@ -56,15 +57,9 @@ _MONTH = (
 )
 
 
-@contextmanager
-def _errors(path: Path, doing: str) -> Iterator[None]:
+def _errors(path: Path, doing: str) -> AbstractContextManager[None]:
     """Translate sqlite3 and OS errors into one-line :class:`StateError` s."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StateError(f"spend ledger {path}: cannot {doing}: {exc}") from exc
-    except OSError as exc:
-        raise StateError(f"spend ledger {path}: cannot {doing}: {exc.strerror}") from exc
+    return state_errors("spend ledger", path, doing)
 
 
 MonthRows = list[tuple[SpendKey, SpendRow]]
