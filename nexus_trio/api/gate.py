@@ -29,6 +29,8 @@ OPEN_PATHS = frozenset({"/health", "/health/live", "/", "/dashboard"})
 OPEN_PREFIX = "/dashboard/"
 #: Served to admin keys only, unless ``[metrics] public = true``.
 METRICS_PATH = "/metrics"
+#: The operator's routes (``/admin/...``): admin keys only, whatever else is configured.
+ADMIN_PREFIX = "/admin/"
 
 _ENCODED_SEPARATOR = re.compile(rb"%(2f|5c)", re.IGNORECASE)
 _ENCODED_DOT = re.compile(rb"%2e", re.IGNORECASE)
@@ -103,6 +105,8 @@ def access_of(path: str, *, metrics_public: bool) -> Access:
         return Access.OPEN
     if path == METRICS_PATH:
         return Access.OPEN if metrics_public else Access.ADMIN
+    if path.startswith(ADMIN_PREFIX):
+        return Access.ADMIN
     return Access.KEY
 
 

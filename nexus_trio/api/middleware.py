@@ -160,6 +160,10 @@ class GatewayASGI:
             )
         keyring = generation.keyring
         if not keyring:
+            if ctx.path.startswith(gate.ADMIN_PREFIX):
+                return errors.PermissionDenied(
+                    f"{ctx.path} needs an admin key, and none is configured (docs/keys.md#roles)."
+                )
             if ctx.method == "POST" and not gate.is_json(headers):
                 return errors.UnsupportedMediaType(
                     "Send the body as JSON with Content-Type: application/json."

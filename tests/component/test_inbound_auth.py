@@ -77,3 +77,15 @@ async def test_keys_variable_without_keys_is_a_config_error() -> None:
     async with httpx.AsyncClient(transport=transport) as http:
         with pytest.raises(ConfigError, match="GATEWAY_KEYS holds no key"):
             Wiring.build(config, {"GATEWAY_KEYS": " , "}, http, transport=transport)
+
+
+async def test_admin_routes_are_refused_when_no_key_could_be_an_admin(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    open_gateway = make_gateway(AUTH_CONFIG.replace('api_keys_env = "GATEWAY_KEYS"', ""))
+    response = await open_gateway.app.test_client().get("/admin/keys")
+    assert response.status_code == 403
+    error = msgspec.json.decode(await response.get_data())["error"]
+    assert error["code"] == "permission_denied"
+    # The rest of an open gateway stays open.
+    assert (await open_gateway.app.test_client().get("/v1/models")).status_code == 200

@@ -81,6 +81,9 @@ def test_access_table_denies_by_default() -> None:
         assert gate.access_of(path, metrics_public=False) is gate.Access.KEY
     assert gate.access_of("/metrics", metrics_public=False) is gate.Access.ADMIN
     assert gate.access_of("/metrics", metrics_public=True) is gate.Access.OPEN
+    for path in ("/admin/keys", "/admin/keys/team-a/rotate", "/admin/anything"):
+        assert gate.access_of(path, metrics_public=True) is gate.Access.ADMIN
+    assert gate.access_of("/administer", metrics_public=False) is gate.Access.KEY
 
 
 @pytest.mark.parametrize(
