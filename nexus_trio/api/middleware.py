@@ -10,7 +10,8 @@ it:
 
 * creates the :class:`RequestContext` (request id, exit stack) the views fill in;
 * refuses, before any route runs and before the body is read, what no route may see
-  (docs/api.md#routes): a request after the listener closed (503 ``shutting_down``); a target
+  (docs/api.md#routes): a request after the listener closed (503 ``shutting_down``); a path
+  the listener does not serve (404, docs/operations.md#admin-listener); a target
   that is not one canonical path, ambiguous framing (``Connection: close``) or a host not
   allowed (:mod:`nexus_trio.api.gate`); a preflight from an origin not allowed
   (:mod:`nexus_trio.api.cors`); a missing or wrong key, or a tenant key on an admin route; and,
@@ -44,6 +45,7 @@ from nexus_trio.api.accounting import RequestAccounting
 from nexus_trio.api.client_apis import reply_for_error
 from nexus_trio.api.proxy import ROUTES, ProxyEndpoint
 from nexus_trio.asgi.context import RequestContext, request_id_from
+from nexus_trio.asgi.listener import listener_of
 from nexus_trio.asgi.mount import Endpoint
 from nexus_trio.asgi.reply import Reply
 from nexus_trio.asgi.sending import send_reply
@@ -130,13 +132,14 @@ class GatewayASGI:
     ) -> errors.APIError | None:
         """Why the request is refused before any route runs, or None (docs/api.md#routes).
 
-        In order: the drain; the target, framing and host (:mod:`nexus_trio.api.gate`); CORS
-        (a preflight is answered by the caller); the key the route needs; and, with inbound
-        keys off, a JSON content type on POST (a page on any origin could otherwise send a
-        form or plain text). Sets ``ctx.key`` and the CORS headers of the answer.
+        In order: the drain and the listener; the target, framing and host
+        (:mod:`nexus_trio.api.gate`); CORS (a preflight is answered by the caller); the key the
+        route needs; and, with inbound keys off, a JSON content type on POST (a page on any
+        origin could otherwise send a form or plain text). Sets ``ctx.key`` and the CORS
+        headers of the answer.
         """
-        if self._drain.listener_closed.is_set():
-            return errors.ShuttingDown()
+        if (early := _closed_or_elsewhere(self._drain, scope, ctx)) is not None:
+            return early
         generation = self._generations.current
         config = generation.config
         error = gate.check_request(
@@ -160,15 +163,7 @@ class GatewayASGI:
             )
         keyring = generation.keyring
         if not keyring:
-            if ctx.path.startswith(gate.ADMIN_PREFIX):
-                return errors.PermissionDenied(
-                    f"{ctx.path} needs an admin key, and none is configured (docs/keys.md#roles)."
-                )
-            if ctx.method == "POST" and not gate.is_json(headers):
-                return errors.UnsupportedMediaType(
-                    "Send the body as JSON with Content-Type: application/json."
-                )
-            return None
+            return _keyless_refusal(ctx, headers)
         access = gate.access_of(ctx.path, metrics_public=config.metrics.public)
         if access is gate.Access.OPEN:
             return None
@@ -204,6 +199,36 @@ class GatewayASGI:
         await send_reply(send, ctx, reply_for_error(ctx.path, error))
         if ctx.is_proxy:
             self._accounting.finish(ctx)
+
+
+def _keyless_refusal(
+    ctx: RequestContext, headers: Sequence[tuple[bytes, bytes]]
+) -> errors.APIError | None:
+    """With no inbound key: an admin route (no admin key exists) and a POST that is not JSON
+    are refused (docs/keys.md#roles, docs/operations.md#security)."""
+    if ctx.path.startswith(gate.ADMIN_PREFIX):
+        return errors.PermissionDenied(
+            f"{ctx.path} needs an admin key, and none is configured (docs/keys.md#roles)."
+        )
+    if ctx.method == "POST" and not gate.is_json(headers):
+        return errors.UnsupportedMediaType(
+            "Send the body as JSON with Content-Type: application/json."
+        )
+    return None
+
+
+def _closed_or_elsewhere(
+    drain: Drain, scope: HTTPScope, ctx: RequestContext
+) -> errors.APIError | None:
+    """503 once the listener closed (docs/operations.md#drain); 404 for a path the request's
+    listener does not serve (docs/operations.md#admin-listener); else None."""
+    if drain.listener_closed.is_set():
+        return errors.ShuttingDown()
+    if not gate.listener_serves(listener_of(scope), ctx.method, ctx.path):
+        return errors.NotFound(
+            "This path is not served on this listener (docs/operations.md#admin-listener)."
+        )
+    return None
 
 
 async def _refuse_websocket(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

@@ -2,7 +2,8 @@
 
 What it owns: the schema (:mod:`~nexus_trio.config.schema`, with the backend entries in
 :mod:`~nexus_trio.config.backends`, the spend and key tables in :mod:`~nexus_trio.config.spend`,
-``[responses]`` in :mod:`~nexus_trio.config.responses` and the constrained value types in
+``[responses]`` in :mod:`~nexus_trio.config.responses`, ``[admin]`` in
+:mod:`~nexus_trio.config.admin` and the constrained value types in
 :mod:`~nexus_trio.config.values`), decoding TOML into it with one-line errors
 (:mod:`~nexus_trio.config.decoding`), the URL rules (:mod:`~nexus_trio.config.urls`), and the
 layers of defaults, file, environment and command line (:mod:`~nexus_trio.config.loading`). It
@@ -10,6 +11,7 @@ never touches the running gateway: it only turns text into values. Import the pu
 here.
 """
 
+from nexus_trio.config.admin import AdminConfig, admin_address
 from nexus_trio.config.backends import (
     ANTHROPIC_URL,
     CLOUD_TYPES,
@@ -47,6 +49,7 @@ __all__ = [
     "CLOUD_TYPES",
     "LOG_LEVELS",
     "PRIVACY_ZONES",
+    "AdminConfig",
     "BackendConfig",
     "BudgetConfig",
     "Config",
@@ -66,6 +69,7 @@ __all__ = [
     "RoutingWeights",
     "ServerConfig",
     "StateConfig",
+    "admin_address",
     "config_warnings",
     "load_config",
     "parse_config",

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import msgspec
 import msgspec.structs
 
+from nexus_trio.config.admin import AdminConfig
 from nexus_trio.config.backends import BackendConfig
 from nexus_trio.config.decoding import InvalidKey, check_alias_chains
 from nexus_trio.config.responses import ResponsesConfig
@@ -208,6 +209,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     state: StateConfig = msgspec.field(default_factory=StateConfig)
     responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    admin: AdminConfig = msgspec.field(default_factory=AdminConfig)
 
     def __post_init__(self) -> None:
         self._check_backends()
