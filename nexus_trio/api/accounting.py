@@ -73,6 +73,7 @@ def request_record(ctx: RequestContext, *, unauthenticated: bool) -> RequestReco
         request_id=ctx.request_id,
         method=ctx.method,
         path=ctx.path,
+        client=ctx.client,
         started=ctx.started,
         elapsed_seconds=elapsed,
         at_wall=time.time(),

@@ -8,7 +8,8 @@ request to the Quart app, except the ASGI-layer endpoints of what is mounted bes
 (:class:`~nexus_trio.asgi.mount.Mount`: the dashboard's event stream). For every HTTP request
 it:
 
-* creates the :class:`RequestContext` (request id, exit stack) the views fill in;
+* creates the :class:`RequestContext` (request id, client address, exit stack) the views fill
+  in;
 * refuses, before any route runs and before the body is read, what no route may see
   (docs/api.md#routes): a request after the listener closed (503 ``shutting_down``); a path
   the listener does not serve (404, docs/operations.md#admin-listener); a target
@@ -44,11 +45,13 @@ from nexus_trio.api import cors, gate
 from nexus_trio.api.accounting import RequestAccounting
 from nexus_trio.api.client_apis import reply_for_error
 from nexus_trio.api.proxy import ROUTES, ProxyEndpoint
+from nexus_trio.asgi.client_address import TrustedProxies
 from nexus_trio.asgi.context import RequestContext, request_id_from
 from nexus_trio.asgi.listener import listener_of
 from nexus_trio.asgi.mount import Endpoint
 from nexus_trio.asgi.reply import Reply
 from nexus_trio.asgi.sending import send_reply
+from nexus_trio.config import Config
 from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generations
 
@@ -79,6 +82,11 @@ class GatewayASGI:
         self._drain = drain
         self._accounting = accounting
         self.endpoints = dict(endpoints or {})
+        self._trusted = TrustedProxies(generations.current.config.server.trusted_proxies)
+        generations.on_swap(self._trust)
+
+    def _trust(self, config: Config) -> None:
+        self._trusted = TrustedProxies(config.server.trusted_proxies)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -89,11 +97,13 @@ class GatewayASGI:
         if scope["type"] != "http":
             await self.app(scope, receive, send)  # lifespan
             return
+        peer = scope.get("client")
         ctx = RequestContext(
             request_id=request_id_from(scope["headers"]),
             method=scope["method"],
             path=scope["path"],
             started=trio.current_time(),
+            client=self._trusted.client(None if peer is None else peer[0], scope["headers"]),
             is_proxy=scope["method"] == "POST" and scope["path"] in ROUTES,
         )
         cast(dict[str, Any], scope)["nexus.context"] = ctx

@@ -82,6 +82,7 @@ class AccessRecord(msgspec.Struct, omit_defaults=False):
     request_id: str
     method: str
     path: str
+    client: str
     requested_model: str | None
     served_model: str | None
     backend: str | None
@@ -106,6 +107,7 @@ def log_access(record: RequestRecord) -> None:
         request_id=record.request_id,
         method=record.method,
         path=record.path,
+        client=record.client,
         requested_model=record.requested_model,
         served_model=record.served_model,
         backend=record.backend,

@@ -52,6 +52,9 @@ class RequestContext:
     method: str
     path: str
     started: float
+    #: The client's address: the peer, or per ``server.trusted_proxies``
+    #: (docs/operations.md#client-address).
+    client: str = "-"
     #: What :meth:`defer` handed over; created on first use (most requests need none).
     exit_stack: contextlib.AsyncExitStack | None = None
     is_proxy: bool = False

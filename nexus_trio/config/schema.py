@@ -31,6 +31,7 @@ from nexus_trio.config.values import (
     Seconds,
     Tier,
     check_host_pattern,
+    check_network,
     check_origin,
 )
 
@@ -65,9 +66,17 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     allowed_hosts: list[NonEmptyStr] = msgspec.field(default_factory=lambda: ["*"])
     #: Browser origins (``scheme://host[:port]``, or ``*``) allowed cross-origin (CORS).
     cors_origins: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    #: Proxies whose ``X-Forwarded-For`` names the client (docs/operations.md#client-address).
+    trusted_proxies: Annotated[list[NonEmptyStr], msgspec.Meta(max_length=1024)] = msgspec.field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
-        for field, check in (("allowed_hosts", check_host_pattern), ("cors_origins", check_origin)):
+        for field, check in (
+            ("allowed_hosts", check_host_pattern),
+            ("cors_origins", check_origin),
+            ("trusted_proxies", check_network),
+        ):
             for index, value in enumerate(getattr(self, field)):
                 try:
                     check(value)

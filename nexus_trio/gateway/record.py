@@ -23,6 +23,8 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     method: str
     path: str
+    #: The client's address (docs/operations.md#client-address).
+    client: str
     #: ``trio.current_time()`` when the request arrived, and seconds until it was over.
     started: float
     elapsed_seconds: float
