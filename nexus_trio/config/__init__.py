@@ -13,7 +13,9 @@ here.
 from nexus_trio.config.backends import (
     ANTHROPIC_URL,
     CLOUD_TYPES,
+    MESSAGES_NATIVE_FIELDS,
     PRIVACY_ZONES,
+    RESPONSES_NATIVE_FIELDS,
     BackendConfig,
     ModelCapabilities,
 )
@@ -46,7 +48,9 @@ __all__ = [
     "ANTHROPIC_URL",
     "CLOUD_TYPES",
     "LOG_LEVELS",
+    "MESSAGES_NATIVE_FIELDS",
     "PRIVACY_ZONES",
+    "RESPONSES_NATIVE_FIELDS",
     "BackendConfig",
     "BudgetConfig",
     "Config",

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import httpx
 
 from nexus_trio.dialects.base import ClientBody
+from nexus_trio.dialects.reach import responses_body
 from nexus_trio.dialects.responses.native import (
     NativeResponsesStream,
     chat_form,
@@ -121,7 +122,8 @@ class PassThrough:
             and client_body.native_path == RESPONSES_PATH
             and backend.config.responses_api
         ):
-            return NativeResponsesExchange(without_store(client_body.native_body(model)), headers)
+            native = responses_body(client_body.native_body(model), backend.config)
+            return NativeResponsesExchange(without_store(native), headers)
         return PassThroughExchange(path, body, headers, strip_usage=strip_usage)
 
     @staticmethod
