@@ -65,6 +65,40 @@ def says_model_missing(status: int, body: bytes) -> bool:
     return b"model" in text and any(words in text for words in _MODEL_MISSING_WORDS)
 
 
+def _prepare(
+    ctx: RequestContext,
+    agent: Agent,
+    path: str,
+    body: bytes,
+    client_headers: Sequence[tuple[bytes, bytes]],
+    *,
+    strip_usage: bool,
+) -> Exchange:
+    """The attempt's exchange in its backend's dialect.
+
+    Raises:
+        InvalidValue: the backend cannot serve the request (nothing is sent): its dialect
+            refuses it, or it must translate a client-API request holding what only a native
+            backend takes (docs/messages-api.md#native-only-content).
+    """
+    backend = agent.backend
+    exchange = dialect_for(backend.config.type).exchange(
+        backend,
+        path,
+        body,
+        agent.model,
+        client_headers=client_headers,
+        request_id=ctx.request_id,
+        strip_usage=strip_usage,
+        client_body=ctx.client_api,
+    )
+    ctx.answered_natively = exchange.native
+    client_api = ctx.client_api
+    if client_api is not None and client_api.refusal is not None and not exchange.native:
+        raise client_api.refusal
+    return exchange
+
+
 @dataclass(eq=False, slots=True)
 class _Held:
     """What an attempt opened: closed when it ends, unless its stream was committed (the
@@ -116,17 +150,7 @@ class AttemptRunner:
         generation = self._generations.current
         server = generation.config.server
         backend = agent.backend
-        exchange = dialect_for(backend.config.type).exchange(  # may refuse: nothing sent
-            backend,
-            path,
-            body,
-            agent.model,
-            client_headers=client_headers,
-            request_id=ctx.request_id,
-            strip_usage=strip_usage,
-            client_body=ctx.client_api,
-        )
-        ctx.answered_natively = exchange.native
+        exchange = _prepare(ctx, agent, path, body, client_headers, strip_usage=strip_usage)
         attempt = self._recorder.start(backend, agent.model, stream=stream)
         timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
         limit = server.request_timeout_seconds

@@ -18,6 +18,8 @@ from here (``from nexus_trio import errors``).
         ├── InvalidRequest               400 invalid_request_error
         │   ├── InvalidJSON              400 invalid_json
         │   ├── InvalidValue             400 invalid_value (param names the field)
+        │   │   └── Untranslatable       valid in the client's API, no chat-completions
+        │   │                            equivalent: refused where the backend translates
         │   ├── DuplicateKey             400 duplicate_key
         │   ├── InvalidTarget            400 invalid_request_target (not one canonical path)
         │   ├── AmbiguousFraming         400 ambiguous_framing (Content-Length and chunked)
@@ -87,6 +89,7 @@ from nexus_trio.errors.client import (
     RequestTooLarge,
     TooManyDashboards,
     UnsupportedMediaType,
+    Untranslatable,
 )
 from nexus_trio.errors.server import (
     BackendTimeout,
@@ -142,6 +145,7 @@ __all__ = [
     "StateError",
     "TooManyDashboards",
     "UnsupportedMediaType",
+    "Untranslatable",
     "UpstreamCannotEmbed",
     "UpstreamConnectError",
     "UpstreamError",
