@@ -272,6 +272,7 @@ class AttemptRunner:
             ctx.prompt_tokens = usage.prompt_tokens
             ctx.completion_tokens = usage.completion_tokens
             ctx.cached_tokens = usage.cached_tokens
+            ctx.server_tool_use = bytes(usage.server_tool_use)
         if ctx.prompt_tokens is None and prices.lookup(name, attempt.model) is not None:
             ctx.output_chars = body_output_chars(readable)
         settle_cost(prices, ctx)

@@ -76,6 +76,8 @@ class RequestContext:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0
+    #: The server-side tool uses the backend reported (``Usage.server_tool_use``, raw).
+    server_tool_use: bytes = b""
     #: The request's input estimate in tokens (docs/spend.md#estimates): what it reserves for
     #: its input, and is charged for it when no usage arrives.
     estimated_prompt_tokens: int = 0
