@@ -49,6 +49,8 @@ from here (``from nexus_trio import errors``).
         │   └── UpstreamStatusError      the upstream's own 5xx/408/429, passed through as-is
         │       ├── UpstreamModelMissing the upstream does not know the model (404 / 400)
         │       └── UpstreamCannotEmbed  the upstream does not embed (501 to /v1/embeddings)
+        ├── BackendCredentialsRefused    502 backend_unavailable (the upstream refused the
+        │                                gateway's credentials: 401/403, its text only logged)
         └── ServiceUnavailable           503 service_unavailable
             ├── NoAvailableBackend       503 no_available_backend
             ├── QueueFull                503 queue_full
@@ -92,6 +94,7 @@ from nexus_trio.errors.client import (
     Untranslatable,
 )
 from nexus_trio.errors.server import (
+    BackendCredentialsRefused,
     BackendTimeout,
     BackendUnavailable,
     BadUpstreamResponse,
@@ -113,6 +116,7 @@ __all__ = [
     "APIError",
     "AmbiguousFraming",
     "AuthenticationFailed",
+    "BackendCredentialsRefused",
     "BackendTimeout",
     "BackendUnavailable",
     "BadUpstreamResponse",
