@@ -79,6 +79,9 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     native_tools: list[NonEmptyStr] = msgspec.field(default_factory=list)
     #: Likewise the body fields of ``MESSAGES_NATIVE_FIELDS`` / ``RESPONSES_NATIVE_FIELDS``.
     native_fields: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    #: Chat requests get their system messages merged into one, first: for chat templates
+    #: that refuse a later one (docs/proxying.md#request-body). Not on ``anthropic``.
+    merge_system_messages: bool = False
 
     def __post_init__(self) -> None:
         url = self.url
@@ -118,6 +121,12 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         if self.responses_api:
             raise InvalidKey(
                 "responses_api", "responses_api is not valid on type 'anthropic' (Messages API)"
+            )
+        if self.merge_system_messages:
+            raise InvalidKey(
+                "merge_system_messages",
+                "merge_system_messages is not valid on type 'anthropic' (its system prompt is "
+                "one already)",
             )
         if self.api_key_env is None:
             raise InvalidKey(

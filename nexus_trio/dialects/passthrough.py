@@ -19,12 +19,14 @@ from nexus_trio.dialects.responses.native import (
     chat_form,
     without_store,
 )
+from nexus_trio.dialects.system_first import merged_system
 from nexus_trio.registry import Backend, Capabilities
 from nexus_trio.upstream.headers import client_response_headers, upstream_request_headers
 from nexus_trio.upstream.stream import UpstreamStream
 
 #: The Responses API's path, which ``responses_api`` backends serve themselves.
 RESPONSES_PATH = "/v1/responses"
+CHAT_PATH = "/v1/chat/completions"
 
 
 class PassThroughExchange:
@@ -124,6 +126,8 @@ class PassThrough:
         ):
             native = responses_body(client_body.native_body(model), backend.config)
             return NativeResponsesExchange(without_store(native), headers)
+        if backend.config.merge_system_messages and path == CHAT_PATH:
+            body = merged_system(body)
         return PassThroughExchange(path, body, headers, strip_usage=strip_usage)
 
     @staticmethod

@@ -239,3 +239,12 @@ def test_native_allow_lists_only_where_requests_pass_untranslated(keys: str, mes
         'native_tools = ["web_search_20250305"]\nnative_fields = ["mcp_servers"]\n'
     )
     assert parse_config(allowed).backends[0].native_fields == ["mcp_servers"]
+
+
+def test_merge_system_messages_is_not_valid_on_an_anthropic_backend() -> None:
+    text = (
+        '[[backends]]\nname = "c"\ntype = "anthropic"\napi_key_env = "K"\n'
+        "merge_system_messages = true\n"
+    )
+    with pytest.raises(ConfigError, match="merge_system_messages is not valid"):
+        parse_config(text)
