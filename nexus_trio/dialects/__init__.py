@@ -11,6 +11,9 @@ and back (:mod:`nexus_trio.dialects.messages`, :mod:`nexus_trio.dialects.respons
 dialect that speaks a client's API natively is handed the client's own request
 (:class:`~nexus_trio.dialects.base.ClientBody`) and relays its answer as it is, after
 :mod:`~nexus_trio.dialects.reach` has left out what the backend does not allow it to reach.
+A chat body may be fitted to its backend on the way: system messages merged for a template
+that takes one (:mod:`~nexus_trio.dialects.system_first`), a translated request's
+``max_tokens`` fitted to a known context (:mod:`~nexus_trio.dialects.context_fit`).
 Translation is pure and synchronous — bytes in, bytes out — and unit-tested without an event loop.
 
 It never touches sockets, timeouts, retries, routing or quality tracking: the attempt path

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import httpx
 
 from nexus_trio.dialects.base import ClientBody
+from nexus_trio.dialects.context_fit import fitted_max_tokens
 from nexus_trio.dialects.reach import responses_body
 from nexus_trio.dialects.responses.native import (
     NativeResponsesStream,
@@ -126,6 +127,8 @@ class PassThrough:
         ):
             native = responses_body(client_body.native_body(model), backend.config)
             return NativeResponsesExchange(without_store(native), headers)
+        if client_body is not None and path == CHAT_PATH:  # translated from a client API
+            body = fitted_max_tokens(body, backend.capabilities(model).context_length)
         if backend.config.merge_system_messages and path == CHAT_PATH:
             body = merged_system(body)
         return PassThroughExchange(path, body, headers, strip_usage=strip_usage)
