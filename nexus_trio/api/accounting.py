@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import msgspec
 import trio
 
 from nexus_trio.asgi.context import RequestContext
@@ -52,6 +53,8 @@ def settle_cost(prices: PriceList, ctx: RequestContext) -> None:
         ctx.cost_estimated = True
         completion = estimated_tokens(ctx.output_chars)
     ctx.cost_usd = price.cost(prompt, completion or 0, ctx.cached_tokens)
+    if ctx.server_tool_use:
+        ctx.cost_usd += price.tool_fees(msgspec.Raw(ctx.server_tool_use))
 
 
 def tokens_used(ctx: RequestContext) -> int:

@@ -22,6 +22,7 @@ it opened is closed under a shielded scope.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from nexus_trio import errors
 from nexus_trio.api.accounting import settle_cost
 from nexus_trio.api.attempt_clock import AttemptClock, attempt_timeout
 from nexus_trio.api.attempt_recorder import Attempt, AttemptRecorder
+from nexus_trio.api.refusals import redacted
 from nexus_trio.api.stream_commit import StreamCommitter, close_shielded
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.reply import Reply
@@ -47,6 +49,7 @@ from nexus_trio.upstream.chunks import body_output_chars, body_usage
 from nexus_trio.upstream.client import UpstreamClient, read_body
 from nexus_trio.upstream.stream import UpstreamStream
 
+log = logging.getLogger("nexus_trio.api")
 _MODEL_MISSING_WORDS = (b"not found", b"does not exist", b"not exist", b"unknown model")
 
 
@@ -63,6 +66,40 @@ def says_model_missing(status: int, body: bytes) -> bool:
         return False
     text = body[:4096].lower()
     return b"model" in text and any(words in text for words in _MODEL_MISSING_WORDS)
+
+
+def _prepare(
+    ctx: RequestContext,
+    agent: Agent,
+    path: str,
+    body: bytes,
+    client_headers: Sequence[tuple[bytes, bytes]],
+    *,
+    strip_usage: bool,
+) -> Exchange:
+    """The attempt's exchange in its backend's dialect.
+
+    Raises:
+        InvalidValue: the backend cannot serve the request (nothing is sent): its dialect
+            refuses it, or it must translate a client-API request holding what only a native
+            backend takes (docs/messages-api.md#native-only-content).
+    """
+    backend = agent.backend
+    exchange = dialect_for(backend.config.type).exchange(
+        backend,
+        path,
+        body,
+        agent.model,
+        client_headers=client_headers,
+        request_id=ctx.request_id,
+        strip_usage=strip_usage,
+        client_body=ctx.client_api,
+    )
+    ctx.answered_natively = exchange.native
+    client_api = ctx.client_api
+    if client_api is not None and client_api.refusal is not None and not exchange.native:
+        raise client_api.refusal
+    return exchange
 
 
 @dataclass(eq=False, slots=True)
@@ -116,17 +153,7 @@ class AttemptRunner:
         generation = self._generations.current
         server = generation.config.server
         backend = agent.backend
-        exchange = dialect_for(backend.config.type).exchange(  # may refuse: nothing sent
-            backend,
-            path,
-            body,
-            agent.model,
-            client_headers=client_headers,
-            request_id=ctx.request_id,
-            strip_usage=strip_usage,
-            client_body=ctx.client_api,
-        )
-        ctx.answered_natively = exchange.native
+        exchange = _prepare(ctx, agent, path, body, client_headers, strip_usage=strip_usage)
         attempt = self._recorder.start(backend, agent.model, stream=stream)
         timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
         limit = server.request_timeout_seconds
@@ -234,6 +261,14 @@ class AttemptRunner:
         if outcome is Outcome.CLIENT_ERROR or attempt.stream:
             # 4xx is the client's fault, returned as-is; so is a streaming 3xx.
             finish(attempt, outcome)
+            if status in (401, 403) and not backend.config.forward_authorization:
+                log.warning(
+                    "backend '%s' refused the gateway's credentials (%d): %r",
+                    name,
+                    status,
+                    redacted(data),
+                )
+                raise errors.BackendCredentialsRefused(name)
             return Reply.complete(status, headers, data)
         try:
             readable = exchange.readable(data)
@@ -248,6 +283,7 @@ class AttemptRunner:
             ctx.prompt_tokens = usage.prompt_tokens
             ctx.completion_tokens = usage.completion_tokens
             ctx.cached_tokens = usage.cached_tokens
+            ctx.server_tool_use = bytes(usage.server_tool_use)
         if ctx.prompt_tokens is None and prices.lookup(name, attempt.model) is not None:
             ctx.output_chars = body_output_chars(readable)
         settle_cost(prices, ctx)

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from nexus_trio.asgi.disconnects import Watch
 from nexus_trio.dialects.base import ClientBody
+from nexus_trio.errors import Untranslatable
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
 from nexus_trio.spend.reservations import Reservation
 from nexus_trio.upstream.stream import ClientEvents
@@ -38,6 +39,10 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
 class ClientAPI(ClientBody, Protocol):
     """The client API of a request that is not chat completions, as an attempt and a committed
     stream need it (``nexus_trio.api.client_apis``)."""
+
+    #: Why a backend that must translate the request cannot serve it: refused, with nothing
+    #: sent, by an attempt that is not native (None: every backend can).
+    refusal: Untranslatable | None
 
     def events(self) -> ClientEvents:
         """A new translator of the stream's events into the client API's."""
@@ -74,6 +79,8 @@ class RequestContext:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0
+    #: The server-side tool uses the backend reported (``Usage.server_tool_use``, raw).
+    server_tool_use: bytes = b""
     #: The request's input estimate in tokens (docs/spend.md#estimates): what it reserves for
     #: its input, and is charged for it when no usage arrives.
     estimated_prompt_tokens: int = 0

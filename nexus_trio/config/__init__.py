@@ -15,7 +15,9 @@ from nexus_trio.config.admin import AdminConfig, admin_address
 from nexus_trio.config.backends import (
     ANTHROPIC_URL,
     CLOUD_TYPES,
+    MESSAGES_NATIVE_FIELDS,
     PRIVACY_ZONES,
+    RESPONSES_NATIVE_FIELDS,
     BackendConfig,
     ModelCapabilities,
 )
@@ -48,7 +50,9 @@ __all__ = [
     "ANTHROPIC_URL",
     "CLOUD_TYPES",
     "LOG_LEVELS",
+    "MESSAGES_NATIVE_FIELDS",
     "PRIVACY_ZONES",
+    "RESPONSES_NATIVE_FIELDS",
     "AdminConfig",
     "BackendConfig",
     "BudgetConfig",

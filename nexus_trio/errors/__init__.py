@@ -18,6 +18,8 @@ from here (``from nexus_trio import errors``).
         ├── InvalidRequest               400 invalid_request_error
         │   ├── InvalidJSON              400 invalid_json
         │   ├── InvalidValue             400 invalid_value (param names the field)
+        │   │   └── Untranslatable       valid in the client's API, no chat-completions
+        │   │                            equivalent: refused where the backend translates
         │   ├── DuplicateKey             400 duplicate_key
         │   ├── InvalidTarget            400 invalid_request_target (not one canonical path)
         │   ├── AmbiguousFraming         400 ambiguous_framing (Content-Length and chunked)
@@ -47,6 +49,8 @@ from here (``from nexus_trio import errors``).
         │   └── UpstreamStatusError      the upstream's own 5xx/408/429, passed through as-is
         │       ├── UpstreamModelMissing the upstream does not know the model (404 / 400)
         │       └── UpstreamCannotEmbed  the upstream does not embed (501 to /v1/embeddings)
+        ├── BackendCredentialsRefused    502 backend_unavailable (the upstream refused the
+        │                                gateway's credentials: 401/403, its text only logged)
         └── ServiceUnavailable           503 service_unavailable
             ├── NoAvailableBackend       503 no_available_backend
             ├── QueueFull                503 queue_full
@@ -87,8 +91,10 @@ from nexus_trio.errors.client import (
     RequestTooLarge,
     TooManyDashboards,
     UnsupportedMediaType,
+    Untranslatable,
 )
 from nexus_trio.errors.server import (
+    BackendCredentialsRefused,
     BackendTimeout,
     BackendUnavailable,
     BadUpstreamResponse,
@@ -110,6 +116,7 @@ __all__ = [
     "APIError",
     "AmbiguousFraming",
     "AuthenticationFailed",
+    "BackendCredentialsRefused",
     "BackendTimeout",
     "BackendUnavailable",
     "BadUpstreamResponse",
@@ -142,6 +149,7 @@ __all__ = [
     "StateError",
     "TooManyDashboards",
     "UnsupportedMediaType",
+    "Untranslatable",
     "UpstreamCannotEmbed",
     "UpstreamConnectError",
     "UpstreamError",

@@ -21,6 +21,12 @@ class InvalidValue(InvalidRequest):
     code = "invalid_value"
 
 
+class Untranslatable(InvalidValue):
+    """A client-API request (``/v1/messages``, ``/v1/responses``) valid in that API, with no
+    chat-completions equivalent: refused only where the backend must translate it
+    (docs/api.md#client-apis)."""
+
+
 class DuplicateKey(InvalidRequest):
     code = "duplicate_key"
 
