@@ -43,6 +43,7 @@ from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generation, Generations
 from nexus_trio.metrics import Metrics
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
+from nexus_trio.registry import Backend
 from nexus_trio.routing import Agent
 from nexus_trio.spend import PriceList
 from nexus_trio.upstream.chunks import body_output_chars, body_usage
@@ -261,14 +262,7 @@ class AttemptRunner:
         if outcome is Outcome.CLIENT_ERROR or attempt.stream:
             # 4xx is the client's fault, returned as-is; so is a streaming 3xx.
             finish(attempt, outcome)
-            if status in (401, 403) and not backend.config.forward_authorization:
-                log.warning(
-                    "backend '%s' refused the gateway's credentials (%d): %r",
-                    name,
-                    status,
-                    redacted(data),
-                )
-                raise errors.BackendCredentialsRefused(name)
+            _refuse_credentials_error(backend, status, data)
             return Reply.complete(status, headers, data)
         try:
             readable = exchange.readable(data)
@@ -289,3 +283,17 @@ class AttemptRunner:
         settle_cost(prices, ctx)
         finish(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
         return Reply.complete(status, headers, data)
+
+
+def _refuse_credentials_error(backend: Backend, status: int, data: bytes) -> None:
+    """Raise :class:`errors.BackendCredentialsRefused` for a 401/403 to the gateway's own
+    credentials (never shown to a tenant; logged redacted), unless the backend forwards the
+    client's ``Authorization``."""
+    if status in (401, 403) and not backend.config.forward_authorization:
+        log.warning(
+            "backend '%s' refused the gateway's credentials (%d): %r",
+            backend.name,
+            status,
+            redacted(data),
+        )
+        raise errors.BackendCredentialsRefused(backend.name)
