@@ -8,7 +8,7 @@ the right, are whatever that client wrote). When every hop is trusted, the left-
 Parsing is bounded: more than :data:`MAX_FORWARDED_BYTES` of the header, more than
 :data:`MAX_HOPS` hops, or a hop that is not an IP address, and the client is the peer. The
 verdict for a (peer, header) pair is remembered (the last :data:`REMEMBERED` pairs): behind a
-proxy the same few pairs come again and again, and parsing them costs tens of microseconds.
+proxy the same few pairs come again and again, and parsing addresses is the costly part.
 """
 
 from __future__ import annotations
