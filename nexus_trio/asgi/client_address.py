@@ -6,11 +6,14 @@ it is the right-most ``X-Forwarded-For`` hop that is not a trusted proxy (every 
 the address it received the request from, so hops left of the first untrusted one, read from
 the right, are whatever that client wrote). When every hop is trusted, the left-most one.
 Parsing is bounded: more than :data:`MAX_FORWARDED_BYTES` of the header, more than
-:data:`MAX_HOPS` hops, or a hop that is not an IP address, and the client is the peer.
+:data:`MAX_HOPS` hops, or a hop that is not an IP address, and the client is the peer. The
+verdict for a (peer, header) pair is remembered (the last :data:`REMEMBERED` pairs): behind a
+proxy the same few pairs come again and again, and parsing addresses is the costly part.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -18,6 +21,8 @@ from collections.abc import Iterable, Sequence
 MAX_FORWARDED_BYTES = 4096
 #: The most hops read; more: the peer.
 MAX_HOPS = 32
+#: (peer, header) pairs whose client is remembered (at most 4 MB of headers).
+REMEMBERED = 1024
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -36,10 +41,11 @@ def parse_address(text: str) -> IPAddress | None:
 class TrustedProxies:
     """``server.trusted_proxies`` (addresses or CIDR networks, validated by the config)."""
 
-    __slots__ = ("_networks",)
+    __slots__ = ("_decide", "_networks")
 
     def __init__(self, entries: Sequence[str]) -> None:
         self._networks = tuple(ipaddress.ip_network(entry) for entry in entries)
+        self._decide = functools.lru_cache(maxsize=REMEMBERED)(self._client_behind)
 
     def trusts(self, address: IPAddress) -> bool:
         """Whether ``address`` is one of the trusted proxies."""
@@ -52,10 +58,17 @@ class TrustedProxies:
             return "-"
         if not self._networks:
             return peer
+        values = [value for name, value in headers if name == b"x-forwarded-for"]
+        if sum(len(value) for value in values) > MAX_FORWARDED_BYTES:
+            return peer
+        return self._decide(peer, b",".join(values))
+
+    def _client_behind(self, peer: str, forwarded: bytes) -> str:
+        """The client of a request from ``peer`` with these ``X-Forwarded-For`` hops."""
         peer_address = parse_address(peer)
         if peer_address is None or not self.trusts(peer_address):
             return peer
-        hops = _forwarded_hops(headers)
+        hops = _forwarded_hops(forwarded)
         if not hops:
             return peer
         for hop in reversed(hops):
@@ -64,12 +77,12 @@ class TrustedProxies:
         return str(hops[0])
 
 
-def _forwarded_hops(headers: Iterable[tuple[bytes, bytes]]) -> list[IPAddress] | None:
-    """The ``X-Forwarded-For`` hops, left to right; None when absent, too long or malformed."""
-    values = [value for name, value in headers if name == b"x-forwarded-for"]
-    if not values or sum(len(value) for value in values) > MAX_FORWARDED_BYTES:
+def _forwarded_hops(forwarded: bytes) -> list[IPAddress] | None:
+    """The hops of ``X-Forwarded-For``, left to right; None when empty, too many or one
+    malformed."""
+    if not forwarded:
         return None
-    parts = b",".join(values).split(b",")
+    parts = forwarded.split(b",")
     if len(parts) > MAX_HOPS:
         return None
     hops = []
