@@ -49,6 +49,7 @@ from nexus_trio.asgi.reply import Reply
 from nexus_trio.asgi.sending import send_reply
 from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generations
+from nexus_trio.keys import KeyRing
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
 
@@ -172,15 +173,7 @@ class GatewayASGI:
         access = gate.access_of(ctx.path, metrics_public=config.metrics.public)
         if access is gate.Access.OPEN:
             return None
-        ctx.key = keyring.authenticate(headers)
-        if ctx.key is None:
-            return errors.AuthenticationFailed(
-                "Missing or invalid API key (Authorization: Bearer <key>).",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if access is gate.Access.ADMIN and not ctx.key.admin:
-            return errors.PermissionDenied(f"{ctx.path} needs an admin key.")
-        return None
+        return _authorise(keyring, headers, ctx, access)
 
     async def _discard_body(self, receive: ASGIReceiveCallable, ctx: RequestContext) -> None:
         """Read and drop a refused request's body (as the server frames it), within the body's
@@ -204,6 +197,28 @@ class GatewayASGI:
         await send_reply(send, ctx, reply_for_error(ctx.path, error))
         if ctx.is_proxy:
             self._accounting.finish(ctx)
+
+
+def _authorise(
+    keyring: KeyRing,
+    headers: Sequence[tuple[bytes, bytes]],
+    ctx: RequestContext,
+    access: gate.Access,
+) -> errors.APIError | None:
+    """Set ``ctx.key`` from the key presented; the refusal when it is missing, wrong, expired
+    (docs/keys.md#created-keys) or not an admin key on an admin route."""
+    try:
+        ctx.key = keyring.authenticate(headers)
+    except errors.KeyExpired as exc:
+        return exc
+    if ctx.key is None:
+        return errors.AuthenticationFailed(
+            "Missing or invalid API key (Authorization: Bearer <key>).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if access is gate.Access.ADMIN and not ctx.key.admin:
+        return errors.PermissionDenied(f"{ctx.path} needs an admin key.")
+    return None
 
 
 async def _refuse_websocket(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

@@ -145,6 +145,7 @@ class Supervisor:
                     if store_sync is not None:
                         await nursery.start(store_sync.run)
                     await nursery.start(wiring.responses.run)
+                    await nursery.start(wiring.keys.run)
                     binds = await nursery.start(front_end.run)
                     self.notifier.ready()
                     log.info("nexus-trio ready on %s", ", ".join(binds))
