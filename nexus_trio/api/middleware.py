@@ -97,6 +97,8 @@ class GatewayASGI:
         )
         cast(dict[str, Any], scope)["nexus.context"] = ctx
         headers = cast(Sequence[tuple[bytes, bytes]], scope["headers"])  # a list, from hypercorn
+        if ctx.is_proxy:
+            ctx.user_agent = gate.user_agent(headers)
         preflight = cors.is_preflight(ctx.method, headers)
         refusal = self._refusal(scope, headers, ctx, preflight=preflight)
         if refusal is not None:

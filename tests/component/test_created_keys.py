@@ -5,6 +5,7 @@ rotation, validation, and a restart that keeps them."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -230,3 +231,35 @@ async def test_a_restart_and_a_reload_keep_created_keys(
         assert response.headers["x-ratelimit-limit-requests"] == "7"
         assert (await second.post(PATH, CHAT, **bearer(revoked))).status_code == 401
         nursery.cancel_scope.cancel()
+
+
+async def test_every_request_is_attributed_and_the_key_label_is_bounded(
+    gw: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="nexus_trio.access")
+    secret = await create(gw, name="attributed")
+    body = {**CHAT, "user": "end-user-7"}
+    await gw.post(PATH, body, **bearer(secret), **{"user-agent": "my-app/1.0"})
+    await gw.post(PATH, {**CHAT, "user": {"not": "a string"}}, **bearer(secret))
+    lines = [r.access for r in caplog.records if r.name == "nexus_trio.access"]  # type: ignore[attr-defined]
+    assert (lines[0].key, lines[0].user_agent, lines[0].user) == (
+        "attributed",
+        "my-app/1.0",
+        "end-user-7",
+    )
+    assert (lines[1].key, lines[1].user) == ("attributed", None)
+    metrics = gw.wiring.metrics
+    labels = {"model": "m", "backend": "cloud", "code": "2xx", "stream": "false"}
+    assert (
+        metrics.registry.get_sample_value("nexus_requests_total", {**labels, "key": "attributed"})
+        == 2
+    )
+    metrics.key_label.limit = 1  # "attributed" has the only value of its own
+    late = await create(gw, name="late")
+    await gw.post(PATH, CHAT, **bearer(late))
+    assert (
+        metrics.registry.get_sample_value("nexus_requests_total", {**labels, "key": "other"}) == 1
+    )
+    assert (
+        metrics.registry.get_sample_value("nexus_requests_total", {**labels, "key": "late"}) is None
+    )
