@@ -36,6 +36,7 @@ from nexus_trio.api.request_sinks import limiter_sink, log_access, metrics_sink,
 from nexus_trio.api.token_counter import TokenCounter
 from nexus_trio.asgi.disconnects import DisconnectWatcher
 from nexus_trio.config import Config
+from nexus_trio.dashboard.key_panel import key_panel
 from nexus_trio.dashboard.mount import dashboard_mount
 from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.dashboard.request_log import RequestLog
@@ -95,7 +96,13 @@ class Wiring:
         self.app_parts = self._app_parts()
         self.publisher = None
         if self.request_log is not None:
-            sources = SnapshotSources(self.state.statistics, self.registry, self.quality)
+            generations, created = self.generations, self.keys.index
+            sources = SnapshotSources(
+                self.state.statistics,
+                self.registry,
+                self.quality,
+                keys=lambda stats: key_panel(stats, generations.current.config.keys, created),
+            )
             self.publisher = SnapshotPublisher(sources, self.request_log)
 
     @property

@@ -19,6 +19,7 @@ import trio
 from tests.component.client import CHAT, PATH, bearer
 from tests.component.fake_upstream import completion
 from tests.component.in_process import Gateway
+from tests.component.test_dashboard import open_stream
 
 CONFIG = """
 [health_check]
@@ -263,3 +264,29 @@ async def test_every_request_is_attributed_and_the_key_label_is_bounded(
     assert (
         metrics.registry.get_sample_value("nexus_requests_total", {**labels, "key": "late"}) is None
     )
+
+
+async def test_the_dashboards_keys_panel_is_for_admins_only(
+    gw: Gateway, nursery: trio.Nursery
+) -> None:
+    secret = await create(gw, name="panel", requests_per_minute=5, monthly_budget_usd=9)
+    await gw.post(PATH, {**CHAT, "model": "gpt"}, **bearer(secret))
+    await admin(gw, "DELETE", "/admin/keys/panel")
+    tenant = await create(gw, name="viewer")
+    admin_view = await open_stream(nursery, gw, [(b"authorization", b"Bearer boss")])
+    tenant_view = await open_stream(nursery, gw, [(b"authorization", f"Bearer {tenant}".encode())])
+    with trio.fail_after(5):
+        panel = (await admin_view.next_named("snapshot"))["keys"]
+        assert (await tenant_view.next_named("snapshot"))["keys"] is None
+    assert panel["total"] == 4
+    rows = {row["name"]: row for row in panel["keys"]}
+    assert [rows[name]["source"] for name in ("boss", "tenant", "panel", "viewer")] == [
+        "config",
+        "config",
+        "api",
+        "api",
+    ]
+    assert (rows["panel"]["state"], rows["panel"]["requests_per_minute"]) == ("revoked", 5)
+    assert (rows["panel"]["spend_usd"], rows["panel"]["monthly_budget_usd"]) == (5.0, 9.0)
+    assert rows["panel"]["last_used_at"] is not None
+    assert secret not in str(panel)
