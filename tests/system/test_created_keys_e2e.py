@@ -39,17 +39,22 @@ admin = true
     return gateway_config(backend, extra=keys + DOLLAR_PER_TOKEN.replace("simulator", "sim"))
 
 
-async def cli(url: str, *args: str) -> dict[str, Any]:
-    """``nexus-trio keys ARGS --url URL --json``; its JSON answer (the command must succeed)."""
+async def run_cli(url: str, *args: str) -> str:
+    """What ``nexus-trio keys ARGS --url URL`` printed (the command must succeed)."""
     done = await trio.run_process(
-        [sys.executable, "-m", "nexus_trio", "keys", *args, "--url", url, "--json"],
+        [sys.executable, "-m", "nexus_trio", "keys", *args, "--url", url],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
         env={**os.environ, "NEXUS_ADMIN_KEY": ADMIN_KEY},
     )
     assert done.returncode == 0, done.stderr.decode()
-    answer: dict[str, Any] = json.loads(done.stdout)
+    return done.stdout.decode()
+
+
+async def cli(url: str, *args: str) -> dict[str, Any]:
+    """``nexus-trio keys ARGS --url URL --json``: its JSON answer."""
+    answer: dict[str, Any] = json.loads(await run_cli(url, *args, "--json"))
     return answer
 
 
@@ -131,6 +136,9 @@ async def test_cli_sdk_rotate_revoke_restart_and_nothing_leaks(
     again = await start_gateway(text, env=env)
     assert await chat(again.url, kept) is None
     assert isinstance(await chat(again.url, second), openai.AuthenticationError)
+    table = (await run_cli(again.url, "list")).splitlines()
+    assert table[0].split()[:3] == ["NAME", "SOURCE", "STATE"]
+    assert table[2].split()[:3] == ["app", "api", "revoked"]
     listed = await cli(again.url, "list")
     states = {key["name"]: (key["source"], key["state"]) for key in listed["data"]}
     assert states == {
