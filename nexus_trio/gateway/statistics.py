@@ -169,7 +169,7 @@ def collect(
         quality_config=config.quality,
         keeps_spend=config.keeps_spend,
         spend=spend,
-        spend_by_key=_spend_by_key(book, [key.name for key in keys]),
+        spend_by_key=_spend_by_key(book, [key.name for key in config.keys]),
         key_budgets={
             key.name: book.key_budget(key.name, key.monthly_budget_usd)
             for key in keys

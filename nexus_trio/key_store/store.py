@@ -48,17 +48,15 @@ def merge(
 ) -> tuple[list[CreatedKey], list[CreatedKey]]:
     """What to take from the store's ``remote`` records, and what to write back to it."""
     take: list[CreatedKey] = []
-    seen: set[str] = set()
+    theirs = {record.name: record for record in remote}
     for record in remote:
-        seen.add(record.name)
         local = index.get(record.name)
         if local is None or record.newer_than(local):
             take.append(record)
     back = [
         local
         for local in index.records()
-        if local.name not in seen
-        or any(r.name == local.name and local.newer_than(r) for r in remote)
+        if (other := theirs.get(local.name)) is None or local.newer_than(other)
     ]
     return take, back
 

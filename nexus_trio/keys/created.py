@@ -87,6 +87,8 @@ class CreatedKeys:
 
     def __init__(self) -> None:
         self._by_name: dict[str, CreatedKey] = {}
+        #: The limits of each key not revoked, built once per version of the key.
+        self._configs: dict[str, KeyConfig] = {}
         self._by_digest: dict[bytes, _Entry] = {}
         self._last_used: dict[str, list[float]] = {}
 
@@ -106,7 +108,7 @@ class CreatedKeys:
 
     def configs(self) -> list[KeyConfig]:
         """The limits of every key not revoked (for the fleet's rate sharing and statistics)."""
-        return [k.config() for k in self._by_name.values() if k.revoked_at is None]
+        return list(self._configs.values())
 
     def last_used(self, name: str) -> float | None:
         """Unix seconds this process last authenticated the key, or None."""
@@ -123,9 +125,11 @@ class CreatedKeys:
                     self._by_digest.pop(bytes.fromhex(digest), None)
         self._by_name[record.name] = record
         if record.revoked_at is not None:
+            self._configs.pop(record.name, None)
             return
         used = self._last_used.setdefault(record.name, [0.0])
-        client = ClientKey(record.name, record.config())
+        config = self._configs[record.name] = record.config()
+        client = ClientKey(record.name, config)
         current = bytes.fromhex(record.sha256)
         self._by_digest[current] = _Entry(record, client, current, None, used)
         if record.previous_sha256 is not None and record.previous_until is not None:
