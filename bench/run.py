@@ -40,7 +40,11 @@ alternating between the two keys (sent to both; the plain one ignores them), rea
 gateway's CPU time too; the report gives the spend/plain ratios of each run against the
 target of 0.9, and what the spend gateway charged. ``--spend-redis`` does the same with the
 spend gateway also syncing spend and rate-limit windows through a ``redis-server`` of its own
-(``[state] store``), against the target of 0.85.
+(``[state] store``), against the target of 0.85. ``--created-keys N`` (with ``--spend``) gives
+the spend gateway its two keys as keys created at run time instead of ``[[keys]]`` entries, and
+adds a third gateway, the same with N created keys (``bench/created_keys.py``), measured in the
+order plain, spend, N, N, spend, plain: the N/2 ratios are what authenticating among N created
+keys costs, against the target of 0.95 (within noise).
 
 ``--client-apis`` adds, to every run, the client APIs the gateway translates: after its chat
 stream load, the same gateway is loaded at 16 connections with streaming chat-completions,
@@ -77,6 +81,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import client_apis
+import created_keys
 import payloads
 import spend_gateway
 
@@ -96,6 +101,8 @@ GOAL_DASHBOARDS_RATIO = 0.97
 GOAL_SPEND_RATIO = 0.9
 #: The same with the spend gateway also syncing through Redis (`--spend-redis`).
 GOAL_SPEND_REDIS_RATIO = 0.85
+#: Throughput with N created keys, relative to two (`--created-keys N`): within noise.
+GOAL_CREATED_KEYS_RATIO = 0.95
 
 GATEWAY_CONFIG = """\
 [server]
@@ -185,6 +192,8 @@ class Settings:
     spend_redis: bool = False
     #: Measure translated Messages and Responses streams against chat streams (same gateway).
     client_apis: bool = False
+    #: With ``spend``: its keys are created ones, and a third gateway holds this many (0: off).
+    created_keys: int = 0
 
 
 @dataclass
@@ -615,6 +624,8 @@ def client_apis_comparison(
 SPEND_KINDS = [("c16", False), ("stream", True)]
 #: The order each kind runs in: without, with, with, without (``+``: the spend gateway).
 SPEND_ORDER = ["-", "+", "+", "-"]
+#: With ``--created-keys``: ``*`` is the gateway with that many created keys.
+CREATED_KEYS_ORDER = ["-", "+", "*", "*", "+", "-"]
 
 
 @dataclass(frozen=True)
@@ -626,6 +637,9 @@ class SpendPair:
     spend: int
     spend_pid: int
     state: Path
+    #: With ``--created-keys``: the gateway holding that many created keys.
+    many: int | None = None
+    many_pid: int | None = None
 
 
 @contextlib.contextmanager
@@ -637,15 +651,21 @@ def start_spend_pair(
     few percent in speed (memory layout), which a single pair would pass off as the cost of
     spend tracking. The ledger's directory is kept from run to run."""
     state = workdir / "state"
+    created = settings.created_keys
+    states = {"spend": state, "many": workdir / "state-many"}
+    if created:
+        created_keys.prepare(states["spend"], len(spend_gateway.KEYS))
+        created_keys.prepare(states["many"], created)
     with contextlib.ExitStack() as running:
         store = start_redis(running, workdir, settings) if settings.spend_redis else None
         ports, pids = {}, {}
-        for side in ("plain", "spend"):
+        for side in ("plain", "spend", "many") if created else ("plain", "spend"):
             port = ports[side] = free_port()
             config = workdir / f"gateway-{side}-{number}.toml"
             text = gateway_config(port, stack.upstream)
-            spend_text = spend_gateway.config(text, state, store)
-            config.write_text(text if side == "plain" else spend_text)
+            if side != "plain":
+                text = spend_gateway.config(text, states[side], store, created=bool(created))
+            config.write_text(text)
             log = workdir / f"gateway-{side}-{number}.log"
             command = [sys.executable, "-m", "nexus_trio", "serve", "--config", str(config)]
             process = spawn(running, command, log, settings.server_cpus)
@@ -663,7 +683,17 @@ def start_spend_pair(
         streaming = payloads.chat_request(payloads.STREAM_MODEL, streaming=True)
         check_stream("plain gateway", *request(ports["plain"], "POST", CHAT_PATH, streaming))
         spend_gateway.check_answers(ports["spend"], CHAT_PATH)
-        yield SpendPair(ports["plain"], pids["plain"], ports["spend"], pids["spend"], state)
+        if created:
+            spend_gateway.check_answers(ports["many"], CHAT_PATH)
+        yield SpendPair(
+            ports["plain"],
+            pids["plain"],
+            ports["spend"],
+            pids["spend"],
+            state,
+            ports.get("many"),
+            pids.get("many"),
+        )
 
 
 def start_redis(running: contextlib.ExitStack, workdir: Path, settings: Settings) -> str:
@@ -693,6 +723,9 @@ def spend_comparison(
     with start_spend_pair(settings, workdir, stack, len(summaries) + 1) as pair:
         ports = {"-": pair.plain, "+": pair.spend}
         pids = {"-": pair.plain_pid, "+": pair.spend_pid}
+        order = SPEND_ORDER
+        if pair.many is not None and pair.many_pid is not None:
+            ports["*"], pids["*"], order = pair.many, pair.many_pid, CREATED_KEYS_ORDER
         for port in ports.values():
             for body in (bodies.plain, bodies.streaming):
                 url = f"http://{HOST}:{port}{CHAT_PATH}"
@@ -704,8 +737,8 @@ def spend_comparison(
         results = {}
         for kind, streaming in SPEND_KINDS:
             body = bodies.streaming if streaming else bodies.plain
-            loads: dict[str, list[Load]] = {"-": [], "+": []}
-            for side in SPEND_ORDER:
+            loads: dict[str, list[Load]] = {side: [] for side in ports}
+            for side in order:
                 url = f"http://{HOST}:{ports[side]}{CHAT_PATH}"
                 before = cpu_seconds(pids[side])
                 load = run_load(
@@ -821,6 +854,14 @@ def derived(run: dict[str, Load]) -> dict[str, float]:
             / streams_without.cpu_us,
             "spend added CPU per request, c=16 (µs)": with_spend.cpu_us - without.cpu_us,
             "spend added CPU per stream, c=16 (µs)": streams_with.cpu_us - streams_without.cpu_us,
+        }
+    if "gateway c16 *spend" in run:
+        many, two = run["gateway c16 *spend"], run["gateway c16 +spend"]
+        streams_many, streams_two = run["gateway stream *spend"], run["gateway stream +spend"]
+        dashboards |= {
+            "gateway N / 2 created keys req/s, c=16": many.rate / two.rate,
+            "gateway N / 2 created keys streams/s, c=16": streams_many.rate / streams_two.rate,
+            "gateway N / 2 created keys CPU per request, c=16": many.cpu_us / two.cpu_us,
         }
     dashboards |= client_apis.derived(run)
     return dashboards | {
@@ -987,6 +1028,15 @@ def render(
                     _verdict(ratios[name] >= client_apis.GOAL_RATIO),
                 )
             )
+        if name.startswith("gateway N / 2 created keys") and "/s" in name:
+            goals.append(
+                (
+                    name.replace("gateway N / 2", "authentication among N vs 2"),
+                    f"≥ {GOAL_CREATED_KEYS_RATIO} x",
+                    f"{_ratio(ratios[name])} x",
+                    _verdict(ratios[name] >= GOAL_CREATED_KEYS_RATIO),
+                )
+            )
         if name.startswith("gateway with / without spend") and "/s" in name:
             goal = GOAL_SPEND_REDIS_RATIO if spend_redis else GOAL_SPEND_RATIO
             spend = "the ledger and Redis" if spend_redis else "the ledger"
@@ -1041,8 +1091,11 @@ def spend_table(runs: list[dict[str, Load]], redis: bool) -> str:
         "|---|---|--:|--:|--:|--:|",
     ]
     for kind, label in (("c16", "non-streaming, c=16"), ("stream", "20-event streams, c=16")):
-        for side, gateway in (("-", "plain"), ("+", added)):
+        sides = [("-", "plain"), ("+", added), ("*", f"{added}, N created keys")]
+        for side, gateway in sides:
             key = f"gateway {kind} {side}spend"
+            if key not in runs[0]:
+                continue
             cells = [_fmt(med(key, "rate")), _fmt(med(key, "p50_ms"), 2)]
             cells += [_fmt(med(key, "p99_ms"), 2), _fmt(med(key, "cpu_us"))]
             lines.append(f"| {label} | {gateway} | " + " | ".join(cells) + " |")
@@ -1125,6 +1178,14 @@ def parse_args() -> argparse.Namespace:
         help="with --spend: the spend gateway also syncs through a real redis-server",
     )
     parser.add_argument(
+        "--created-keys",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --spend: its keys are created at run time, and a third gateway holds N "
+        "created keys (authentication among N vs 2, same runs)",
+    )
+    parser.add_argument(
         "--client-apis",
         action="store_true",
         help="also measure translated /v1/messages and /v1/responses streams against chat "
@@ -1152,9 +1213,10 @@ def main() -> None:
         server_cpus=frozenset(cpus[:1]) if two else None,
         tool_cpus=frozenset(cpus[1:2]) if two else None,
         dashboards=args.dashboards,
-        spend=args.spend or args.spend_redis,
+        spend=args.spend or args.spend_redis or args.created_keys > 0,
         spend_redis=args.spend_redis,
         client_apis=args.client_apis,
+        created_keys=args.created_keys,
     )
     counters = Counters()
     load_before = os.getloadavg()[0]

@@ -100,6 +100,8 @@ def request_record(ctx: RequestContext, *, unauthenticated: bool) -> RequestReco
         cost_usd=ctx.cost_usd or 0.0,
         cost_estimated=ctx.cost_estimated,
         key=ctx.key,
+        user_agent=ctx.user_agent,
+        end_user=ctx.end_user,
         unauthenticated=unauthenticated,
     )
 

@@ -129,6 +129,8 @@ class Forwarder:
         """
         ctx.stream = view.stream
         ctx.requested_model = shown_model(view.model)  # as logged (docs/proxying.md#request-body)
+        if isinstance(view.user, str):
+            ctx.end_user = shown_model(view.user)  # the same bound (docs/operations.md#logging)
         key = ctx.key
         # A tenant key never jumps the queue (docs/routing.md#queue-and-overload).
         high = (key is None or key.admin) and any(

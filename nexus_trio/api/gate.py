@@ -148,6 +148,18 @@ def check_request(
     return None
 
 
+#: The most of a ``User-Agent`` kept for the access log.
+MAX_USER_AGENT_CHARS = 256
+
+
+def user_agent(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The ``User-Agent`` header, its first :data:`MAX_USER_AGENT_CHARS` characters; None."""
+    for name, value in headers:
+        if name == b"user-agent":
+            return value[:MAX_USER_AGENT_CHARS].decode("latin-1")
+    return None
+
+
 def is_json(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether ``Content-Type`` is JSON: ``application/json`` or ``application/*+json``."""
     for name, value in headers:

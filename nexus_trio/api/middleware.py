@@ -54,6 +54,7 @@ from nexus_trio.asgi.sending import send_reply
 from nexus_trio.config import Config
 from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generations
+from nexus_trio.keys import KeyRing
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
 
@@ -108,6 +109,8 @@ class GatewayASGI:
         )
         cast(dict[str, Any], scope)["nexus.context"] = ctx
         headers = cast(Sequence[tuple[bytes, bytes]], scope["headers"])  # a list, from hypercorn
+        if ctx.is_proxy:
+            ctx.user_agent = gate.user_agent(headers)
         preflight = cors.is_preflight(ctx.method, headers)
         refusal = self._refusal(scope, headers, ctx, preflight=preflight)
         if refusal is not None:
@@ -177,15 +180,7 @@ class GatewayASGI:
         access = gate.access_of(ctx.path, metrics_public=config.metrics.public)
         if access is gate.Access.OPEN:
             return None
-        ctx.key = keyring.authenticate(headers)
-        if ctx.key is None:
-            return errors.AuthenticationFailed(
-                "Missing or invalid API key (Authorization: Bearer <key>).",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if access is gate.Access.ADMIN and not ctx.key.admin:
-            return errors.PermissionDenied(f"{ctx.path} needs an admin key.")
-        return None
+        return _authorise(keyring, headers, ctx, access)
 
     async def _discard_body(self, receive: ASGIReceiveCallable, ctx: RequestContext) -> None:
         """Read and drop a refused request's body (as the server frames it), within the body's
@@ -238,6 +233,28 @@ def _closed_or_elsewhere(
         return errors.NotFound(
             "This path is not served on this listener (docs/operations.md#admin-listener)."
         )
+    return None
+
+
+def _authorise(
+    keyring: KeyRing,
+    headers: Sequence[tuple[bytes, bytes]],
+    ctx: RequestContext,
+    access: gate.Access,
+) -> errors.APIError | None:
+    """Set ``ctx.key`` from the key presented; the refusal when it is missing, wrong, expired
+    (docs/keys.md#created-keys) or not an admin key on an admin route."""
+    try:
+        ctx.key = keyring.authenticate(headers)
+    except errors.KeyExpired as exc:
+        return exc
+    if ctx.key is None:
+        return errors.AuthenticationFailed(
+            "Missing or invalid API key (Authorization: Bearer <key>).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if access is gate.Access.ADMIN and not ctx.key.admin:
+        return errors.PermissionDenied(f"{ctx.path} needs an admin key.")
     return None
 
 

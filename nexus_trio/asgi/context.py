@@ -100,6 +100,10 @@ class RequestContext:
     watch: Watch | None = None
     #: The inbound key the request presented; None when inbound auth is off.
     key: ClientKey | None = None
+    #: The ``User-Agent`` header and the body's OpenAI ``user`` field (proxy requests; at
+    #: most 256 characters each), for the access log (docs/operations.md#logging).
+    user_agent: str | None = None
+    end_user: str | None = None
     #: Headers every answer to this request carries: CORS (docs/api.md#cors), and the key's
     #: ``x-ratelimit-*`` at admission (docs/keys.md#rate-limits).
     response_headers: list[tuple[bytes, bytes]] | None = None

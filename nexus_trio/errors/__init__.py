@@ -25,6 +25,7 @@ from here (``from nexus_trio import errors``).
         │   ├── AmbiguousFraming         400 ambiguous_framing (Content-Length and chunked)
         │   └── HostNotAllowed           400 host_not_allowed (``server.allowed_hosts``)
         ├── AuthenticationFailed         401 invalid_api_key
+        │   └── KeyExpired               401 key_expired (a created key past expires_at)
         ├── PermissionDenied             403 permission_denied (the route needs an admin key)
         ├── OriginNotAllowed             403 origin_not_allowed (CORS preflight)
         ├── ModelNotAllowed              403 model_not_allowed (the key's models allow-list)
@@ -34,6 +35,8 @@ from here (``from nexus_trio import errors``).
         ├── ModelNotFound                404 model_not_found
         ├── MethodNotAllowed             405 method_not_allowed
         ├── RequestTimeout               408 request_timeout (the body was too slow to arrive)
+        ├── Conflict                     409 conflict (a key name taken, a key of the
+        │                                configuration file, a revoked key)
         ├── RequestTooLarge              413 request_too_large
         ├── UnsupportedMediaType         415 unsupported_media_type
         ├── BudgetExceeded               429 budget_exceeded (hard limit, action "reject")
@@ -73,12 +76,14 @@ from nexus_trio.errors.client import (
     AmbiguousFraming,
     AuthenticationFailed,
     BudgetExceeded,
+    Conflict,
     DuplicateKey,
     HostNotAllowed,
     InvalidJSON,
     InvalidRequest,
     InvalidTarget,
     InvalidValue,
+    KeyExpired,
     MethodNotAllowed,
     ModelNotAllowed,
     ModelNotFound,
@@ -122,12 +127,14 @@ __all__ = [
     "BadUpstreamResponse",
     "BudgetExceeded",
     "ConfigError",
+    "Conflict",
     "DuplicateKey",
     "HostNotAllowed",
     "InvalidJSON",
     "InvalidRequest",
     "InvalidTarget",
     "InvalidValue",
+    "KeyExpired",
     "ListenError",
     "MethodNotAllowed",
     "ModelNotAllowed",

@@ -55,6 +55,21 @@ class AuthenticationFailed(APIError):
     code = "invalid_api_key"
 
 
+class KeyExpired(AuthenticationFailed):
+    """A created key past its ``expires_at`` (docs/keys.md#created-keys)."""
+
+    code = "key_expired"
+
+
+class Conflict(APIError):
+    """The change contradicts what exists: a name taken, a key from the configuration file, a
+    revoked key (docs/keys.md#created-keys)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class NotFound(APIError):
     status = 404
     type = "invalid_request_error"

@@ -60,6 +60,9 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     cost_estimated: bool
     #: The key the request presented; None when inbound auth is off or it presented none.
     key: ClientKey | None
+    #: The client's ``User-Agent`` and the body's OpenAI ``user`` field, bounded; or None.
+    user_agent: str | None = None
+    end_user: str | None = None
     #: Inbound keys are on and the request presented no valid one (refused before or at its
     #: key): anyone can send these.
     unauthenticated: bool

@@ -159,6 +159,7 @@ class Supervisor:
                     if store_sync is not None:
                         await nursery.start(store_sync.run)
                     await nursery.start(wiring.responses.run)
+                    await nursery.start(wiring.keys.run)
                     binds = await nursery.start(front_end.run)
                     if admin_end is not None:
                         admin_binds = await nursery.start(admin_end.run)

@@ -36,6 +36,7 @@ from nexus_trio.api.request_sinks import limiter_sink, log_access, metrics_sink,
 from nexus_trio.api.token_counter import TokenCounter
 from nexus_trio.asgi.disconnects import DisconnectWatcher
 from nexus_trio.config import Config
+from nexus_trio.dashboard.key_panel import key_panel
 from nexus_trio.dashboard.mount import dashboard_mount
 from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.dashboard.request_log import RequestLog
@@ -46,7 +47,8 @@ from nexus_trio.gateway.generation import Generation, Generations
 from nexus_trio.gateway.record import RequestSink
 from nexus_trio.gateway.state import GatewayState
 from nexus_trio.health import HealthChecker
-from nexus_trio.keys import KeyConcurrency, RateLimiter
+from nexus_trio.key_store import KeyStore
+from nexus_trio.keys import CreatedKeys, KeyConcurrency, RateLimiter
 from nexus_trio.metrics import Metrics
 from nexus_trio.quality import QualityStore
 from nexus_trio.quality.loop import QualityLoop
@@ -82,6 +84,8 @@ class Wiring:
     request_log: RequestLog | None
     #: The Responses API's stored responses, in ``[state] dir`` (a background service too).
     responses: ResponseStore
+    #: The keys created at run time, in ``[state] dir`` (a background service too).
+    keys: KeyStore
     wall_clock: Callable[[], float]
     #: The request path, each part given what it uses.
     app_parts: AppParts = field(init=False)
@@ -92,7 +96,13 @@ class Wiring:
         self.app_parts = self._app_parts()
         self.publisher = None
         if self.request_log is not None:
-            sources = SnapshotSources(self.state.statistics, self.registry, self.quality)
+            generations, created = self.generations, self.keys.index
+            sources = SnapshotSources(
+                self.state.statistics,
+                self.registry,
+                self.quality,
+                keys=lambda stats: key_panel(stats, generations.current.config.keys, created),
+            )
             self.publisher = SnapshotPublisher(sources, self.request_log)
 
     @property
@@ -122,7 +132,8 @@ class Wiring:
         spend = SpendBook(config.budget, wall_clock)
         drain = Drain()
         queue = AdmissionQueue()
-        generations = Generations(Generation.build(config, env, registry, quality))
+        created = CreatedKeys()
+        generations = Generations(Generation.build(config, env, registry, quality, created))
         state = GatewayState(generations, registry, quality, spend, drain, lambda: queue.depth)
         metrics = Metrics(lambda: state.statistics().gauges())
         dashboard = config.dashboard
@@ -149,6 +160,12 @@ class Wiring:
             responses=ResponseStore(
                 Path(config.state.dir),
                 lambda: generations.current.config.responses,
+                wall_clock=wall_clock,
+            ),
+            keys=KeyStore(
+                config.state,
+                created,
+                configured=lambda: {key.name for key in generations.current.config.keys},
                 wall_clock=wall_clock,
             ),
             wall_clock=wall_clock,
@@ -201,6 +218,8 @@ class Wiring:
             render_metrics=metrics.render,
             started_wall=self.state.started_wall,
             responses=self.responses,
+            keys=self.keys,
+            spend_of=self.spend.tally.fleet_key_usd,
         )
 
     def app(self) -> QuartTrio:
@@ -216,7 +235,9 @@ class Wiring:
         Raises:
             ConfigError: the new configuration cannot be applied (nothing was changed).
         """
-        generation = Generation.build(config, self.env, self.registry, self.quality)
+        generation = Generation.build(
+            config, self.env, self.registry, self.quality, self.keys.index
+        )
         for name in self.registry.replace_backends(config.backends, self.env):
             self.quality.forget_backend(name)
         self.quality.configure(config.quality)
@@ -261,7 +282,7 @@ class Wiring:
             interval=state.sync_interval_seconds,
             book=self.spend,
             limiter=self.limiter,
-            keys=lambda: self.generations.current.config.keys,
+            keys=lambda: self.generations.current.keyring.configs(),
             outbox=self.outbox,
             wall_clock=self.wall_clock,
         )

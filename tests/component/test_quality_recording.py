@@ -234,6 +234,7 @@ async def test_disconnect_records_cancelled(make_gateway: MakeGateway) -> None:
             backend="a",
             code="cancelled",
             stream="true",
+            key="default",
         )
         == 1
     )
