@@ -27,6 +27,7 @@ from nexus_trio.gateway.generation import Generations
 from nexus_trio.gateway.statistics import GatewayStatistics
 from nexus_trio.registry import Registry
 from nexus_trio.responses_store import ResponseStore
+from nexus_trio.tracing import Sampler
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class AppParts:
     started_wall: float
     #: The Responses API's stored responses (``GET``/``DELETE /v1/responses/<id>``).
     responses: ResponseStore
+    #: Which proxy requests are traced (docs/operations.md#tracing); None with tracing off.
+    sampler: Sampler | None = None
 
 
 def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
@@ -90,5 +93,6 @@ def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
         drain=parts.drain,
         accounting=parts.accounting,
         endpoints=endpoints,
+        sampler=parts.sampler,
     )
     return app

@@ -127,7 +127,7 @@ class AttemptRunner:
             client_body=ctx.client_api,
         )
         ctx.answered_natively = exchange.native
-        attempt = self._recorder.start(backend, agent.model, stream=stream)
+        attempt = _traced(ctx, self._recorder.start(backend, agent.model, stream=stream))
         timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
         limit = server.request_timeout_seconds
         clock = AttemptClock(timeout, request_timeout=limit, request_deadline=request_deadline)
@@ -165,16 +165,21 @@ class AttemptRunner:
         """Send, then judge the whole answer or commit the stream; ``held`` tracks what is open."""
         server = generation.config.server
         backend = attempt.backend
+        headers = exchange.headers()
+        if ctx.trace is not None and attempt.span is not None:
+            headers = ctx.trace.propagate(attempt.span, headers)
         response = held.owned = await self._upstream.open(
             backend,
             exchange.path,
             exchange.body,
-            exchange.headers(),
+            headers,
             connect_timeout=server.connect_timeout_seconds,
             on_send=clock.sent,
         )
         attempt.started = clock.sent_at  # the backend's latency runs from the send too
         status = response.status_code
+        if attempt.span is not None:
+            attempt.span.status = status
         if attempt.stream and 200 <= status < 300:
             upstream = held.owned = exchange.stream(response, backend, sent_at=clock.sent_at)
             result = await self._streams.commit(ctx, attempt, upstream, server)
@@ -253,3 +258,14 @@ class AttemptRunner:
         settle_cost(prices, ctx)
         finish(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
         return Reply.complete(status, headers, data)
+
+
+def _traced(ctx: RequestContext, attempt: Attempt) -> Attempt:
+    """``attempt``, with its span when the request is traced (docs/operations.md#tracing): made
+    for the route's reason, its start the attempt's."""
+    if ctx.trace is not None:
+        backend = attempt.backend
+        attempt.span = ctx.trace.attempt(
+            backend.name, attempt.model, backend.config.type, ctx.route_reason, attempt.started
+        )
+    return attempt

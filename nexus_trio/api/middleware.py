@@ -8,7 +8,8 @@ request to the Quart app, except the ASGI-layer endpoints of what is mounted bes
 (:class:`~nexus_trio.asgi.mount.Mount`: the dashboard's event stream). For every HTTP request
 it:
 
-* creates the :class:`RequestContext` (request id, exit stack) the views fill in;
+* creates the :class:`RequestContext` (request id, exit stack) the views fill in, and for a
+  proxy request with tracing on, its trace (docs/operations.md#tracing);
 * refuses, before any route runs and before the body is read, what no route may see
   (docs/api.md#routes): a request after the listener closed (503 ``shutting_down``); a target
   that is not one canonical path, ambiguous framing (``Connection: close``) or a host not
@@ -49,6 +50,7 @@ from nexus_trio.asgi.reply import Reply
 from nexus_trio.asgi.sending import send_reply
 from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generations
+from nexus_trio.tracing import Sampler
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
 
@@ -69,14 +71,17 @@ class GatewayASGI:
         drain: Drain,
         accounting: RequestAccounting,
         endpoints: Mapping[str, Endpoint] | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
-        """``endpoints``: ASGI-layer endpoints by exact path (from mounts)."""
+        """``endpoints``: ASGI-layer endpoints by exact path (from mounts); ``sampler``: which
+        proxy requests are traced (None: tracing is off)."""
         self.app = app
         self.proxy = proxy
         self._generations = generations
         self._drain = drain
         self._accounting = accounting
         self.endpoints = dict(endpoints or {})
+        self._sampler = sampler
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -96,6 +101,8 @@ class GatewayASGI:
         )
         cast(dict[str, Any], scope)["nexus.context"] = ctx
         headers = cast(Sequence[tuple[bytes, bytes]], scope["headers"])  # a list, from hypercorn
+        if ctx.is_proxy and self._sampler is not None:
+            ctx.trace = self._sampler.begin(headers)
         preflight = cors.is_preflight(ctx.method, headers)
         refusal = self._refusal(scope, headers, ctx, preflight=preflight)
         if refusal is not None:

@@ -2,7 +2,8 @@
 
 What it owns: the schema (:mod:`~nexus_trio.config.schema`, with the backend entries in
 :mod:`~nexus_trio.config.backends`, the spend and key tables in :mod:`~nexus_trio.config.spend`,
-``[responses]`` in :mod:`~nexus_trio.config.responses` and the constrained value types in
+``[responses]`` in :mod:`~nexus_trio.config.responses`, ``[tracing]`` in
+:mod:`~nexus_trio.config.tracing` and the constrained value types in
 :mod:`~nexus_trio.config.values`), decoding TOML into it with one-line errors
 (:mod:`~nexus_trio.config.decoding`), the URL rules (:mod:`~nexus_trio.config.urls`), and the
 layers of defaults, file, environment and command line (:mod:`~nexus_trio.config.loading`). It
@@ -41,6 +42,7 @@ from nexus_trio.config.schema import (
     ServerConfig,
 )
 from nexus_trio.config.spend import BudgetConfig, KeyConfig, PriceConfig, StateConfig
+from nexus_trio.config.tracing import TracingConfig
 
 __all__ = [
     "ANTHROPIC_URL",
@@ -66,6 +68,7 @@ __all__ = [
     "RoutingWeights",
     "ServerConfig",
     "StateConfig",
+    "TracingConfig",
     "config_warnings",
     "load_config",
     "parse_config",

@@ -4,9 +4,9 @@
 buckets, the response store), the shared state
 (:class:`~nexus_trio.gateway.generation.Generations`,
 :class:`~nexus_trio.gateway.state.GatewayState`), the request path (router, attempts, budgets,
-forwarder, proxy endpoint, accounting with its sinks) and the dashboard, handing each only what
-it uses. Nothing else builds them, and nothing but the supervisor (and the tests) holds a
-:class:`Wiring`: the components never see it.
+forwarder, proxy endpoint, accounting with its sinks), the dashboard and, with ``[tracing]``,
+the span export, handing each only what it uses. Nothing else builds them, and nothing but the
+supervisor (and the tests) holds a :class:`Wiring`: the components never see it.
 
 A reload (:meth:`Wiring.apply_config`) builds a new generation and swaps it in one assignment,
 after the registry, the quality store and the budget took the new settings.
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from opentelemetry.sdk.trace.export import SpanExporter
 from quart_trio import QuartTrio
 
 from nexus_trio.api.accounting import RequestAccounting
@@ -54,6 +55,7 @@ from nexus_trio.registry import Registry
 from nexus_trio.responses_store import ResponseStore
 from nexus_trio.spend import LedgerService, SpendBook
 from nexus_trio.spend.outbox import Outbox
+from nexus_trio.tracing import Sampler, SpanExport, otlp_export
 from nexus_trio.upstream.client import UpstreamClient
 
 
@@ -83,12 +85,25 @@ class Wiring:
     #: The Responses API's stored responses, in ``[state] dir`` (a background service too).
     responses: ResponseStore
     wall_clock: Callable[[], float]
+    #: Where spans go with ``[tracing]`` on; None = OTLP/HTTP to its ``otlp_endpoint``.
+    span_exporter: SpanExporter | None
     #: The request path, each part given what it uses.
     app_parts: AppParts = field(init=False)
     #: The dashboard's snapshot publisher (a background service); None with it off.
     publisher: SnapshotPublisher | None = field(init=False)
+    #: The export of traced requests' spans (a background service); None with tracing off.
+    span_export: SpanExport | None = field(init=False)
 
     def __post_init__(self) -> None:
+        self.span_export = None
+        if self.config.tracing.enabled:
+            dropped = self.metrics.trace_spans_dropped
+            self.span_export = otlp_export(
+                self.config.tracing,
+                exporter=self.span_exporter,
+                on_dropped=lambda reason, spans: dropped.labels(reason).inc(spans),
+                on_exported=self.metrics.trace_spans_exported.inc,
+            )
         self.app_parts = self._app_parts()
         self.publisher = None
         if self.request_log is not None:
@@ -110,9 +125,11 @@ class Wiring:
         transport: httpx.AsyncBaseTransport,
         mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        span_exporter: SpanExporter | None = None,
     ) -> Wiring:
         """Build a gateway: probes use ``http``, attempts ``transport``/``mounts``; spend
-        months follow ``wall_clock``.
+        months follow ``wall_clock``; spans go to ``span_exporter`` if given (with
+        ``[tracing]`` on).
 
         Raises:
             ConfigError: the configuration cannot be served (an unset key variable).
@@ -152,6 +169,7 @@ class Wiring:
                 wall_clock=wall_clock,
             ),
             wall_clock=wall_clock,
+            span_exporter=span_exporter,
         )
 
     def _sinks(self) -> list[RequestSink]:
@@ -165,6 +183,8 @@ class Wiring:
         if self.request_log is not None:
             sinks.append(self.request_log.append)
         sinks.append(log_access)
+        if self.span_export is not None:
+            sinks.append(self.span_export.submit)
         return sinks
 
     def _app_parts(self) -> AppParts:
@@ -201,7 +221,12 @@ class Wiring:
             render_metrics=metrics.render,
             started_wall=self.state.started_wall,
             responses=self.responses,
+            sampler=None if self.span_export is None else Sampler(self._sample_ratio),
         )
+
+    def _sample_ratio(self) -> float:
+        """``[tracing] sample_ratio`` as reloaded."""
+        return self.generations.current.config.tracing.sample_ratio
 
     def app(self) -> QuartTrio:
         """The app serving this gateway, with the dashboard mounted when it is on."""
