@@ -128,8 +128,3 @@ def configure_logging(level: str, fmt: str) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
-    # The OTLP exporter logs every failed or retried batch; nexus_trio.tracing says when export
-    # starts failing and when it works again instead (docs/operations.md#tracing).
-    exporter_log = logging.getLogger("opentelemetry")
-    exporter_log.handlers[:] = [logging.NullHandler()]
-    exporter_log.propagate = False

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from opentelemetry.sdk.trace.export import SpanExporter
 from quart_trio import QuartTrio
 
 from nexus_trio.api.accounting import RequestAccounting
@@ -55,7 +54,7 @@ from nexus_trio.registry import Registry
 from nexus_trio.responses_store import ResponseStore
 from nexus_trio.spend import LedgerService, SpendBook
 from nexus_trio.spend.outbox import Outbox
-from nexus_trio.tracing import Sampler, SpanExport, otlp_export
+from nexus_trio.tracing import Sampler, Sender, SpanExport, otlp_export
 from nexus_trio.upstream.client import UpstreamClient
 
 
@@ -86,7 +85,7 @@ class Wiring:
     responses: ResponseStore
     wall_clock: Callable[[], float]
     #: Where spans go with ``[tracing]`` on; None = OTLP/HTTP to its ``otlp_endpoint``.
-    span_exporter: SpanExporter | None
+    span_sender: Sender | None
     #: The request path, each part given what it uses.
     app_parts: AppParts = field(init=False)
     #: The dashboard's snapshot publisher (a background service); None with it off.
@@ -100,7 +99,8 @@ class Wiring:
             dropped = self.metrics.trace_spans_dropped
             self.span_export = otlp_export(
                 self.config.tracing,
-                exporter=self.span_exporter,
+                self.env,
+                sender=self.span_sender,
                 on_dropped=lambda reason, spans: dropped.labels(reason).inc(spans),
                 on_exported=self.metrics.trace_spans_exported.inc,
             )
@@ -125,14 +125,15 @@ class Wiring:
         transport: httpx.AsyncBaseTransport,
         mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         wall_clock: Callable[[], float] = time.time,
-        span_exporter: SpanExporter | None = None,
+        span_sender: Sender | None = None,
     ) -> Wiring:
         """Build a gateway: probes use ``http``, attempts ``transport``/``mounts``; spend
-        months follow ``wall_clock``; spans go to ``span_exporter`` if given (with
+        months follow ``wall_clock``; spans go to ``span_sender`` if given (with
         ``[tracing]`` on).
 
         Raises:
-            ConfigError: the configuration cannot be served (an unset key variable).
+            ConfigError: the configuration cannot be served (an unset key variable, a
+                malformed collector headers variable).
         """
         registry = Registry(config.backends, env, assume_healthy=not config.health_check.enabled)
         quality = QualityStore(config.quality)
@@ -169,7 +170,7 @@ class Wiring:
                 wall_clock=wall_clock,
             ),
             wall_clock=wall_clock,
-            span_exporter=span_exporter,
+            span_sender=span_sender,
         )
 
     def _sinks(self) -> list[RequestSink]:

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
 import trio
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from nexus_trio.config import parse_config
 from nexus_trio.runtime.wiring import Wiring
@@ -32,6 +29,7 @@ from tests.component.fake_upstream import (
 )
 from tests.component.in_process import Gateway
 from tests.component.readings import sample
+from tests.system.otlp_receiver import attributes, decoded
 from tests.system.polling import poll
 
 TRACED = """
@@ -67,41 +65,58 @@ HEX_PARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-01")
 
 
 @dataclass
-class Traced:
-    gateway: Gateway
-    exporter: InMemorySpanExporter
-    stop: Callable[[], None]
-    stopped: trio.Event
+class Collector:
+    """The sender of the export service: decodes each export (``opentelemetry-proto``)."""
 
-    async def spans(self) -> list[ReadableSpan]:
-        """Every span exported, once the export service was stopped (after its last flush)."""
-        self.stop()
-        await self.stopped.wait()
-        return list(self.exporter.get_finished_spans())
+    exports: list[list[tuple[str, Span]]] = field(default_factory=list)
+
+    def send(self, body: bytes) -> bool:
+        self.exports.append(decoded(body))
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def spans(self) -> list[Span]:
+        return [span for export in self.exports for _, span in export]
 
 
-class StuckCollector(InMemorySpanExporter):
-    """A collector that takes the first batch and does not answer until released."""
+class StuckCollector(Collector):
+    """A collector that takes the first export and does not answer until released."""
 
     def __init__(self) -> None:
         super().__init__()
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def send(self, body: bytes) -> bool:
         self.entered.set()
         self.release.wait(10)
-        return super().export(spans)
+        return super().send(body)
+
+
+@dataclass
+class Traced:
+    gateway: Gateway
+    collector: Collector
+    stop: Callable[[], None]
+    stopped: trio.Event
+
+    async def spans(self) -> list[Span]:
+        """Every span exported, once the export service was stopped (after its last flush)."""
+        self.stop()
+        await self.stopped.wait()
+        return self.collector.spans()
 
 
 @pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
+def collector() -> Collector:
+    return Collector()
 
 
 @pytest.fixture
 async def traced(
-    nursery: trio.Nursery, exporter: InMemorySpanExporter, request: pytest.FixtureRequest
+    nursery: trio.Nursery, collector: Collector, request: pytest.FixtureRequest
 ) -> Traced:
     upstream = Upstream()
     transport = httpx.MockTransport(upstream)
@@ -111,7 +126,7 @@ async def traced(
         {"TEAM_A_KEY": SECRET},
         upstream_http_client(transport),
         transport=transport,
-        span_exporter=exporter,
+        span_sender=collector,
     )
     export = wiring.span_export
     assert export is not None
@@ -126,11 +141,20 @@ async def traced(
 
     nursery.start_soon(run_export)
     gateway = Gateway(app=wiring.app(), wiring=wiring, upstream=upstream)
-    return Traced(gateway, exporter, scope.cancel, stopped)
+    return Traced(gateway, collector, scope.cancel, stopped)
 
 
-def by_kind(spans: list[ReadableSpan], kind: SpanKind) -> list[ReadableSpan]:
-    return [span for span in spans if span.kind is kind]
+SERVER, CLIENT = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT
+UNSET, ERROR = Status.STATUS_CODE_UNSET, Status.STATUS_CODE_ERROR
+REMOTE_PARENT = 0x200
+
+
+def by_kind(spans: list[Span], kind: int) -> list[Span]:
+    return [span for span in spans if span.kind == kind]
+
+
+def as_int(span_or_trace_id: bytes) -> int:
+    return int.from_bytes(span_or_trace_id, "big")
 
 
 async def test_a_request_is_a_server_span_with_genai_attributes_and_a_client_span(
@@ -141,36 +165,44 @@ async def test_a_request_is_a_server_span_with_genai_attributes_and_a_client_spa
     response = await gateway.post("/v1/chat/completions", CHAT, **bearer(SECRET))
     assert response.status_code == 200
     spans = await traced.spans()
-    [server] = by_kind(spans, SpanKind.SERVER)
-    [client] = by_kind(spans, SpanKind.CLIENT)
+    [server] = by_kind(spans, SERVER)
+    [client] = by_kind(spans, CLIENT)
     assert server.name == "chat m"
-    assert server.resource.attributes["service.name"] == "gw-under-test"
-    attributes = dict(server.attributes or {})
-    assert attributes["gen_ai.operation.name"] == "chat"
-    assert attributes["gen_ai.request.model"] == "m"
-    assert attributes["gen_ai.response.model"] == "m"
-    assert attributes["gen_ai.provider.name"] == "openai"
-    assert attributes["gen_ai.usage.input_tokens"] == 3
-    assert attributes["gen_ai.usage.output_tokens"] == 2
-    assert attributes["http.response.status_code"] == 200
-    assert attributes["nexus.backend"] == "a"
-    assert attributes["nexus.key"] == "team-a"
-    assert attributes["nexus.route_reason"] == "best_score"
-    assert attributes["nexus.cost_usd"] == pytest.approx(5.0)
-    assert server.status.status_code is StatusCode.UNSET
+    assert {service for export in traced.collector.exports for service, _ in export} == {
+        "gw-under-test"
+    }
+    values = attributes(server)
+    assert values["gen_ai.operation.name"] == "chat"
+    assert values["gen_ai.request.model"] == "m"
+    assert values["gen_ai.response.model"] == "m"
+    assert values["gen_ai.provider.name"] == "openai"
+    assert values["gen_ai.usage.input_tokens"] == 3
+    assert values["gen_ai.usage.output_tokens"] == 2
+    assert values["http.response.status_code"] == 200
+    assert values["nexus.backend"] == "a"
+    assert values["nexus.key"] == "team-a"
+    assert values["nexus.route_reason"] == "best_score"
+    assert values["nexus.cost_usd"] == pytest.approx(5.0)
+    assert values["nexus.stream"] is False
+    assert server.status.code == UNSET
     assert SECRET not in repr(spans)
-    assert server.parent is None  # no traceparent: a new trace
-    assert client.context.trace_id == server.context.trace_id
-    assert client.parent is not None
-    assert client.parent.span_id == server.context.span_id
-    assert dict(client.attributes or {})["nexus.attempt.outcome"] == "success"
-    assert server.start_time <= client.start_time <= client.end_time <= server.end_time
+    assert server.parent_span_id == b""  # no traceparent: a new trace
+    assert not server.flags & REMOTE_PARENT
+    assert client.trace_id == server.trace_id
+    assert client.parent_span_id == server.span_id
+    assert attributes(client)["nexus.attempt.outcome"] == "success"
+    assert (
+        server.start_time_unix_nano
+        <= client.start_time_unix_nano
+        <= client.end_time_unix_nano
+        <= server.end_time_unix_nano
+    )
     # The backend was sent the CLIENT span's context.
     [(request, _)] = gateway.upstream.requests
     sent = HEX_PARENT.fullmatch(request.headers["traceparent"])
     assert sent is not None
-    assert int(sent.group(1), 16) == server.context.trace_id
-    assert int(sent.group(2), 16) == client.context.span_id
+    assert int(sent.group(1), 16) == as_int(server.trace_id)
+    assert int(sent.group(2), 16) == as_int(client.span_id)
 
 
 async def test_the_clients_traceparent_is_continued_and_each_attempt_is_a_child(
@@ -185,28 +217,26 @@ async def test_the_clients_traceparent_is_continued_and_each_attempt_is_a_child(
     )
     assert response.status_code == 200
     spans = await traced.spans()
-    [server] = by_kind(spans, SpanKind.SERVER)
-    first, second = sorted(by_kind(spans, SpanKind.CLIENT), key=lambda span: span.start_time or 0)
-    assert server.context.trace_id == int(CLIENT_TRACE, 16)
-    assert server.parent is not None
-    assert server.parent.span_id == int(CLIENT_SPAN, 16)
-    assert server.parent.is_remote
+    [server] = by_kind(spans, SERVER)
+    first, second = sorted(by_kind(spans, CLIENT), key=lambda span: span.start_time_unix_nano)
+    assert server.trace_id.hex() == CLIENT_TRACE
+    assert server.parent_span_id.hex() == CLIENT_SPAN
+    assert server.flags & REMOTE_PARENT
     for span in (first, second):
-        assert span.context.trace_id == int(CLIENT_TRACE, 16)
-        assert span.parent is not None
-        assert span.parent.span_id == server.context.span_id
-    one, two = dict(first.attributes or {}), dict(second.attributes or {})
+        assert span.trace_id.hex() == CLIENT_TRACE
+        assert span.parent_span_id == server.span_id
+    one, two = attributes(first), attributes(second)
     assert (one["nexus.backend"], one["nexus.attempt.outcome"]) == ("a", "failure")
-    assert one["error.type"] == "backend_unavailable"
-    assert first.status.status_code is StatusCode.ERROR
+    assert (one["nexus.attempt.reason"], one["error.type"]) == ("best_score", "backend_unavailable")
+    assert first.status.code == ERROR
     assert (two["nexus.backend"], two["nexus.attempt.reason"]) == ("b", "retry")
     assert two["http.response.status_code"] == 200
-    assert dict(server.attributes or {})["gen_ai.provider.name"] == "vllm"
+    assert attributes(server)["gen_ai.provider.name"] == "vllm"
     # Each attempt sent its own span as the parent, in the client's trace.
     sent = [request.headers["traceparent"] for request, _ in gateway.upstream.requests]
     assert sent == [
-        f"00-{CLIENT_TRACE}-{first.context.span_id:016x}-01",
-        f"00-{CLIENT_TRACE}-{second.context.span_id:016x}-01",
+        f"00-{CLIENT_TRACE}-{first.span_id.hex()}-01",
+        f"00-{CLIENT_TRACE}-{second.span_id.hex()}-01",
     ]
 
 
@@ -227,9 +257,9 @@ async def test_a_malformed_traceparent_starts_a_new_trace(traced: Traced, header
         "/v1/chat/completions", CHAT, traceparent=header, **bearer(SECRET)
     )
     assert response.status_code == 200
-    [server] = by_kind(await traced.spans(), SpanKind.SERVER)
-    assert server.parent is None
-    assert server.context.trace_id != int(CLIENT_TRACE, 16)
+    [server] = by_kind(await traced.spans(), SERVER)
+    assert server.parent_span_id == b""
+    assert server.trace_id.hex() != CLIENT_TRACE
 
 
 async def test_an_unsampled_traceparent_is_not_traced_and_passes_untouched(
@@ -251,25 +281,20 @@ async def test_a_failed_request_has_an_error_status(traced: Traced) -> None:
     response = await gateway.post("/v1/chat/completions", CHAT, **bearer(SECRET))
     assert response.status_code == 502
     spans = await traced.spans()
-    [server] = by_kind(spans, SpanKind.SERVER)
-    assert server.status.status_code is StatusCode.ERROR
-    assert dict(server.attributes or {})["http.response.status_code"] == 502
-    assert [span.status.status_code for span in by_kind(spans, SpanKind.CLIENT)] == [
-        StatusCode.ERROR,
-        StatusCode.ERROR,
-    ]
+    [server] = by_kind(spans, SERVER)
+    assert server.status.code == ERROR
+    assert attributes(server)["http.response.status_code"] == 502
+    assert [span.status.code for span in by_kind(spans, CLIENT)] == [ERROR, ERROR]
 
 
 async def test_a_refused_key_is_a_span_without_attempts(traced: Traced) -> None:
     response = await traced.gateway.post("/v1/chat/completions", CHAT, **bearer("wrong"))
     assert response.status_code == 401
     [server] = await traced.spans()
-    attributes = dict(server.attributes or {})
-    assert (attributes["http.response.status_code"], attributes["error.type"]) == (
-        401,
-        "invalid_api_key",
-    )
-    assert server.status.status_code is StatusCode.UNSET  # the client's error, not ours
+    values = attributes(server)
+    assert (values["http.response.status_code"], values["error.type"]) == (401, "invalid_api_key")
+    assert "nexus.key" not in values  # it presented none that is valid
+    assert server.status.code == UNSET  # the client's error, not ours
 
 
 async def test_a_stream_ends_its_spans_when_it_ends(traced: Traced) -> None:
@@ -285,10 +310,11 @@ async def test_a_stream_ends_its_spans_when_it_ends(traced: Traced) -> None:
     )
     assert response.status_code == 200
     spans = await traced.spans()
-    [server] = by_kind(spans, SpanKind.SERVER)
-    [client] = by_kind(spans, SpanKind.CLIENT)
-    assert dict(server.attributes or {})["nexus.stream"] is True
-    assert dict(client.attributes or {})["nexus.attempt.outcome"] == "success"
+    [server] = by_kind(spans, SERVER)
+    [client] = by_kind(spans, CLIENT)
+    assert attributes(server)["nexus.stream"] is True
+    assert attributes(client)["nexus.attempt.outcome"] == "success"
+    assert client.end_time_unix_nano <= server.end_time_unix_nano
 
 
 async def test_tracing_off_sends_no_traceparent(gateway: Gateway) -> None:
@@ -299,24 +325,24 @@ async def test_tracing_off_sends_no_traceparent(gateway: Gateway) -> None:
     assert "traceparent" not in request.headers
 
 
-@pytest.mark.parametrize("exporter", [StuckCollector()], indirect=False)
+@pytest.mark.parametrize("collector", [StuckCollector()])
 @pytest.mark.parametrize("traced", ["max_queued_requests = 2\n"], indirect=True)
 async def test_a_stuck_collector_never_delays_requests_and_drops_are_counted(
-    traced: Traced, exporter: StuckCollector
+    traced: Traced, collector: StuckCollector
 ) -> None:
     gateway = traced.gateway
     gateway.upstream.handlers["a.test"] = answer()
     await gateway.post("/v1/chat/completions", CHAT, **bearer(SECRET))
     # The export thread now holds the first request's spans, and does not come back.
-    await trio.to_thread.run_sync(exporter.entered.wait, 5)
-    assert exporter.entered.is_set()
+    await trio.to_thread.run_sync(collector.entered.wait, 5)
+    assert collector.entered.is_set()
     with trio.fail_after(2):  # a request takes milliseconds; waiting on the export, forever
         for _ in range(5):
             response = await gateway.post("/v1/chat/completions", CHAT, **bearer(SECRET))
             assert response.status_code == 200
     # Two queued; three requests of two spans each dropped.
     assert sample(gateway, "nexus_trace_spans_dropped_total", reason="queue_full") == 3 * 2
-    exporter.release.set()
+    collector.release.set()
     with trio.fail_after(5):  # the first request's spans, then the two queued requests'
         await poll(lambda: sample(gateway, "nexus_trace_spans_exported_total") == 3 * 2)
-    assert len(by_kind(await traced.spans(), SpanKind.SERVER)) == 3
+    assert len(by_kind(await traced.spans(), SERVER)) == 3

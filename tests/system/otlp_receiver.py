@@ -1,6 +1,7 @@
 """An OTLP/HTTP traces receiver on 127.0.0.1 for the tests: it decodes each export with
 ``opentelemetry-proto`` (``ExportTraceServiceRequest``) and keeps the spans; it can also hold
-every export unanswered (a stuck collector) or refuse them (400)."""
+every export unanswered (a stuck collector) or refuse them (400). :func:`decoded` and
+:func:`attributes` read an export's bytes and a span's attributes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,29 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+
+def decoded(body: bytes) -> list[tuple[str, Span]]:
+    """The spans of one ``ExportTraceServiceRequest``, each with its ``service.name``."""
+    spans = []
+    for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+        service = next(
+            a.value.string_value
+            for a in resource_spans.resource.attributes
+            if a.key == "service.name"
+        )
+        for scope_spans in resource_spans.scope_spans:
+            spans += [(service, span) for span in scope_spans.spans]
+    return spans
+
+
+def attributes(span: Span) -> dict[str, object]:
+    """A span's attributes by key, each the value set in its ``AnyValue``."""
+    values: dict[str, object] = {}
+    for attribute in span.attributes:
+        value = attribute.value
+        values[attribute.key] = getattr(value, value.WhichOneof("value"))
+    return values
 
 
 @dataclass
@@ -53,16 +77,9 @@ def _handler(received: Received) -> type[BaseHTTPRequestHandler]:
                 self.send_header("content-length", "0")
                 self.end_headers()
                 return
-            request = ExportTraceServiceRequest.FromString(body)
+            spans = decoded(body)
             with received.lock:
-                for resource_spans in request.resource_spans:
-                    service = next(
-                        a.value.string_value
-                        for a in resource_spans.resource.attributes
-                        if a.key == "service.name"
-                    )
-                    for scope_spans in resource_spans.scope_spans:
-                        received.spans += [(service, span) for span in scope_spans.spans]
+                received.spans += spans
             answer = ExportTraceServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("content-type", "application/x-protobuf")

@@ -14,7 +14,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from nexus_trio.simulator import SimulatedBackend
 from tests.system.configs import gateway_config
 from tests.system.gateway_process import GatewayFactory
-from tests.system.otlp_receiver import otlp_receiver
+from tests.system.otlp_receiver import attributes, otlp_receiver
 from tests.system.polling import poll
 
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hello there"}]}
@@ -26,14 +26,6 @@ CLIENT_SPAN = "00f067aa0ba902b7"
 def tracing_config(backend: SimulatedBackend, endpoint: str, extra: str = "") -> str:
     tracing = f'[tracing]\notlp_endpoint = "{endpoint}"\nservice_name = "edge-gw"\n{extra}'
     return gateway_config(backend, extra=tracing)
-
-
-def attributes(span: Span) -> dict[str, object]:
-    values: dict[str, object] = {}
-    for attribute in span.attributes:
-        value = attribute.value
-        values[attribute.key] = getattr(value, value.WhichOneof("value"))
-    return values
 
 
 async def metric(client: httpx.AsyncClient, url: str, sample: str) -> float:

@@ -1,15 +1,20 @@
 """``[tracing]`` values and the W3C trace context (docs/operations.md#tracing): bad values are
 refused naming their key, a malformed ``traceparent`` is no trace context, sampling follows the
-client's flag or ``sample_ratio``."""
+client's flag or ``sample_ratio``; the spans' OTLP encoding reads back with
+``opentelemetry-proto``; the collector's headers come from the OpenTelemetry variables."""
 
 from __future__ import annotations
 
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from nexus_trio.config import parse_config
 from nexus_trio.errors import ConfigError
-from nexus_trio.tracing import Sampler, parse_traceparent
+from nexus_trio.tracing import Sampler, otlp, parse_traceparent
 from nexus_trio.tracing.context import traceparent
+from nexus_trio.tracing.export import collector_headers
+from nexus_trio.tracing.otlp import AttributeValue
+from tests.system.otlp_receiver import attributes, decoded
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -112,3 +117,88 @@ def test_sampling_follows_the_client_else_the_ratio() -> None:
     half = Sampler(lambda: 0.5)
     traced = sum(half.begin([]) is not None for _ in range(4000))
     assert 1700 < traced < 2300
+
+
+def test_the_encoding_is_what_opentelemetry_proto_decodes() -> None:
+    values: list[tuple[str, AttributeValue]] = [
+        ("s", "naïve ✓"),
+        ("long", "x" * 300),
+        ("t", True),
+        ("f", False),
+        ("one", 1),
+        ("big", 2**40 + 3),
+        ("zero", 0),
+        ("cost", 0.000125),
+    ]
+    encoded = otlp.span(
+        trace_id=int(TRACE, 16),
+        span_id=int(SPAN, 16),
+        parent_span_id=7,
+        remote_parent=True,
+        name="chat m" * 30,
+        kind=otlp.CLIENT,
+        start_ns=1_700_000_000_123_456_789,
+        end_ns=1_700_000_001_000_000_000,
+        attributes=[otlp.attribute(key, value) for key, value in values]
+        + [otlp.repeated_attribute("t1", True), otlp.repeated_attribute("t1", 1)],
+        error="backend_timeout",
+    )
+    body = otlp.export_request(otlp.export_prefix("svc", "nexus_trio"), [encoded, encoded])
+    [(service, span), (_, again)] = decoded(body)
+    assert service == "svc"
+    assert span == again
+    assert (span.trace_id.hex(), span.span_id.hex()) == (TRACE, SPAN)
+    assert span.parent_span_id == (7).to_bytes(8, "big")
+    assert span.flags == 0x301
+    assert (span.name, span.kind) == ("chat m" * 30, Span.SPAN_KIND_CLIENT)
+    assert (span.start_time_unix_nano, span.end_time_unix_nano) == (
+        1_700_000_000_123_456_789,
+        1_700_000_001_000_000_000,
+    )
+    assert attributes(span) == {**dict(values), "t1": 1}
+    assert [a.value.WhichOneof("value") for a in span.attributes][-2:] == [
+        "bool_value",
+        "int_value",
+    ]
+    assert (span.status.code, span.status.message) == (
+        Status.STATUS_CODE_ERROR,
+        "backend_timeout",
+    )
+
+
+def test_a_root_span_without_error_has_no_parent_and_no_status() -> None:
+    encoded = otlp.span(
+        trace_id=1,
+        span_id=2,
+        parent_span_id=None,
+        remote_parent=False,
+        name="",
+        kind=otlp.SERVER,
+        start_ns=0,
+        end_ns=1,
+        attributes=[],
+        error=None,
+    )
+    [(_, span)] = decoded(otlp.export_request(otlp.export_prefix("svc", "s"), [encoded]))
+    assert (span.parent_span_id, span.flags, span.kind) == (b"", 0x101, Span.SPAN_KIND_SERVER)
+    assert span.status.code == Status.STATUS_CODE_UNSET
+
+
+def test_the_collector_headers_come_from_the_otel_variables() -> None:
+    assert collector_headers({}) == {}
+    assert collector_headers(
+        {"OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Basic%20abc, x-tenant = t1"}
+    ) == {"authorization": "Basic abc", "x-tenant": "t1"}
+    both = {
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "a=1",
+        "OTEL_EXPORTER_OTLP_HEADERS": "b=2",
+    }
+    assert collector_headers(both) == {"a": "1"}
+
+
+@pytest.mark.parametrize("value", ["no-equals", "bad key=1", "a=line%0Abreak", "=x"])
+def test_malformed_collector_headers_are_refused_without_their_value(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        collector_headers({"OTEL_EXPORTER_OTLP_TRACES_HEADERS": value})
+    assert "$OTEL_EXPORTER_OTLP_TRACES_HEADERS" in str(info.value)
+    assert value not in str(info.value)
