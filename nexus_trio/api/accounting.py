@@ -103,6 +103,7 @@ def request_record(ctx: RequestContext, *, unauthenticated: bool) -> RequestReco
         user_agent=ctx.user_agent,
         end_user=ctx.end_user,
         unauthenticated=unauthenticated,
+        trace=ctx.trace,
     )
 
 

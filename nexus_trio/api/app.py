@@ -29,6 +29,7 @@ from nexus_trio.gateway.statistics import GatewayStatistics
 from nexus_trio.key_store import KeyStore
 from nexus_trio.registry import Registry
 from nexus_trio.responses_store import ResponseStore
+from nexus_trio.tracing import Sampler
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,8 @@ class AppParts:
     #: The keys created at run time (``/admin/keys``), and a key's spend this month.
     keys: KeyStore
     spend_of: Callable[[str], float]
+    #: Which proxy requests are traced (docs/operations.md#tracing); None with tracing off.
+    sampler: Sampler | None = None
 
 
 def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
@@ -101,5 +104,6 @@ def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
         drain=parts.drain,
         accounting=parts.accounting,
         endpoints=endpoints,
+        sampler=parts.sampler,
     )
     return app

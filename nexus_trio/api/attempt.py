@@ -155,7 +155,7 @@ class AttemptRunner:
         server = generation.config.server
         backend = agent.backend
         exchange = _prepare(ctx, agent, path, body, client_headers, strip_usage=strip_usage)
-        attempt = self._recorder.start(backend, agent.model, stream=stream)
+        attempt = _traced(ctx, self._recorder.start(backend, agent.model, stream=stream))
         timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
         limit = server.request_timeout_seconds
         clock = AttemptClock(timeout, request_timeout=limit, request_deadline=request_deadline)
@@ -193,16 +193,21 @@ class AttemptRunner:
         """Send, then judge the whole answer or commit the stream; ``held`` tracks what is open."""
         server = generation.config.server
         backend = attempt.backend
+        headers = exchange.headers()
+        if ctx.trace is not None and attempt.span is not None:
+            headers = ctx.trace.propagate(attempt.span, headers)
         response = held.owned = await self._upstream.open(
             backend,
             exchange.path,
             exchange.body,
-            exchange.headers(),
+            headers,
             connect_timeout=server.connect_timeout_seconds,
             on_send=clock.sent,
         )
         attempt.started = clock.sent_at  # the backend's latency runs from the send too
         status = response.status_code
+        if attempt.span is not None:
+            attempt.span.status = status
         if attempt.stream and 200 <= status < 300:
             upstream = held.owned = exchange.stream(response, backend, sent_at=clock.sent_at)
             result = await self._streams.commit(ctx, attempt, upstream, server)
@@ -297,3 +302,14 @@ def _refuse_credentials_error(backend: Backend, status: int, data: bytes) -> Non
             redacted(data),
         )
         raise errors.BackendCredentialsRefused(backend.name)
+
+
+def _traced(ctx: RequestContext, attempt: Attempt) -> Attempt:
+    """``attempt``, with its span when the request is traced (docs/operations.md#tracing): made
+    for the route's reason, its start the attempt's."""
+    if ctx.trace is not None:
+        backend = attempt.backend
+        attempt.span = ctx.trace.attempt(
+            backend.name, attempt.model, backend.config.type, ctx.route_reason, attempt.started
+        )
+    return attempt

@@ -17,6 +17,7 @@ from nexus_trio.api.admission_queue import AdmissionQueue
 from nexus_trio.metrics import Metrics
 from nexus_trio.quality import Outcome, QualityStore
 from nexus_trio.registry import Backend
+from nexus_trio.tracing import AttemptSpan
 
 
 @dataclass(eq=False)
@@ -29,6 +30,8 @@ class Attempt:
     started: float
     outcome: Outcome | None = None
     ttft_ms: float | None = None
+    #: Its span when the request is traced (docs/operations.md#tracing).
+    span: AttemptSpan | None = None
 
 
 class AttemptRecorder:
@@ -56,6 +59,8 @@ class AttemptRecorder:
         counters.pending -= 1
         self._queue.slot_freed(attempt.backend)
         now = trio.current_time()
+        if attempt.span is not None:
+            attempt.span.end(now, outcome)
         if outcome is Outcome.SUCCESS:
             counters.observe_success(
                 latency_ms=(now - attempt.started) * 1000.0,

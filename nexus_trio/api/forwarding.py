@@ -230,6 +230,8 @@ class Forwarder:
         """Learn from a failed attempt: never this agent again, maybe not this backend. It cost
         nothing: its reservation is released."""
         self.budgets.release(ctx)
+        if ctx.trace is not None:
+            ctx.trace.failed(exc.code)
         plan.last_error = exc
         plan.tried.add(agent.key)
         backend = agent.backend

@@ -9,7 +9,7 @@ request to the Quart app, except the ASGI-layer endpoints of what is mounted bes
 it:
 
 * creates the :class:`RequestContext` (request id, client address, exit stack) the views fill
-  in;
+  in, and for a proxy request with tracing on, its trace (docs/operations.md#tracing);
 * refuses, before any route runs and before the body is read, what no route may see
   (docs/api.md#routes): a request after the listener closed (503 ``shutting_down``); a path
   the listener does not serve (404, docs/operations.md#admin-listener); a target
@@ -55,6 +55,7 @@ from nexus_trio.config import Config
 from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generations
 from nexus_trio.keys import KeyRing
+from nexus_trio.tracing import Sampler
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
 
@@ -75,14 +76,17 @@ class GatewayASGI:
         drain: Drain,
         accounting: RequestAccounting,
         endpoints: Mapping[str, Endpoint] | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
-        """``endpoints``: ASGI-layer endpoints by exact path (from mounts)."""
+        """``endpoints``: ASGI-layer endpoints by exact path (from mounts); ``sampler``: which
+        proxy requests are traced (None: tracing is off)."""
         self.app = app
         self.proxy = proxy
         self._generations = generations
         self._drain = drain
         self._accounting = accounting
         self.endpoints = dict(endpoints or {})
+        self._sampler = sampler
         self._trusted = TrustedProxies(generations.current.config.server.trusted_proxies)
         generations.on_swap(self._trust)
 
@@ -111,6 +115,8 @@ class GatewayASGI:
         headers = cast(Sequence[tuple[bytes, bytes]], scope["headers"])  # a list, from hypercorn
         if ctx.is_proxy:
             ctx.user_agent = gate.user_agent(headers)
+        if ctx.is_proxy and self._sampler is not None:
+            ctx.trace = self._sampler.begin(headers)
         preflight = cors.is_preflight(ctx.method, headers)
         refusal = self._refusal(scope, headers, ctx, preflight=preflight)
         if refusal is not None:

@@ -21,6 +21,7 @@ from nexus_trio.dialects.base import ClientBody
 from nexus_trio.errors import Untranslatable
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
 from nexus_trio.spend.reservations import Reservation
+from nexus_trio.tracing import RequestTrace
 from nexus_trio.upstream.stream import ClientEvents
 
 _PRINTABLE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
@@ -120,6 +121,8 @@ class RequestContext:
     client_api: ClientAPI | None = None
     #: The last attempt's answer is in the client's API already (a native exchange).
     answered_natively: bool = False
+    #: The request's trace and its attempts' spans; None unless it is traced.
+    trace: RequestTrace | None = None
 
     @property
     def key_name(self) -> str:

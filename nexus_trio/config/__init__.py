@@ -3,7 +3,8 @@
 What it owns: the schema (:mod:`~nexus_trio.config.schema`, with the backend entries in
 :mod:`~nexus_trio.config.backends`, the spend and key tables in :mod:`~nexus_trio.config.spend`,
 ``[responses]`` in :mod:`~nexus_trio.config.responses`, ``[admin]`` in
-:mod:`~nexus_trio.config.admin` and the constrained value types in
+:mod:`~nexus_trio.config.admin`, ``[tracing]`` in :mod:`~nexus_trio.config.tracing` and the
+constrained value types in
 :mod:`~nexus_trio.config.values`), decoding TOML into it with one-line errors
 (:mod:`~nexus_trio.config.decoding`), the URL rules (:mod:`~nexus_trio.config.urls`), and the
 layers of defaults, file, environment and command line (:mod:`~nexus_trio.config.loading`). It
@@ -45,6 +46,7 @@ from nexus_trio.config.schema import (
     ServerConfig,
 )
 from nexus_trio.config.spend import BudgetConfig, KeyConfig, PriceConfig, StateConfig
+from nexus_trio.config.tracing import TracingConfig
 
 __all__ = [
     "ANTHROPIC_URL",
@@ -73,6 +75,7 @@ __all__ = [
     "RoutingWeights",
     "ServerConfig",
     "StateConfig",
+    "TracingConfig",
     "admin_address",
     "config_warnings",
     "load_config",

@@ -21,6 +21,7 @@ from nexus_trio.config.backends import BackendConfig
 from nexus_trio.config.decoding import InvalidKey, check_alias_chains
 from nexus_trio.config.responses import ResponsesConfig
 from nexus_trio.config.spend import BudgetConfig, KeyConfig, PriceConfig, StateConfig
+from nexus_trio.config.tracing import TracingConfig
 from nexus_trio.config.values import (
     AtLeastOne,
     NonEmptyStr,
@@ -219,6 +220,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     admin: AdminConfig = msgspec.field(default_factory=AdminConfig)
+    tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
 
     def __post_init__(self) -> None:
         self._check_backends()

@@ -240,7 +240,8 @@ class Metrics:
         )
 
     def _add_background_instruments(self) -> None:
-        """The loops beside the request path: quality recompute, health probes, reloads."""
+        """The loops beside the request path: quality recompute, health probes, reloads, span
+        export."""
         registry = self.registry
         self.quality_recompute = Histogram(
             "nexus_quality_recompute_duration_seconds",
@@ -259,5 +260,17 @@ class Metrics:
             "nexus_config_reloads",
             "Configuration reloads (SIGHUP) by result.",
             ["result"],
+            registry=registry,
+        )
+        self.trace_spans_exported = Counter(
+            "nexus_trace_spans_exported",
+            "Spans the OTLP collector accepted ([tracing]).",
+            registry=registry,
+        )
+        self.trace_spans_dropped = Counter(
+            "nexus_trace_spans_dropped",
+            "Spans never exported: the export queue was full (queue_full), or the collector "
+            "refused or missed their batch (export_failed).",
+            ["reason"],
             registry=registry,
         )

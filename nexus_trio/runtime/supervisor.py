@@ -14,6 +14,7 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
         ├── spend ledger        loads the month, writes spend every second and at the end
         ├── store sync          in a fleet: shares spend and rate windows through Redis
         ├── response store      writes stored responses as they finish, forgets expired ones
+        ├── span export         with [tracing]: exports traced requests' spans from a thread
         ├── front end           hypercorn serving the app, until drained
         └── admin front end     with [admin] listen: the same app on the admin listener
 
@@ -56,8 +57,8 @@ def restart_required(old: Config, new: Config) -> list[str]:
     """Settings whose change only takes effect after a restart (docs/configuration.md#reload).
 
     Besides the listener and the log format, the https transports (``tls_ca_file``), whether
-    health checks run and the whole ``[dashboard]`` and ``[admin]`` sections are set up at
-    start-up.
+    health checks run, the whole ``[dashboard]`` and ``[admin]`` sections and ``[tracing]`` but
+    its ``sample_ratio`` are set up at start-up.
     """
     changed = [
         key
@@ -75,6 +76,13 @@ def restart_required(old: Config, new: Config) -> list[str]:
                 new.state.sync_interval_seconds,
             ),
             ("spend ledger (pricing or budget)", old.keeps_spend, new.keeps_spend),
+            ("tracing.otlp_endpoint", old.tracing.otlp_endpoint, new.tracing.otlp_endpoint),
+            ("tracing.service_name", old.tracing.service_name, new.tracing.service_name),
+            (
+                "tracing.max_queued_requests",
+                old.tracing.max_queued_requests,
+                new.tracing.max_queued_requests,
+            ),
         )
         if before != after
     ]
@@ -160,6 +168,8 @@ class Supervisor:
                         await nursery.start(store_sync.run)
                     await nursery.start(wiring.responses.run)
                     await nursery.start(wiring.keys.run)
+                    if wiring.span_export is not None:
+                        await nursery.start(wiring.span_export.run)
                     binds = await nursery.start(front_end.run)
                     if admin_end is not None:
                         admin_binds = await nursery.start(admin_end.run)

@@ -4,9 +4,9 @@
 buckets, the response store), the shared state
 (:class:`~nexus_trio.gateway.generation.Generations`,
 :class:`~nexus_trio.gateway.state.GatewayState`), the request path (router, attempts, budgets,
-forwarder, proxy endpoint, accounting with its sinks) and the dashboard, handing each only what
-it uses. Nothing else builds them, and nothing but the supervisor (and the tests) holds a
-:class:`Wiring`: the components never see it.
+forwarder, proxy endpoint, accounting with its sinks), the dashboard and, with ``[tracing]``,
+the span export, handing each only what it uses. Nothing else builds them, and nothing but the
+supervisor (and the tests) holds a :class:`Wiring`: the components never see it.
 
 A reload (:meth:`Wiring.apply_config`) builds a new generation and swaps it in one assignment,
 after the registry, the quality store and the budget took the new settings.
@@ -56,6 +56,7 @@ from nexus_trio.registry import Registry
 from nexus_trio.responses_store import ResponseStore
 from nexus_trio.spend import LedgerService, SpendBook
 from nexus_trio.spend.outbox import Outbox
+from nexus_trio.tracing import Sampler, Sender, SpanExport, otlp_export
 from nexus_trio.upstream.client import UpstreamClient
 
 
@@ -87,12 +88,26 @@ class Wiring:
     #: The keys created at run time, in ``[state] dir`` (a background service too).
     keys: KeyStore
     wall_clock: Callable[[], float]
+    #: Where spans go with ``[tracing]`` on; None = OTLP/HTTP to its ``otlp_endpoint``.
+    span_sender: Sender | None
     #: The request path, each part given what it uses.
     app_parts: AppParts = field(init=False)
     #: The dashboard's snapshot publisher (a background service); None with it off.
     publisher: SnapshotPublisher | None = field(init=False)
+    #: The export of traced requests' spans (a background service); None with tracing off.
+    span_export: SpanExport | None = field(init=False)
 
     def __post_init__(self) -> None:
+        self.span_export = None
+        if self.config.tracing.enabled:
+            dropped = self.metrics.trace_spans_dropped
+            self.span_export = otlp_export(
+                self.config.tracing,
+                self.env,
+                sender=self.span_sender,
+                on_dropped=lambda reason, spans: dropped.labels(reason).inc(spans),
+                on_exported=self.metrics.trace_spans_exported.inc,
+            )
         self.app_parts = self._app_parts()
         self.publisher = None
         if self.request_log is not None:
@@ -120,12 +135,15 @@ class Wiring:
         transport: httpx.AsyncBaseTransport,
         mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        span_sender: Sender | None = None,
     ) -> Wiring:
         """Build a gateway: probes use ``http``, attempts ``transport``/``mounts``; spend
-        months follow ``wall_clock``.
+        months follow ``wall_clock``; spans go to ``span_sender`` if given (with
+        ``[tracing]`` on).
 
         Raises:
-            ConfigError: the configuration cannot be served (an unset key variable).
+            ConfigError: the configuration cannot be served (an unset key variable, a
+                malformed collector headers variable).
         """
         registry = Registry(config.backends, env, assume_healthy=not config.health_check.enabled)
         quality = QualityStore(config.quality)
@@ -169,6 +187,7 @@ class Wiring:
                 wall_clock=wall_clock,
             ),
             wall_clock=wall_clock,
+            span_sender=span_sender,
         )
 
     def _sinks(self) -> list[RequestSink]:
@@ -182,6 +201,8 @@ class Wiring:
         if self.request_log is not None:
             sinks.append(self.request_log.append)
         sinks.append(log_access)
+        if self.span_export is not None:
+            sinks.append(self.span_export.submit)
         return sinks
 
     def _app_parts(self) -> AppParts:
@@ -220,7 +241,12 @@ class Wiring:
             responses=self.responses,
             keys=self.keys,
             spend_of=self.spend.tally.fleet_key_usd,
+            sampler=None if self.span_export is None else Sampler(self._sample_ratio),
         )
+
+    def _sample_ratio(self) -> float:
+        """``[tracing] sample_ratio`` as reloaded."""
+        return self.generations.current.config.tracing.sample_ratio
 
     def app(self) -> QuartTrio:
         """The app serving this gateway, with the dashboard mounted when it is on."""
