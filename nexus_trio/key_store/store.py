@@ -231,7 +231,7 @@ class KeyStore:
                     f"The key '{name}' comes from the configuration file and cannot be "
                     "changed here (docs/keys.md#keys)."
                 )
-            raise errors.NotFound(f"No key named '{name}'.")
+            raise errors.NotFound(f"No key named '{name[:64]}'.")  # echoed, bounded
         if current.revoked_at is not None:
             raise errors.Conflict(f"The key '{name}' is revoked; create a new one.")
         return current
