@@ -53,8 +53,9 @@ class KeyDatabase:
             StateError: the directory or file cannot be used; the message says why.
         """
         path = directory / FILE_NAME
-        if not create and not path.exists():
-            return None
+        with _errors(path, "open it"):
+            if not create and not path.exists():
+                return None
         with _errors(path, "create its directory"):
             directory.mkdir(parents=True, exist_ok=True)
         with _errors(path, "open it"):

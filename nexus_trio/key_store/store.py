@@ -92,7 +92,8 @@ class KeyStore:
         self._reread_failed = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Load the file, sync once with the store, report started, sync every ``interval``.
+        """Load the file, sync once with the store, report started; then every ``interval``
+        sync with the store, or without one re-read the file if another process wrote to it.
 
         Raises:
             StateError: the file cannot be opened or read (fatal at start-up).
