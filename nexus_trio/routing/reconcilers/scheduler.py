@@ -9,9 +9,12 @@ the strategy, with the intent's ``route_reason``. Agents the intent marks ``unco
 required capability nobody declared) are left to the strategy only when no confirmed agent is
 available: known support ranks before a guess, whatever the scores. Agents marked
 ``last_resort`` (cloud backends past the budget's soft limit) are chosen only when no other
-agent is available; when that set one aside the reason is ``budget_soft_limit``. Otherwise the
-strategy
-chooses; its reason is ``only_candidate`` when one agent was available, and an intent
+agent is available; when that set one aside the reason is ``budget_soft_limit``. Agents whose model
+is known cold (``unloaded`` or ``loading``: docs/routing.md#warm-preference) are set aside when an
+agent with the model ``loaded`` is available and, under ``smart``, not much worse: its score at
+least :data:`WARM_MUCH_WORSE` of the best cold one's; the reason is then ``warm``. Agents of
+``unknown`` residency are neither preferred nor set aside. Otherwise the strategy chooses;
+its reason is ``only_candidate`` when one agent was available, and an intent
 ``route_reason`` set without a forced agent (``quality_panic``) overrides it. Strategies:
 
 - ``smart`` — highest score, ties broken by lower ``priority`` then name (``best_score``);
@@ -27,6 +30,7 @@ from collections.abc import Callable
 
 from nexus_trio.config import RoutingWeights
 from nexus_trio.quality import QualityStore, ttft_penalty_fraction
+from nexus_trio.registry import Residency
 from nexus_trio.routing.decision import Route
 from nexus_trio.routing.intent import Agent, RoutingIntent
 
@@ -35,6 +39,9 @@ DEFAULT_LOAD_LIMIT = 10
 #: The TTFT (streaming) and per-output-token (non-streaming) latencies that score 0.
 TTFT_ZERO_MS = 2000.0
 MS_PER_TOKEN_ZERO = 200.0
+#: A warm agent is "much worse" than a cold one when its ``smart`` score is below this share
+#: of the best cold agent's score: the cold one is then not set aside.
+WARM_MUCH_WORSE = 0.5
 
 Choice = tuple[Agent, str]
 
@@ -97,14 +104,37 @@ class Scheduler:
         if forced is not None and forced in choices:
             agent, reason = forced, intent.route_reason or "probe"
         else:
-            agent, reason = self._choose(intent, choices)
+            warm = self._warm_choices(intent, choices)
+            agent, reason = self._choose(intent, warm or choices)
             if len(available) == 1:
                 reason = "only_candidate"
             if forced is None and intent.route_reason is not None:
                 reason = intent.route_reason
             elif budget_reason is not None:
                 reason = budget_reason
+            elif warm:
+                reason = "warm"
         intent.route = Route(agent, reason, intent.resolved_model)
+
+    def _warm_choices(self, intent: RoutingIntent, choices: list[Agent]) -> list[Agent] | None:
+        """``choices`` without the cold agents when a warm one should win; None otherwise."""
+        warm: list[Agent] = []
+        cold: list[Agent] = []
+        for agent in choices:
+            state = agent.backend.residency_of(agent.model)
+            if state is Residency.LOADED:
+                warm.append(agent)
+            elif state.cold:
+                cold.append(agent)
+        if not warm or not cold:
+            return None
+        if self._choose == self._smart:
+            stream = intent.request.stream
+            best_warm = max(self.ttft_penalty(self.base_score(a, stream=stream), a) for a in warm)
+            best_cold = max(self.ttft_penalty(self.base_score(a, stream=stream), a) for a in cold)
+            if best_warm < WARM_MUCH_WORSE * best_cold:
+                return None
+        return [agent for agent in choices if agent not in cold]
 
     def base_score(self, agent: Agent, *, stream: bool) -> float:
         """The ``smart`` score of docs/routing.md#scheduler in [0, 100], before the TTFT penalty.
