@@ -97,6 +97,7 @@ def request_record(ctx: RequestContext, *, unauthenticated: bool) -> RequestReco
         cost_estimated=ctx.cost_estimated,
         key=ctx.key,
         unauthenticated=unauthenticated,
+        cold_start=ctx.cold_start,
     )
 
 

@@ -129,6 +129,9 @@ class AttemptRunner:
         ctx.answered_natively = exchange.native
         attempt = self._recorder.start(backend, agent.model, stream=stream)
         timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
+        ctx.cold_start = attempt.cold
+        if attempt.cold:
+            timeout += server.cold_start_allowance_seconds
         limit = server.request_timeout_seconds
         clock = AttemptClock(timeout, request_timeout=limit, request_deadline=request_deadline)
         held = _Held()

@@ -96,6 +96,7 @@ class AccessRecord(msgspec.Struct, omit_defaults=False):
     error_code: str | None
     cost_usd: float
     cost_estimated: bool
+    cold_start: bool = False
 
 
 def log_access(record: RequestRecord) -> None:
@@ -120,5 +121,6 @@ def log_access(record: RequestRecord) -> None:
         error_code=record.error_code,
         cost_usd=round(record.cost_usd, 8),
         cost_estimated=record.cost_estimated,
+        cold_start=record.cold_start,
     )
     access_log.info("request", extra={"access": line})

@@ -61,6 +61,8 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     #: Inbound keys are on and the request presented no valid one (refused before or at its
     #: key): anyone can send these.
     unauthenticated: bool
+    #: The serving attempt waited for its model to load (docs/quality.md#cold-starts).
+    cold_start: bool = False
 
     @property
     def key_name(self) -> str:

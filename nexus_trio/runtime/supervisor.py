@@ -133,6 +133,7 @@ class Supervisor:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self._watch_signals, wiring, everything)
                     await nursery.start(wiring.health_checker().run)
+                    await nursery.start(wiring.residency.run)
                     await nursery.start(wiring.quality_loop().run)
                     await nursery.start(self.notifier.run)
                     await nursery.start(wiring.disconnects.run)

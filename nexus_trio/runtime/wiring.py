@@ -51,6 +51,7 @@ from nexus_trio.metrics import Metrics
 from nexus_trio.quality import QualityStore
 from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.registry import Registry
+from nexus_trio.residency import ResidencyWatcher
 from nexus_trio.responses_store import ResponseStore
 from nexus_trio.spend import LedgerService, SpendBook
 from nexus_trio.spend.outbox import Outbox
@@ -83,6 +84,8 @@ class Wiring:
     #: The Responses API's stored responses, in ``[state] dir`` (a background service too).
     responses: ResponseStore
     wall_clock: Callable[[], float]
+    #: Which models the backends hold (a background service, docs/routing.md#residency).
+    residency: ResidencyWatcher
     #: The request path, each part given what it uses.
     app_parts: AppParts = field(init=False)
     #: The dashboard's snapshot publisher (a background service); None with it off.
@@ -152,6 +155,9 @@ class Wiring:
                 wall_clock=wall_clock,
             ),
             wall_clock=wall_clock,
+            residency=ResidencyWatcher(
+                registry, http, lambda: generations.current.config.health_check
+            ),
         )
 
     def _sinks(self) -> list[RequestSink]:
@@ -219,6 +225,7 @@ class Wiring:
         generation = Generation.build(config, self.env, self.registry, self.quality)
         for name in self.registry.replace_backends(config.backends, self.env):
             self.quality.forget_backend(name)
+        self.residency.backends_changed()
         self.quality.configure(config.quality)
         self.spend.budget_config = config.budget
         self.generations.swap(generation)

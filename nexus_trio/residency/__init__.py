@@ -1,0 +1,12 @@
+"""Residency (docs/routing.md#residency): which models each backend holds in memory now.
+
+What it owns: decoding what servers report about loaded models
+(:mod:`~nexus_trio.residency.reports`: llama.cpp ``/v1/models`` and ``/models/sse``, Ollama
+``/api/ps``) and the background service that keeps each backend's residency in the registry
+current (:mod:`~nexus_trio.residency.watcher`). It never routes (the scheduler reads the
+registry) and never serves a client.
+"""
+
+from nexus_trio.residency.watcher import WATCHED_TYPES, ResidencyWatcher
+
+__all__ = ["WATCHED_TYPES", "ResidencyWatcher"]
