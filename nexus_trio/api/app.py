@@ -17,6 +17,7 @@ from nexus_trio.api.accounting import RequestAccounting
 from nexus_trio.api.errors import install_error_handlers
 from nexus_trio.api.info_routes import register_root_probe, register_status_routes
 from nexus_trio.api.middleware import GatewayASGI
+from nexus_trio.api.model_routes import register_model_routes
 from nexus_trio.api.proxy import ProxyEndpoint
 from nexus_trio.api.responses_routes import register_responses_routes
 from nexus_trio.api.stats_route import register_stats_route
@@ -26,6 +27,7 @@ from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generations
 from nexus_trio.gateway.statistics import GatewayStatistics
 from nexus_trio.registry import Registry
+from nexus_trio.residency import ModelControl
 from nexus_trio.responses_store import ResponseStore
 
 
@@ -43,6 +45,8 @@ class AppParts:
     started_wall: float
     #: The Responses API's stored responses (``GET``/``DELETE /v1/responses/<id>``).
     responses: ResponseStore
+    #: Loads and unloads models (``/admin/models/...``).
+    models: ModelControl
 
 
 def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
@@ -78,6 +82,7 @@ def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
     )
     register_stats_route(app, parts.statistics, parts.generations)
     register_responses_routes(app, parts.responses)
+    register_model_routes(app, parts.models, parts.generations)
     endpoints: dict[str, Endpoint] = {}
     for mount in mounts:
         mount.register(app)

@@ -23,6 +23,7 @@ from nexus_trio import __version__
 from nexus_trio.cli.check_config import check_config
 from nexus_trio.cli.demo import run_demo
 from nexus_trio.cli.demo_traffic import left_out_of_access_log
+from nexus_trio.cli.models_command import add_models_parser, run_models
 from nexus_trio.cli.spend_report import render_ledger
 from nexus_trio.cli.status_report import StatusUnavailable, fetch_stats, render_status
 from nexus_trio.config import Overrides, config_warnings, load_config, resolve_config_path
@@ -89,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--url", default="http://127.0.0.1:8000")
     status.add_argument("--api-key", help="inbound key (default: $NEXUS_API_KEY)")
 
+    add_models_parser(commands)
+
     spend = commands.add_parser("spend", help="print the spend ledger of a month (read-only)")
     spend.add_argument("--month", type=_month, help="YYYY-MM (default: this UTC month)")
     spend.add_argument(
@@ -144,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args)
         if args.command == "spend":
             return _spend(args)
+        if args.command == "models":
+            return run_models(args)
         return _demo(args)
     except ConfigError as exc:
         print(f"nexus-trio: configuration error: {exc}", file=sys.stderr)

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 import msgspec.structs
@@ -68,6 +68,11 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     #: ``anthropic`` only: the ``anthropic-beta`` features a client's Messages request may turn
     #: on when it is relayed untranslated; any other flag is dropped (docs/messages-api.md).
     anthropic_beta: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    #: ``llamacpp`` and ``ollama`` only: models loaded at start-up and loaded again after an
+    #: eviction (docs/routing.md#model-lifecycle).
+    warm_models: Annotated[list[NonEmptyStr], msgspec.Meta(max_length=64)] = msgspec.field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
         url = self.url
@@ -85,6 +90,11 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             if zone not in PRIVACY_ZONES:
                 raise InvalidKey("zone", f"zone must be 'restricted' or 'open', got {self.zone!r}")
             msgspec.structs.force_setattr(self, "zone", zone)
+        if self.warm_models and self.type not in ("llamacpp", "ollama"):
+            raise InvalidKey(
+                "warm_models",
+                f"warm_models is only valid on types 'llamacpp' and 'ollama', not {self.type!r}",
+            )
         if self.forward_authorization and self.api_key_env is not None:
             raise InvalidKey(
                 "forward_authorization",

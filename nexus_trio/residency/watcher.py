@@ -11,11 +11,20 @@ arrives (within a second); the model list is read again once the stream is open,
 between the two is missed. When the stream ends, it reconnects after a second; a server that
 does not answer is asked again each ``interval_seconds``. Nothing here runs on the request
 path: routing reads what the last report left in the registry.
+
+Warm models (docs/routing.md#model-lifecycle). After each report, every model of the backend's
+``warm_models`` that it serves and that is ``unloaded`` — or, on Ollama, loaded with an expiry
+within :data:`PIN_HORIZON_SECONDS` (a request with a shorter ``keep_alive`` reset it) — is loaded
+again through :class:`~nexus_trio.residency.lifecycle.ModelControl` — only while the backend
+has no attempt in flight (so a load never evicts the model a request is using; the check is
+made again each ``interval_seconds``), at most once per ``interval_seconds`` per model, each
+load bounded by :data:`WARM_LOAD_SECONDS`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
@@ -26,8 +35,9 @@ from nexus_trio import errors
 from nexus_trio.config import HealthCheckConfig
 from nexus_trio.dialects import dialect_for
 from nexus_trio.health.probe import fetch
-from nexus_trio.registry import Backend, ModelResidency, Registry
+from nexus_trio.registry import Backend, ModelResidency, Registry, Residency
 from nexus_trio.residency import reports
+from nexus_trio.residency.lifecycle import ModelControl
 from nexus_trio.upstream.sse import SSEParser
 
 log = logging.getLogger("nexus_trio.residency")
@@ -39,6 +49,10 @@ WATCHED_TYPES = frozenset({"llamacpp", "ollama"})
 RECONNECT_SECONDS = 1.0
 #: Largest residency event accepted (a llama.cpp ``loaded`` event describes the model).
 MAX_EVENT_BYTES = 256 * 1024
+#: An Ollama warm model expiring sooner than this is pinned again (``keep_alive`` -1).
+PIN_HORIZON_SECONDS = 86400.0
+#: The longest a warm model's load may take (a large model from a slow disk).
+WARM_LOAD_SECONDS = 600.0
 
 
 class ResidencyWatcher:
@@ -49,17 +63,23 @@ class ResidencyWatcher:
         registry: Registry,
         http: httpx.AsyncClient,
         settings: Callable[[], HealthCheckConfig],
+        control: ModelControl,
     ) -> None:
         """A watcher of ``registry``'s backends, asking them through ``http``.
 
         Args:
             settings: Returns the ``[health_check]`` in force: its ``timeout_seconds`` bounds
                 each request, its ``interval_seconds`` spaces the polls.
+            control: What loads the ``warm_models`` again.
         """
         self._registry = registry
         self._http = http
         self._settings = settings
+        #: What loads and unloads models (the admin routes use it too).
+        self.control = control
         self._changed: trio.Event | None = None
+        #: Per (backend name, model): trio time of the last warm load started.
+        self._warmed_at: dict[tuple[str, str], float] = {}
 
     def backends_changed(self) -> None:
         """The registry's backends were replaced (a reload): start and stop tasks to match."""
@@ -83,15 +103,19 @@ class ResidencyWatcher:
 
     async def _watch(self, backend: Backend, scope: trio.CancelScope) -> None:
         with scope:
-            while True:
-                settings = self._settings()
-                router = False
-                with trio.move_on_after(settings.timeout_seconds):
-                    router = await self.refresh(backend)
-                if router and await self._follow(backend, settings):
-                    await trio.sleep(RECONNECT_SECONDS)
-                else:
-                    await trio.sleep(settings.interval_seconds)
+            async with trio.open_nursery() as loads:
+                if backend.config.warm_models:
+                    loads.start_soon(self._tick_warm, backend, loads)
+                while True:
+                    settings = self._settings()
+                    router = False
+                    with trio.move_on_after(settings.timeout_seconds):
+                        router = await self.refresh(backend)
+                    self._keep_warm(backend, loads)
+                    if router and await self._follow(backend, settings, loads):
+                        await trio.sleep(RECONNECT_SECONDS)
+                    else:
+                        await trio.sleep(settings.interval_seconds)
 
     async def refresh(self, backend: Backend) -> bool:
         """Ask ``backend`` once and replace its residency; whether it is a llama.cpp router.
@@ -116,7 +140,9 @@ class ResidencyWatcher:
                 del current.residency[model]
         return router
 
-    async def _follow(self, backend: Backend, settings: HealthCheckConfig) -> bool:
+    async def _follow(
+        self, backend: Backend, settings: HealthCheckConfig, loads: trio.Nursery
+    ) -> bool:
         """Apply a router's ``/models/sse`` events until the stream ends; whether it opened."""
         request = self._http.build_request(
             "GET", backend.base_url + "/models/sse", headers=_headers(backend), timeout=None
@@ -136,6 +162,7 @@ class ResidencyWatcher:
                     current = self._current(backend)
                     if change is not None and current is not None:
                         _set(current, *change)
+                        self._keep_warm(current, loads)
         except (httpx.HTTPError, errors.BadUpstreamResponse) as exc:
             log.debug("residency stream of backend '%s' ended: %s", backend.name, exc)
         finally:
@@ -143,6 +170,41 @@ class ResidencyWatcher:
                 with trio.move_on_after(1.0, shield=True):
                     await response.aclose()
         return True
+
+    def _keep_warm(self, backend: Backend, loads: trio.Nursery) -> None:
+        """Start loading each warm model that needs it, unless one started lately."""
+        current = self._current(backend)
+        if current is None:
+            return
+        now, wall = trio.current_time(), time.time()
+        interval = self._settings().interval_seconds
+        for model in current.config.warm_models:
+            key = (current.name, model)
+            last = self._warmed_at.get(key)
+            due = last is None or now - last >= interval
+            if due and current.counters.pending == 0 and _needs_load(current, model, wall):
+                self._warmed_at[key] = now
+                loads.start_soon(self._warm, current, model)
+
+    async def _tick_warm(self, backend: Backend, loads: trio.Nursery) -> None:
+        """Look at the warm models each ``interval_seconds`` too: a load set aside while
+        attempts were in flight happens then."""
+        while True:
+            await trio.sleep(self._settings().interval_seconds)
+            self._keep_warm(backend, loads)
+
+    async def _warm(self, backend: Backend, model: str) -> None:
+        """Load ``model`` on ``backend``, logging the outcome."""
+        log.info("backend '%s': loading warm model '%s'", backend.name, model)
+        with trio.move_on_after(WARM_LOAD_SECONDS) as bound:
+            try:
+                await self.control.load(backend, model)
+            except errors.UpstreamError as exc:
+                log.warning(
+                    "backend '%s': warm model '%s' not loaded: %s", backend.name, model, exc
+                )
+        if bound.cancelled_caught:
+            log.warning("backend '%s': warm model '%s' took too long to load", backend.name, model)
 
     def _current(self, backend: Backend) -> Backend | None:
         """The registry's backend of this identity now; None when a reload replaced it."""
@@ -156,6 +218,21 @@ def _headers(backend: Backend) -> dict[str, str]:
     headers = {"accept": "text/event-stream", "accept-encoding": "identity"}
     headers.update(dialect_for(backend.config.type).probe_headers(backend))
     return headers
+
+
+def _needs_load(backend: Backend, model: str, wall: float) -> bool:
+    """Whether a warm ``model`` must be loaded (or, on Ollama, pinned) again now."""
+    if not backend.serves(model):
+        return False
+    known = backend.residency.get(model)
+    if known is None or known.state is Residency.UNLOADED:
+        return known is not None or backend.config.type == "ollama"
+    expires = known.expires_at
+    return (
+        known.state is Residency.LOADED
+        and expires is not None
+        and expires < wall + PIN_HORIZON_SECONDS
+    )
 
 
 def _set(backend: Backend, model: str, residency: ModelResidency) -> None:

@@ -51,7 +51,7 @@ from nexus_trio.metrics import Metrics
 from nexus_trio.quality import QualityStore
 from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.registry import Registry
-from nexus_trio.residency import ResidencyWatcher
+from nexus_trio.residency import ModelControl, ResidencyWatcher
 from nexus_trio.responses_store import ResponseStore
 from nexus_trio.spend import LedgerService, SpendBook
 from nexus_trio.spend.outbox import Outbox
@@ -156,7 +156,10 @@ class Wiring:
             ),
             wall_clock=wall_clock,
             residency=ResidencyWatcher(
-                registry, http, lambda: generations.current.config.health_check
+                registry,
+                http,
+                lambda: generations.current.config.health_check,
+                ModelControl(registry, http),
             ),
         )
 
@@ -207,6 +210,7 @@ class Wiring:
             render_metrics=metrics.render,
             started_wall=self.state.started_wall,
             responses=self.responses,
+            models=self.residency.control,
         )
 
     def app(self) -> QuartTrio:
