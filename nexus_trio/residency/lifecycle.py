@@ -55,13 +55,16 @@ class ModelControl:
     async def load(self, backend: Backend, model: str) -> None:
         """Ask ``backend`` to load ``model`` (and Ollama to keep it); the caller bounds it.
 
+        A llama.cpp router known to hold the model is not asked: it refuses to load a model
+        twice.
+
         Raises:
             UpstreamError: the server refused or did not answer.
         """
         if backend.config.type == "ollama":
             await self._ollama(backend, model, keep_alive=-1)
             backend.residency[model] = ModelResidency(Residency.LOADED)
-        else:
+        elif backend.residency_of(model) is not Residency.LOADED:
             await self._llamacpp(backend, "/models/load", model)
             if backend.residency_of(model) is not Residency.LOADED:
                 backend.residency[model] = ModelResidency(Residency.LOADING)

@@ -104,8 +104,7 @@ class ResidencyWatcher:
     async def _watch(self, backend: Backend, scope: trio.CancelScope) -> None:
         with scope:
             async with trio.open_nursery() as loads:
-                if backend.config.warm_models:
-                    loads.start_soon(self._tick_warm, backend, loads)
+                loads.start_soon(self._tick_warm, backend, loads)
                 while True:
                     settings = self._settings()
                     router = False
