@@ -128,10 +128,7 @@ class AttemptRunner:
         )
         ctx.answered_natively = exchange.native
         attempt = self._recorder.start(backend, agent.model, stream=stream)
-        timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
-        ctx.cold_start = attempt.cold
-        if attempt.cold:
-            timeout += server.cold_start_allowance_seconds
+        timeout = attempt_timeout(server, backend.config.timeout_seconds, stream, attempt.cold)
         limit = server.request_timeout_seconds
         clock = AttemptClock(timeout, request_timeout=limit, request_deadline=request_deadline)
         held = _Held()
@@ -168,6 +165,7 @@ class AttemptRunner:
         """Send, then judge the whole answer or commit the stream; ``held`` tracks what is open."""
         server = generation.config.server
         backend = attempt.backend
+        ctx.cold_start = attempt.cold
         response = held.owned = await self._upstream.open(
             backend,
             exchange.path,

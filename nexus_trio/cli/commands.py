@@ -121,6 +121,8 @@ def _simulate_arguments(simulate: argparse.ArgumentParser) -> None:
     simulate.add_argument(
         "--fail-mode", choices=[mode.value for mode in FailMode], default=FailMode.HTTP_500.value
     )
+    simulate.add_argument("--load-ms", type=float, default=0.0, help="model load time")
+    simulate.add_argument("--max-loaded", type=int, default=0, help="models held at once")
 
 
 def _month(value: str) -> str:
@@ -244,6 +246,8 @@ def _simulate(args: argparse.Namespace) -> int:
         completion_tokens=args.completion_tokens,
         error_rate=args.error_rate,
         fail_mode=FailMode(args.fail_mode),
+        load_ms=args.load_ms,
+        max_loaded=args.max_loaded,
     )
 
     async def run() -> None:
