@@ -283,8 +283,10 @@ async def test_backends_show_residency_and_cold_starts(
     with its VRAM, and the cold start the first request paid (docs/api.md#dashboard)."""
     box = await start_backend(name="box", models=("demo", "other"), ttft_ms=10, load_ms=50)
     health = "[health_check]\ninterval_seconds = 0.5"
-    config = gateway_config(box).replace('"generic"', '"ollama"').replace(
-        "[health_check]\nenabled = false", health
+    config = (
+        gateway_config(box)
+        .replace('"generic"', '"ollama"')
+        .replace("[health_check]\nenabled = false", health)
     )
     gateway = await start_gateway(config)
     await browser.open(f"{gateway.url}/")
