@@ -85,3 +85,23 @@ def test_a_forced_probe_goes_to_a_cold_agent() -> None:
     smart().reconcile(routing_intent)
     assert routing_intent.route is not None
     assert (routing_intent.route.agent.backend.name, routing_intent.route.reason) == ("a", "probe")
+
+
+def test_when_all_are_cold_a_backend_holding_nothing_ranks_first() -> None:
+    # "a" holds another model, so loading there evicts it; "b" holds none.
+    busy = resident("a", Residency.UNLOADED, priority=10)
+    busy.residency["other"] = ModelResidency(Residency.LOADED)
+    empty = resident("b", Residency.UNLOADED, priority=50)
+    empty.residency["other"] = ModelResidency(Residency.UNLOADED)
+    assert route_of(smart(), busy, empty) == ("b", "best_score")
+    # a model already loading ranks with the empty backend, before an eviction
+    loading = resident("c", Residency.LOADING, priority=20)
+    loading.residency["other"] = ModelResidency(Residency.LOADED)
+    assert route_of(smart(), busy, loading, empty) == ("c", "best_score")
+
+
+def test_an_unknown_agent_is_never_set_aside() -> None:
+    cold = resident("a", Residency.UNLOADED, priority=50)
+    warm = resident("b", Residency.LOADED, priority=50)
+    unknown = backend("c", priority=10)
+    assert route_of(smart(), cold, warm, unknown) == ("c", "best_score")

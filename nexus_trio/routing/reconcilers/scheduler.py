@@ -9,13 +9,15 @@ the strategy, with the intent's ``route_reason``. Agents the intent marks ``unco
 required capability nobody declared) are left to the strategy only when no confirmed agent is
 available: known support ranks before a guess, whatever the scores. Agents marked
 ``last_resort`` (cloud backends past the budget's soft limit) are chosen only when no other
-agent is available; when that set one aside the reason is ``budget_soft_limit``. Agents whose model
-is known cold (``unloaded`` or ``loading``: docs/routing.md#warm-preference) are set aside when an
-agent with the model ``loaded`` is available and, under ``smart``, not much worse: its score at
-least :data:`WARM_MUCH_WORSE` of the best cold one's; the reason is then ``warm``. Agents of
-``unknown`` residency are neither preferred nor set aside. Otherwise the strategy chooses;
-its reason is ``only_candidate`` when one agent was available, and an intent
-``route_reason`` set without a forced agent (``quality_panic``) overrides it. Strategies:
+agent is available; when that set one aside the reason is ``budget_soft_limit``. Agents of known
+residency rank by the loading a request would wait for (docs/routing.md#warm-preference): model
+loaded, then a load on a backend holding no model (or already loading), then a load evicting
+another model; those below the best rank are set aside unless, under ``smart``, the best one's
+score is below :data:`WARM_MUCH_WORSE` of theirs. The reason is ``warm`` when the chosen agent
+has its model loaded. Agents of ``unknown`` residency are neither preferred nor set aside.
+Otherwise the strategy chooses; its reason is ``only_candidate`` when one agent was available,
+and an intent ``route_reason`` set without a forced agent (``quality_panic``) overrides it.
+Strategies:
 
 - ``smart`` — highest score, ties broken by lower ``priority`` then name (``best_score``);
 - ``round_robin`` — per resolved model, the next available agent in configuration order;
@@ -104,37 +106,38 @@ class Scheduler:
         if forced is not None and forced in choices:
             agent, reason = forced, intent.route_reason or "probe"
         else:
-            warm = self._warm_choices(intent, choices)
-            agent, reason = self._choose(intent, warm or choices)
+            by_residency = self._residency_choices(intent, choices)
+            agent, reason = self._choose(intent, by_residency or choices)
             if len(available) == 1:
                 reason = "only_candidate"
             if forced is None and intent.route_reason is not None:
                 reason = intent.route_reason
             elif budget_reason is not None:
                 reason = budget_reason
-            elif warm:
+            elif by_residency is not None and _load_rank(agent) == 0:
                 reason = "warm"
         intent.route = Route(agent, reason, intent.resolved_model)
 
-    def _warm_choices(self, intent: RoutingIntent, choices: list[Agent]) -> list[Agent] | None:
-        """``choices`` without the cold agents when a warm one should win; None otherwise."""
-        warm: list[Agent] = []
-        cold: list[Agent] = []
-        for agent in choices:
-            state = agent.backend.residency_of(agent.model)
-            if state is Residency.LOADED:
-                warm.append(agent)
-            elif state.cold:
-                cold.append(agent)
-        if not warm or not cold:
+    def _residency_choices(self, intent: RoutingIntent, choices: list[Agent]) -> list[Agent] | None:
+        """``choices`` without the agents that would wait for more loading than the best ones
+        (docs/routing.md#warm-preference); None to keep them all."""
+        ranks = {agent: rank for agent in choices if (rank := _load_rank(agent)) is not None}
+        best = min(ranks.values(), default=0)
+        worse = [agent for agent, rank in ranks.items() if rank > best]
+        if not worse:
             return None
+        kept = [agent for agent in choices if agent not in worse]
         if self._choose == self._smart:
             stream = intent.request.stream
-            best_warm = max(self.ttft_penalty(self.base_score(a, stream=stream), a) for a in warm)
-            best_cold = max(self.ttft_penalty(self.base_score(a, stream=stream), a) for a in cold)
-            if best_warm < WARM_MUCH_WORSE * best_cold:
+            best_kept = max(
+                self.ttft_penalty(self.base_score(a, stream=stream), a)
+                for a in kept
+                if ranks.get(a) == best
+            )
+            best_worse = max(self.ttft_penalty(self.base_score(a, stream=stream), a) for a in worse)
+            if best_kept < WARM_MUCH_WORSE * best_worse:
                 return None
-        return [agent for agent in choices if agent not in cold]
+        return kept
 
     def base_score(self, agent: Agent, *, stream: bool) -> float:
         """The ``smart`` score of docs/routing.md#scheduler in [0, 100], before the TTFT penalty.
@@ -195,3 +198,16 @@ class Scheduler:
 
     def _random(self, intent: RoutingIntent, available: list[Agent]) -> Choice:
         return self._rng.choice(available), "random"
+
+
+def _load_rank(agent: Agent) -> int | None:
+    """How much loading a request to ``agent`` waits for: 0 its model is loaded; 1 it must load
+    on a backend holding no model; 2 it must load, evicting another; None when unknown."""
+    residency = agent.backend.residency
+    known = residency.get(agent.model)
+    if known is None or known.state is Residency.UNKNOWN:
+        return None
+    if known.state is Residency.LOADED:
+        return 0
+    busy = any(other.state is not Residency.UNLOADED for other in residency.values())
+    return 2 if busy and known.state is Residency.UNLOADED else 1
