@@ -21,6 +21,8 @@ from nexus_trio.residency import WATCHED_TYPES
 
 #: What a successful attempt says of its model: the server holds it now.
 LOADED = ModelResidency(Residency.LOADED)
+#: What an attempt for an unloaded model says of it: the server loads it now.
+LOADING = ModelResidency(Residency.LOADING)
 
 
 @dataclass(eq=False)
@@ -50,12 +52,15 @@ class AttemptRecorder:
         """An attempt to ``backend`` for ``model`` begins: it holds one of its slots."""
         backend.counters.pending += 1
         backend.counters.requests_total += 1
+        state = backend.residency_of(model)
+        if state is Residency.UNLOADED:  # this request makes the server load it
+            backend.residency[model] = LOADING
         return Attempt(
             backend=backend,
             model=model,
             stream=stream,
             started=trio.current_time(),
-            cold=backend.residency_of(model).cold,
+            cold=state.cold,
         )
 
     def finish(

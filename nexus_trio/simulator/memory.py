@@ -5,7 +5,8 @@ first token and answer come that much later), and the model stays loaded for its
 ``keep_alive`` — the request's, as Ollama reads it (seconds, a duration such as ``"5m"``, or a
 negative value for ever), else ``keep_alive_seconds`` — from its last use. At most
 ``max_loaded`` models are held (0 = no limit): loading one more evicts the least recently used.
-Concurrent requests for a model being loaded wait for the same load.
+Loads happen one at a time, as Ollama's scheduler does: a request for a model being loaded
+waits for that load, one for another model for its own turn.
 
 Ollama's ``GET /api/ps`` lists what is loaded, with ``size_vram`` and ``expires_at``, and
 ``POST /api/generate`` without a prompt loads a model (``keep_alive`` 0 unloads it). With
@@ -63,7 +64,8 @@ class ModelMemory:
         self.options = options
         #: Loaded models, least recently used first, with their trio expiry time.
         self.loaded: dict[str, float] = {}
-        self._loading: dict[str, trio.Event] = {}
+        #: One load at a time, as Ollama's scheduler does.
+        self._loading = trio.Lock()
         #: How many loads happened (tests and benches read it).
         self.loads = 0
 
@@ -76,20 +78,14 @@ class ModelMemory:
         keep = keep_alive_seconds(keep_alive, options.keep_alive_seconds)
         self._expire(started)
         while model not in self.loaded:
-            loading = self._loading.get(model)
-            if loading is not None:
-                await loading.wait()
-                continue
-            self._loading[model] = done = trio.Event()
-            try:
+            async with self._loading:
+                if model in self.loaded:  # loaded while this request waited its turn
+                    break
                 while options.max_loaded and len(self.loaded) >= options.max_loaded:
                     del self.loaded[next(iter(self.loaded))]
                 await trio.sleep(options.load_ms / 1000)
                 self.loaded[model] = math.inf
                 self.loads += 1
-            finally:
-                del self._loading[model]
-                done.set()
         del self.loaded[model]  # most recently used now
         self.loaded[model] = trio.current_time() + keep
         return trio.current_time() - started

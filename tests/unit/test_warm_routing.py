@@ -94,7 +94,7 @@ def test_when_all_are_cold_a_backend_holding_nothing_ranks_first() -> None:
     empty = resident("b", Residency.UNLOADED, priority=50)
     empty.residency["other"] = ModelResidency(Residency.UNLOADED)
     assert route_of(smart(), busy, empty) == ("b", "best_score")
-    # a model already loading ranks with the empty backend, before an eviction
+    # a model already loading ranks before both
     loading = resident("c", Residency.LOADING, priority=20)
     loading.residency["other"] = ModelResidency(Residency.LOADED)
     assert route_of(smart(), busy, loading, empty) == ("c", "best_score")

@@ -11,8 +11,8 @@ available: known support ranks before a guess, whatever the scores. Agents marke
 ``last_resort`` (cloud backends past the budget's soft limit) are chosen only when no other
 agent is available; when that set one aside the reason is ``budget_soft_limit``. Agents of known
 residency rank by the loading a request would wait for (docs/routing.md#warm-preference): model
-loaded, then a load on a backend holding no model (or already loading), then a load evicting
-another model; those below the best rank are set aside unless, under ``smart``, the best one's
+loaded, then loading, then a load on a backend holding no model, then a load evicting another
+model; those below the best rank are set aside unless, under ``smart``, the best one's
 score is below :data:`WARM_MUCH_WORSE` of theirs. The reason is ``warm`` when the chosen agent
 has its model loaded. Agents of ``unknown`` residency are neither preferred nor set aside.
 Otherwise the strategy chooses; its reason is ``only_candidate`` when one agent was available,
@@ -201,13 +201,16 @@ class Scheduler:
 
 
 def _load_rank(agent: Agent) -> int | None:
-    """How much loading a request to ``agent`` waits for: 0 its model is loaded; 1 it must load
-    on a backend holding no model; 2 it must load, evicting another; None when unknown."""
+    """How much loading a request to ``agent`` waits for: 0 its model is loaded; 1 it is
+    loading; 2 it must load on a backend holding no model; 3 it must load, evicting another;
+    None when unknown."""
     residency = agent.backend.residency
     known = residency.get(agent.model)
     if known is None or known.state is Residency.UNKNOWN:
         return None
     if known.state is Residency.LOADED:
         return 0
+    if known.state is Residency.LOADING:
+        return 1
     busy = any(other.state is not Residency.UNLOADED for other in residency.values())
-    return 2 if busy and known.state is Residency.UNLOADED else 1
+    return 3 if busy else 2
