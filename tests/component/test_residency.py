@@ -5,6 +5,8 @@ Time is virtual (``autojump_clock``)."""
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import msgspec
 import pytest
@@ -123,7 +125,10 @@ async def test_routing_prefers_the_warm_backend(make_gateway: MakeGateway) -> No
 
 @pytest.mark.parametrize("allowance", [0.0, 120.0])
 async def test_a_cold_start_gets_its_allowance_and_is_not_the_backends_ttft(
-    make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock, allowance: float
+    make_gateway: MakeGateway,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    allowance: float,
 ) -> None:
     """The model loads for 70 s, past the 60 s first-token timeout: with the allowance the
     stream goes through, its TTFT is a cold start (not the backend's TTFT, not in quality),
@@ -134,8 +139,11 @@ async def test_a_cold_start_gets_its_allowance_and_is_not_the_backends_ttft(
     backend = gateway.wiring.registry.get("a")
     assert backend is not None
     backend.residency["m"] = ModelResidency(Residency.UNLOADED)
+    caplog.set_level(logging.INFO, logger="nexus_trio.access")
     response = await gateway.post("/v1/chat/completions", STREAM_CHAT)
     data = await response.get_data()
+    (logged,) = [r for r in caplog.records if r.name == "nexus_trio.access"]
+    assert logged.access.cold_start is True  # type: ignore[attr-defined]
     if not allowance:
         assert response.status_code == 504, data
         assert backend.cold_starts == 0
