@@ -12,13 +12,13 @@ between the two is missed. When the stream ends, it reconnects after a second; a
 does not answer is asked again each ``interval_seconds``. Nothing here runs on the request
 path: routing reads what the last report left in the registry.
 
-Warm models (docs/routing.md#model-lifecycle). After each report, every model of the backend's
-``warm_models`` that it serves and that is ``unloaded`` — or, on Ollama, loaded with an expiry
-within :data:`PIN_HORIZON_SECONDS` (a request with a shorter ``keep_alive`` reset it) — is loaded
-again through :class:`~nexus_trio.residency.lifecycle.ModelControl` — only while the backend
-has no attempt in flight (so a load never evicts the model a request is using; the check is
-made again each ``interval_seconds``), at most once per ``interval_seconds`` per model, each
-load bounded by :data:`WARM_LOAD_SECONDS`.
+Warm models (docs/routing.md#model-lifecycle). After each report, every model of a healthy
+backend's ``warm_models`` that it serves and that is ``unloaded`` — or, on Ollama, loaded with
+an expiry within :data:`PIN_HORIZON_SECONDS` (a request with a shorter ``keep_alive`` reset
+it) — is loaded again through :class:`~nexus_trio.residency.lifecycle.ModelControl`, only while
+the backend has no attempt in flight (so a load never evicts the model a request is using; the
+check is made again each ``interval_seconds``), at most once per ``interval_seconds`` per
+model, each load bounded by :data:`WARM_LOAD_SECONDS`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from nexus_trio import errors
 from nexus_trio.config import HealthCheckConfig
 from nexus_trio.dialects import dialect_for
 from nexus_trio.health.probe import fetch
-from nexus_trio.registry import Backend, ModelResidency, Registry, Residency
+from nexus_trio.registry import Backend, HealthState, ModelResidency, Registry, Residency
 from nexus_trio.residency import reports
 from nexus_trio.residency.lifecycle import ModelControl
 from nexus_trio.upstream.sse import SSEParser
@@ -221,7 +221,7 @@ def _headers(backend: Backend) -> dict[str, str]:
 
 def _needs_load(backend: Backend, model: str, wall: float) -> bool:
     """Whether a warm ``model`` must be loaded (or, on Ollama, pinned) again now."""
-    if not backend.serves(model):
+    if not backend.serves(model) or backend.health is not HealthState.HEALTHY:
         return False
     known = backend.residency.get(model)
     if known is None or known.state is Residency.UNLOADED:

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from nexus_trio.registry import ModelResidency, Residency
+from nexus_trio.registry import HealthState, ModelResidency, Residency
 from tests.component.configs import config_toml, fake_backend
 from tests.component.fake_upstream import ChunkStream, raw_response, stream_response
 from tests.component.in_process import Gateway, MakeGateway
@@ -122,6 +122,7 @@ async def test_a_warm_model_is_loaded_at_start_and_again_after_an_eviction(
     backend = gateway.wiring.registry.get("r")
     assert backend is not None
     backend.discovered_models = frozenset({"m", "n"})
+    backend.health = HealthState.HEALTHY  # as the health checker (not running here) would say
     loads = [("POST", "/models/load", {"model": "m"})]
     async with trio.open_nursery() as nursery:
         await nursery.start(gateway.wiring.residency.run)
