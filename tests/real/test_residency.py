@@ -49,10 +49,10 @@ async def router_state(router: LlamaServer, model: str) -> str:
     return state
 
 
-async def gateway_state(gateway: GatewayProcess, model: str) -> str:
+async def gateway_state(gateway: GatewayProcess, model: str, backend: str = "router") -> str:
     stats = await gateway_json(gateway, "/v1/stats")
-    (router,) = [b for b in stats["backends"] if b["name"] == "router"]
-    (agent,) = [a for a in router["agents"] if a["model"] == model]
+    (entry,) = [b for b in stats["backends"] if b["name"] == backend]
+    (agent,) = [a for a in entry["agents"] if a["model"] == model]
     state: str = agent["residency"]["state"]
     return state
 
@@ -105,6 +105,7 @@ async def test_the_gateway_follows_a_router_and_prefers_warm(
     gateway = await start_gateway(config, env=ENV)
     with trio.fail_after(10):
         await poll(lambda: _is(gateway_state(gateway, "alpha"), "unloaded"))
+        await poll(lambda: _is(gateway_state(gateway, "alpha", "single"), "loaded"))
 
     # alpha is cold on the preferred router: the warm one-model server serves it
     assert await chat(gateway, "alpha") == ("single", "warm")
