@@ -25,6 +25,12 @@ token limits that are never reached, ``[[pricing]]`` on both backends, a global 
 budget, and the SQLite ledger service writing once a second into a temporary directory), the
 requests alternating between the two keys; the other the plain configuration, sent the same
 headers.
+
+``--tracing-ab`` measures what tracing every request costs (``[tracing] sample_ratio = 1``),
+the export included: one app traces every request, its spans encoded by the real export
+service and handed to a sender that discards them (no HTTP); the other has tracing off. Each
+block's cost is the process's CPU time (every thread's) over its requests and, for the traced
+app, until all their spans were encoded.
 """
 
 from __future__ import annotations
@@ -102,16 +108,43 @@ class InstantUpstream(httpx.AsyncBaseTransport):
         return httpx.Response(200, headers=headers, stream=httpx.ByteStream(_ANSWER))
 
 
+class DiscardedExports:
+    """The span export's sender: takes every encoded export, counts its bytes, sends nothing."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def send(self, body: bytes) -> bool:
+        self.bytes += len(body)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
 def build(
-    config: str, nursery: trio.Nursery, keys: tuple[str, ...] = ()
+    config: str,
+    nursery: trio.Nursery,
+    keys: tuple[str, ...] = (),
+    span_sender: DiscardedExports | None = None,
+    wirings: list[Wiring] | None = None,
 ) -> Callable[[], Awaitable[None]]:
     """The app on ``config``; returns a function that drives one request through it. With
     ``keys``, the requests carry them in turn as bearer keys. The ledger service runs when
-    the configuration keeps spend."""
+    the configuration keeps spend, the span export with ``[tracing]`` (to ``span_sender``).
+    The wiring is appended to ``wirings``, if given."""
     transport = InstantUpstream()
     wiring = Wiring.build(
-        parse_config(config), {}, upstream_http_client(transport), transport=transport
+        parse_config(config),
+        {},
+        upstream_http_client(transport),
+        transport=transport,
+        span_sender=span_sender,
     )
+    if wirings is not None:
+        wirings.append(wiring)
+    if wiring.span_export is not None:
+        nursery.start_soon(wiring.span_export.run)
     for backend in wiring.registry:
         backend.health = HealthState.HEALTHY
     app = wiring.app()
@@ -211,6 +244,52 @@ async def spend_ab(requests: int, blocks: int = 10) -> None:
     print(f"difference: {on - off:+.2f} µs per request ({(on / off - 1) * 100:+.1f} %)")
 
 
+async def tracing_ab(requests: int, blocks: int = 10) -> None:
+    """Alternate blocks with tracing every request (the export included) and with it off."""
+    sender = DiscardedExports()
+    wirings: list[Wiring] = []
+    traced = CONFIG + '[tracing]\notlp_endpoint = "http://127.0.0.1:9"\nsample_ratio = 1.0\n'
+    per_block = max(requests // blocks, 1)
+    samples: dict[str, list[float]] = {"tracing on": [], "tracing off": []}
+    async with trio.open_nursery() as nursery:
+        variants = {
+            "tracing on": build(traced, nursery, span_sender=sender, wirings=wirings),
+            "tracing off": build(CONFIG, nursery),
+        }
+        for one in variants.values():
+            for _ in range(500):
+                await one()
+        for block in range(blocks):
+            order = list(variants.items())
+            for name, one in order if block % 2 == 0 else reversed(order):
+                await wait_exported(wirings[0], (500 + block * per_block) * 2)
+                started = time.process_time()
+                for _ in range(per_block):
+                    await one()
+                if name == "tracing on":
+                    await wait_exported(wirings[0], (500 + (block + 1) * per_block) * 2)
+                used = time.process_time() - started
+                samples[name].append(used / per_block * 1e6)
+        nursery.cancel_scope.cancel()
+    on, off = (statistics.median(samples[name]) for name in ("tracing on", "tracing off"))
+    print(f"tracing on:  {on:.2f} µs CPU per request (median of {blocks} blocks of {per_block:,})")
+    print(f"tracing off: {off:.2f} µs CPU per request")
+    print(f"difference:  {on - off:+.2f} µs per request ({(on / off - 1) * 100:+.1f} %)")
+    spans = exported(wirings[0])
+    print(f"spans encoded: {spans:,.0f}, {sender.bytes / spans:.0f} bytes each")
+
+
+def exported(wiring: Wiring) -> float:
+    return wiring.metrics.registry.get_sample_value("nexus_trace_spans_exported_total") or 0.0
+
+
+async def wait_exported(wiring: Wiring, spans: int) -> None:
+    """Until ``wiring`` counted ``spans`` spans exported (the export runs once a second)."""
+    with trio.fail_after(30):
+        while exported(wiring) < spans:  # noqa: ASYNC110 - no event to wait on
+            await trio.sleep(0.005)
+
+
 async def request_log_ab(requests: int, blocks: int = 10) -> None:
     """Alternate blocks with and without the request ring buffer; print both and the cost."""
     async with trio.open_nursery() as nursery:
@@ -277,8 +356,15 @@ def main() -> None:
         action="store_true",
         help="compare keys, limits, pricing, budgets and the ledger on and off, same process",
     )
+    parser.add_argument(
+        "--tracing-ab",
+        action="store_true",
+        help="compare tracing every request (export included) on and off, same process",
+    )
     args = parser.parse_args()
-    if args.spend_ab:
+    if args.tracing_ab:
+        trio.run(tracing_ab, args.requests)
+    elif args.spend_ab:
         trio.run(spend_ab, args.requests)
     elif args.request_log_ab:
         trio.run(request_log_ab, args.requests)

@@ -40,7 +40,11 @@ alternating between the two keys (sent to both; the plain one ignores them), rea
 gateway's CPU time too; the report gives the spend/plain ratios of each run against the
 target of 0.9, and what the spend gateway charged. ``--spend-redis`` does the same with the
 spend gateway also syncing spend and rate-limit windows through a ``redis-server`` of its own
-(``[state] store``), against the target of 0.85.
+(``[state] store``), against the target of 0.85. ``--created-keys N`` (with ``--spend``) gives
+the spend gateway its two keys as keys created at run time instead of ``[[keys]]`` entries, and
+adds a third gateway, the same with N created keys (``bench/created_keys.py``), measured in the
+order plain, spend, N, N, spend, plain: the N/2 ratios are what authenticating among N created
+keys costs, against the target of 0.95 (within noise).
 
 ``--client-apis`` adds, to every run, the client APIs the gateway translates: after its chat
 stream load, the same gateway is loaded at 16 connections with streaming chat-completions,
@@ -77,6 +81,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import client_apis
+import created_keys
 import payloads
 import spend_gateway
 
@@ -94,8 +99,12 @@ GOAL_RSS_GROWTH_MB = 10.0
 GOAL_DASHBOARDS_RATIO = 0.97
 #: Throughput with keys, limits, pricing and the ledger, relative to without (`--spend`).
 GOAL_SPEND_RATIO = 0.9
+#: Throughput tracing every request, relative to without (`--tracing`).
+GOAL_TRACING_RATIO = 0.9
 #: The same with the spend gateway also syncing through Redis (`--spend-redis`).
 GOAL_SPEND_REDIS_RATIO = 0.85
+#: Throughput with N created keys, relative to two (`--created-keys N`): within noise.
+GOAL_CREATED_KEYS_RATIO = 0.95
 
 GATEWAY_CONFIG = """\
 [server]
@@ -185,6 +194,10 @@ class Settings:
     spend_redis: bool = False
     #: Measure translated Messages and Responses streams against chat streams (same gateway).
     client_apis: bool = False
+    #: With ``spend``: its keys are created ones, and a third gateway holds this many (0: off).
+    created_keys: int = 0
+    #: Measure a gateway tracing every request (``sample_ratio = 1``) beside one without.
+    tracing: bool = False
 
 
 @dataclass
@@ -572,9 +585,11 @@ def one_run(
     bodies: Bodies,
     counters: Counters,
     spend_summaries: list[str],
+    tracing_summaries: list[str],
 ) -> dict[str, Load]:
     """Every case of :data:`CASES` once, for ``settings.duration`` seconds each (and the
-    comparisons asked for; the spend gateway's summary is appended to ``spend_summaries``)."""
+    comparisons asked for; the spend gateway's summary is appended to ``spend_summaries``, the
+    tracing gateway's to ``tracing_summaries``)."""
     results = {}
     for key, target, connections, streaming in CASES:
         body = bodies.streaming if streaming else bodies.plain
@@ -588,6 +603,8 @@ def one_run(
         results |= dashboards_comparison(settings, workdir, stack, bodies, counters)
     if settings.spend:
         results |= spend_comparison(settings, workdir, stack, bodies, counters, spend_summaries)
+    if settings.tracing:
+        results |= tracing_comparison(settings, workdir, stack, bodies, counters, tracing_summaries)
     return results
 
 
@@ -615,6 +632,8 @@ def client_apis_comparison(
 SPEND_KINDS = [("c16", False), ("stream", True)]
 #: The order each kind runs in: without, with, with, without (``+``: the spend gateway).
 SPEND_ORDER = ["-", "+", "+", "-"]
+#: With ``--created-keys``: ``*`` is the gateway with that many created keys.
+CREATED_KEYS_ORDER = ["-", "+", "*", "*", "+", "-"]
 
 
 @dataclass(frozen=True)
@@ -626,6 +645,9 @@ class SpendPair:
     spend: int
     spend_pid: int
     state: Path
+    #: With ``--created-keys``: the gateway holding that many created keys.
+    many: int | None = None
+    many_pid: int | None = None
 
 
 @contextlib.contextmanager
@@ -637,15 +659,21 @@ def start_spend_pair(
     few percent in speed (memory layout), which a single pair would pass off as the cost of
     spend tracking. The ledger's directory is kept from run to run."""
     state = workdir / "state"
+    created = settings.created_keys
+    states = {"spend": state, "many": workdir / "state-many"}
+    if created:
+        created_keys.prepare(states["spend"], len(spend_gateway.KEYS))
+        created_keys.prepare(states["many"], created)
     with contextlib.ExitStack() as running:
         store = start_redis(running, workdir, settings) if settings.spend_redis else None
         ports, pids = {}, {}
-        for side in ("plain", "spend"):
+        for side in ("plain", "spend", "many") if created else ("plain", "spend"):
             port = ports[side] = free_port()
             config = workdir / f"gateway-{side}-{number}.toml"
             text = gateway_config(port, stack.upstream)
-            spend_text = spend_gateway.config(text, state, store)
-            config.write_text(text if side == "plain" else spend_text)
+            if side != "plain":
+                text = spend_gateway.config(text, states[side], store, created=bool(created))
+            config.write_text(text)
             log = workdir / f"gateway-{side}-{number}.log"
             command = [sys.executable, "-m", "nexus_trio", "serve", "--config", str(config)]
             process = spawn(running, command, log, settings.server_cpus)
@@ -663,7 +691,17 @@ def start_spend_pair(
         streaming = payloads.chat_request(payloads.STREAM_MODEL, streaming=True)
         check_stream("plain gateway", *request(ports["plain"], "POST", CHAT_PATH, streaming))
         spend_gateway.check_answers(ports["spend"], CHAT_PATH)
-        yield SpendPair(ports["plain"], pids["plain"], ports["spend"], pids["spend"], state)
+        if created:
+            spend_gateway.check_answers(ports["many"], CHAT_PATH)
+        yield SpendPair(
+            ports["plain"],
+            pids["plain"],
+            ports["spend"],
+            pids["spend"],
+            state,
+            ports.get("many"),
+            pids.get("many"),
+        )
 
 
 def start_redis(running: contextlib.ExitStack, workdir: Path, settings: Settings) -> str:
@@ -693,6 +731,9 @@ def spend_comparison(
     with start_spend_pair(settings, workdir, stack, len(summaries) + 1) as pair:
         ports = {"-": pair.plain, "+": pair.spend}
         pids = {"-": pair.plain_pid, "+": pair.spend_pid}
+        order = SPEND_ORDER
+        if pair.many is not None and pair.many_pid is not None:
+            ports["*"], pids["*"], order = pair.many, pair.many_pid, CREATED_KEYS_ORDER
         for port in ports.values():
             for body in (bodies.plain, bodies.streaming):
                 url = f"http://{HOST}:{port}{CHAT_PATH}"
@@ -704,8 +745,8 @@ def spend_comparison(
         results = {}
         for kind, streaming in SPEND_KINDS:
             body = bodies.streaming if streaming else bodies.plain
-            loads: dict[str, list[Load]] = {"-": [], "+": []}
-            for side in SPEND_ORDER:
+            loads: dict[str, list[Load]] = {side: [] for side in ports}
+            for side in order:
                 url = f"http://{HOST}:{ports[side]}{CHAT_PATH}"
                 before = cpu_seconds(pids[side])
                 load = run_load(
@@ -716,6 +757,93 @@ def spend_comparison(
             for side, measured in loads.items():
                 results[f"gateway {kind} {side}spend"] = Load.merge(measured)
         summaries.append(spend_gateway.summary(pair.spend, pair.state))
+    return results
+
+
+#: The traced gateway's ``[tracing]``: every request traced, spans to ``otlp_sink.py``.
+TRACING_CONFIG = """
+[tracing]
+otlp_endpoint = "http://{host}:{port}"
+sample_ratio = 1.0
+"""
+
+
+@contextlib.contextmanager
+def start_tracing_pair(
+    settings: Settings, workdir: Path, stack: Stack, number: int
+) -> Iterator[dict[str, tuple[int, int]]]:
+    """An OTLP sink (pinned with the load tools), a plain gateway (``-``) and one tracing every
+    request to the sink (``+``), both on the stack's upstream; (port, pid) by side. A new pair
+    per run, for the reason given in :func:`start_spend_pair`."""
+    with contextlib.ExitStack() as running:
+        sink_port = free_port()
+        log = workdir / f"otlp-sink-{number}.log"
+        command = [sys.executable, str(BENCH / "otlp_sink.py"), "--port", str(sink_port)]
+        sink = spawn(running, command, log, settings.tool_cpus)
+        wait_until(lambda: listening(sink_port), sink, log, "the OTLP sink")
+        sides = {}
+        for side in ("-", "+"):
+            port = free_port()
+            text = gateway_config(port, stack.upstream)
+            if side == "+":
+                text += TRACING_CONFIG.format(host=HOST, port=sink_port)
+            config = workdir / f"gateway-{side}tracing-{number}.toml"
+            config.write_text(text)
+            log = workdir / f"gateway-{side}tracing-{number}.log"
+            command = [sys.executable, "-m", "nexus_trio", "serve", "--config", str(config)]
+            process = spawn(running, command, log, settings.server_cpus)
+            wait_until(
+                lambda port=port: request(port, "GET", "/health")[0] == 200,
+                process,
+                log,
+                f"the {side}tracing gateway",
+            )
+            sides[side] = (port, process.pid)
+        yield sides
+
+
+def tracing_counts(port: int) -> str:
+    """What the traced gateway exported and dropped, from its ``/metrics``."""
+    status, body = request(port, "GET", "/metrics")
+    counts = {}
+    for line in body.decode().splitlines():
+        if line.startswith("nexus_trace_spans_"):
+            name, value = line.rsplit(" ", 1)
+            counts[name.removeprefix("nexus_trace_spans_")] = float(value)
+    return ", ".join(f"{name}: {value:,.0f}" for name, value in counts.items()) or f"{status}"
+
+
+def tracing_comparison(
+    settings: Settings,
+    workdir: Path,
+    stack: Stack,
+    bodies: Bodies,
+    counters: Counters,
+    summaries: list[str],
+) -> dict[str, Load]:
+    """A fresh plain and tracing gateway under each load of :data:`SPEND_KINDS`, in the order
+    of :data:`SPEND_ORDER`; each side's two loads merged, with its gateway's CPU time. Appends
+    what the tracing gateway exported and dropped to ``summaries``."""
+    with start_tracing_pair(settings, workdir, stack, len(summaries) + 1) as sides:
+        for port, _ in sides.values():
+            for body in (bodies.plain, bodies.streaming):
+                url = f"http://{HOST}:{port}{CHAT_PATH}"
+                counters.add(run_load(settings, workdir, url, 16, settings.warmup, body))
+        results = {}
+        for kind, streaming in SPEND_KINDS:
+            body = bodies.streaming if streaming else bodies.plain
+            loads: dict[str, list[Load]] = {"-": [], "+": []}
+            for side in SPEND_ORDER:
+                port, pid = sides[side]
+                url = f"http://{HOST}:{port}{CHAT_PATH}"
+                before = cpu_seconds(pid)
+                load = run_load(settings, workdir, url, 16, settings.duration, body)
+                used = cpu_seconds(pid) - before
+                loads[side].append(counters.add(dataclasses.replace(load, cpu_seconds=used)))
+            for side, measured in loads.items():
+                results[f"gateway {kind} {side}tracing"] = Load.merge(measured)
+        time.sleep(1.5)  # the last batch's export (once a second)
+        summaries.append(tracing_counts(sides["+"][0]))
     return results
 
 
@@ -822,6 +950,21 @@ def derived(run: dict[str, Load]) -> dict[str, float]:
             "spend added CPU per request, c=16 (µs)": with_spend.cpu_us - without.cpu_us,
             "spend added CPU per stream, c=16 (µs)": streams_with.cpu_us - streams_without.cpu_us,
         }
+    if "gateway c16 *spend" in run:
+        many, two = run["gateway c16 *spend"], run["gateway c16 +spend"]
+        streams_many, streams_two = run["gateway stream *spend"], run["gateway stream +spend"]
+        dashboards |= {
+            "gateway N / 2 created keys req/s, c=16": many.rate / two.rate,
+            "gateway N / 2 created keys streams/s, c=16": streams_many.rate / streams_two.rate,
+            "gateway N / 2 created keys CPU per request, c=16": many.cpu_us / two.cpu_us,
+        }
+    for kind, what in (("c16", "req/s"), ("stream", "streams/s")):
+        if f"gateway {kind} +tracing" in run:
+            traced, plain = run[f"gateway {kind} +tracing"], run[f"gateway {kind} -tracing"]
+            dashboards[f"gateway with / without tracing {what}, c=16"] = traced.rate / plain.rate
+            dashboards[f"tracing added CPU per response, {kind} (µs)"] = (
+                traced.cpu_us - plain.cpu_us
+            )
     dashboards |= client_apis.derived(run)
     return dashboards | {
         "gateway / no-op req/s, c=16": run["gateway c16"].rate / run["noop c16"].rate,
@@ -987,6 +1130,15 @@ def render(
                     _verdict(ratios[name] >= client_apis.GOAL_RATIO),
                 )
             )
+        if name.startswith("gateway N / 2 created keys") and "/s" in name:
+            goals.append(
+                (
+                    name.replace("gateway N / 2", "authentication among N vs 2"),
+                    f"≥ {GOAL_CREATED_KEYS_RATIO} x",
+                    f"{_ratio(ratios[name])} x",
+                    _verdict(ratios[name] >= GOAL_CREATED_KEYS_RATIO),
+                )
+            )
         if name.startswith("gateway with / without spend") and "/s" in name:
             goal = GOAL_SPEND_REDIS_RATIO if spend_redis else GOAL_SPEND_RATIO
             spend = "the ledger and Redis" if spend_redis else "the ledger"
@@ -999,6 +1151,15 @@ def render(
                     f"≥ {goal} x",
                     f"{_ratio(ratios[name])} x",
                     _verdict(ratios[name] >= goal),
+                )
+            )
+        if name.startswith("gateway with / without tracing"):
+            goals.append(
+                (
+                    name.replace("gateway with / without tracing", "tracing every request:"),
+                    f"≥ {GOAL_TRACING_RATIO} x",
+                    f"{_ratio(ratios[name])} x",
+                    _verdict(ratios[name] >= GOAL_TRACING_RATIO),
                 )
             )
     if counters.unexpected or any(name.endswith(" / chat streams/s, c=16") for name in ratios):
@@ -1032,6 +1193,11 @@ def render(
 def spend_table(runs: list[dict[str, Load]], redis: bool) -> str:
     """The spend comparison's medians: each gateway's rate, p50 and CPU per response."""
     added = "keys, limits, pricing, ledger" + (", Redis store" if redis else "")
+    return pair_table(runs, "spend", added)
+
+
+def pair_table(runs: list[dict[str, Load]], name: str, added: str) -> str:
+    """A with/without comparison's medians (loads ``gateway <kind> ±<name>``)."""
 
     def med(key: str, attribute: str) -> float:
         return float(statistics.median(getattr(run[key], attribute) for run in runs))
@@ -1041,8 +1207,11 @@ def spend_table(runs: list[dict[str, Load]], redis: bool) -> str:
         "|---|---|--:|--:|--:|--:|",
     ]
     for kind, label in (("c16", "non-streaming, c=16"), ("stream", "20-event streams, c=16")):
-        for side, gateway in (("-", "plain"), ("+", added)):
-            key = f"gateway {kind} {side}spend"
+        sides = [("-", "plain"), ("+", added), ("*", f"{added}, N created keys")]
+        for side, gateway in sides:
+            key = f"gateway {kind} {side}{name}"
+            if key not in runs[0]:
+                continue
             cells = [_fmt(med(key, "rate")), _fmt(med(key, "p50_ms"), 2)]
             cells += [_fmt(med(key, "p99_ms"), 2), _fmt(med(key, "cpu_us"))]
             lines.append(f"| {label} | {gateway} | " + " | ".join(cells) + " |")
@@ -1125,10 +1294,23 @@ def parse_args() -> argparse.Namespace:
         help="with --spend: the spend gateway also syncs through a real redis-server",
     )
     parser.add_argument(
+        "--created-keys",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --spend: its keys are created at run time, and a third gateway holds N "
+        "created keys (authentication among N vs 2, same runs)",
+    )
+    parser.add_argument(
         "--client-apis",
         action="store_true",
         help="also measure translated /v1/messages and /v1/responses streams against chat "
         "streams (same gateway, same runs)",
+    )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also measure a gateway tracing every request to an OTLP/HTTP sink (same runs)",
     )
     parser.add_argument(
         "--install", action="store_true", help="apt-get install nginx and wrk if missing (root)"
@@ -1152,9 +1334,11 @@ def main() -> None:
         server_cpus=frozenset(cpus[:1]) if two else None,
         tool_cpus=frozenset(cpus[1:2]) if two else None,
         dashboards=args.dashboards,
-        spend=args.spend or args.spend_redis,
+        spend=args.spend or args.spend_redis or args.created_keys > 0,
         spend_redis=args.spend_redis,
         client_apis=args.client_apis,
+        created_keys=args.created_keys,
+        tracing=args.tracing,
     )
     counters = Counters()
     load_before = os.getloadavg()[0]
@@ -1180,9 +1364,14 @@ def main() -> None:
                 )
         runs = []
         spend_summaries: list[str] = []
+        tracing_summaries: list[str] = []
         for number in range(1, settings.runs + 1):
             print(f"run {number}/{settings.runs} ...", file=sys.stderr, flush=True)
-            runs.append(one_run(settings, workdir, stack, bodies, counters, spend_summaries))
+            runs.append(
+                one_run(
+                    settings, workdir, stack, bodies, counters, spend_summaries, tracing_summaries
+                )
+            )
         idle_cpu = None
         if settings.dashboards:
             print("idle CPU with and without dashboards ...", file=sys.stderr, flush=True)
@@ -1215,6 +1404,13 @@ def main() -> None:
             f"kind's two loads of {settings.duration} s merged (order: "
             f"{', '.join(client_apis.ORDER)}); every answer checked to start with its API's "
             f"first event and to hold its last one.\n\n{client_apis.table(runs)}\n"
+        )
+    if settings.tracing:
+        report += (
+            f"\n## Tracing gateway\n\nMedians of {len(runs)} run(s), each with its own pair "
+            f"of gateways; each side's two loads of {settings.duration} s merged (order: plain, "
+            f"traced, traced, plain).\n\n{pair_table(runs, 'tracing', 'tracing every request')}"
+            f"\n\nSpans of the traced gateway, per run: {'; '.join(tracing_summaries)}\n"
         )
     if spend_summaries:
         report += (

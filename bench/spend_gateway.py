@@ -71,17 +71,23 @@ monthly_budget_usd = 1000000000
 """
 
 
-def additions(state: Path | str, store: str | None = None) -> str:
+def additions(state: Path | str, store: str | None = None, *, created: bool = False) -> str:
     """The ``[state]``, ``[budget]``, ``[[pricing]]`` and ``[[keys]]`` of the spend gateway;
-    with ``store`` (a ``redis://`` URL) its spend and rate windows are shared through it."""
-    keys = "".join(
-        KEY_ENTRY.format(
-            name=name,
-            digest=hashlib.sha256(key.encode()).hexdigest(),
-            rpm=REQUESTS_PER_MINUTE,
-            tpm=TOKENS_PER_MINUTE,
+    with ``store`` (a ``redis://`` URL) its spend and rate windows are shared through it; with
+    ``created`` no ``[[keys]]``: the keys are created ones in ``state`` (``bench/created_keys.py``).
+    """
+    keys = (
+        ""
+        if created
+        else "".join(
+            KEY_ENTRY.format(
+                name=name,
+                digest=hashlib.sha256(key.encode()).hexdigest(),
+                rpm=REQUESTS_PER_MINUTE,
+                tpm=TOKENS_PER_MINUTE,
+            )
+            for name, key in zip(KEY_NAMES, KEYS, strict=True)
         )
-        for name, key in zip(KEY_NAMES, KEYS, strict=True)
     )
     text = ADDITIONS.format(state=state) + keys
     if store is not None:
@@ -89,13 +95,17 @@ def additions(state: Path | str, store: str | None = None) -> str:
     return text
 
 
-def config(plain_config: str, state: Path, store: str | None = None) -> str:
+def config(
+    plain_config: str, state: Path, store: str | None = None, *, created: bool = False
+) -> str:
     """The spend gateway's configuration: the plain gateway's ``plain_config``, its stream
     backend moved to ``/stream-usage``, and :func:`additions`."""
     stream_url = '/stream"\n'
     if plain_config.count(stream_url) != 1:
         raise ValueError("the plain gateway's stream backend URL was not found")
-    return plain_config.replace(stream_url, '/stream-usage"\n') + additions(state, store)
+    return plain_config.replace(stream_url, '/stream-usage"\n') + additions(
+        state, store, created=created
+    )
 
 
 def _request(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import msgspec
 import trio
 
 from nexus_trio.asgi.context import RequestContext
@@ -52,6 +53,8 @@ def settle_cost(prices: PriceList, ctx: RequestContext) -> None:
         ctx.cost_estimated = True
         completion = estimated_tokens(ctx.output_chars)
     ctx.cost_usd = price.cost(prompt, completion or 0, ctx.cached_tokens)
+    if ctx.server_tool_use:
+        ctx.cost_usd += price.tool_fees(msgspec.Raw(ctx.server_tool_use))
 
 
 def tokens_used(ctx: RequestContext) -> int:
@@ -73,6 +76,7 @@ def request_record(ctx: RequestContext, *, unauthenticated: bool) -> RequestReco
         request_id=ctx.request_id,
         method=ctx.method,
         path=ctx.path,
+        client=ctx.client,
         started=ctx.started,
         elapsed_seconds=elapsed,
         at_wall=time.time(),
@@ -96,7 +100,10 @@ def request_record(ctx: RequestContext, *, unauthenticated: bool) -> RequestReco
         cost_usd=ctx.cost_usd or 0.0,
         cost_estimated=ctx.cost_estimated,
         key=ctx.key,
+        user_agent=ctx.user_agent,
+        end_user=ctx.end_user,
         unauthenticated=unauthenticated,
+        trace=ctx.trace,
         cold_start=ctx.cold_start,
     )
 

@@ -16,6 +16,7 @@ from quart_trio import QuartTrio
 from nexus_trio.api.accounting import RequestAccounting
 from nexus_trio.api.errors import install_error_handlers
 from nexus_trio.api.info_routes import register_root_probe, register_status_routes
+from nexus_trio.api.key_routes import register_key_routes
 from nexus_trio.api.middleware import GatewayASGI
 from nexus_trio.api.model_routes import register_model_routes
 from nexus_trio.api.proxy import ProxyEndpoint
@@ -26,9 +27,11 @@ from nexus_trio.config import Config
 from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generations
 from nexus_trio.gateway.statistics import GatewayStatistics
+from nexus_trio.key_store import KeyStore
 from nexus_trio.registry import Registry
 from nexus_trio.residency import ModelControl
 from nexus_trio.responses_store import ResponseStore
+from nexus_trio.tracing import Sampler
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +48,13 @@ class AppParts:
     started_wall: float
     #: The Responses API's stored responses (``GET``/``DELETE /v1/responses/<id>``).
     responses: ResponseStore
+    #: The keys created at run time (``/admin/keys``), and a key's spend this month.
+    keys: KeyStore
+    spend_of: Callable[[str], float]
     #: Loads and unloads models (``/admin/models/...``).
     models: ModelControl
+    #: Which proxy requests are traced (docs/operations.md#tracing); None with tracing off.
+    sampler: Sampler | None = None
 
 
 def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
@@ -82,6 +90,12 @@ def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
     )
     register_stats_route(app, parts.statistics, parts.generations)
     register_responses_routes(app, parts.responses)
+    register_key_routes(
+        app,
+        parts.keys,
+        configured=lambda: parts.generations.current.config.keys,
+        spend_of=parts.spend_of,
+    )
     register_model_routes(app, parts.models, parts.generations)
     endpoints: dict[str, Endpoint] = {}
     for mount in mounts:
@@ -95,5 +109,6 @@ def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
         drain=parts.drain,
         accounting=parts.accounting,
         endpoints=endpoints,
+        sampler=parts.sampler,
     )
     return app

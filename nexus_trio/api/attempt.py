@@ -22,6 +22,7 @@ it opened is closed under a shielded scope.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from nexus_trio import errors
 from nexus_trio.api.accounting import settle_cost
 from nexus_trio.api.attempt_clock import AttemptClock, attempt_timeout
 from nexus_trio.api.attempt_recorder import Attempt, AttemptRecorder
+from nexus_trio.api.refusals import redacted
 from nexus_trio.api.stream_commit import StreamCommitter, close_shielded
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.reply import Reply
@@ -41,12 +43,14 @@ from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generation, Generations
 from nexus_trio.metrics import Metrics
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
+from nexus_trio.registry import Backend
 from nexus_trio.routing import Agent
 from nexus_trio.spend import PriceList
 from nexus_trio.upstream.chunks import body_output_chars, body_usage
 from nexus_trio.upstream.client import UpstreamClient, read_body
 from nexus_trio.upstream.stream import UpstreamStream
 
+log = logging.getLogger("nexus_trio.api")
 _MODEL_MISSING_WORDS = (b"not found", b"does not exist", b"not exist", b"unknown model")
 
 
@@ -63,6 +67,40 @@ def says_model_missing(status: int, body: bytes) -> bool:
         return False
     text = body[:4096].lower()
     return b"model" in text and any(words in text for words in _MODEL_MISSING_WORDS)
+
+
+def _prepare(
+    ctx: RequestContext,
+    agent: Agent,
+    path: str,
+    body: bytes,
+    client_headers: Sequence[tuple[bytes, bytes]],
+    *,
+    strip_usage: bool,
+) -> Exchange:
+    """The attempt's exchange in its backend's dialect.
+
+    Raises:
+        InvalidValue: the backend cannot serve the request (nothing is sent): its dialect
+            refuses it, or it must translate a client-API request holding what only a native
+            backend takes (docs/messages-api.md#native-only-content).
+    """
+    backend = agent.backend
+    exchange = dialect_for(backend.config.type).exchange(
+        backend,
+        path,
+        body,
+        agent.model,
+        client_headers=client_headers,
+        request_id=ctx.request_id,
+        strip_usage=strip_usage,
+        client_body=ctx.client_api,
+    )
+    ctx.answered_natively = exchange.native
+    client_api = ctx.client_api
+    if client_api is not None and client_api.refusal is not None and not exchange.native:
+        raise client_api.refusal
+    return exchange
 
 
 @dataclass(eq=False, slots=True)
@@ -116,18 +154,8 @@ class AttemptRunner:
         generation = self._generations.current
         server = generation.config.server
         backend = agent.backend
-        exchange = dialect_for(backend.config.type).exchange(  # may refuse: nothing sent
-            backend,
-            path,
-            body,
-            agent.model,
-            client_headers=client_headers,
-            request_id=ctx.request_id,
-            strip_usage=strip_usage,
-            client_body=ctx.client_api,
-        )
-        ctx.answered_natively = exchange.native
-        attempt = self._recorder.start(backend, agent.model, stream=stream)
+        exchange = _prepare(ctx, agent, path, body, client_headers, strip_usage=strip_usage)
+        attempt = _traced(ctx, self._recorder.start(backend, agent.model, stream=stream))
         timeout = attempt_timeout(server, backend.config.timeout_seconds, stream, attempt.cold)
         limit = server.request_timeout_seconds
         clock = AttemptClock(timeout, request_timeout=limit, request_deadline=request_deadline)
@@ -166,16 +194,21 @@ class AttemptRunner:
         server = generation.config.server
         backend = attempt.backend
         ctx.cold_start = attempt.cold
+        headers = exchange.headers()
+        if ctx.trace is not None and attempt.span is not None:
+            headers = ctx.trace.propagate(attempt.span, headers)
         response = held.owned = await self._upstream.open(
             backend,
             exchange.path,
             exchange.body,
-            exchange.headers(),
+            headers,
             connect_timeout=server.connect_timeout_seconds,
             on_send=clock.sent,
         )
         attempt.started = clock.sent_at  # the backend's latency runs from the send too
         status = response.status_code
+        if attempt.span is not None:
+            attempt.span.status = status
         if attempt.stream and 200 <= status < 300:
             upstream = held.owned = exchange.stream(response, backend, sent_at=clock.sent_at)
             result = await self._streams.commit(ctx, attempt, upstream, server)
@@ -235,6 +268,7 @@ class AttemptRunner:
         if outcome is Outcome.CLIENT_ERROR or attempt.stream:
             # 4xx is the client's fault, returned as-is; so is a streaming 3xx.
             finish(attempt, outcome)
+            _refuse_credentials_error(backend, status, data)
             return Reply.complete(status, headers, data)
         try:
             readable = exchange.readable(data)
@@ -249,8 +283,34 @@ class AttemptRunner:
             ctx.prompt_tokens = usage.prompt_tokens
             ctx.completion_tokens = usage.completion_tokens
             ctx.cached_tokens = usage.cached_tokens
+            ctx.server_tool_use = bytes(usage.server_tool_use)
         if ctx.prompt_tokens is None and prices.lookup(name, attempt.model) is not None:
             ctx.output_chars = body_output_chars(readable)
         settle_cost(prices, ctx)
         finish(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
         return Reply.complete(status, headers, data)
+
+
+def _refuse_credentials_error(backend: Backend, status: int, data: bytes) -> None:
+    """Raise :class:`errors.BackendCredentialsRefused` for a 401/403 to the gateway's own
+    credentials (never shown to a tenant; logged redacted), unless the backend forwards the
+    client's ``Authorization``."""
+    if status in (401, 403) and not backend.config.forward_authorization:
+        log.warning(
+            "backend '%s' refused the gateway's credentials (%d): %r",
+            backend.name,
+            status,
+            redacted(data),
+        )
+        raise errors.BackendCredentialsRefused(backend.name)
+
+
+def _traced(ctx: RequestContext, attempt: Attempt) -> Attempt:
+    """``attempt``, with its span when the request is traced (docs/operations.md#tracing): made
+    for the route's reason, its start the attempt's."""
+    if ctx.trace is not None:
+        backend = attempt.backend
+        attempt.span = ctx.trace.attempt(
+            backend.name, attempt.model, backend.config.type, ctx.route_reason, attempt.started
+        )
+    return attempt

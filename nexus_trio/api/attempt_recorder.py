@@ -18,6 +18,7 @@ from nexus_trio.metrics import Metrics
 from nexus_trio.quality import Outcome, QualityStore
 from nexus_trio.registry import Backend, ModelResidency, Residency
 from nexus_trio.residency import WATCHED_TYPES
+from nexus_trio.tracing import AttemptSpan
 
 #: What a successful attempt says of its model: the server holds it now.
 LOADED = ModelResidency(Residency.LOADED)
@@ -38,6 +39,8 @@ class Attempt:
     #: The model was not loaded when the attempt began: it waits for a load
     #: (docs/quality.md#cold-starts).
     cold: bool = False
+    #: Its span when the request is traced (docs/operations.md#tracing).
+    span: AttemptSpan | None = None
 
 
 class AttemptRecorder:
@@ -74,6 +77,8 @@ class AttemptRecorder:
         counters.pending -= 1
         self._queue.slot_freed(attempt.backend)
         now = trio.current_time()
+        if attempt.span is not None:
+            attempt.span.end(now, outcome)
         name = attempt.backend.name
         if outcome is Outcome.SUCCESS:
             self._succeeded(attempt, now, completion_tokens)

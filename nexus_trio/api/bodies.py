@@ -56,6 +56,8 @@ class StreamOptions(msgspec.Struct):
 class _Common(msgspec.Struct):
     model: str
     stream: bool = False
+    #: OpenAI's end-user id, for the access log (any JSON: only a string is logged).
+    user: object = None
 
     @property
     def asks_usage(self) -> bool:

@@ -109,7 +109,13 @@ class MessagesRequest:
     native_path = "/v1/messages"
 
     def __init__(self, body: bytes) -> None:
-        chat = messages.chat_request(body)
+        #: Why a backend that translates cannot serve this request (None: it can).
+        self.refusal: errors.Untranslatable | None = None
+        try:
+            chat = messages.chat_request(body)
+        except errors.Untranslatable as refusal:  # routed as its translatable part
+            chat = messages.chat_request(messages.translatable(body, refusal))
+            self.refusal = refusal
         self.model = _model_of(chat)
         self.body = _chat_body(chat)
         self._client_body = body
@@ -167,11 +173,21 @@ class ResponsesRequest:
         is then translated for every backend, one that serves the Responses API too
         (docs/responses-api.md#native-backends): no backend knows the gateway's ids, so the
         client's body, which names one, has no native form."""
+        if self.refusal is not None:
+            raise self.refusal
         self._translate(history)
         self.native_path = ""
 
     def _translate(self, history: list[dict[str, Any]] | None) -> None:
-        chat, request = responses.chat_request(self._client_body, history=history)
+        #: Why a backend that translates cannot serve this request (None: it can).
+        self.refusal: errors.Untranslatable | None = None
+        body = self._client_body
+        try:
+            chat, request = responses.chat_request(body, history=history)
+        except errors.Untranslatable as refusal:  # routed as its translatable part
+            body = responses.translatable(body, refusal)
+            chat, request = responses.chat_request(body, history=history)
+            self.refusal = refusal
         if request.store and self._store is None:
             request = dataclasses.replace(request, store=False)
         self.request = request

@@ -129,6 +129,8 @@ class Forwarder:
         """
         ctx.stream = view.stream
         ctx.requested_model = shown_model(view.model)  # as logged (docs/proxying.md#request-body)
+        if isinstance(view.user, str):
+            ctx.end_user = shown_model(view.user)  # the same bound (docs/operations.md#logging)
         key = ctx.key
         # A tenant key never jumps the queue (docs/routing.md#queue-and-overload).
         high = (key is None or key.admin) and any(
@@ -228,6 +230,8 @@ class Forwarder:
         """Learn from a failed attempt: never this agent again, maybe not this backend. It cost
         nothing: its reservation is released."""
         self.budgets.release(ctx)
+        if ctx.trace is not None:
+            ctx.trace.failed(exc.code)
         plan.last_error = exc
         plan.tried.add(agent.key)
         backend = agent.backend

@@ -8,6 +8,8 @@ docs/operations.md#security): pure checks on the ASGI scope.
 * The **framing** is unambiguous: ``Content-Length`` together with ``Transfer-Encoding`` is
   refused (RFC 9112 §6.1), and the caller closes the connection.
 * The **host** is one of ``server.allowed_hosts``.
+* The **listener** serves the path: the admin listener its routes and the probes, the public
+  one with ``[admin] only = true`` everything else (docs/operations.md#admin-listener).
 * The **access** a route needs — none, a key, an admin key — comes from one table, and anything
   not listed as open needs a key (deny by default).
 
@@ -22,6 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from nexus_trio import errors
+from nexus_trio.asgi.listener import Listener
 
 #: Routes served without a key, by path; every method the route answers (GET, HEAD).
 OPEN_PATHS = frozenset({"/health", "/health/live", "/", "/dashboard"})
@@ -31,6 +34,12 @@ OPEN_PREFIX = "/dashboard/"
 METRICS_PATH = "/metrics"
 #: The operator's routes (``/admin/...``): admin keys only, whatever else is configured.
 ADMIN_PREFIX = "/admin/"
+
+#: This process's own numbers and page, served on the admin listener (with ``ADMIN_PREFIX``,
+#: ``OPEN_PREFIX`` and ``GET /``); the last is the dashboard's event stream.
+ADMIN_LISTENER_PATHS = frozenset({METRICS_PATH, "/v1/stats", "/dashboard", "/v1/dashboard/events"})
+#: The probes, served on every listener.
+PROBE_PATHS = frozenset({"/health", "/health/live"})
 
 _ENCODED_SEPARATOR = re.compile(rb"%(2f|5c)", re.IGNORECASE)
 _ENCODED_DOT = re.compile(rb"%2e", re.IGNORECASE)
@@ -110,6 +119,17 @@ def access_of(path: str, *, metrics_public: bool) -> Access:
     return Access.KEY
 
 
+def listener_serves(listener: Listener, method: str, path: str) -> bool:
+    """Whether ``listener`` serves ``path`` (docs/operations.md#admin-listener); ``HEAD /`` is
+    a probe (docs/api.md#routes), ``GET /`` the dashboard page."""
+    if listener is Listener.SHARED or path in PROBE_PATHS or (path == "/" and method == "HEAD"):
+        return True
+    admin = (
+        path in ADMIN_LISTENER_PATHS or path.startswith((ADMIN_PREFIX, OPEN_PREFIX)) or path == "/"
+    )
+    return admin == (listener is Listener.ADMIN)
+
+
 def check_request(
     raw_path: bytes,
     path: str,
@@ -125,6 +145,18 @@ def check_request(
         return errors.AmbiguousFraming(f"{problem}.", headers={"Connection": "close"})
     if not host_allowed(host_of(headers), allowed_hosts):
         return errors.HostNotAllowed("The Host header names a host this gateway does not serve.")
+    return None
+
+
+#: The most of a ``User-Agent`` kept for the access log.
+MAX_USER_AGENT_CHARS = 256
+
+
+def user_agent(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The ``User-Agent`` header, its first :data:`MAX_USER_AGENT_CHARS` characters; None."""
+    for name, value in headers:
+        if name == b"user-agent":
+            return value[:MAX_USER_AGENT_CHARS].decode("latin-1")
     return None
 
 

@@ -8,9 +8,11 @@ request to the Quart app, except the ASGI-layer endpoints of what is mounted bes
 (:class:`~nexus_trio.asgi.mount.Mount`: the dashboard's event stream). For every HTTP request
 it:
 
-* creates the :class:`RequestContext` (request id, exit stack) the views fill in;
+* creates the :class:`RequestContext` (request id, client address, exit stack) the views fill
+  in, and for a proxy request with tracing on, its trace (docs/operations.md#tracing);
 * refuses, before any route runs and before the body is read, what no route may see
-  (docs/api.md#routes): a request after the listener closed (503 ``shutting_down``); a target
+  (docs/api.md#routes): a request after the listener closed (503 ``shutting_down``); a path
+  the listener does not serve (404, docs/operations.md#admin-listener); a target
   that is not one canonical path, ambiguous framing (``Connection: close``) or a host not
   allowed (:mod:`nexus_trio.api.gate`); a preflight from an origin not allowed
   (:mod:`nexus_trio.api.cors`); a missing or wrong key, or a tenant key on an admin route; and,
@@ -43,12 +45,17 @@ from nexus_trio.api import cors, gate
 from nexus_trio.api.accounting import RequestAccounting
 from nexus_trio.api.client_apis import reply_for_error
 from nexus_trio.api.proxy import ROUTES, ProxyEndpoint
+from nexus_trio.asgi.client_address import TrustedProxies
 from nexus_trio.asgi.context import RequestContext, request_id_from
+from nexus_trio.asgi.listener import listener_of
 from nexus_trio.asgi.mount import Endpoint
 from nexus_trio.asgi.reply import Reply
 from nexus_trio.asgi.sending import send_reply
+from nexus_trio.config import Config
 from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generations
+from nexus_trio.keys import KeyRing
+from nexus_trio.tracing import Sampler
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
 
@@ -69,14 +76,22 @@ class GatewayASGI:
         drain: Drain,
         accounting: RequestAccounting,
         endpoints: Mapping[str, Endpoint] | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
-        """``endpoints``: ASGI-layer endpoints by exact path (from mounts)."""
+        """``endpoints``: ASGI-layer endpoints by exact path (from mounts); ``sampler``: which
+        proxy requests are traced (None: tracing is off)."""
         self.app = app
         self.proxy = proxy
         self._generations = generations
         self._drain = drain
         self._accounting = accounting
         self.endpoints = dict(endpoints or {})
+        self._sampler = sampler
+        self._trusted = TrustedProxies(generations.current.config.server.trusted_proxies)
+        generations.on_swap(self._trust)
+
+    def _trust(self, config: Config) -> None:
+        self._trusted = TrustedProxies(config.server.trusted_proxies)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -87,15 +102,21 @@ class GatewayASGI:
         if scope["type"] != "http":
             await self.app(scope, receive, send)  # lifespan
             return
+        peer = scope.get("client")
         ctx = RequestContext(
             request_id=request_id_from(scope["headers"]),
             method=scope["method"],
             path=scope["path"],
             started=trio.current_time(),
+            client=self._trusted.client(None if peer is None else peer[0], scope["headers"]),
             is_proxy=scope["method"] == "POST" and scope["path"] in ROUTES,
         )
         cast(dict[str, Any], scope)["nexus.context"] = ctx
         headers = cast(Sequence[tuple[bytes, bytes]], scope["headers"])  # a list, from hypercorn
+        if ctx.is_proxy:
+            ctx.user_agent = gate.user_agent(headers)
+        if ctx.is_proxy and self._sampler is not None:
+            ctx.trace = self._sampler.begin(headers)
         preflight = cors.is_preflight(ctx.method, headers)
         refusal = self._refusal(scope, headers, ctx, preflight=preflight)
         if refusal is not None:
@@ -130,13 +151,14 @@ class GatewayASGI:
     ) -> errors.APIError | None:
         """Why the request is refused before any route runs, or None (docs/api.md#routes).
 
-        In order: the drain; the target, framing and host (:mod:`nexus_trio.api.gate`); CORS
-        (a preflight is answered by the caller); the key the route needs; and, with inbound
-        keys off, a JSON content type on POST (a page on any origin could otherwise send a
-        form or plain text). Sets ``ctx.key`` and the CORS headers of the answer.
+        In order: the drain and the listener; the target, framing and host
+        (:mod:`nexus_trio.api.gate`); CORS (a preflight is answered by the caller); the key the
+        route needs; and, with inbound keys off, a JSON content type on POST (a page on any
+        origin could otherwise send a form or plain text). Sets ``ctx.key`` and the CORS
+        headers of the answer.
         """
-        if self._drain.listener_closed.is_set():
-            return errors.ShuttingDown()
+        if (early := _closed_or_elsewhere(self._drain, scope, ctx)) is not None:
+            return early
         generation = self._generations.current
         config = generation.config
         error = gate.check_request(
@@ -160,27 +182,11 @@ class GatewayASGI:
             )
         keyring = generation.keyring
         if not keyring:
-            if ctx.path.startswith(gate.ADMIN_PREFIX):
-                return errors.PermissionDenied(
-                    f"{ctx.path} needs an admin key, and none is configured (docs/keys.md#roles)."
-                )
-            if ctx.method == "POST" and not gate.is_json(headers):
-                return errors.UnsupportedMediaType(
-                    "Send the body as JSON with Content-Type: application/json."
-                )
-            return None
+            return _keyless_refusal(ctx, headers)
         access = gate.access_of(ctx.path, metrics_public=config.metrics.public)
         if access is gate.Access.OPEN:
             return None
-        ctx.key = keyring.authenticate(headers)
-        if ctx.key is None:
-            return errors.AuthenticationFailed(
-                "Missing or invalid API key (Authorization: Bearer <key>).",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if access is gate.Access.ADMIN and not ctx.key.admin:
-            return errors.PermissionDenied(f"{ctx.path} needs an admin key.")
-        return None
+        return _authorise(keyring, headers, ctx, access)
 
     async def _discard_body(self, receive: ASGIReceiveCallable, ctx: RequestContext) -> None:
         """Read and drop a refused request's body (as the server frames it), within the body's
@@ -204,6 +210,58 @@ class GatewayASGI:
         await send_reply(send, ctx, reply_for_error(ctx.path, error))
         if ctx.is_proxy:
             self._accounting.finish(ctx)
+
+
+def _keyless_refusal(
+    ctx: RequestContext, headers: Sequence[tuple[bytes, bytes]]
+) -> errors.APIError | None:
+    """With no inbound key: an admin route (no admin key exists) and a POST that is not JSON
+    are refused (docs/keys.md#roles, docs/operations.md#security)."""
+    if ctx.path.startswith(gate.ADMIN_PREFIX):
+        return errors.PermissionDenied(
+            f"{ctx.path} needs an admin key, and none is configured (docs/keys.md#roles)."
+        )
+    if ctx.method == "POST" and not gate.is_json(headers):
+        return errors.UnsupportedMediaType(
+            "Send the body as JSON with Content-Type: application/json."
+        )
+    return None
+
+
+def _closed_or_elsewhere(
+    drain: Drain, scope: HTTPScope, ctx: RequestContext
+) -> errors.APIError | None:
+    """503 once the listener closed (docs/operations.md#drain); 404 for a path the request's
+    listener does not serve (docs/operations.md#admin-listener); else None."""
+    if drain.listener_closed.is_set():
+        return errors.ShuttingDown()
+    if not gate.listener_serves(listener_of(scope), ctx.method, ctx.path):
+        return errors.NotFound(
+            "This path is not served on this listener (docs/operations.md#admin-listener)."
+        )
+    return None
+
+
+def _authorise(
+    keyring: KeyRing,
+    headers: Sequence[tuple[bytes, bytes]],
+    ctx: RequestContext,
+    access: gate.Access,
+) -> errors.APIError | None:
+    """Set ``ctx.key`` from the key presented; the refusal when it is missing, wrong, expired
+    (docs/keys.md#created-keys) or not an admin key on an admin route."""
+    try:
+        ctx.key = keyring.authenticate(headers)
+    except errors.KeyExpired as exc:
+        return exc
+    if ctx.key is None:
+        return errors.AuthenticationFailed(
+            "Missing or invalid API key (Authorization: Bearer <key>).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if access is gate.Access.ADMIN and not ctx.key.admin:
+        return errors.PermissionDenied(f"{ctx.path} needs an admin key.")
+    return None
 
 
 async def _refuse_websocket(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

@@ -139,14 +139,16 @@ class ProxyEndpoint:
             try:
                 self._key_concurrency.take(key.name, config.max_concurrent_requests)
             except errors.RateLimitExceeded as exc:
-                self._metrics.rate_limited.labels(key.name, exc.kind).inc()
+                self._metrics.rate_limited.labels(self._metrics.key_label(key.name), exc.kind).inc()
                 raise
             if key.limited:
                 try:
                     headers = self._limiter.admit(key.name, config, ctx.started)
                 except errors.RateLimitExceeded as exc:
                     self._key_concurrency.give_back(key.name)
-                    self._metrics.rate_limited.labels(key.name, exc.kind).inc()
+                    self._metrics.rate_limited.labels(
+                        self._metrics.key_label(key.name), exc.kind
+                    ).inc()
                     raise
                 ctx.response_headers = [*(ctx.response_headers or ()), *encode_headers(headers)]
         self._in_flight.count += 1

@@ -7,6 +7,7 @@ echoed cut to 256 characters (:func:`shown_model`).
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Sequence
 
@@ -19,6 +20,22 @@ from nexus_trio.routing import Reject
 MAX_COOLDOWN_SECONDS = 300.0
 #: Characters of a requested model name echoed back or logged (docs/proxying.md#request-body).
 MAX_SHOWN_MODEL_CHARS = 256
+
+
+#: What looks like a credential in a backend's error text: a key (``sk-…``, ``sk-ant-…``),
+#: a bearer token, or any long run of key characters (request ids go too: better too much).
+_KEY_LIKE = re.compile(
+    r"(?i)\b(?:bearer|basic)\s+\S+|\b(?:sk|pk|rk|key)[-_][\w\-*.]{4,}|[\w\-+/=]{24,}"
+)
+#: Characters of a backend's refusal text logged.
+MAX_LOGGED_CHARS = 500
+
+
+def redacted(body: bytes) -> str:
+    """A backend's error body as the log shows it: its first 500 characters, everything
+    key-like replaced by ``[redacted]`` (docs/proxying.md#retries)."""
+    text = body[: MAX_LOGGED_CHARS * 4].decode("utf-8", "replace")[:MAX_LOGGED_CHARS]
+    return _KEY_LIKE.sub("[redacted]", text)
 
 
 def shown_model(model: str) -> str:

@@ -30,7 +30,8 @@ def spend_sink(book: SpendBook, metrics: Metrics) -> RequestSink:
         if cost > 0 and record.backend is not None:
             model = record.served_model or "none"
             estimated = "true" if record.cost_estimated else "false"
-            metrics.spend.labels(record.key_name, record.backend, model, estimated).inc(cost)
+            key = metrics.key_label(record.key_name)
+            metrics.spend.labels(key, record.backend, model, estimated).inc(cost)
             book.charge(
                 record.key_name, record.backend, model, cost, estimated=record.cost_estimated
             )
@@ -46,8 +47,9 @@ def metrics_sink(metrics: Metrics) -> RequestSink:
         model = record.served_model or "none"
         stream = "true" if record.stream else "false"
         status = status_class(record.status, cancelled=record.cancelled)
-        metrics.requests.labels(model, backend, status, stream).inc()
-        metrics.request_duration.labels(model, backend, stream).observe(record.elapsed_seconds)
+        key = metrics.key_label(record.key_name)
+        metrics.requests.labels(model, backend, status, stream, key).inc()
+        metrics.request_duration.labels(model, backend, stream, key).observe(record.elapsed_seconds)
         # Time not spent waiting on upstreams; for a committed stream, up to its first byte
         # only (client TTFB minus upstream TTFB): the rest of a stream is the backend's pace.
         until = record.committed_after
@@ -82,6 +84,7 @@ class AccessRecord(msgspec.Struct, omit_defaults=False):
     request_id: str
     method: str
     path: str
+    client: str
     requested_model: str | None
     served_model: str | None
     backend: str | None
@@ -96,6 +99,11 @@ class AccessRecord(msgspec.Struct, omit_defaults=False):
     error_code: str | None
     cost_usd: float
     cost_estimated: bool
+    #: The key's name (``default`` without one), never the key (docs/keys.md#keys).
+    key: str = "default"
+    user_agent: str | None = None
+    #: The OpenAI ``user`` field of the body.
+    user: str | None = None
     cold_start: bool = False
 
 
@@ -107,6 +115,7 @@ def log_access(record: RequestRecord) -> None:
         request_id=record.request_id,
         method=record.method,
         path=record.path,
+        client=record.client,
         requested_model=record.requested_model,
         served_model=record.served_model,
         backend=record.backend,
@@ -121,6 +130,9 @@ def log_access(record: RequestRecord) -> None:
         error_code=record.error_code,
         cost_usd=round(record.cost_usd, 8),
         cost_estimated=record.cost_estimated,
+        key=record.key_name,
+        user_agent=record.user_agent,
+        user=record.end_user,
         cold_start=record.cold_start,
     )
     access_log.info("request", extra={"access": line})

@@ -102,3 +102,4 @@ def _note_usage(ctx: RequestContext, stream: UpstreamStream) -> None:
         ctx.prompt_tokens = usage.prompt_tokens
         ctx.completion_tokens = usage.completion_tokens
         ctx.cached_tokens = usage.cached_tokens
+        ctx.server_tool_use = bytes(usage.server_tool_use)

@@ -18,8 +18,10 @@ from typing import Protocol
 
 from nexus_trio.asgi.disconnects import Watch
 from nexus_trio.dialects.base import ClientBody
+from nexus_trio.errors import Untranslatable
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
 from nexus_trio.spend.reservations import Reservation
+from nexus_trio.tracing import RequestTrace
 from nexus_trio.upstream.stream import ClientEvents
 
 _PRINTABLE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
@@ -39,6 +41,10 @@ class ClientAPI(ClientBody, Protocol):
     """The client API of a request that is not chat completions, as an attempt and a committed
     stream need it (``nexus_trio.api.client_apis``)."""
 
+    #: Why a backend that must translate the request cannot serve it: refused, with nothing
+    #: sent, by an attempt that is not native (None: every backend can).
+    refusal: Untranslatable | None
+
     def events(self) -> ClientEvents:
         """A new translator of the stream's events into the client API's."""
         ...
@@ -52,6 +58,9 @@ class RequestContext:
     method: str
     path: str
     started: float
+    #: The client's address: the peer, or per ``server.trusted_proxies``
+    #: (docs/operations.md#client-address).
+    client: str = "-"
     #: What :meth:`defer` handed over; created on first use (most requests need none).
     exit_stack: contextlib.AsyncExitStack | None = None
     is_proxy: bool = False
@@ -73,6 +82,8 @@ class RequestContext:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0
+    #: The server-side tool uses the backend reported (``Usage.server_tool_use``, raw).
+    server_tool_use: bytes = b""
     #: The request's input estimate in tokens (docs/spend.md#estimates): what it reserves for
     #: its input, and is charged for it when no usage arrives.
     estimated_prompt_tokens: int = 0
@@ -92,6 +103,10 @@ class RequestContext:
     watch: Watch | None = None
     #: The inbound key the request presented; None when inbound auth is off.
     key: ClientKey | None = None
+    #: The ``User-Agent`` header and the body's OpenAI ``user`` field (proxy requests; at
+    #: most 256 characters each), for the access log (docs/operations.md#logging).
+    user_agent: str | None = None
+    end_user: str | None = None
     #: Headers every answer to this request carries: CORS (docs/api.md#cors), and the key's
     #: ``x-ratelimit-*`` at admission (docs/keys.md#rate-limits).
     response_headers: list[tuple[bytes, bytes]] | None = None
@@ -108,6 +123,8 @@ class RequestContext:
     client_api: ClientAPI | None = None
     #: The last attempt's answer is in the client's API already (a native exchange).
     answered_natively: bool = False
+    #: The request's trace and its attempts' spans; None unless it is traced.
+    trace: RequestTrace | None = None
 
     @property
     def key_name(self) -> str:

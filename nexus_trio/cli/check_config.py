@@ -18,7 +18,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nexus_trio.cli.env_file import read_env_files
-from nexus_trio.config import Overrides, config_warnings, load_config, render_config
+from nexus_trio.config import (
+    Config,
+    Overrides,
+    admin_address,
+    config_warnings,
+    load_config,
+    render_config,
+)
 from nexus_trio.errors import ConfigError
 from nexus_trio.keys import KeyRing
 
@@ -41,8 +48,25 @@ def check_config(path: Path, env_files: Sequence[Path]) -> int:
     config = load_config(path, env=env, overrides=Overrides())
     KeyRing.from_config(config, env)
     print(render_config(config, env))
-    _warn(config_warnings(config, env))
+    _warn([*config_warnings(config, env), *_admin_port_warnings(config, env)])
     return 0
+
+
+def _admin_port_warnings(config: Config, env: Mapping[str, str]) -> list[str]:
+    """Resolve the admin port as ``serve`` does; an unset ``port_offset_env`` variable is a
+    warning here, since the unit (``Environment=NEXUS_INSTANCE=%i``) sets it, not a file.
+
+    Raises:
+        ConfigError: the variable is set to a value ``serve`` refuses.
+    """
+    variable = config.admin.port_offset_env
+    if variable is not None and not env.get(variable, "").strip():
+        return [
+            f"admin.port_offset_env: ${variable} is not set here; serve refuses to start "
+            "without it (the template unit sets NEXUS_INSTANCE)"
+        ]
+    admin_address(config.admin, env)
+    return []
 
 
 def _warn(warnings: Sequence[str]) -> None:

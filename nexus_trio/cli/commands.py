@@ -23,6 +23,7 @@ from nexus_trio import __version__
 from nexus_trio.cli.check_config import check_config
 from nexus_trio.cli.demo import run_demo
 from nexus_trio.cli.demo_traffic import left_out_of_access_log
+from nexus_trio.cli.key_admin import add_keys_parser, run_keys
 from nexus_trio.cli.models_command import add_models_parser, run_models
 from nexus_trio.cli.spend_report import render_ledger
 from nexus_trio.cli.status_report import StatusUnavailable, fetch_stats, render_status
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--url", default="http://127.0.0.1:8000")
     status.add_argument("--api-key", help="inbound key (default: $NEXUS_API_KEY)")
 
+    add_keys_parser(commands)
     add_models_parser(commands)
 
     spend = commands.add_parser("spend", help="print the spend ledger of a month (read-only)")
@@ -149,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args)
         if args.command == "spend":
             return _spend(args)
+        if args.command == "keys":
+            return run_keys(args)
         if args.command == "models":
             return run_models(args)
         return _demo(args)

@@ -22,7 +22,8 @@ def fetch_stats(url: str, api_key: str | None, *, timeout: float = 5.0) -> dict[
     """GET ``{url}/v1/stats``.
 
     Raises:
-        StatusUnavailable: connection failed, 401, or another non-200 answer.
+        StatusUnavailable: connection failed, 401, 404 (the public port of a gateway with
+            ``[admin] only``), or another non-200 answer.
     """
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     try:
@@ -31,6 +32,11 @@ def fetch_stats(url: str, api_key: str | None, *, timeout: float = 5.0) -> dict[
         raise StatusUnavailable(f"cannot reach the gateway at {url}: {exc}") from exc
     if response.status_code == 401:
         raise StatusUnavailable("the gateway refused the API key (use --api-key or NEXUS_API_KEY)")
+    if response.status_code == 404:
+        raise StatusUnavailable(
+            "the gateway answered 404 for /v1/stats: with [admin] only = true, give --url the "
+            "admin listener's address (docs/operations.md#admin-listener)"
+        )
     if response.status_code != 200:
         raise StatusUnavailable(f"the gateway answered {response.status_code} for /v1/stats")
     stats: dict[str, Any] = response.json()

@@ -21,6 +21,12 @@ CLOUD_TYPES = frozenset({"openai", "anthropic"})
 ANTHROPIC_URL = "https://api.anthropic.com"
 #: Keys that only mean something on an ``anthropic`` backend.
 _ANTHROPIC_KEYS = ("anthropic_version", "default_max_tokens")
+#: The body fields of a client's request that reach further than a model on the operator's
+#: account, or cost more, when it is relayed untranslated: left out (or refused) unless the
+#: backend's ``native_fields`` names them (docs/messages-api.md#native-reach,
+#: docs/responses-api.md#native-reach).
+MESSAGES_NATIVE_FIELDS = ("mcp_servers", "container", "service_tier", "speed", "inference_geo")
+RESPONSES_NATIVE_FIELDS = ("service_tier", "background", "conversation", "prompt")
 
 
 class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -68,6 +74,14 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     #: ``anthropic`` only: the ``anthropic-beta`` features a client's Messages request may turn
     #: on when it is relayed untranslated; any other flag is dropped (docs/messages-api.md).
     anthropic_beta: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    #: ``anthropic`` and ``responses_api`` backends: the server-side (built-in) tool types a
+    #: client's request relayed untranslated may use; every other is left out of it.
+    native_tools: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    #: Likewise the body fields of ``MESSAGES_NATIVE_FIELDS`` / ``RESPONSES_NATIVE_FIELDS``.
+    native_fields: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    #: Chat requests get their system messages merged into one, first: for chat templates
+    #: that refuse a later one (docs/proxying.md#request-body). Not on ``anthropic``.
+    merge_system_messages: bool = False
     #: ``llamacpp`` and ``ollama`` only: models loaded at start-up and loaded again after an
     #: eviction (docs/routing.md#model-lifecycle).
     warm_models: Annotated[list[NonEmptyStr], msgspec.Meta(max_length=64)] = msgspec.field(
@@ -85,6 +99,7 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         except ValueError as exc:
             raise InvalidKey("url", f"url {exc}") from exc
         self._check_type_keys()
+        self._check_native_keys()
         if self.zone is not None:
             zone = self.zone.lower()
             if zone not in PRIVACY_ZONES:
@@ -117,10 +132,38 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise InvalidKey(
                 "responses_api", "responses_api is not valid on type 'anthropic' (Messages API)"
             )
+        if self.merge_system_messages:
+            raise InvalidKey(
+                "merge_system_messages",
+                "merge_system_messages is not valid on type 'anthropic' (its system prompt is "
+                "one already)",
+            )
         if self.api_key_env is None:
             raise InvalidKey(
                 "api_key_env", "type 'anthropic' needs api_key_env (the variable holding its key)"
             )
+
+    def _check_native_keys(self) -> None:
+        """``native_tools`` and ``native_fields`` only where requests pass untranslated, and
+        only fields the gateway gates for that API."""
+        gated: tuple[str, ...]
+        if self.type == "anthropic":
+            gated = MESSAGES_NATIVE_FIELDS
+        elif self.responses_api:
+            gated = RESPONSES_NATIVE_FIELDS
+        else:
+            for key in ("native_tools", "native_fields"):
+                if getattr(self, key):
+                    raise InvalidKey(
+                        key, f"{key} is only valid on type 'anthropic' or with responses_api"
+                    )
+            return
+        for field in self.native_fields:
+            if field not in gated:
+                raise InvalidKey(
+                    "native_fields",
+                    f"native_fields: {field!r} is not one of {', '.join(gated)}",
+                )
 
     def privacy_zone(self) -> str:
         """The effective zone: ``zone``, else ``open`` for cloud types, else ``restricted``."""

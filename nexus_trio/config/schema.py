@@ -16,10 +16,12 @@ from typing import Annotated, Literal
 import msgspec
 import msgspec.structs
 
+from nexus_trio.config.admin import AdminConfig
 from nexus_trio.config.backends import BackendConfig
 from nexus_trio.config.decoding import InvalidKey, check_alias_chains
 from nexus_trio.config.responses import ResponsesConfig
 from nexus_trio.config.spend import BudgetConfig, KeyConfig, PriceConfig, StateConfig
+from nexus_trio.config.tracing import TracingConfig
 from nexus_trio.config.values import (
     AtLeastOne,
     NonEmptyStr,
@@ -30,6 +32,7 @@ from nexus_trio.config.values import (
     Seconds,
     Tier,
     check_host_pattern,
+    check_network,
     check_origin,
 )
 
@@ -66,9 +69,17 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     allowed_hosts: list[NonEmptyStr] = msgspec.field(default_factory=lambda: ["*"])
     #: Browser origins (``scheme://host[:port]``, or ``*``) allowed cross-origin (CORS).
     cors_origins: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    #: Proxies whose ``X-Forwarded-For`` names the client (docs/operations.md#client-address).
+    trusted_proxies: Annotated[list[NonEmptyStr], msgspec.Meta(max_length=1024)] = msgspec.field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
-        for field, check in (("allowed_hosts", check_host_pattern), ("cors_origins", check_origin)):
+        for field, check in (
+            ("allowed_hosts", check_host_pattern),
+            ("cors_origins", check_origin),
+            ("trusted_proxies", check_network),
+        ):
             for index, value in enumerate(getattr(self, field)):
                 try:
                     check(value)
@@ -210,6 +221,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     state: StateConfig = msgspec.field(default_factory=StateConfig)
     responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    admin: AdminConfig = msgspec.field(default_factory=AdminConfig)
+    tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
 
     def __post_init__(self) -> None:
         self._check_backends()

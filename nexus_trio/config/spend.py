@@ -27,6 +27,9 @@ class PriceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     input_usd_per_million: NonNegativeFloat
     output_usd_per_million: NonNegativeFloat
     cached_input_usd_per_million: NonNegativeFloat | None = None
+    #: USD per use of a server-side tool, by the kind the backend reports
+    #: (docs/spend.md#server-tool-fees): ``web_search_requests``, ``web_search_call``…
+    server_tool_usd: dict[NonEmptyStr, NonNegativeFloat] = msgspec.field(default_factory=dict)
 
 
 class BudgetConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated
 
@@ -39,3 +40,15 @@ def check_origin(value: str) -> None:
     """
     if not _ORIGIN.fullmatch(value):
         raise ValueError(f"expected '*' or an origin like 'https://app.example.com', got {value!r}")
+
+
+def check_network(value: str) -> None:
+    """An IP address or a CIDR network (``10.0.0.0/8``, ``::1``) with no host bits set.
+
+    Raises:
+        ValueError: anything else.
+    """
+    try:
+        ipaddress.ip_network(value)
+    except ValueError as exc:
+        raise ValueError(f"expected an IP address or a network like 10.0.0.0/8: {exc}") from exc

@@ -10,6 +10,7 @@ One snapshot is a JSON object::
                            "next_probe_in_seconds", "ttft_penalty", "in_flight",
                            "max_concurrent_requests", "cooldowns", "models", "history"}},
      "panic_models": [models every one of whose backends quality has excluded],
+     "keys": {"total", "keys": [...]} | null (the keys panel: admins only),
      "log_from": <request-log seq>, "requests": [entries newer than log_from, oldest first]}
 
 ``history`` holds the quality tracker's last 60 one-minute buckets of that backend, oldest
@@ -33,6 +34,7 @@ from typing import Any
 import trio
 
 from nexus_trio import __version__
+from nexus_trio.dashboard.key_panel import KeyPanel
 from nexus_trio.dashboard.request_log import RequestEntry, entry_object
 from nexus_trio.gateway.statistics import GatewayStatistics
 from nexus_trio.keys import ClientKey
@@ -74,6 +76,8 @@ class SnapshotSources:
     statistics: Callable[[], GatewayStatistics]
     registry: Registry
     quality: QualityStore
+    #: The keys panel of admin snapshots (:mod:`nexus_trio.dashboard.key_panel`); None: none.
+    keys: KeyPanel | None = None
 
 
 def _backend_details(
@@ -175,6 +179,7 @@ def build_snapshot(
             b.name: _backend_details(quality, b, now, threshold) for b in sources.registry
         },
         "panic_models": panic_models(sources.registry, quality),
+        "keys": None if sources.keys is None else sources.keys(statistics),
         "log_from": log_from,
         "requests": [entry_object(e, with_key=True) for e in entries],
     }
@@ -204,4 +209,5 @@ def tenant_snapshot(
         "last_reload": None if reload is None else {**reload, "error": None},
         "stats": tenant_stats(statistics, everything["stats"], key),
         "requests": [entry_object(e, with_key=False) for e in entries if e.key == key.name],
+        "keys": None,
     }

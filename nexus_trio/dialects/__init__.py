@@ -9,8 +9,12 @@ Anthropic's Messages API (:mod:`nexus_trio.dialects.anthropic`), chosen once per
 :func:`dialect_for`; and the inbound dialects, the client APIs translated to chat completions
 and back (:mod:`nexus_trio.dialects.messages`, :mod:`nexus_trio.dialects.responses`). A backend
 dialect that speaks a client's API natively is handed the client's own request
-(:class:`~nexus_trio.dialects.base.ClientBody`) and relays its answer as it is. Translation is
-pure and synchronous — bytes in, bytes out — and unit-tested without an event loop.
+(:class:`~nexus_trio.dialects.base.ClientBody`) and relays its answer as it is, after
+:mod:`~nexus_trio.dialects.reach` has left out what the backend does not allow it to reach.
+A chat body may be fitted to its backend on the way: system messages merged for a template
+that takes one (:mod:`~nexus_trio.dialects.system_first`), a translated request's
+``max_tokens`` fitted to a known context (:mod:`~nexus_trio.dialects.context_fit`).
+Translation is pure and synchronous — bytes in, bytes out — and unit-tested without an event loop.
 
 It never touches sockets, timeouts, retries, routing or quality tracking: the attempt path
 (:mod:`nexus_trio.api.attempt`) calls it around one upstream exchange, and the stream relay

@@ -13,17 +13,21 @@ from collections.abc import Iterable
 import httpx
 
 from nexus_trio.dialects.base import ClientBody
+from nexus_trio.dialects.context_fit import fitted_max_tokens
+from nexus_trio.dialects.reach import responses_body
 from nexus_trio.dialects.responses.native import (
     NativeResponsesStream,
     chat_form,
     without_store,
 )
+from nexus_trio.dialects.system_first import merged_system
 from nexus_trio.registry import Backend, Capabilities
 from nexus_trio.upstream.headers import client_response_headers, upstream_request_headers
 from nexus_trio.upstream.stream import UpstreamStream
 
 #: The Responses API's path, which ``responses_api`` backends serve themselves.
 RESPONSES_PATH = "/v1/responses"
+CHAT_PATH = "/v1/chat/completions"
 
 
 class PassThroughExchange:
@@ -121,7 +125,12 @@ class PassThrough:
             and client_body.native_path == RESPONSES_PATH
             and backend.config.responses_api
         ):
-            return NativeResponsesExchange(without_store(client_body.native_body(model)), headers)
+            native = responses_body(client_body.native_body(model), backend.config)
+            return NativeResponsesExchange(without_store(native), headers)
+        if client_body is not None and path == CHAT_PATH:  # translated from a client API
+            body = fitted_max_tokens(body, backend.capabilities(model).context_length)
+        if backend.config.merge_system_messages and path == CHAT_PATH:
+            body = merged_system(body)
         return PassThroughExchange(path, body, headers, strip_usage=strip_usage)
 
     @staticmethod

@@ -18,11 +18,14 @@ from here (``from nexus_trio import errors``).
         ├── InvalidRequest               400 invalid_request_error
         │   ├── InvalidJSON              400 invalid_json
         │   ├── InvalidValue             400 invalid_value (param names the field)
+        │   │   └── Untranslatable       valid in the client's API, no chat-completions
+        │   │                            equivalent: refused where the backend translates
         │   ├── DuplicateKey             400 duplicate_key
         │   ├── InvalidTarget            400 invalid_request_target (not one canonical path)
         │   ├── AmbiguousFraming         400 ambiguous_framing (Content-Length and chunked)
         │   └── HostNotAllowed           400 host_not_allowed (``server.allowed_hosts``)
         ├── AuthenticationFailed         401 invalid_api_key
+        │   └── KeyExpired               401 key_expired (a created key past expires_at)
         ├── PermissionDenied             403 permission_denied (the route needs an admin key)
         ├── OriginNotAllowed             403 origin_not_allowed (CORS preflight)
         ├── ModelNotAllowed              403 model_not_allowed (the key's models allow-list)
@@ -32,6 +35,8 @@ from here (``from nexus_trio import errors``).
         ├── ModelNotFound                404 model_not_found
         ├── MethodNotAllowed             405 method_not_allowed
         ├── RequestTimeout               408 request_timeout (the body was too slow to arrive)
+        ├── Conflict                     409 conflict (a key name taken, a key of the
+        │                                configuration file, a revoked key)
         ├── RequestTooLarge              413 request_too_large
         ├── UnsupportedMediaType         415 unsupported_media_type
         ├── BudgetExceeded               429 budget_exceeded (hard limit, action "reject")
@@ -47,6 +52,8 @@ from here (``from nexus_trio import errors``).
         │   └── UpstreamStatusError      the upstream's own 5xx/408/429, passed through as-is
         │       ├── UpstreamModelMissing the upstream does not know the model (404 / 400)
         │       └── UpstreamCannotEmbed  the upstream does not embed (501 to /v1/embeddings)
+        ├── BackendCredentialsRefused    502 backend_unavailable (the upstream refused the
+        │                                gateway's credentials: 401/403, its text only logged)
         └── ServiceUnavailable           503 service_unavailable
             ├── NoAvailableBackend       503 no_available_backend
             ├── QueueFull                503 queue_full
@@ -69,12 +76,14 @@ from nexus_trio.errors.client import (
     AmbiguousFraming,
     AuthenticationFailed,
     BudgetExceeded,
+    Conflict,
     DuplicateKey,
     HostNotAllowed,
     InvalidJSON,
     InvalidRequest,
     InvalidTarget,
     InvalidValue,
+    KeyExpired,
     MethodNotAllowed,
     ModelNotAllowed,
     ModelNotFound,
@@ -87,8 +96,10 @@ from nexus_trio.errors.client import (
     RequestTooLarge,
     TooManyDashboards,
     UnsupportedMediaType,
+    Untranslatable,
 )
 from nexus_trio.errors.server import (
+    BackendCredentialsRefused,
     BackendTimeout,
     BackendUnavailable,
     BadUpstreamResponse,
@@ -110,17 +121,20 @@ __all__ = [
     "APIError",
     "AmbiguousFraming",
     "AuthenticationFailed",
+    "BackendCredentialsRefused",
     "BackendTimeout",
     "BackendUnavailable",
     "BadUpstreamResponse",
     "BudgetExceeded",
     "ConfigError",
+    "Conflict",
     "DuplicateKey",
     "HostNotAllowed",
     "InvalidJSON",
     "InvalidRequest",
     "InvalidTarget",
     "InvalidValue",
+    "KeyExpired",
     "ListenError",
     "MethodNotAllowed",
     "ModelNotAllowed",
@@ -142,6 +156,7 @@ __all__ = [
     "StateError",
     "TooManyDashboards",
     "UnsupportedMediaType",
+    "Untranslatable",
     "UpstreamCannotEmbed",
     "UpstreamConnectError",
     "UpstreamError",

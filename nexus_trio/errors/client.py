@@ -21,6 +21,12 @@ class InvalidValue(InvalidRequest):
     code = "invalid_value"
 
 
+class Untranslatable(InvalidValue):
+    """A client-API request (``/v1/messages``, ``/v1/responses``) valid in that API, with no
+    chat-completions equivalent: refused only where the backend must translate it
+    (docs/api.md#client-apis)."""
+
+
 class DuplicateKey(InvalidRequest):
     code = "duplicate_key"
 
@@ -47,6 +53,21 @@ class AuthenticationFailed(APIError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class KeyExpired(AuthenticationFailed):
+    """A created key past its ``expires_at`` (docs/keys.md#created-keys)."""
+
+    code = "key_expired"
+
+
+class Conflict(APIError):
+    """The change contradicts what exists: a name taken, a key from the configuration file, a
+    revoked key (docs/keys.md#created-keys)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
 
 
 class NotFound(APIError):

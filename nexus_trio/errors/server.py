@@ -72,6 +72,19 @@ class UpstreamCannotEmbed(UpstreamStatusError):
     """The backend answered 501 to an embeddings request: try one that embeds."""
 
 
+class BackendCredentialsRefused(APIError):
+    """The backend answered 401 or 403 to the credentials the gateway sent for it: the client
+    gets a neutral 502, never the backend's text, which may describe the operator's account
+    (docs/proxying.md#retries). Not retried: the answer is the request's."""
+
+    status = 502
+    type = "upstream_error"
+    code = "backend_unavailable"
+
+    def __init__(self, backend: str) -> None:
+        super().__init__(f"Backend '{backend}' could not serve the request.")
+
+
 class ServiceUnavailable(APIError):
     status = 503
     type = "service_unavailable"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from nexus_trio.config import Config
-from nexus_trio.keys import KeyRing
+from nexus_trio.keys import CreatedKeys, KeyRing
 from nexus_trio.quality import QualityStore
 from nexus_trio.registry import Registry
 from nexus_trio.routing import Pipeline
@@ -32,9 +32,15 @@ class Generation:
 
     @classmethod
     def build(
-        cls, config: Config, env: Mapping[str, str], registry: Registry, quality: QualityStore
+        cls,
+        config: Config,
+        env: Mapping[str, str],
+        registry: Registry,
+        quality: QualityStore,
+        created: CreatedKeys | None = None,
     ) -> Generation:
-        """Derive a generation from ``config`` over the live ``registry`` and ``quality``.
+        """Derive a generation from ``config`` over the live ``registry`` and ``quality``; its
+        keyring consults ``created``, the keys created at run time, after the configured ones.
 
         Raises:
             ConfigError: a key's environment variable is unset or keys collide.
@@ -45,7 +51,7 @@ class Generation:
                 registry, config.routing, config.health_check, quality=quality
             ),
             prices=PriceList(config.pricing),
-            keyring=KeyRing.from_config(config, env),
+            keyring=KeyRing.from_config(config, env, created),
         )
 
 

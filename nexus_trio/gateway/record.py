@@ -3,8 +3,8 @@
 The request path settles a request's status and cost once, when it is over, and builds one
 :class:`RequestRecord` (:mod:`nexus_trio.api.accounting`). The sinks registered at wiring — the
 totals, the metrics, the spend book, the rate limiter, the dashboard's request log, the access
-log — each read the record and nothing else of the request; a new consumer (tracing) is one
-more sink. A record holds metadata only: never prompts, completions or key secrets, only the
+log — each read the record and nothing else of the request; tracing is one more
+sink. A record holds metadata only: never prompts, completions or key secrets, only the
 key's configured name.
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Callable
 import msgspec
 
 from nexus_trio.keys import DEFAULT_KEY, ClientKey
+from nexus_trio.tracing import RequestTrace
 
 
 class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,6 +24,8 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     method: str
     path: str
+    #: The client's address (docs/operations.md#client-address).
+    client: str
     #: ``trio.current_time()`` when the request arrived, and seconds until it was over.
     started: float
     elapsed_seconds: float
@@ -58,9 +61,14 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     cost_estimated: bool
     #: The key the request presented; None when inbound auth is off or it presented none.
     key: ClientKey | None
+    #: The client's ``User-Agent`` and the body's OpenAI ``user`` field, bounded; or None.
+    user_agent: str | None = None
+    end_user: str | None = None
     #: Inbound keys are on and the request presented no valid one (refused before or at its
     #: key): anyone can send these.
     unauthenticated: bool
+    #: The request's trace, complete (its attempts ended); None unless it was traced.
+    trace: RequestTrace | None = None
     #: The serving attempt waited for its model to load (docs/quality.md#cold-starts).
     cold_start: bool = False
 

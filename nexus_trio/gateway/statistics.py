@@ -146,6 +146,7 @@ def collect(
 ) -> GatewayStatistics:
     """Read ``sources`` into a snapshot carrying the counters given."""
     config = sources.generations.current.config
+    keys = sources.generations.current.keyring.configs()
     registry = sources.registry
     book = sources.spend
     spend = book.statistics()
@@ -185,7 +186,7 @@ def collect(
         spend_by_key=_spend_by_key(book, [key.name for key in config.keys]),
         key_budgets={
             key.name: book.key_budget(key.name, key.monthly_budget_usd)
-            for key in config.keys
+            for key in keys
             if key.monthly_budget_usd > 0
         },
         stores=stores,

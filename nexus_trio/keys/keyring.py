@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nexus_trio.config import Config, KeyConfig
 from nexus_trio.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nexus_trio.keys.created import CreatedKeys
 
 #: The name of every key of ``server.api_keys_env``, and of requests when auth is off.
 DEFAULT_KEY = "default"
@@ -59,17 +64,27 @@ def _digest(key: bytes) -> bytes:
 
 
 class KeyRing:
-    """The inbound keys of one configuration; empty = inbound auth off."""
+    """The inbound keys of one configuration, and the keys created at run time; empty =
+    inbound auth off."""
 
-    def __init__(self, keys: Mapping[bytes, ClientKey]) -> None:
-        """Keys by the SHA-256 digest of the key."""
+    def __init__(self, keys: Mapping[bytes, ClientKey], created: CreatedKeys | None = None) -> None:
+        """Keys by the SHA-256 digest of the key; ``created``: the keys created at run time
+        (shared by every generation, docs/keys.md#created-keys)."""
         self._by_digest = dict(keys)
+        self._created = created
 
     def __bool__(self) -> bool:
-        return bool(self._by_digest)
+        return bool(self._by_digest) or bool(self._created)
+
+    def configs(self) -> list[KeyConfig]:
+        """The entries of every named key: the configured ones, then the created ones in force."""
+        configured = [key.config for key in self._by_digest.values() if key.config is not None]
+        return configured + ([] if self._created is None else self._created.configs())
 
     @classmethod
-    def from_config(cls, config: Config, env: Mapping[str, str]) -> KeyRing:
+    def from_config(
+        cls, config: Config, env: Mapping[str, str], created: CreatedKeys | None = None
+    ) -> KeyRing:
         """Read every inbound key (docs/configuration.md#inbound-authentication).
 
         Raises:
@@ -95,13 +110,16 @@ class KeyRing:
             else:
                 digest = bytes.fromhex(entry.key_sha256 or "")
             keys[digest] = ClientKey(entry.name, entry)
-        return cls(keys)
+        return cls(keys, created)
 
     def authenticate(self, headers: Iterable[tuple[bytes, bytes]]) -> ClientKey | None:
         """The key an ``Authorization: Bearer`` header presents, else the one an ``X-Api-Key``
         header presents (Anthropic's clients), or None (absent, malformed or unknown).
 
         A request that sends both is judged on ``Authorization`` alone.
+
+        Raises:
+            KeyExpired: a created key whose ``expires_at`` has passed.
         """
         api_key: bytes | None = None
         for name, value in headers:
@@ -110,9 +128,15 @@ class KeyRing:
                 token = token.strip()
                 if scheme.lower() != b"bearer" or not token:
                     return None
-                return self._by_digest.get(_digest(token))
+                return self._lookup(_digest(token))
             if name == b"x-api-key" and api_key is None:
                 api_key = value.strip()
         if not api_key:
             return None
-        return self._by_digest.get(_digest(api_key))
+        return self._lookup(_digest(api_key))
+
+    def _lookup(self, digest: bytes) -> ClientKey | None:
+        key = self._by_digest.get(digest)
+        if key is None and self._created is not None:
+            return self._created.lookup(digest, time.time())
+        return key

@@ -27,6 +27,31 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
+#: Distinct key names a process gives a ``key`` label value of their own (docs/metrics.md#metrics).
+MAX_KEY_LABELS = 100
+#: The ``key`` label value of every key name past the first :data:`MAX_KEY_LABELS`.
+OTHER_KEY = "other"
+
+
+class KeyLabels:
+    """The bounded ``key`` label: a key's name for the first :data:`MAX_KEY_LABELS` names seen
+    by this process, :data:`OTHER_KEY` for every later one (created keys are unbounded)."""
+
+    __slots__ = ("_known", "limit")
+
+    def __init__(self, limit: int = MAX_KEY_LABELS) -> None:
+        self.limit = limit
+        self._known: set[str] = set()
+
+    def __call__(self, name: str) -> str:
+        if name in self._known:
+            return name
+        if len(self._known) < self.limit:
+            self._known.add(name)
+            return name
+        return OTHER_KEY
+
+
 def status_class(status: int | None, *, cancelled: bool) -> str:
     """The bounded ``code`` label: ``2xx`` … ``5xx`` or ``cancelled``."""
     if cancelled or status is None:
@@ -71,6 +96,8 @@ class Metrics:
         # ``*_created`` series double the exposition for no operational value.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
+        #: The ``key`` label value of a key name.
+        self.key_label = KeyLabels()
         self._add_request_instruments()
         self._add_upstream_instruments()
         self._add_routing_instruments()
@@ -91,7 +118,7 @@ class Metrics:
             Counter(
                 "nexus_requests",
                 "Client requests on proxy routes, counted once when they finish.",
-                ["model", "backend", "code", "stream"],
+                ["model", "backend", "code", "stream", "key"],
                 registry=registry,
             )
         )
@@ -99,7 +126,7 @@ class Metrics:
             Histogram(
                 "nexus_request_duration_seconds",
                 "Client request duration (streams: until the last byte).",
-                ["model", "backend", "stream"],
+                ["model", "backend", "stream", "key"],
                 buckets=_LATENCY_BUCKETS,
                 registry=registry,
             )
@@ -223,7 +250,8 @@ class Metrics:
         )
 
     def _add_background_instruments(self) -> None:
-        """The loops beside the request path: quality recompute, health probes, reloads."""
+        """The loops beside the request path: quality recompute, health probes, reloads, span
+        export."""
         registry = self.registry
         self.quality_recompute = Histogram(
             "nexus_quality_recompute_duration_seconds",
@@ -242,5 +270,17 @@ class Metrics:
             "nexus_config_reloads",
             "Configuration reloads (SIGHUP) by result.",
             ["result"],
+            registry=registry,
+        )
+        self.trace_spans_exported = Counter(
+            "nexus_trace_spans_exported",
+            "Spans the OTLP collector accepted ([tracing]).",
+            registry=registry,
+        )
+        self.trace_spans_dropped = Counter(
+            "nexus_trace_spans_dropped",
+            "Spans never exported: the export queue was full (queue_full), or the collector "
+            "refused or missed their batch (export_failed).",
+            ["reason"],
             registry=registry,
         )

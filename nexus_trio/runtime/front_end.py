@@ -1,4 +1,5 @@
-"""The HTTP front end service: the app served by hypercorn's trio worker."""
+"""The HTTP front end services: the app served by hypercorn's trio worker, on the public
+listener and, with ``[admin] listen``, on the admin one (docs/operations.md#admin-listener)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import socket
 import hypercorn.trio
 import trio
 from hypercorn.config import Config as HypercornConfig
-from quart_trio import QuartTrio
 
+from nexus_trio.asgi.listener import ASGIApp, Listener, ListenerApp
 from nexus_trio.drain import Drain
 from nexus_trio.errors import ListenError
 from nexus_trio.gateway.generation import Generations
@@ -41,12 +42,21 @@ def bind_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 
 
 class FrontEnd:
-    """Serves the gateway on ``server.host:server.port`` until the drain completes."""
+    """Serves the app on one address until the drain completes: ``server.host:server.port``
+    (with ``server.reuse_port``), or the admin listener's ``address``."""
 
-    def __init__(self, app: QuartTrio, generations: Generations, drain: Drain) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        generations: Generations,
+        drain: Drain,
+        *,
+        address: tuple[str, int] | None = None,
+    ) -> None:
         self.app = app
         self._generations = generations
         self._drain = drain
+        self._address = address
         self.stopped = trio.Event()
 
     def hypercorn_config(self, listener: socket.socket) -> HypercornConfig:
@@ -73,7 +83,10 @@ class FrontEnd:
         connections then have ``drain_timeout_seconds`` (plus a margin) to finish.
         """
         server = self._generations.current.config.server
-        listener = bind_listener(server.host, server.port, reuse_port=server.reuse_port)
+        if self._address is None:
+            listener = bind_listener(server.host, server.port, reuse_port=server.reuse_port)
+        else:
+            listener = bind_listener(*self._address, reuse_port=False)
         try:
             await hypercorn.trio.serve(
                 self.app,
@@ -84,3 +97,24 @@ class FrontEnd:
             )
         finally:
             self.stopped.set()
+
+
+def front_ends(
+    app: ASGIApp,
+    generations: Generations,
+    drain: Drain,
+    admin: tuple[str, int] | None,
+    *,
+    admin_only: bool,
+) -> tuple[FrontEnd, FrontEnd | None]:
+    """The public front end and, at ``admin``'s address, the admin one: one app, each listener
+    marking its requests (docs/operations.md#admin-listener); only the public one runs the
+    app's lifespan, so start it first."""
+    if admin is None:
+        return FrontEnd(app, generations, drain), None
+    public = ListenerApp(app, Listener.PUBLIC if admin_only else Listener.SHARED, lifespan=True)
+    admin_app = ListenerApp(app, Listener.ADMIN, lifespan=False)
+    return (
+        FrontEnd(public, generations, drain),
+        FrontEnd(admin_app, generations, drain, address=admin),
+    )

@@ -14,14 +14,16 @@ Theory of operation. :meth:`Supervisor.run` owns the process tree::
         ├── spend ledger        loads the month, writes spend every second and at the end
         ├── store sync          in a fleet: shares spend and rate windows through Redis
         ├── response store      writes stored responses as they finish, forgets expired ones
-        └── front end           hypercorn serving the app, until drained
+        ├── span export         with [tracing]: exports traced requests' spans from a thread
+        ├── front end           hypercorn serving the app, until drained
+        └── admin front end     with [admin] listen: the same app on the admin listener
 
 Services start in dependency order with ``await nursery.start(...)``; each reports
 ``started()`` when really ready. Shutdown is a trigger plus deadlines: the first signal marks
 the gateway draining, waits ``drain_delay_seconds``, then closes the listener and fixes the
-drain deadline (:class:`~nexus_trio.drain.Drain`); hypercorn returns once its
-connections are done; the background services are cancelled last. A second signal cancels the
-whole tree at once (exit status 1).
+drain deadline (:class:`~nexus_trio.drain.Drain`), for both listeners at once; hypercorn
+returns once its connections are done; the background services are cancelled last. A second
+signal cancels the whole tree at once (exit status 1).
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ from pathlib import Path
 import httpx
 import trio
 
-from nexus_trio.config import Config, Overrides, config_warnings, load_config
+from nexus_trio.config import Config, Overrides, admin_address, config_warnings, load_config
 from nexus_trio.errors import ConfigError
 from nexus_trio.gateway.counts import ReloadResult
 from nexus_trio.runtime import open_files
-from nexus_trio.runtime.front_end import FrontEnd
+from nexus_trio.runtime.front_end import front_ends
 from nexus_trio.runtime.sdnotify import Notifier
 from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.upstream.client import upstream_http_client
@@ -55,7 +57,8 @@ def restart_required(old: Config, new: Config) -> list[str]:
     """Settings whose change only takes effect after a restart (docs/configuration.md#reload).
 
     Besides the listener and the log format, the https transports (``tls_ca_file``), whether
-    health checks run and the whole ``[dashboard]`` section are set up at start-up.
+    health checks run, the whole ``[dashboard]`` and ``[admin]`` sections and ``[tracing]`` but
+    its ``sample_ratio`` are set up at start-up.
     """
     changed = [
         key
@@ -73,13 +76,21 @@ def restart_required(old: Config, new: Config) -> list[str]:
                 new.state.sync_interval_seconds,
             ),
             ("spend ledger (pricing or budget)", old.keeps_spend, new.keeps_spend),
+            ("tracing.otlp_endpoint", old.tracing.otlp_endpoint, new.tracing.otlp_endpoint),
+            ("tracing.service_name", old.tracing.service_name, new.tracing.service_name),
+            (
+                "tracing.max_queued_requests",
+                old.tracing.max_queued_requests,
+                new.tracing.max_queued_requests,
+            ),
         )
         if before != after
     ]
     changed += [
-        f"dashboard.{key}"
-        for key in old.dashboard.__struct_fields__
-        if getattr(old.dashboard, key) != getattr(new.dashboard, key)
+        f"{section}.{key}"
+        for section in ("dashboard", "admin")
+        for key in getattr(old, section).__struct_fields__
+        if getattr(getattr(old, section), key) != getattr(getattr(new, section), key)
     ]
     old_ca = {b.name: b.tls_ca_file for b in old.backends}
     changed += [
@@ -115,7 +126,12 @@ class Supervisor:
     async def run(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Serve until drained. ``task_status.started`` gets the bound URLs."""
+        """Serve until drained. ``task_status.started`` gets the public listener's URLs.
+
+        Raises :class:`ConfigError` before binding anything if the admin listener's port cannot
+        be resolved (docs/operations.md#admin-listener).
+        """
+        admin = admin_address(self.config.admin, self.env)
         self.open_files_limit = open_files.raise_soft_limit()
         open_files.warn_if_short(self.config.server.max_in_flight_requests, self.open_files_limit)
         # Plain-HTTP backends go through our h11 keep-alive pool (the hot path); https ones
@@ -128,7 +144,13 @@ class Supervisor:
             )
             state = wiring.state
             self.notifier = Notifier(self.env, lambda: state.statistics().status_line())
-            front_end = FrontEnd(wiring.app(), wiring.generations, wiring.drain)
+            front_end, admin_end = front_ends(
+                wiring.app(),
+                wiring.generations,
+                wiring.drain,
+                admin,
+                admin_only=self.config.admin.only,
+            )
             with trio.CancelScope() as everything:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self._watch_signals, wiring, everything)
@@ -146,11 +168,19 @@ class Supervisor:
                     if store_sync is not None:
                         await nursery.start(store_sync.run)
                     await nursery.start(wiring.responses.run)
+                    await nursery.start(wiring.keys.run)
+                    if wiring.span_export is not None:
+                        await nursery.start(wiring.span_export.run)
                     binds = await nursery.start(front_end.run)
+                    if admin_end is not None:
+                        admin_binds = await nursery.start(admin_end.run)
+                        log.info("admin listener on %s", ", ".join(admin_binds))
                     self.notifier.ready()
                     log.info("nexus-trio ready on %s", ", ".join(binds))
                     task_status.started(binds)
                     await front_end.stopped.wait()
+                    if admin_end is not None:
+                        await admin_end.stopped.wait()
                     log.info("drain complete; stopping background services")
                     nursery.cancel_scope.cancel()
             self.notifier.close()

@@ -4,9 +4,9 @@
 buckets, the response store), the shared state
 (:class:`~nexus_trio.gateway.generation.Generations`,
 :class:`~nexus_trio.gateway.state.GatewayState`), the request path (router, attempts, budgets,
-forwarder, proxy endpoint, accounting with its sinks) and the dashboard, handing each only what
-it uses. Nothing else builds them, and nothing but the supervisor (and the tests) holds a
-:class:`Wiring`: the components never see it.
+forwarder, proxy endpoint, accounting with its sinks), the dashboard and, with ``[tracing]``,
+the span export, handing each only what it uses. Nothing else builds them, and nothing but the
+supervisor (and the tests) holds a :class:`Wiring`: the components never see it.
 
 A reload (:meth:`Wiring.apply_config`) builds a new generation and swaps it in one assignment,
 after the registry, the quality store and the budget took the new settings.
@@ -36,6 +36,7 @@ from nexus_trio.api.request_sinks import limiter_sink, log_access, metrics_sink,
 from nexus_trio.api.token_counter import TokenCounter
 from nexus_trio.asgi.disconnects import DisconnectWatcher
 from nexus_trio.config import Config
+from nexus_trio.dashboard.key_panel import key_panel
 from nexus_trio.dashboard.mount import dashboard_mount
 from nexus_trio.dashboard.publisher import SnapshotPublisher
 from nexus_trio.dashboard.request_log import RequestLog
@@ -46,7 +47,8 @@ from nexus_trio.gateway.generation import Generation, Generations
 from nexus_trio.gateway.record import RequestSink
 from nexus_trio.gateway.state import GatewayState
 from nexus_trio.health import HealthChecker
-from nexus_trio.keys import KeyConcurrency, RateLimiter
+from nexus_trio.key_store import KeyStore
+from nexus_trio.keys import CreatedKeys, KeyConcurrency, RateLimiter
 from nexus_trio.metrics import Metrics
 from nexus_trio.quality import QualityStore
 from nexus_trio.quality.loop import QualityLoop
@@ -55,6 +57,7 @@ from nexus_trio.residency import ModelControl, ResidencyWatcher
 from nexus_trio.responses_store import ResponseStore
 from nexus_trio.spend import LedgerService, SpendBook
 from nexus_trio.spend.outbox import Outbox
+from nexus_trio.tracing import Sampler, Sender, SpanExport, otlp_export
 from nexus_trio.upstream.client import UpstreamClient
 
 
@@ -83,19 +86,41 @@ class Wiring:
     request_log: RequestLog | None
     #: The Responses API's stored responses, in ``[state] dir`` (a background service too).
     responses: ResponseStore
+    #: The keys created at run time, in ``[state] dir`` (a background service too).
+    keys: KeyStore
     wall_clock: Callable[[], float]
+    #: Where spans go with ``[tracing]`` on; None = OTLP/HTTP to its ``otlp_endpoint``.
+    span_sender: Sender | None
     #: Which models the backends hold (a background service, docs/routing.md#residency).
     residency: ResidencyWatcher
     #: The request path, each part given what it uses.
     app_parts: AppParts = field(init=False)
     #: The dashboard's snapshot publisher (a background service); None with it off.
     publisher: SnapshotPublisher | None = field(init=False)
+    #: The export of traced requests' spans (a background service); None with tracing off.
+    span_export: SpanExport | None = field(init=False)
 
     def __post_init__(self) -> None:
+        self.span_export = None
+        if self.config.tracing.enabled:
+            dropped = self.metrics.trace_spans_dropped
+            self.span_export = otlp_export(
+                self.config.tracing,
+                self.env,
+                sender=self.span_sender,
+                on_dropped=lambda reason, spans: dropped.labels(reason).inc(spans),
+                on_exported=self.metrics.trace_spans_exported.inc,
+            )
         self.app_parts = self._app_parts()
         self.publisher = None
         if self.request_log is not None:
-            sources = SnapshotSources(self.state.statistics, self.registry, self.quality)
+            generations, created = self.generations, self.keys.index
+            sources = SnapshotSources(
+                self.state.statistics,
+                self.registry,
+                self.quality,
+                keys=lambda stats: key_panel(stats, generations.current.config.keys, created),
+            )
             self.publisher = SnapshotPublisher(sources, self.request_log)
 
     @property
@@ -113,19 +138,23 @@ class Wiring:
         transport: httpx.AsyncBaseTransport,
         mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        span_sender: Sender | None = None,
     ) -> Wiring:
         """Build a gateway: probes use ``http``, attempts ``transport``/``mounts``; spend
-        months follow ``wall_clock``.
+        months follow ``wall_clock``; spans go to ``span_sender`` if given (with
+        ``[tracing]`` on).
 
         Raises:
-            ConfigError: the configuration cannot be served (an unset key variable).
+            ConfigError: the configuration cannot be served (an unset key variable, a
+                malformed collector headers variable).
         """
         registry = Registry(config.backends, env, assume_healthy=not config.health_check.enabled)
         quality = QualityStore(config.quality)
         spend = SpendBook(config.budget, wall_clock)
         drain = Drain()
         queue = AdmissionQueue()
-        generations = Generations(Generation.build(config, env, registry, quality))
+        created = CreatedKeys()
+        generations = Generations(Generation.build(config, env, registry, quality, created))
         state = GatewayState(generations, registry, quality, spend, drain, lambda: queue.depth)
         metrics = Metrics(lambda: state.statistics().gauges())
         dashboard = config.dashboard
@@ -154,7 +183,14 @@ class Wiring:
                 lambda: generations.current.config.responses,
                 wall_clock=wall_clock,
             ),
+            keys=KeyStore(
+                config.state,
+                created,
+                configured=lambda: {key.name for key in generations.current.config.keys},
+                wall_clock=wall_clock,
+            ),
             wall_clock=wall_clock,
+            span_sender=span_sender,
             residency=ResidencyWatcher(
                 registry,
                 http,
@@ -174,6 +210,8 @@ class Wiring:
         if self.request_log is not None:
             sinks.append(self.request_log.append)
         sinks.append(log_access)
+        if self.span_export is not None:
+            sinks.append(self.span_export.submit)
         return sinks
 
     def _app_parts(self) -> AppParts:
@@ -210,8 +248,15 @@ class Wiring:
             render_metrics=metrics.render,
             started_wall=self.state.started_wall,
             responses=self.responses,
+            keys=self.keys,
+            spend_of=self.spend.tally.fleet_key_usd,
+            sampler=None if self.span_export is None else Sampler(self._sample_ratio),
             models=self.residency.control,
         )
+
+    def _sample_ratio(self) -> float:
+        """``[tracing] sample_ratio`` as reloaded."""
+        return self.generations.current.config.tracing.sample_ratio
 
     def app(self) -> QuartTrio:
         """The app serving this gateway, with the dashboard mounted when it is on."""
@@ -226,7 +271,9 @@ class Wiring:
         Raises:
             ConfigError: the new configuration cannot be applied (nothing was changed).
         """
-        generation = Generation.build(config, self.env, self.registry, self.quality)
+        generation = Generation.build(
+            config, self.env, self.registry, self.quality, self.keys.index
+        )
         for name in self.registry.replace_backends(config.backends, self.env):
             self.quality.forget_backend(name)
         self.residency.backends_changed()
@@ -272,7 +319,7 @@ class Wiring:
             interval=state.sync_interval_seconds,
             book=self.spend,
             limiter=self.limiter,
-            keys=lambda: self.generations.current.config.keys,
+            keys=lambda: self.generations.current.keyring.configs(),
             outbox=self.outbox,
             wall_clock=self.wall_clock,
         )

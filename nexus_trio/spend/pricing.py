@@ -9,8 +9,10 @@ request path: no usage is requested from it and no estimate is made.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import msgspec
 
 from nexus_trio.config import PriceConfig
 
@@ -25,6 +27,8 @@ class Price:
     input_usd: float
     output_usd: float
     cached_input_usd: float
+    #: USD per use of a server-side tool, by kind (docs/spend.md#server-tool-fees).
+    tool_usd: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, entry: PriceConfig) -> Price:
@@ -36,6 +40,7 @@ class Price:
             input_usd=entry.input_usd_per_million / 1e6,
             output_usd=entry.output_usd_per_million / 1e6,
             cached_input_usd=cached / 1e6,
+            tool_usd=dict(entry.server_tool_usd),
         )
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
@@ -46,6 +51,24 @@ class Price:
             + cached * self.cached_input_usd
             + completion_tokens * self.output_usd
         )
+
+    def tool_fees(self, uses: msgspec.Raw) -> float:
+        """USD for the server-side tool uses a backend reported (a JSON object of counts by
+        kind); kinds without a price, and counts that are not non-negative integers, cost 0."""
+        if not self.tool_usd or not uses:
+            return 0.0
+        try:
+            counts = _COUNTS.decode(uses)
+        except msgspec.DecodeError:
+            return 0.0
+        return sum(
+            count * self.tool_usd.get(kind, 0.0)
+            for kind, count in counts.items()
+            if type(count) is int and count > 0
+        )
+
+
+_COUNTS = msgspec.json.Decoder(dict[str, object])
 
 
 def estimated_tokens(chars: int) -> int:

@@ -27,10 +27,13 @@ class PromptTokensDetails(msgspec.Struct):
     cached_tokens: int | None = None
 
 
-class Usage(msgspec.Struct):
+class Usage(msgspec.Struct, omit_defaults=True):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     prompt_tokens_details: PromptTokensDetails | None = None
+    #: Uses of the provider's server-side tools by kind, as the native dialects report them
+    #: (docs/spend.md#server-tool-fees); kept raw, read only where fees are priced.
+    server_tool_use: msgspec.Raw = msgspec.Raw()
 
     @property
     def cached_tokens(self) -> int:

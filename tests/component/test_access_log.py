@@ -93,6 +93,7 @@ def test_json_format_is_one_object_per_line(caplog: pytest.LogCaptureFixture) ->
         request_id="r",
         method="POST",
         path="/v1/completions",
+        client="127.0.0.1",
         requested_model="m",
         served_model="m",
         backend="a",

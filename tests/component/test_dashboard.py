@@ -236,5 +236,5 @@ async def test_requests_without_a_valid_key_leave_the_request_log_alone(
     assert gateway.wiring.state.totals.client_errors == 12
     registry = gateway.wiring.metrics.registry
     labels = {"model": "none", "backend": "none", "code": "4xx", "stream": "false"}
-    assert registry.get_sample_value("nexus_requests_total", labels) == 12
+    assert registry.get_sample_value("nexus_requests_total", {**labels, "key": "default"}) == 12
     reader.call.gone.set()

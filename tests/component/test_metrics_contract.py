@@ -41,8 +41,11 @@ from tests.component.in_process import Gateway
 
 #: docs/metrics.md#metrics, row by row: family name (as the parser names it) -> (type, label names).
 METRICS_TABLE: dict[str, tuple[str, frozenset[str]]] = {
-    "nexus_requests": ("counter", frozenset({"model", "backend", "code", "stream"})),
-    "nexus_request_duration_seconds": ("histogram", frozenset({"model", "backend", "stream"})),
+    "nexus_requests": ("counter", frozenset({"model", "backend", "code", "stream", "key"})),
+    "nexus_request_duration_seconds": (
+        "histogram",
+        frozenset({"model", "backend", "stream", "key"}),
+    ),
     "nexus_upstream_attempts": ("counter", frozenset({"backend", "model", "outcome"})),
     "nexus_agent_ttft_seconds": ("histogram", frozenset({"backend", "model"})),
     "nexus_agent_error_rate": ("gauge", frozenset({"backend", "model"})),
@@ -368,6 +371,6 @@ async def test_unknown_models_add_no_series(exercised: tuple[Gateway, str]) -> N
     assert "unknown-0" not in after_text
     total = gateway.wiring.metrics.registry.get_sample_value(
         "nexus_requests_total",
-        {"model": "none", "backend": "none", "code": "4xx", "stream": "false"},
+        {"model": "none", "backend": "none", "code": "4xx", "stream": "false", "key": "default"},
     )
     assert total == 1001

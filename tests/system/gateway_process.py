@@ -10,7 +10,7 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +82,10 @@ async def launched_gateways(
         *,
         env: dict[str, str] | None = None,
         open_files: tuple[int, int] | None = None,
+        program: Sequence[str] = (sys.executable, "-m", "nexus_trio"),
     ) -> GatewayProcess:
-        """``open_files``: the (soft, hard) ``RLIMIT_NOFILE`` the process starts with."""
+        """``open_files``: the (soft, hard) ``RLIMIT_NOFILE`` the process starts with;
+        ``program``: the command ``serve --config PATH`` follows (an installed ``nexus-trio``)."""
         path = directory / f"nexus-{len(started)}.toml"
         path.write_text(config_text)
 
@@ -92,7 +94,7 @@ async def launched_gateways(
                 resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
 
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "nexus_trio", "serve", "--config", str(path)],
+            [*program, "serve", "--config", str(path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -48,3 +49,46 @@ def test_unit_has_the_required_settings() -> None:
         assert setting in text, setting
     stop = int(text.split("TimeoutStopSec=")[1].split()[0])
     assert stop > 30 + 5  # above the default drain budget plus systemd's extension margin
+
+
+#: What `systemd-analyze security` flagged and the daemon tolerates (docs/operations.md#hardening).
+HARDENING = (
+    "UMask=0077",
+    "ProtectProc=invisible",
+    "ProtectClock=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectHostname=yes",
+    "PrivateMounts=yes",
+    "RestrictNamespaces=yes",
+    "MemoryDenyWriteExecute=yes",
+    "SystemCallFilter=@system-service",
+    "SystemCallFilter=~@privileged @resources",
+    "SystemCallErrorNumber=EPERM",
+)
+#: The exposure score both units reach (docs/operations.md#hardening): 4.2 before.
+EXPOSURE = 1.2
+
+
+@pytest.mark.parametrize("source", ["nexus-trio.service", "nexus-trio@.service"])
+def test_units_carry_the_hardening(source: str) -> None:
+    lines = (UNITS / source).read_text().splitlines()
+    assert [setting for setting in HARDENING if setting not in lines] == []
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze absent")
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [("nexus-trio.service", "nexus-trio.service"), ("nexus-trio@.service", "nexus-trio@1.service")],
+)
+def test_security_exposure_is_as_documented(tmp_path: Path, source: str, name: str) -> None:
+    unit = tmp_path / name
+    unit.write_text((UNITS / source).read_text())
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    overall = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout)
+    assert overall is not None, result.stdout + result.stderr
+    assert float(overall.group(1)) <= EXPOSURE

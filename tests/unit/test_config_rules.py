@@ -213,3 +213,38 @@ def test_responses_api_is_not_valid_on_an_anthropic_backend() -> None:
     )
     with pytest.raises(ConfigError, match="responses_api"):
         parse_config(text)
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ('type = "ollama"\nnative_tools = ["web_search"]', "native_tools is only valid"),
+        ('type = "openai"\nnative_fields = ["service_tier"]', "native_fields is only valid"),
+        (
+            'type = "openai"\nresponses_api = true\nnative_fields = ["mcp_servers"]',
+            "'mcp_servers' is not one of service_tier, background",
+        ),
+        (
+            'type = "anthropic"\napi_key_env = "K"\nnative_fields = ["background"]',
+            "'background' is not one of mcp_servers, container",
+        ),
+    ],
+)
+def test_native_allow_lists_only_where_requests_pass_untranslated(keys: str, message: str) -> None:
+    text = f'[[backends]]\nname = "c"\nurl = "https://api.example.com"\n{keys}\n'
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(text)
+    allowed = (
+        '[[backends]]\nname = "c"\ntype = "anthropic"\napi_key_env = "K"\n'
+        'native_tools = ["web_search_20250305"]\nnative_fields = ["mcp_servers"]\n'
+    )
+    assert parse_config(allowed).backends[0].native_fields == ["mcp_servers"]
+
+
+def test_merge_system_messages_is_not_valid_on_an_anthropic_backend() -> None:
+    text = (
+        '[[backends]]\nname = "c"\ntype = "anthropic"\napi_key_env = "K"\n'
+        "merge_system_messages = true\n"
+    )
+    with pytest.raises(ConfigError, match="merge_system_messages is not valid"):
+        parse_config(text)

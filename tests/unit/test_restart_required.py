@@ -55,3 +55,15 @@ def test_the_shared_store_needs_a_restart_and_its_password_is_not_named() -> Non
     assert restart_required(parse_config(fleet), parse_config(faster)) == [
         "state.sync_interval_seconds"
     ]
+
+
+def test_tracing_needs_a_restart_but_for_its_sample_ratio() -> None:
+    traced = BASE + '[tracing]\notlp_endpoint = "http://127.0.0.1:4318"\n'
+    sampled = traced + "sample_ratio = 0.25\n"
+    renamed = traced + 'service_name = "edge"\nmax_queued_requests = 10\n'
+    assert restart_required(parse_config(BASE), parse_config(traced)) == ["tracing.otlp_endpoint"]
+    assert restart_required(parse_config(traced), parse_config(sampled)) == []
+    assert restart_required(parse_config(traced), parse_config(renamed)) == [
+        "tracing.service_name",
+        "tracing.max_queued_requests",
+    ]

@@ -195,6 +195,35 @@
     renderCharts();
     renderLog();
     renderSpend();
+    renderKeys();
+  }
+
+  function renderKeys() {
+    const panel = view.snapshot.keys;
+    $("keys").hidden = !panel;
+    if (!panel) return;
+    const limit = (n, unit) => (n ? `${n} ${unit}` : null);
+    const rows = panel.keys.map((key) => {
+      const limits = [
+        limit(key.requests_per_minute, "req/min"),
+        limit(key.tokens_per_minute, "tok/min"),
+        limit(key.max_concurrent_requests, "at once"),
+      ].filter(Boolean).join(", ") || "none";
+      const tone = { active: "ok", expired: "warn", revoked: "bad" }[key.state] || "info";
+      return el("tr", { "data-key": key.name },
+        el("td", {}, key.name, key.admin ? " (admin)" : ""),
+        el("td", {}, key.source),
+        el("td", {}, badge(key.state, tone)),
+        el("td", {}, limits),
+        el("td", { class: "num" }, key.monthly_budget_usd ? fmtUsd(key.monthly_budget_usd) : "–"),
+        el("td", { class: "num" }, fmtUsd(key.spend_usd)),
+        el("td", {}, key.last_used_at ? ago(Date.parse(key.last_used_at) / 1000) : "–"));
+    });
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "7" }, "No named keys.")));
+    $("keys-count").textContent = panel.total > panel.keys.length
+      ? `${panel.keys.length} of ${panel.total} keys shown (the admin API lists them all).`
+      : `${panel.total} key(s).`;
+    $("keys-table").tBodies[0].replaceChildren(...rows);
   }
 
   function fmtUsd(usd) {

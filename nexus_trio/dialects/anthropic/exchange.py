@@ -21,6 +21,7 @@ from nexus_trio.dialects.anthropic.request import translate_request
 from nexus_trio.dialects.anthropic.response import translate_response
 from nexus_trio.dialects.anthropic.stream import StreamTranslator
 from nexus_trio.dialects.base import ClientBody
+from nexus_trio.dialects.reach import messages_body
 from nexus_trio.registry import TYPE_CAPABILITIES, Backend, Capabilities
 from nexus_trio.upstream.stream import TranslatedStream, UpstreamStream
 
@@ -127,7 +128,7 @@ class Anthropic:
         if client_body is not None and client_body.native_path == MESSAGES_PATH:
             return NativeMessagesExchange(
                 MESSAGES_PATH,
-                client_body.native_body(model),
+                messages_body(client_body.native_body(model), backend.config),
                 Anthropic.probe_headers(backend),
                 allowed_beta(client_headers, backend.config.anthropic_beta),
                 request_id,

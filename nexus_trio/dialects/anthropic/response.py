@@ -31,6 +31,8 @@ class AnthropicUsage(msgspec.Struct):
     output_tokens: int | None = None
     cache_read_input_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
+    #: Server-tool uses by kind (``web_search_requests``…), as Anthropic sent them.
+    server_tool_use: msgspec.Raw = msgspec.Raw()
 
 
 class _Block(msgspec.Struct):
@@ -58,6 +60,8 @@ class Usage(msgspec.Struct, omit_defaults=True):
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptDetails | None = None
+    #: Anthropic's ``server_tool_use``, for the gateway's pricing (docs/spend.md#server-tool-fees).
+    server_tool_use: msgspec.Raw | None = None
 
 
 class FunctionCall(msgspec.Struct):
@@ -103,7 +107,8 @@ def usage_of(input_usage: AnthropicUsage, output_tokens: int) -> Usage:
     prompt = (input_usage.input_tokens or 0) + cache_read
     prompt += input_usage.cache_creation_input_tokens or 0
     details = PromptDetails(cache_read) if input_usage.cache_read_input_tokens is not None else None
-    return Usage(prompt, output_tokens, prompt + output_tokens, details)
+    tools = input_usage.server_tool_use or None
+    return Usage(prompt, output_tokens, prompt + output_tokens, details, tools)
 
 
 def translate_response(body: bytes, *, created: int) -> bytes:

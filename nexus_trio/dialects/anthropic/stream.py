@@ -214,10 +214,14 @@ class StreamTranslator:
             self._output_tokens = usage.output_tokens or self._output_tokens
             if usage.input_tokens is not None:  # newer API versions repeat the input counts
                 self._input = usage
+            elif usage.server_tool_use:
+                self._input.server_tool_use = usage.server_tool_use
         final = usage_of(self._input, self._output_tokens)
         details = final.prompt_tokens_details
         cached = None if details is None else PromptTokensDetails(details.cached_tokens)
         self.usage = StreamUsage(final.prompt_tokens, final.completion_tokens, cached)
+        if final.server_tool_use is not None:
+            self.usage.server_tool_use = final.server_tool_use
         stop = event.delta.stop_reason if event.delta is not None else None
         reason = FINISH_REASONS.get(stop, "stop") if stop is not None else "stop"
         return self._chunk(_DeltaOut(), finish_reason=reason)

@@ -13,15 +13,18 @@ Modules, each pure and synchronous (bytes in, bytes out):
 - :mod:`.response` — a ``chat.completion`` → a Messages response (:func:`message_response`);
 - :mod:`.stream` — ``chat.completion.chunk`` s → Messages stream events
   (:class:`MessagesStream`);
-- :mod:`.errors` — the Anthropic error envelope, for the gateway's errors and a backend's.
+- :mod:`.errors` — the Anthropic error envelope, for the gateway's errors and a backend's;
+- :mod:`.native_only` — a request holding what only an ``anthropic`` backend takes, made
+  routable (:func:`translatable`).
 
 It never touches sockets, routing, keys or accounting, and does not pass ``/v1/messages``
-through to ``anthropic`` backends: the request path calls it around a chat-completions
-exchange, and the outbound translation (:mod:`nexus_trio.dialects.anthropic`) is the other
-direction.
+through to ``anthropic`` backends (:mod:`nexus_trio.dialects.anthropic.native` does): the
+request path calls it around a chat-completions exchange, and the outbound translation
+(:mod:`nexus_trio.dialects.anthropic`) is the other direction.
 """
 
 from nexus_trio.dialects.messages.errors import error_body, error_from_chat
+from nexus_trio.dialects.messages.native_only import translatable
 from nexus_trio.dialects.messages.request import chat_request
 from nexus_trio.dialects.messages.response import message_response
 from nexus_trio.dialects.messages.stream import MessagesStream
@@ -35,4 +38,5 @@ __all__ = [
     "error_body",
     "error_from_chat",
     "message_response",
+    "translatable",
 ]

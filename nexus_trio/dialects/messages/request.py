@@ -15,6 +15,9 @@ more chat messages, in order:
 
 Text blocks of one message are joined with a blank line; a message of text only has string
 content, one with images a list of parts. Tools and ``tool_choice`` are :mod:`.tools`' part.
+A block with no chat-completions equivalent, and a ``tool_choice`` forcing a server tool, are
+refused as :class:`~nexus_trio.errors.Untranslatable`, which the caller defers until a backend
+that must translate is chosen (:mod:`.native_only`).
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def _invalid(text: str) -> errors.InvalidValue:
     if not path:
         return errors.InvalidValue(f"The request body must be a JSON object ({what}).")
     if path.endswith("type") and (tag := _BAD_TAG.fullmatch(what)):
-        return errors.InvalidValue(
+        return errors.Untranslatable(
             f"'{path}' {tag[1]!r} has no chat-completions equivalent for this backend.",
             param=path,
         )

@@ -42,7 +42,7 @@ def tool_fields(tools: list[ToolDef] | None, choice: ToolChoice | None) -> dict[
             param="tool_choice.type",
         )
     elif choice.type == "any" and not functions:
-        raise errors.InvalidValue(
+        raise errors.Untranslatable(
             "'tool_choice' 'any' forces a tool call, but the request has no custom tool a "
             "chat-completions backend can call (server tools are left out).",
             param="tool_choice",
@@ -81,7 +81,7 @@ def _named(choice: ToolChoice, tools: list[ToolDef] | None) -> str:
             param="tool_choice.name",
         )
     if not _custom(tool):
-        raise errors.InvalidValue(
+        raise errors.Untranslatable(
             f"'tool_choice.name' {name!r} is a server tool ({tool.type}), which a "
             "chat-completions backend cannot run.",
             param="tool_choice.name",

@@ -12,7 +12,9 @@ What it owns, each pure and synchronous — bytes or dicts in, bytes or dicts ou
 - :mod:`.stream` — ``chat.completion.chunk`` data → the Responses event stream, its end and its
   truncation (:mod:`.events`: the event shapes; :mod:`.output`: the Response object and its
   items, shared with :mod:`.response`);
-- :mod:`.errors` — the gateway's errors in OpenAI's envelope.
+- :mod:`.errors` — the gateway's errors in OpenAI's envelope;
+- :mod:`.native_only` — a request holding what only a backend serving the Responses API
+  takes, made routable (:func:`translatable`); :mod:`.native` reads such a backend's answers.
 
 It never touches sockets, routes, storage, routing or retries: the request path calls it
 around one chat-completions exchange, and it stores nothing (``store`` and
@@ -20,6 +22,7 @@ around one chat-completions exchange, and it stores nothing (``store`` and
 """
 
 from nexus_trio.dialects.responses.errors import error_body
+from nexus_trio.dialects.responses.native_only import translatable
 from nexus_trio.dialects.responses.request import ResponsesRequest, chat_request
 from nexus_trio.dialects.responses.response import output_messages, response_object
 from nexus_trio.dialects.responses.stream import ResponsesStream
@@ -31,4 +34,5 @@ __all__ = [
     "error_body",
     "output_messages",
     "response_object",
+    "translatable",
 ]

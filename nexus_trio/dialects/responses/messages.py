@@ -119,8 +119,12 @@ def _content(content: str | list[msgspec.Raw], where: str, media: Media) -> Any:
             continue
         elif kind == "input_image" and media == "keep":
             parts.append(_image(decode_at(_IMAGE, raw, part_where), part_where))
+        elif kind == "input_file":
+            raise errors.Untranslatable(
+                f"'{part_where}': a file is not supported.", param=part_where
+            )
         else:
-            what = "a file" if kind == "input_file" else "an image outside a user message"
+            what = "an image outside a user message"
             raise errors.InvalidValue(f"'{part_where}': {what} is not supported.", param=part_where)
     if not parts:
         return ""
@@ -132,7 +136,7 @@ def _content(content: str | list[msgspec.Raw], where: str, media: Media) -> Any:
 def _image(part: ImagePart, where: str) -> dict[str, Any]:
     if part.image_url is None:
         param = f"{where}.file_id" if part.file_id is not None else f"{where}.image_url"
-        raise errors.InvalidValue(
+        raise errors.Untranslatable(
             f"'{param}': images are passed on by 'image_url' (an http(s) or base64 data: URL) "
             "only; the gateway holds no files.",
             param=param,

@@ -34,10 +34,15 @@ class _Usage(msgspec.Struct):
     output_tokens: int | None = None
     input_tokens_details: _Details | None = None
 
-    def chat(self) -> Usage:
+    def chat(self, output: list[_Item]) -> Usage:
+        """The chat form, with the server-side tool calls of ``output`` counted by type."""
         cached = self.input_tokens_details
         details = None if cached is None else PromptTokensDetails(cached.cached_tokens)
-        return Usage(self.input_tokens, self.output_tokens, details)
+        usage = Usage(self.input_tokens, self.output_tokens, details)
+        calls = tool_calls(output)
+        if calls is not None:
+            usage.server_tool_use = calls
+        return usage
 
 
 class _Part(msgspec.Struct):
@@ -49,6 +54,17 @@ class _Item(msgspec.Struct):
     type: str = ""
     content: list[_Part] | None = None
     arguments: str | None = None
+
+
+def tool_calls(output: list[_Item]) -> msgspec.Raw | None:
+    """The output items of each ``…_call`` type but function calls, counted by type
+    (``{"web_search_call": 2}``): what the backend ran server-side (and may bill), for
+    ``[[pricing]] server_tool_usd`` (docs/spend.md#server-tool-fees)."""
+    counts: dict[str, int] = {}
+    for item in output:
+        if item.type.endswith("_call") and item.type not in _CLIENT_CALLS:
+            counts[item.type] = counts.get(item.type, 0) + 1
+    return msgspec.Raw(_ENCODER.encode(counts)) if counts else None
 
 
 class _Response(msgspec.Struct):
@@ -71,6 +87,8 @@ _CONTENT = frozenset({"response.output_text.delta", "response.function_call_argu
 
 
 _TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+#: Calls the client runs: never a backend's fee.
+_CLIENT_CALLS = frozenset({"function_call", "custom_tool_call"})
 
 
 def without_store(body: bytes) -> bytes:
@@ -97,7 +115,7 @@ def chat_form(data: bytes) -> bytes:
         pieces.extend(part.text for part in item.content or () if part.text)
         if item.arguments:
             pieces.append(item.arguments)
-    usage = None if response.usage is None else response.usage.chat()
+    usage = None if response.usage is None else response.usage.chat(response.output)
     message = {"role": "assistant", "content": "".join(pieces)}
     return _ENCODER.encode({"choices": [{"index": 0, "message": message}], "usage": usage})
 
@@ -124,7 +142,7 @@ class NativeResponsesStream(UpstreamStream):
                 if self.first_content_at is None:
                     self.first_content_at = trio.current_time()
             if read.response is not None and read.response.usage is not None:
-                self.usage = read.response.usage.chat()
+                self.usage = read.response.usage.chat(read.response.output)
             if read.type in _ENDS:
                 self.done = True
                 break

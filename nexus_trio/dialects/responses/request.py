@@ -8,7 +8,9 @@ messages are the instructions (one ``system`` message), then ``history``, then t
 items (:mod:`.messages`); tools and ``tool_choice`` are mapped by :mod:`.tools`. What no backend
 can do is refused with a 400 naming the field before anything is sent: ``background: true``,
 a ``conversation`` or a stored ``prompt`` (server-side state the gateway does not hold), and
-a ``tool_choice`` forcing a tool that is not a function.
+a ``tool_choice`` forcing a tool that is not a function — as
+:class:`~nexus_trio.errors.Untranslatable`, which the caller defers until a backend that must
+translate is chosen (:mod:`.native_only`).
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def _refuse_unsupported(request: Request) -> None:
         ("prompt", request.prompt is not None, "stored prompts are"),
     ):
         if given:
-            raise errors.InvalidValue(
+            raise errors.Untranslatable(
                 f"'{param}': {what} not supported by this gateway.", param=param
             )
 

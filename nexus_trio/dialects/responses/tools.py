@@ -152,7 +152,7 @@ def chat_tool_choice(
         if not tools.chat:
             return _no_tools("tool_choice.tools") if choice.mode == "required" else None
         return choice.mode
-    raise errors.InvalidValue(
+    raise errors.Untranslatable(
         f"'tool_choice' forces the tool type {choice.type!r}, which no backend of this gateway "
         "can run (only function tools are passed on).",
         param="tool_choice",
@@ -183,7 +183,7 @@ def _function_named(name: str | None, names: set[str], by_inner: dict[str, list[
 
 
 def _no_tools(param: str) -> NoReturn:
-    raise errors.InvalidValue(
+    raise errors.Untranslatable(
         f"'{param}' requires a tool call, but the request has no function tools a backend can "
         "run (built-in tools are not passed on).",
         param=param,
