@@ -6,10 +6,9 @@ package map says what each package owns; ``tests/unit/test_import_layers.py`` ke
 1. ``errors``, ``config`` — the exception tree and the configuration's values.
 2. ``drain`` — the process-wide shutdown state.
 3. ``registry``, ``quality``, ``routing``, ``keys``, ``spend``, ``fleet``, ``health``,
-   ``upstream``, ``dialects``, ``responses_store``, ``key_store``, ``metrics``, ``tracing`` —
-   the gateway's
-   capabilities, each usable alone, the Prometheus instruments that export them and the
-   OpenTelemetry spans of its requests.
+   ``residency``, ``upstream``, ``dialects``, ``responses_store``, ``key_store``, ``metrics``,
+   ``tracing`` — the gateway's capabilities, each usable alone, the Prometheus instruments
+   that export them and the OpenTelemetry spans of its requests.
 4. ``gateway``, ``asgi``, ``stats`` — what the front ends share: the generation a reload
    swaps, the counters and their one statistics snapshot, the finished-request record, the
    ASGI primitives, the ``/v1/stats`` document.

@@ -104,6 +104,7 @@ def request_record(ctx: RequestContext, *, unauthenticated: bool) -> RequestReco
         end_user=ctx.end_user,
         unauthenticated=unauthenticated,
         trace=ctx.trace,
+        cold_start=ctx.cold_start,
     )
 
 

@@ -18,6 +18,7 @@ from nexus_trio.api.errors import install_error_handlers
 from nexus_trio.api.info_routes import register_root_probe, register_status_routes
 from nexus_trio.api.key_routes import register_key_routes
 from nexus_trio.api.middleware import GatewayASGI
+from nexus_trio.api.model_routes import register_model_routes
 from nexus_trio.api.proxy import ProxyEndpoint
 from nexus_trio.api.responses_routes import register_responses_routes
 from nexus_trio.api.stats_route import register_stats_route
@@ -28,6 +29,7 @@ from nexus_trio.gateway.generation import Generations
 from nexus_trio.gateway.statistics import GatewayStatistics
 from nexus_trio.key_store import KeyStore
 from nexus_trio.registry import Registry
+from nexus_trio.residency import ModelControl
 from nexus_trio.responses_store import ResponseStore
 from nexus_trio.tracing import Sampler
 
@@ -49,6 +51,8 @@ class AppParts:
     #: The keys created at run time (``/admin/keys``), and a key's spend this month.
     keys: KeyStore
     spend_of: Callable[[str], float]
+    #: Loads and unloads models (``/admin/models/...``).
+    models: ModelControl
     #: Which proxy requests are traced (docs/operations.md#tracing); None with tracing off.
     sampler: Sampler | None = None
 
@@ -92,6 +96,7 @@ def create_app(parts: AppParts, mounts: Sequence[Mount] = ()) -> QuartTrio:
         configured=lambda: parts.generations.current.config.keys,
         spend_of=parts.spend_of,
     )
+    register_model_routes(app, parts.models, parts.generations)
     endpoints: dict[str, Endpoint] = {}
     for mount in mounts:
         mount.register(app)

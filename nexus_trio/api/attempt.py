@@ -143,7 +143,7 @@ class AttemptRunner:
         backend = agent.backend
         exchange = _prepare(ctx, agent, path, body, client_headers, strip_usage=strip_usage)
         attempt = _traced(ctx, self._recorder.start(backend, agent.model, stream=stream))
-        timeout = attempt_timeout(server, backend.config.timeout_seconds, stream=stream)
+        timeout = attempt_timeout(server, backend.config.timeout_seconds, stream, attempt.cold)
         limit = server.request_timeout_seconds
         clock = AttemptClock(timeout, request_timeout=limit, request_deadline=request_deadline)
         held = _Held()
@@ -180,6 +180,7 @@ class AttemptRunner:
         """Send, then judge the whole answer or commit the stream; ``held`` tracks what is open."""
         server = generation.config.server
         backend = attempt.backend
+        ctx.cold_start = attempt.cold
         headers = exchange.headers()
         if ctx.trace is not None and attempt.span is not None:
             headers = ctx.trace.propagate(attempt.span, headers)

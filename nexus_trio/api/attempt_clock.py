@@ -29,17 +29,22 @@ from nexus_trio.config import ServerConfig
 FULL_SHARE = 0.9
 
 
-def attempt_timeout(server: ServerConfig, backend_seconds: float | None, *, stream: bool) -> float:
+def attempt_timeout(
+    server: ServerConfig, backend_seconds: float | None, stream: bool, cold: bool = False
+) -> float:
     """How long one attempt may take before its answer (streams: its first event).
 
     A backend's ``timeout_seconds`` replaces ``server.attempt_timeout_seconds`` for it, and
     also bounds a stream's wait for its first event when shorter than
-    ``server.first_token_timeout_seconds``.
+    ``server.first_token_timeout_seconds``. An attempt whose model must load first (``cold``)
+    gets ``server.cold_start_allowance_seconds`` more (docs/quality.md#cold-starts).
     """
+    allowance = server.cold_start_allowance_seconds if cold else 0.0
     if stream:
         first = server.first_token_timeout_seconds
-        return first if backend_seconds is None else min(first, backend_seconds)
-    return server.attempt_timeout_seconds if backend_seconds is None else backend_seconds
+        return allowance + (first if backend_seconds is None else min(first, backend_seconds))
+    own = server.attempt_timeout_seconds if backend_seconds is None else backend_seconds
+    return allowance + own
 
 
 class AttemptClock:

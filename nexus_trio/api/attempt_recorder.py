@@ -16,8 +16,14 @@ import trio
 from nexus_trio.api.admission_queue import AdmissionQueue
 from nexus_trio.metrics import Metrics
 from nexus_trio.quality import Outcome, QualityStore
-from nexus_trio.registry import Backend
+from nexus_trio.registry import Backend, ModelResidency, Residency
+from nexus_trio.residency import WATCHED_TYPES
 from nexus_trio.tracing import AttemptSpan
+
+#: What a successful attempt says of its model: the server holds it now.
+LOADED = ModelResidency(Residency.LOADED)
+#: What an attempt for an unloaded model says of it: the server loads it now.
+LOADING = ModelResidency(Residency.LOADING)
 
 
 @dataclass(eq=False)
@@ -30,6 +36,9 @@ class Attempt:
     started: float
     outcome: Outcome | None = None
     ttft_ms: float | None = None
+    #: The model was not loaded when the attempt began: it waits for a load
+    #: (docs/quality.md#cold-starts).
+    cold: bool = False
     #: Its span when the request is traced (docs/operations.md#tracing).
     span: AttemptSpan | None = None
 
@@ -46,7 +55,16 @@ class AttemptRecorder:
         """An attempt to ``backend`` for ``model`` begins: it holds one of its slots."""
         backend.counters.pending += 1
         backend.counters.requests_total += 1
-        return Attempt(backend=backend, model=model, stream=stream, started=trio.current_time())
+        state = backend.residency_of(model)
+        if state is Residency.UNLOADED:  # this request makes the server load it
+            backend.residency[model] = LOADING
+        return Attempt(
+            backend=backend,
+            model=model,
+            stream=stream,
+            started=trio.current_time(),
+            cold=state.cold,
+        )
 
     def finish(
         self, attempt: Attempt, outcome: Outcome, *, completion_tokens: int | None = None
@@ -61,21 +79,45 @@ class AttemptRecorder:
         now = trio.current_time()
         if attempt.span is not None:
             attempt.span.end(now, outcome)
-        if outcome is Outcome.SUCCESS:
-            counters.observe_success(
-                latency_ms=(now - attempt.started) * 1000.0,
-                ttft_ms=attempt.ttft_ms,
-                completion_tokens=None if attempt.stream else completion_tokens,
-            )
         name = attempt.backend.name
+        if outcome is Outcome.SUCCESS:
+            self._succeeded(attempt, now, completion_tokens)
+        ttft_ms = None if attempt.cold else attempt.ttft_ms
         self._quality.record_outcome(
             (name, attempt.model),
             outcome,
             now=now,
             wall=time.time(),
-            ttft_ms=attempt.ttft_ms,
+            ttft_ms=ttft_ms,
             streaming=attempt.stream,
         )
         self._metrics.upstream_attempts.labels(name, attempt.model, outcome).inc()
-        if attempt.ttft_ms is not None:
-            self._metrics.agent_ttft.labels(name, attempt.model).observe(attempt.ttft_ms / 1000.0)
+        if ttft_ms is not None:
+            self._metrics.agent_ttft.labels(name, attempt.model).observe(ttft_ms / 1000.0)
+
+    def _succeeded(self, attempt: Attempt, now: float, completion_tokens: int | None) -> None:
+        """Fold a success into the backend's latencies, or record its cold start; either way
+        the model is loaded there now (docs/routing.md#residency)."""
+        backend, model = attempt.backend, attempt.model
+        if attempt.cold:
+            self._cold_start(attempt, now)
+        else:
+            backend.counters.observe_success(
+                latency_ms=(now - attempt.started) * 1000.0,
+                ttft_ms=attempt.ttft_ms,
+                completion_tokens=None if attempt.stream else completion_tokens,
+            )
+        untold = model not in backend.residency and backend.config.type in WATCHED_TYPES
+        if untold or backend.residency_of(model).cold:
+            backend.residency[model] = LOADED
+
+    def _cold_start(self, attempt: Attempt, now: float) -> None:
+        """A successful attempt that waited for its model: its time to first token (streams)
+        or to the answer is a cold start, not the backend's latency."""
+        waited_ms = attempt.ttft_ms
+        if waited_ms is None:
+            waited_ms = (now - attempt.started) * 1000.0
+        backend = attempt.backend
+        backend.cold_starts += 1
+        backend.cold_start_ms_total += waited_ms
+        self._metrics.cold_start.labels(backend.name, attempt.model).observe(waited_ms / 1000.0)

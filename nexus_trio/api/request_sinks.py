@@ -104,6 +104,7 @@ class AccessRecord(msgspec.Struct, omit_defaults=False):
     user_agent: str | None = None
     #: The OpenAI ``user`` field of the body.
     user: str | None = None
+    cold_start: bool = False
 
 
 def log_access(record: RequestRecord) -> None:
@@ -132,5 +133,6 @@ def log_access(record: RequestRecord) -> None:
         key=record.key_name,
         user_agent=record.user_agent,
         user=record.end_user,
+        cold_start=record.cold_start,
     )
     access_log.info("request", extra={"access": line})

@@ -77,6 +77,8 @@ class RequestContext:
     error_code: str | None = None
     truncated: bool = False
     ttft_ms: float | None = None
+    #: The last attempt waited for its model to load (docs/quality.md#cold-starts).
+    cold_start: bool = False
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0

@@ -24,6 +24,7 @@ from nexus_trio.cli.check_config import check_config
 from nexus_trio.cli.demo import run_demo
 from nexus_trio.cli.demo_traffic import left_out_of_access_log
 from nexus_trio.cli.key_admin import add_keys_parser, run_keys
+from nexus_trio.cli.models_command import add_models_parser, run_models
 from nexus_trio.cli.spend_report import render_ledger
 from nexus_trio.cli.status_report import StatusUnavailable, fetch_stats, render_status
 from nexus_trio.config import Overrides, config_warnings, load_config, resolve_config_path
@@ -91,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--api-key", help="inbound key (default: $NEXUS_API_KEY)")
 
     add_keys_parser(commands)
+    add_models_parser(commands)
 
     spend = commands.add_parser("spend", help="print the spend ledger of a month (read-only)")
     spend.add_argument("--month", type=_month, help="YYYY-MM (default: this UTC month)")
@@ -121,6 +123,8 @@ def _simulate_arguments(simulate: argparse.ArgumentParser) -> None:
     simulate.add_argument(
         "--fail-mode", choices=[mode.value for mode in FailMode], default=FailMode.HTTP_500.value
     )
+    simulate.add_argument("--load-ms", type=float, default=0.0, help="model load time")
+    simulate.add_argument("--max-loaded", type=int, default=0, help="models held at once")
 
 
 def _month(value: str) -> str:
@@ -149,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _spend(args)
         if args.command == "keys":
             return run_keys(args)
+        if args.command == "models":
+            return run_models(args)
         return _demo(args)
     except ConfigError as exc:
         print(f"nexus-trio: configuration error: {exc}", file=sys.stderr)
@@ -244,6 +250,8 @@ def _simulate(args: argparse.Namespace) -> int:
         completion_tokens=args.completion_tokens,
         error_rate=args.error_rate,
         fail_mode=FailMode(args.fail_mode),
+        load_ms=args.load_ms,
+        max_loaded=args.max_loaded,
     )
 
     async def run() -> None:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 import msgspec.structs
@@ -82,6 +82,11 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     #: Chat requests get their system messages merged into one, first: for chat templates
     #: that refuse a later one (docs/proxying.md#request-body). Not on ``anthropic``.
     merge_system_messages: bool = False
+    #: ``llamacpp`` and ``ollama`` only: models loaded at start-up and loaded again after an
+    #: eviction (docs/routing.md#model-lifecycle).
+    warm_models: Annotated[list[NonEmptyStr], msgspec.Meta(max_length=64)] = msgspec.field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
         url = self.url
@@ -100,6 +105,11 @@ class BackendConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             if zone not in PRIVACY_ZONES:
                 raise InvalidKey("zone", f"zone must be 'restricted' or 'open', got {self.zone!r}")
             msgspec.structs.force_setattr(self, "zone", zone)
+        if self.warm_models and self.type not in ("llamacpp", "ollama"):
+            raise InvalidKey(
+                "warm_models",
+                f"warm_models is only valid on types 'llamacpp' and 'ollama', not {self.type!r}",
+            )
         if self.forward_authorization and self.api_key_env is not None:
             raise InvalidKey(
                 "forward_authorization",

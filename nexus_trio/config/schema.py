@@ -49,6 +49,8 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     attempt_timeout_seconds: Seconds = 120.0
     request_timeout_seconds: Seconds = 300.0
     first_token_timeout_seconds: Seconds = 60.0
+    #: Added to an attempt's own timeout when its model is not loaded (docs/quality.md#cold-starts).
+    cold_start_allowance_seconds: NonNegativeSeconds = 120.0
     stream_idle_timeout_seconds: Seconds = 60.0
     #: 0 = no limit.
     max_stream_seconds: NonNegativeSeconds = 0.0

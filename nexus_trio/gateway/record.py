@@ -69,6 +69,8 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     unauthenticated: bool
     #: The request's trace, complete (its attempts ended); None unless it was traced.
     trace: RequestTrace | None = None
+    #: The serving attempt waited for its model to load (docs/quality.md#cold-starts).
+    cold_start: bool = False
 
     @property
     def key_name(self) -> str:

@@ -11,7 +11,7 @@ spend book rolls a month over first, as every read of it does).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nexus_trio.config import QualityConfig
 from nexus_trio.drain import Drain
@@ -19,7 +19,7 @@ from nexus_trio.gateway.counts import ReloadResult, RequestCounts
 from nexus_trio.gateway.generation import Generations
 from nexus_trio.metrics import GaugeSnapshot
 from nexus_trio.quality import AgentKey, AgentQualityMetrics, QualityStore
-from nexus_trio.registry import HealthState, Registry
+from nexus_trio.registry import HealthState, ModelResidency, Registry, Residency
 from nexus_trio.spend import BudgetState, SpendBook, SpendStatistics
 
 
@@ -46,6 +46,11 @@ class BackendStatistics:
     latency_ewma_ms: float | None
     pending: int
     models: tuple[str, ...]
+    #: Per model of known residency: what the server said (docs/routing.md#residency).
+    residency: Mapping[str, ModelResidency] = field(default_factory=dict)
+    #: Cold starts paid here, and their summed time to first token or answer in ms.
+    cold_starts: int = 0
+    cold_start_ms_total: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,12 @@ class GatewayStatistics:
             agents=self.agents,
             spend=self.spend if self.keeps_spend else None,
             stores=self.stores,
+            model_loaded={
+                (b.name, model): known.state is Residency.LOADED
+                for b in self.backends
+                for model, known in b.residency.items()
+                if known.state is not Residency.UNKNOWN
+            },
         )
 
 
@@ -161,6 +172,9 @@ def collect(
                 latency_ewma_ms=b.counters.latency_ewma_ms,
                 pending=b.counters.pending,
                 models=tuple(sorted(b.models)),
+                residency=dict(b.residency),
+                cold_starts=b.cold_starts,
+                cold_start_ms_total=b.cold_start_ms_total,
             )
             for b in registry
         ),

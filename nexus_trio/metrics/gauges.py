@@ -29,6 +29,8 @@ class GaugeSnapshot:
     spend: SpendStatistics | None = None
     #: Each state store's health: ``ledger`` when spend is kept, ``redis`` in a fleet.
     stores: Mapping[str, bool] = field(default_factory=dict)
+    #: Per (backend, model) of known residency: whether the model is loaded there.
+    model_loaded: Mapping[tuple[str, str], bool] = field(default_factory=dict)
 
 
 class StateCollector(Collector):
@@ -61,6 +63,14 @@ class StateCollector(Collector):
         build.add_metric([__version__], 1)
         yield from (in_flight, queue_depth, pending, up, build)
         yield from _agent_families(snap.agents)
+        loaded = GaugeMetricFamily(
+            "nexus_model_loaded",
+            "1 if the backend holds the model in memory, 0 if it must load it (unknown: absent).",
+            labels=["backend", "model"],
+        )
+        for (backend, model), is_loaded in sorted(snap.model_loaded.items()):
+            loaded.add_metric([backend, model], 1 if is_loaded else 0)
+        yield loaded
         if snap.spend is not None:
             yield from _spend_families(snap.spend)
         if snap.stores:

@@ -194,6 +194,16 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.cold_start = Labelled(
+            Histogram(
+                "nexus_cold_start_seconds",
+                "Time to first token (streams) or to the answer of attempts that waited for "
+                "their model to load.",
+                ["backend", "model"],
+                buckets=(0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+                registry=registry,
+            )
+        )
 
     def _add_routing_instruments(self) -> None:
         """Routing decisions: their duration, the reconcilers' exclusions, quality panics."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from nexus_trio.config import BackendConfig
 from nexus_trio.registry.capabilities import Capabilities, effective_capabilities
+from nexus_trio.registry.residency import UNKNOWN, ModelResidency, Residency
 
 #: Smoothing factor of the per-backend EWMAs (docs/routing.md#live-counters).
 EWMA_ALPHA = 0.2
@@ -93,6 +94,12 @@ class Backend:
     #: (docs/routing.md#health-filter).
     cooldown_until: dict[str, float] = field(default_factory=dict)
     counters: BackendCounters = field(default_factory=BackendCounters)
+    #: Per model: whether it is in the server's memory (docs/routing.md#residency); a model
+    #: not in it is ``unknown``.
+    residency: dict[str, ModelResidency] = field(default_factory=dict)
+    #: Cold starts paid by attempts here: their count and the TTFT sum in ms.
+    cold_starts: int = 0
+    cold_start_ms_total: float = 0.0
     #: ``models`` and ``embedding_models`` of the config, as a set (the config is frozen).
     static_models: frozenset[str] = field(init=False, repr=False)
     #: Per model: what the effective capabilities were merged from, and them.
@@ -143,6 +150,10 @@ class Backend:
         merged = effective_capabilities(self.config, model, learned)
         self._merged[model] = (declared, refused, merged)
         return merged
+
+    def residency_of(self, model: str) -> Residency:
+        """Whether ``model`` is loaded here now (``unknown`` when nothing said so)."""
+        return self.residency.get(model, UNKNOWN).state
 
     def identity(self) -> tuple[str, str, str]:
         """What must stay equal across a reload for history to be kept

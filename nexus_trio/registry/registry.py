@@ -61,6 +61,9 @@ class Registry:
                 backend.refused_embeddings = previous.refused_embeddings
                 backend.cooldown_until = previous.cooldown_until
                 backend.counters = previous.counters
+                backend.residency = previous.residency
+                backend.cold_starts = previous.cold_starts
+                backend.cold_start_ms_total = previous.cold_start_ms_total
             elif self._assume_healthy:
                 backend.health = HealthState.HEALTHY
             fresh[config.name] = backend

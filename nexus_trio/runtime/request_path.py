@@ -78,6 +78,7 @@ def request_path(wiring: Wiring) -> AppParts:
         keys=wiring.keys,
         spend_of=wiring.spend.tally.fleet_key_usd,
         sampler=None if wiring.span_export is None else Sampler(lambda: _sample_ratio(generations)),
+        models=wiring.residency.control,
     )
 
 

@@ -16,7 +16,7 @@ after the registry, the quality store and the budget took the new settings.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,12 +44,16 @@ from nexus_trio.metrics import Metrics
 from nexus_trio.quality import QualityStore
 from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.registry import Registry
+from nexus_trio.residency import ModelControl, ResidencyWatcher
 from nexus_trio.responses_store import ResponseStore
 from nexus_trio.runtime.request_path import request_path
 from nexus_trio.spend import LedgerService, SpendBook
 from nexus_trio.spend.outbox import Outbox
 from nexus_trio.tracing import Sender, SpanExport, otlp_export
 from nexus_trio.upstream.client import UpstreamClient
+
+#: A background service's ``run``, started with ``nursery.start``.
+Service = Callable[..., Awaitable[None]]
 
 
 @dataclass(eq=False, slots=True)
@@ -82,6 +86,8 @@ class Wiring:
     wall_clock: Callable[[], float]
     #: Where spans go with ``[tracing]`` on; None = OTLP/HTTP to its ``otlp_endpoint``.
     span_sender: Sender | None
+    #: Which models the backends hold (a background service, docs/routing.md#residency).
+    residency: ResidencyWatcher
     #: The request path, each part given what it uses.
     app_parts: AppParts = field(init=False)
     #: The dashboard's snapshot publisher (a background service); None with it off.
@@ -175,6 +181,7 @@ class Wiring:
             keys=_key_store(config, created, generations, wall_clock),
             wall_clock=wall_clock,
             span_sender=span_sender,
+            residency=_residency(registry, http, generations),
         )
 
     def app(self) -> QuartTrio:
@@ -195,9 +202,27 @@ class Wiring:
         )
         for name in self.registry.replace_backends(config.backends, self.env):
             self.quality.forget_backend(name)
+        self.residency.backends_changed()
         self.quality.configure(config.quality)
         self.spend.budget_config = config.budget
         self.generations.swap(generation)
+
+    def background_services(self) -> list[Service]:
+        """The ``run`` of every background service this gateway has, in start-up order (the
+        supervisor starts each with ``nursery.start``)."""
+        services: list[Service | None] = [
+            self.health_checker().run,
+            self.residency.run,
+            self.quality_loop().run,
+            self.disconnects.run,
+            None if self.publisher is None else self.publisher.run,
+            None if (ledger := self.ledger_service()) is None else ledger.run,
+            None if (store_sync := self.store_sync()) is None else store_sync.run,
+            self.responses.run,
+            self.keys.run,
+            None if self.span_export is None else self.span_export.run,
+        ]
+        return [service for service in services if service is not None]
 
     def agent_keys(self) -> list[tuple[str, str]]:
         """Every configured agent: (backend name, model) for each model a backend serves."""
@@ -256,4 +281,17 @@ def _key_store(
         created,
         configured=lambda: {key.name for key in generations.current.config.keys},
         wall_clock=wall_clock,
+    )
+
+
+def _residency(
+    registry: Registry, http: httpx.AsyncClient, generations: Generations
+) -> ResidencyWatcher:
+    """The watcher of which models are loaded where, with the lifecycle control it drives
+    (docs/routing.md#residency)."""
+    return ResidencyWatcher(
+        registry,
+        http,
+        lambda: generations.current.config.health_check,
+        ModelControl(registry, http),
     )

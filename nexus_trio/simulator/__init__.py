@@ -12,7 +12,8 @@ so it behaves like any other server on the network.
 
 Modules: :mod:`.options` (what it is told to do, what it records), :mod:`.server` (the server
 and its failure modes), :mod:`.http` (one h11 exchange), :mod:`.payloads` (the request view,
-probe documents, error envelopes) and :mod:`.completion` (completions and embeddings).
+probe documents, error envelopes), :mod:`.completion` (completions and embeddings) and
+:mod:`.memory` (which models are loaded, Ollama's ``/api/ps`` and ``keep_alive``).
 
 Theory of operation:
 
@@ -30,7 +31,8 @@ Theory of operation:
 * Timing is relative to the moment the request was read: the first event of a stream is due at
   ``ttft_ms``, token ``i`` at ``ttft_ms + i / tokens_per_second`` (drift-free
   ``sleep_until``); a whole answer after ``ttft_ms + completion_tokens / tokens_per_second``.
-  ``tokens_per_second <= 0`` means no pacing between tokens.
+  ``tokens_per_second <= 0`` means no pacing between tokens. A model that must be loaded first
+  (``load_ms``) shifts all of it by the load.
 * Each inference request fails with probability ``error_rate`` in ``fail_mode`` after it was
   validated (bad JSON → 400, unknown model → 404 are answered truthfully).
   :class:`SimulatorOptions` is read per request, so tests may change it while it runs.

@@ -49,6 +49,13 @@ class SimulatorOptions:
     retry_after_seconds: int = 1
     seed: int | None = None
     name: str = "simulator"
+    #: Model memory (:mod:`~nexus_trio.simulator.memory`): a first use waits this long; 0 = every
+    #: model always loaded.
+    load_ms: float = 0.0
+    #: Models held at once (0 = no limit); loading one more evicts the least recently used.
+    max_loaded: int = 0
+    #: How long a model stays loaded after its last use without a request ``keep_alive``.
+    keep_alive_seconds: float = 300.0
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ class InferenceRequest(msgspec.Struct):
     prompt: str | list[Any] | None = None
     input: str | list[Any] | None = None
     encoding_format: str | None = None
+    #: Ollama: how long the model stays loaded after this request.
+    keep_alive: float | str | None = None
 
     @property
     def include_usage(self) -> bool:

@@ -9,7 +9,7 @@ import time
 import h11
 import trio
 
-from nexus_trio.simulator import completion, payloads
+from nexus_trio.simulator import completion, memory, payloads
 from nexus_trio.simulator.http import JSON, RECEIVE_BYTES, After, Exchange, reset
 from nexus_trio.simulator.options import (
     MAX_RECEIVED,
@@ -33,6 +33,7 @@ class SimulatedBackend:
         disconnects: ``trio.current_time()`` of each client that left before its inference
             answer was complete.
         connections_accepted: TCP connections accepted so far (keep-alive reuse shows here).
+        memory: Which models are loaded (:mod:`~nexus_trio.simulator.memory`).
     """
 
     def __init__(self, options: SimulatorOptions) -> None:
@@ -49,23 +50,18 @@ class SimulatedBackend:
         self.disconnects: list[float] = []
         self.connections_accepted = 0
         self._rng = random.Random(options.seed)
+        self.memory = memory.ModelMemory(options)
         self._requests = 0
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        """Bind ``options.host:options.port`` and serve until cancelled.
+        """Bind ``options.host:options.port`` and serve until cancelled; ``task_status`` gets
+        the bound port (useful with ``port = 0``) once the listener accepts connections.
 
         Blocks forever. Cancellation closes the listener and every open connection, mid-answer
-        or idle, so clients then see closed connections and refused connects.
-
-        Args:
-            task_status: Receives the bound port (useful with ``port = 0``) once the listener
-                accepts connections.
-
-        Raises:
-            OSError: The address cannot be bound (before ``started``).
-
-        With ``port = 0`` give a numeric ``host``: a name with several addresses gets one
-        listener per address, each on its own port, and only the first port is reported.
+        or idle, so clients then see closed connections and refused connects. Raises
+        ``OSError`` when the address cannot be bound (before ``started``). With ``port = 0``
+        give a numeric ``host``: a name with several addresses gets one listener per address,
+        each on its own port, and only the first port is reported.
         """
         listeners = await trio.open_tcp_listeners(self.options.port, host=self.options.host)
         self.port = listeners[0].socket.getsockname()[1]
@@ -150,6 +146,8 @@ class SimulatedBackend:
         """Route one request and answer it."""
         if exchange.method == b"POST" and exchange.path in payloads.INFERENCE_ROUTES:
             return await self._watched(exchange)
+        if (exchange.method, exchange.path) in memory.ROUTES:
+            return await exchange.respond(*await self.memory.answer(exchange.method, exchange.body))
         options = self.options
         status, body = payloads.static_route(
             exchange.method,
@@ -205,6 +203,7 @@ class SimulatedBackend:
         )
         if isinstance(request, tuple):
             return await exchange.respond(*request)
+        exchange.at += await self.memory.ensure(request.model, request.keep_alive)
         streaming = request.stream and not embedding
         fail = options.fail_mode if self._rng.random() < options.error_rate else None
         if fail is not None and fail not in (FailMode.RESET_MID, FailMode.HANG_MID):

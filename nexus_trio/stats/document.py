@@ -25,6 +25,7 @@ from nexus_trio.gateway.counts import RequestCounts
 from nexus_trio.gateway.statistics import GatewayStatistics
 from nexus_trio.keys import ClientKey, KeyRing
 from nexus_trio.quality import NEUTRAL, AgentQualityMetrics, aggregate
+from nexus_trio.registry import ModelResidency
 from nexus_trio.stats.spend import spend_object, tenant_spend_object
 
 
@@ -51,6 +52,17 @@ def quality_object(metrics: AgentQualityMetrics | None) -> dict[str, Any] | None
         "last_failure_time": _iso(metrics.last_failure_time),
         "consecutive_failures": metrics.consecutive_failures,
         "state": metrics.state.value,
+    }
+
+
+def residency_object(known: ModelResidency | None) -> dict[str, Any]:
+    """A model's residency on a backend (docs/routing.md#residency); ``unknown`` when untold."""
+    if known is None:
+        return {"state": "unknown", "vram_bytes": None, "expires_at": None}
+    return {
+        "state": known.state.value,
+        "vram_bytes": known.vram_bytes,
+        "expires_at": _iso(known.expires_at),
     }
 
 
@@ -86,7 +98,11 @@ def stats_document(statistics: GatewayStatistics) -> dict[str, Any]:
         for model in backend.models:
             serving.setdefault(model, []).append(backend.name)
             agents.append(
-                {"model": model, "quality": quality_object(snapshot.get((backend.name, model)))}
+                {
+                    "model": model,
+                    "quality": quality_object(snapshot.get((backend.name, model))),
+                    "residency": residency_object(backend.residency.get(model)),
+                }
             )
         per_agent = [snapshot[key] for key in snapshot if key[0] == backend.name]
         backends.append(
@@ -98,6 +114,13 @@ def stats_document(statistics: GatewayStatistics) -> dict[str, Any]:
                 "request_count": backend.requests_total,
                 "avg_latency_ms": _rounded(backend.latency_ewma_ms, 1),
                 "pending": backend.pending,
+                "cold_starts": backend.cold_starts,
+                "avg_cold_start_ms": _rounded(
+                    backend.cold_start_ms_total / backend.cold_starts
+                    if backend.cold_starts
+                    else None,
+                    1,
+                ),
                 "quality": quality_object(aggregate(per_agent)),
                 "agents": agents,
             }

@@ -59,14 +59,25 @@ async def start_llama(real_backend: RealBackend, tmp_path: Path) -> AsyncIterato
     """Start a ``llama-server`` (alias, extra flags); returns it once healthy.
 
     Its backend name is ``name``, by default the alias; ``slots`` requests run at once (``-np``).
+    With ``router_models`` it is a router (``--models-dir``, ``--models-max 1``) serving the
+    model file under each of those names, none loaded yet.
     """
     started: list[LlamaServer] = []
 
     async def start(
-        alias: str, *extra: str, name: str | None = None, slots: int = 2
+        alias: str,
+        *extra: str,
+        name: str | None = None,
+        slots: int = 2,
+        router_models: tuple[str, ...] = (),
     ) -> LlamaServer:
         log = tmp_path / f"llama-{len(started)}.log"
         server = LlamaServer(real_backend, name or alias, alias, tuple(extra), log, slots)
+        if router_models:  # router mode: the model file under each name, one loaded at a time
+            server.models_dir = tmp_path / f"models-{len(started)}"
+            server.models_dir.mkdir()
+            for model in router_models:
+                (server.models_dir / f"{model}.gguf").symlink_to(real_backend.model)
         started.append(server)
         await server.start()
         return server

@@ -55,6 +55,8 @@ class LlamaServer:
     slots: int = 2
     port: int = 0
     process: trio.Process | None = None
+    #: Router mode: the models of this directory, one loaded at a time (``alias`` unused).
+    models_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -67,10 +69,7 @@ class LlamaServer:
             "127.0.0.1",
             "--port",
             str(self.port),
-            "-m",
-            str(self.real.model),
-            "--alias",
-            self.alias,
+            *self._models(),
             "-t",
             "1",
             "-c",
@@ -79,6 +78,11 @@ class LlamaServer:
             str(self.slots),
             *self.extra,
         ]
+
+    def _models(self) -> list[str]:
+        if self.models_dir is None:
+            return ["-m", str(self.real.model), "--alias", self.alias]
+        return ["--models-dir", str(self.models_dir), "--models-max", "1"]
 
     async def start(self) -> None:
         """Start the process and wait until ``/health`` answers 200 (bounded here).

@@ -272,3 +272,28 @@ async def test_connected_event_stream_ends_at_drain_start(
     assert received.endswith(b'event: end\ndata: {"state":"draining"}\n\n')
     with trio.fail_after(5):
         assert await gateway.wait_exit() == 0
+
+
+async def test_backends_show_residency_and_cold_starts(
+    start_gateway: GatewayFactory,
+    start_backend: Callable[..., Awaitable[SimulatedBackend]],
+    browser: Browser,
+) -> None:
+    """An Ollama-like backend that loads on first use: the page shows each model's residency
+    with its VRAM, and the cold start the first request paid (docs/api.md#dashboard)."""
+    box = await start_backend(name="box", models=("demo", "other"), ttft_ms=10, load_ms=50)
+    health = "[health_check]\ninterval_seconds = 0.5"
+    config = (
+        gateway_config(box)
+        .replace('"generic"', '"ollama"')
+        .replace("[health_check]\nenabled = false", health)
+    )
+    gateway = await start_gateway(config)
+    await browser.open(f"{gateway.url}/")
+    row = "#backends tr[data-backend='box']"
+    await browser.wait_text(row, "demo (unloaded)", 10)
+    await send_requests(gateway, 1)
+    await browser.wait_text(row, "demo (loaded, 100 MB)", 5)
+    await browser.wait_text(row, "1 cold start(s)", 5)
+    await browser.wait_text(row, "other (unloaded)", 5)
+    assert await browser.console_errors() == []

@@ -322,6 +322,15 @@
     return el("td", {}, badge(state, tone), sub && el("span", { class: "sub" }, sub));
   }
 
+  // A model with what the backend told of its residency: "m (loaded, 96 MB)".
+  function modelResidency(backend, model) {
+    const agent = (backend.agents || []).find((a) => a.model === model);
+    const known = agent && agent.residency;
+    if (!known || known.state === "unknown") return model;
+    const vram = known.vram_bytes ? `, ${Math.round(known.vram_bytes / 1e6)} MB` : "";
+    return `${model} (${known.state}${vram})`;
+  }
+
   function renderBackends() {
     const s = view.snapshot;
     const rows = s.stats.backends.map((backend) => {
@@ -332,6 +341,9 @@
         : "no data";
       const ttft = quality && quality.avg_ttft_ms !== null ? fmtMs(quality.avg_ttft_ms) : "–";
       const penalty = details.ttft_penalty > 0 ? `penalty ${fmtPct(details.ttft_penalty)}` : "no penalty";
+      const cold = backend.cold_starts
+        ? `; ${backend.cold_starts} cold start(s), avg ${fmtMs(backend.avg_cold_start_ms)}`
+        : "";
       const limit = details.max_concurrent_requests || "∞";
       const cooldowns = Object.entries(details.cooldowns)
         .map(([model, seconds]) => `${model}: ${fmtDuration(seconds)}`)
@@ -343,10 +355,10 @@
         healthCell(details),
         qualityCell(details),
         el("td", { class: "num" }, errors),
-        el("td", { class: "num" }, ttft, el("span", { class: "sub" }, penalty)),
+        el("td", { class: "num" }, ttft, el("span", { class: "sub" }, penalty + cold)),
         el("td", { class: "num" }, `${details.in_flight} / ${limit}`),
         el("td", {}, cooldowns || "none"),
-        el("td", {}, details.models.join(", ") || "none"),
+        el("td", {}, details.models.map((m) => modelResidency(backend, m)).join(", ") || "none"),
       );
     });
     $("backends").tBodies[0].replaceChildren(...rows);

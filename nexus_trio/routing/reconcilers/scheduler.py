@@ -9,10 +9,15 @@ the strategy, with the intent's ``route_reason``. Agents the intent marks ``unco
 required capability nobody declared) are left to the strategy only when no confirmed agent is
 available: known support ranks before a guess, whatever the scores. Agents marked
 ``last_resort`` (cloud backends past the budget's soft limit) are chosen only when no other
-agent is available; when that set one aside the reason is ``budget_soft_limit``. Otherwise the
-strategy
-chooses; its reason is ``only_candidate`` when one agent was available, and an intent
-``route_reason`` set without a forced agent (``quality_panic``) overrides it. Strategies:
+agent is available; when that set one aside the reason is ``budget_soft_limit``. Agents of known
+residency rank by the loading a request would wait for (docs/routing.md#warm-preference): model
+loaded, then loading, then a load on a backend holding no model, then a load evicting another
+model; those below the best rank are set aside unless, under ``smart``, the best one's
+score is below :data:`WARM_MUCH_WORSE` of theirs. The reason is ``warm`` when the chosen agent
+has its model loaded. Agents of ``unknown`` residency are neither preferred nor set aside.
+Otherwise the strategy chooses; its reason is ``only_candidate`` when one agent was available,
+and an intent ``route_reason`` set without a forced agent (``quality_panic``) overrides it.
+Strategies:
 
 - ``smart`` — highest score, ties broken by lower ``priority`` then name (``best_score``);
 - ``round_robin`` — per resolved model, the next available agent in configuration order;
@@ -27,6 +32,7 @@ from collections.abc import Callable
 
 from nexus_trio.config import RoutingWeights
 from nexus_trio.quality import QualityStore, ttft_penalty_fraction
+from nexus_trio.registry import Residency
 from nexus_trio.routing.decision import Route
 from nexus_trio.routing.intent import Agent, RoutingIntent
 
@@ -35,6 +41,9 @@ DEFAULT_LOAD_LIMIT = 10
 #: The TTFT (streaming) and per-output-token (non-streaming) latencies that score 0.
 TTFT_ZERO_MS = 2000.0
 MS_PER_TOKEN_ZERO = 200.0
+#: A warm agent is "much worse" than a cold one when its ``smart`` score is below this share
+#: of the best cold agent's score: the cold one is then not set aside.
+WARM_MUCH_WORSE = 0.5
 
 Choice = tuple[Agent, str]
 
@@ -97,14 +106,38 @@ class Scheduler:
         if forced is not None and forced in choices:
             agent, reason = forced, intent.route_reason or "probe"
         else:
-            agent, reason = self._choose(intent, choices)
+            by_residency = self._residency_choices(intent, choices)
+            agent, reason = self._choose(intent, by_residency or choices)
             if len(available) == 1:
                 reason = "only_candidate"
             if forced is None and intent.route_reason is not None:
                 reason = intent.route_reason
             elif budget_reason is not None:
                 reason = budget_reason
+            elif by_residency is not None and _load_rank(agent) == 0:
+                reason = "warm"
         intent.route = Route(agent, reason, intent.resolved_model)
+
+    def _residency_choices(self, intent: RoutingIntent, choices: list[Agent]) -> list[Agent] | None:
+        """``choices`` without the agents that would wait for more loading than the best ones
+        (docs/routing.md#warm-preference); None to keep them all."""
+        ranks = {agent: rank for agent in choices if (rank := _load_rank(agent)) is not None}
+        best = min(ranks.values(), default=0)
+        worse = [agent for agent, rank in ranks.items() if rank > best]
+        if not worse:
+            return None
+        kept = [agent for agent in choices if agent not in worse]
+        if self._choose == self._smart:
+            stream = intent.request.stream
+            best_kept = max(
+                self.ttft_penalty(self.base_score(a, stream=stream), a)
+                for a in kept
+                if ranks.get(a) == best
+            )
+            best_worse = max(self.ttft_penalty(self.base_score(a, stream=stream), a) for a in worse)
+            if best_kept < WARM_MUCH_WORSE * best_worse:
+                return None
+        return kept
 
     def base_score(self, agent: Agent, *, stream: bool) -> float:
         """The ``smart`` score of docs/routing.md#scheduler in [0, 100], before the TTFT penalty.
@@ -165,3 +198,19 @@ class Scheduler:
 
     def _random(self, intent: RoutingIntent, available: list[Agent]) -> Choice:
         return self._rng.choice(available), "random"
+
+
+def _load_rank(agent: Agent) -> int | None:
+    """How much loading a request to ``agent`` waits for: 0 its model is loaded; 1 it is
+    loading; 2 it must load on a backend holding no model; 3 it must load, evicting another;
+    None when unknown."""
+    residency = agent.backend.residency
+    known = residency.get(agent.model)
+    if known is None or known.state is Residency.UNKNOWN:
+        return None
+    if known.state is Residency.LOADED:
+        return 0
+    if known.state is Residency.LOADING:
+        return 1
+    busy = any(other.state is not Residency.UNLOADED for other in residency.values())
+    return 3 if busy else 2
