@@ -22,7 +22,6 @@ it opened is closed under a shielded scope.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,7 +33,7 @@ from nexus_trio import errors
 from nexus_trio.api.accounting import settle_cost
 from nexus_trio.api.attempt_clock import AttemptClock, attempt_timeout
 from nexus_trio.api.attempt_recorder import Attempt, AttemptRecorder
-from nexus_trio.api.refusals import redacted
+from nexus_trio.api.refusals import credentials_refused
 from nexus_trio.api.stream_commit import StreamCommitter, close_shielded
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.reply import Reply
@@ -49,7 +48,6 @@ from nexus_trio.upstream.chunks import body_output_chars, body_usage
 from nexus_trio.upstream.client import UpstreamClient, read_body
 from nexus_trio.upstream.stream import UpstreamStream
 
-log = logging.getLogger("nexus_trio.api")
 _MODEL_MISSING_WORDS = (b"not found", b"does not exist", b"not exist", b"unknown model")
 
 
@@ -262,18 +260,12 @@ class AttemptRunner:
             # 4xx is the client's fault, returned as-is; so is a streaming 3xx.
             finish(attempt, outcome)
             if status in (401, 403) and not backend.config.forward_authorization:
-                log.warning(
-                    "backend '%s' refused the gateway's credentials (%d): %r",
-                    name,
-                    status,
-                    redacted(data),
-                )
-                raise errors.BackendCredentialsRefused(name)
+                raise credentials_refused(name, status, data)
             return Reply.complete(status, headers, data)
         try:
             readable = exchange.readable(data)
             usage = body_usage(readable)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             finish(attempt, Outcome.FAILURE)
             raise errors.BadUpstreamResponse(
                 f"Backend '{name}' sent a response that is not valid JSON."

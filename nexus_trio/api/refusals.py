@@ -1,12 +1,14 @@
-"""The answers a forward ends with when no backend could take the request, and the reading of
-an upstream's ``Retry-After`` (docs/proxying.md#when-nothing-can-serve,
-docs/proxying.md#retries). Pure: builds errors, touches no state. A requested model name is
-echoed cut to 256 characters (:func:`shown_model`).
+"""The answers a forward ends with when no backend could take the request or a backend refused
+the gateway's credentials (logged, redacted), and the reading of an upstream's
+``Retry-After`` (docs/proxying.md#when-nothing-can-serve, docs/proxying.md#retries). Builds
+errors, touches no state. A requested model name is echoed cut to 256 characters
+(:func:`shown_model`).
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -15,6 +17,8 @@ import trio
 
 from nexus_trio import errors
 from nexus_trio.routing import Reject
+
+log = logging.getLogger("nexus_trio.api")
 
 #: Longest cooldown a 429's ``Retry-After`` may impose (docs/proxying.md#retries).
 MAX_COOLDOWN_SECONDS = 300.0
@@ -36,6 +40,15 @@ def redacted(body: bytes) -> str:
     key-like replaced by ``[redacted]`` (docs/proxying.md#retries)."""
     text = body[: MAX_LOGGED_CHARS * 4].decode("utf-8", "replace")[:MAX_LOGGED_CHARS]
     return _KEY_LIKE.sub("[redacted]", text)
+
+
+def credentials_refused(backend: str, status: int, body: bytes) -> errors.BackendCredentialsRefused:
+    """The client's error for ``backend``'s 401 or 403 to the gateway's own credentials; its
+    status and text go to the log, redacted (docs/proxying.md#retries)."""
+    log.warning(
+        "backend '%s' refused the gateway's credentials (%d): %r", backend, status, redacted(body)
+    )
+    return errors.BackendCredentialsRefused(backend)
 
 
 def shown_model(model: str) -> str:
