@@ -22,7 +22,6 @@ it opened is closed under a shielded scope.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,11 +33,7 @@ from nexus_trio import errors
 from nexus_trio.api.accounting import settle_cost
 from nexus_trio.api.attempt_clock import AttemptClock, attempt_timeout
 from nexus_trio.api.attempt_recorder import Attempt, AttemptRecorder
-from nexus_trio.api.refusals import (
-    refuse_credentials_error,
-    says_cannot_embed,
-    says_model_missing,
-)
+from nexus_trio.api.refusals import credentials_refused, says_cannot_embed, says_model_missing
 from nexus_trio.api.stream_commit import StreamCommitter, close_shielded
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.reply import Reply
@@ -52,8 +47,6 @@ from nexus_trio.spend import PriceList
 from nexus_trio.upstream.chunks import body_output_chars, body_usage
 from nexus_trio.upstream.client import UpstreamClient, read_body
 from nexus_trio.upstream.stream import UpstreamStream
-
-log = logging.getLogger("nexus_trio.api")
 
 
 def _prepare(
@@ -255,12 +248,13 @@ class AttemptRunner:
         if outcome is Outcome.CLIENT_ERROR or attempt.stream:
             # 4xx is the client's fault, returned as-is; so is a streaming 3xx.
             finish(attempt, outcome)
-            refuse_credentials_error(backend, status, data)
+            if status in (401, 403) and not backend.config.forward_authorization:
+                raise credentials_refused(name, status, data)
             return Reply.complete(status, headers, data)
         try:
             readable = exchange.readable(data)
             usage = body_usage(readable)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             finish(attempt, Outcome.FAILURE)
             raise errors.BadUpstreamResponse(
                 f"Backend '{name}' sent a response that is not valid JSON."

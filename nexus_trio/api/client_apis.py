@@ -75,7 +75,7 @@ def _is_anthropic_error(body: bytes) -> bool:
     """Whether ``body`` is in Anthropic's error envelope already."""
     try:
         return msgspec.json.decode(body, type=_AnthropicError).type == "error"
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False
 
 

@@ -1,9 +1,9 @@
 """The answers a forward ends with when no backend could take the request, the reading of an
 upstream's ``Retry-After``, and the upstream answers that are not the backend failing (a model
-it lacks, embeddings it cannot make, the gateway's own credentials refused)
+it lacks, embeddings it cannot make, the gateway's own credentials refused, logged redacted)
 (docs/proxying.md#when-nothing-can-serve, docs/proxying.md#retries). It builds errors and
-touches no state; the one side effect is the redacted WARNING a refusal of the gateway's
-credentials logs. A requested model name is echoed cut to 256 characters (:func:`shown_model`).
+touches no state; the one side effect is the WARNING a refusal of the gateway's credentials
+logs. A requested model name is echoed cut to 256 characters (:func:`shown_model`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import trio
 
 from nexus_trio import errors
-from nexus_trio.registry import Backend
 from nexus_trio.routing import Reject
 
 log = logging.getLogger("nexus_trio.api")
@@ -42,6 +41,15 @@ def redacted(body: bytes) -> str:
     key-like replaced by ``[redacted]`` (docs/proxying.md#retries)."""
     text = body[: MAX_LOGGED_CHARS * 4].decode("utf-8", "replace")[:MAX_LOGGED_CHARS]
     return _KEY_LIKE.sub("[redacted]", text)
+
+
+def credentials_refused(backend: str, status: int, body: bytes) -> errors.BackendCredentialsRefused:
+    """The client's error for ``backend``'s 401 or 403 to the gateway's own credentials; its
+    status and text go to the log, redacted (docs/proxying.md#retries)."""
+    log.warning(
+        "backend '%s' refused the gateway's credentials (%d): %r", backend, status, redacted(body)
+    )
+    return errors.BackendCredentialsRefused(backend)
 
 
 def shown_model(model: str) -> str:
@@ -119,17 +127,3 @@ def says_model_missing(status: int, body: bytes) -> bool:
         return False
     text = body[:4096].lower()
     return b"model" in text and any(words in text for words in _MODEL_MISSING_WORDS)
-
-
-def refuse_credentials_error(backend: Backend, status: int, data: bytes) -> None:
-    """Raise :class:`errors.BackendCredentialsRefused` for a 401/403 to the gateway's own
-    credentials (never shown to a tenant; logged redacted), unless the backend forwards the
-    client's ``Authorization``."""
-    if status in (401, 403) and not backend.config.forward_authorization:
-        log.warning(
-            "backend '%s' refused the gateway's credentials (%d): %r",
-            backend.name,
-            status,
-            redacted(data),
-        )
-        raise errors.BackendCredentialsRefused(backend.name)

@@ -16,7 +16,8 @@ refused, and a ``tool_choice`` that forces a tool left out is refused (nothing i
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from typing import Any
 
 import msgspec
 
@@ -36,14 +37,36 @@ _RESPONSES_REFUSED = frozenset({"background", "conversation", "prompt"})
 
 
 class _Typed(msgspec.Struct):
-    type: str | None = None
-    name: str | None = None
-    mode: str | None = None
-    tools: list[msgspec.Raw] | None = None
+    """A tool or a ``tool_choice``: only what the filter reads, anything accepted (a value of
+    another type than the filter expects is no word it knows)."""
+
+    type: Any = None
+    name: Any = None
+    #: A namespace's tools, an ``allowed_tools`` choice's list (read only for those).
+    tools: msgspec.Raw = msgspec.Raw()
+
+    def __post_init__(self) -> None:
+        self.type, self.name = _word(self.type), _word(self.name)
+
+    def words(self) -> list[str]:
+        return [word for word in (self.type, self.name) if word]
+
+    def listed(self) -> list[msgspec.Raw]:
+        """Its ``tools``.
+
+        Raises:
+            ValidationError: not a list.
+        """
+        return _LIST.decode(self.tools) if self.tools else []
 
 
 _TYPED = msgspec.json.Decoder(_Typed)
 _CHOICE = msgspec.json.Decoder(str | _Typed)
+
+
+def _word(value: object) -> str | None:
+    """A string as it is, null as None, any other value as ``""`` (a word nothing matches)."""
+    return value if value is None or isinstance(value, str) else ""
 
 
 class _Reach:
@@ -66,7 +89,7 @@ class _Reach:
         tool = _TYPED.decode(raw)
         if tool.type in client_types or tool.type in self.tools:
             return True
-        self.left_out.update(word for word in (tool.type, tool.name) if word)
+        self.left_out.update(tool.words())
         return False
 
     def kept(
@@ -77,12 +100,13 @@ class _Reach:
         out: list[msgspec.Raw] = []
         for raw in tools:
             tool = _TYPED.decode(raw)
-            if tool.type != "namespace" or tool.type not in client_types or tool.tools is None:
+            if tool.type != "namespace" or tool.type not in client_types or not tool.tools:
                 if self.keep(raw, client_types):
                     out.append(raw)
                 continue
-            inner = self.kept(tool.tools, client_types)
-            if len(inner) < len(tool.tools):
+            tools = tool.listed()
+            inner = self.kept(tools, client_types)
+            if len(inner) < len(tools):
                 space = _TOP.decode(raw)
                 space["tools"] = msgspec.Raw(_ENCODER.encode(inner))
                 raw = msgspec.Raw(_ENCODER.encode(space))
@@ -125,8 +149,35 @@ def messages_body(body: bytes, backend: BackendConfig) -> bytes:
     """A Messages body (a JSON object, validated) as ``backend`` may be sent it.
 
     Raises:
-        InvalidValue: ``tool_choice`` forces a tool left out, or ``any`` with none left.
+        InvalidValue: ``tool_choice`` forces a tool left out, or ``any`` with none left; the
+            tools cannot be read.
     """
+    return _read(_messages_body, body, backend)
+
+
+def responses_body(body: bytes, backend: BackendConfig) -> bytes:
+    """A Responses body (a JSON object, validated) as ``backend`` may be sent it: a
+    namespace keeps only its tools that pass.
+
+    Raises:
+        InvalidValue: a refused field is set, or ``tool_choice`` forces a tool left out; the
+            tools cannot be read.
+    """
+    return _read(_responses_body, body, backend)
+
+
+def _read(
+    filter_body: Callable[[bytes, BackendConfig], bytes], body: bytes, backend: BackendConfig
+) -> bytes:
+    try:
+        return filter_body(body, backend)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise errors.InvalidValue(
+            f"'tools' or 'tool_choice' cannot be read for this backend ({exc}).", param="tools"
+        ) from exc
+
+
+def _messages_body(body: bytes, backend: BackendConfig) -> bytes:
     reach = _Reach(body, backend)
     reach.drop_fields(MESSAGES_NATIVE_FIELDS)
     kept = reach.filter_tools(_MESSAGES_CLIENT_TOOLS)
@@ -141,13 +192,7 @@ def messages_body(body: bytes, backend: BackendConfig) -> bytes:
     return reach.body()
 
 
-def responses_body(body: bytes, backend: BackendConfig) -> bytes:
-    """A Responses body (a JSON object, validated) as ``backend`` may be sent it: a
-    namespace keeps only its functions that pass.
-
-    Raises:
-        InvalidValue: a refused field is set, or ``tool_choice`` forces a tool left out.
-    """
+def _responses_body(body: bytes, backend: BackendConfig) -> bytes:
     reach = _Reach(body, backend)
     for field in sorted(_RESPONSES_REFUSED - reach.fields):
         if bytes(reach.top.get(field, msgspec.Raw(b"null"))) not in (b"null", b"false"):
@@ -161,7 +206,7 @@ def responses_body(body: bytes, backend: BackendConfig) -> bytes:
         return reach.body()
     if choice.type in reach.left_out:
         raise _forced(f"the tool type {choice.type!r}")
-    listed = choice.tools or []
+    listed = choice.listed()
     if len(reach.kept(listed, _RESPONSES_CLIENT_TOOLS)) < len(listed):
         raise _forced("a tool this backend does not allow", "tool_choice.tools")
     if not kept:

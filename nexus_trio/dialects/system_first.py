@@ -24,7 +24,15 @@ _JOINER = "\n\n"
 
 def merged_system(body: bytes) -> bytes:
     """``body`` (a chat request, validated) with its system messages merged into one, first;
-    ``body`` itself when there is nothing to merge."""
+    ``body`` itself when there is nothing to merge, or when its messages are nested too deeply
+    to read here (the backend decides)."""
+    try:
+        return _merged(body)
+    except (msgspec.DecodeError, RecursionError):
+        return body
+
+
+def _merged(body: bytes) -> bytes:
     top = _TOP.decode(body)
     raw = top.get("messages")
     if raw is None:

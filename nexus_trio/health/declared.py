@@ -126,7 +126,7 @@ def _context_length(model_info: dict[str, msgspec.Raw]) -> int | None:
         if key.endswith(".context_length"):
             try:
                 value = _INT.decode(raw)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 continue
             if value > 0:
                 return value

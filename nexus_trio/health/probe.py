@@ -170,7 +170,7 @@ async def _show(http: httpx.AsyncClient, backend: Backend, model: str) -> Capabi
 def _decode(decoder: msgspec.json.Decoder[_T], body: bytes, backend: Backend, path: str) -> _T:
     try:
         return decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise errors.BadUpstreamResponse(
             f"Backend '{backend.name}' sent an invalid {path} document."
         ) from exc

@@ -99,7 +99,7 @@ def inspect_chunk(data: str) -> ChunkInfo:
     """
     try:
         chunk = _CHUNK.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return _NOT_JSON
     chars = 0
     finished = False
@@ -143,7 +143,7 @@ def body_output_chars(body: bytes) -> int:
     """
     try:
         output = _BODY_OUTPUT.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return 0
     chars = 0
     for choice in output.choices:

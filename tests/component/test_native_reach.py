@@ -137,3 +137,15 @@ async def test_a_responses_request_forcing_what_is_not_allowed_is_refused(
     error = msgspec.json.decode(await response.get_data())["error"]
     assert param in error["param"]
     assert gateway.upstream.requests == []
+
+
+async def test_a_tool_with_fields_of_any_shape_is_filtered_not_failed(
+    make_gateway: MakeGateway,
+) -> None:
+    # fields the translation ignores may hold anything: the filter reads only type and name
+    odd = {**CUSTOM, "tools": 5, "type": "custom"}
+    server = {**WEB_SEARCH, "tools": {"not": "a list"}}
+    gateway = messages_gateway(make_gateway)
+    body = {**MESSAGES_REQUEST, "tools": [odd, server], "tool_choice": {"type": "auto"}}
+    assert (await gateway.post("/v1/messages", body)).status_code == 200
+    assert sent(gateway)["tools"] == [odd]

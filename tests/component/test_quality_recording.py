@@ -61,8 +61,8 @@ async def test_client_errors_not_counted(make_gateway: MakeGateway, code: int) -
     gateway.upstream.handlers["b.test"] = script(ok)
     for _ in range(5):
         response = await gateway.post(PATH, CHAT)
-        # returned as-is (a 401/403 to the gateway's own credentials as a neutral 502:
-        # docs/proxying.md), not retried, still on the preferred backend
+        # returned as-is (a refusal of the gateway's own credentials as a neutral 502), not
+        # retried, still on the preferred backend
         assert response.status_code == (502 if code in (401, 403) else code)
         assert response.headers["x-nexus-backend"] == "a"
         assert response.headers["x-nexus-attempts"] == "1"
@@ -87,10 +87,10 @@ async def test_client_errors_not_counted(make_gateway: MakeGateway, code: int) -
         "consecutive_failures": 0,
         "state": "healthy",
     }
-    # The backend's record counts a client error; the gateway's answer was a 502 for those.
-    refused_credentials = code in (401, 403)
-    assert document["requests"]["client_errors"] == (0 if refused_credentials else 5)
-    assert document["requests"]["errors"] == (5 if refused_credentials else 0)
+    # the request's own count follows what the client got: a 502 for a refused credential
+    refused = code in (401, 403)
+    assert document["requests"]["client_errors"] == (0 if refused else 5)
+    assert document["requests"]["errors"] == (5 if refused else 0)
 
 
 def _reset_mid_stream() -> httpx.Response:

@@ -52,3 +52,10 @@ def test_a_system_message_after_the_first_turn_alone_moves_first() -> None:
 def test_a_body_with_nothing_to_merge_is_sent_byte_for_byte(messages: list[dict[str, Any]]) -> None:
     body = chat(*messages)
     assert merged_system(body) is body
+
+
+def test_messages_too_deep_to_read_here_are_sent_as_they_are() -> None:
+    deep = "[" * 5000 + "]" * 5000
+    body = chat({"role": "user", "content": "hi"}, {"role": "system", "content": "late"})
+    body = body[:-2] + b', {"role": "user", "content": "x", "extra": ' + deep.encode() + b"}]}"
+    assert merged_system(body) is body

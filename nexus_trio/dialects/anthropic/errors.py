@@ -67,7 +67,7 @@ def translate_error(status: int, body: bytes) -> tuple[int, bytes]:
     """
     try:
         detail = _DECODER.decode(body).error
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         detail = _Detail(message=f"The Anthropic backend answered {status}.")
     return _STATUS.get(status, status), _encode(detail)
 
@@ -76,7 +76,7 @@ def translate_error_event(data: str) -> tuple[int, bytes] | None:
     """Status and OpenAI error body for a stream's ``error`` event; None if ``data`` is not one."""
     try:
         detail = _DECODER.decode(data).error
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     return _EVENT_STATUS.get(detail.type, 502), _encode(detail)
 

@@ -123,7 +123,7 @@ def translate_response(body: bytes, *, created: int) -> bytes:
     """
     try:
         message = _DECODER.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise errors.BadUpstreamResponse(
             "The Anthropic backend sent a response that is not a message."
         ) from exc

@@ -128,7 +128,7 @@ class StreamTranslator:
         """The OpenAI events for one upstream event's ``data`` (empty bytes for none)."""
         try:
             event = _DECODER.decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             self.failed = True
             return b""
         kind = event.type

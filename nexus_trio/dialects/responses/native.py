@@ -108,7 +108,7 @@ def chat_form(data: bytes) -> bytes:
     """
     try:
         response = _RESPONSE.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise errors.BadUpstreamResponse("The backend sent a Response that is not one.") from exc
     pieces: list[str] = []
     for item in response.output:
@@ -133,7 +133,7 @@ class NativeResponsesStream(UpstreamStream):
                 continue
             try:
                 read = _EVENT.decode(event.data)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 continue  # relayed; not ours to judge
             if read.sequence_number is not None:
                 self.last_sequence = read.sequence_number

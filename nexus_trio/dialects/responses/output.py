@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from nexus_trio.dialects.responses.request import ResponsesRequest
+from nexus_trio.dialects.responses.request import ResponsesRequest, echoed
 from nexus_trio.dialects.responses.shapes import ChatUsage
 
 __all__ = [
@@ -105,15 +105,16 @@ class Response(msgspec.Struct, kw_only=True):
     output: list[OutputItem]
     usage: Usage | None = None
     instructions: str | None
-    tools: list[dict[str, Any]]
-    tool_choice: str | dict[str, Any]
+    #: JSON as the request gave it (:attr:`ResponsesRequest.echoed`).
+    tools: msgspec.Raw
+    tool_choice: msgspec.Raw
     parallel_tool_calls: bool
     temperature: float | None
     top_p: float | None
     max_output_tokens: int | None
-    text: dict[str, Any]
-    reasoning: dict[str, Any] | None
-    metadata: dict[str, Any]
+    text: msgspec.Raw
+    reasoning: msgspec.Raw
+    metadata: msgspec.Raw
     store: bool
     previous_response_id: str | None
     background: bool = False
@@ -174,6 +175,7 @@ def build_response(
     incomplete: IncompleteDetails | None = None,
 ) -> Response:
     """A Response object echoing ``request``'s fields."""
+    echo = request.echoed or echoed(request)
     return Response(
         id=response_id,
         created_at=created_at,
@@ -184,15 +186,15 @@ def build_response(
         output=output,
         usage=usage,
         instructions=request.instructions,
-        tools=request.tools,
-        tool_choice=request.tool_choice,
+        tools=echo["tools"],
+        tool_choice=echo["tool_choice"],
         parallel_tool_calls=request.parallel_tool_calls,
         temperature=request.temperature,
         top_p=request.top_p,
         max_output_tokens=request.max_output_tokens,
-        text=request.text,
-        reasoning=request.reasoning,
-        metadata=request.metadata,
+        text=echo["text"],
+        reasoning=echo["reasoning"],
+        metadata=echo["metadata"],
         store=request.store,
         previous_response_id=request.previous_response_id,
     )

@@ -15,6 +15,7 @@ translate is chosen (:mod:`.native_only`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,10 @@ from nexus_trio.dialects.responses.messages import chat_messages
 from nexus_trio.dialects.responses.shapes import Reasoning, Request, TextConfig, invalid_at
 from nexus_trio.dialects.responses.tools import chat_tool_choice, tool_set
 
-__all__ = ["ResponsesRequest", "chat_request"]
+__all__ = ["ResponsesRequest", "chat_request", "echoed"]
 
 _DECODER = msgspec.json.Decoder(Request)
+_ENCODER = msgspec.json.Encoder()
 
 
 def _text_format() -> dict[str, Any]:
@@ -62,6 +64,25 @@ class ResponsesRequest:
     previous_response_id: str | None = None
     tool_namespaces: dict[str, list[str]] = field(default_factory=dict)
     input_messages: list[dict[str, Any]] = field(default_factory=list)
+    #: The echo fields a client may nest deeply (``tools``, ``tool_choice``, ``text``,
+    #: ``reasoning``, ``metadata``) as JSON, encoded once at translation: a Response object
+    #: embeds them as they are, so building one never recurses into them (a stream's events are
+    #: encoded deep in the relay's stack, where a body nested near the decoder's limit would
+    #: otherwise raise ``RecursionError``).
+    echoed: dict[str, msgspec.Raw] = field(default_factory=dict)
+
+
+#: The fields of :attr:`ResponsesRequest.echoed`.
+ECHOED = ("tools", "tool_choice", "text", "reasoning", "metadata")
+
+
+def echoed(request: ResponsesRequest) -> dict[str, msgspec.Raw]:
+    """``request``'s :data:`ECHOED` fields as JSON (:attr:`ResponsesRequest.echoed`).
+
+    Raises:
+        RecursionError: nested too deeply to encode here.
+    """
+    return {name: msgspec.Raw(_ENCODER.encode(getattr(request, name))) for name in ECHOED}
 
 
 def chat_request(
@@ -141,7 +162,7 @@ def _translate(
         tool_namespaces=tools.namespaces,
         input_messages=input_messages,
     )
-    return chat, kept
+    return chat, dataclasses.replace(kept, echoed=echoed(kept))
 
 
 def _refuse_unsupported(request: Request) -> None:

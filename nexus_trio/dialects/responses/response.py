@@ -76,7 +76,7 @@ def response_object(
     """
     try:
         completion = _COMPLETION.decode(chat)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise errors.BadUpstreamResponse(
             "The backend sent an answer that is not a chat completion."
         ) from exc
@@ -132,7 +132,7 @@ def output_messages(response: bytes) -> list[dict[str, Any]]:
     try:
         stored = _STORED.decode(response)
         items = [(TYPED.decode(raw).type, _STORED_ITEM.decode(raw)) for raw in stored.output]
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise errors.BadUpstreamResponse("The stored response is not a Response object.") from exc
     texts: list[str] = []
     calls: list[dict[str, Any]] = []

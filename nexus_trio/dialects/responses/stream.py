@@ -117,7 +117,7 @@ class ResponsesStream:
         that is not JSON adds none."""
         try:
             chunk = _CHUNK.decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return b""
         events = self._start()
         if chunk.usage is not None:
