@@ -34,7 +34,11 @@ from nexus_trio import errors
 from nexus_trio.api.accounting import settle_cost
 from nexus_trio.api.attempt_clock import AttemptClock, attempt_timeout
 from nexus_trio.api.attempt_recorder import Attempt, AttemptRecorder
-from nexus_trio.api.refusals import redacted
+from nexus_trio.api.refusals import (
+    refuse_credentials_error,
+    says_cannot_embed,
+    says_model_missing,
+)
 from nexus_trio.api.stream_commit import StreamCommitter, close_shielded
 from nexus_trio.asgi.context import RequestContext
 from nexus_trio.asgi.reply import Reply
@@ -43,7 +47,6 @@ from nexus_trio.drain import Drain
 from nexus_trio.gateway.generation import Generation, Generations
 from nexus_trio.metrics import Metrics
 from nexus_trio.quality.outcome import Outcome, outcome_for_status
-from nexus_trio.registry import Backend
 from nexus_trio.routing import Agent
 from nexus_trio.spend import PriceList
 from nexus_trio.upstream.chunks import body_output_chars, body_usage
@@ -51,22 +54,6 @@ from nexus_trio.upstream.client import UpstreamClient, read_body
 from nexus_trio.upstream.stream import UpstreamStream
 
 log = logging.getLogger("nexus_trio.api")
-_MODEL_MISSING_WORDS = (b"not found", b"does not exist", b"not exist", b"unknown model")
-
-
-def says_cannot_embed(path: str, status: int) -> bool:
-    """A 501 to an embeddings request: the server was not started to embed (llama.cpp)."""
-    return status == 501 and path == "/v1/embeddings"
-
-
-def says_model_missing(status: int, body: bytes) -> bool:
-    """An upstream 404, or a 400 saying the model does not exist (docs/proxying.md#retries)."""
-    if status == 404:
-        return True
-    if status != 400:
-        return False
-    text = body[:4096].lower()
-    return b"model" in text and any(words in text for words in _MODEL_MISSING_WORDS)
 
 
 def _prepare(
@@ -268,7 +255,7 @@ class AttemptRunner:
         if outcome is Outcome.CLIENT_ERROR or attempt.stream:
             # 4xx is the client's fault, returned as-is; so is a streaming 3xx.
             finish(attempt, outcome)
-            _refuse_credentials_error(backend, status, data)
+            refuse_credentials_error(backend, status, data)
             return Reply.complete(status, headers, data)
         try:
             readable = exchange.readable(data)
@@ -289,20 +276,6 @@ class AttemptRunner:
         settle_cost(prices, ctx)
         finish(attempt, Outcome.SUCCESS, completion_tokens=completion_tokens)
         return Reply.complete(status, headers, data)
-
-
-def _refuse_credentials_error(backend: Backend, status: int, data: bytes) -> None:
-    """Raise :class:`errors.BackendCredentialsRefused` for a 401/403 to the gateway's own
-    credentials (never shown to a tenant; logged redacted), unless the backend forwards the
-    client's ``Authorization``."""
-    if status in (401, 403) and not backend.config.forward_authorization:
-        log.warning(
-            "backend '%s' refused the gateway's credentials (%d): %r",
-            backend.name,
-            status,
-            redacted(data),
-        )
-        raise errors.BackendCredentialsRefused(backend.name)
 
 
 def _traced(ctx: RequestContext, attempt: Attempt) -> Attempt:

@@ -89,7 +89,7 @@ def register_key_routes(
         for key in configured():
             if key.name == name:
                 return _json(detailed({"object": "key", **config_key_view(key)}, None))
-        raise errors.NotFound(f"No key named '{name}'.")
+        raise errors.NotFound(f"No key named '{name[:64]}'.")  # echoed, bounded
 
     @app.patch("/admin/keys/<name>")
     async def update_key(name: str) -> Response:

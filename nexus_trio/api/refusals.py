@@ -1,12 +1,15 @@
-"""The answers a forward ends with when no backend could take the request, and the reading of
-an upstream's ``Retry-After`` (docs/proxying.md#when-nothing-can-serve,
-docs/proxying.md#retries). Pure: builds errors, touches no state. A requested model name is
-echoed cut to 256 characters (:func:`shown_model`).
+"""The answers a forward ends with when no backend could take the request, the reading of an
+upstream's ``Retry-After``, and the upstream answers that are not the backend failing (a model
+it lacks, embeddings it cannot make, the gateway's own credentials refused)
+(docs/proxying.md#when-nothing-can-serve, docs/proxying.md#retries). It builds errors and
+touches no state; the one side effect is the redacted WARNING a refusal of the gateway's
+credentials logs. A requested model name is echoed cut to 256 characters (:func:`shown_model`).
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -14,7 +17,10 @@ from collections.abc import Sequence
 import trio
 
 from nexus_trio import errors
+from nexus_trio.registry import Backend
 from nexus_trio.routing import Reject
+
+log = logging.getLogger("nexus_trio.api")
 
 #: Longest cooldown a 429's ``Retry-After`` may impose (docs/proxying.md#retries).
 MAX_COOLDOWN_SECONDS = 300.0
@@ -95,3 +101,35 @@ def no_available_backend(reject: Reject) -> errors.NoAvailableBackend:
         headers=headers,
         extra={"rejections": [rejection.as_dict() for rejection in reject.rejections]},
     )
+
+
+_MODEL_MISSING_WORDS = (b"not found", b"does not exist", b"not exist", b"unknown model")
+
+
+def says_cannot_embed(path: str, status: int) -> bool:
+    """A 501 to an embeddings request: the server was not started to embed (llama.cpp)."""
+    return status == 501 and path == "/v1/embeddings"
+
+
+def says_model_missing(status: int, body: bytes) -> bool:
+    """An upstream 404, or a 400 saying the model does not exist (docs/proxying.md#retries)."""
+    if status == 404:
+        return True
+    if status != 400:
+        return False
+    text = body[:4096].lower()
+    return b"model" in text and any(words in text for words in _MODEL_MISSING_WORDS)
+
+
+def refuse_credentials_error(backend: Backend, status: int, data: bytes) -> None:
+    """Raise :class:`errors.BackendCredentialsRefused` for a 401/403 to the gateway's own
+    credentials (never shown to a tenant; logged redacted), unless the backend forwards the
+    client's ``Authorization``."""
+    if status in (401, 403) and not backend.config.forward_authorization:
+        log.warning(
+            "backend '%s' refused the gateway's credentials (%d): %r",
+            backend.name,
+            status,
+            redacted(data),
+        )
+        raise errors.BackendCredentialsRefused(backend.name)

@@ -6,7 +6,9 @@ lock). The file is ``keys.sqlite3`` in ``[state] dir``, created with the first k
 mode with
 ``synchronous = FULL``: a key the admin API has answered for survives a crash. One row per key
 name holds the whole record (its settings, the SHA-256 of its secret, its state) as JSON; a
-revoked key's row stays, so a revocation is never undone. Every failure is a
+revoked key's row stays, so a revocation is never undone. :meth:`KeyDatabase.changed` tells
+whether another process sharing the file (``SO_REUSEPORT`` instances) wrote to it. Every
+failure is a
 :class:`~nexus_trio.errors.StateError` naming the path.
 """
 
@@ -40,6 +42,7 @@ class KeyDatabase:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        self._data_version = -1
 
     @classmethod
     def open(cls, directory: Path, *, create: bool) -> KeyDatabase | None:
@@ -50,8 +53,9 @@ class KeyDatabase:
             StateError: the directory or file cannot be used; the message says why.
         """
         path = directory / FILE_NAME
-        if not create and not path.exists():
-            return None
+        with _errors(path, "open it"):
+            if not create and not path.exists():
+                return None
         with _errors(path, "create its directory"):
             directory.mkdir(parents=True, exist_ok=True)
         with _errors(path, "open it"):
@@ -82,6 +86,13 @@ class KeyDatabase:
             return [_DECODER.decode(record) for (record,) in rows]
         except msgspec.DecodeError as exc:
             raise StateError(f"key store {self.path}: cannot read it: {exc}") from exc
+
+    def changed(self) -> bool:
+        """Whether another connection (another process) committed since the last call."""
+        with _errors(self.path, "read it"):
+            version: int = self._db.execute("PRAGMA data_version").fetchone()[0]
+        changed, self._data_version = version != self._data_version, version
+        return changed
 
     def put(self, records: Sequence[CreatedKey]) -> None:
         """Write ``records`` (each replacing its name's row) in one transaction."""

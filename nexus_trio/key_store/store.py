@@ -7,11 +7,13 @@ after the configured keys. A change — create, update, revoke, rotate — build
 record, writes it (the shared store first when there is one, then the SQLite file, each in a
 worker thread, one change at a time under a lock) and only then puts it in the index, so an
 answered change is durable and in force on this gateway. :meth:`KeyStore.run` loads the file
-before it reports started; with ``[state] store`` it then syncs every
-``sync_interval_seconds``: a key changed on another gateway is taken in (and written to the
-file), and a key the store lacks or holds an older version of is written back, so a store that
-restarted empty is refilled. While the store cannot be reached, changes are refused 503 and
-the keys last known stay in force, revocations included.
+before it reports started. Without ``[state] store`` it then checks every
+``sync_interval_seconds`` whether another process sharing the file wrote to it
+(``SO_REUSEPORT`` instances; a cheap ``PRAGMA``) and takes in what changed. With one it syncs
+every ``sync_interval_seconds`` instead: a key changed on another gateway is taken in (and
+written to the file), and a key the store lacks or holds an older version of is written back,
+so a store that restarted empty is refilled. While the store cannot be reached, changes are
+refused 503 and the keys last known stay in force, revocations included.
 """
 
 from __future__ import annotations
@@ -86,9 +88,12 @@ class KeyStore:
         self._version: bytes | None = None
         self._db: KeyDatabase | None = None
         self._lock = trio.Lock()
+        #: The last :meth:`reread` failed (logged once until one succeeds).
+        self._reread_failed = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Load the file, sync once with the store, report started, sync every ``interval``.
+        """Load the file, sync once with the store, report started; then every ``interval``
+        sync with the store, or without one re-read the file if another process wrote to it.
 
         Raises:
             StateError: the file cannot be opened or read (fatal at start-up).
@@ -100,17 +105,14 @@ class KeyStore:
             for record in [] if db is None else await trio.to_thread.run_sync(db.load):
                 self.index.put(record)
             shared = self._shared
-            if shared is None:
-                task_status.started()
-                await trio.sleep_forever()
-            else:
+            if shared is not None:
                 await self.sync(shared)
-                task_status.started()
-                next_tick = trio.current_time()
-                while True:
-                    next_tick = max(next_tick + self.interval, trio.current_time())
-                    await trio.sleep_until(next_tick)
-                    await self.sync(shared)
+            task_status.started()
+            next_tick = trio.current_time()
+            while True:
+                next_tick = max(next_tick + self.interval, trio.current_time())
+                await trio.sleep_until(next_tick)
+                await (self.reread() if shared is None else self.sync(shared))
         finally:
             with trio.move_on_after(2.0, shield=True):
                 async with self._lock:
@@ -119,6 +121,30 @@ class KeyStore:
                     self._db = None
                     if self._shared is not None:
                         await trio.to_thread.run_sync(self._shared.close)
+
+    async def reread(self) -> None:
+        """Take in what other processes sharing the file wrote to it (the file first made by
+        one of them included). A failure is logged; the keys in memory stay in force."""
+        async with self._lock:
+            try:
+                db = self._db
+                if db is None:
+                    db = self._db = await trio.to_thread.run_sync(
+                        functools.partial(KeyDatabase.open, self.directory, create=False)
+                    )
+                    if db is None:
+                        return
+                if not await trio.to_thread.run_sync(db.changed):
+                    return
+                take, _ = merge(self.index, await trio.to_thread.run_sync(db.load))
+            except StateError as exc:
+                if not self._reread_failed:
+                    log.warning("%s; created keys not re-read until it can be", exc)
+                self._reread_failed = True
+                return
+            self._reread_failed = False
+            for record in take:
+                self.index.put(record)
 
     async def sync(self, shared: SharedKeys) -> None:
         """Take in what changed in the store; write back what it lacks. Failures are logged
@@ -206,7 +232,7 @@ class KeyStore:
                     f"The key '{name}' comes from the configuration file and cannot be "
                     "changed here (docs/keys.md#keys)."
                 )
-            raise errors.NotFound(f"No key named '{name}'.")
+            raise errors.NotFound(f"No key named '{name[:64]}'.")  # echoed, bounded
         if current.revoked_at is not None:
             raise errors.Conflict(f"The key '{name}' is revoked; create a new one.")
         return current

@@ -93,7 +93,9 @@ class CreatedKeys:
         self._last_used: dict[str, list[float]] = {}
 
     def __bool__(self) -> bool:
-        return bool(self._by_digest)
+        """Whether any key was ever created here (revoked ones too: inbound authentication,
+        once on, stays on)."""
+        return bool(self._by_name)
 
     def __len__(self) -> int:
         return len(self._by_name)

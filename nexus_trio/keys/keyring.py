@@ -137,6 +137,6 @@ class KeyRing:
 
     def _lookup(self, digest: bytes) -> ClientKey | None:
         key = self._by_digest.get(digest)
-        if key is None and self._created is not None:
+        if key is None and self._created:
             return self._created.lookup(digest, time.time())
         return key

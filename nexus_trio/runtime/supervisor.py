@@ -161,12 +161,9 @@ class Supervisor:
                     await nursery.start(wiring.disconnects.run)
                     if wiring.publisher is not None:
                         await nursery.start(wiring.publisher.run)
-                    ledger = wiring.ledger_service()
-                    if ledger is not None:
-                        await nursery.start(ledger.run)
-                    store_sync = wiring.store_sync()
-                    if store_sync is not None:
-                        await nursery.start(store_sync.run)
+                    for spend_service in (wiring.ledger_service(), wiring.store_sync()):
+                        if spend_service is not None:
+                            await nursery.start(spend_service.run)
                     await nursery.start(wiring.responses.run)
                     await nursery.start(wiring.keys.run)
                     if wiring.span_export is not None:

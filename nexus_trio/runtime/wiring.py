@@ -5,7 +5,8 @@ buckets, the response store), the shared state
 (:class:`~nexus_trio.gateway.generation.Generations`,
 :class:`~nexus_trio.gateway.state.GatewayState`), the request path (router, attempts, budgets,
 forwarder, proxy endpoint, accounting with its sinks), the dashboard and, with ``[tracing]``,
-the span export, handing each only what it uses. Nothing else builds them, and nothing but the
+the span export, handing each only what it uses (the request path in
+:mod:`~nexus_trio.runtime.request_path`). Nothing else builds them, and nothing but the
 supervisor (and the tests) holds a :class:`Wiring`: the components never see it.
 
 A reload (:meth:`Wiring.apply_config`) builds a new generation and swaps it in one assignment,
@@ -22,18 +23,9 @@ from pathlib import Path
 import httpx
 from quart_trio import QuartTrio
 
-from nexus_trio.api.accounting import RequestAccounting
 from nexus_trio.api.admission_queue import AdmissionQueue
 from nexus_trio.api.app import AppParts, create_app
-from nexus_trio.api.attempt import AttemptRunner
 from nexus_trio.api.attempt_recorder import AttemptRecorder
-from nexus_trio.api.budgets import BudgetGate
-from nexus_trio.api.client_requests import ClientAPIs
-from nexus_trio.api.forwarding import Forwarder
-from nexus_trio.api.proxy import ProxyEndpoint
-from nexus_trio.api.request_router import RequestRouter
-from nexus_trio.api.request_sinks import limiter_sink, log_access, metrics_sink, spend_sink
-from nexus_trio.api.token_counter import TokenCounter
 from nexus_trio.asgi.disconnects import DisconnectWatcher
 from nexus_trio.config import Config
 from nexus_trio.dashboard.key_panel import key_panel
@@ -44,7 +36,6 @@ from nexus_trio.dashboard.snapshot import SnapshotSources
 from nexus_trio.drain import Drain
 from nexus_trio.fleet import StoreSync
 from nexus_trio.gateway.generation import Generation, Generations
-from nexus_trio.gateway.record import RequestSink
 from nexus_trio.gateway.state import GatewayState
 from nexus_trio.health import HealthChecker
 from nexus_trio.key_store import KeyStore
@@ -55,9 +46,10 @@ from nexus_trio.quality.loop import QualityLoop
 from nexus_trio.registry import Registry
 from nexus_trio.residency import ModelControl, ResidencyWatcher
 from nexus_trio.responses_store import ResponseStore
+from nexus_trio.runtime.request_path import request_path
 from nexus_trio.spend import LedgerService, SpendBook
 from nexus_trio.spend.outbox import Outbox
-from nexus_trio.tracing import Sampler, Sender, SpanExport, otlp_export
+from nexus_trio.tracing import Sender, SpanExport, otlp_export
 from nexus_trio.upstream.client import UpstreamClient
 
 
@@ -111,7 +103,7 @@ class Wiring:
                 on_dropped=lambda reason, spans: dropped.labels(reason).inc(spans),
                 on_exported=self.metrics.trace_spans_exported.inc,
             )
-        self.app_parts = self._app_parts()
+        self.app_parts = request_path(self)
         self.publisher = None
         if self.request_log is not None:
             generations, created = self.generations, self.keys.index
@@ -183,80 +175,11 @@ class Wiring:
                 lambda: generations.current.config.responses,
                 wall_clock=wall_clock,
             ),
-            keys=KeyStore(
-                config.state,
-                created,
-                configured=lambda: {key.name for key in generations.current.config.keys},
-                wall_clock=wall_clock,
-            ),
+            keys=_key_store(config, created, generations, wall_clock),
             wall_clock=wall_clock,
             span_sender=span_sender,
-            residency=ResidencyWatcher(
-                registry,
-                http,
-                lambda: generations.current.config.health_check,
-                ModelControl(registry, http),
-            ),
+            residency=_residency(registry, http, generations),
         )
-
-    def _sinks(self) -> list[RequestSink]:
-        """The consumers of every finished proxy request, in the order they see it."""
-        sinks: list[RequestSink] = [
-            spend_sink(self.spend, self.metrics),
-            self.state.count,
-            metrics_sink(self.metrics),
-            limiter_sink(self.limiter),
-        ]
-        if self.request_log is not None:
-            sinks.append(self.request_log.append)
-        sinks.append(log_access)
-        if self.span_export is not None:
-            sinks.append(self.span_export.submit)
-        return sinks
-
-    def _app_parts(self) -> AppParts:
-        """The request path, each part given what it uses."""
-        generations, metrics, drain = self.generations, self.metrics, self.drain
-        attempts = AttemptRunner(generations, self.upstream, self.recorder, drain, metrics)
-        forwarder = Forwarder(
-            generations,
-            RequestRouter(self.queue, self.quality, metrics),
-            attempts,
-            BudgetGate(generations, self.spend),
-            registry=self.registry,
-            drain=drain,
-            metrics=metrics,
-        )
-        proxy = ProxyEndpoint(
-            generations,
-            forwarder,
-            in_flight=self.state.in_flight,
-            key_concurrency=self.key_concurrency,
-            limiter=self.limiter,
-            disconnects=self.disconnects,
-            metrics=metrics,
-            client_apis=ClientAPIs(self.responses, lambda: generations.current.config.responses),
-            token_counter=TokenCounter(self.registry, self.http, generations),
-        )
-        return AppParts(
-            generations=generations,
-            drain=drain,
-            proxy=proxy,
-            accounting=RequestAccounting(generations, self.spend, self._sinks()),
-            statistics=self.state.statistics,
-            registry=self.registry,
-            render_metrics=metrics.render,
-            started_wall=self.state.started_wall,
-            responses=self.responses,
-            keys=self.keys,
-            spend_of=self.spend.tally.fleet_key_usd,
-            sampler=None if self.span_export is None else Sampler(self._sample_ratio),
-            models=self.residency.control,
-        )
-
-    def _sample_ratio(self) -> float:
-        """``[tracing] sample_ratio`` as reloaded."""
-        return self.generations.current.config.tracing.sample_ratio
 
     def app(self) -> QuartTrio:
         """The app serving this gateway, with the dashboard mounted when it is on."""
@@ -323,3 +246,29 @@ class Wiring:
             outbox=self.outbox,
             wall_clock=self.wall_clock,
         )
+
+
+def _key_store(
+    config: Config,
+    created: CreatedKeys,
+    generations: Generations,
+    wall_clock: Callable[[], float],
+) -> KeyStore:
+    """The keys created at run time, kept apart from the names of the configured ones as
+    reloaded (docs/keys.md#created-keys)."""
+    return KeyStore(
+        config.state,
+        created,
+        configured=lambda: {key.name for key in generations.current.config.keys},
+        wall_clock=wall_clock,
+    )
+
+
+def _residency(
+    registry: Registry, http: httpx.AsyncClient, generations: Generations
+) -> ResidencyWatcher:
+    """The residency watcher, reading ``[health_check]`` as reloaded (docs/routing.md#residency)."""
+    control = ModelControl(registry, http)
+    return ResidencyWatcher(
+        registry, http, lambda: generations.current.config.health_check, control
+    )

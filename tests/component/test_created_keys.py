@@ -290,3 +290,16 @@ async def test_the_dashboards_keys_panel_is_for_admins_only(
     assert (rows["panel"]["spend_usd"], rows["panel"]["monthly_budget_usd"]) == (5.0, 9.0)
     assert rows["panel"]["last_used_at"] is not None
     assert secret not in str(panel)
+
+
+async def test_processes_sharing_the_state_dir_take_in_each_others_keys(
+    make_gateway: Callable[..., Gateway], nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    one = await start(make_gateway, nursery, tmp_path)  # no keys.sqlite3 yet
+    two = await start(make_gateway, nursery, tmp_path)
+    secret = await create(one, name="sibling")
+    await two.wiring.keys.reread()  # what its service does every sync_interval_seconds
+    assert (await two.post(PATH, CHAT, **bearer(secret))).status_code == 200
+    await admin(two, "DELETE", "/admin/keys/sibling")
+    await one.wiring.keys.reread()
+    assert (await one.post(PATH, CHAT, **bearer(secret))).status_code == 401
