@@ -195,3 +195,19 @@ async def test_a_reload_starts_watching_a_new_backend_and_stops_a_removed_one(
         await trio.sleep(25)  # p asked at once and each 10 s; o never again
         assert asked == ["o", "p", "p", "p"]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_model_the_gateway_is_loading_stays_loading_until_ollama_lists_it(
+    make_gateway: MakeGateway,
+) -> None:
+    gateway = make_gateway(config_toml(typed("o", "ollama")))
+    gateway.upstream.handlers["o.test"] = script(lambda: raw_response(200, b'{"models": []}'))
+    backend = gateway.wiring.registry.get("o")
+    assert backend is not None
+    backend.residency["m"] = ModelResidency(Residency.LOADING)
+    backend.counters.pending = 1  # the request that made it load
+    await gateway.wiring.residency.refresh(backend)
+    assert backend.residency_of("m") is Residency.LOADING
+    backend.counters.pending = 0  # it ended, and /api/ps still does not list the model
+    await gateway.wiring.residency.refresh(backend)
+    assert backend.residency_of("m") is Residency.UNLOADED
