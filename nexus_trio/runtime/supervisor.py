@@ -154,20 +154,9 @@ class Supervisor:
             with trio.CancelScope() as everything:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self._watch_signals, wiring, everything)
-                    await nursery.start(wiring.health_checker().run)
-                    await nursery.start(wiring.residency.run)
-                    await nursery.start(wiring.quality_loop().run)
                     await nursery.start(self.notifier.run)
-                    await nursery.start(wiring.disconnects.run)
-                    if wiring.publisher is not None:
-                        await nursery.start(wiring.publisher.run)
-                    for spend_service in (wiring.ledger_service(), wiring.store_sync()):
-                        if spend_service is not None:
-                            await nursery.start(spend_service.run)
-                    await nursery.start(wiring.responses.run)
-                    await nursery.start(wiring.keys.run)
-                    if wiring.span_export is not None:
-                        await nursery.start(wiring.span_export.run)
+                    for service in wiring.background_services():
+                        await nursery.start(service)
                     binds = await nursery.start(front_end.run)
                     if admin_end is not None:
                         admin_binds = await nursery.start(admin_end.run)

@@ -16,7 +16,7 @@ after the registry, the quality store and the budget took the new settings.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,9 @@ from nexus_trio.spend import LedgerService, SpendBook
 from nexus_trio.spend.outbox import Outbox
 from nexus_trio.tracing import Sender, SpanExport, otlp_export
 from nexus_trio.upstream.client import UpstreamClient
+
+#: A background service's ``run``, started with ``nursery.start``.
+Service = Callable[..., Awaitable[None]]
 
 
 @dataclass(eq=False, slots=True)
@@ -204,6 +207,23 @@ class Wiring:
         self.spend.budget_config = config.budget
         self.generations.swap(generation)
 
+    def background_services(self) -> list[Service]:
+        """The ``run`` of every background service this gateway has, in start-up order (the
+        supervisor starts each with ``nursery.start``)."""
+        services: list[Service | None] = [
+            self.health_checker().run,
+            self.residency.run,
+            self.quality_loop().run,
+            self.disconnects.run,
+            None if self.publisher is None else self.publisher.run,
+            None if (ledger := self.ledger_service()) is None else ledger.run,
+            None if (store_sync := self.store_sync()) is None else store_sync.run,
+            self.responses.run,
+            self.keys.run,
+            None if self.span_export is None else self.span_export.run,
+        ]
+        return [service for service in services if service is not None]
+
     def agent_keys(self) -> list[tuple[str, str]]:
         """Every configured agent: (backend name, model) for each model a backend serves."""
         return [(b.name, model) for b in self.registry for model in sorted(b.models)]
@@ -267,8 +287,11 @@ def _key_store(
 def _residency(
     registry: Registry, http: httpx.AsyncClient, generations: Generations
 ) -> ResidencyWatcher:
-    """The residency watcher, reading ``[health_check]`` as reloaded (docs/routing.md#residency)."""
-    control = ModelControl(registry, http)
+    """The watcher of which models are loaded where, with the lifecycle control it drives
+    (docs/routing.md#residency)."""
     return ResidencyWatcher(
-        registry, http, lambda: generations.current.config.health_check, control
+        registry,
+        http,
+        lambda: generations.current.config.health_check,
+        ModelControl(registry, http),
     )

@@ -329,4 +329,5 @@ async def test_backend_whose_url_changed_starts_fresh(
     assert s2_entry["request_count"] == 0
     # ... and so must quality: no history for a backend the gateway has never used
     assert s2_entry["quality"] is None
-    assert s2_entry["agents"] == [{"model": "other", "quality": None}]
+    unknown = {"state": "unknown", "vram_bytes": None, "expires_at": None}
+    assert s2_entry["agents"] == [{"model": "other", "quality": None, "residency": unknown}]
