@@ -1,6 +1,10 @@
 """``nexus-trio models load|unload BACKEND MODEL``: tell a running gateway to have a backend
 load or unload a model (docs/cli.md#models), through its admin routes
-(docs/routing.md#model-lifecycle)."""
+(docs/routing.md#model-lifecycle).
+
+The admin key comes from ``NEXUS_ADMIN_KEY`` only (never an argument, which ``ps`` would
+show), as for ``nexus-trio keys``.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +24,16 @@ def add_models_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     models.add_argument("backend", help="the backend's name")
     models.add_argument("model", help="the model's id")
     models.add_argument("--url", default="http://127.0.0.1:8000")
-    models.add_argument("--api-key", help="an admin key (default: $NEXUS_API_KEY)")
 
 
 def run_models(args: argparse.Namespace) -> int:
-    """POST the order to ``/admin/models/<action>``; print the outcome. 0 on success."""
-    api_key = args.api_key or os.environ.get("NEXUS_API_KEY")
-    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    """POST the order to ``/admin/models/<action>``; print the outcome. 0 on success, 1 when
+    the gateway refused or could not be reached, 2 without ``NEXUS_ADMIN_KEY``."""
+    admin_key = os.environ.get("NEXUS_ADMIN_KEY", "").strip()
+    if not admin_key:
+        print("nexus-trio: set NEXUS_ADMIN_KEY to an admin key of the gateway", file=sys.stderr)
+        return 2
+    headers = {"authorization": f"Bearer {admin_key}"}
     url = f"{args.url.rstrip('/')}/admin/models/{args.action}"
     order = {"backend": args.backend, "model": args.model}
     try:

@@ -134,7 +134,8 @@ class ResidencyWatcher:
         current = self._current(backend)
         if current is not None:
             for model, residency in found.items():
-                _set(current, model, residency)
+                if not _still_loading(current, model, residency):
+                    _set(current, model, residency)
             for model in current.residency.keys() - found.keys():
                 del current.residency[model]
         return router
@@ -217,6 +218,16 @@ def _headers(backend: Backend) -> dict[str, str]:
     headers = {"accept": "text/event-stream", "accept-encoding": "identity"}
     headers.update(dialect_for(backend.config.type).probe_headers(backend))
     return headers
+
+
+def _still_loading(backend: Backend, model: str, reported: ModelResidency) -> bool:
+    """Whether a model a request of the gateway is loading (so ``loading``) should stay so
+    though the report says ``unloaded``: Ollama lists a model only once it is loaded."""
+    return (
+        reported.state is Residency.UNLOADED
+        and backend.residency_of(model) is Residency.LOADING
+        and backend.counters.pending > 0
+    )
 
 
 def _needs_load(backend: Backend, model: str, wall: float) -> bool:

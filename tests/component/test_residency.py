@@ -13,6 +13,7 @@ import pytest
 import trio
 import trio.testing
 
+from nexus_trio.config import parse_config
 from nexus_trio.registry import ModelResidency, Residency
 from tests.component.client import STREAM_CHAT
 from tests.component.configs import config_toml, fake_backend
@@ -20,6 +21,7 @@ from tests.component.fake_upstream import (
     DONE,
     ROLE_ONLY,
     ChunkStream,
+    Handler,
     chunk,
     raw_response,
     script,
@@ -167,3 +169,45 @@ async def test_a_cold_start_gets_its_allowance_and_is_not_the_backends_ttft(
         "vram_bytes": None,
         "expires_at": None,
     }
+
+
+async def test_a_reload_starts_watching_a_new_backend_and_stops_a_removed_one(
+    make_gateway: MakeGateway, autojump_clock: trio.testing.MockClock
+) -> None:
+    health = "[health_check]\ninterval_seconds = 10\n"
+    gateway = make_gateway(config_toml(typed("o", "ollama"), health=health))
+    asked: list[str] = []
+
+    def ps_of(host: str) -> Handler:
+        async def handler(request: httpx.Request, body: bytes) -> httpx.Response:
+            asked.append(host)
+            return raw_response(200, b'{"models": []}')
+
+        return handler
+
+    gateway.upstream.handlers["o.test"] = ps_of("o")
+    gateway.upstream.handlers["p.test"] = ps_of("p")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(gateway.wiring.residency.run)
+        await trio.sleep(1)
+        assert asked == ["o"]
+        gateway.wiring.apply_config(parse_config(config_toml(typed("p", "ollama"), health=health)))
+        await trio.sleep(25)  # p asked at once and each 10 s; o never again
+        assert asked == ["o", "p", "p", "p"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_model_the_gateway_is_loading_stays_loading_until_ollama_lists_it(
+    make_gateway: MakeGateway,
+) -> None:
+    gateway = make_gateway(config_toml(typed("o", "ollama")))
+    gateway.upstream.handlers["o.test"] = script(lambda: raw_response(200, b'{"models": []}'))
+    backend = gateway.wiring.registry.get("o")
+    assert backend is not None
+    backend.residency["m"] = ModelResidency(Residency.LOADING)
+    backend.counters.pending = 1  # the request that made it load
+    await gateway.wiring.residency.refresh(backend)
+    assert backend.residency_of("m") is Residency.LOADING
+    backend.counters.pending = 0  # it ended, and /api/ps still does not list the model
+    await gateway.wiring.residency.refresh(backend)
+    assert backend.residency_of("m") is Residency.UNLOADED

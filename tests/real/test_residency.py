@@ -9,6 +9,7 @@ the router's event stream.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Awaitable
 from typing import Any
@@ -91,8 +92,9 @@ async def chat(gateway: GatewayProcess, model: str, *, stream: bool = False) -> 
 async def models_command(gateway: GatewayProcess, action: str, model: str) -> str:
     """``nexus-trio models <action> router <model>`` against the gateway; its output."""
     command = [sys.executable, "-m", "nexus_trio", "models", action, "router", model]
-    command += ["--url", gateway.url, "--api-key", "admin-key"]
-    done = await trio.run_process(command, capture_stdout=True, capture_stderr=True)
+    command += ["--url", gateway.url]
+    env = {**os.environ, "NEXUS_ADMIN_KEY": "admin-key"}
+    done = await trio.run_process(command, capture_stdout=True, capture_stderr=True, env=env)
     return done.stdout.decode()
 
 
