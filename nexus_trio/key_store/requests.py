@@ -25,7 +25,8 @@ SECRET_PREFIX = "nxs-"
 #: overflow bucket.
 RESERVED_NAMES = frozenset({"default", "other"})
 
-Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+#: ``\Z``, not ``$``: ``$`` also matches before a final newline, which a name must not end with.
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
 Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 Usd = Annotated[float, msgspec.Meta(ge=0, le=1_000_000_000)]
 Model = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -38,6 +39,9 @@ Metadata = Annotated[
     msgspec.Meta(max_length=16),
 ]
 Grace = Annotated[int, msgspec.Meta(ge=0, le=7 * 86400)]
+#: ``expires_at`` is before this (9999-12-31T00:00:00Z): every later time is shown as a year
+#: past 9999, which no RFC 3339 time (nor Python's datetime) holds.
+LATEST_EXPIRY = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
 T = TypeVar("T")
 
 
@@ -101,6 +105,10 @@ def _timestamp(value: datetime | None, now: float) -> float | None:
     stamp = value.timestamp()
     if stamp <= now:
         raise errors.InvalidValue("expires_at must be in the future.", param="expires_at")
+    if stamp >= LATEST_EXPIRY:
+        raise errors.InvalidValue(
+            "expires_at must be before 9999-12-31T00:00:00Z (null: never).", param="expires_at"
+        )
     return stamp
 
 

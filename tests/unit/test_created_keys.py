@@ -69,6 +69,7 @@ def test_merge_takes_newer_versions_keeps_revocations_and_writes_back_what_is_mi
     [
         b'{"name": "a", "unknown": 1}',
         b'{"name": ""}',
+        b'{"name": "a\\n"}',  # `$` would match before the final newline
         b'{"name": "a", "models": [""]}',
         b'{"name": "a", "monthly_budget_usd": -1}',
         b"[1]",
@@ -88,6 +89,17 @@ def test_expires_at_needs_a_time_zone_and_the_future() -> None:
     with pytest.raises(errors.InvalidValue, match="future"):
         changes(past, 2e9)
     assert changes(past, 0.0)["expires_at"] == 978307200.0
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T00:00:00Z", "9999-12-31T23:59:59-23:59"])
+def test_expires_at_is_a_time_the_key_can_be_shown_with(when: str) -> None:
+    """Past 9999 (in UTC) the key could be stored but not shown: every GET of the admin API
+    would fail."""
+    late = decode(b'{"name": "a", "expires_at": "%s"}' % when.encode(), NewKey)
+    with pytest.raises(errors.InvalidValue, match="before 9999"):
+        changes(late, 0.0)
+    last = decode(b'{"name": "a", "expires_at": "9999-12-30T23:59:59Z"}', NewKey)
+    assert key_view(record("a", expires_at=changes(last, 0.0)["expires_at"]), 0.0)["expires_at"]
 
 
 def test_a_secret_is_recognisable_and_never_shown_again() -> None:
