@@ -32,7 +32,6 @@ from nexus_trio.config import StateConfig
 from nexus_trio.errors import StateError
 from nexus_trio.key_store.database import KeyDatabase
 from nexus_trio.key_store.requests import (
-    RESERVED_NAMES,
     KeySettings,
     NewKey,
     Rotation,
@@ -40,7 +39,7 @@ from nexus_trio.key_store.requests import (
     new_secret,
 )
 from nexus_trio.key_store.shared import SharedKeys
-from nexus_trio.keys.created import CreatedKey, CreatedKeys
+from nexus_trio.keys.created import RESERVED_NAMES, CreatedKey, CreatedKeys
 
 log = logging.getLogger("nexus_trio.keys")
 
