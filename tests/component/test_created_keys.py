@@ -303,3 +303,23 @@ async def test_processes_sharing_the_state_dir_take_in_each_others_keys(
     await admin(two, "DELETE", "/admin/keys/sibling")
     await one.wiring.keys.reread()
     assert (await one.post(PATH, CHAT, **bearer(secret))).status_code == 401
+
+
+async def test_every_change_is_logged_with_who_made_it_and_never_a_secret(
+    gw: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="nexus_trio.keys")
+    secret = await create(gw, name="app", admin=True)
+    await admin(gw, "PATCH", "/admin/keys/app", {"models": ["m"], "requests_per_minute": 5})
+    rotated = await admin(gw, "POST", "/admin/keys/app/rotate", {"grace_seconds": 60})
+    new = (await rotated.get_json())["key"]
+    await admin(gw, "DELETE", "/admin/keys/app", **bearer(new))
+    lines = [r.getMessage() for r in caplog.records if r.name == "nexus_trio.keys"]
+    assert lines == [  # the test client has no peer address: "-"
+        "key app created by key boss from - (admin: yes)",
+        "key app changed (models, requests_per_minute) by key boss from - (admin: yes)",
+        "key app rotated (grace 60 s) by key boss from - (admin: yes)",
+        "key app revoked by key app from - (admin: yes)",
+    ]
+    for text in (secret, new, hashlib.sha256(secret.encode()).hexdigest()):
+        assert text not in caplog.text
