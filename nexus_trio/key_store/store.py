@@ -82,8 +82,9 @@ class KeyStore:
         self.interval = state.sync_interval_seconds
         self.wall_clock = wall_clock
         self._shared = None if state.store is None else SharedKeys(state.store)
-        #: Whether the last exchange with the shared store succeeded (True without one).
-        self.shared_up = self._shared is None
+        #: False from a failed exchange with the shared store until one succeeds (so the first
+        #: failure, at start-up included, is logged).
+        self.shared_up = True
         self._version: bytes | None = None
         self._db: KeyDatabase | None = None
         self._lock = trio.Lock()

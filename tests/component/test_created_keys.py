@@ -16,6 +16,10 @@ import msgspec
 import pytest
 import trio
 
+from nexus_trio import errors
+from nexus_trio.config import StateConfig
+from nexus_trio.key_store import KeyStore, NewKey
+from nexus_trio.keys import CreatedKeys
 from tests.component.client import CHAT, PATH, bearer
 from tests.component.fake_upstream import completion
 from tests.component.in_process import Gateway
@@ -323,3 +327,15 @@ async def test_every_change_is_logged_with_who_made_it_and_never_a_secret(
     ]
     for text in (secret, new, hashlib.sha256(secret.encode()).hexdigest()):
         assert text not in caplog.text
+
+
+async def test_a_shared_store_down_at_start_up_is_logged(
+    tmp_path: Path, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = StateConfig(dir=str(tmp_path), store="redis://127.0.0.1:1/0")
+    store = KeyStore(state, CreatedKeys(), configured=set)
+    await nursery.start(store.run)
+    assert "key changes are refused until it is back" in caplog.text
+    with pytest.raises(errors.ServiceUnavailable):
+        await store.create(NewKey(name="app"))
+    nursery.cancel_scope.cancel()
