@@ -19,7 +19,7 @@ import trio
 from nexus_trio import errors
 from nexus_trio.config import StateConfig
 from nexus_trio.key_store import KeyStore, NewKey
-from nexus_trio.keys import CreatedKeys
+from nexus_trio.keys import CreatedKey, CreatedKeys
 from tests.component.client import CHAT, PATH, bearer
 from tests.component.fake_upstream import completion
 from tests.component.in_process import Gateway
@@ -339,3 +339,32 @@ async def test_a_shared_store_down_at_start_up_is_logged(
     with pytest.raises(errors.ServiceUnavailable):
         await store.create(NewKey(name="app"))
     nursery.cancel_scope.cancel()
+
+
+async def test_a_created_key_never_reaches_a_forward_authorization_backend(
+    make_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    """The file names no key (so forward_authorization is allowed), but created keys (from the
+    state directory or the fleet's store) turn inbound authentication on."""
+    gateway = make_gateway(
+        f'[health_check]\nenabled = false\n[state]\ndir = "{tmp_path}"\n'
+        '[[backends]]\nname = "own"\nurl = "http://own.test"\ntype = "generic"\n'
+        'models = ["m"]\nforward_authorization = true\n'
+    )
+    seen: list[httpx.Headers] = []
+
+    async def answer(request: httpx.Request, body: bytes) -> httpx.Response:
+        seen.append(request.headers)
+        return completion()
+
+    gateway.upstream.handlers["own.test"] = answer
+    secret = "nxs-created-secret"
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    gateway.wiring.keys.index.put(
+        CreatedKey(name="app", sha256=digest, created_at=1.0, updated_at=1.0)
+    )
+    assert (await gateway.post(PATH, CHAT)).status_code == 401
+    assert (await gateway.post(PATH, CHAT, **bearer(secret))).status_code == 200
+    [headers] = seen
+    assert "authorization" not in headers
+    assert secret not in str(headers.raw)
