@@ -28,6 +28,7 @@ Another method than POST on a proxy path is answered 405 with ``Allow: POST``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
@@ -210,7 +211,7 @@ class ProxyEndpoint:
                 ctx.client_api = client
                 path, body = CHAT_PATH, client.body
             view = decode_view(ROUTES[path], body)
-            headers = list(scope["headers"])
+            headers = _forwardable(scope["headers"], ctx)
             reply = await self.forwarder.forward(ctx, view, path, body, headers)
         except errors.APIError as error:
             return self._error(ctx, error)
@@ -228,6 +229,18 @@ class ProxyEndpoint:
     def _error(ctx: RequestContext, error: errors.APIError) -> Reply:
         ctx.error_code = error.code
         return reply_for_error(ctx.path, error)
+
+
+def _forwardable(
+    headers: Iterable[tuple[bytes, bytes]], ctx: RequestContext
+) -> list[tuple[bytes, bytes]]:
+    """The client's headers an attempt may pass on: without ``Authorization`` once a key of
+    this gateway authenticated the request (it carried that key, which no backend is to see,
+    a ``forward_authorization`` one included: created keys turn authentication on at run time,
+    whatever the file says, docs/proxying.md#headers)."""
+    if ctx.key is None:
+        return list(headers)
+    return [pair for pair in headers if pair[0] != b"authorization"]
 
 
 def _too_large(limit: int) -> errors.RequestTooLarge:

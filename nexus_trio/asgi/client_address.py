@@ -6,9 +6,10 @@ it is the right-most ``X-Forwarded-For`` hop that is not a trusted proxy (every 
 the address it received the request from, so hops left of the first untrusted one, read from
 the right, are whatever that client wrote). When every hop is trusted, the left-most one.
 Parsing is bounded: more than :data:`MAX_FORWARDED_BYTES` of the header, more than
-:data:`MAX_HOPS` hops, or a hop that is not an IP address, and the client is the peer. The
-verdict for a (peer, header) pair is remembered (the last :data:`REMEMBERED` pairs): behind a
-proxy the same few pairs come again and again, and parsing addresses is the costly part.
+:data:`MAX_HOPS` hops, or a hop that is not an IP address (one with an IPv6 zone included),
+and the client is the peer. The verdict for a (peer, header) pair is remembered (the last
+:data:`REMEMBERED` pairs): behind a proxy the same few pairs come again and again, and parsing
+addresses is the costly part.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def _forwarded_hops(forwarded: bytes) -> list[IPAddress] | None:
         return None
     hops = []
     for part in parts:
-        hop = parse_address(part.strip().decode("ascii", "replace"))
+        # An IPv6 zone (``fe80::1%eth0``) may be any text: no proxy sends one.
+        hop = None if b"%" in part else parse_address(part.strip().decode("ascii", "replace"))
         if hop is None:
             return None
         hops.append(hop)

@@ -13,7 +13,6 @@ import msgspec
 import msgspec.structs
 
 from nexus_trio.config.decoding import InvalidKey
-from nexus_trio.config.urls import redacted_url
 
 #: The OTLP/HTTP path of traces, added to an endpoint given without a path.
 TRACES_PATH = "/v1/traces"
@@ -59,17 +58,19 @@ def _traces_url(url: str) -> str:
 
     Raises:
         InvalidKey: not an http(s) URL with a host and a valid port, a query or fragment, or a
-            password in it.
+            password or user in it.
     """
     parts = urlsplit(url)
-    shown = redacted_url(url)
+    shown = url
+    if "@" in parts.netloc:  # a user alone may be a token too (sent as Basic auth)
+        shown = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
     problem = None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problem = f"must be an http:// or https:// URL with a host, got {shown!r}"
-    elif parts.password is not None:
+    elif "@" in parts.netloc:
         problem = (
-            f"must not hold a password ({shown!r}): give the collector's credentials in "
-            "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+            f"must not hold a password or user ({shown!r}): give the collector's credentials "
+            "in OTEL_EXPORTER_OTLP_TRACES_HEADERS"
         )
     elif parts.query or parts.fragment:
         problem = f"must not have a query or fragment: {shown!r}"

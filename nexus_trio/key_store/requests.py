@@ -17,15 +17,10 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 
 from nexus_trio import errors
-from nexus_trio.keys.created import CreatedKey
+from nexus_trio.keys.created import LATEST_TIME, CreatedKey, KeyName
 
 #: Every secret starts so, to be recognisable in a leak scanner or a paste.
 SECRET_PREFIX = "nxs-"
-#: Names that are not for created keys: ``default`` (docs/keys.md#keys) and the metrics'
-#: overflow bucket.
-RESERVED_NAMES = frozenset({"default", "other"})
-
-Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 Usd = Annotated[float, msgspec.Meta(ge=0, le=1_000_000_000)]
 Model = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -59,7 +54,7 @@ class KeySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class NewKey(KeySettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``POST /admin/keys``: a name and the settings (absent = the defaults of ``[[keys]]``)."""
 
-    name: Name
+    name: KeyName
 
 
 class Rotation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -101,6 +96,10 @@ def _timestamp(value: datetime | None, now: float) -> float | None:
     stamp = value.timestamp()
     if stamp <= now:
         raise errors.InvalidValue("expires_at must be in the future.", param="expires_at")
+    if stamp >= LATEST_TIME:
+        raise errors.InvalidValue(
+            "expires_at must be before 9999-12-31T00:00:00Z (null: never).", param="expires_at"
+        )
     return stamp
 
 

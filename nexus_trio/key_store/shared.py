@@ -10,12 +10,14 @@ incremented in the same transaction as every write. A gateway reads the version 
 the hash only when the version changed, so a quiet fleet costs one round trip per sync.
 
 Every failure is one :class:`~nexus_trio.errors.StateError` naming the store's URL without its
-password.
+password. A record that is not a valid key record (whoever can write the store can write one)
+is left out with a WARNING, and never stops the others from being read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import msgspec
@@ -33,6 +35,7 @@ VERSION_KEY = "nexus-trio:keys:version"
 TIMEOUT_SECONDS = 0.5
 _DECODER = msgspec.json.Decoder(CreatedKey)
 _ENCODER = msgspec.json.Encoder()
+log = logging.getLogger("nexus_trio.keys")
 
 
 class SharedKeys:
@@ -82,7 +85,22 @@ class SharedKeys:
             if version == known and known is not None:
                 return version, None
             raw: dict[bytes, bytes] = self._client.hgetall(KEYS_HASH)  # type: ignore[assignment]
-            return version, [_DECODER.decode(record) for record in raw.values()]
+            return version, self._records(raw)
+
+    def _records(self, raw: Mapping[bytes, bytes]) -> list[CreatedKey]:
+        """The valid key records of the hash; each other one is logged and left out."""
+        records = []
+        for field, value in raw.items():
+            try:
+                records.append(_DECODER.decode(value))
+            except msgspec.DecodeError as exc:
+                log.warning(
+                    "shared store %s: %r is not a key record, left out: %s",
+                    self.shown,
+                    field[:64].decode("utf-8", "replace"),
+                    str(exc)[:200],
+                )
+        return records
 
     def close(self) -> None:
         """Close the client's connections."""

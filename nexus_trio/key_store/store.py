@@ -32,7 +32,6 @@ from nexus_trio.config import StateConfig
 from nexus_trio.errors import StateError
 from nexus_trio.key_store.database import KeyDatabase
 from nexus_trio.key_store.requests import (
-    RESERVED_NAMES,
     KeySettings,
     NewKey,
     Rotation,
@@ -40,7 +39,7 @@ from nexus_trio.key_store.requests import (
     new_secret,
 )
 from nexus_trio.key_store.shared import SharedKeys
-from nexus_trio.keys.created import CreatedKey, CreatedKeys
+from nexus_trio.keys.created import RESERVED_NAMES, CreatedKey, CreatedKeys
 
 log = logging.getLogger("nexus_trio.keys")
 
@@ -83,8 +82,9 @@ class KeyStore:
         self.interval = state.sync_interval_seconds
         self.wall_clock = wall_clock
         self._shared = None if state.store is None else SharedKeys(state.store)
-        #: Whether the last exchange with the shared store succeeded (True without one).
-        self.shared_up = self._shared is None
+        #: False from a failed exchange with the shared store until one succeeds (so the first
+        #: failure, at start-up included, is logged).
+        self.shared_up = True
         self._version: bytes | None = None
         self._db: KeyDatabase | None = None
         self._lock = trio.Lock()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
 
 import msgspec
 
@@ -21,13 +23,31 @@ from nexus_trio import errors
 from nexus_trio.config import KeyConfig
 from nexus_trio.keys.keyring import ClientKey
 
+#: Every time of a record is before this (9999-12-31T00:00:00Z): a later one cannot be shown
+#: as an RFC 3339 time.
+LATEST_TIME = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+#: A key's name: 1 to 64 letters, digits, ``.``, ``_`` or ``-``, starting with a letter or a
+#: digit (``\Z``, not ``$``, which also matches before a final newline).
+KeyName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
+#: Names that are not for created keys: ``default`` (docs/keys.md#keys) and the metrics'
+#: overflow bucket.
+RESERVED_NAMES = frozenset({"default", "other"})
+#: A SHA-256 in lower-case hex, as the gateway writes it.
+Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
+#: Unix seconds a record can hold and show.
+Time = Annotated[float, msgspec.Meta(ge=0, lt=LATEST_TIME)]
+
 
 class CreatedKey(msgspec.Struct, frozen=True, kw_only=True):
-    """One created key as stored (SQLite, the fleet's store); replaced whole on each change."""
+    """One created key as stored (SQLite, the fleet's store); replaced whole on each change.
 
-    name: str
+    Decoding one checks its name, digests and times (a record read from the fleet's store may
+    have been written by anyone who can write there); building one checks the name only.
+    """
+
+    name: KeyName
     #: SHA-256 of the secret, hex.
-    sha256: str
+    sha256: Digest
     models: list[str] = msgspec.field(default_factory=list)
     privacy: str = "open"
     requests_per_minute: int = 0
@@ -35,18 +55,22 @@ class CreatedKey(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent_requests: int = 0
     monthly_budget_usd: float = 0.0
     #: Unix seconds after which the key is refused 401 ``key_expired``; None = never.
-    expires_at: float | None = None
+    expires_at: Time | None = None
     admin: bool = False
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
-    created_at: float
-    updated_at: float
+    created_at: Time
+    updated_at: Time
     #: Unix seconds the key was revoked at; a revoked key never comes back.
-    revoked_at: float | None = None
+    revoked_at: Time | None = None
     #: After a rotation: the previous secret's digest, accepted until ``previous_until``.
-    previous_sha256: str | None = None
-    previous_until: float | None = None
+    previous_sha256: Digest | None = None
+    previous_until: Time | None = None
     #: Incremented on each change: of two versions of a key, the higher one wins.
     revision: int = 1
+
+    def __post_init__(self) -> None:
+        if self.name in RESERVED_NAMES:
+            raise ValueError(f"the key name {self.name!r} is reserved")
 
     def config(self) -> KeyConfig:
         """The key's limits and roles, as a ``[[keys]]`` entry would give them."""

@@ -83,8 +83,9 @@ class Ledger:
         """
         path = directory / FILE_NAME
         with _errors(path, "create its directory"):
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         with _errors(path, "open it"):
+            path.touch(mode=0o600)  # the gateway's user only; SQLite's -wal and -shm files follow
             db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         try:
             with _errors(path, "open it"):

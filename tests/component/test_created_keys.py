@@ -16,6 +16,10 @@ import msgspec
 import pytest
 import trio
 
+from nexus_trio import errors
+from nexus_trio.config import StateConfig
+from nexus_trio.key_store import KeyStore, NewKey
+from nexus_trio.keys import CreatedKey, CreatedKeys
 from tests.component.client import CHAT, PATH, bearer
 from tests.component.fake_upstream import completion
 from tests.component.in_process import Gateway
@@ -303,3 +307,64 @@ async def test_processes_sharing_the_state_dir_take_in_each_others_keys(
     await admin(two, "DELETE", "/admin/keys/sibling")
     await one.wiring.keys.reread()
     assert (await one.post(PATH, CHAT, **bearer(secret))).status_code == 401
+
+
+async def test_every_change_is_logged_with_who_made_it_and_never_a_secret(
+    gw: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="nexus_trio.keys")
+    secret = await create(gw, name="app", admin=True)
+    await admin(gw, "PATCH", "/admin/keys/app", {"models": ["m"], "requests_per_minute": 5})
+    rotated = await admin(gw, "POST", "/admin/keys/app/rotate", {"grace_seconds": 60})
+    new = (await rotated.get_json())["key"]
+    await admin(gw, "DELETE", "/admin/keys/app", **bearer(new))
+    lines = [r.getMessage() for r in caplog.records if r.name == "nexus_trio.keys"]
+    assert lines == [  # the test client has no peer address: "-"
+        "key app created by key boss from - (admin: yes)",
+        "key app changed (models, requests_per_minute) by key boss from - (admin: yes)",
+        "key app rotated (grace 60 s) by key boss from - (admin: yes)",
+        "key app revoked by key app from - (admin: yes)",
+    ]
+    for text in (secret, new, hashlib.sha256(secret.encode()).hexdigest()):
+        assert text not in caplog.text
+
+
+async def test_a_shared_store_down_at_start_up_is_logged(
+    tmp_path: Path, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = StateConfig(dir=str(tmp_path), store="redis://127.0.0.1:1/0")
+    store = KeyStore(state, CreatedKeys(), configured=set)
+    await nursery.start(store.run)
+    assert "key changes are refused until it is back" in caplog.text
+    with pytest.raises(errors.ServiceUnavailable):
+        await store.create(NewKey(name="app"))
+    nursery.cancel_scope.cancel()
+
+
+async def test_a_created_key_never_reaches_a_forward_authorization_backend(
+    make_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    """The file names no key (so forward_authorization is allowed), but created keys (from the
+    state directory or the fleet's store) turn inbound authentication on."""
+    gateway = make_gateway(
+        f'[health_check]\nenabled = false\n[state]\ndir = "{tmp_path}"\n'
+        '[[backends]]\nname = "own"\nurl = "http://own.test"\ntype = "generic"\n'
+        'models = ["m"]\nforward_authorization = true\n'
+    )
+    seen: list[httpx.Headers] = []
+
+    async def answer(request: httpx.Request, body: bytes) -> httpx.Response:
+        seen.append(request.headers)
+        return completion()
+
+    gateway.upstream.handlers["own.test"] = answer
+    secret = "nxs-created-secret"
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    gateway.wiring.keys.index.put(
+        CreatedKey(name="app", sha256=digest, created_at=1.0, updated_at=1.0)
+    )
+    assert (await gateway.post(PATH, CHAT)).status_code == 401
+    assert (await gateway.post(PATH, CHAT, **bearer(secret))).status_code == 200
+    [headers] = seen
+    assert "authorization" not in headers
+    assert secret not in str(headers.raw)

@@ -29,7 +29,9 @@ def tracing(text: str) -> str:
     [
         ('otlp_endpoint = "ftp://collector"', "must be an http:// or https:// URL with a host"),
         ('otlp_endpoint = "http://"', "must be an http:// or https:// URL with a host"),
-        ('otlp_endpoint = "http://u:secret@collector:4318"', "must not hold a password"),
+        ('otlp_endpoint = "http://u:secret@collector:4318"', "must not hold a password or user"),
+        ('otlp_endpoint = "http://secret@collector:4318"', "must not hold a password or user"),
+        ('otlp_endpoint = "http://secret@"', "must be an http:// or https:// URL with a host"),
         ('otlp_endpoint = "http://collector:99999"', "has an invalid port"),
         ('otlp_endpoint = "http://collector:4318/?x=1"', "must not have a query"),
         ("sample_ratio = 1.5", "Expected `float` <= 1.0"),
