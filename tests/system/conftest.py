@@ -26,8 +26,11 @@ async def start_gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client for the test's gateways and backends."""
-    async with httpx.AsyncClient(timeout=10) as http:
+    """A plain HTTP client for the test's gateways and backends. It lets an idle connection go
+    after 2 s, before the gateway's own 5 s keep-alive timeout closes it: reusing one the
+    server is closing at that moment fails a request ("Server disconnected")."""
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(timeout=10, limits=limits) as http:
         yield http
 
 
