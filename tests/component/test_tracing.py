@@ -346,3 +346,21 @@ async def test_a_stuck_collector_never_delays_requests_and_drops_are_counted(
     with trio.fail_after(5):  # the first request's spans, then the two queued requests'
         await poll(lambda: sample(gateway, "nexus_trace_spans_exported_total") == 3 * 2)
     assert len(by_kind(await traced.spans(), SERVER)) == 3
+
+
+async def test_a_reloaded_sample_ratio_applies_to_the_next_request(traced: Traced) -> None:
+    gateway = traced.gateway
+    gateway.upstream.handlers["a.test"] = answer()
+    await gateway.post("/v1/chat/completions", CHAT, **bearer(SECRET))
+    never = TRACED.replace("[tracing]\n", "[tracing]\nsample_ratio = 0.0\n")
+    gateway.wiring.apply_config(parse_config(never))
+    for _ in range(3):
+        await gateway.post("/v1/chat/completions", CHAT, **bearer(SECRET))
+    assert len(by_kind(await traced.spans(), SERVER)) == 1
+    assert len(gateway.upstream.requests) == 4
+    assert [("traceparent" in request.headers) for request, _ in gateway.upstream.requests] == [
+        True,
+        False,
+        False,
+        False,
+    ]
