@@ -3,7 +3,8 @@
 What it owns: the per-request :class:`~nexus_trio.asgi.context.RequestContext`, the
 :class:`~nexus_trio.asgi.reply.Reply` value with the one renderer of every error
 (:func:`~nexus_trio.asgi.reply.error_reply`), and sending a reply with the headers every answer
-carries (:func:`~nexus_trio.asgi.sending.send_reply`), and watching for clients that go away
+carries (:func:`~nexus_trio.asgi.sending.send_reply`), writing a streamed body's chunks straight
+to hypercorn's socket (:mod:`~nexus_trio.asgi.direct_writer`), and watching for clients that go away
 (:mod:`~nexus_trio.asgi.disconnects`). It never routes, authorises or counts a
 request: it knows nothing of the gateway's services.
 """

@@ -9,7 +9,9 @@ and the Quart routes.
 Sending: the final body message goes out under a shielded scope. hypercorn does its
 end-of-response bookkeeping (closing on ``Connection: close``, arming the keep-alive timer)
 inside that ``send``; an interrupted final send leaves the connection open forever. A
-streaming body is closed (``aclose``) whether or not it was fully iterated.
+streaming body is closed (``aclose``) whether or not it was fully iterated. Its chunks are
+written by :mod:`~nexus_trio.asgi.direct_writer` when the server is hypercorn's trio HTTP/1.1
+path on a plain socket, else sent through ``send``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import trio
 from hypercorn.typing import ASGISendCallable, ASGISendEvent
 
 from nexus_trio import errors
+from nexus_trio.asgi.direct_writer import direct_writer
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -78,8 +81,13 @@ class Reply:
         else:
             async with contextlib.aclosing(self.chunks) as chunks:
                 await send(start)
-                async for chunk in chunks:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                writer = direct_writer(send)
+                if writer is not None:
+                    async for chunk in chunks:
+                        await writer.write(chunk)
+                else:
+                    async for chunk in chunks:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
         with trio.CancelScope(shield=True):
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
