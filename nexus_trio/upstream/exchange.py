@@ -9,6 +9,7 @@ fresh connection), any other failure a plain ``httpx.TransportError``.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 
 import h11
@@ -37,10 +38,21 @@ def deadline(seconds: float | None) -> contextlib.AbstractContextManager[object]
 
 
 async def _send(connection: Connection, data: bytes) -> None:
-    """Write ``data``; a reused connection failing here raises :class:`StaleConnectionError`."""
+    """Write ``data``; a reused connection failing here raises :class:`StaleConnectionError`.
+
+    One non-blocking write first: a request fits the socket's buffer, so it usually goes out
+    without a trip through the scheduler (the read of the answer that follows checkpoints);
+    the rest, if any, with ``send_all``.
+    """
+    stream = connection.stream
     try:
-        await connection.stream.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        try:
+            written = os.write(stream.socket.fileno(), data)
+        except BlockingIOError:
+            written = 0
+        if written < len(data):
+            await stream.send_all(memoryview(data)[written:])
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
         if connection.reused:
             raise StaleConnectionError(_STALE) from exc
         raise httpx.WriteError("The connection broke while sending the request.") from exc

@@ -172,7 +172,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         self,
         *,
         max_connections_per_host: int | None = None,
-        max_idle_per_host: int = 64,
+        max_idle_per_host: int = 1024,
         keepalive_expiry: float = 30.0,
         connect_timeout: float | None = None,
         fallback: httpx.AsyncBaseTransport | None = None,
