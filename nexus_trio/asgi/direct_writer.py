@@ -55,8 +55,9 @@ class DirectWriter:
     async def write(self, chunk: bytes) -> None:
         """Send ``chunk`` as one body piece (``more_body``); an empty chunk sends nothing.
 
-        Never checkpoints when the socket takes the whole chunk at once; blocks while the client
-        reads otherwise (hypercorn's send, shielded as hypercorn shields it).
+        Never checkpoints when the socket takes the whole chunk at once; otherwise blocks while
+        the client reads, through hypercorn's send (shielded once part of the frame is written:
+        a cancelled write never leaves a broken frame behind).
         """
         if not chunk:
             return
@@ -71,8 +72,9 @@ class DirectWriter:
         except OSError:  # the client is gone: hypercorn's path notices and closes
             await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
             return
-        if written < len(framed):
-            await self._server.protocol_send(RawData(data=framed[written:]))
+        if written < len(framed):  # the rest of a frame begun: never cut short (shielded)
+            with trio.CancelScope(shield=True):
+                await self._server.protocol_send(RawData(data=framed[written:]))
 
 
 _RESPONSE = ASGIHTTPState.RESPONSE

@@ -5,8 +5,6 @@ connection stays usable for the next request."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-
 import hypercorn.trio
 import pytest
 import trio
@@ -16,7 +14,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
 from nexus_trio.asgi.direct_writer import direct_writer
-from nexus_trio.asgi.reply import Reply
+from nexus_trio.asgi.reply import Reply, Write
 from tests.system.raw_connection import RawConnection
 
 pytestmark = pytest.mark.system
@@ -43,13 +41,12 @@ class App:
         while (await receive()).get("more_body"):
             pass
 
-        async def chunks() -> AsyncGenerator[bytes, None]:
-            for index, chunk in enumerate(CHUNKS):
-                if index == 1:  # the start went out before the first chunk was relayed
-                    self.engaged.append(direct_writer(send) is not None)
-                yield chunk
+        async def pump(write: Write) -> None:
+            self.engaged.append(direct_writer(send) is not None)  # the head went out
+            for chunk in CHUNKS:
+                await write(chunk)
 
-        await Reply.streamed(200, {"content-type": "text/event-stream"}, chunks()).send(send, [])
+        await Reply.streamed(200, {"content-type": "text/event-stream"}, pump).send(send, [])
 
 
 async def _lifespan(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
