@@ -58,7 +58,7 @@ async def _send(connection: Connection, data: bytes) -> None:
         raise httpx.WriteError("The connection broke while sending the request.") from exc
 
 
-async def _receive(connection: Connection) -> bytes:
+async def receive(connection: Connection) -> bytes:
     """Read what has arrived (``b""`` at EOF), mapping failures to httpx exceptions."""
     try:
         data = await connection.stream.receive_some(_RECEIVE_SIZE)
@@ -87,7 +87,7 @@ async def next_event(connection: Connection) -> h11.Event:
             return event
         if event is h11.PAUSED:
             raise httpx.RemoteProtocolError("Unexpected data after the response.")
-        state.receive_data(await _receive(connection))
+        state.receive_data(await receive(connection))
 
 
 async def _receive_head(connection: Connection) -> h11.Response:

@@ -55,6 +55,15 @@ class Connection:
         state.start_next_cycle()
         return True
 
+    def renew(self) -> bool:
+        """After a body read without h11 (a chunked one, to its clean end): a fresh h11 state
+        for the next request; False if h11 says the connection cannot serve one (the request
+        not sent whole, or either side's ``Connection: close`` or HTTP/1.0)."""
+        if self.h11.our_state is not h11.DONE:
+            return False
+        self.h11 = h11.Connection(h11.CLIENT)
+        return True
+
     def skip_to_end(self) -> bool:
         """Drop the buffered rest of the response body; True if its end was buffered too."""
         try:

@@ -242,6 +242,10 @@ async def test_fresh_connection_closed_before_responding_is_not_stale(
         assert not isinstance(caught.value, StaleConnectionError)
 
 
+#: ``ok`` as a chunked body (read without h11: nexus_trio.upstream.chunked).
+CHUNKED_OK = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+
+
 @pytest.mark.parametrize(
     "response",
     [
@@ -249,6 +253,10 @@ async def test_fresh_connection_closed_before_responding_is_not_stale(
             b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok", id="close"
         ),
         pytest.param(OK + b"HTTP/1.1 200 OK\r\n", id="bytes-after-response"),
+        pytest.param(
+            CHUNKED_OK.replace(b"OK\r\n", b"OK\r\nconnection: close\r\n"), id="chunked-close"
+        ),
+        pytest.param(CHUNKED_OK + b"HTTP/1.1 200 OK\r\n", id="chunked-bytes-after-response"),
     ],
 )
 async def test_connection_not_reused_after(
