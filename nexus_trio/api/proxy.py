@@ -218,7 +218,7 @@ class ProxyEndpoint:
         except Exception:
             log.exception("unexpected error serving POST %s", scope["path"])
             return self._error(ctx, errors.APIError("The gateway failed to handle the request."))
-        if client is None or reply.chunks is not None or ctx.answered_natively:
+        if client is None or reply.pump is not None or ctx.answered_natively:
             return reply
         try:
             return client.reply(reply)

@@ -10,6 +10,8 @@ abandons the stream, by the exit stack as ``cancelled``.
 
 from __future__ import annotations
 
+import functools
+
 import httpx
 import trio
 
@@ -83,7 +85,7 @@ class StreamCommitter:
         return Reply.streamed(
             stream.response.status_code,
             headers,
-            relay(stream, first, limits, self._drain, on_end),
+            functools.partial(relay, stream, first, limits, self._drain, on_end),
         )
 
     async def _release(self, ctx: RequestContext, attempt: Attempt, stream: UpstreamStream) -> None:

@@ -9,6 +9,7 @@ fresh connection), any other failure a plain ``httpx.TransportError``.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 
 import h11
@@ -37,16 +38,27 @@ def deadline(seconds: float | None) -> contextlib.AbstractContextManager[object]
 
 
 async def _send(connection: Connection, data: bytes) -> None:
-    """Write ``data``; a reused connection failing here raises :class:`StaleConnectionError`."""
+    """Write ``data``; a reused connection failing here raises :class:`StaleConnectionError`.
+
+    One non-blocking write first: a request fits the socket's buffer, so it usually goes out
+    without a trip through the scheduler (the read of the answer that follows checkpoints);
+    the rest, if any, with ``send_all``.
+    """
+    stream = connection.stream
     try:
-        await connection.stream.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        try:
+            written = os.write(stream.socket.fileno(), data)
+        except BlockingIOError:
+            written = 0
+        if written < len(data):
+            await stream.send_all(memoryview(data)[written:])
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
         if connection.reused:
             raise StaleConnectionError(_STALE) from exc
         raise httpx.WriteError("The connection broke while sending the request.") from exc
 
 
-async def _receive(connection: Connection) -> bytes:
+async def receive(connection: Connection) -> bytes:
     """Read what has arrived (``b""`` at EOF), mapping failures to httpx exceptions."""
     try:
         data = await connection.stream.receive_some(_RECEIVE_SIZE)
@@ -75,7 +87,7 @@ async def next_event(connection: Connection) -> h11.Event:
             return event
         if event is h11.PAUSED:
             raise httpx.RemoteProtocolError("Unexpected data after the response.")
-        state.receive_data(await _receive(connection))
+        state.receive_data(await receive(connection))
 
 
 async def _receive_head(connection: Connection) -> h11.Response:

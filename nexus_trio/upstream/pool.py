@@ -8,6 +8,7 @@ itself lives in :mod:`nexus_trio.upstream.transport`, which also explains the wh
 from __future__ import annotations
 
 import math
+import socket
 from collections import deque
 from collections.abc import Callable
 
@@ -54,6 +55,15 @@ class Connection:
         state.start_next_cycle()
         return True
 
+    def renew(self) -> bool:
+        """After a body read without h11 (a chunked one, to its clean end): a fresh h11 state
+        for the next request; False if h11 says the connection cannot serve one (the request
+        not sent whole, or either side's ``Connection: close`` or HTTP/1.0)."""
+        if self.h11.our_state is not h11.DONE:
+            return False
+        self.h11 = h11.Connection(h11.CLIENT)
+        return True
+
     def skip_to_end(self) -> bool:
         """Drop the buffered rest of the response body; True if its end was buffered too."""
         try:
@@ -71,6 +81,30 @@ class Connection:
 
 def _tokens(max_connections: int | None) -> float:
     return math.inf if max_connections is None else max_connections
+
+
+def _ip_family(host: str) -> socket.AddressFamily | None:
+    """The address family of an IP literal; None for a name (resolved at each connect)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return None
+
+
+async def _open_ip_stream(family: socket.AddressFamily, host: str, port: int) -> trio.SocketStream:
+    """Connect to an IP literal: one socket, one ``connect``, no resolver and no task of its own
+    (``trio.open_tcp_stream`` runs its happy-eyeballs attempts in a nursery even for one address).
+    """
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 def _connect_failure(exc: OSError) -> str:
@@ -105,6 +139,7 @@ class HostPool:
     ) -> None:
         self._host = host
         self._port = port
+        self._family = _ip_family(host)
         self._max_idle = max_idle
         self._keepalive_expiry = keepalive_expiry
         self._slots = trio.CapacityLimiter(_tokens(max_connections))
@@ -173,7 +208,10 @@ class HostPool:
 
     async def _connect(self) -> Connection:
         try:
-            stream = await trio.open_tcp_stream(self._host, self._port)
+            if self._family is None:
+                stream = await trio.open_tcp_stream(self._host, self._port)
+            else:
+                stream = await _open_ip_stream(self._family, self._host, self._port)
         except OSError as exc:
             raise httpx.ConnectError(_connect_failure(exc)) from exc
         return Connection(stream)

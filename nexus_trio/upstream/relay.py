@@ -1,25 +1,27 @@
 """The stream relay: upstream SSE events to the client, and an honest ending
 (docs/proxying.md#streaming).
 
-The relay is the body of a committed streaming response: an async generator that yields the
-first event(s) and then every complete upstream event as it arrives. Each upstream read sits
-in its own deadline scope, closed before the next ``yield``; the scope's
-deadline is the earliest of the idle timeout, the optional maximum stream duration and the
-drain deadline (registered with :class:`~nexus_trio.drain.Drain`, so a drain that
-starts while the read is blocked still cuts it).
+The relay is the body of a committed streaming response: a coroutine handed the response's
+``write`` that writes the first event(s) and then every complete upstream event as it arrives.
+It runs in one cancel scope for the whole stream, registered once with
+:class:`~nexus_trio.drain.Drain` (so a drain that starts while a read is blocked still cuts it):
+before each upstream read the scope's deadline is set to the earliest of the idle timeout, the
+optional maximum stream duration and the drain deadline, and after it to none, so time spent
+writing to a client that reads slowly never counts as the upstream's idleness. (One scope
+whose deadline moves costs a fraction of a new scope per read.)
 
 Endings: ``[DONE]`` from upstream, or a clean close after a ``finish_reason`` (the relay then
 appends ``[DONE]``) is a good end. Anything else — a translated stream's upstream ``error``
 event too — ends with one ``stream_truncated`` error event
 and ``[DONE]`` — or their equivalents in the client's API (:meth:`UpstreamStream.ending`). The
 relay never closes the upstream response itself: its owner (the request's
-exit stack) does, whether or not this generator ever ran.
+exit stack) does, whether or not this coroutine ever ran.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import trio
@@ -51,58 +53,69 @@ class StreamLimits(msgspec.Struct, frozen=True):
     max_deadline: float
 
 
+Write = Callable[[bytes], Awaitable[None]]
+
+
 async def relay(
     stream: UpstreamStream,
     first: list[SSEEvent],
     limits: StreamLimits,
     drain: Drain,
     on_end: Callable[[str | None], None],
-) -> AsyncGenerator[bytes, None]:
-    """Yield the bytes of a committed stream; call ``on_end(reason)`` once it ends.
+    write: Write,
+) -> None:
+    """Write the bytes of a committed stream with ``write``; call ``on_end(reason)`` once it
+    ends, before its last write.
 
     ``reason`` is None for a good end, else a truncation reason (a key of the messages above).
-    If the client goes away the generator is cancelled or closed and ``on_end`` is not
-    called: the owner of the request records that.
+    If the client goes away the coroutine is cancelled and ``on_end`` is not called: the owner
+    of the request records that.
     """
-    data = stream.take(first)
-    yield data
-    reason: str | None = None
+    await write(stream.take(first))
+    with trio.CancelScope() as scope:
+        drain.watch(scope)
+        reason, at_eof = await _relay_events(stream, limits, drain, scope, write)
+    if scope.cancelled_caught:
+        if drain.expired():
+            reason = "drain"
+        elif trio.current_time() >= limits.max_deadline:
+            reason = "max_duration"
+        else:
+            reason = "idle_timeout"
+    on_end(reason)
+    if reason is not None:
+        await write(stream.ending(reason, _TRUNCATION_MESSAGES[reason]))
+    elif at_eof:
+        await write(stream.ending(None, ""))
+
+
+async def _relay_events(
+    stream: UpstreamStream,
+    limits: StreamLimits,
+    drain: Drain,
+    scope: trio.CancelScope,
+    write: Write,
+) -> tuple[str | None, bool]:
+    """Relay events until the stream ends; return the truncation reason (None: a good end) and
+    whether it ended at the upstream's EOF (a good end there still needs ``[DONE]``)."""
+    idle = limits.idle_seconds
     while not stream.done:
         if stream.failed:
-            reason = "upstream_error"
-            break
-        events: list[SSEEvent] | None = None
-        deadline = min(trio.current_time() + limits.idle_seconds, limits.max_deadline)
-        with trio.move_on_at(deadline) as scope:
-            drain.watch(scope)
-            try:
-                events = await stream.receive()
-            except errors.UpstreamError:
-                reason = "upstream_reset"
-        if scope.cancelled_caught:
-            if drain.expired():
-                reason = "drain"
-            elif trio.current_time() >= limits.max_deadline:
-                reason = "max_duration"
-            else:
-                reason = "idle_timeout"
-        if reason is not None:
-            break
+            return "upstream_error", False
+        scope.deadline = min(trio.current_time() + idle, limits.max_deadline, drain.deadline)
+        try:
+            events = await stream.receive()
+        except errors.UpstreamError:
+            return "upstream_reset", False
+        scope.deadline = math.inf
         if events is None:
             if not stream.ended_well_at_eof:
-                reason = "upstream_closed"
-                break
-            on_end(None)
-            yield stream.ending(None, "")
-            return
+                return "upstream_closed", False
+            return None, True
         data = stream.take(events)
         if data:
-            yield data
-    if reason is None:
-        on_end(None)
-        return
-    on_end(reason)
-    yield stream.ending(reason, _TRUNCATION_MESSAGES[reason])
+            await write(data)
+    return None, False
 
 
 def max_stream_deadline(committed_at: float, max_stream_seconds: float) -> float:

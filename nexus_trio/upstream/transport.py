@@ -31,8 +31,10 @@ any connection failing after a response byte, raises a plain ``httpx.TransportEr
 **Streaming.** The response is returned as soon as its head is parsed. When the whole body
 arrived with the head (a small answer usually does), it is taken from h11's buffer at once and
 the connection goes straight back to the pool: no read is waited for, nothing extra buffered.
-Otherwise the body is a :class:`ResponseStream` that hands over what came with the head, then
-each h11 ``Data`` event as it arrives, without buffering.
+Otherwise the body is a :class:`~nexus_trio.upstream.body.ResponseStream` that hands over what
+came with the head, then each piece as it arrives, without buffering: a chunked body (every
+streamed answer) decoded from each read without h11 (:mod:`nexus_trio.upstream.chunked`), any
+other body as h11's ``Data`` events.
 Any failure or cancellation while a request owns a connection closes that connection. Closing
 a socket is synchronous in trio, so no cleanup needs a shielded cancel scope.
 
@@ -44,21 +46,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Self
 
-import h11
 import httpx
-import trio
 
-from nexus_trio.upstream.exchange import (
-    READ_TIMEOUT,
-    StaleConnectionError,
-    buffered_body,
-    deadline,
-    exchange,
-    next_event,
-)
-from nexus_trio.upstream.pool import Connection, HostPool
+from nexus_trio.upstream.body import ResponseStream, chunked_decoder
+from nexus_trio.upstream.exchange import StaleConnectionError, buffered_body, exchange
+from nexus_trio.upstream.pool import HostPool
 from nexus_trio.upstream.tls import UNLIMITED
 
 __all__ = [
@@ -86,75 +79,6 @@ class PoolSpec:
     max_connections: int | None
 
 
-class ResponseStream(httpx.AsyncByteStream):
-    """The body of one response, read straight from its connection.
-
-    Iterating blocks until the next bytes arrive (the request's ``read`` timeout applies to each
-    wait). At the end of the body the connection goes back to the pool at once. Cancellation or
-    any failure while reading closes the connection; so does :meth:`aclose` before the end.
-    """
-
-    def __init__(
-        self,
-        pool: HostPool,
-        connection: Connection,
-        read_timeout: float | None,
-        received: list[bytes],
-    ) -> None:
-        self._pool = pool
-        self._connection: Connection | None = connection
-        self._read_timeout = read_timeout
-        #: Body bytes that came with the head, handed over first.
-        self._received = received
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> bytes:
-        """The next piece of the body as it arrived from the network.
-
-        Raises:
-            StopAsyncIteration: the body is complete.
-            httpx.ReadError: the connection was reset.
-            httpx.RemoteProtocolError: it closed before the body was complete, or broke HTTP.
-            httpx.ReadTimeout: nothing arrived within the ``read`` timeout.
-        """
-        if self._received:
-            return self._received.pop(0)
-        connection = self._connection
-        if connection is None:
-            raise StopAsyncIteration
-        received = False
-        try:
-            with deadline(self._read_timeout):
-                event = await next_event(connection)
-            received = True
-        except trio.TooSlowError as exc:
-            raise httpx.ReadTimeout(READ_TIMEOUT) from exc
-        finally:
-            if not received:
-                self._finish(connection, keep=False)
-        if type(event) is h11.Data:
-            return bytes(event.data)
-        self._finish(connection, keep=connection.start_next_cycle())
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        """Release the connection: pooled if the whole response is already buffered, else closed.
-
-        Never blocks and never raises.
-        """
-        connection = self._connection
-        if connection is not None:
-            self._finish(
-                connection, keep=connection.skip_to_end() and connection.start_next_cycle()
-            )
-
-    def _finish(self, connection: Connection, *, keep: bool) -> None:
-        self._connection = None
-        self._pool.release(connection, keep=keep)
-
-
 class H11Transport(httpx.AsyncBaseTransport):
     """HTTP/1.1 keep-alive pools over trio sockets; ``https://`` goes to ``fallback``.
 
@@ -172,7 +96,7 @@ class H11Transport(httpx.AsyncBaseTransport):
         self,
         *,
         max_connections_per_host: int | None = None,
-        max_idle_per_host: int = 64,
+        max_idle_per_host: int = 1024,
         keepalive_expiry: float = 30.0,
         connect_timeout: float | None = None,
         fallback: httpx.AsyncBaseTransport | None = None,
@@ -214,17 +138,26 @@ class H11Transport(httpx.AsyncBaseTransport):
         answered = False
         try:
             head = await exchange(connection, request, timeouts)
-            received, complete = buffered_body(connection)
+            decoder = chunked_decoder(connection, head, request.method)
+            if decoder is None:
+                received, complete = buffered_body(connection)
+            else:
+                body = decoder.feed(connection.h11.trailing_data[0])
+                received, complete = [body] if body else [], decoder.done
             answered = True
         finally:
             if not answered:
                 pool.release(connection, keep=False)
         stream: httpx.AsyncByteStream
         if complete:
-            pool.release(connection, keep=connection.start_next_cycle())
+            if decoder is None:
+                keep = connection.start_next_cycle()
+            else:
+                keep = not decoder.trailing and connection.renew()
+            pool.release(connection, keep=keep)
             stream = httpx.ByteStream(b"".join(received))
         else:
-            stream = ResponseStream(pool, connection, timeouts.get("read"), received)
+            stream = ResponseStream(pool, connection, timeouts.get("read"), received, decoder)
         return httpx.Response(
             head.status_code,
             headers=head.headers.raw_items(),

@@ -105,6 +105,30 @@ async def test_connection_limit_makes_requests_wait(
         assert server.accepted == 2
 
 
+async def test_a_burst_keeps_its_connections_and_an_ip_literal_needs_no_resolver(
+    serve: Callable[[Handler], Awaitable[RawServer]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def resolver(host: str, port: int) -> trio.SocketStream:
+        raise AssertionError("an IP literal is connected to directly")
+
+    monkeypatch.setattr(trio, "open_tcp_stream", resolver)
+    burst = 100  # more than the 64 idle connections kept per host before
+    gate = Gate(trio.Event())
+    server = await serve(gate)
+    with trio.fail_after(DEADLINE):
+        async with H11Transport() as transport:
+            async with trio.open_nursery() as nursery:
+                for _ in range(burst):
+                    nursery.start_soon(fetch, transport, server.url)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+                gate.go.set()
+            assert server.accepted == burst
+            async with trio.open_nursery() as nursery:
+                for _ in range(burst):
+                    nursery.start_soon(fetch, transport, server.url)
+        assert server.accepted == burst  # the second burst found every connection idle
+
+
 async def test_each_named_pool_has_its_own_size_and_none_is_a_hidden_limit(
     serve: Callable[[Handler], Awaitable[RawServer]],
 ) -> None:
@@ -218,6 +242,10 @@ async def test_fresh_connection_closed_before_responding_is_not_stale(
         assert not isinstance(caught.value, StaleConnectionError)
 
 
+#: ``ok`` as a chunked body (read without h11: nexus_trio.upstream.chunked).
+CHUNKED_OK = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+
+
 @pytest.mark.parametrize(
     "response",
     [
@@ -225,6 +253,10 @@ async def test_fresh_connection_closed_before_responding_is_not_stale(
             b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok", id="close"
         ),
         pytest.param(OK + b"HTTP/1.1 200 OK\r\n", id="bytes-after-response"),
+        pytest.param(
+            CHUNKED_OK.replace(b"OK\r\n", b"OK\r\nconnection: close\r\n"), id="chunked-close"
+        ),
+        pytest.param(CHUNKED_OK + b"HTTP/1.1 200 OK\r\n", id="chunked-bytes-after-response"),
     ],
 )
 async def test_connection_not_reused_after(
