@@ -297,3 +297,11 @@ def test_count_tokens_refuses_what_messages_refuses() -> None:
     with pytest.raises(errors.InvalidValue) as caught:
         count_tokens_estimate(encoded({"model": "m", "messages": [{"role": "bot", "content": ""}]}))
     assert caught.value.param == "messages[0].role"
+
+
+def test_at_most_4096_tools_are_translated() -> None:
+    tool = {"name": "run", "input_schema": {"type": "object"}}
+    assert len(translated(tools=[tool] * 4096)["tools"]) == 4096
+    with pytest.raises(errors.InvalidValue) as refused:
+        translated(tools=[tool] * 4097)
+    assert refused.value.param == "tools"

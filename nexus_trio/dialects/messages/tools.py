@@ -20,6 +20,8 @@ __all__ = ["tool_fields"]
 #: Anthropic ``tool_choice.type`` → chat completions ``tool_choice`` (``tool`` is named).
 _CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 _CUSTOM = (None, "custom")
+#: The most tools one translated request may offer (as the Responses API's translation).
+MAX_TOOLS = 4096
 
 
 def tool_fields(tools: list[ToolDef] | None, choice: ToolChoice | None) -> dict[str, Any]:
@@ -28,8 +30,13 @@ def tool_fields(tools: list[ToolDef] | None, choice: ToolChoice | None) -> dict[
 
     Raises:
         InvalidValue: a custom tool has no ``input_schema``, or ``tool_choice`` is unknown or
-            forces a tool the backend does not get.
+            forces a tool the backend does not get, or there are more than
+            :data:`MAX_TOOLS` tools.
     """
+    if tools is not None and len(tools) > MAX_TOOLS:
+        raise errors.InvalidValue(
+            f"'tools' holds {len(tools)} tools; at most {MAX_TOOLS} are accepted.", param="tools"
+        )
     functions = [_function(tool, index) for index, tool in enumerate(tools or ()) if _custom(tool)]
     out: dict[str, Any] = {"tools": functions} if functions else {}
     if choice is None:
