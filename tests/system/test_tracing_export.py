@@ -5,6 +5,7 @@ are dropped and counted; malformed collector headers stop start-up."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -70,7 +71,7 @@ async def test_spans_arrive_over_otlp_http_in_the_clients_trace(
     assert attempt.end_time_unix_nano <= server.end_time_unix_nano
 
 
-async def test_a_stuck_collector_never_delays_requests_and_its_drops_are_counted(
+async def test_a_stuck_collector_never_delays_requests_or_the_exit_and_drops_are_counted(
     start_gateway: GatewayFactory, start_backend: BackendFactory, client: httpx.AsyncClient
 ) -> None:
     backend = await start_backend(ttft_ms=1.0, tokens_per_second=100000.0, completion_tokens=5)
@@ -87,6 +88,10 @@ async def test_a_stuck_collector_never_delays_requests_and_its_drops_are_counted
         # Two requests wait in the queue; the ten others are dropped, two spans each.
         dropped = 'nexus_trace_spans_dropped_total{reason="queue_full"}'
         assert await metric(client, gateway.url, dropped) == 20
+        # Nor does it hold up the end: the last export is abandoned after a second.
+        gateway.send_signal(signal.SIGTERM)
+        with trio.fail_after(5):
+            assert await gateway.wait_exit() == 0
 
 
 async def wait_export_failed(client: httpx.AsyncClient, url: str, spans: int) -> None:
