@@ -207,6 +207,8 @@ class GatewayASGI:
         self, send: ASGISendCallable, ctx: RequestContext, error: errors.APIError
     ) -> None:
         ctx.error_code = error.code
+        if ctx.trace is not None and self._sampler is not None:
+            ctx.trace = self._sampler.refused(ctx.trace)
         await send_reply(send, ctx, reply_for_error(ctx.path, error))
         if ctx.is_proxy:
             self._accounting.finish(ctx)

@@ -139,3 +139,12 @@ class Sampler:
         if (trace_id & (_RATIO_BITS - 1)) >= self._ratio() * _RATIO_BITS:
             return None
         return RequestTrace(trace_id, span_id, None)
+
+    def refused(self, trace: RequestTrace) -> RequestTrace | None:
+        """The trace of a request refused before any route ran (no key, a wrong one, a bad
+        target): a client's trace is not continued — an unauthenticated client may neither force
+        sampling nor add spans to a trace of its choosing — and the request is sampled by
+        ``sample_ratio`` as one without ``traceparent``."""
+        if trace.parent_span_id is None:
+            return trace
+        return self.begin(())

@@ -297,6 +297,23 @@ async def test_a_refused_key_is_a_span_without_attempts(traced: Traced) -> None:
     assert server.status.code == UNSET  # the client's error, not ours
 
 
+async def test_a_refused_request_does_not_continue_the_clients_trace(traced: Traced) -> None:
+    gateway = traced.gateway
+    never = TRACED.replace("[tracing]\n", "[tracing]\nsample_ratio = 0.0\n")
+    gateway.wiring.apply_config(parse_config(never))
+    parent = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
+    refused = await gateway.post("/v1/chat/completions", CHAT, traceparent=parent, **bearer("x"))
+    assert refused.status_code == 401
+    gateway.upstream.handlers["a.test"] = answer()
+    served = await gateway.post("/v1/chat/completions", CHAT, traceparent=parent, **bearer(SECRET))
+    assert served.status_code == 200
+    # The refused request was sampled by the ratio (0 here), not by the client's flag; the
+    # authenticated one continues the client's trace.
+    [server] = by_kind(await traced.spans(), SERVER)
+    assert attributes(server)["http.response.status_code"] == 200
+    assert server.trace_id.hex() == CLIENT_TRACE
+
+
 async def test_a_stream_ends_its_spans_when_it_ends(traced: Traced) -> None:
     gateway = traced.gateway
     events = sse(chunk("a"), chunk("b", finish="stop"), "[DONE]")
