@@ -154,20 +154,27 @@ class SpanExport:
         task_status.started()
         try:
             while True:
-                with trio.move_on_after(self._interval):
+                with trio.move_on_after(self._interval) as waited:
                     await self._batch_waiting.wait()
                 self._batch_waiting = trio.Event()
-                await self._export_queued()
+                await self._export_queued(everything=waited.cancelled_caught)
         finally:
             with trio.move_on_after(self._flush_seconds, shield=True):
-                await self._export_queued()
+                await self._export_queued(everything=True)
             self._sender.close()
 
-    async def _export_queued(self) -> None:
-        """Export the queue in batches until it is empty; count what each batch became."""
+    async def _export_queued(self, *, everything: bool) -> None:
+        """Export full batches while they wait, and with ``everything`` (the interval is over,
+        or the last export) the records queued when it began too; count what each batch became.
+
+        Records that arrive during an export wait for a full batch or the next interval: a
+        busy gateway posts full batches, never one small batch after each export.
+        """
         queue = self._queue
-        while queue:
+        due = len(queue) if everything else 0
+        while len(queue) >= BATCH_REQUESTS or due > 0:
             batch = [queue.popleft() for _ in range(min(len(queue), BATCH_REQUESTS))]
+            due -= len(batch)
             spans, ok = await trio.to_thread.run_sync(self._export, batch, abandon_on_cancel=True)
             if ok:
                 self._on_exported(spans)

@@ -365,6 +365,27 @@ async def test_a_stuck_collector_never_delays_requests_and_drops_are_counted(
     assert len(by_kind(await traced.spans(), SERVER)) == 3
 
 
+@pytest.mark.parametrize("collector", [StuckCollector()])
+async def test_what_arrives_during_an_export_waits_for_a_batch_or_the_interval(
+    traced: Traced, collector: StuckCollector
+) -> None:
+    gateway = traced.gateway
+    gateway.upstream.handlers["a.test"] = answer()
+    await gateway.post("/v1/chat/completions", CHAT, **bearer(SECRET))
+    await trio.to_thread.run_sync(collector.entered.wait, 5)
+    for _ in range(5):
+        await gateway.post("/v1/chat/completions", CHAT, **bearer(SECRET))
+    collector.release.set()
+    with trio.fail_after(5):
+        await poll(lambda: sample(gateway, "nexus_trace_spans_exported_total") == 2)
+    # Not one small export right after the other: the five wait for the next interval (1 s).
+    await trio.sleep(0.3)
+    assert len(collector.exports) == 1
+    with trio.fail_after(5):
+        await poll(lambda: sample(gateway, "nexus_trace_spans_exported_total") == 6 * 2)
+    assert [len(export) for export in collector.exports] == [2, 5 * 2]
+
+
 async def test_a_reloaded_sample_ratio_applies_to_the_next_request(traced: Traced) -> None:
     gateway = traced.gateway
     gateway.upstream.handlers["a.test"] = answer()
