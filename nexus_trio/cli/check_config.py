@@ -4,7 +4,8 @@ without starting anything (docs/cli.md#check-config).
 The file is loaded as ``serve`` loads it (:func:`~nexus_trio.config.load_config`: the file,
 then the ``NEXUS_*`` environment overrides), and the inbound keys are read from the environment
 as ``serve`` reads them (:meth:`~nexus_trio.keys.KeyRing.from_config`), so a ``key_env`` or
-``server.api_keys_env`` variable that is unset or holds no key fails here as it fails there.
+``server.api_keys_env`` variable that is unset or holds no key fails here as it fails there,
+and so does a malformed ``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` with ``[tracing]`` on.
 The environment is the command's own, or with ``--env-file`` the variables of those files
 alone: what a systemd unit's ``EnvironmentFile=`` gives ``serve``
 (:mod:`~nexus_trio.cli.env_file`).
@@ -28,6 +29,7 @@ from nexus_trio.config import (
 )
 from nexus_trio.errors import ConfigError
 from nexus_trio.keys import KeyRing
+from nexus_trio.tracing.export import collector_headers
 
 
 def check_config(path: Path, env_files: Sequence[Path]) -> int:
@@ -36,8 +38,9 @@ def check_config(path: Path, env_files: Sequence[Path]) -> int:
     :func:`~nexus_trio.config.config_warnings`.
 
     Raises:
-        ConfigError: the file is missing or invalid, an env file cannot be read, or a variable
-            that ``serve`` needs holds no key; the message is one line.
+        ConfigError: the file is missing or invalid, an env file cannot be read, a variable
+            that ``serve`` needs holds no key, or the collector's headers variable is
+            malformed; the message is one line.
     """
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -47,6 +50,8 @@ def check_config(path: Path, env_files: Sequence[Path]) -> int:
         _warn(ignored)
     config = load_config(path, env=env, overrides=Overrides())
     KeyRing.from_config(config, env)
+    if config.tracing.enabled:
+        collector_headers(env)
     print(render_config(config, env))
     _warn([*config_warnings(config, env), *_admin_port_warnings(config, env)])
     return 0

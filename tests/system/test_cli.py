@@ -110,6 +110,21 @@ def test_check_config_refuses_what_serve_refuses(
     assert checked.stdout == ""
 
 
+def test_check_config_refuses_malformed_collector_headers_as_serve_does(tmp_path: Path) -> None:
+    path = tmp_path / "traced.toml"
+    path.write_text(
+        '[tracing]\notlp_endpoint = "http://127.0.0.1:9"\n'
+        '[[backends]]\nname = "local"\nurl = "http://127.0.0.1:9"\ntype = "generic"\n'
+    )
+    env = _env(OTEL_EXPORTER_OTLP_TRACES_HEADERS="authorization")
+    checked = run("check-config", str(path), env=env)
+    served = run("serve", "--config", str(path), env=env)
+    assert (checked.returncode, served.returncode) == (1, 1)
+    verdict = checked.stderr.strip()
+    assert "OTEL_EXPORTER_OTLP_TRACES_HEADERS" in verdict
+    assert served.stderr.strip().splitlines()[-1] == verdict
+
+
 def test_check_config_with_env_files_judges_their_variables_alone(tmp_path: Path) -> None:
     path = tmp_path / "keys.toml"
     path.write_text(KEYS_CONFIG)
