@@ -21,7 +21,7 @@ _EXPOSED = (
     b" x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens,"
     b" retry-after, x-should-retry"
 )
-_METHODS = b"GET, HEAD, POST, DELETE"
+_METHODS = b"GET, HEAD, POST, PATCH, DELETE"
 #: A preflight's answer is cached this long by the browser.
 _MAX_AGE = b"600"
 #: What a preflight may ask to send: header names, comma-separated, bounded.
