@@ -4,7 +4,8 @@ Layers, lowest first; a module imports only from its own layer or below (CONTRIB
 package map says what each package owns; ``tests/unit/test_import_layers.py`` keeps it so).
 
 1. ``errors``, ``config`` — the exception tree and the configuration's values.
-2. ``drain`` — the process-wide shutdown state.
+2. ``drain``, ``state_files`` — the process-wide shutdown state; opening the SQLite files of
+   ``[state] dir``.
 3. ``registry``, ``quality``, ``routing``, ``keys``, ``spend``, ``fleet``, ``health``,
    ``residency``, ``upstream``, ``dialects``, ``responses_store``, ``key_store``, ``metrics``,
    ``tracing`` — the gateway's capabilities, each usable alone, the Prometheus instruments

@@ -24,6 +24,7 @@ import msgspec
 from nexus_trio.errors import StateError
 from nexus_trio.errors.base import state_errors
 from nexus_trio.keys.created import CreatedKey
+from nexus_trio.state_files import open_state_file
 
 FILE_NAME = "keys.sqlite3"
 _SCHEMA_VERSION = 1
@@ -56,23 +57,13 @@ class KeyDatabase:
         with _errors(path, "open it"):
             if not create and not path.exists():
                 return None
-        with _errors(path, "create its directory"):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with _errors(path, "open it"):
-            path.touch(mode=0o600)  # the gateway's user only; SQLite's -wal and -shm files follow
-            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        try:
-            with _errors(path, "open it"):
-                db.execute("PRAGMA journal_mode = WAL").fetchone()
-                db.execute("PRAGMA synchronous = FULL")
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version > _SCHEMA_VERSION:
-                    raise sqlite3.DatabaseError(f"written by a newer version (schema {version})")
-                db.execute(_SCHEMA)
-                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        except StateError:
-            db.close()
-            raise
+        db, _ = open_state_file(
+            path,
+            store="key store",
+            synchronous="FULL",
+            schema_version=_SCHEMA_VERSION,
+            prepare=_create_schema,
+        )
         return cls(db, path)
 
     def load(self) -> list[CreatedKey]:
@@ -116,3 +107,8 @@ class KeyDatabase:
         """Close the file."""
         with _errors(self.path, "close it"):
             self._db.close()
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    db.execute(_SCHEMA)
+    db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")

@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from nexus_trio.errors import StateError
 from nexus_trio.errors.base import state_errors
 from nexus_trio.responses_store.record import StoredResponse
+from nexus_trio.state_files import open_state_file
 
 FILE_NAME = "responses.sqlite3"
 _SCHEMA_VERSION = 1
@@ -83,25 +83,13 @@ class ResponseDatabase:
         path = directory / FILE_NAME
         if not create and not path.exists():
             return None
-        with _errors(path, "create its directory"):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with _errors(path, "open it"):
-            path.touch(mode=0o600)  # the gateway's user only; SQLite's -wal and -shm files follow
-            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        try:
-            with _errors(path, "open it"):
-                db.execute("PRAGMA journal_mode = WAL").fetchone()
-                db.execute("PRAGMA synchronous = NORMAL")
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version > _SCHEMA_VERSION:
-                    raise sqlite3.DatabaseError(f"written by a newer version (schema {version})")
-                with _transaction(db):
-                    for statement in _SCHEMA:
-                        db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        except StateError:
-            db.close()
-            raise
+        db, _ = open_state_file(
+            path,
+            store="response store",
+            synchronous="NORMAL",
+            schema_version=_SCHEMA_VERSION,
+            prepare=_create_schema,
+        )
         return cls(db, path)
 
     def put(self, records: Sequence[StoredResponse]) -> None:
@@ -176,3 +164,10 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
             db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    with _transaction(db):
+        for statement in _SCHEMA:
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")

@@ -24,6 +24,7 @@ from pathlib import Path
 from nexus_trio.errors import StateError
 from nexus_trio.errors.base import state_errors
 from nexus_trio.spend.tally import SpendKey, SpendRow
+from nexus_trio.state_files import open_state_file
 
 FILE_NAME = "spend.sqlite3"
 _SCHEMA_VERSION = 2
@@ -82,33 +83,13 @@ class Ledger:
             StateError: the directory or file cannot be used; the message says why.
         """
         path = directory / FILE_NAME
-        with _errors(path, "create its directory"):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with _errors(path, "open it"):
-            path.touch(mode=0o600)  # the gateway's user only; SQLite's -wal and -shm files follow
-            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        try:
-            with _errors(path, "open it"):
-                db.execute("PRAGMA journal_mode = WAL").fetchone()
-                db.execute("PRAGMA synchronous = NORMAL")
-                (check,) = db.execute("PRAGMA quick_check").fetchone()
-                if check != "ok":
-                    raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version > _SCHEMA_VERSION:
-                    raise sqlite3.DatabaseError(f"written by a newer version (schema {version})")
-                db.execute("BEGIN IMMEDIATE")
-                db.execute(_CREATE)
-                db.execute(_CREATE_META)
-                row = db.execute(_ID).fetchone()
-                ledger_id = row[0] if row else uuid.uuid4().hex
-                if row is None:
-                    db.execute("INSERT INTO meta VALUES ('id', ?)", (ledger_id,))
-                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                db.execute("COMMIT")
-        except StateError:
-            db.close()
-            raise
+        db, ledger_id = open_state_file(
+            path,
+            store="spend ledger",
+            synchronous="NORMAL",
+            schema_version=_SCHEMA_VERSION,
+            prepare=_check_and_create,
+        )
         return cls(db, path, ledger_id)
 
     @classmethod
@@ -176,3 +157,20 @@ class Ledger:
         """Close the database (checkpoints the WAL when this was its last connection)."""
         with _errors(self.path, "close it"):
             self._db.close()
+
+
+def _check_and_create(db: sqlite3.Connection) -> str:
+    """Check the ledger's integrity, create its tables if needed; its id (made on creation)."""
+    (check,) = db.execute("PRAGMA quick_check").fetchone()
+    if check != "ok":
+        raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+    db.execute("BEGIN IMMEDIATE")
+    db.execute(_CREATE)
+    db.execute(_CREATE_META)
+    row = db.execute(_ID).fetchone()
+    ledger_id: str = row[0] if row else uuid.uuid4().hex
+    if row is None:
+        db.execute("INSERT INTO meta VALUES ('id', ?)", (ledger_id,))
+    db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+    db.execute("COMMIT")
+    return ledger_id
