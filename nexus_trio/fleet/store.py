@@ -50,19 +50,25 @@ from nexus_trio.fleet.protocol import (
 TIMEOUT_SECONDS = 0.5
 
 
+def redis_client(url: str, client_name: str) -> redis.Redis:
+    """A client of the fleet's Redis at ``url``: short timeouts, no retries (a gateway goes on
+    with what it knows rather than waiting), nothing connected until the first call."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=TIMEOUT_SECONDS,
+        socket_connect_timeout=TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),
+        client_name=client_name,
+    )
+
+
 class RedisStore:
     """A Redis server shared by the gateways of a fleet (blocking; see the module docstring)."""
 
     def __init__(self, url: str) -> None:
         """A client for ``url``; nothing is connected until the first exchange."""
         self.shown = redacted_url(url)
-        self._client = redis.Redis.from_url(
-            url,
-            socket_timeout=TIMEOUT_SECONDS,
-            socket_connect_timeout=TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 0),
-            client_name="nexus-trio",
-        )
+        self._client = redis_client(url, "nexus-trio")
         self._month = ""
         #: Other ledgers of ``_month``: id -> (version token, rows).
         self._cache: dict[str, tuple[bytes, Rows]] = {}

@@ -2,7 +2,8 @@
 
 Plain blocking code on purpose: every call does network I/O, so the gateway runs it only in a
 worker thread, one call at a time. Connecting and each reply are bounded by
-:data:`TIMEOUT_SECONDS`, and the client never retries by itself.
+the fleet's client (:func:`~nexus_trio.fleet.store.redis_client`), which never retries by
+itself.
 
 Layout: the hash ``nexus-trio:keys`` holds each key's record (JSON, as in the SQLite file:
 settings, the SHA-256 of the secret, the state) by name, and ``nexus-trio:keys:version`` is
@@ -22,17 +23,14 @@ from contextlib import contextmanager
 
 import msgspec
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from nexus_trio.config.urls import redacted_url
 from nexus_trio.errors import StateError
+from nexus_trio.fleet.store import redis_client
 from nexus_trio.keys.created import CreatedKey
 
 KEYS_HASH = "nexus-trio:keys"
 VERSION_KEY = "nexus-trio:keys:version"
-#: Seconds to connect, and to wait for each reply.
-TIMEOUT_SECONDS = 0.5
 _DECODER = msgspec.json.Decoder(CreatedKey)
 _ENCODER = msgspec.json.Encoder()
 log = logging.getLogger("nexus_trio.keys")
@@ -44,13 +42,7 @@ class SharedKeys:
     def __init__(self, url: str) -> None:
         """A client for ``url``; nothing is connected until the first call."""
         self.shown = redacted_url(url)
-        self._client = redis.Redis.from_url(
-            url,
-            socket_timeout=TIMEOUT_SECONDS,
-            socket_connect_timeout=TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 0),
-            client_name="nexus-trio-keys",
-        )
+        self._client = redis_client(url, "nexus-trio-keys")
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
