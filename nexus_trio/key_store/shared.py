@@ -1,9 +1,9 @@
 """The created keys in a fleet's shared store: Redis (docs/keys.md#created-keys-in-a-fleet).
 
 Plain blocking code on purpose: every call does network I/O, so the gateway runs it only in a
-worker thread, one call at a time. Connecting and each reply are bounded by
-the fleet's client (:func:`~nexus_trio.fleet.store.redis_client`), which never retries by
-itself.
+worker thread, one call at a time. The client is the fleet's
+(:func:`~nexus_trio.fleet.store.redis_client`): connecting and each reply are bounded, and it
+never retries by itself.
 
 Layout: the hash ``nexus-trio:keys`` holds each key's record (JSON, as in the SQLite file:
 settings, the SHA-256 of the secret, the state) by name, and ``nexus-trio:keys:version`` is
