@@ -3,12 +3,13 @@
 Run as ``python bench/floor_app.py --port N --upstream URL``, ``URL`` being a backend URL as in
 the gateway's config (``http://127.0.0.1:M/plain``). It is served by ``hypercorn.trio.serve``
 with the settings of ``bench/noop_app.py`` (the gateway's front end: keep-alive, backlog, no
-access log) and forwards every request as a POST to ``URL`` + ``/v1/chat/completions`` through
-the gateway's own upstream transport (one ``H11Transport`` for the process): it reads the whole
-request body, sends it with only ``host``, ``content-type`` and ``content-length``, reads the
-whole response body and answers with the upstream's status, content-type and body. No routing,
-no accounting, no metrics: this is what hypercorn and the h11 keep-alive transport cost with
-zero gateway logic, the floor any gateway on this stack can reach.
+access log) and forwards every request as a POST to ``URL`` + ``/v1/chat/completions``
+through the gateway's own upstream transport (one ``KeepAliveTransport`` for the process): it
+reads the whole request body, sends it with only ``host``, ``content-type`` and
+``content-length``, reads the whole response body and answers with the upstream's status,
+content-type and body. No routing, no accounting, no metrics: this is what hypercorn and the
+gateway's keep-alive transport cost with zero gateway logic, the floor any gateway on this
+stack can reach.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
-from nexus_trio.upstream.transport import H11Transport
+from nexus_trio.upstream.transport import KeepAliveTransport
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -34,7 +35,7 @@ def make_app(upstream: str) -> App:
     """The forwarder to ``upstream`` + :data:`CHAT_PATH`, with one transport for its lifetime."""
     url = httpx.URL(upstream.rstrip("/") + CHAT_PATH)
     host = url.netloc
-    transport = H11Transport()
+    transport = KeepAliveTransport()
 
     async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         """Forward every HTTP request to the upstream; accept lifespan events."""

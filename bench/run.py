@@ -8,7 +8,7 @@ invocation starts, all on 127.0.0.1:
   (a 700-byte chat completion), ``bench-stream`` under ``/stream`` (a 20-event SSE stream);
 - the gateway, ``python -m nexus_trio serve`` with a backend for each of those two paths;
 - the floor, ``bench/floor_app.py``: a bare ASGI forwarder on the same server stack that
-  sends every POST to ``/plain`` through the gateway's ``H11Transport`` and answers with the
+  sends every POST to ``/plain`` through the gateway's ``KeepAliveTransport`` and answers with the
   upstream's response (no routing, no accounting, no metrics);
 - the ceiling, ``bench/noop_app.py``: a no-op ASGI app on hypercorn's trio worker that
   answers with the same 700 bytes; and a second one with ``--gateway-headers``, adding the

@@ -47,7 +47,7 @@ from nexus_trio.runtime.sdnotify import Notifier
 from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.upstream.client import upstream_http_client
 from nexus_trio.upstream.tls import https_mounts
-from nexus_trio.upstream.transport import H11Transport
+from nexus_trio.upstream.transport import KeepAliveTransport
 
 log = logging.getLogger("nexus_trio.daemon")
 
@@ -134,9 +134,9 @@ class Supervisor:
         admin = admin_address(self.config.admin, self.env)
         self.open_files_limit = open_files.raise_soft_limit()
         open_files.warn_if_short(self.config.server.max_in_flight_requests, self.open_files_limit)
-        # Plain-HTTP backends go through our h11 keep-alive pool (the hot path); https ones
+        # Plain-HTTP backends go through our keep-alive pool (the hot path); https ones
         # through httpx's own transports, verifying certificates (https_mounts).
-        transport = self.transport or H11Transport()
+        transport = self.transport or KeepAliveTransport()
         mounts = https_mounts(self.config.backends)
         async with upstream_http_client(transport, mounts) as http:
             wiring = self.wiring = Wiring.build(

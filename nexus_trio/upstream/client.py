@@ -20,7 +20,7 @@ from nexus_trio.registry import Backend
 from nexus_trio.upstream.transport import (
     ON_SEND_EXTENSION,
     POOL_EXTENSION,
-    H11Transport,
+    KeepAliveTransport,
     PoolSpec,
     StaleConnectionError,
 )
@@ -120,7 +120,7 @@ class UpstreamClient:
             url = httpx.URL(base_url + path)
             origin = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
             transport = self._mounts.get(origin, self._transport)
-            reports = isinstance(transport, H11Transport)
+            reports = isinstance(transport, KeepAliveTransport)
             found = self._targets[base_url, path] = _Target(url, url.netloc, transport, reports)
         return found
 

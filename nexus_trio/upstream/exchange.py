@@ -1,27 +1,36 @@
 """One HTTP/1.1 exchange on a pooled connection: the request out, the response head in.
 
-Used by :mod:`nexus_trio.upstream.transport` (whose docstring tells the whole theory). Socket
-and h11 failures become httpx exceptions here, once: a reused connection that fails before any
-byte of the response arrived raises :class:`StaleConnectionError` (safe to retry once on a
-fresh connection), any other failure a plain ``httpx.TransportError``.
+Used by :mod:`nexus_trio.upstream.transport` (whose docstring tells the whole theory). The
+request is written here (:func:`request_bytes`: every field checked as h11 checks it, so
+nothing a header holds can split the request); the response is parsed by
+:class:`~nexus_trio.upstream.response_parser.ResponseParser`. Socket and parsing failures
+become httpx exceptions here, once: a reused connection that fails before any byte of the
+response arrived raises :class:`StaleConnectionError` (safe to retry once on a fresh
+connection), any other failure a plain ``httpx.TransportError``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 
-import h11
 import httpx
 import trio
 
 from nexus_trio.upstream.pool import Connection
+from nexus_trio.upstream.response_parser import ResponseParser
 
 _RECEIVE_SIZE = 65536
 _NO_DEADLINE = contextlib.nullcontext()
 READ_TIMEOUT = "Timed out waiting for the server."
 _STALE = "Server disconnected without sending a response (stale keep-alive connection)."
+#: RFC 9110's token (a method, a field name), a request target (visible ASCII) and a field
+#: value (visible characters, inner spaces and tabs, none at either end; may be empty).
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[ \t]*[\x21-\x7e\x80-\xff])*)?")
 
 
 class StaleConnectionError(httpx.RemoteProtocolError):
@@ -37,12 +46,12 @@ def deadline(seconds: float | None) -> contextlib.AbstractContextManager[object]
     return _NO_DEADLINE if seconds is None else trio.fail_after(seconds)
 
 
-async def _send(connection: Connection, data: bytes) -> None:
+async def _send(connection: Connection, data: bytes, write_seconds: float | None) -> None:
     """Write ``data``; a reused connection failing here raises :class:`StaleConnectionError`.
 
     One non-blocking write first: a request fits the socket's buffer, so it usually goes out
-    without a trip through the scheduler (the read of the answer that follows checkpoints);
-    the rest, if any, with ``send_all``.
+    without a trip through the scheduler or a deadline (the read of the answer that follows
+    checkpoints); the rest, if any, with ``send_all`` within ``write_seconds``.
     """
     stream = connection.stream
     try:
@@ -51,7 +60,10 @@ async def _send(connection: Connection, data: bytes) -> None:
         except BlockingIOError:
             written = 0
         if written < len(data):
-            await stream.send_all(memoryview(data)[written:])
+            with deadline(write_seconds):
+                await stream.send_all(memoryview(data)[written:])
+    except trio.TooSlowError as exc:
+        raise httpx.WriteTimeout("Timed out sending the request.") from exc
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
         if connection.reused:
             raise StaleConnectionError(_STALE) from exc
@@ -75,79 +87,70 @@ async def receive(connection: Connection) -> bytes:
     return data
 
 
-async def next_event(connection: Connection) -> h11.Event:
-    """The next h11 event, reading from the socket while h11 needs data."""
-    state = connection.h11
-    while True:
-        try:
-            event = state.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise httpx.RemoteProtocolError(str(exc)) from exc
-        if isinstance(event, h11.Event):
-            return event
-        if event is h11.PAUSED:
-            raise httpx.RemoteProtocolError("Unexpected data after the response.")
-        state.receive_data(await receive(connection))
+def request_bytes(
+    method: str, target: bytes, headers: Iterable[tuple[bytes, bytes]], body: bytes
+) -> tuple[bytes, bool]:
+    """The whole request as written on the wire, and whether it asks to close the connection.
 
+    The body goes out as it is after a ``Content-Length`` field, or as one chunk after
+    ``Transfer-Encoding: chunked`` (httpx's framing of a streamed body).
 
-async def _receive_head(connection: Connection) -> h11.Response:
-    """Read until the final response head, skipping informational (1xx) responses."""
-    while True:
-        event = await next_event(connection)
-        if type(event) is h11.Response:
-            return event
-        if type(event) is not h11.InformationalResponse:
-            raise httpx.RemoteProtocolError(f"Expected a response, got {type(event).__name__}.")
+    Raises:
+        httpx.LocalProtocolError: the method, target or a field would break the request, or a
+            body has no framing.
+    """
+    verb = method.encode("ascii", "replace")
+    if not _TOKEN.fullmatch(verb) or not _TARGET.fullmatch(target):
+        raise httpx.LocalProtocolError("Invalid request method or target.")
+    lines = [verb, b" ", target, b" HTTP/1.1\r\n"]
+    sized = chunked = closing = False
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
+            raise httpx.LocalProtocolError("Invalid request header field.")
+        lines += (name, b": ", value, b"\r\n")
+        lowered = name.lower()
+        if lowered == b"content-length":
+            sized = True
+        elif lowered == b"transfer-encoding":
+            chunked = True
+        elif lowered == b"connection":
+            closing = closing or b"close" in value.lower()
+    lines.append(b"\r\n")
+    if sized and chunked:
+        raise httpx.LocalProtocolError("A request cannot have both framings of a body.")
+    if chunked:
+        if body:
+            lines += (b"%x\r\n" % len(body), body, b"\r\n")
+        lines.append(b"0\r\n\r\n")
+    elif body:
+        if not sized:
+            raise httpx.LocalProtocolError("A request body needs a Content-Length.")
+        lines.append(body)
+    return b"".join(lines), closing
 
 
 async def exchange(
     connection: Connection, request: httpx.Request, timeouts: Mapping[str, float | None]
-) -> h11.Response:
-    """Send ``request`` in one write and read until the final response head."""
-    state = connection.h11
+) -> ResponseParser:
+    """Send ``request`` in one write and read until the final response head.
+
+    Returns the response's parser, which holds the head and any body bytes that came with it.
+    """
+    data, closing = request_bytes(
+        request.method, request.url.raw_path, request.headers.raw, await request.aread()
+    )
+    parser = connection.parser = ResponseParser(request.method)
+    connection.closing = closing
     connection.silent = True
-    target = request.url.raw_path
-    body = await request.aread()
-    try:
-        head = h11.Request(method=request.method, target=target, headers=request.headers.raw)
-        data = state.send(head) or b""
-        if body:
-            data += state.send(h11.Data(data=body)) or b""
-        data += state.send(h11.EndOfMessage()) or b""
-    except h11.LocalProtocolError as exc:
-        raise httpx.LocalProtocolError(str(exc)) from exc
-    try:
-        with deadline(timeouts.get("write")):
-            await _send(connection, data)
-    except trio.TooSlowError as exc:
-        raise httpx.WriteTimeout("Timed out sending the request.") from exc
+    await _send(connection, data, timeouts.get("write"))
     try:
         with deadline(timeouts.get("read")):
-            return await _receive_head(connection)
+            while not parser.head_done:
+                received = await receive(connection)
+                if received:
+                    parser.feed(received)
+                else:
+                    parser.eof()
     except trio.TooSlowError as exc:
         raise httpx.ReadTimeout(READ_TIMEOUT) from exc
-
-
-def buffered_body(connection: Connection) -> tuple[list[bytes], bool]:
-    """The body bytes h11 already holds after the head, and whether the body's end is there.
-
-    Never reads from the socket.
-
-    Raises:
-        httpx.RemoteProtocolError: the buffered bytes break HTTP.
-    """
-    state = connection.h11
-    received: list[bytes] = []
-    while True:
-        try:
-            event = state.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise httpx.RemoteProtocolError(str(exc)) from exc
-        if type(event) is h11.Data:
-            received.append(bytes(event.data))
-        else:
-            if event is h11.NEED_DATA:
-                return received, False
-            if type(event) is h11.EndOfMessage:
-                return received, True
-            raise httpx.RemoteProtocolError(f"Unexpected {type(event).__name__} in a body.")
+    return parser

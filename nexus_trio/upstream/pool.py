@@ -1,7 +1,8 @@
 """Keep-alive connections to one backend host: the limit, the idle stack, the reuse check.
 
 A :class:`HostPool` hands out :class:`Connection` objects and takes them back; it knows nothing
-of HTTP beyond asking h11 whether a connection may serve another request. The HTTP exchange
+of HTTP beyond asking the last response's parser whether a connection may serve another
+request. The HTTP exchange
 itself lives in :mod:`nexus_trio.upstream.transport`, which also explains the whole design.
 """
 
@@ -12,67 +13,45 @@ import socket
 from collections import deque
 from collections.abc import Callable
 
-import h11
 import httpx
 import trio
+
+from nexus_trio.upstream.response_parser import ResponseParser
 
 __all__ = ["Connection", "HostPool"]
 
 
 class Connection:
-    """One TCP connection and the h11 state machine that speaks HTTP/1.1 over it.
+    """One TCP connection to a backend and the exchange it is serving.
 
     Attributes:
         stream: the socket stream (trio sets ``TCP_NODELAY`` on it).
-        h11: the client-side protocol state, reused from one request to the next.
+        parser: the current (or last) response's parser; None before the first request.
+        closing: the current request asked the server to close the connection.
         reused: it served a request before the current one.
         silent: no byte of the current response has arrived yet.
         idle_since: ``trio.current_time()`` when it was last put in the idle stack.
     """
 
-    __slots__ = ("h11", "idle_since", "reused", "silent", "slot", "stream")
+    __slots__ = ("closing", "idle_since", "parser", "reused", "silent", "slot", "stream")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.parser: ResponseParser | None = None
+        self.closing = False
         self.reused = False
         self.silent = True
         self.idle_since = 0.0
         #: The pool slot the current request holds (its borrower token); None while idle.
         self.slot: object | None = None
 
-    def start_next_cycle(self) -> bool:
-        """Prepare for another request if the last exchange ended cleanly; False if it cannot.
+    def reusable(self) -> bool:
+        """Whether the last exchange ended cleanly, so the connection may serve another.
 
-        Clean means both sides finished their message, neither asked to close, and the server
-        sent nothing past the end of its response.
+        Clean: the response parsed to its end (not to the server's close), neither side asked
+        to close (``Connection: close``, HTTP/1.0), and nothing arrived past the response's end.
         """
-        state = self.h11
-        if state.our_state is not h11.DONE or state.their_state is not h11.DONE:
-            return False
-        if state.trailing_data[0]:
-            return False
-        state.start_next_cycle()
-        return True
-
-    def renew(self) -> bool:
-        """After a body read without h11 (a chunked one, to its clean end): a fresh h11 state
-        for the next request; False if h11 says the connection cannot serve one (the request
-        not sent whole, or either side's ``Connection: close`` or HTTP/1.0)."""
-        if self.h11.our_state is not h11.DONE:
-            return False
-        self.h11 = h11.Connection(h11.CLIENT)
-        return True
-
-    def skip_to_end(self) -> bool:
-        """Drop the buffered rest of the response body; True if its end was buffered too."""
-        try:
-            event = self.h11.next_event()
-            while type(event) is h11.Data:
-                event = self.h11.next_event()
-        except h11.RemoteProtocolError:
-            return False
-        return type(event) is h11.EndOfMessage
+        return not self.closing and self.parser is not None and self.parser.reusable
 
     def close(self) -> None:
         """Close the socket. Synchronous: it never blocks, so it also runs while cancelled."""
@@ -235,7 +214,7 @@ class HostPool:
     def release(self, connection: Connection, *, keep: bool) -> None:
         """Give back a connection and its slot; keep it idle if ``keep`` and there is room.
 
-        ``keep`` must only be true after :meth:`Connection.start_next_cycle` succeeded. The
+        ``keep`` must only be true when :meth:`Connection.reusable` says so. The
         oldest idle connections are closed first: the expired ones, then one if the stack is full.
         """
         if keep and not self._closed and self._max_idle:

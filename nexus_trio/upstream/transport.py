@@ -1,8 +1,8 @@
-"""A lean HTTP/1.1 keep-alive transport for httpx: h11 over trio sockets.
+"""A lean HTTP/1.1 keep-alive transport for httpx: llhttp (``httptools``) over trio sockets.
 
 Theory of operation
 -------------------
-:class:`H11Transport` is an ``httpx.AsyncBaseTransport``, so the gateway keeps httpx as its
+:class:`KeepAliveTransport` is an ``httpx.AsyncBaseTransport``, so the gateway keeps httpx as its
 client API while the hot path skips httpcore, whose pool loses most of its throughput on trio
 under concurrency. Only ``http://`` is handled here; every other scheme goes to a fallback
 transport (by default httpx's own, created on first use, with certificate verification on).
@@ -14,7 +14,8 @@ unlimited); without one it shares the host's default pool of ``max_connections_p
 request takes one of the pool's slots — waiting when all are taken, never polling — then the
 most recently used idle connection (LIFO keeps a few connections warm and lets the rest
 expire), or a new one. The connection and its slot come back when the response ends: to the
-idle stack if h11 agrees the exchange finished cleanly, otherwise closed. A request may carry a
+idle stack if the exchange finished cleanly (:meth:`~nexus_trio.upstream.pool.Connection.reusable`),
+otherwise closed. A request may carry a
 callback in the ``nexus.on_send`` extension, called when it holds its slot: the gateway starts
 an attempt's clock there, so the wait for a slot is never the backend's.
 
@@ -29,12 +30,11 @@ so the caller may retry once on a fresh connection. A fresh connection failing t
 any connection failing after a response byte, raises a plain ``httpx.TransportError``.
 
 **Streaming.** The response is returned as soon as its head is parsed. When the whole body
-arrived with the head (a small answer usually does), it is taken from h11's buffer at once and
+arrived with the head (a small answer usually does), it is taken from the parser at once and
 the connection goes straight back to the pool: no read is waited for, nothing extra buffered.
 Otherwise the body is a :class:`~nexus_trio.upstream.body.ResponseStream` that hands over what
-came with the head, then each piece as it arrives, without buffering: a chunked body (every
-streamed answer) decoded from each read without h11 (:mod:`nexus_trio.upstream.chunked`), any
-other body as h11's ``Data`` events.
+came with the head, then what each read completes, without buffering, whatever the body's
+framing (:mod:`nexus_trio.upstream.response_parser`).
 Any failure or cancellation while a request owns a connection closes that connection. Closing
 a socket is synchronous in trio, so no cleanup needs a shielded cancel scope.
 
@@ -49,15 +49,15 @@ from dataclasses import dataclass
 
 import httpx
 
-from nexus_trio.upstream.body import ResponseStream, chunked_decoder
-from nexus_trio.upstream.exchange import StaleConnectionError, buffered_body, exchange
+from nexus_trio.upstream.body import ResponseStream
+from nexus_trio.upstream.exchange import StaleConnectionError, exchange
 from nexus_trio.upstream.pool import HostPool
 from nexus_trio.upstream.tls import UNLIMITED
 
 __all__ = [
     "ON_SEND_EXTENSION",
     "POOL_EXTENSION",
-    "H11Transport",
+    "KeepAliveTransport",
     "PoolSpec",
     "ResponseStream",
     "StaleConnectionError",
@@ -79,7 +79,7 @@ class PoolSpec:
     max_connections: int | None
 
 
-class H11Transport(httpx.AsyncBaseTransport):
+class KeepAliveTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 keep-alive pools over trio sockets; ``https://`` goes to ``fallback``.
 
     Args:
@@ -137,35 +137,23 @@ class H11Transport(httpx.AsyncBaseTransport):
         )
         answered = False
         try:
-            head = await exchange(connection, request, timeouts)
-            decoder = chunked_decoder(connection, head, request.method)
-            if decoder is None:
-                received, complete = buffered_body(connection)
-            else:
-                body = decoder.feed(connection.h11.trailing_data[0])
-                received, complete = [body] if body else [], decoder.done
+            parser = await exchange(connection, request, timeouts)
+            received = parser.take()
             answered = True
         finally:
             if not answered:
                 pool.release(connection, keep=False)
         stream: httpx.AsyncByteStream
-        if complete:
-            if decoder is None:
-                keep = connection.start_next_cycle()
-            else:
-                keep = not decoder.trailing and connection.renew()
-            pool.release(connection, keep=keep)
+        if parser.done:
+            pool.release(connection, keep=connection.reusable())
             stream = httpx.ByteStream(b"".join(received))
         else:
-            stream = ResponseStream(pool, connection, timeouts.get("read"), received, decoder)
+            stream = ResponseStream(pool, connection, timeouts.get("read"), received)
         return httpx.Response(
-            head.status_code,
-            headers=head.headers.raw_items(),
+            parser.status,
+            headers=parser.headers,
             stream=stream,
-            extensions={
-                "http_version": b"HTTP/" + head.http_version,
-                "reason_phrase": head.reason,
-            },
+            extensions={"http_version": parser.version, "reason_phrase": parser.reason},
         )
 
     async def aclose(self) -> None:

@@ -3,7 +3,7 @@ docs/quality.md#outcomes): time a request spends in the admission queue or waiti
 connection to a backend never counts against that backend, as a failure, a timeout or a TTFT
 sample. Virtual time (``autojump_clock``), asserted exactly.
 
-The pool test runs the gateway over its real upstream transport (:class:`H11Transport`) with
+The pool test runs the gateway over its real upstream transport (:class:`KeepAliveTransport`) with
 socket pairs for connections and a small h11 server on the far ends.
 """
 
@@ -24,7 +24,7 @@ from nexus_trio.quality.metrics import AgentState
 from nexus_trio.quality.outcome import Outcome
 from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.upstream.client import upstream_http_client
-from nexus_trio.upstream.transport import POOL_EXTENSION, H11Transport, PoolSpec
+from nexus_trio.upstream.transport import POOL_EXTENSION, KeepAliveTransport, PoolSpec
 from tests.component.client import CHAT, PATH
 from tests.component.fake_upstream import chunk, completion, sse
 from tests.component.in_process import Gateway, MakeGateway
@@ -202,12 +202,13 @@ async def _first_token_after_one_second(conn: h11.Connection, stream: trio.Socke
 @pytest.fixture
 async def pooled(
     nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Gateway, H11Transport]]:
-    """A gateway over a real :class:`H11Transport`; backend ``a`` has one pooled connection."""
+) -> AsyncIterator[tuple[Gateway, KeepAliveTransport]]:
+    """A gateway over a real :class:`KeepAliveTransport`; backend ``a`` has one pooled
+    connection."""
     backend = Backend(nursery, {"/hold": _holds_forever, PATH: _first_token_after_one_second})
     monkeypatch.setattr(trio, "open_tcp_stream", backend)
     config = parse_config(one_slot("request_timeout_seconds = 30\nfirst_token_timeout_seconds = 3"))
-    transport = H11Transport()
+    transport = KeepAliveTransport()
     wiring = Wiring.build(config, {}, upstream_http_client(transport), transport=transport)
     nursery.start_soon(wiring.disconnects.run)
     yield Gateway(app=wiring.app(), wiring=wiring, upstream=None), transport  # type: ignore[arg-type]
@@ -217,7 +218,7 @@ async def pooled(
 
 
 async def test_a_wait_for_a_pooled_connection_is_not_the_backends_time(
-    pooled: tuple[Gateway, H11Transport], autojump_clock: trio.testing.MockClock
+    pooled: tuple[Gateway, KeepAliveTransport], autojump_clock: trio.testing.MockClock
 ) -> None:
     """Backend ``a``'s only connection is held for 5 s (as by a stream whose attempt is
     over but whose connection is not yet back); a stream request meanwhile waits for it, then

@@ -13,7 +13,7 @@ from nexus_trio.registry import Capabilities, HealthState
 from nexus_trio.runtime.wiring import Wiring
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 from nexus_trio.upstream.client import upstream_http_client
-from nexus_trio.upstream.transport import H11Transport
+from nexus_trio.upstream.transport import KeepAliveTransport
 
 pytestmark = pytest.mark.system
 
@@ -42,7 +42,7 @@ async def test_ollama_and_generic_backends_are_probed(start_backend: StartBacken
     )
     sim_generic = await start_backend(models=("demo",), name="g")
     text = probed_config(("o", "ollama", sim_ollama.port), ("g", "generic", sim_generic.port))
-    transport = H11Transport()
+    transport = KeepAliveTransport()
     async with upstream_http_client(transport) as http:
         wiring = Wiring.build(parse_config(text), {"SIM_KEY": "sk-sim"}, http, transport=transport)
         with trio.fail_after(10):
@@ -76,7 +76,7 @@ async def test_ollama_and_generic_backends_are_probed(start_backend: StartBacken
 
 async def test_a_stopped_backend_becomes_unhealthy() -> None:
     backend = SimulatedBackend(SimulatorOptions(models=("demo",), name="s"))
-    transport = H11Transport()
+    transport = KeepAliveTransport()
     async with upstream_http_client(transport) as http:
         async with trio.open_nursery() as nursery:
             await nursery.start(backend.run)

@@ -1,4 +1,4 @@
-"""The h11 transport without a network: h11 cycle rules, pool bookkeeping, timeout plumbing.
+"""The transport without a network: reuse rules, pool bookkeeping, timeout plumbing.
 
 Connections are socket pairs (no TCP) or no socket at all; ``trio.open_tcp_stream`` is stubbed.
 Time is virtual (``autojump_clock``), so expiry and timeouts are asserted exactly.
@@ -8,38 +8,33 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import h11
 import httpx
 import pytest
 import trio
 import trio.testing
 
 from nexus_trio.upstream.pool import Connection, HostPool
-from nexus_trio.upstream.transport import H11Transport
+from nexus_trio.upstream.response_parser import ResponseParser
+from nexus_trio.upstream.transport import KeepAliveTransport
 
 URL = "http://backend.test:8000/v1/chat/completions"
 OK_HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"
 
 
-# --- h11 cycle rules (no socket) ---------------------------------------------------------------
+# --- reuse rules (no socket) --------------------------------------------------------------------
 
 
-def answered(response: bytes) -> Connection:
-    """A connection (no socket) that sent a GET and has ``response`` buffered."""
+def answered(response: bytes, *, closing: bool = False) -> Connection:
+    """A connection (no socket) whose request got ``response``, parsed."""
     connection = Connection(stream=None)  # type: ignore[arg-type]
-    state = connection.h11
-    state.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
-    state.send(h11.EndOfMessage())
-    state.receive_data(response)
-    assert isinstance(state.next_event(), h11.Response)
+    connection.parser = ResponseParser("GET")
+    connection.closing = closing
+    connection.parser.feed(response)
     return connection
 
 
-def test_clean_exchange_starts_next_cycle() -> None:
-    connection = answered(OK_HEAD + b"hello")
-    assert connection.skip_to_end()
-    assert connection.start_next_cycle()
-    assert connection.h11.our_state is h11.IDLE
+def test_clean_exchange_is_reusable() -> None:
+    assert answered(OK_HEAD + b"hello").reusable()
 
 
 @pytest.mark.parametrize(
@@ -50,18 +45,19 @@ def test_clean_exchange_starts_next_cycle() -> None:
         ),
         pytest.param(OK_HEAD + b"helloHTTP/1.1 200 OK\r\n", id="trailing-bytes"),
         pytest.param(b"HTTP/1.0 200 OK\r\ncontent-length: 5\r\n\r\nhello", id="http-1.0"),
+        pytest.param(OK_HEAD + b"hel", id="partial-body"),
     ],
 )
 def test_connection_is_not_kept_when(response: bytes) -> None:
-    connection = answered(response)
-    assert connection.skip_to_end()
-    assert not connection.start_next_cycle()
+    assert not answered(response).reusable()
 
 
-def test_partial_body_cannot_be_skipped() -> None:
-    connection = answered(OK_HEAD + b"hel")
-    assert not connection.skip_to_end()
-    assert not connection.start_next_cycle()
+def test_request_asking_to_close_is_not_kept() -> None:
+    assert not answered(OK_HEAD + b"hello", closing=True).reusable()
+
+
+def test_nothing_parsed_is_not_reusable() -> None:
+    assert not Connection(stream=None).reusable()  # type: ignore[arg-type]
 
 
 # --- pool bookkeeping (socket pairs, virtual time) ---------------------------------------------
@@ -227,7 +223,7 @@ def never_connects(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_connect_timeout(
     autojump_clock: trio.testing.MockClock, extensions: dict[str, object], expected: float
 ) -> None:
-    transport = H11Transport(connect_timeout=7.0)
+    transport = KeepAliveTransport(connect_timeout=7.0)
     request = httpx.Request("POST", URL, content=b"{}", extensions=extensions)
     start = trio.current_time()
     with pytest.raises(httpx.ConnectTimeout):
@@ -244,7 +240,7 @@ async def test_connect_error_names_no_address(monkeypatch: pytest.MonkeyPatch) -
         raise OSError("all attempts to connect to 10.9.8.7:8000 failed") from group
 
     monkeypatch.setattr(trio, "open_tcp_stream", refuse)
-    transport = H11Transport()
+    transport = KeepAliveTransport()
     with pytest.raises(httpx.ConnectError, match=r"^Connection failed: Connection refused\.$"):
         await transport.handle_async_request(httpx.Request("GET", URL))
     await transport.aclose()
@@ -260,7 +256,7 @@ async def test_https_is_delegated_to_the_fallback() -> None:
         seen.append(request.url)
         return httpx.Response(200, content=b"from fallback")
 
-    transport = H11Transport(fallback=httpx.MockTransport(handler))
+    transport = KeepAliveTransport(fallback=httpx.MockTransport(handler))
     async with httpx.AsyncClient(transport=transport) as client:
         response = await client.get("https://api.example.test/v1/models")
     assert response.content == b"from fallback"

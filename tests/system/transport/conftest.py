@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import trio
 
-from nexus_trio.upstream.transport import H11Transport
+from nexus_trio.upstream.transport import KeepAliveTransport
 from tests.system.transport.raw_server import Handler, RawServer
 
 
@@ -31,7 +31,7 @@ async def serve(nursery: trio.Nursery) -> Callable[[Handler], Awaitable[RawServe
 
 
 @pytest.fixture
-async def transport() -> AsyncIterator[H11Transport]:
-    transport = H11Transport()
+async def transport() -> AsyncIterator[KeepAliveTransport]:
+    transport = KeepAliveTransport()
     yield transport
     await transport.aclose()

@@ -13,7 +13,7 @@ import h11
 import httpx
 import trio
 
-from nexus_trio.upstream.transport import H11Transport, ResponseStream
+from nexus_trio.upstream.transport import KeepAliveTransport, ResponseStream
 
 #: Every test is bounded by this many seconds.
 DEADLINE = 5
@@ -70,7 +70,7 @@ def body(response: httpx.Response) -> ResponseStream:
     return stream
 
 
-async def fetch(transport: H11Transport, url: str) -> bytes:
+async def fetch(transport: KeepAliveTransport, url: str) -> bytes:
     response = await transport.handle_async_request(post(url))
     try:
         stream = response.stream

@@ -1,4 +1,4 @@
-"""The h11 transport over real sockets on 127.0.0.1: chunked and close-delimited bodies, a
+"""The keep-alive transport over real sockets on 127.0.0.1: chunked and close-delimited bodies, a
 connection lost mid-body, closing early and cancellation, refused connects and timeouts.
 
 Small raw servers written per test misbehave on cue; the simulated backend stands in for a
@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 
-from nexus_trio.upstream.transport import H11Transport
+from nexus_trio.upstream.transport import KeepAliveTransport
 from tests.system.transport.raw_server import (
     DEADLINE,
     HEAD_10,
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.system
 
 
 async def test_chunked_body_is_streamed_as_it_arrives(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport
 ) -> None:
     second = trio.Event()
 
@@ -65,7 +65,7 @@ async def test_chunked_body_is_streamed_as_it_arrives(
 
 
 async def test_close_delimited_body_reads_to_eof(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport
 ) -> None:
     async def http_10(stream: trio.SocketStream) -> None:
         await read_request(stream, h11.Connection(h11.SERVER))
@@ -85,7 +85,7 @@ async def test_close_delimited_body_reads_to_eof(
 
 @pytest.mark.parametrize("ending", ["reset", "eof"])
 async def test_connection_lost_mid_body(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport, ending: str
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport, ending: str
 ) -> None:
     first_read = trio.Event()
 
@@ -124,7 +124,7 @@ async def half_then_wait(stream: trio.SocketStream, client_closed: trio.Event) -
 
 
 async def test_aclose_before_the_end_closes_the_connection(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport
 ) -> None:
     with trio.fail_after(DEADLINE):
         client_closed = trio.Event()
@@ -136,7 +136,7 @@ async def test_aclose_before_the_end_closes_the_connection(
 
 
 async def test_cancellation_mid_body_closes_the_connection(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport
 ) -> None:
     with trio.fail_after(DEADLINE):
         client_closed = trio.Event()
@@ -152,7 +152,7 @@ async def test_cancellation_mid_body_closes_the_connection(
 
 
 async def test_cancellation_before_the_head_closes_the_connection(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport
 ) -> None:
     client_closed = trio.Event()
     with trio.fail_after(DEADLINE):
@@ -167,7 +167,7 @@ async def test_cancellation_before_the_head_closes_the_connection(
 # --- errors and timeouts -------------------------------------------------------------------------
 
 
-async def test_refused_connect_is_a_connect_error(transport: H11Transport) -> None:
+async def test_refused_connect_is_a_connect_error(transport: KeepAliveTransport) -> None:
     with trio.fail_after(DEADLINE):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -177,7 +177,7 @@ async def test_refused_connect_is_a_connect_error(transport: H11Transport) -> No
 
 
 async def test_read_timeout_from_the_request(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport
 ) -> None:
     client_closed = trio.Event()
     with trio.fail_after(DEADLINE):
@@ -199,7 +199,7 @@ async def test_aclose_closes_idle_connections(
 
     with trio.fail_after(DEADLINE):
         server = await serve(answer_then_wait)
-        transport = H11Transport()
+        transport = KeepAliveTransport()
         assert await fetch(transport, server.url) == b"ok"
         await transport.aclose()
         await client_closed.wait()

@@ -1,4 +1,4 @@
-"""The h11 transport over real sockets on 127.0.0.1: keep-alive, connection limits and named
+"""The keep-alive transport over real sockets on 127.0.0.1: keep-alive, connection limits and named
 pools, and servers that close idle or reused connections.
 
 Small raw servers written per test misbehave on cue; the simulated backend stands in for a
@@ -20,7 +20,7 @@ import trio.testing
 from nexus_trio.simulator import SimulatedBackend, SimulatorOptions
 from nexus_trio.upstream.transport import (
     POOL_EXTENSION,
-    H11Transport,
+    KeepAliveTransport,
     PoolSpec,
     ResponseStream,
     StaleConnectionError,
@@ -50,7 +50,7 @@ async def test_sequential_requests_share_one_connection(nursery: trio.Nursery) -
         await nursery.start(backend.run)
         url = f"http://127.0.0.1:{backend.port}/v1/chat/completions"
         chat = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
-        async with httpx.AsyncClient(transport=H11Transport()) as client:
+        async with httpx.AsyncClient(transport=KeepAliveTransport()) as client:
             for stream in (False, True, False, True, False):
                 response = await client.post(url, json={**chat, "stream": stream})
                 assert response.status_code == 200
@@ -75,7 +75,7 @@ class Gate:
             conn = h11.Connection(h11.SERVER)
 
 
-async def fetch_from_pool(transport: H11Transport, url: str, spec: PoolSpec) -> bytes:
+async def fetch_from_pool(transport: KeepAliveTransport, url: str, spec: PoolSpec) -> bytes:
     response = await transport.handle_async_request(post(url, **{POOL_EXTENSION: spec}))
     try:
         return await response.aread()
@@ -90,11 +90,11 @@ async def test_connection_limit_makes_requests_wait(
     server = await serve(gate)
     bodies: list[bytes] = []
 
-    async def one(transport: H11Transport) -> None:
+    async def one(transport: KeepAliveTransport) -> None:
         bodies.append(await fetch(transport, server.url))
 
     with trio.fail_after(DEADLINE):
-        limited = H11Transport(max_connections_per_host=2)
+        limited = KeepAliveTransport(max_connections_per_host=2)
         async with limited, trio.open_nursery() as nursery:
             for _ in range(5):
                 nursery.start_soon(one, limited)
@@ -116,7 +116,7 @@ async def test_a_burst_keeps_its_connections_and_an_ip_literal_needs_no_resolver
     gate = Gate(trio.Event())
     server = await serve(gate)
     with trio.fail_after(DEADLINE):
-        async with H11Transport() as transport:
+        async with KeepAliveTransport() as transport:
             async with trio.open_nursery() as nursery:
                 for _ in range(burst):
                     nursery.start_soon(fetch, transport, server.url)
@@ -136,11 +136,11 @@ async def test_each_named_pool_has_its_own_size_and_none_is_a_hidden_limit(
     server = await serve(gate)
     bodies: list[bytes] = []
 
-    async def one(transport: H11Transport, spec: PoolSpec) -> None:
+    async def one(transport: KeepAliveTransport, spec: PoolSpec) -> None:
         bodies.append(await fetch_from_pool(transport, server.url, spec))
 
     with trio.fail_after(DEADLINE):
-        transport = H11Transport()
+        transport = KeepAliveTransport()
         async with transport, trio.open_nursery() as nursery:
             # Two backends on one host: one limited to 2, one unlimited; more than the old
             # hidden default of 256 connections per host.
@@ -161,7 +161,7 @@ async def test_a_pool_resized_by_a_reload_admits_waiters_at_once(
     server = await serve(gate)
 
     with trio.fail_after(DEADLINE):
-        transport = H11Transport()
+        transport = KeepAliveTransport()
         async with transport, trio.open_nursery() as nursery:
             for _ in range(4):
                 nursery.start_soon(fetch_from_pool, transport, server.url, PoolSpec("b", 1))
@@ -179,7 +179,7 @@ async def test_body_that_came_with_the_head_frees_the_connection_at_once(
 ) -> None:
     with trio.fail_after(DEADLINE):
         server = await serve(keep_alive)
-        single = H11Transport(max_connections_per_host=1)
+        single = KeepAliveTransport(max_connections_per_host=1)
         async with single:
             first = await single.handle_async_request(post(server.url))
             assert not isinstance(first.stream, ResponseStream)  # complete: already buffered
@@ -193,7 +193,7 @@ async def test_body_that_came_with_the_head_frees_the_connection_at_once(
 
 
 async def test_server_closing_an_idle_connection_is_transparent(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport
 ) -> None:
     closed = trio.Event()
 
@@ -213,7 +213,7 @@ async def test_server_closing_an_idle_connection_is_transparent(
 
 @pytest.mark.parametrize("close", ["eof", "reset"])
 async def test_close_racing_a_reused_request_is_stale(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport, close: str
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport, close: str
 ) -> None:
     async def close_on_second_request(stream: trio.SocketStream) -> None:
         await read_request(stream, h11.Connection(h11.SERVER))
@@ -230,7 +230,7 @@ async def test_close_racing_a_reused_request_is_stale(
 
 
 async def test_fresh_connection_closed_before_responding_is_not_stale(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport
 ) -> None:
     async def close_unanswered(stream: trio.SocketStream) -> None:
         await read_request(stream, h11.Connection(h11.SERVER))
@@ -260,7 +260,7 @@ CHUNKED_OK = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0
     ],
 )
 async def test_connection_not_reused_after(
-    serve: Callable[[Handler], Awaitable[RawServer]], transport: H11Transport, response: bytes
+    serve: Callable[[Handler], Awaitable[RawServer]], transport: KeepAliveTransport, response: bytes
 ) -> None:
     client_closed = trio.Event()
 
