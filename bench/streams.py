@@ -14,6 +14,9 @@ one scenario with ``--streams N --ttft-ms T --events E --gap-ms G [--spread] [--
 - noop: ``stream_noop_app.py``, the gateway's server stack (hypercorn-trio) answering the same
   way itself: the ceiling of the stack, in the same run;
 - direct: the upstream alone, the clients straight to it (``--hold``);
+- floor: ``floor_app.py``, a bare forwarder to the upstream on the gateway's server stack and
+  upstream transport, no gateway logic (``--targets ... floor`` with ``--plain``: it reads
+  whole answers, so it cannot relay a stream);
 - clients: this process, one connection per request (``stream_clients.py``).
 
 On 2+ cores the server under test is pinned to the first core, the upstream and the clients to
@@ -49,6 +52,7 @@ import datetime
 import json
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -287,12 +291,16 @@ def wait_listening(ports: list[int], log: Path) -> None:
 
 
 @contextlib.contextmanager
-def servers(scenario: Scenario, target: str, workdir: Path) -> Iterator[Server]:
+def servers(
+    scenario: Scenario, target: str, workdir: Path, profile_to: Path | None = None
+) -> Iterator[Server]:
     """Start what ``target`` needs; yield the server under test.
 
     ``gateway``: the upstream (second core) and a default gateway (first core); ``noop``: the
     no-op streaming app (first core); ``direct``: the upstream alone (second core, where it
-    runs in front of the gateway too). Everything is stopped on exit.
+    runs in front of the gateway too). Everything is stopped on exit. With ``profile_to``
+    the gateway or no-op app runs under cProfile, stopped with SIGINT so that it writes its
+    statistics there.
     """
     timing = [
         "--ttft-ms", str(scenario.ttft_ms), "--events", str(scenario.events),
@@ -308,11 +316,14 @@ def servers(scenario: Scenario, target: str, workdir: Path) -> Iterator[Server]:
         processes.append(process)
         return process
 
+    def start_server(arguments: list[str]) -> subprocess.Popen[bytes]:
+        profiler = [] if profile_to is None else ["-m", "cProfile", "-o", str(profile_to)]
+        return start([sys.executable, *profiler, *arguments], 0)
+
     try:
         port = free_port()
         if target == "noop":
-            noop = [sys.executable, str(BENCH / "stream_noop_app.py"), "--port", str(port)]
-            server = start([*noop, *timing], 0)
+            server = start_server([str(BENCH / "stream_noop_app.py"), "--port", str(port), *timing])
             wait_listening([port], log_path)
             yield Server(server, port, None)
             return
@@ -324,6 +335,19 @@ def servers(scenario: Scenario, target: str, workdir: Path) -> Iterator[Server]:
             wait_listening([up_port], log_path)
             yield Server(upstream, up_port, up_port)
             return
+        if target == "floor":
+            server = start_server(
+                [
+                    str(BENCH / "floor_app.py"),
+                    "--port",
+                    str(port),
+                    "--upstream",
+                    f"http://{HOST}:{up_port}",
+                ]
+            )
+            wait_listening([up_port, port], log_path)
+            yield Server(server, port, up_port)
+            return
         config = workdir / f"{scenario.name}.toml"
         config.write_text(
             f'[server]\nhost = "{HOST}"\nport = {port}\n[logging]\nlevel = "warning"\n'
@@ -331,12 +355,15 @@ def servers(scenario: Scenario, target: str, workdir: Path) -> Iterator[Server]:
             f'[[backends]]\nname = "up"\nurl = "http://{HOST}:{up_port}"\ntype = "generic"\n'
             'models = ["bench"]\n'
         )
-        server = start([sys.executable, "-m", "nexus_trio", "serve", "--config", str(config)], 0)
+        server = start_server(["-m", "nexus_trio", "serve", "--config", str(config)])
         wait_listening([up_port, port], log_path)
         yield Server(server, port, up_port)
     finally:
         for process in processes:
-            process.terminate()
+            if profile_to is not None and process is processes[-1]:
+                process.send_signal(signal.SIGINT)
+            else:
+                process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
             if process.poll() is None:
@@ -364,10 +391,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--targets",
         nargs="+",
-        choices=("gateway", "noop", "direct"),
+        choices=("gateway", "noop", "direct", "floor"),
         default=["noop", "gateway"],
         help="what to measure (default set and --streams): the gateway, the no-op streaming app "
-        "(the stack's ceiling), the upstream directly",
+        "(the stack's ceiling), the upstream directly, the bare forwarder (--plain only)",
     )
     return parser.parse_args()
 
