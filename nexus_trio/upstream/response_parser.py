@@ -4,8 +4,8 @@ The transport feeds each network read of a response to :meth:`ResponseParser.fee
 the body bytes it completed (:meth:`ResponseParser.take`): the head once, then every piece of
 the body in order, whatever its framing (``Content-Length``, chunked, or until the server
 closes: :meth:`ResponseParser.eof`). llhttp, the C parser Node.js uses, does the work h11 did in
-Python, an event and a state-machine step per head and per chunk, at a thirtieth of the cost
-(bench/README.md#fresh-connections-and-paced-events-paced-hold).
+Python (an event and a state-machine step per head and per chunk) for a small part of its cost
+(bench/README.md#fresh-connections-and-paced-events---paced---hold).
 
 Rules, stricter than the RFC's minimum where llhttp is: informational (1xx) heads are skipped;
 ``101`` (this client never asks to switch), a transfer coding other than chunked, and any byte
