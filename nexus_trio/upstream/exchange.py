@@ -92,41 +92,49 @@ def request_bytes(
 ) -> tuple[bytes, bool]:
     """The whole request as written on the wire, and whether it asks to close the connection.
 
-    The body goes out as it is after a ``Content-Length`` field, or as one chunk after
-    ``Transfer-Encoding: chunked`` (httpx's framing of a streamed body).
+    The body goes out as it is after one ``Content-Length`` field that gives its size, or as
+    one chunk after ``Transfer-Encoding: chunked`` (httpx's framing of a streamed body).
 
     Raises:
-        httpx.LocalProtocolError: the method, target or a field would break the request, or a
-            body has no framing.
+        httpx.LocalProtocolError: the method, target or a field would break the request, or
+            the body's framing is missing, doubled or wrong.
     """
     verb = method.encode("ascii", "replace")
     if not _TOKEN.fullmatch(verb) or not _TARGET.fullmatch(target):
         raise httpx.LocalProtocolError("Invalid request method or target.")
     lines = [verb, b" ", target, b" HTTP/1.1\r\n"]
-    sized = chunked = closing = False
+    framing: list[tuple[bytes, bytes]] = []
+    closing = False
     for name, value in headers:
         if not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
             raise httpx.LocalProtocolError("Invalid request header field.")
         lines += (name, b": ", value, b"\r\n")
         lowered = name.lower()
-        if lowered == b"content-length":
-            sized = True
-        elif lowered == b"transfer-encoding":
-            chunked = True
+        if lowered in (b"content-length", b"transfer-encoding"):
+            framing.append((lowered, value.lower()))
         elif lowered == b"connection":
             closing = closing or b"close" in value.lower()
     lines.append(b"\r\n")
-    if sized and chunked:
-        raise httpx.LocalProtocolError("A request cannot have both framings of a body.")
-    if chunked:
-        if body:
-            lines += (b"%x\r\n" % len(body), body, b"\r\n")
-        lines.append(b"0\r\n\r\n")
-    elif body:
-        if not sized:
-            raise httpx.LocalProtocolError("A request body needs a Content-Length.")
-        lines.append(body)
+    lines += _framed_body(framing, body)
     return b"".join(lines), closing
+
+
+def _framed_body(framing: list[tuple[bytes, bytes]], body: bytes) -> list[bytes]:
+    """``body`` as its one framing field says: as it is, or as one chunk and the last chunk."""
+    if not framing:
+        if body:
+            raise httpx.LocalProtocolError("A request body needs a Content-Length.")
+        return []
+    if len(framing) > 1:
+        raise httpx.LocalProtocolError("A request may have one framing field for its body.")
+    name, value = framing[0]
+    if name == b"content-length":
+        if value != b"%d" % len(body):
+            raise httpx.LocalProtocolError("The request's Content-Length is not its body's.")
+        return [body]
+    if value != b"chunked":
+        raise httpx.LocalProtocolError("A request body may only be chunked.")
+    return [b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n"] if body else [b"0\r\n\r\n"]
 
 
 async def exchange(

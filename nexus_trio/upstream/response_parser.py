@@ -16,8 +16,9 @@ is then not kept); trailers are read and dropped. Bounds: a head of more than
 buffer without bound. Every refusal is an ``httpx.RemoteProtocolError``.
 
 The connection may serve another request (:attr:`ResponseParser.reusable`) only when the
-response ended cleanly: its end seen (never at EOF), no ``Connection: close`` or HTTP/1.0
-(llhttp's keep-alive rule) and nothing received after it.
+response ended cleanly: its end seen (never at EOF), HTTP/1.1 without ``Connection: close``,
+and nothing received after it. An informational head with a body is refused (it would join
+the final body).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ __all__ = ["MAX_HEAD_BYTES", "ResponseParser"]
 
 #: The largest response head, and the most bytes after it that complete nothing.
 MAX_HEAD_BYTES = 64 * 1024
+
+
+_CLOSE = b"close"
 
 
 class _Extra(Exception):
@@ -49,6 +53,7 @@ class ResponseParser:
 
     __slots__ = (
         "_body",
+        "_closing",
         "_framed",
         "_head",
         "_parser",
@@ -70,6 +75,7 @@ class ResponseParser:
         self._body: list[bytes] = []
         self._head: list[tuple[bytes, bytes]] = []
         self._framed = False
+        self._closing = False
         self._stalled = 0
         self._progress = False
         self.status = 0
@@ -139,15 +145,17 @@ class ResponseParser:
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._progress = True
         if self.head_done:
-            return  # a trailer field: dropped
-        name, value = name.lower(), value.strip(b" \t")
-        if name == b"transfer-encoding" and value.lower() != b"chunked":
+            return  # a trailer field: dropped, and no progress (the trailers count as stalled)
+        name = name.lower()
+        if name == b"transfer-encoding" and value.rstrip(b" ").lower() != b"chunked":
+            # llhttp reads only this exact value as chunked (a trailing tab is not).
             raise httpx.RemoteProtocolError("Unsupported Transfer-Encoding (only chunked).")
         if name in (b"content-length", b"transfer-encoding"):
             self._framed = True
-        self._head.append((name, value))
+        elif name == b"connection" and _CLOSE in value.lower().replace(b" ", b"").split(b","):
+            self._closing = True
+        self._head.append((name, value.strip(b" \t")))
 
     def on_headers_complete(self) -> None:
         self._progress = True
@@ -155,8 +163,8 @@ class ResponseParser:
         status = parser.get_status_code()
         if status == 101:
             raise httpx.RemoteProtocolError("Unexpected 101 Switching Protocols.")
-        if status < 200:
-            self._head, self.reason = [], b""  # informational: the final head follows
+        if status < 200:  # informational: the final head follows
+            self._head, self.reason, self._framed, self._closing = [], b"", False, False
             return
         self.status = status
         self.version = b"HTTP/" + parser.get_http_version().encode()
@@ -169,6 +177,8 @@ class ResponseParser:
             self._framed = True
 
     def on_body(self, body: bytes) -> None:
+        if not self.head_done:
+            raise httpx.RemoteProtocolError("An informational (1xx) response had a body.")
         self._progress = True
         self._body.append(body)
 
@@ -183,5 +193,7 @@ class ResponseParser:
             self._finish(self._parser.should_keep_alive())
 
     def _finish(self, keep_alive: bool) -> None:
+        """The response ended: reusable if llhttp says keep-alive, it is HTTP/1.1 and no
+        ``Connection`` field said ``close`` (llhttp ignores one in HTTP/1.0)."""
         self.done = True
-        self.reusable = keep_alive
+        self.reusable = keep_alive and self.version == b"HTTP/1.1" and not self._closing

@@ -90,11 +90,23 @@ def test_eof_before_the_end_is_refused(response: bytes) -> None:
     "response",
     [
         b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi",
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 2\r\n\r\nhi",
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi",
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nConnection: close\r\n"
+        b"Content-Length: 2\r\n\r\nhi",
         b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi",
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 200 OK\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi garbage",
     ],
-    ids=["connection-close", "http-1.0", "second-response", "garbage-after"],
+    ids=[
+        "connection-close",
+        "close-in-a-list",
+        "http-1.0-keep-alive",
+        "http-1.0-close",
+        "http-1.0",
+        "second-response",
+        "garbage-after",
+    ],
 )
 def test_not_reusable(response: bytes) -> None:
     parser = parse(response)
@@ -108,6 +120,16 @@ def test_bytes_after_the_end_in_a_later_read_forbid_reuse() -> None:
     assert parser.reusable
     parser.feed(b"x")
     assert not parser.reusable
+
+
+def test_an_informational_heads_framing_is_not_the_final_ones() -> None:
+    parser = parse(
+        b"HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\n\r\nuntil close",
+        eof=True,
+    )
+    assert parser.done
+    assert b"".join(parser.take()) == b"until close"
 
 
 def test_head_response_ends_with_its_head() -> None:
@@ -127,8 +149,24 @@ def test_head_response_ends_with_its_head() -> None:
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 6\r\n\r\n", "Content"),
         (b"HTTP/1.1 200 OK\r\nX-A: a\r\n folded\r\nContent-Length: 0\r\n\r\n", "Invalid"),
         (CHUNKED + b"zz\r\n", "Invalid HTTP response"),
+        (CHUNKED.replace(b"chunked", b"chunked\t") + b"5\r\nhello\r\n0\r\n\r\n", "Transfer"),
+        (
+            b"HTTP/1.1 199 Misc\r\nContent-Length: 9\r\n\r\nINJECTED!"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            "informational",
+        ),
     ],
-    ids=["garbage", "101", "gzip", "two-lengths", "both-framings", "obs-fold", "bad-chunk-size"],
+    ids=[
+        "garbage",
+        "101",
+        "gzip",
+        "two-lengths",
+        "both-framings",
+        "obs-fold",
+        "bad-chunk-size",
+        "chunked-and-tab",
+        "informational-with-a-body",
+    ],
 )
 def test_broken_responses_are_refused(response: bytes, why: str) -> None:
     with pytest.raises(httpx.RemoteProtocolError, match=why):
@@ -142,8 +180,15 @@ def test_broken_responses_are_refused(response: bytes, why: str) -> None:
         (b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * MAX_HEAD_BYTES, "head"),
         (CHUNKED + b"5;" + b"e" * 3 * MAX_HEAD_BYTES, "chunk-size line or trailer"),
         (CHUNKED + b"0\r\nX-T: " + b"e" * 3 * MAX_HEAD_BYTES, "chunk-size line or trailer"),
+        (CHUNKED + b"0\r\n" + b"X-T: t\r\n" * MAX_HEAD_BYTES, "chunk-size line or trailer"),
     ],
-    ids=["long-field", "many-fields", "endless-chunk-size-line", "endless-trailer"],
+    ids=[
+        "long-field",
+        "many-fields",
+        "endless-chunk-size-line",
+        "endless-trailer",
+        "endless-trailer-section",
+    ],
 )
 def test_unbounded_input_is_refused(response: bytes, what: str) -> None:
     with pytest.raises(httpx.RemoteProtocolError, match=f"{what} is too long"):
@@ -190,6 +235,10 @@ def test_streamed_body_goes_as_one_chunk_and_connection_close_is_noted() -> None
         ("GE T", b"/", [], b""),
         ("POST", b"/", [], b"body without framing"),
         ("POST", b"/", [(b"content-length", b"1"), (b"transfer-encoding", b"chunked")], b"x"),
+        ("POST", b"/", [(b"content-length", b"2")], b"{}GET /smuggled HTTP/1.1\r\n\r\n"),
+        ("POST", b"/", [(b"content-length", b"2"), (b"content-length", b"2")], b"{}"),
+        ("POST", b"/", [(b"content-length", b"+2")], b"{}"),
+        ("POST", b"/", [(b"transfer-encoding", b"gzip")], b"{}"),
     ],
     ids=[
         "crlf-in-value",
@@ -202,6 +251,10 @@ def test_streamed_body_goes_as_one_chunk_and_connection_close_is_noted() -> None
         "bad-method",
         "no-framing",
         "two-framings",
+        "length-short-of-the-body",
+        "two-lengths",
+        "signed-length",
+        "not-chunked",
     ],
 )
 def test_requests_that_would_break_http_are_refused(
