@@ -11,9 +11,10 @@ Rules, stricter than the RFC's minimum where llhttp is: informational (1xx) head
 ``101`` (this client never asks to switch), a transfer coding other than chunked, and any byte
 that breaks the framing are refused; a response to ``HEAD`` ends with its head (its connection
 is then not kept); trailers are read and dropped. Bounds: a head of more than
-:data:`MAX_HEAD_BYTES` (give or take one read), or as many bytes after it that complete nothing
-(a chunk-size line or a trailer that never ends), is refused, so no input makes the parser
-buffer without bound. Every refusal is an ``httpx.RemoteProtocolError``.
+:data:`MAX_HEAD_BYTES` (give or take one read) or of more than :data:`MAX_FIELDS` fields, or
+as many bytes after it that complete nothing (a chunk-size line or a trailer that never ends),
+is refused, so no input makes the parser buffer without bound. Every refusal is an
+``httpx.RemoteProtocolError``.
 
 The connection may serve another request (:attr:`ResponseParser.reusable`) only when the
 response ended cleanly: its end seen (never at EOF), HTTP/1.1 without ``Connection: close``,
@@ -26,10 +27,12 @@ from __future__ import annotations
 import httptools
 import httpx
 
-__all__ = ["MAX_HEAD_BYTES", "ResponseParser"]
+__all__ = ["MAX_FIELDS", "MAX_HEAD_BYTES", "ResponseParser"]
 
 #: The largest response head, and the most bytes after it that complete nothing.
 MAX_HEAD_BYTES = 64 * 1024
+#: The most fields a response head may have.
+MAX_FIELDS = 256
 
 
 _CLOSE = b"close"
@@ -155,6 +158,8 @@ class ResponseParser:
             self._framed = True
         elif name == b"connection" and _CLOSE in value.lower().replace(b" ", b"").split(b","):
             self._closing = True
+        if len(self._head) == MAX_FIELDS:
+            raise httpx.RemoteProtocolError(f"The response's head has over {MAX_FIELDS} fields.")
         self._head.append((name, value.strip(b" \t")))
 
     def on_headers_complete(self) -> None:

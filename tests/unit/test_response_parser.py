@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from nexus_trio.upstream.exchange import request_bytes
-from nexus_trio.upstream.response_parser import MAX_HEAD_BYTES, ResponseParser
+from nexus_trio.upstream.response_parser import MAX_FIELDS, MAX_HEAD_BYTES, ResponseParser
 
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -124,8 +124,7 @@ def test_bytes_after_the_end_in_a_later_read_forbid_reuse() -> None:
 
 def test_an_informational_heads_framing_is_not_the_final_ones() -> None:
     parser = parse(
-        b"HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\n\r\n"
-        b"HTTP/1.1 200 OK\r\n\r\nuntil close",
+        b"HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n\r\nuntil close",
         eof=True,
     )
     assert parser.done
@@ -176,11 +175,17 @@ def test_broken_responses_are_refused(response: bytes, why: str) -> None:
 @pytest.mark.parametrize(
     ("response", "what"),
     [
-        (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 3 * MAX_HEAD_BYTES, "head"),
-        (b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * MAX_HEAD_BYTES, "head"),
-        (CHUNKED + b"5;" + b"e" * 3 * MAX_HEAD_BYTES, "chunk-size line or trailer"),
-        (CHUNKED + b"0\r\nX-T: " + b"e" * 3 * MAX_HEAD_BYTES, "chunk-size line or trailer"),
-        (CHUNKED + b"0\r\n" + b"X-T: t\r\n" * MAX_HEAD_BYTES, "chunk-size line or trailer"),
+        (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 3 * MAX_HEAD_BYTES, "head is too long"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * MAX_HEAD_BYTES, "head has over"),
+        (CHUNKED + b"5;" + b"e" * 3 * MAX_HEAD_BYTES, "chunk-size line or trailer is too long"),
+        (
+            CHUNKED + b"0\r\nX-T: " + b"e" * 3 * MAX_HEAD_BYTES,
+            "chunk-size line or trailer is too long",
+        ),
+        (
+            CHUNKED + b"0\r\n" + b"X-T: t\r\n" * MAX_HEAD_BYTES,
+            "chunk-size line or trailer is too long",
+        ),
     ],
     ids=[
         "long-field",
@@ -191,8 +196,15 @@ def test_broken_responses_are_refused(response: bytes, why: str) -> None:
     ],
 )
 def test_unbounded_input_is_refused(response: bytes, what: str) -> None:
-    with pytest.raises(httpx.RemoteProtocolError, match=f"{what} is too long"):
+    with pytest.raises(httpx.RemoteProtocolError, match=what):
         parse(response, step=8192)
+
+
+def test_a_head_of_too_many_fields_is_refused() -> None:
+    fields = b"".join(b"X-F%d: v\r\n" % index for index in range(MAX_FIELDS))
+    assert len(parse(b"HTTP/1.1 204 No Content\r\n" + fields + b"\r\n").headers) == MAX_FIELDS
+    with pytest.raises(httpx.RemoteProtocolError, match="fields"):
+        parse(b"HTTP/1.1 204 No Content\r\n" + fields + b"X-One-More: v\r\n\r\n")
 
 
 def test_a_large_body_is_no_head() -> None:
