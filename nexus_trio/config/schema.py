@@ -57,6 +57,9 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     drain_timeout_seconds: NonNegativeSeconds = 30.0
     drain_delay_seconds: NonNegativeSeconds = 0.0
     keep_alive_timeout_seconds: Seconds = 5.0
+    #: How long bytes sent to a client may go unacknowledged (it stopped reading, or is gone)
+    #: before its connection is closed: TCP_USER_TIMEOUT on the listeners, at most a day.
+    client_stall_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 60.0
     max_request_body_bytes: AtLeastOne = 10_485_760
     max_response_body_bytes: AtLeastOne = 67_108_864
     #: 0 = unlimited. Each request in flight holds two descriptors; see etc/nexus.toml.

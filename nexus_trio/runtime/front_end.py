@@ -19,11 +19,16 @@ from nexus_trio.gateway.generation import Generations
 _GRACE_MARGIN_SECONDS = 2.0
 
 
-def bind_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def bind_listener(
+    host: str, port: int, *, reuse_port: bool, stall_timeout_seconds: float
+) -> socket.socket:
     """Create and bind the listening socket ourselves (docs/operations.md#scaling-out).
 
     Hypercorn sets ``SO_REUSEPORT`` only in its multi-worker mode, so the daemon binds the
-    socket and hands hypercorn its descriptor (``fd://N``).
+    socket and hands hypercorn its descriptor (``fd://N``). Every accepted connection inherits
+    the listener's ``TCP_USER_TIMEOUT``: the kernel closes a connection whose sent bytes stay
+    unacknowledged for ``stall_timeout_seconds`` (a client that stopped reading, or vanished),
+    which fails the send waiting on it (docs/proxying.md#timeouts).
 
     Raises:
         ListenError: the address cannot be bound (in use, not local, no permission).
@@ -32,6 +37,9 @@ def bind_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, round(stall_timeout_seconds * 1000)
+        )
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
@@ -83,10 +91,13 @@ class FrontEnd:
         connections then have ``drain_timeout_seconds`` (plus a margin) to finish.
         """
         server = self._generations.current.config.server
+        stall = server.client_stall_timeout_seconds
         if self._address is None:
-            listener = bind_listener(server.host, server.port, reuse_port=server.reuse_port)
+            listener = bind_listener(
+                server.host, server.port, reuse_port=server.reuse_port, stall_timeout_seconds=stall
+            )
         else:
-            listener = bind_listener(*self._address, reuse_port=False)
+            listener = bind_listener(*self._address, reuse_port=False, stall_timeout_seconds=stall)
         try:
             await hypercorn.trio.serve(
                 self.app,

@@ -66,6 +66,16 @@ def restart_required(old: Config, new: Config) -> list[str]:
             ("server.host", old.server.host, new.server.host),
             ("server.port", old.server.port, new.server.port),
             ("server.reuse_port", old.server.reuse_port, new.server.reuse_port),
+            (
+                "server.keep_alive_timeout_seconds",
+                old.server.keep_alive_timeout_seconds,
+                new.server.keep_alive_timeout_seconds,
+            ),
+            (
+                "server.client_stall_timeout_seconds",
+                old.server.client_stall_timeout_seconds,
+                new.server.client_stall_timeout_seconds,
+            ),
             ("logging.format", old.logging.format, new.logging.format),
             ("health_check.enabled", old.health_check.enabled, new.health_check.enabled),
             ("state.dir", old.state.dir, new.state.dir),

@@ -32,6 +32,17 @@ def test_listener_health_mode_and_ca_file_need_a_restart() -> None:
     ]
 
 
+def test_the_client_connection_timeouts_need_a_restart() -> None:
+    changed = BASE.replace(
+        "port = 8000",
+        "port = 8000\nkeep_alive_timeout_seconds = 9\nclient_stall_timeout_seconds = 30",
+    )
+    assert restart_required(parse_config(BASE), parse_config(changed)) == [
+        "server.keep_alive_timeout_seconds",
+        "server.client_stall_timeout_seconds",
+    ]
+
+
 def test_thresholds_and_backends_apply_live() -> None:
     changed = BASE + "[quality]\nerror_rate_threshold = 0.2\n"
     changed += '[[backends]]\nname = "new"\nurl = "http://127.0.0.1:1"\ntype = "vllm"\n'
