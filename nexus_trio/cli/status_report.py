@@ -78,7 +78,8 @@ def _budget_lines(spend: dict[str, Any], *, tenant: bool) -> list[str]:
 
 
 def render_status(url: str, stats: dict[str, Any]) -> str:
-    """The report: request totals and spend, then one line per backend and per agent."""
+    """The report: request totals and spend, then one line per backend and per agent (its
+    model's residency, health and quality)."""
     lines = _summary_lines(url, stats)
     lines.append("")
     rows = [_HEADER, *_backend_rows(stats["backends"])]
@@ -112,6 +113,7 @@ def _summary_lines(url: str, stats: dict[str, Any]) -> list[str]:
 _HEADER = [
     "BACKEND",
     "MODEL",
+    "LOADED",
     "HEALTH",
     "QUALITY",
     "ERR 1H",
@@ -131,16 +133,31 @@ def _backend_rows(backends: list[dict[str, Any]]) -> list[list[str]]:
             [
                 backend["name"],
                 f"({backend['type']})",
+                "",
                 backend["status"],
                 *_quality_cells(backend["quality"] or {}),
                 str(backend["pending"]),
             ]
         )
         rows.extend(
-            ["", agent["model"], "", *_quality_cells(agent["quality"] or {}), ""]
+            [
+                "",
+                agent["model"],
+                _residency(agent.get("residency")),
+                "",
+                *_quality_cells(agent["quality"] or {}),
+                "",
+            ]
             for agent in backend["agents"]
         )
     return rows
+
+
+def _residency(residency: dict[str, Any] | None) -> str:
+    """Whether the model is loaded on its backend (docs/routing.md#residency); "-" when the
+    backend has not said."""
+    state = (residency or {}).get("state", "unknown")
+    return "-" if state == "unknown" else str(state)
 
 
 def _quality_cells(quality: dict[str, Any]) -> list[str]:

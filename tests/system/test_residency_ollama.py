@@ -8,6 +8,7 @@ use (``/api/ps``, ``keep_alive``, one model at a time).
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,22 @@ async def residency(client: httpx.AsyncClient, url: str, backend: str, model: st
     (entry,) = [b for b in stats["backends"] if b["name"] == backend]
     (agent,) = [a for a in entry["agents"] if a["model"] == model]
     return agent["residency"] | {"cold_starts": entry["cold_starts"]}
+
+
+async def loaded_column(url: str) -> dict[tuple[str, str], str]:
+    """``nexus-trio status``'s LOADED column for each (backend, model) it shows as loaded."""
+    report = await trio.run_process(
+        [sys.executable, "-m", "nexus_trio", "status", "--url", url], capture_stdout=True
+    )
+    loaded: dict[tuple[str, str], str] = {}
+    backend = ""
+    for line in report.stdout.decode().splitlines():
+        cells = line.split()
+        if line[:1].isalpha() and len(cells) > 2 and cells[1].startswith("("):
+            backend = cells[0]  # a backend's row: its name, (type), health, ...
+        elif line.startswith(" ") and backend and len(cells) > 1 and cells[1] == "loaded":
+            loaded[backend, cells[0]] = cells[1]
+    return loaded
 
 
 async def test_ollama_residency_routing_and_cold_starts(
@@ -85,5 +102,7 @@ async def test_ollama_residency_routing_and_cold_starts(
         assert (await residency(client, url, "a", "m1"))["cold_starts"] == 1
         assert await chat(client, url, "m1") == ("a", "best_score")
         assert (await residency(client, url, "a", "m1"))["cold_starts"] == 2
+    # ``nexus-trio status`` says the same: b holds m2 (pinned), a holds m1 (the last load)
+    assert await loaded_column(url) == {("a", "m1"): "loaded", ("b", "m2"): "loaded"}
     assert fleet["a"].memory.loads == 2
     assert fleet["b"].memory.loads == 1
