@@ -14,7 +14,7 @@ from typing import Self
 import httpx
 import trio
 
-from nexus_trio.upstream.exchange import READ_TIMEOUT, deadline, receive
+from nexus_trio.upstream.exchange import READ_TIMEOUT, deadline, read_into
 from nexus_trio.upstream.pool import Connection, HostPool
 from nexus_trio.upstream.response_parser import ResponseParser
 
@@ -33,11 +33,13 @@ class ResponseStream(httpx.AsyncByteStream):
         self,
         pool: HostPool,
         connection: Connection,
+        parser: ResponseParser,
         read_timeout: float | None,
         received: list[bytes],
     ) -> None:
         self._pool = pool
         self._connection: Connection | None = connection
+        self._parser = parser
         self._read_timeout = read_timeout
         #: Body bytes that came with the head, handed over first.
         self._received = received
@@ -56,10 +58,9 @@ class ResponseStream(httpx.AsyncByteStream):
         """
         if self._received:
             return self._received.pop(0)
-        connection = self._connection
-        if connection is None or connection.parser is None:
+        connection, parser = self._connection, self._parser
+        if connection is None:
             raise StopAsyncIteration
-        parser = connection.parser
         received = False
         try:
             with deadline(self._read_timeout):
@@ -93,11 +94,7 @@ class ResponseStream(httpx.AsyncByteStream):
 async def _read_some(connection: Connection, parser: ResponseParser) -> list[bytes]:
     """Read until a read completes some body bytes or the end of the response."""
     while True:
-        data = await receive(connection)
-        if data:
-            parser.feed(data)
-        else:
-            parser.eof()
+        await read_into(connection, parser)
         pieces = parser.take()
         if pieces or parser.done:
             return pieces

@@ -20,7 +20,7 @@ import httpx
 import trio
 
 from nexus_trio.upstream.pool import Connection
-from nexus_trio.upstream.response_parser import ResponseParser
+from nexus_trio.upstream.response_parser import ResponseParser, asks_to_close
 
 _RECEIVE_SIZE = 65536
 _NO_DEADLINE = contextlib.nullcontext()
@@ -87,6 +87,19 @@ async def receive(connection: Connection) -> bytes:
     return data
 
 
+async def read_into(connection: Connection, parser: ResponseParser) -> None:
+    """One read from ``connection`` into ``parser`` (the end of the stream, if it ended).
+
+    Raises:
+        httpx.TransportError: the read failed, or the bytes (or their end) break HTTP.
+    """
+    data = await receive(connection)
+    if data:
+        parser.feed(data)
+    else:
+        parser.eof()
+
+
 def request_bytes(
     method: str, target: bytes, headers: Iterable[tuple[bytes, bytes]], body: bytes
 ) -> tuple[bytes, bool]:
@@ -113,7 +126,7 @@ def request_bytes(
         if lowered in (b"content-length", b"transfer-encoding"):
             framing.append((lowered, value.lower()))
         elif lowered == b"connection":
-            closing = closing or b"close" in value.lower()
+            closing = closing or asks_to_close(value)
     lines.append(b"\r\n")
     lines += _framed_body(framing, body)
     return b"".join(lines), closing
@@ -154,11 +167,7 @@ async def exchange(
     try:
         with deadline(timeouts.get("read")):
             while not parser.head_done:
-                received = await receive(connection)
-                if received:
-                    parser.feed(received)
-                else:
-                    parser.eof()
+                await read_into(connection, parser)
     except trio.TooSlowError as exc:
         raise httpx.ReadTimeout(READ_TIMEOUT) from exc
     return parser

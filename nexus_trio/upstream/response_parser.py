@@ -27,7 +27,7 @@ from __future__ import annotations
 import httptools
 import httpx
 
-__all__ = ["MAX_FIELDS", "MAX_HEAD_BYTES", "ResponseParser"]
+__all__ = ["MAX_FIELDS", "MAX_HEAD_BYTES", "ResponseParser", "asks_to_close"]
 
 #: The largest response head, and the most bytes after it that complete nothing.
 MAX_HEAD_BYTES = 64 * 1024
@@ -35,7 +35,9 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_FIELDS = 256
 
 
-_CLOSE = b"close"
+def asks_to_close(value: bytes) -> bool:
+    """Whether a ``Connection`` field's value holds the ``close`` token (either message's)."""
+    return b"close" in value.lower().replace(b" ", b"").replace(b"\t", b"").split(b",")
 
 
 class _Extra(Exception):
@@ -156,7 +158,7 @@ class ResponseParser:
             raise httpx.RemoteProtocolError("Unsupported Transfer-Encoding (only chunked).")
         if name in (b"content-length", b"transfer-encoding"):
             self._framed = True
-        elif name == b"connection" and _CLOSE in value.lower().replace(b" ", b"").split(b","):
+        elif name == b"connection" and asks_to_close(value):
             self._closing = True
         if len(self._head) == MAX_FIELDS:
             raise httpx.RemoteProtocolError(f"The response's head has over {MAX_FIELDS} fields.")

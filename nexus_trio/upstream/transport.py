@@ -148,7 +148,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             pool.release(connection, keep=connection.reusable())
             stream = httpx.ByteStream(b"".join(received))
         else:
-            stream = ResponseStream(pool, connection, timeouts.get("read"), received)
+            stream = ResponseStream(pool, connection, parser, timeouts.get("read"), received)
         return httpx.Response(
             parser.status,
             headers=parser.headers,
