@@ -17,6 +17,7 @@ import trio
 from nexus_trio.runtime.front_end import bind_listener
 from tests.system.gateway_process import GatewayFactory, in_flight
 from tests.system.polling import poll
+from tests.system.raw_upstream import SSE_HEAD, RawUpstream, chunk
 
 pytestmark = pytest.mark.system
 
@@ -31,28 +32,18 @@ STALL_SECONDS = 1.0
 BOUND_SECONDS = 10.0
 
 
-class Upstream:
+class Upstream(RawUpstream):
     """Streams 64 large events to each request; notes when its connection was closed."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.closed = trio.Event()
-        self.port = 0
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started()
-        await trio.serve_listeners(self._serve, listeners)
-
-    async def _serve(self, stream: trio.SocketStream) -> None:
-        received = b""
-        while b"\r\n\r\n" not in received:
-            received += await stream.receive_some(65536)
-        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    async def answer(self, stream: trio.SocketStream) -> None:
         try:
-            await stream.send_all(head + b"transfer-encoding: chunked\r\n\r\n")
+            await stream.send_all(SSE_HEAD + b"\r\n")
             for _ in range(64):
-                await stream.send_all(b"%x\r\n%s\r\n" % (len(EVENT), EVENT))
+                await stream.send_all(chunk(EVENT))
             await trio.sleep_forever()  # never ends the stream: only the gateway can
         except trio.BrokenResourceError:
             pass

@@ -21,6 +21,7 @@ import trio
 from tests.system.gateway_process import GatewayFactory, access_records
 from tests.system.polling import poll
 from tests.system.ports import free_port
+from tests.system.raw_upstream import SSE_HEAD, RawUpstream, chunk
 from tests.system.wheel import REPO
 
 pytestmark = pytest.mark.system
@@ -87,34 +88,22 @@ async def running_nginx(site: str, directory: Path) -> AsyncIterator[None]:
             await process.wait()
 
 
-class LockstepUpstream:
+class LockstepUpstream(RawUpstream):
     """An OpenAI-style backend whose stream sends event ``i + 1`` only once the client has
     received event ``i``: any buffering on the way stalls the stream."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.received = [trio.Event() for _ in range(EVENTS)]
-        self.port = 0
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started()
-        await trio.serve_listeners(self._serve, listeners)
-
-    async def _serve(self, stream: trio.SocketStream) -> None:
-        request = b""
-        while b"\r\n\r\n" not in request:
-            request += await stream.receive_some(65536)
-        await stream.send_all(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-            b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-        )
+    async def answer(self, stream: trio.SocketStream) -> None:
+        await stream.send_all(SSE_HEAD + b"connection: close\r\n\r\n")
         for index in range(EVENTS):
             if index:
                 with trio.fail_after(5):
                     await self.received[index - 1].wait()
-            await stream.send_all(_chunk(_event(index)))
-        await stream.send_all(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+            await stream.send_all(chunk(_event(index)))
+        await stream.send_all(chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
         await stream.aclose()
 
 
@@ -126,10 +115,6 @@ def _event(index: int) -> bytes:
         "choices": [{"index": 0, "delta": {"content": f"e{index} "}, "finish_reason": None}],
     }
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
-def _chunk(data: bytes) -> bytes:
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
 @pytest.mark.skipif(
