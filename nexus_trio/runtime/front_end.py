@@ -91,13 +91,17 @@ class FrontEnd:
         connections then have ``drain_timeout_seconds`` (plus a margin) to finish.
         """
         server = self._generations.current.config.server
-        stall = server.client_stall_timeout_seconds
-        if self._address is None:
-            listener = bind_listener(
-                server.host, server.port, reuse_port=server.reuse_port, stall_timeout_seconds=stall
-            )
-        else:
-            listener = bind_listener(*self._address, reuse_port=False, stall_timeout_seconds=stall)
+        host, port, reuse_port = (
+            (server.host, server.port, server.reuse_port)
+            if self._address is None
+            else (*self._address, False)
+        )
+        listener = bind_listener(
+            host,
+            port,
+            reuse_port=reuse_port,
+            stall_timeout_seconds=server.client_stall_timeout_seconds,
+        )
         try:
             await hypercorn.trio.serve(
                 self.app,
